@@ -1,0 +1,39 @@
+#!/bin/sh
+# Install what banger needs to build and test on Debian (bookworm or newer).
+# Idempotent; needs root (or sudo).
+set -eu
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	SUDO="sudo"
+fi
+
+PKGS="build-essential pkg-config
+libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
+e2fsprogs util-linux procps iproute2 curl file
+python3 python3-pytest python3-requests python3-requests-unixsocket
+python3-jsonschema python3-yaml
+shellcheck"
+
+missing=""
+for p in $PKGS; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+		missing="$missing $p"
+	fi
+done
+# Node.js may come from Debian or from elsewhere (with its own npm).
+if ! command -v npm >/dev/null 2>&1; then
+	missing="$missing nodejs npm"
+fi
+if [ -n "$missing" ]; then
+	echo "deps: installing$missing"
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+# Redocly CLI (pinned in package.json) for `make lint`.
+here=$(cd "$(dirname "$0")/.." && pwd)
+if [ ! -x "$here/node_modules/.bin/redocly" ]; then
+	(cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+fi

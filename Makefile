@@ -1,0 +1,146 @@
+# banger - build, test and lint.  `make help` lists the targets.
+
+CC       ?= cc
+PYTHON   ?= /usr/bin/python3
+BUILD    ?= build
+SAN      ?=
+CFLAGS   ?= -O2 -g
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wno-format-truncation
+CPPFLAGS += -D_GNU_SOURCE -Isrc
+ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(CPPFLAGS) -pthread
+ifeq ($(SAN),1)
+BUILD     = build/san
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+LDSAN      = -fsanitize=address,undefined
+endif
+
+DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcurl -pthread
+CLI_LIBS    = -lcurl -ljansson
+
+COMMON_SRC = $(wildcard src/common/*.c)
+# Daemon code except main(): also linked into the unit tests.
+LIB_SRC    = $(COMMON_SRC) $(wildcard src/store/*.c src/vmm/*.c src/net/*.c \
+             src/guest/*.c src/core/*.c src/api/*.c)
+DAEMON_SRC = $(wildcard src/daemon/*.c)
+CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c
+AGENT_SRC  = $(wildcard agent/*.c)
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+
+LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
+DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/cli-obj/%.o)
+UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+ifeq ($(SAN),1)
+BANGERD = $(BUILD)/bangerd
+BANGER  = $(BUILD)/banger
+FAKE_FC = $(BUILD)/firecracker
+else
+BANGERD = bangerd
+BANGER  = banger
+FAKE_FC = tests/fakes/firecracker
+endif
+AGENT   = runtime/banger-vsock-agent
+
+
+.PHONY: run
+.PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
+        lint-shell deps bench help clean
+
+all: build
+
+## build: compile bangerd, banger, the guest agent and the test double
+build: $(BANGERD) $(BANGER) $(AGENT) $(FAKE_FC)
+
+$(BUILD)/%.o: %.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -c $< -o $@
+
+$(BUILD)/cli-obj/%.o: %.c $(wildcard src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libbangerd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BANGERD): $(DAEMON_OBJ) $(BUILD)/libbangerd.a
+	$(CC) $(LDSAN) -o $@ $^ $(DAEMON_LIBS)
+
+$(BANGER): $(CLI_OBJ)
+	$(CC) $(LDSAN) -o $@ $^ $(CLI_LIBS)
+
+# The agent runs inside any guest (glibc or musl): always static, never
+# sanitized.
+$(AGENT): $(AGENT_SRC) $(wildcard agent/*.h)
+	@mkdir -p runtime
+	$(CC) -std=gnu11 $(WARN) -O2 -static -o $@ $(AGENT_SRC) -pthread
+
+$(FAKE_FC): tests/fakes/firecracker.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< -lmicrohttpd -ljansson -pthread
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
+
+## test: everything CI runs: unit, test double, API and CLI suites, then
+##       the same again under ASan+UBSan
+test: build
+	$(MAKE) test-unit test-fake test-api
+	$(MAKE) test-san
+
+## test-unit: C unit tests (TAP) and the agent's tests
+test-unit: $(UNIT_BIN) $(AGENT)
+	@set -e; for t in $(UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
+	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
+
+## test-fake: the Firecracker test double against the published API
+test-fake: $(FAKE_FC) $(AGENT)
+	BANGER_FAKE_FC=$(FAKE_FC) $(PYTHON) -m pytest -q tests/fakes
+
+## test-api: HTTP-level and CLI suites against a live bangerd
+test-api: $(BANGERD) $(BANGER) $(FAKE_FC) $(AGENT)
+	BANGERD=$(BANGERD) BANGER=$(BANGER) BANGER_FAKE_FC=$(FAKE_FC) \
+	    $(PYTHON) -m pytest -q tests/api tests/cli
+
+## test-san: unit and API suites with AddressSanitizer and UBSan
+test-san:
+	$(MAKE) SAN=1 build test-unit test-api
+
+## lint: openapi.yaml (Redocly), shell scripts (shellcheck)
+lint: lint-openapi lint-shell
+
+## lint-openapi: redocly lint openapi.yaml (after npm ci)
+lint-openapi:
+	npx --no-install redocly lint openapi.yaml
+
+## lint-shell: shellcheck every tracked shell script
+lint-shell:
+	@files=$$(git ls-files '*.sh' .ci/run); \
+	    if [ -n "$$files" ]; then shellcheck $$files; fi
+
+## run: the main job: build, bundle, boot VM "demo", show health, SSH in
+##      (needs the guest-image and real-boot work; says so until then)
+run: build
+	@echo "make run: booting a real guest needs the runtime bundle (kernel, rootfs," >&2
+	@echo "work seed, SSH key) and the QEMU driver, which are not built yet." >&2
+	@echo "See README.md, 'Status'. The API works today against the test double:" >&2
+	@echo "  make test" >&2
+	@exit 1
+
+## deps: install build and test dependencies (Debian; needs root)
+deps:
+	sh .ci/deps.sh
+
+## help: list targets
+help:
+	@grep -E '^## ' Makefile | sed 's/^## /  /'
+
+## clean: remove build output (keeps the runtime bundle)
+clean:
+	rm -rf build bangerd banger $(AGENT) tests/fakes/firecracker
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
