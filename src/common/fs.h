@@ -1,0 +1,27 @@
+/* fs.h - file operations for VM disks. */
+#ifndef BANGER_FS_H
+#define BANGER_FS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Copy src to a new file dst (which must not exist) without materialising
+ * holes: FICLONE (reflink) first, else SEEK_DATA/SEEK_HOLE extents copied
+ * with copy_file_range.  On failure dst is removed. */
+int fs_copy_sparse(const char *src, const char *dst, int mode,
+    struct bn_err *err);
+
+/* Remove a directory tree that we created (VM directories); does not
+ * follow symlinks.  Missing is not an error. */
+int fs_remove_tree(const char *path, struct bn_err *err);
+
+/* Check that path is a regular file we can read; BN_EPATH otherwise. */
+int fs_check_regular(const char *what, const char *path, struct bn_err *err);
+
+/* Bytes allocated on disk (st_blocks * 512) and apparent size. */
+int fs_usage(const char *path, uint64_t *ret_alloc, uint64_t *ret_size,
+    struct bn_err *err);
+
+#endif

@@ -1,0 +1,37 @@
+/* proc.h - spawning processes with argv (never a shell), and watching them. */
+#ifndef BANGER_PROC_H
+#define BANGER_PROC_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "err.h"
+
+/* Start argv[0] (a path) detached from us: in its own session, reparented
+ * away from bangerd (double fork), so it survives a daemon restart.
+ * stdin is /dev/null, stdout and stderr append to out_path (or /dev/null).
+ * Returns the grandchild's pid, after its exec succeeded. */
+int proc_spawn_detached(char *const argv[], const char *out_path,
+    pid_t *ret_pid, struct bn_err *err);
+
+/* Run argv to completion (stdout/stderr to /dev/null unless capture is
+ * given, which receives up to capsz-1 bytes of stderr+stdout).  Fails with
+ * BN_ESYS if it cannot run and BN_EINTERNAL-like error text if it exits
+ * non-zero; *ret_status gets the exit status when not NULL. */
+int proc_run(char *const argv[], int timeout_ms, char *capture, size_t capsz,
+    int *ret_status, struct bn_err *err);
+
+/* True when pid is alive (and not a zombie). */
+bool proc_alive(pid_t pid);
+/* True when /proc/<pid>/cmdline contains every string in needles as an
+ * exact argument. */
+bool proc_cmdline_has(pid_t pid, const char *const needles[], int n);
+/* Wait until pid is gone or timeout_ms passes; returns true if gone. */
+bool proc_wait_gone(pid_t pid, int timeout_ms);
+
+/* Locate an executable: absolute/relative path as-is, else search PATH.
+ * Writes into out. */
+int proc_find_exe(const char *name, char *out, size_t outsz,
+    struct bn_err *err);
+
+#endif

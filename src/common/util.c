@@ -1,0 +1,266 @@
+/* util.c - small shared helpers. */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+
+void *
+xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (p == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+void *
+xcalloc(size_t n, size_t m)
+{
+	void *p = calloc(n ? n : 1, m ? m : 1);
+	if (p == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+char *
+xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (p == NULL)
+		fatalx("out of memory");
+	return p;
+}
+
+void
+time_rfc3339(char buf[32])
+{
+	struct timespec ts;
+	struct tm tm;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(buf, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+long long
+time_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void
+sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+int
+random_hex(char *out, size_t nbytes, struct bn_err *err)
+{
+	unsigned char raw[64];
+	static const char hex[] = "0123456789abcdef";
+
+	if (nbytes > sizeof(raw))
+		return bn_fail(err, BN_EINTERNAL, 0, "random_hex: %zu bytes", nbytes);
+	if (getrandom(raw, nbytes, 0) != (ssize_t)nbytes)
+		return bn_fail(err, BN_ESYS, errno, "getrandom");
+	for (size_t i = 0; i < nbytes; i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 15];
+	}
+	out[2 * nbytes] = '\0';
+	return 0;
+}
+
+bool
+name_valid(const char *name)
+{
+	size_t n;
+
+	if (name == NULL)
+		return false;
+	n = strlen(name);
+	if (n < 1 || n > 63 || name[0] == '-' || name[n - 1] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+int
+name_check(const char *what, const char *name, struct bn_err *err)
+{
+	if (name_valid(name))
+		return 0;
+	bn_fail(err, BN_ENAME, 0,
+	    "invalid %s name: must be 1-63 characters of a-z, 0-9 and '-', "
+	    "not starting or ending with '-'", what);
+	bn_err_detail(err, "name", name);
+	return bn_err_hint(err, "use a DNS label such as 'web' or 'dev-1'");
+}
+
+int
+path_check_abs(const char *what, const char *path, struct bn_err *err)
+{
+	const char *p;
+
+	if (path == NULL || path[0] != '/') {
+		bn_fail(err, BN_EPATH, 0, "%s must be an absolute path", what);
+		bn_err_detail(err, "path", path ? path : "");
+		return -1;
+	}
+	if (strlen(path) >= PATH_MAX)
+		return bn_fail(err, BN_EPATH, 0, "%s is too long", what);
+	for (p = path; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			bn_fail(err, BN_EPATH, 0,
+			    "%s contains a control character", what);
+			return -1;
+		}
+	}
+	/* Reject ".." components: the path must name what it says. */
+	for (p = path; (p = strstr(p, "/..")) != NULL; p += 3) {
+		if (p[3] == '/' || p[3] == '\0') {
+			bn_fail(err, BN_EPATH, 0, "%s must not contain '..'", what);
+			bn_err_detail(err, "path", path);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+path_join(char *out, size_t outsz, struct bn_err *err, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(out, outsz, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= outsz)
+		return bn_fail(err, BN_EINVAL, 0, "path too long: %.64s...", out);
+	return 0;
+}
+
+int
+file_read_all(const char *path, size_t max, char **ret, size_t *ret_len,
+    struct bn_err *err)
+{
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0, cap = 4096;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return bn_fail(err, BN_ESYS, errno, "open %s", path);
+	buf = xmalloc(cap + 1);
+	for (;;) {
+		ssize_t r;
+		if (len == cap) {
+			if (cap >= max)
+				return bn_fail(err, BN_EINVAL, 0,
+				    "%s is larger than %zu bytes", path, max);
+			cap *= 2;
+			char *nb = realloc(buf, cap + 1);
+			if (nb == NULL)
+				fatalx("out of memory");
+			buf = nb;
+		}
+		r = read(fd, buf + len, cap - len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return bn_fail(err, BN_ESYS, errno, "read %s", path);
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	if (len > max)
+		return bn_fail(err, BN_EINVAL, 0, "%s is larger than %zu bytes",
+		    path, max);
+	buf[len] = '\0';
+	if (ret_len)
+		*ret_len = len;
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int
+file_write_atomic(const char *path, const char *data, size_t len, int mode,
+    struct bn_err *err)
+{
+	char tmp[PATH_MAX];
+	int fd;
+
+	if (path_join(tmp, sizeof(tmp), err, "%s.tmp.%d", path, (int)getpid()) < 0)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0)
+		return bn_fail(err, BN_ESYS, errno, "create %s", tmp);
+	while (len > 0) {
+		ssize_t w = write(fd, data, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			bn_fail(err, BN_ESYS, errno, "write %s", tmp);
+			close(fd);
+			unlink(tmp);
+			return -1;
+		}
+		data += w;
+		len -= (size_t)w;
+	}
+	if (fsync(fd) < 0 || close(fd) < 0) {
+		bn_fail(err, BN_ESYS, errno, "fsync %s", tmp);
+		unlink(tmp);
+		return -1;
+	}
+	if (rename(tmp, path) < 0) {
+		bn_fail(err, BN_ESYS, errno, "rename %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mkdir_p(const char *path, int mode, struct bn_err *err)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return bn_fail(err, BN_EINVAL, 0, "bad directory path");
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
+			return bn_fail(err, BN_ESYS, errno, "mkdir %s", buf);
+		*p = '/';
+	}
+	if (mkdir(buf, (mode_t)mode) < 0 && errno != EEXIST)
+		return bn_fail(err, BN_ESYS, errno, "mkdir %s", buf);
+	return 0;
+}
