@@ -1,0 +1,119 @@
+/* store.h - bangerd's SQLite state: VMs, images, operations.
+ *
+ * One connection guarded by a mutex; every change is one transaction.
+ * The schema is migrated by PRAGMA user_version.  A generation counter
+ * bumps on every VM change so readers can cache rendered lists.
+ */
+#ifndef BANGER_STORE_H
+#define BANGER_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/err.h"
+
+#define VM_NAME_MAX 64
+#define VM_ID_LEN 16
+
+enum vm_state {
+	VM_CREATING, VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_ERROR
+};
+
+struct vm {
+	char id[VM_ID_LEN + 1];
+	char name[VM_NAME_MAX];
+	char image[VM_NAME_MAX];
+	int vcpus;
+	int memory_mib;
+	int disk_gib;
+	bool nat;
+	enum vm_state state;
+	char vmm[16];          /* "firecracker", "qemu" or "" */
+	pid_t pid;             /* 0 when not running */
+	unsigned cid;          /* vsock guest CID, >= 3 */
+	char health[16];       /* ok | degraded | unreachable | unknown */
+	char last_error[256];
+	char created_at[32], started_at[32], stopped_at[32], updated_at[32];
+};
+
+enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };
+
+struct image {
+	char name[VM_NAME_MAX];
+	enum image_source source;
+	bool managed;
+	char rootfs[4096];
+	char work_seed[4096];  /* "" when none */
+	char created_at[32], updated_at[32];
+};
+
+enum op_state { OP_PENDING, OP_RUNNING, OP_SUCCEEDED, OP_FAILED };
+
+struct op_row {
+	char id[24];
+	char kind[24];
+	char target[VM_NAME_MAX];
+	enum op_state state;
+	char stage[32];
+	int progress;
+	char *error_json;    /* owned, may be NULL */
+	char *result_json;   /* owned, may be NULL */
+	char created_at[32], updated_at[32], finished_at[32];
+};
+
+struct store;
+
+int store_open(const char *path, struct store **ret, struct bn_err *err);
+void store_close(struct store *s);
+int store_schema_version(struct store *s);
+/* Bumped after every committed VM or image change. */
+uint64_t store_generation(struct store *s);
+
+const char *vm_state_name(enum vm_state st);
+int vm_state_parse(const char *s, enum vm_state *ret);
+const char *image_source_name(enum image_source src);
+const char *op_state_name(enum op_state st);
+
+/* VMs.  Lookups by name; BN_EVM_NOTFOUND when missing. */
+int store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err);
+int store_vm_get(struct store *s, const char *name, struct vm *ret,
+    struct bn_err *err);
+int store_vm_update(struct store *s, const struct vm *vm, struct bn_err *err);
+int store_vm_delete(struct store *s, const char *name, struct bn_err *err);
+/* All VMs sorted by name into a malloc'd array. */
+int store_vm_list(struct store *s, struct vm **ret, int *ret_n,
+    struct bn_err *err);
+int store_vm_count(struct store *s, int *ret, struct bn_err *err);
+/* Smallest free vsock CID >= 3. */
+int store_vm_free_cid(struct store *s, unsigned *ret, struct bn_err *err);
+/* Number of VMs that use an image. */
+int store_vm_count_image(struct store *s, const char *image, int *ret,
+    struct bn_err *err);
+
+/* Images (registered and built; the bundle image is not stored). */
+int store_image_upsert(struct store *s, const struct image *img,
+    bool *ret_created, struct bn_err *err);
+int store_image_get(struct store *s, const char *name, struct image *ret,
+    struct bn_err *err);
+int store_image_delete(struct store *s, const char *name, struct bn_err *err);
+int store_image_list(struct store *s, struct image **ret, int *ret_n,
+    struct bn_err *err);
+
+/* Operations. */
+int store_op_put(struct store *s, const struct op_row *op, struct bn_err *err);
+int store_op_get(struct store *s, const char *id, struct op_row *ret,
+    struct bn_err *err);
+/* Newest first, at most limit rows. */
+int store_op_list(struct store *s, int limit, struct op_row **ret, int *ret_n,
+    struct bn_err *err);
+void op_row_clear(struct op_row *op);
+/* Mark operations that were pending or running as failed (daemon restart). */
+int store_op_fail_unfinished(struct store *s, const char *error_json,
+    int *ret_n, struct bn_err *err);
+/* Highest numeric suffix used by an operation id (to continue numbering). */
+int store_op_max_seq(struct store *s, uint64_t *ret, struct bn_err *err);
+/* Keep at most keep finished operations. */
+int store_op_prune(struct store *s, int keep, struct bn_err *err);
+
+#endif

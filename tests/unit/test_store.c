@@ -1,0 +1,176 @@
+/* Store: schema migration, VM/image/operation rows, constraints. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "store/store.h"
+#include "tap.h"
+
+static struct vm
+mkvm(const char *name, unsigned cid)
+{
+	struct vm vm;
+
+	memset(&vm, 0, sizeof(vm));
+	snprintf(vm.id, sizeof(vm.id), "%016x", cid);
+	snprintf(vm.name, sizeof(vm.name), "%s", name);
+	snprintf(vm.image, sizeof(vm.image), "default");
+	vm.vcpus = 2;
+	vm.memory_mib = 512;
+	vm.disk_gib = 8;
+	vm.cid = cid;
+	vm.state = VM_STOPPED;
+	time_rfc3339(vm.created_at);
+	time_rfc3339(vm.updated_at);
+	return vm;
+}
+
+static int
+test_migrate_and_vms(void)
+{
+	struct store *s;
+	struct bn_err err;
+	struct vm vm = mkvm("web", 3), got, *all;
+	int n;
+	unsigned cid;
+
+	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
+	fail_unless(store_schema_version(s) == 1, "version %d", store_schema_version(s));
+	uint64_t g0 = store_generation(s);
+	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
+	fail_unless(store_generation(s) > g0, "generation bumps");
+	fail_unless(store_vm_insert(s, &vm, &err) < 0 && err.code == BN_EVM_EXISTS,
+	    "duplicate refused: %d", err.code);
+	fail_unless(store_vm_get(s, "web", &got, &err) == 0, "%s", err.msg);
+	fail_unless(got.cid == 3 && got.vcpus == 2 && got.state == VM_STOPPED, "row");
+	got.state = VM_RUNNING;
+	got.pid = 4242;
+	fail_unless(store_vm_update(s, &got, &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_get(s, "web", &got, &err) == 0 && got.pid == 4242 &&
+	    got.state == VM_RUNNING, "update persisted");
+	fail_unless(store_vm_free_cid(s, &cid, &err) == 0 && cid == 4, "cid %u", cid);
+	struct vm b = mkvm("api", 5);
+	fail_unless(store_vm_insert(s, &b, &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_free_cid(s, &cid, &err) == 0 && cid == 4, "gap %u", cid);
+	fail_unless(store_vm_list(s, &all, &n, &err) == 0 && n == 2, "list");
+	fail_unless(strcmp(all[0].name, "api") == 0, "sorted by name");
+	free(all);
+	fail_unless(store_vm_delete(s, "web", &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_get(s, "web", &got, &err) < 0 &&
+	    err.code == BN_EVM_NOTFOUND, "gone");
+	fail_unless(store_vm_delete(s, "web", &err) < 0 &&
+	    err.code == BN_EVM_NOTFOUND, "second delete");
+	store_close(s);
+	return 0;
+}
+
+static int
+test_images(void)
+{
+	struct store *s;
+	struct bn_err err;
+	struct image img, got;
+	bool created;
+	int users;
+
+	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
+	memset(&img, 0, sizeof(img));
+	snprintf(img.name, sizeof(img.name), "local");
+	snprintf(img.rootfs, sizeof(img.rootfs), "/a/rootfs.ext4");
+	img.source = IMAGE_REGISTERED;
+	snprintf(img.created_at, sizeof(img.created_at), "2026-01-01T00:00:00Z");
+	snprintf(img.updated_at, sizeof(img.updated_at), "2026-01-01T00:00:00Z");
+	fail_unless(store_image_upsert(s, &img, &created, &err) == 0 && created, "new");
+	snprintf(img.rootfs, sizeof(img.rootfs), "/b/rootfs.ext4");
+	snprintf(img.created_at, sizeof(img.created_at), "2027-01-01T00:00:00Z");
+	fail_unless(store_image_upsert(s, &img, &created, &err) == 0 && !created, "upd");
+	fail_unless(store_image_get(s, "local", &got, &err) == 0, "%s", err.msg);
+	fail_unless(strcmp(got.rootfs, "/b/rootfs.ext4") == 0, "path updated");
+	fail_unless(strcmp(got.created_at, "2026-01-01T00:00:00Z") == 0,
+	    "created_at kept: %s", got.created_at);
+	struct vm vm = mkvm("user", 3);
+	snprintf(vm.image, sizeof(vm.image), "local");
+	store_vm_insert(s, &vm, &err);
+	fail_unless(store_vm_count_image(s, "local", &users, &err) == 0 && users == 1,
+	    "users %d", users);
+	fail_unless(store_image_delete(s, "nope", &err) < 0 &&
+	    err.code == BN_EIMG_NOTFOUND, "missing image");
+	store_close(s);
+	return 0;
+}
+
+static int
+test_operations(void)
+{
+	struct store *s;
+	struct bn_err err;
+	struct op_row op, got, *list;
+	int n, failed;
+
+	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
+	memset(&op, 0, sizeof(op));
+	snprintf(op.id, sizeof(op.id), "op-1");
+	snprintf(op.kind, sizeof(op.kind), "vm.create");
+	snprintf(op.target, sizeof(op.target), "web");
+	op.state = OP_RUNNING;
+	snprintf(op.stage, sizeof(op.stage), "boot");
+	time_rfc3339(op.created_at);
+	time_rfc3339(op.updated_at);
+	fail_unless(store_op_put(s, &op, &err) == 0, "%s", err.msg);
+	op.progress = 50;
+	fail_unless(store_op_put(s, &op, &err) == 0, "%s", err.msg);
+	fail_unless(store_op_get(s, "op-1", &got, &err) == 0 && got.progress == 50,
+	    "upsert");
+	op_row_clear(&got);
+	fail_unless(store_op_fail_unfinished(s, "{\"code\":\"internal\"}", &failed,
+	    &err) == 0 && failed == 1, "interrupted ops failed: %d", failed);
+	fail_unless(store_op_get(s, "op-1", &got, &err) == 0 && got.state == OP_FAILED
+	    && got.error_json && strstr(got.error_json, "internal"), "failed state");
+	op_row_clear(&got);
+	fail_unless(store_op_list(s, 10, &list, &n, &err) == 0 && n == 1, "list");
+	op_row_clear(&list[0]);
+	free(list);
+	fail_unless(store_op_get(s, "op-2", &got, &err) < 0 &&
+	    err.code == BN_EOP_NOTFOUND, "not found");
+	store_close(s);
+	return 0;
+}
+
+static int
+test_reopen_file(void)
+{
+	char path[] = "/tmp/banger-test-store-XXXXXX";
+	int fd = mkstemp(path);
+	struct store *s;
+	struct bn_err err;
+	struct vm vm = mkvm("persist", 7), got;
+
+	fail_unless(fd >= 0, "mkstemp");
+	close(fd);
+	fail_unless(store_open(path, &s, &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
+	store_close(s);
+	fail_unless(store_open(path, &s, &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_get(s, "persist", &got, &err) == 0 && got.cid == 7,
+	    "survives reopen");
+	store_close(s);
+	unlink(path);
+	char wal[64];
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	unlink(wal);
+	snprintf(wal, sizeof(wal), "%s-shm", path);
+	unlink(wal);
+	return 0;
+}
+
+int
+main(void)
+{
+	tap_begin();
+	RUN_TEST(test_migrate_and_vms);
+	RUN_TEST(test_images);
+	RUN_TEST(test_operations);
+	RUN_TEST(test_reopen_file);
+	return tap_end();
+}
