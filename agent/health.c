@@ -1,0 +1,322 @@
+/* health.c - gathers the guest facts served at GET /healthz.
+ *
+ * Everything comes from /proc, uname() and statvfs(); no NSS, no libraries.
+ * A fact that cannot be read is reported as JSON null rather than failing
+ * the whole document.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "agent.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+int
+read_small_file(const char *path, char *buf, size_t cap)
+{
+	if (cap == 0)
+		return -1;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return -1;
+	size_t len = 0;
+	while (len + 1 < cap) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	close(fd);
+	return 0;
+}
+
+static char *
+trim(char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+static void
+put_double(struct strbuf *sb, int ok, double v)
+{
+	if (!ok || !isfinite(v))
+		sb_puts(sb, "null");
+	else
+		sb_printf(sb, "%.2f", v);
+}
+
+static void
+put_u64(struct strbuf *sb, int ok, unsigned long long v)
+{
+	if (!ok)
+		sb_puts(sb, "null");
+	else
+		sb_printf(sb, "%llu", v);
+}
+
+/* /proc/meminfo values are in kB. */
+static void
+read_meminfo(int *ok_total, unsigned long long *total, int *ok_avail,
+    unsigned long long *avail)
+{
+	char buf[8192];
+	*ok_total = *ok_avail = 0;
+	if (read_small_file("/proc/meminfo", buf, sizeof(buf)) < 0)
+		return;
+	unsigned long long memfree = 0, buffers = 0, cached = 0;
+	int have_free = 0;
+	char *save = NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char *colon = strchr(line, ':');
+		if (colon == NULL)
+			continue;
+		*colon = '\0';
+		char *end = NULL;
+		errno = 0;
+		unsigned long long kb = strtoull(colon + 1, &end, 10);
+		if (errno != 0 || end == colon + 1)
+			continue;
+		unsigned long long bytes = kb * 1024ULL;
+		if (strcmp(line, "MemTotal") == 0) {
+			*total = bytes;
+			*ok_total = 1;
+		} else if (strcmp(line, "MemAvailable") == 0) {
+			*avail = bytes;
+			*ok_avail = 1;
+		} else if (strcmp(line, "MemFree") == 0) {
+			memfree = bytes;
+			have_free = 1;
+		} else if (strcmp(line, "Buffers") == 0) {
+			buffers = bytes;
+		} else if (strcmp(line, "Cached") == 0) {
+			cached = bytes;
+		}
+	}
+	/* Kernels before 3.14 have no MemAvailable: approximate it. */
+	if (!*ok_avail && have_free) {
+		*avail = memfree + buffers + cached;
+		*ok_avail = 1;
+	}
+}
+
+static void
+put_fs(struct strbuf *sb, const char *path)
+{
+	struct statvfs st;
+	int ok = path != NULL && statvfs(path, &st) == 0;
+	unsigned long long frsize = ok ? (unsigned long long)st.f_frsize : 0;
+	if (ok && frsize == 0)
+		frsize = (unsigned long long)st.f_bsize;
+	sb_puts(sb, "\"free_bytes\":");
+	put_u64(sb, ok, ok ? (unsigned long long)st.f_bavail * frsize : 0);
+	sb_puts(sb, ",\"total_bytes\":");
+	put_u64(sb, ok, ok ? (unsigned long long)st.f_blocks * frsize : 0);
+}
+
+/* Undo the octal escapes (\040 etc.) the kernel uses in mountinfo. */
+static void
+unescape_mount_field(char *s)
+{
+	char *w = s;
+	for (char *r = s; *r; ) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' &&
+		    r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)(((r[1] - '0') << 6) | ((r[2] - '0') << 3) |
+			    (r[3] - '0'));
+			r += 4;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+}
+
+/* Whether `path` (already canonical) is a mount point per
+ * /proc/self/mountinfo; the last (topmost) matching entry wins.  On success
+ * copies the mount source into dev. */
+static int
+find_mount(const char *path, char *dev, size_t devcap)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (f == NULL)
+		return 0;
+	char *line = NULL;
+	size_t cap = 0;
+	int found = 0;
+	while (getline(&line, &cap, f) > 0) {
+		char *save = NULL;
+		char *tok[6] = { 0 };
+		int i = 0;
+		char *t = strtok_r(line, " \n", &save);
+		for (; t != NULL && i < 6; i++) {
+			tok[i] = t;
+			if (i < 5)
+				t = strtok_r(NULL, " \n", &save);
+		}
+		if (i < 6 || tok[4] == NULL)
+			continue;
+		/* Skip optional fields up to the "-" separator. */
+		char *fstype = NULL, *source = NULL;
+		while ((t = strtok_r(NULL, " \n", &save)) != NULL) {
+			if (strcmp(t, "-") == 0) {
+				fstype = strtok_r(NULL, " \n", &save);
+				source = fstype ? strtok_r(NULL, " \n", &save) : NULL;
+				break;
+			}
+		}
+		char *mnt = tok[4];
+		unescape_mount_field(mnt);
+		if (strcmp(mnt, path) != 0)
+			continue;
+		found = 1;
+		if (source != NULL) {
+			unescape_mount_field(source);
+			snprintf(dev, devcap, "%s", source);
+		} else {
+			snprintf(dev, devcap, "%s", "");
+		}
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
+/* First word of the layout-state file when it is a known state. */
+static const char *
+read_layout(const char *path)
+{
+	char buf[256];
+	if (path == NULL || read_small_file(path, buf, sizeof(buf)) < 0)
+		return "unknown";
+	char *s = buf;
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	size_t n = 0;
+	while (s[n] && !isspace((unsigned char)s[n]))
+		n++;
+	static const char *const known[] = { "ok", "repaired", "conflicts" };
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strlen(known[i]) == n && strncmp(s, known[i], n) == 0)
+			return known[i];
+	return "unknown";
+}
+
+void
+health_json(const struct agent_config *cfg, struct strbuf *sb)
+{
+	/* Work disk first: it decides the overall status. */
+	char canon[PATH_MAX];
+	char dev[PATH_MAX];
+	dev[0] = '\0';
+	int have_path = realpath(cfg->workdisk, canon) != NULL;
+	int mounted = have_path && find_mount(canon, dev, sizeof(dev));
+
+	struct utsname un;
+	int have_un = uname(&un) == 0;
+
+	char boot_id[128];
+	const char *bid = NULL;
+	if (read_small_file("/proc/sys/kernel/random/boot_id", boot_id,
+	    sizeof(boot_id)) == 0) {
+		bid = trim(boot_id);
+		if (*bid == '\0')
+			bid = NULL;
+	}
+
+	char tmp[256];
+	double uptime = 0;
+	int have_uptime = 0;
+	if (read_small_file("/proc/uptime", tmp, sizeof(tmp)) == 0) {
+		char *end = NULL;
+		uptime = strtod(tmp, &end);
+		have_uptime = end != tmp;
+	}
+
+	double load[3] = { 0, 0, 0 };
+	int have_load = 0;
+	if (read_small_file("/proc/loadavg", tmp, sizeof(tmp)) == 0) {
+		char *p = tmp, *end = NULL;
+		have_load = 1;
+		for (int i = 0; i < 3; i++) {
+			load[i] = strtod(p, &end);
+			if (end == p) {
+				have_load = 0;
+				break;
+			}
+			p = end;
+		}
+	}
+
+	int ok_total, ok_avail;
+	unsigned long long mem_total = 0, mem_avail = 0;
+	read_meminfo(&ok_total, &mem_total, &ok_avail, &mem_avail);
+
+	sb_puts(sb, "{\"status\":");
+	sb_json_str(sb, mounted ? "ok" : "degraded");
+	sb_puts(sb, ",\"agent_version\":\"" AGENT_VERSION "\"");
+	sb_printf(sb, ",\"protocol\":%d", AGENT_PROTOCOL);
+	sb_puts(sb, ",\"hostname\":");
+	sb_json_str(sb, have_un ? un.nodename : NULL);
+	sb_puts(sb, ",\"boot_id\":");
+	sb_json_str(sb, bid);
+	sb_puts(sb, ",\"uptime_s\":");
+	put_double(sb, have_uptime, uptime);
+	sb_puts(sb, ",\"load\":");
+	if (have_load) {
+		sb_puts(sb, "[");
+		for (int i = 0; i < 3; i++) {
+			if (i)
+				sb_puts(sb, ",");
+			put_double(sb, 1, load[i]);
+		}
+		sb_puts(sb, "]");
+	} else {
+		sb_puts(sb, "null");
+	}
+	sb_puts(sb, ",\"memory\":{\"total_bytes\":");
+	put_u64(sb, ok_total, mem_total);
+	sb_puts(sb, ",\"available_bytes\":");
+	put_u64(sb, ok_avail, mem_avail);
+	sb_puts(sb, "},\"rootfs\":{");
+	put_fs(sb, "/");
+	sb_puts(sb, "},\"workdisk\":{\"mounted\":");
+	sb_puts(sb, mounted ? "true" : "false");
+	sb_puts(sb, ",\"path\":");
+	sb_json_str(sb, cfg->workdisk);
+	sb_puts(sb, ",\"device\":");
+	sb_json_str(sb, mounted && dev[0] ? dev : cfg->workdev);
+	sb_puts(sb, ",");
+	put_fs(sb, have_path ? canon : NULL);
+	sb_puts(sb, ",\"layout\":");
+	sb_json_str(sb, read_layout(cfg->layout_state));
+	sb_puts(sb, "}}");
+}

@@ -1,0 +1,719 @@
+/* vsock.c - hybrid vsock dial and the guest agent health probe.
+ *
+ * Sockets are non-blocking internally and every read/write waits with poll()
+ * against an absolute deadline, so no call can hang past its budget.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "vmm/vsock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+long long
+vsock_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *
+vsock_health_status_name(enum vsock_health_status s)
+{
+	switch (s) {
+	case VSOCK_HEALTH_OK: return "ok";
+	case VSOCK_HEALTH_DEGRADED: return "degraded";
+	case VSOCK_HEALTH_UNREACHABLE: return "unreachable";
+	}
+	return "unknown";
+}
+
+void
+vsock_health_clear(struct vsock_health *h)
+{
+	if (h == NULL)
+		return;
+	if (h->agent != NULL)
+		json_decref(h->agent);
+	memset(h, 0, sizeof(*h));
+	h->status = VSOCK_HEALTH_UNREACHABLE;
+}
+
+static void
+sleep_until(long long deadline)
+{
+	for (;;) {
+		long long left = deadline - vsock_now_ms();
+		if (left <= 0)
+			return;
+		struct timespec ts = { .tv_sec = left / 1000,
+			.tv_nsec = (left % 1000) * 1000000 };
+		if (nanosleep(&ts, NULL) == 0)
+			return;
+		if (errno != EINTR)
+			return;
+	}
+}
+
+/* Wait for events on fd.  1 ready, 0 deadline passed, -1 error (errno).
+ * A passed deadline still gets one non-waiting poll. */
+static int
+wait_fd(int fd, short events, long long deadline)
+{
+	for (;;) {
+		long long left = deadline - vsock_now_ms();
+		if (left < 0)
+			left = 0;
+		struct pollfd p = { .fd = fd, .events = events };
+		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r > 0)
+			return 1;
+		if (left == 0)
+			return 0;
+	}
+}
+
+/* >0 bytes read, 0 EOF, -1 error (errno; ECONNRESET counts as EOF for
+ * callers that care), -2 deadline passed. */
+static ssize_t
+read_deadline(int fd, void *buf, size_t cap, long long deadline)
+{
+	for (;;) {
+		int w = wait_fd(fd, POLLIN, deadline);
+		if (w == 0)
+			return -2;
+		if (w < 0)
+			return -1;
+		ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
+		if (n >= 0)
+			return n;
+		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+			continue;
+		return -1;
+	}
+}
+
+/* 0 written, -1 error (errno), -2 deadline passed. */
+static int
+write_deadline(int fd, const void *buf, size_t len, long long deadline)
+{
+	const char *p = buf;
+	while (len > 0) {
+		int w = wait_fd(fd, POLLOUT, deadline);
+		if (w == 0)
+			return -2;
+		if (w < 0)
+			return -1;
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == EWOULDBLOCK)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* ---- dialing ---- */
+
+enum attempt_result {
+	ATTEMPT_OK,
+	ATTEMPT_RETRY_CONNECT,  /* socket missing/refused/backlog full */
+	ATTEMPT_RETRY_ACK,      /* connected; EOF or reset before OK */
+	ATTEMPT_TIMEOUT_ACK,    /* connected; no OK before the deadline */
+	ATTEMPT_FAIL_CONNECT,   /* hard connect error */
+	ATTEMPT_BAD_ACK,        /* the VMM answered something else than OK */
+};
+
+struct attempt {
+	enum attempt_result res;
+	int sys_errno;
+	char detail[64];        /* bad ack text, sanitized */
+};
+
+static int
+fill_sun(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof(sa->sun_path))
+		return -1;
+	memcpy(sa->sun_path, path, n);
+	return 0;
+}
+
+static int
+connect_deadline(int fd, const struct sockaddr_un *sa, long long deadline)
+{
+	for (;;) {
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+			return 0;
+		if (errno == EINTR)
+			continue;
+		break;
+	}
+	if (errno != EINPROGRESS)
+		return -1;
+	int w = wait_fd(fd, POLLOUT, deadline);
+	if (w <= 0) {
+		if (w == 0)
+			errno = ETIMEDOUT;
+		return -1;
+	}
+	int soerr = 0;
+	socklen_t sl = sizeof(soerr);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+		return -1;
+	if (soerr != 0) {
+		errno = soerr;
+		return -1;
+	}
+	return 0;
+}
+
+static void
+sanitize(char *dst, size_t cap, const char *src, size_t n)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < n && j + 1 < cap; i++) {
+		unsigned char c = (unsigned char)src[i];
+		dst[j++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+	}
+	dst[j] = '\0';
+}
+
+/* "OK <digits>" (the newline already stripped). */
+static int
+ack_is_ok(const char *line, size_t n)
+{
+	if (n < 4 || strncasecmp(line, "OK ", 3) != 0)
+		return 0;
+	for (size_t i = 3; i < n; i++)
+		if (line[i] < '0' || line[i] > '9')
+			return 0;
+	return 1;
+}
+
+/* One connect + CONNECT + OK exchange; on success returns a non-blocking fd. */
+static int
+dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
+    struct attempt *at)
+{
+	memset(at, 0, sizeof(*at));
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		at->res = ATTEMPT_FAIL_CONNECT;
+		at->sys_errno = errno;
+		return -1;
+	}
+	if (connect_deadline(fd, sa, deadline) < 0) {
+		at->sys_errno = errno;
+		switch (errno) {
+		case ENOENT:
+		case ECONNREFUSED:
+		case EAGAIN:
+		case ETIMEDOUT:
+			at->res = ATTEMPT_RETRY_CONNECT;
+			break;
+		default:
+			at->res = ATTEMPT_FAIL_CONNECT;
+			break;
+		}
+		close(fd);
+		return -1;
+	}
+
+	char req[32];
+	int rl = snprintf(req, sizeof(req), "CONNECT %u\n", port);
+	int w = write_deadline(fd, req, (size_t)rl, deadline);
+	if (w < 0) {
+		at->res = w == -2 ? ATTEMPT_TIMEOUT_ACK : ATTEMPT_RETRY_ACK;
+		at->sys_errno = w == -2 ? ETIMEDOUT : errno;
+		close(fd);
+		return -1;
+	}
+
+	/* Byte at a time: whatever follows the newline belongs to the guest. */
+	char line[40];
+	size_t n = 0;
+	for (;;) {
+		char c;
+		ssize_t r = read_deadline(fd, &c, 1, deadline);
+		if (r == 1) {
+			if (c == '\n')
+				break;
+			if (n + 1 >= sizeof(line)) {
+				at->res = ATTEMPT_BAD_ACK;
+				sanitize(at->detail, sizeof(at->detail), line, n);
+				close(fd);
+				return -1;
+			}
+			line[n++] = c;
+			continue;
+		}
+		if (r == -2) {
+			at->res = ATTEMPT_TIMEOUT_ACK;
+			at->sys_errno = ETIMEDOUT;
+		} else {
+			/* EOF or reset: nothing listens in the guest (yet). */
+			at->res = ATTEMPT_RETRY_ACK;
+			at->sys_errno = r == 0 ? 0 : errno;
+		}
+		close(fd);
+		return -1;
+	}
+	if (n > 0 && line[n - 1] == '\r')
+		n--;
+	if (!ack_is_ok(line, n)) {
+		at->res = ATTEMPT_BAD_ACK;
+		sanitize(at->detail, sizeof(at->detail), line, n);
+		close(fd);
+		return -1;
+	}
+	at->res = ATTEMPT_OK;
+	return fd;
+}
+
+enum dial_stage {
+	STAGE_NONE,     /* success */
+	STAGE_CONNECT,  /* never connected to the Unix socket */
+	STAGE_ACK,      /* connected, but no OK */
+};
+
+/* Dial, retrying when `retry` is set.  Returns a non-blocking fd or -1 with
+ * *stage and err filled. */
+static int
+dial_internal(const char *uds_path, unsigned port, long long deadline,
+    int retry, enum dial_stage *stage, struct bn_err *err)
+{
+	struct sockaddr_un sa;
+	*stage = STAGE_CONNECT;
+	if (uds_path == NULL || fill_sun(&sa, uds_path) < 0)
+		return bn_fail(err, BN_EINVAL, 0,
+		    "vsock socket path is empty or too long: %s",
+		    uds_path ? uds_path : "(null)");
+
+	int connected_once = 0;
+	int attempts = 0;
+	struct attempt at;
+	for (;;) {
+		attempts++;
+		int fd = dial_attempt(&sa, port, deadline, &at);
+		if (fd >= 0) {
+			*stage = STAGE_NONE;
+			return fd;
+		}
+		if (at.res != ATTEMPT_RETRY_CONNECT &&
+		    at.res != ATTEMPT_FAIL_CONNECT)
+			connected_once = 1;
+		*stage = connected_once ? STAGE_ACK : STAGE_CONNECT;
+
+		switch (at.res) {
+		case ATTEMPT_FAIL_CONNECT:
+			return bn_fail(err, BN_ESYS, at.sys_errno,
+			    "vsock connect %s", uds_path);
+		case ATTEMPT_BAD_ACK:
+			return bn_fail(err, BN_EVMM, 0,
+			    "vsock %s port %u: unexpected reply to CONNECT: "
+			    "\"%s\"", uds_path, port, at.detail);
+		default:
+			break;
+		}
+		long long now = vsock_now_ms();
+		if (!retry || at.res == ATTEMPT_TIMEOUT_ACK || now >= deadline)
+			break;
+		long long next = now + VSOCK_RETRY_INTERVAL_MS;
+		sleep_until(next < deadline ? next : deadline);
+		if (vsock_now_ms() >= deadline)
+			break;   /* one more try would have no time left */
+	}
+
+	const char *what = at.res == ATTEMPT_RETRY_CONNECT ?
+	    "cannot connect" : "no OK from the VMM (guest not listening?)";
+	int code = (retry || at.res == ATTEMPT_TIMEOUT_ACK) ? BN_ETIMEOUT :
+	    (at.res == ATTEMPT_RETRY_CONNECT ? BN_ESYS : BN_EVMM);
+	if (at.sys_errno != 0 && at.sys_errno != ETIMEDOUT)
+		bn_fail(err, code, at.sys_errno,
+		    "vsock %s port %u: %s after %d attempt%s", uds_path, port,
+		    what, attempts, attempts == 1 ? "" : "s");
+	else
+		bn_fail(err, code, 0, "vsock %s port %u: %s after %d attempt%s",
+		    uds_path, port, what, attempts, attempts == 1 ? "" : "s");
+	return -1;
+}
+
+int
+vsock_dial(const char *uds_path, unsigned port, long long deadline_ms,
+    int *ret_fd, struct bn_err *err)
+{
+	enum dial_stage stage;
+	int fd = dial_internal(uds_path, port, deadline_ms, 1, &stage, err);
+	if (fd < 0)
+		return -1;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		int e = errno;
+		close(fd);
+		return bn_fail(err, BN_ESYS, e, "vsock %s: fcntl", uds_path);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+/* ---- the probe ---- */
+
+static void
+set_result(struct vsock_health *h, enum vsock_health_status st,
+    const char *reason, const char *protocol)
+{
+	h->status = st;
+	snprintf(h->reason, sizeof(h->reason), "%s", reason);
+	snprintf(h->protocol, sizeof(h->protocol), "%s", protocol);
+}
+
+static void
+set_dial_failure(struct vsock_health *h, enum dial_stage stage)
+{
+	set_result(h, VSOCK_HEALTH_UNREACHABLE,
+	    stage == STAGE_ACK ? "no_ack" : "vsock_connect_failed", "");
+}
+
+struct reply {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t scanned;  /* head searched up to here */
+	size_t body;     /* offset of the body once the head is complete */
+	long long clen;  /* its Content-Length (-1 none, -2 invalid) */
+};
+
+/* Make room for at least one more byte plus a NUL; -1 at the size cap. */
+static int
+reply_reserve(struct reply *r)
+{
+	if (r->len + 1 < r->cap)
+		return 0;
+	if (r->cap >= VSOCK_MAX_REPLY + 1)
+		return -1;
+	size_t ncap = r->cap ? r->cap * 2 : 16384;
+	if (ncap > VSOCK_MAX_REPLY + 1)
+		ncap = VSOCK_MAX_REPLY + 1;
+	char *nb = realloc(r->buf, ncap);
+	if (nb == NULL)
+		return -1;
+	r->buf = nb;
+	r->cap = ncap;
+	return 0;
+}
+
+/* Offset of the body (just past the blank line), or 0 if the head is not
+ * complete yet. */
+static size_t
+find_body(const char *buf, size_t len, size_t from)
+{
+	for (size_t i = from; i < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i + 1 < len && buf[i + 1] == '\n')
+			return i + 2;
+		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* Content-Length from a complete head; -1 when absent, -2 when invalid. */
+static long long
+content_length(const char *head, size_t head_len)
+{
+	const char *p = head;
+	const char *end = head + head_len;
+	long long found = -1;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		if (nl == NULL)
+			nl = end;
+		static const char key[] = "content-length:";
+		size_t kl = sizeof(key) - 1;
+		if ((size_t)(nl - p) > kl && strncasecmp(p, key, kl) == 0) {
+			const char *v = p + kl;
+			while (v < nl && (*v == ' ' || *v == '\t'))
+				v++;
+			long long val = 0;
+			int digits = 0;
+			while (v < nl && *v >= '0' && *v <= '9') {
+				if (val > VSOCK_MAX_REPLY)
+					return -2;
+				val = val * 10 + (*v - '0');
+				v++;
+				digits++;
+			}
+			while (v < nl && (*v == ' ' || *v == '\t' || *v == '\r'))
+				v++;
+			if (!digits || v != nl)
+				return -2;
+			if (found >= 0 && found != val)
+				return -2;
+			found = val;
+		}
+		p = nl + 1;
+	}
+	return found;
+}
+
+enum read_outcome {
+	READ_DONE,      /* complete HTTP reply, or EOF after "HTTP/" */
+	READ_NOT_HTTP,  /* EOF with nothing, or bytes that are not "HTTP/" */
+	READ_TIMEOUT,
+	READ_TOO_BIG,
+};
+
+/* Read an HTTP reply: until EOF, or until the head and Content-Length bytes
+ * of body are in, or until the first bytes show it is not HTTP. */
+static enum read_outcome
+read_http_reply(int fd, long long deadline, struct reply *r)
+{
+	static const char magic[] = "HTTP/";
+	const size_t ml = sizeof(magic) - 1;
+	for (;;) {
+		size_t cmp = r->len < ml ? r->len : ml;
+		if (memcmp(r->buf ? r->buf : "", magic, cmp) != 0)
+			return READ_NOT_HTTP;
+		if (r->len >= ml && r->body == 0) {
+			/* Resume a little early: the blank line may straddle
+			 * two reads. */
+			size_t from = r->scanned > 2 ? r->scanned - 2 : 0;
+			r->body = find_body(r->buf, r->len, from);
+			r->scanned = r->len;
+			if (r->body > 0)
+				r->clen = content_length(r->buf, r->body);
+		}
+		if (r->body > 0 && r->clen >= 0 &&
+		    r->len - r->body >= (size_t)r->clen)
+			return READ_DONE;
+		if (reply_reserve(r) < 0)
+			return READ_TOO_BIG;
+		size_t room = r->cap - r->len - 1;
+		ssize_t n = read_deadline(fd, r->buf + r->len, room, deadline);
+		if (n == -2)
+			return READ_TIMEOUT;
+		if (n <= 0)   /* EOF or reset */
+			return r->len >= ml ? READ_DONE : READ_NOT_HTTP;
+		r->len += (size_t)n;
+		r->buf[r->len] = '\0';
+	}
+}
+
+/* Judge a complete HTTP reply; fills *h. */
+static void
+judge_http(const struct reply *r, struct vsock_health *h)
+{
+	set_result(h, VSOCK_HEALTH_UNREACHABLE, "bad_response", "http");
+	/* "HTTP/x.y SSS" */
+	const char *p = r->buf;
+	const char *sp = memchr(p, ' ', r->len < 16 ? r->len : 16);
+	if (sp == NULL || (size_t)(sp - p) + 4 > r->len)
+		return;
+	if (sp[1] < '0' || sp[1] > '9' || sp[2] < '0' || sp[2] > '9' ||
+	    sp[3] < '0' || sp[3] > '9')
+		return;
+	int code = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+	if (code != 200)
+		return;
+	size_t body = r->body;
+	if (body == 0)
+		return;
+	long long cl = content_length(r->buf, body);
+	if (cl == -2)
+		return;
+	size_t blen = r->len - body;
+	if (cl >= 0) {
+		if ((size_t)cl > blen)
+			return;   /* truncated */
+		blen = (size_t)cl;
+	}
+	json_error_t jerr;
+	json_t *doc = json_loadb(r->buf + body, blen, 0, &jerr);
+	if (doc == NULL)
+		return;
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		return;
+	}
+	const char *st = json_string_value(json_object_get(doc, "status"));
+	if (st == NULL) {
+		json_decref(doc);
+		return;
+	}
+	h->agent = doc;
+	if (strcmp(st, "ok") == 0)
+		set_result(h, VSOCK_HEALTH_OK, "ok", "http");
+	else
+		set_result(h, VSOCK_HEALTH_DEGRADED, "agent_degraded", "http");
+}
+
+/* Legacy fallback: "PING\n" -> "PONG". */
+static void
+probe_ping(const char *uds_path, unsigned port, long long deadline,
+    struct vsock_health *h)
+{
+	struct bn_err err;
+	enum dial_stage stage;
+	memset(&err, 0, sizeof(err));
+	int fd = dial_internal(uds_path, port, deadline, 0, &stage, &err);
+	if (fd < 0) {
+		set_dial_failure(h, stage);
+		return;
+	}
+	int w = write_deadline(fd, "PING\n", 5, deadline);
+	if (w == -2) {
+		set_result(h, VSOCK_HEALTH_UNREACHABLE, "timeout", "");
+		close(fd);
+		return;
+	}
+	char buf[64];
+	size_t len = 0;
+	int timed_out = 0;
+	while (w == 0 && len + 1 < sizeof(buf) &&
+	    memchr(buf, '\n', len) == NULL) {
+		ssize_t n = read_deadline(fd, buf + len, sizeof(buf) - 1 - len,
+		    deadline);
+		if (n == -2)
+			timed_out = 1;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len >= 4 && memcmp(buf, "PONG", 4) == 0)
+		set_result(h, VSOCK_HEALTH_OK, "legacy_ping", "ping");
+	else if (timed_out && len < 4 && memcmp(buf, "PONG", len) == 0)
+		set_result(h, VSOCK_HEALTH_UNREACHABLE, "timeout", "");
+	else
+		set_result(h, VSOCK_HEALTH_UNREACHABLE, "bad_response", "");
+}
+
+static const char http_request[] =
+    "GET /healthz HTTP/1.0\r\n"
+    "Host: banger-agent\r\n"
+    "User-Agent: bangerd\r\n"
+    "Accept: application/json\r\n"
+    "\r\n";
+
+int
+vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
+    struct vsock_health *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	long long start = vsock_now_ms();
+	if (timeout_ms <= 0)
+		timeout_ms = VSOCK_PROBE_DEFAULT_TIMEOUT_MS;
+	long long deadline = start + timeout_ms;
+
+	struct bn_err err;
+	enum dial_stage stage;
+	memset(&err, 0, sizeof(err));
+	int fd = dial_internal(uds_path, port, deadline, 0, &stage, &err);
+	if (fd < 0) {
+		set_dial_failure(ret, stage);
+		goto out;
+	}
+
+	int fallback = 0;
+	int w = write_deadline(fd, http_request, sizeof(http_request) - 1,
+	    deadline);
+	if (w == -2) {
+		set_result(ret, VSOCK_HEALTH_UNREACHABLE, "timeout", "");
+	} else if (w == -1) {
+		/* The guest closed right after accepting: maybe an agent that
+		 * only knew PING and hung up on our request. */
+		fallback = 1;
+	} else {
+		struct reply r = { 0 };
+		switch (read_http_reply(fd, deadline, &r)) {
+		case READ_DONE:
+			judge_http(&r, ret);
+			break;
+		case READ_NOT_HTTP:
+			fallback = 1;
+			break;
+		case READ_TIMEOUT:
+			set_result(ret, VSOCK_HEALTH_UNREACHABLE, "timeout",
+			    r.len > 0 ? "http" : "");
+			break;
+		case READ_TOO_BIG:
+			set_result(ret, VSOCK_HEALTH_UNREACHABLE,
+			    "bad_response", "http");
+			break;
+		}
+		free(r.buf);
+	}
+	close(fd);
+	if (fallback)
+		probe_ping(uds_path, port, deadline, ret);
+out:;
+	long long el = vsock_now_ms() - start;
+	ret->latency_ms = el < 0 ? 0 : (el > 0x7fffffff ? 0x7fffffff : (int)el);
+	return 0;
+}
+
+int
+vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
+    struct vsock_health *ret, struct bn_err *err)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->status = VSOCK_HEALTH_UNREACHABLE;
+	int probes = 0;
+	for (;;) {
+		long long now = vsock_now_ms();
+		long long left = deadline_ms - now;
+		/* At least one short probe even when the deadline has passed. */
+		if (left < 100)
+			left = probes == 0 ? 100 : left;
+		if (left > VSOCK_WAIT_PROBE_TIMEOUT_MS)
+			left = VSOCK_WAIT_PROBE_TIMEOUT_MS;
+		if (left <= 0)
+			break;
+		vsock_health_clear(ret);
+		vsock_probe_health(uds_path, port, (int)left, ret);
+		probes++;
+		if (ret->status == VSOCK_HEALTH_OK ||
+		    ret->status == VSOCK_HEALTH_DEGRADED)
+			return 0;
+		now = vsock_now_ms();
+		if (now >= deadline_ms)
+			break;
+		long long next = now + VSOCK_RETRY_INTERVAL_MS;
+		sleep_until(next < deadline_ms ? next : deadline_ms);
+		if (vsock_now_ms() >= deadline_ms)
+			break;
+	}
+	bn_fail(err, BN_ETIMEOUT, 0,
+	    "guest agent on %s port %u not reachable before the deadline "
+	    "(%d probe%s, last: %s)", uds_path ? uds_path : "(null)", port,
+	    probes, probes == 1 ? "" : "s", ret->reason[0] ? ret->reason :
+	    "none");
+	bn_err_hint(err, "check the VM's console log: the guest needs "
+	    "virtio-vsock and banger-vsock-agent listening on port %u", port);
+	return -1;
+}

@@ -1,0 +1,92 @@
+/* vsock.h - host side of the guest agent channel: Firecracker-style hybrid
+ * vsock (also spoken by vhost-device-vsock for QEMU) and the health probe.
+ *
+ * Hybrid vsock: connect() to the VMM's Unix socket, write "CONNECT <port>\n",
+ * read "OK <hostport>\n"; from then on the stream is raw bytes to and from the
+ * guest's AF_VSOCK listener on <port>.  EOF before OK means "nothing listens
+ * in the guest yet" and is retried by vsock_dial().
+ *
+ * All I/O is bounded by poll() deadlines; every fd is O_CLOEXEC; nothing here
+ * blocks forever.  Times are CLOCK_MONOTONIC milliseconds (vsock_now_ms()).
+ */
+#ifndef BANGER_VMM_VSOCK_H
+#define BANGER_VMM_VSOCK_H
+
+#include <jansson.h>
+
+#include "common/err.h"
+
+/* Used by vsock_probe_health() when timeout_ms <= 0. */
+#define VSOCK_PROBE_DEFAULT_TIMEOUT_MS 2000
+/* vsock_wait_healthy() bounds each probe by this (and the deadline). */
+#define VSOCK_WAIT_PROBE_TIMEOUT_MS 3000
+/* Pause between dial attempts / wait_healthy probes. */
+#define VSOCK_RETRY_INTERVAL_MS 75
+/* Largest /healthz reply accepted. */
+#define VSOCK_MAX_REPLY (256 * 1024)
+
+/* CLOCK_MONOTONIC in milliseconds. */
+long long vsock_now_ms(void);
+
+/* Connect to a hybrid vsock Unix socket and open a stream to guest port
+ * `port`: connect(uds); write "CONNECT <port>\n"; read "OK <n>\n".  Retries
+ * every VSOCK_RETRY_INTERVAL_MS on ENOENT/ECONNREFUSED/EAGAIN and on EOF or
+ * reset before OK, until deadline_ms (absolute, vsock_now_ms() clock)
+ * passes; at least one attempt is made even when the deadline has passed.
+ * On success *ret_fd is a connected, blocking, O_CLOEXEC stream positioned
+ * just after the OK line.  On failure: BN_ETIMEOUT when the deadline passed
+ * while retrying, BN_EINVAL for an unusable path, BN_ESYS for a hard
+ * connect error (e.g. EACCES), BN_EVMM when the peer answered something
+ * other than "OK <n>". */
+int vsock_dial(const char *uds_path, unsigned port, long long deadline_ms,
+    int *ret_fd, struct bn_err *err);
+
+enum vsock_health_status {
+	VSOCK_HEALTH_OK,
+	VSOCK_HEALTH_DEGRADED,
+	VSOCK_HEALTH_UNREACHABLE,
+};
+
+struct vsock_health {
+	enum vsock_health_status status;
+	/* ok | vsock_connect_failed | no_ack | timeout | bad_response |
+	 * legacy_ping | agent_degraded */
+	char reason[32];
+	char protocol[8];   /* "http", "ping" or "" */
+	int latency_ms;
+	json_t *agent;      /* parsed /healthz object, owned; NULL if none */
+};
+
+/* Probe the agent once.  One dial attempt (no retry: vsock_wait_healthy()
+ * is the retrying caller), then "GET /healthz HTTP/1.0" on the stream.  When
+ * the reply does not start with "HTTP/" or is EOF, re-dial once and send
+ * "PING\n", expecting "PONG" (an agent from before the HTTP protocol).
+ * timeout_ms bounds the whole probe (<= 0: VSOCK_PROBE_DEFAULT_TIMEOUT_MS).
+ *
+ * Never fails: always fills *ret (which it first resets; it does not free a
+ * previous ret->agent, call vsock_health_clear() for that) and returns 0.
+ *   ok/ok              HTTP 200 whose JSON "status" is "ok"
+ *   degraded/agent_degraded  HTTP 200 whose JSON "status" is anything else
+ *   ok/legacy_ping     PING answered with PONG (agent NULL)
+ *   unreachable/vsock_connect_failed  the Unix socket did not accept
+ *   unreachable/no_ack the VMM closed or never sent "OK" (guest not
+ *                      listening yet, or a hung VMM)
+ *   unreachable/timeout  connected to the guest, no complete answer in time
+ *   unreachable/bad_response  the guest answered something unusable
+ *                      (non-200, invalid JSON, no "status", junk to PING) */
+int vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
+    struct vsock_health *ret);
+
+/* Probe repeatedly until the agent is reachable (status OK or DEGRADED) or
+ * deadline_ms passes.  0 when reachable; -1 with BN_ETIMEOUT otherwise.
+ * *ret holds the last probe either way (clear it with vsock_health_clear()). */
+int vsock_wait_healthy(const char *uds_path, unsigned port,
+    long long deadline_ms, struct vsock_health *ret, struct bn_err *err);
+
+/* Free ret->agent and reset *h. */
+void vsock_health_clear(struct vsock_health *h);
+
+/* "ok", "degraded", "unreachable" (the API's wire names). */
+const char *vsock_health_status_name(enum vsock_health_status s);
+
+#endif

@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# test_agent.sh - black-box tests of banger-vsock-agent over --listen unix:.
+#
+# Uses curl --unix-socket for HTTP, /usr/bin/python3 for raw socket I/O and
+# JSON checks, and file(1) for the static-link check.  Prints TAP.
+# The binary is $BANGER_AGENT, default runtime/banger-vsock-agent (relative
+# to the repository root).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+agent=${BANGER_AGENT:-$root/runtime/banger-vsock-agent}
+py=/usr/bin/python3
+[[ -x $py ]] || py=python3
+
+tmp=$(mktemp -d /tmp/banger-agent-test.XXXXXX)
+pids=()
+cleanup() {
+	local p
+	for p in "${pids[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $1"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+check() { # check DESCRIPTION COMMAND...
+	local desc=$1
+	shift
+	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+if [[ ! -x $agent ]]; then
+	echo "Bail out! agent binary $agent not found (build it or set BANGER_AGENT)"
+	exit 1
+fi
+
+# Raw request over a Unix socket, then half-close; prints the whole reply.
+raw() { # raw SOCKET PAYLOAD(python bytes literal)
+	"$py" - "$1" "$2" <<'EOF'
+import ast, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(3)
+s.connect(sys.argv[1])
+s.sendall(ast.literal_eval(sys.argv[2]))
+s.shutdown(socket.SHUT_WR)  # the agent sees EOF after the payload
+out = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    out += d
+sys.stdout.write(out.decode("utf-8", "replace"))
+EOF
+}
+
+# Value of a dotted path in a JSON file, JSON-encoded (strings unquoted).
+jget() { # jget FILE a.b.c
+	"$py" - "$1" "$2" <<'EOF'
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v[int(k)] if isinstance(v, list) else v[k]
+print(v if isinstance(v, str) else json.dumps(v))
+EOF
+}
+
+json_ok() { "$py" -m json.tool "$1" >/dev/null; }
+
+reply_starts() { # reply_starts SOCKET PAYLOAD PREFIX
+	local r
+	r=$(raw "$1" "$2")
+	[[ $r == "$3"* ]]
+}
+
+start_agent() { # start_agent NAME WORKDISK -> sets sock
+	sock=$tmp/$1.sock
+	"$agent" --listen "unix:$sock" --workdisk "$2" --workdev /dev/test-vdb \
+		--layout-state "$tmp/$1.layout" 2>>"$tmp/agent.log" &
+	pids+=($!)
+	local i
+	for ((i = 0; i < 100; i++)); do
+		curl -s --max-time 1 --unix-socket "$sock" -o /dev/null \
+			http://agent/healthz && return 0
+		sleep 0.02
+	done
+	return 1
+}
+
+# --- binary ---
+check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.1.0'"
+check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
+rc=0
+"$agent" --bogus >/dev/null 2>&1 || rc=$?
+check "unknown argument exits 2" test "$rc" -eq 2
+rc=0
+"$agent" --listen tcp:1 >/dev/null 2>&1 || rc=$?
+check "bad --listen exits 2" test "$rc" -eq 2
+
+# --- a healthy agent (workdisk = /, always a mount point) ---
+start_agent good /
+good=$sock
+echo "ok" >"$tmp/good.layout"
+
+code=$(curl -sS --unix-socket "$good" -o "$tmp/h.json" -D "$tmp/h.hdr" \
+	-w '%{http_code}' http://agent/healthz)
+check "GET /healthz is 200" test "$code" = 200
+check "valid JSON" json_ok "$tmp/h.json"
+check "Content-Type json" grep -qi '^content-type: application/json' "$tmp/h.hdr"
+check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
+len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
+check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
+check "status ok" test "$(jget "$tmp/h.json" status)" = ok
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.1.0
+check "protocol 1" test "$(jget "$tmp/h.json" protocol)" = 1
+check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
+check "boot_id" test "$(jget "$tmp/h.json" boot_id)" = "$(tr -d '[:space:]' </proc/sys/kernel/random/boot_id)"
+check "load has 3 numbers" test "$(jget "$tmp/h.json" load | tr -cd ',' | wc -c)" -eq 2
+check "memory total > 0" test "$(jget "$tmp/h.json" memory.total_bytes)" -gt 0
+check "rootfs total > 0" test "$(jget "$tmp/h.json" rootfs.total_bytes)" -gt 0
+check "workdisk mounted" test "$(jget "$tmp/h.json" workdisk.mounted)" = true
+check "workdisk path" test "$(jget "$tmp/h.json" workdisk.path)" = /
+check "layout ok" test "$(jget "$tmp/h.json" workdisk.layout)" = ok
+
+layout_is() { # layout_is FILE-CONTENT EXPECTED
+	if [[ $1 == "<missing>" ]]; then
+		rm -f "$tmp/good.layout"
+	else
+		printf '%b' "$1" >"$tmp/good.layout"
+	fi
+	curl -sS --unix-socket "$good" http://agent/healthz >"$tmp/l.json"
+	[[ $(jget "$tmp/l.json" workdisk.layout) == "$2" ]]
+}
+check "layout repaired" layout_is 'repaired\n' repaired
+check "layout conflicts + detail" layout_is '  conflicts 3 files\n' conflicts
+check "layout garbage -> unknown" layout_is 'okay\n' unknown
+check "layout empty -> unknown" layout_is '' unknown
+check "layout missing -> unknown" layout_is '<missing>' unknown
+
+code=$(curl -sS --unix-socket "$good" -o "$tmp/b" -w '%{http_code}' http://agent/)
+check "GET / is 404" test "$code" = 404
+check "404 body" test "$(cat "$tmp/b")" = '{"error":"not found"}'
+code=$(curl -sS --unix-socket "$good" -o "$tmp/b" -w '%{http_code}' http://agent/nope)
+check "GET /nope is 404" test "$code" = 404
+code=$(curl -sS --unix-socket "$good" -o "$tmp/b" -D "$tmp/b.hdr" -w '%{http_code}' \
+	-X POST -d x=1 http://agent/healthz)
+check "POST /healthz is 405" test "$code" = 405
+check "405 has Allow" grep -qi '^allow: GET, HEAD' "$tmp/b.hdr"
+code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -I http://agent/healthz)
+check "HEAD /healthz is 200" test "$code" = 200
+code=$(curl -sS --http1.0 --unix-socket "$good" -o /dev/null -w '%{http_code}' http://agent/healthz)
+check "HTTP/1.0 works" test "$code" = 200
+
+check "malformed is 400" reply_starts "$good" "b'hello world\\r\\n\\r\\n'" "HTTP/1.1 400 "
+check "bad header is 400" reply_starts "$good" \
+	"b'GET /healthz HTTP/1.1\\r\\nno colon\\r\\n\\r\\n'" "HTTP/1.1 400 "
+check "HTTP/2.0 is 505" reply_starts "$good" "b'GET /healthz HTTP/2.0\\r\\n\\r\\n'" "HTTP/1.1 505 "
+check "truncated head at EOF is 400" reply_starts "$good" "b'GET /healthz HTTP/1.1\\r\\n'" "HTTP/1.1 400 "
+check "PING -> PONG" test "$(raw "$good" "b'PING\\n'")" = PONG
+check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
+
+# --- a degraded agent: work disk not mounted ---
+mkdir -p "$tmp/wd"
+start_agent deg "$tmp/wd"
+curl -sS --unix-socket "$sock" http://agent/healthz >"$tmp/d.json"
+check "degraded: valid JSON" json_ok "$tmp/d.json"
+check "degraded: status" test "$(jget "$tmp/d.json" status)" = degraded
+check "degraded: not mounted" test "$(jget "$tmp/d.json" workdisk.mounted)" = false
+check "degraded: device is --workdev" test "$(jget "$tmp/d.json" workdisk.device)" = /dev/test-vdb
+check "degraded: layout unknown" test "$(jget "$tmp/d.json" workdisk.layout)" = unknown
+
+# --- socket path handling ---
+rc=0
+"$agent" --listen "unix:$good" 2>/dev/null || rc=$?
+check "refuses a live socket" test "$rc" -ne 0
+"$py" -c "import socket,sys; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1])" "$tmp/stale.sock"
+start_agent stale / && stale_ok=1 || stale_ok=0
+check "replaces a stale socket" test "$stale_ok" -eq 1 -a "$(raw "$tmp/stale.sock" "b'PING\\n'")" = PONG
+: >"$tmp/regular"
+rc=0
+"$agent" --listen "unix:$tmp/regular" 2>/dev/null || rc=$?
+check "refuses a regular file" test "$rc" -ne 0 -a -f "$tmp/regular"
+
+# --- SIGTERM removes the socket ---
+kill "${pids[0]}"
+wait "${pids[0]}" && rc=0 || rc=$?
+check "SIGTERM exits 0" test "$rc" -eq 0
+check "socket unlinked on exit" test ! -e "$good"
+
+echo "1..$n"
+echo "# $((n - failed)) passed, $failed failed"
+[[ $failed -eq 0 ]]
