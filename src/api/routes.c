@@ -1,0 +1,634 @@
+/* routes.c - the route table and its handlers: parse, call core, reply. */
+#include "api/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/util.h"
+
+#define BANGER_VERSION "0.1.0"
+
+/* ---- query helpers ---- */
+
+static const char *
+query(struct api_req *r, const char *key)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static int
+query_int(struct api_req *r, const char *key, long lo, long hi, long def,
+    long *ret, struct bn_err *err)
+{
+	const char *v = query(r, key);
+	char *end;
+
+	if (v == NULL) {
+		*ret = def;
+		return 0;
+	}
+	long x = strtol(v, &end, 10);
+	if (*v == '\0' || *end != '\0' || x < lo || x > hi) {
+		bn_fail(err, BN_EINVAL, 0, "query parameter '%s' must be an integer "
+		    "between %ld and %ld", key, lo, hi);
+		return bn_err_detail(err, "parameter", key);
+	}
+	*ret = x;
+	return 0;
+}
+
+static int
+query_bool(struct api_req *r, const char *key, bool *ret, struct bn_err *err)
+{
+	const char *v = query(r, key);
+
+	*ret = false;
+	if (v == NULL || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		return 0;
+	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || *v == '\0') {
+		*ret = true;
+		return 0;
+	}
+	bn_fail(err, BN_EINVAL, 0, "query parameter '%s' must be true or false", key);
+	return bn_err_detail(err, "parameter", key);
+}
+
+static int
+body_object(struct api_req *r, bool allow_empty, const struct json_field *fields,
+    int n, json_t **ret, struct bn_err *err)
+{
+	if (json_parse_object(r->body ? r->body : "", r->len, allow_empty, ret,
+	    err) < 0)
+		return -1;
+	if (json_check_fields(*ret, fields, n, err) < 0) {
+		json_decref(*ret);
+		*ret = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Reply with an operation: 202 + Location while it runs; with ?wait, hold
+ * the reply until it ends (200) or the wait runs out (202). */
+static enum MHD_Result
+reply_op(struct api_req *r, const char *op_id, bool waited_param, long wait_s)
+{
+	struct bn_err err;
+	struct op_row op;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char loc[64], *text;
+	json_t *j;
+
+	if (core_op_get(r->core, op_id, waited_param ? (int)wait_s : 0, &op, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	unsigned status = waited_param && core_op_finished(&op) ? 200 : 202;
+	j = op_to_json(&op);
+	op_row_clear(&op);
+	text = json_dump_compact(j);
+	json_decref(j);
+	snprintf(loc, sizeof(loc), "/v1/operations/%s", op_id);
+	resp = MHD_create_response_from_buffer(strlen(text), text,
+	    MHD_RESPMEM_MUST_FREE);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static int
+wait_param(struct api_req *r, bool *ret_given, long *ret_wait, struct bn_err *err)
+{
+	*ret_given = query(r, "wait") != NULL;
+	return query_int(r, "wait", 0, 3600, 0, ret_wait, err);
+}
+
+/* ---- system ---- */
+
+static enum MHD_Result
+h_root(struct api_req *r)
+{
+	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:[s,s,s]}",
+	    "api_version", "1", "server_version", BANGER_VERSION, "extensions",
+	    "operations", "events", "vm_actions"));
+}
+
+static enum MHD_Result
+h_healthz(struct api_req *r)
+{
+	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:I}",
+	    "status", "ok", "version", BANGER_VERSION,
+	    "uptime_s", (json_int_t)core_uptime_s(r->core)));
+}
+
+static enum MHD_Result
+h_doctor(struct api_req *r)
+{
+	return api_reply_json(r->conn, 200, core_doctor(r->core));
+}
+
+/* ---- VMs ---- */
+
+static enum MHD_Result
+h_vm_list(struct api_req *r)
+{
+	struct bn_err err;
+	struct vm *vms;
+	int n;
+	json_t *arr;
+
+	if (core_vm_list(r->core, &vms, &n, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, vm_to_json(&vms[i]));
+	free(vms);
+	return api_reply_json(r->conn, 200, json_pack("{s:o}", "vms", arr));
+}
+
+static const struct json_field create_fields[] = {
+	{ "name", JF_STRING, true, false },
+	{ "image", JF_STRING, false, false },
+	{ "vcpus", JF_INT, false, false },
+	{ "memory_mib", JF_INT, false, false },
+	{ "disk_gib", JF_INT, false, false },
+	{ "nat", JF_BOOL, false, false },
+};
+
+static enum MHD_Result
+h_vm_create(struct api_req *r)
+{
+	const struct config *cfg = core_config(r->core);
+	struct vm_create_req req = { 0 };
+	struct bn_err err;
+	json_t *j = NULL;
+	long long v;
+	long wait_s;
+	bool waited;
+	char op_id[24];
+	const char *s;
+
+	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
+	    body_object(r, false, create_fields, ARRAY_SIZE(create_fields), &j, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	s = json_get_str(j, "name");
+	if (name_check("vm", s, &err) < 0)
+		goto fail;
+	snprintf(req.name, sizeof(req.name), "%s", s);
+	s = json_get_str(j, "image");
+	if (s && name_check("image", s, &err) < 0)
+		goto fail;
+	snprintf(req.image, sizeof(req.image), "%s", s ? s : "default");
+	if (json_get_int(j, "vcpus", 1, 32, cfg->default_vcpus, &v, &err) < 0)
+		goto fail;
+	req.vcpus = (int)v;
+	if (json_get_int(j, "memory_mib", 128, 1048576, cfg->default_memory_mib, &v,
+	    &err) < 0)
+		goto fail;
+	req.memory_mib = (int)v;
+	if (json_get_int(j, "disk_gib", 1, 1024, cfg->default_disk_gib, &v, &err) < 0)
+		goto fail;
+	req.disk_gib = (int)v;
+	req.nat = json_is_true(json_object_get(j, "nat"));
+	json_decref(j);
+	if (core_vm_create(r->core, &req, op_id, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return reply_op(r, op_id, waited, wait_s);
+fail:
+	json_decref(j);
+	return api_reply_error(r->conn, &err);
+}
+
+static enum MHD_Result
+h_vm_get(struct api_req *r)
+{
+	struct bn_err err;
+	struct vm vm;
+
+	if (core_vm_get(r->core, r->param, &vm, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, 200, vm_to_json(&vm));
+}
+
+static const struct json_field patch_fields[] = {
+	{ "vcpus", JF_INT, false, false },
+	{ "memory_mib", JF_INT, false, false },
+	{ "disk_gib", JF_INT, false, false },
+	{ "nat", JF_BOOL, false, false },
+};
+
+static enum MHD_Result
+h_vm_patch(struct api_req *r)
+{
+	struct vm_patch p = { 0, 0, 0, -1 };
+	struct bn_err err;
+	struct vm vm;
+	json_t *j = NULL, *nat;
+	long long v;
+
+	if (name_check("vm", r->param, &err) < 0 ||
+	    body_object(r, false, patch_fields, ARRAY_SIZE(patch_fields), &j, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	if (json_get_int(j, "vcpus", 1, 32, 0, &v, &err) < 0)
+		goto fail;
+	p.vcpus = (int)v;
+	if (json_get_int(j, "memory_mib", 128, 1048576, 0, &v, &err) < 0)
+		goto fail;
+	p.memory_mib = (int)v;
+	if (json_get_int(j, "disk_gib", 1, 1024, 0, &v, &err) < 0)
+		goto fail;
+	p.disk_gib = (int)v;
+	nat = json_object_get(j, "nat");
+	if (json_is_boolean(nat))
+		p.nat = json_is_true(nat);
+	json_decref(j);
+	if (core_vm_patch(r->core, r->param, &p, &vm, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, 200, vm_to_json(&vm));
+fail:
+	json_decref(j);
+	return api_reply_error(r->conn, &err);
+}
+
+static enum MHD_Result
+vm_action(struct api_req *r, enum vm_action act, const struct json_field *fields,
+    int nfields)
+{
+	struct bn_err err;
+	json_t *j = NULL;
+	long long timeout_s = -1;
+	long wait_s;
+	bool waited, force = false;
+	char op_id[24];
+
+	if (name_check("vm", r->param, &err) < 0 ||
+	    wait_param(r, &waited, &wait_s, &err) < 0 ||
+	    (act == VM_ACT_DELETE && query_bool(r, "force", &force, &err) < 0))
+		return api_reply_error(r->conn, &err);
+	if (act != VM_ACT_DELETE) {
+		if (body_object(r, true, fields, nfields, &j, &err) < 0)
+			return api_reply_error(r->conn, &err);
+		int rc = json_get_int(j, "timeout_s", 0, 600, -1, &timeout_s, &err);
+		json_decref(j);
+		if (rc < 0)
+			return api_reply_error(r->conn, &err);
+	}
+	if (core_vm_action(r->core, r->param, act, force, (int)timeout_s, op_id,
+	    &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return reply_op(r, op_id, waited, wait_s);
+}
+
+static const struct json_field stop_fields[] = {
+	{ "timeout_s", JF_INT, false, false },
+};
+
+static enum MHD_Result h_vm_start(struct api_req *r) { return vm_action(r, VM_ACT_START, NULL, 0); }
+static enum MHD_Result h_vm_stop(struct api_req *r) { return vm_action(r, VM_ACT_STOP, stop_fields, 1); }
+static enum MHD_Result h_vm_restart(struct api_req *r) { return vm_action(r, VM_ACT_RESTART, NULL, 0); }
+static enum MHD_Result h_vm_delete(struct api_req *r) { return vm_action(r, VM_ACT_DELETE, NULL, 0); }
+
+static enum MHD_Result
+h_vm_health(struct api_req *r)
+{
+	struct vsock_health h;
+	struct bn_err err;
+	char checked[32];
+	json_t *j;
+
+	if (core_vm_health(r->core, r->param, &h, checked, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:O}", "name", r->param,
+	    "status", vsock_health_status_name(h.status), "reason", h.reason,
+	    "protocol", json_str_or_null(h.protocol), "checked_at", checked,
+	    "latency_ms", strcmp(h.reason, "vm_not_running") == 0 ? json_null() :
+	    json_integer(h.latency_ms), "agent", h.agent ? h.agent : json_null());
+	vsock_health_clear(&h);
+	return api_reply_json(r->conn, 200, j);
+}
+
+static enum MHD_Result
+h_vm_console(struct api_req *r)
+{
+	struct bn_err err;
+	long tail;
+	char *text;
+	size_t len;
+
+	if (name_check("vm", r->param, &err) < 0 ||
+	    query_int(r, "tail", 0, 16777216, 65536, &tail, &err) < 0 ||
+	    core_vm_console(r->core, r->param, tail, &text, &len, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_text(r->conn, 200, text, len, "text/plain; charset=utf-8");
+}
+
+static const struct json_field bulk_fields[] = {
+	{ "action", JF_STRING, true, false },
+	{ "names", JF_ARRAY, true, false },
+	{ "force", JF_BOOL, false, false },
+};
+
+static enum MHD_Result
+h_vm_bulk(struct api_req *r)
+{
+	struct bn_err err;
+	json_t *j = NULL, *names, *v;
+	enum vm_action act;
+	char **list = NULL;
+	long wait_s;
+	bool waited;
+	char op_id[24];
+	size_t i, n;
+	int rc;
+
+	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
+	    body_object(r, false, bulk_fields, ARRAY_SIZE(bulk_fields), &j, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	if (vm_action_parse(json_get_str(j, "action"), &act) < 0) {
+		bn_fail(&err, BN_EINVAL, 0, "action must be one of start, stop, "
+		    "restart, delete");
+		bn_err_detail(&err, "field", "action");
+		goto fail;
+	}
+	names = json_object_get(j, "names");
+	n = json_array_size(names);
+	list = xcalloc(n + 1, sizeof(*list));
+	json_array_foreach(names, i, v) {
+		if (!json_is_string(v)) {
+			bn_fail(&err, BN_EINVAL, 0, "names must be an array of strings");
+			bn_err_detail(&err, "field", "names");
+			goto fail;
+		}
+		list[i] = (char *)json_string_value(v);
+	}
+	rc = core_vms_bulk(r->core, act, list, (int)n,
+	    json_is_true(json_object_get(j, "force")), op_id, &err);
+	free(list);
+	json_decref(j);
+	if (rc < 0)
+		return api_reply_error(r->conn, &err);
+	return reply_op(r, op_id, waited, wait_s);
+fail:
+	free(list);
+	json_decref(j);
+	return api_reply_error(r->conn, &err);
+}
+
+/* ---- images ---- */
+
+static enum MHD_Result
+h_image_list(struct api_req *r)
+{
+	struct image_view *imgs;
+	struct bn_err err;
+	json_t *arr;
+	int n;
+
+	if (core_image_list(r->core, &imgs, &n, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, image_to_json(&imgs[i]));
+	free(imgs);
+	return api_reply_json(r->conn, 200, json_pack("{s:o}", "images", arr));
+}
+
+static const struct json_field register_fields[] = {
+	{ "name", JF_STRING, true, false },
+	{ "rootfs", JF_STRING, true, false },
+	{ "work_seed", JF_STRING, false, true },
+};
+
+static enum MHD_Result
+h_image_register(struct api_req *r)
+{
+	struct image_view iv;
+	struct bn_err err;
+	json_t *j = NULL;
+	bool created;
+	int rc;
+
+	if (body_object(r, false, register_fields, ARRAY_SIZE(register_fields), &j,
+	    &err) < 0)
+		return api_reply_error(r->conn, &err);
+	rc = core_image_register(r->core, json_get_str(j, "name"),
+	    json_get_str(j, "rootfs"), json_get_str(j, "work_seed"), &iv, &created,
+	    &err);
+	json_decref(j);
+	if (rc < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, created ? 201 : 200, image_to_json(&iv));
+}
+
+static const struct json_field build_fields[] = {
+	{ "name", JF_STRING, true, false },
+	{ "script", JF_STRING, false, false },
+};
+
+static enum MHD_Result
+h_image_build(struct api_req *r)
+{
+	struct bn_err err;
+	json_t *j = NULL;
+
+	if (body_object(r, false, build_fields, ARRAY_SIZE(build_fields), &j, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	if (name_check("image", json_get_str(j, "name"), &err) == 0) {
+		bn_fail(&err, BN_ENOTIMPL, 0, "daemon-driven image builds are not "
+		    "implemented yet");
+		bn_err_hint(&err, "build with rootfs/make-rootfs.sh and register the "
+		    "result with 'banger image register'");
+	}
+	json_decref(j);
+	return api_reply_error(r->conn, &err);
+}
+
+static enum MHD_Result
+h_image_get(struct api_req *r)
+{
+	struct image_view iv;
+	struct bn_err err;
+
+	if (core_image_get(r->core, r->param, &iv, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, 200, image_to_json(&iv));
+}
+
+static enum MHD_Result
+h_image_delete(struct api_req *r)
+{
+	struct bn_err err;
+
+	if (core_image_delete(r->core, r->param, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_empty(r->conn, 204);
+}
+
+/* ---- operations ---- */
+
+static enum MHD_Result
+h_op_list(struct api_req *r)
+{
+	struct op_row *ops;
+	struct bn_err err;
+	json_t *arr;
+	int n;
+
+	if (core_op_list(r->core, &ops, &n, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	arr = json_array();
+	for (int i = 0; i < n; i++) {
+		json_array_append_new(arr, op_to_json(&ops[i]));
+		op_row_clear(&ops[i]);
+	}
+	free(ops);
+	return api_reply_json(r->conn, 200, json_pack("{s:o}", "operations", arr));
+}
+
+static enum MHD_Result
+h_op_get(struct api_req *r)
+{
+	struct bn_err err;
+	struct op_row op;
+	long wait_s;
+
+	if (query_int(r, "wait", 0, 3600, 0, &wait_s, &err) < 0 ||
+	    core_op_get(r->core, r->param, (int)wait_s, &op, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	json_t *j = op_to_json(&op);
+	op_row_clear(&op);
+	return api_reply_json(r->conn, 200, j);
+}
+
+/* ---- events (SSE) ---- */
+
+struct sse {
+	struct core *core;
+	uint64_t cursor;
+	struct event_filter filter;
+	char *pending;
+	size_t off, len;
+};
+
+static ssize_t
+sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *s = cls;
+
+	(void)pos;
+	if (s->pending == NULL) {
+		char *frame = NULL;
+		int rc = core_events_next(s->core, &s->cursor, &s->filter, 15000,
+		    &frame);
+		if (rc < 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		s->pending = rc == 1 ? frame : xstrdup(": ping\n\n");
+		s->off = 0;
+		s->len = strlen(s->pending);
+	}
+	size_t n = s->len - s->off < max ? s->len - s->off : max;
+	memcpy(buf, s->pending + s->off, n);
+	s->off += n;
+	if (s->off == s->len) {
+		free(s->pending);
+		s->pending = NULL;
+	}
+	return (ssize_t)n;
+}
+
+static void
+sse_free(void *cls)
+{
+	struct sse *s = cls;
+
+	free(s->pending);
+	free(s);
+}
+
+static enum MHD_Result
+h_events(struct api_req *r)
+{
+	struct bn_err err;
+	struct sse *s = xcalloc(1, sizeof(*s));
+	const char *types = query(r, "type"), *vm = query(r, "vm");
+	const char *last = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    "Last-Event-ID");
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	s->core = r->core;
+	s->cursor = core_events_last_id(r->core);
+	if (vm != NULL) {
+		if (name_check("vm", vm, &err) < 0)
+			goto fail;
+		snprintf(s->filter.vm, sizeof(s->filter.vm), "%s", vm);
+	}
+	if (types != NULL) {
+		char buf[512], *save = NULL;
+		snprintf(buf, sizeof(buf), "%s", types);
+		for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+			if (s->filter.ntypes == 8 || strlen(t) >= 32) {
+				bn_fail(&err, BN_EINVAL, 0, "type: at most 8 entries "
+				    "of at most 31 characters");
+				goto fail;
+			}
+			snprintf(s->filter.types[s->filter.ntypes++], 32, "%s", t);
+		}
+	}
+	if (last != NULL) {
+		char *end;
+		unsigned long long id = strtoull(last, &end, 10);
+		if (*last == '\0' || *end != '\0' || *last == '-') {
+			bn_fail(&err, BN_EINVAL, 0, "Last-Event-ID must be a "
+			    "non-negative integer");
+			goto fail;
+		}
+		if (id < s->cursor)
+			s->cursor = id;
+	}
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, sse_read,
+	    s, sse_free);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	ret = MHD_queue_response(r->conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+fail:
+	free(s);
+	return api_reply_error(r->conn, &err);
+}
+
+static const struct api_route routes[] = {
+	{ "GET", "/v1", h_root },
+	{ "GET", "/v1/healthz", h_healthz },
+	{ "GET", "/v1/doctor", h_doctor },
+	{ "GET", "/v1/vms", h_vm_list },
+	{ "POST", "/v1/vms", h_vm_create },
+	{ "POST", "/v1/vms/actions", h_vm_bulk },
+	{ "GET", "/v1/vms/{name}", h_vm_get },
+	{ "PATCH", "/v1/vms/{name}", h_vm_patch },
+	{ "DELETE", "/v1/vms/{name}", h_vm_delete },
+	{ "POST", "/v1/vms/{name}/start", h_vm_start },
+	{ "POST", "/v1/vms/{name}/stop", h_vm_stop },
+	{ "POST", "/v1/vms/{name}/restart", h_vm_restart },
+	{ "GET", "/v1/vms/{name}/health", h_vm_health },
+	{ "GET", "/v1/vms/{name}/console", h_vm_console },
+	{ "GET", "/v1/images", h_image_list },
+	{ "POST", "/v1/images", h_image_register },
+	{ "POST", "/v1/images/build", h_image_build },
+	{ "GET", "/v1/images/{name}", h_image_get },
+	{ "DELETE", "/v1/images/{name}", h_image_delete },
+	{ "GET", "/v1/operations", h_op_list },
+	{ "GET", "/v1/operations/{id}", h_op_get },
+	{ "GET", "/v1/events", h_events },
+};
+
+const struct api_route *
+api_routes(int *ret_n)
+{
+	*ret_n = (int)ARRAY_SIZE(routes);
+	return routes;
+}

@@ -1,0 +1,111 @@
+/* core.h - bangerd's capabilities: VM lifecycle, images, operations,
+ * events, health, doctor, reconcile.  api/ calls only these. */
+#ifndef BANGER_CORE_H
+#define BANGER_CORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "core/config.h"
+#include "store/store.h"
+#include "vmm/vsock.h"
+
+struct core;
+
+int core_open(const struct config *cfg, const struct bundle *bundle,
+    struct core **ret, struct bn_err *err);
+/* Stop background work and wait for running operations to reach a safe
+ * point; VMs keep running. */
+void core_close(struct core *c);
+/* Wake and end long waits (SSE streams, ?wait) before the server stops. */
+void core_quiesce(struct core *c);
+const struct config *core_config(struct core *c);
+const struct bundle *core_bundle(struct core *c);
+uint64_t core_generation(struct core *c);
+long long core_uptime_s(struct core *c);
+
+/* ---- VMs ---- */
+struct vm_create_req {
+	char name[VM_NAME_MAX];
+	char image[VM_NAME_MAX];
+	int vcpus, memory_mib, disk_gib;
+	bool nat;
+};
+
+struct vm_patch {
+	int vcpus, memory_mib, disk_gib;   /* 0 = unchanged */
+	int nat;                           /* -1 = unchanged */
+};
+
+enum vm_action { VM_ACT_START, VM_ACT_STOP, VM_ACT_RESTART, VM_ACT_DELETE };
+
+int core_vm_get(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err);
+int core_vm_list(struct core *c, struct vm **ret, int *ret_n,
+    struct bn_err *err);
+/* Validate, reserve the name, and start the create operation. */
+int core_vm_create(struct core *c, const struct vm_create_req *req,
+    char ret_op_id[24], struct bn_err *err);
+int core_vm_action(struct core *c, const char *name, enum vm_action act,
+    bool force, int stop_timeout_s, char ret_op_id[24], struct bn_err *err);
+int core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
+    struct vm *ret, struct bn_err *err);
+int core_vms_bulk(struct core *c, enum vm_action act, char **names, int n,
+    bool force, char ret_op_id[24], struct bn_err *err);
+int core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
+    char ret_checked_at[32], struct bn_err *err);
+/* Last tail bytes of the serial console log (malloc'd). */
+int core_vm_console(struct core *c, const char *name, long tail, char **ret,
+    size_t *ret_len, struct bn_err *err);
+int vm_action_parse(const char *s, enum vm_action *ret);
+
+/* ---- images ---- */
+struct image_view {
+	struct image img;
+	bool is_default;
+	bool available;
+};
+int core_image_list(struct core *c, struct image_view **ret, int *ret_n,
+    struct bn_err *err);
+int core_image_get(struct core *c, const char *name, struct image_view *ret,
+    struct bn_err *err);
+int core_image_register(struct core *c, const char *name, const char *rootfs,
+    const char *work_seed, struct image_view *ret, bool *ret_created,
+    struct bn_err *err);
+int core_image_delete(struct core *c, const char *name, struct bn_err *err);
+
+/* ---- operations ---- */
+/* Wait up to wait_s for the operation to finish; *ret is a snapshot. */
+int core_op_get(struct core *c, const char *id, int wait_s,
+    struct op_row *ret, struct bn_err *err);
+int core_op_list(struct core *c, struct op_row **ret, int *ret_n,
+    struct bn_err *err);
+bool core_op_finished(const struct op_row *op);
+
+/* ---- events ---- */
+struct event_filter {
+	char types[8][32];
+	int ntypes;
+	char vm[VM_NAME_MAX];
+};
+/* Copy the next event after *cursor matching f into a malloc'd SSE frame,
+ * waiting up to wait_ms.  Returns 1 with *ret set, 0 on timeout, -1 when
+ * the daemon is shutting down. */
+int core_events_next(struct core *c, uint64_t *cursor,
+    const struct event_filter *f, int wait_ms, char **ret);
+uint64_t core_events_last_id(struct core *c);
+void core_emit(struct core *c, const char *type, const char *vm,
+    const char *op_id, json_t *data);
+
+/* ---- doctor ---- */
+json_t *core_doctor(struct core *c);
+
+/* JSON views (shared by api/ and events). */
+json_t *vm_to_json(const struct vm *vm);
+json_t *image_to_json(const struct image_view *iv);
+json_t *op_to_json(const struct op_row *op);
+json_t *err_to_json(const struct bn_err *err);
+
+#endif

@@ -1,0 +1,884 @@
+/* vm.c - VM lifecycle: create, start, stop, restart, delete, patch, bulk,
+ * health, console, and the reconcile/monitor passes.
+ *
+ * Every action runs as an operation in its own thread and holds the VM's
+ * lock, so actions on one VM are serialized and different VMs proceed in
+ * parallel.  Each step that makes something (directory, disk copies,
+ * process, sockets) has an undo, run in reverse order on failure. */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/util.h"
+#include "guest/guest.h"
+
+int
+vm_action_parse(const char *s, enum vm_action *ret)
+{
+	static const char *const names[] = { "start", "stop", "restart", "delete" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*ret = (enum vm_action)i;
+			return 0;
+		}
+	return -1;
+}
+
+int
+vm_dir(struct core *c, const char *id, char *out, size_t outsz, struct bn_err *err)
+{
+	return path_join(out, outsz, err, "%s/vms/%s", c->cfg.state_dir, id);
+}
+
+void
+vm_set_state(struct core *c, struct vm *vm, enum vm_state st)
+{
+	enum vm_state prev = vm->state;
+	struct bn_err err;
+
+	vm->state = st;
+	time_rfc3339(vm->updated_at);
+	if (store_vm_update(c->store, vm, &err) < 0)
+		log_warnx("vm '%s': %s", vm->name, err.msg);
+	if (prev != st)
+		core_emit(c, "vm.state", vm->name, NULL, json_pack("{s:s, s:s}",
+		    "state", vm_state_name(st), "previous", vm_state_name(prev)));
+}
+
+static bool
+kvm_usable(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+const struct vmm_driver *
+vmm_pick(struct core *c, char *binary, size_t binsz, struct bn_err *err)
+{
+	const char *want = c->bundle.vmm;
+	struct bn_err fc_err = { 0 };
+
+	if (strcmp(c->cfg.vmm, "auto") != 0 && strcmp(want, "auto") == 0)
+		want = c->cfg.vmm;
+	if (strcmp(want, "qemu") == 0) {
+		bn_fail(err, BN_EVMM_MISSING, 0, "the QEMU driver is not available "
+		    "in this build yet");
+		return bn_err_hint(err, "set \"vmm\": \"firecracker\" in bundle.json"),
+		    NULL;
+	}
+	/* firecracker: the bundle's binary, else firecracker on PATH. */
+	if (proc_find_exe(c->bundle.firecracker, binary, binsz, &fc_err) == 0 ||
+	    proc_find_exe("firecracker", binary, binsz, &fc_err) == 0) {
+		if (strcmp(want, "auto") == 0 && !kvm_usable()) {
+			bn_fail(err, BN_EVMM_MISSING, 0, "firecracker needs a usable "
+			    "/dev/kvm");
+			return bn_err_hint(err, "run 'banger doctor'"), NULL;
+		}
+		return &vmm_firecracker;
+	}
+	bn_fail(err, BN_EVMM_MISSING, 0, "firecracker not found (%s)",
+	    c->bundle.firecracker);
+	bn_err_hint(err, "install Firecracker, set \"firecracker\" in "
+	    "bundle.json or BANGER_FIRECRACKER, and run 'banger doctor'");
+	return NULL;
+}
+
+int
+vm_params(struct core *c, const struct vm *vm, const struct vmm_driver **ret_drv,
+    struct vmm_params *p, char *cmdline, size_t cmdsz, struct bn_err *err)
+{
+	static __thread char binary[PATH_MAX];
+	char dir[PATH_MAX];
+	const struct vmm_driver *drv;
+
+	memset(p, 0, sizeof(*p));
+	drv = vmm_pick(c, binary, sizeof(binary), err);
+	if (drv == NULL)
+		return -1;
+	if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
+	    vmm_params_paths(p, dir, err) < 0)
+		return -1;
+	struct guest_config gc = {
+		.hostname = vm->name,
+		.agent_port = (unsigned)c->bundle.agent_port,
+		.vmm_adds_root = drv == &vmm_firecracker,
+	};
+	if (guest_cmdline(&gc, cmdline, cmdsz, err) < 0)
+		return -1;
+	p->vm_id = vm->id;
+	p->binary = binary;
+	p->kernel = c->bundle.kernel;
+	p->initrd = access(c->bundle.initrd, R_OK) == 0 ? c->bundle.initrd : NULL;
+	p->cmdline = cmdline;
+	p->vcpus = vm->vcpus;
+	p->memory_mib = vm->memory_mib;
+	p->cid = vm->cid;
+	p->api_timeout_ms = c->cfg.vmm_api_timeout_ms;
+	*ret_drv = drv;
+	return 0;
+}
+
+static unsigned
+agent_port(struct core *c)
+{
+	/* config.json overrides the bundle's port. */
+	return (unsigned)(c->cfg.agent_port != 1024 ? c->cfg.agent_port :
+	    c->bundle.agent_port);
+}
+
+/* Boot a VM whose disks exist: spawn, configure, InstanceStart, wait for
+ * the agent.  On failure the process is gone, its sockets are unlinked and
+ * the VM is stopped with last_error set. */
+static int
+vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *err)
+{
+	const struct vmm_driver *drv;
+	struct vmm_params p;
+	char cmdline[1024];
+	struct vsock_health h = { 0 };
+	pid_t pid = 0;
+
+	op_stage(c, op, "spawn_vmm", base);
+	if (vm_params(c, vm, &drv, &p, cmdline, sizeof(cmdline), err) < 0)
+		goto fail;
+	if (access(p.kernel, R_OK) < 0) {
+		bn_fail(err, BN_EIMG_UNAVAIL, errno, "kernel %s", p.kernel);
+		bn_err_hint(err, "run 'make runtime-bundle' or set \"kernel\" in "
+		    "bundle.json");
+		goto fail;
+	}
+	snprintf(vm->vmm, sizeof(vm->vmm), "%s", drv->name);
+	snprintf(vm->last_error, sizeof(vm->last_error), "%s", "");
+	vm_set_state(c, vm, VM_STARTING);
+	if (drv->spawn(&p, &pid, err) < 0)
+		goto fail;
+	/* Record the pid at once: a daemon crash from here on must find it. */
+	vm->pid = pid;
+	vm_set_state(c, vm, VM_STARTING);
+	op_stage(c, op, "configure", base + 10);
+	if (drv->configure(&p, pid, err) < 0)
+		goto undo_process;
+	op_stage(c, op, "instance_start", base + 20);
+	if (drv->start(&p, err) < 0)
+		goto undo_process;
+	op_stage(c, op, "wait_health", base + 30);
+	if (vsock_wait_healthy(p.vsock_uds, agent_port(c), time_mono_ms() +
+	    (long long)c->cfg.health_timeout_s * 1000, &h, err) < 0) {
+		if (!proc_alive(pid))
+			bn_fail(err, BN_EVMM, 0, "the VMM exited during boot");
+		bn_err_prefix(err, "waiting for the guest agent");
+		bn_err_hint(err, "see the console log: banger vm console %s",
+		    vm->name);
+		vsock_health_clear(&h);
+		goto undo_process;
+	}
+	snprintf(vm->health, sizeof(vm->health), "%s",
+	    vsock_health_status_name(h.status));
+	vsock_health_clear(&h);
+	time_rfc3339(vm->started_at);
+	vm_set_state(c, vm, VM_RUNNING);
+	return 0;
+
+undo_process:
+	drv->kill(&p, pid);
+fail:
+	vm->pid = 0;
+	snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
+	snprintf(vm->health, sizeof(vm->health), "unknown");
+	time_rfc3339(vm->stopped_at);
+	vm_set_state(c, vm, VM_STOPPED);
+	return -1;
+}
+
+static int
+vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
+    struct bn_err *err)
+{
+	const struct vmm_driver *drv;
+	struct vmm_params p;
+	char cmdline[1024];
+
+	if (vm->state == VM_STOPPED || vm->state == VM_CREATING)
+		return 0;
+	op_stage(c, op, "stopping", 10);
+	vm_set_state(c, vm, VM_STOPPING);
+	if (vm_params(c, vm, &drv, &p, cmdline, sizeof(cmdline), err) < 0) {
+		/* Without a driver binary we can still stop the process. */
+		char dir[PATH_MAX];
+		if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
+		    vmm_params_paths(&p, dir, err) < 0)
+			return -1;
+		p.vm_id = vm->id;
+		drv = &vmm_firecracker;
+	}
+	if (drv->stop(&p, vm->pid, grace_s * 1000, err) < 0) {
+		snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
+		vm_set_state(c, vm, VM_ERROR);
+		return -1;
+	}
+	vm->pid = 0;
+	snprintf(vm->health, sizeof(vm->health), "unknown");
+	time_rfc3339(vm->stopped_at);
+	vm_set_state(c, vm, VM_STOPPED);
+	return 0;
+}
+
+/* Work disk: clone the image's seed (or make an empty ext4) and grow it to
+ * disk_gib. */
+static int
+make_workdisk(struct core *c, const struct image_view *iv, const char *path,
+    int disk_gib, struct bn_err *err)
+{
+	off_t want = (off_t)disk_gib << 30;
+	char size[32], out[512];
+	struct stat st;
+
+	(void)c;
+	if (iv->img.work_seed[0] && access(iv->img.work_seed, R_OK) == 0) {
+		if (fs_copy_sparse(iv->img.work_seed, path, 0600, err) < 0)
+			return -1;
+		if (stat(path, &st) < 0)
+			return bn_fail(err, BN_ESYS, errno, "stat %s", path);
+		if (st.st_size >= want)
+			return 0;
+		if (truncate(path, want) < 0)
+			return bn_fail(err, BN_ESYS, errno, "grow %s", path);
+		char *fsck[] = { "/sbin/e2fsck", "-f", "-p", (char *)path, NULL };
+		char *resize[] = { "/sbin/resize2fs", (char *)path, NULL };
+		if (proc_run(fsck, 60000, out, sizeof(out), NULL, err) < 0 ||
+		    proc_run(resize, 60000, out, sizeof(out), NULL, err) < 0)
+			return bn_err_prefix(err, "grow work disk");
+		return 0;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return bn_fail(err, BN_ESYS, errno, "create %s", path);
+	if (ftruncate(fd, want) < 0) {
+		close(fd);
+		return bn_fail(err, BN_ESYS, errno, "size %s", path);
+	}
+	close(fd);
+	snprintf(size, sizeof(size), "%d", disk_gib);
+	char *mkfs[] = { "/sbin/mkfs.ext4", "-q", "-F", "-L", "banger-work",
+		(char *)path, NULL };
+	if (proc_run(mkfs, 60000, out, sizeof(out), NULL, err) < 0)
+		return bn_err_prefix(err, "format work disk");
+	return 0;
+}
+
+/* ---- operation bodies ---- */
+
+struct act_arg {
+	char name[VM_NAME_MAX];
+	enum vm_action act;
+	bool force;
+	int grace_s;
+};
+
+static json_t *
+op_create(struct core *c, struct op *op, void *arg, struct bn_err *err)
+{
+	const char *name = arg;
+	struct image_view iv;
+	struct vm vm;
+	char dir[PATH_MAX], rootfs[PATH_MAX], work[PATH_MAX];
+	json_t *res = NULL;
+
+	vm_lock(c, name);
+	if (store_vm_get(c->store, name, &vm, err) < 0)
+		goto out;
+	op_stage(c, op, "prepare_disks", 5);
+	if (core_image_get(c, vm.image, &iv, err) < 0)
+		goto undo_row;
+	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
+	    path_join(rootfs, sizeof(rootfs), err, "%s/rootfs.ext4", dir) < 0 ||
+	    path_join(work, sizeof(work), err, "%s/work.ext4", dir) < 0)
+		goto undo_row;
+	if (mkdir(dir, 0700) < 0) {
+		bn_fail(err, BN_ESYS, errno, "mkdir %s", dir);
+		goto undo_row;
+	}
+	if (fs_copy_sparse(iv.img.rootfs, rootfs, 0600, err) < 0)
+		goto undo_dir;
+	op_stage(c, op, "prepare_work_disk", 15);
+	if (make_workdisk(c, &iv, work, vm.disk_gib, err) < 0)
+		goto undo_dir;
+	if (vm_boot(c, op, &vm, 30, err) < 0)
+		goto undo_dir;
+	res = vm_to_json(&vm);
+	goto out;
+
+undo_dir:
+	fs_remove_tree(dir, NULL);
+undo_row:
+	/* A failed create leaves nothing behind: not even its record. */
+	if (store_vm_delete(c->store, name, NULL) == 0)
+		core_emit(c, "vm.deleted", name, op->row.id, NULL);
+out:
+	vm_unlock(c, name);
+	return res;
+}
+
+static json_t *
+op_action(struct core *c, struct op *op, void *arg, struct bn_err *err)
+{
+	struct act_arg *a = arg;
+	struct vm vm;
+	char dir[PATH_MAX];
+	json_t *res = NULL;
+
+	vm_lock(c, a->name);
+	if (store_vm_get(c->store, a->name, &vm, err) < 0)
+		goto out;
+	switch (a->act) {
+	case VM_ACT_START:
+		if (vm.state == VM_RUNNING) {
+			res = vm_to_json(&vm);
+			break;
+		}
+		if (vm_boot(c, op, &vm, 10, err) == 0)
+			res = vm_to_json(&vm);
+		break;
+	case VM_ACT_STOP:
+		if (vm_halt(c, op, &vm, a->grace_s, err) == 0)
+			res = vm_to_json(&vm);
+		break;
+	case VM_ACT_RESTART:
+		if (vm_halt(c, op, &vm, a->grace_s, err) == 0 &&
+		    vm_boot(c, op, &vm, 40, err) == 0)
+			res = vm_to_json(&vm);
+		break;
+	case VM_ACT_DELETE:
+		if ((vm.state == VM_RUNNING || vm.state == VM_STARTING) && !a->force) {
+			bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is running", vm.name);
+			bn_err_hint(err, "stop it first or delete with --force");
+			break;
+		}
+		if (vm_halt(c, op, &vm, a->grace_s, err) < 0)
+			break;
+		op_stage(c, op, "remove_disks", 60);
+		if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
+		    fs_remove_tree(dir, err) < 0 ||
+		    store_vm_delete(c->store, vm.name, err) < 0)
+			break;
+		core_emit(c, "vm.deleted", vm.name, op->row.id, NULL);
+		res = json_null();
+		break;
+	}
+out:
+	vm_unlock(c, a->name);
+	return res;
+}
+
+/* ---- entry points ---- */
+
+int
+core_vm_get(struct core *c, const char *name, struct vm *ret, struct bn_err *err)
+{
+	if (name_check("vm", name, err) < 0)
+		return -1;
+	return store_vm_get(c->store, name, ret, err);
+}
+
+int
+core_vm_list(struct core *c, struct vm **ret, int *ret_n, struct bn_err *err)
+{
+	return store_vm_list(c->store, ret, ret_n, err);
+}
+
+int
+core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[24],
+    struct bn_err *err)
+{
+	struct image_view iv;
+	struct vm vm;
+	char binary[PATH_MAX], dir[PATH_MAX];
+	struct vmm_params p;
+	int count;
+
+	if (name_check("vm", req->name, err) < 0)
+		return -1;
+	if (req->memory_mib > c->host_mem_mib) {
+		bn_fail(err, BN_EINVAL, 0, "memory_mib %d is more than this host "
+		    "has (%lld MiB)", req->memory_mib, (long long)c->host_mem_mib);
+		return bn_err_detail(err, "field", "memory_mib");
+	}
+	if (core_image_get(c, req->image, &iv, err) < 0)
+		return -1;
+	if (!iv.available) {
+		bn_fail(err, BN_EIMG_UNAVAIL, 0, "image '%s': rootfs %s is missing",
+		    iv.img.name, iv.img.rootfs);
+		return bn_err_hint(err, iv.is_default ? "run 'make runtime-bundle'" :
+		    "register the image again with an existing rootfs");
+	}
+	if (vmm_pick(c, binary, sizeof(binary), err) == NULL)
+		return -1;
+	if (store_vm_count(c->store, &count, err) < 0)
+		return -1;
+	if (count >= c->cfg.max_vms) {
+		bn_fail(err, BN_ELIMIT, 0, "this host already has %d vms (max_vms)",
+		    count);
+		return bn_err_hint(err, "delete unused vms or raise max_vms in "
+		    "config.json");
+	}
+
+	memset(&vm, 0, sizeof(vm));
+	if (random_hex(vm.id, VM_ID_LEN / 2, err) < 0)
+		return -1;
+	/* Check socket paths fit before promising anything. */
+	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
+	    vmm_params_paths(&p, dir, err) < 0)
+		return -1;
+	snprintf(vm.name, sizeof(vm.name), "%s", req->name);
+	snprintf(vm.image, sizeof(vm.image), "%s", iv.img.name);
+	vm.vcpus = req->vcpus;
+	vm.memory_mib = req->memory_mib;
+	vm.disk_gib = req->disk_gib;
+	vm.nat = req->nat;
+	vm.state = VM_CREATING;
+	snprintf(vm.health, sizeof(vm.health), "unknown");
+	time_rfc3339(vm.created_at);
+	memcpy(vm.updated_at, vm.created_at, sizeof(vm.updated_at));
+
+	/* The CID and the name are taken under one lock so two creates cannot
+	 * pick the same CID; the UNIQUE constraints back this up. */
+	static pthread_mutex_t create_mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&create_mu);
+	int rc = store_vm_free_cid(c->store, &vm.cid, err);
+	if (rc == 0)
+		rc = store_vm_insert(c->store, &vm, err);
+	pthread_mutex_unlock(&create_mu);
+	if (rc < 0)
+		return -1;
+	core_emit(c, "vm.created", vm.name, NULL, vm_to_json(&vm));
+	if (op_start(c, "vm.create", vm.name, op_create, xstrdup(vm.name), free,
+	    ret_op_id, err) < 0) {
+		store_vm_delete(c->store, vm.name, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+int
+core_vm_action(struct core *c, const char *name, enum vm_action act, bool force,
+    int stop_timeout_s, char ret_op_id[24], struct bn_err *err)
+{
+	static const char *const kinds[] = { "vm.start", "vm.stop", "vm.restart",
+		"vm.delete" };
+	struct vm vm;
+	char binary[PATH_MAX];
+
+	if (core_vm_get(c, name, &vm, err) < 0)
+		return -1;
+	if (act == VM_ACT_DELETE && !force &&
+	    (vm.state == VM_RUNNING || vm.state == VM_STARTING)) {
+		bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is running", name);
+		return bn_err_hint(err, "stop it first, or delete with force "
+		    "(banger vm delete --force)");
+	}
+	if ((act == VM_ACT_START || act == VM_ACT_RESTART) &&
+	    vmm_pick(c, binary, sizeof(binary), err) == NULL)
+		return -1;
+	struct act_arg *a = xcalloc(1, sizeof(*a));
+	snprintf(a->name, sizeof(a->name), "%s", name);
+	a->act = act;
+	a->force = force;
+	a->grace_s = stop_timeout_s >= 0 ? stop_timeout_s : c->cfg.stop_grace_s;
+	return op_start(c, kinds[act], name, op_action, a, free, ret_op_id, err);
+}
+
+int
+core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
+    struct vm *ret, struct bn_err *err)
+{
+	struct vm vm;
+	int rc = -1;
+
+	if (name_check("vm", name, err) < 0)
+		return -1;
+	if (p->memory_mib > c->host_mem_mib) {
+		bn_fail(err, BN_EINVAL, 0, "memory_mib %d is more than this host "
+		    "has (%lld MiB)", p->memory_mib, (long long)c->host_mem_mib);
+		return bn_err_detail(err, "field", "memory_mib");
+	}
+	vm_lock(c, name);
+	if (store_vm_get(c->store, name, &vm, err) < 0)
+		goto out;
+	bool sizing = p->vcpus || p->memory_mib || p->disk_gib;
+	if (sizing && vm.state != VM_STOPPED) {
+		bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is %s; vcpus, memory and "
+		    "disk change only while it is stopped", name,
+		    vm_state_name(vm.state));
+		bn_err_hint(err, "banger vm stop %s", name);
+		goto out;
+	}
+	if (p->disk_gib && p->disk_gib < vm.disk_gib) {
+		bn_fail(err, BN_EINVAL, 0, "disk_gib can only grow (now %d)",
+		    vm.disk_gib);
+		bn_err_detail(err, "field", "disk_gib");
+		goto out;
+	}
+	if (p->disk_gib && p->disk_gib > vm.disk_gib) {
+		char dir[PATH_MAX], work[PATH_MAX], out[512];
+		if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
+		    path_join(work, sizeof(work), err, "%s/work.ext4", dir) < 0)
+			goto out;
+		if (truncate(work, (off_t)p->disk_gib << 30) < 0) {
+			bn_fail(err, BN_ESYS, errno, "grow %s", work);
+			goto out;
+		}
+		char *fsck[] = { "/sbin/e2fsck", "-f", "-p", work, NULL };
+		char *resize[] = { "/sbin/resize2fs", work, NULL };
+		if (proc_run(fsck, 60000, out, sizeof(out), NULL, err) < 0 ||
+		    proc_run(resize, 60000, out, sizeof(out), NULL, err) < 0) {
+			bn_err_prefix(err, "grow work disk");
+			goto out;
+		}
+		vm.disk_gib = p->disk_gib;
+	}
+	if (p->vcpus)
+		vm.vcpus = p->vcpus;
+	if (p->memory_mib)
+		vm.memory_mib = p->memory_mib;
+	if (p->nat >= 0)
+		vm.nat = p->nat != 0;
+	time_rfc3339(vm.updated_at);
+	if (store_vm_update(c->store, &vm, err) < 0)
+		goto out;
+	core_emit(c, "vm.updated", vm.name, NULL, vm_to_json(&vm));
+	*ret = vm;
+	rc = 0;
+out:
+	vm_unlock(c, name);
+	return rc;
+}
+
+/* ---- bulk actions ---- */
+
+struct bulk_arg {
+	enum vm_action act;
+	bool force;
+	int n;
+	char (*names)[VM_NAME_MAX];
+};
+
+struct bulk_one {
+	struct core *c;
+	struct op *op;
+	struct bulk_arg *b;
+	int i;
+	json_t *result;
+};
+
+static void *
+bulk_one_main(void *arg)
+{
+	struct bulk_one *o = arg;
+	struct act_arg a = { .act = o->b->act, .force = o->b->force,
+		.grace_s = o->c->cfg.stop_grace_s };
+	struct bn_err err = { 0 };
+	json_t *vmj;
+
+	snprintf(a.name, sizeof(a.name), "%s", o->b->names[o->i]);
+	/* Each VM's action takes that VM's lock, like a single action. */
+	vmj = op_action(o->c, o->op, &a, &err);
+	if (vmj != NULL)
+		o->result = json_pack("{s:s, s:b, s:n, s:o}", "name", a.name, "ok", 1,
+		    "error", "vm", vmj);
+	else
+		o->result = json_pack("{s:s, s:b, s:o, s:n}", "name", a.name, "ok", 0,
+		    "error", err_to_json(&err), "vm");
+	return NULL;
+}
+
+static json_t *
+op_bulk(struct core *c, struct op *op, void *arg, struct bn_err *err)
+{
+	struct bulk_arg *b = arg;
+	struct bulk_one *ones = xcalloc((size_t)b->n, sizeof(*ones));
+	pthread_t *th = xcalloc((size_t)b->n, sizeof(*th));
+	json_t *results = json_array();
+
+	(void)err;
+	op_stage(c, op, "running", 10);
+	for (int i = 0; i < b->n; i++) {
+		ones[i] = (struct bulk_one){ c, op, b, i, NULL };
+		if (pthread_create(&th[i], NULL, bulk_one_main, &ones[i]) != 0) {
+			th[i] = 0;
+			bulk_one_main(&ones[i]);
+		}
+	}
+	for (int i = 0; i < b->n; i++) {
+		if (th[i])
+			pthread_join(th[i], NULL);
+		json_array_append_new(results, ones[i].result);
+	}
+	free(ones);
+	free(th);
+	return json_pack("{s:o}", "results", results);
+}
+
+static void
+bulk_free(void *arg)
+{
+	struct bulk_arg *b = arg;
+
+	free(b->names);
+	free(b);
+}
+
+int
+core_vms_bulk(struct core *c, enum vm_action act, char **names, int n, bool force,
+    char ret_op_id[24], struct bn_err *err)
+{
+	struct bulk_arg *b;
+
+	if (n < 1 || n > 1024)
+		return bn_fail(err, BN_EINVAL, 0, "names must list 1 to 1024 vms");
+	for (int i = 0; i < n; i++) {
+		if (name_check("vm", names[i], err) < 0)
+			return -1;
+		for (int j = 0; j < i; j++)
+			if (strcmp(names[i], names[j]) == 0) {
+				bn_fail(err, BN_EINVAL, 0, "vm '%s' is listed twice",
+				    names[i]);
+				return bn_err_detail(err, "field", "names");
+			}
+	}
+	b = xcalloc(1, sizeof(*b));
+	b->act = act;
+	b->force = force;
+	b->n = n;
+	b->names = xcalloc((size_t)n, sizeof(*b->names));
+	for (int i = 0; i < n; i++)
+		snprintf(b->names[i], VM_NAME_MAX, "%s", names[i]);
+	return op_start(c, "vms.actions", NULL, op_bulk, b, bulk_free, ret_op_id, err);
+}
+
+/* ---- health and console ---- */
+
+int
+core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
+    char ret_checked_at[32], struct bn_err *err)
+{
+	struct vm vm;
+	char dir[PATH_MAX], uds[PATH_MAX];
+
+	if (core_vm_get(c, name, &vm, err) < 0)
+		return -1;
+	memset(ret, 0, sizeof(*ret));
+	time_rfc3339(ret_checked_at);
+	if (vm.state != VM_RUNNING || vm.pid <= 0) {
+		ret->status = VSOCK_HEALTH_UNREACHABLE;
+		snprintf(ret->reason, sizeof(ret->reason), "vm_not_running");
+		return 0;
+	}
+	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
+	    path_join(uds, sizeof(uds), err, "%s/vsock.sock", dir) < 0)
+		return -1;
+	vsock_probe_health(uds, agent_port(c), 2000, ret);
+	const char *st = vsock_health_status_name(ret->status);
+	/* Record and announce changes only, so polling is cheap. */
+	if (strcmp(st, vm.health) != 0 && vm_trylock(c, name)) {
+		struct vm cur;
+		if (store_vm_get(c->store, name, &cur, NULL) == 0 &&
+		    cur.state == VM_RUNNING) {
+			snprintf(cur.health, sizeof(cur.health), "%s", st);
+			time_rfc3339(cur.updated_at);
+			store_vm_update(c->store, &cur, NULL);
+			core_emit(c, "vm.health", name, NULL, json_pack("{s:s, s:s}",
+			    "status", st, "reason", ret->reason));
+		}
+		vm_unlock(c, name);
+	}
+	return 0;
+}
+
+int
+core_vm_console(struct core *c, const char *name, long tail, char **ret,
+    size_t *ret_len, struct bn_err *err)
+{
+	struct vm vm;
+	char dir[PATH_MAX], path[PATH_MAX];
+	struct stat st;
+	int fd;
+
+	if (core_vm_get(c, name, &vm, err) < 0)
+		return -1;
+	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
+	    path_join(path, sizeof(path), err, "%s/console.log", dir) < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			return bn_fail(err, BN_ESYS, errno, "open %s", path);
+		*ret = xstrdup("");
+		*ret_len = 0;
+		return 0;
+	}
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return bn_fail(err, BN_ESYS, errno, "stat %s", path);
+	}
+	off_t start = st.st_size > tail ? st.st_size - tail : 0;
+	size_t want = (size_t)(st.st_size - start);
+	char *buf = xmalloc(want + 1);
+	ssize_t got = pread(fd, buf, want, start);
+	close(fd);
+	if (got < 0) {
+		free(buf);
+		return bn_fail(err, BN_ESYS, errno, "read %s", path);
+	}
+	buf[got] = '\0';
+	*ret = buf;
+	*ret_len = (size_t)got;
+	return 0;
+}
+
+/* ---- reconcile and monitor ---- */
+
+void
+core_reconcile(struct core *c)
+{
+	struct vm *vms = NULL;
+	struct bn_err err;
+	int n = 0, failed = 0;
+	json_t *ej;
+	char *etext;
+
+	bn_fail(&err, BN_EINTERNAL, 0, "interrupted: bangerd stopped before the "
+	    "operation finished");
+	ej = err_to_json(&err);
+	etext = json_dump_compact(ej);
+	json_decref(ej);
+	if (store_op_fail_unfinished(c->store, etext, &failed, &err) < 0)
+		log_warnx("reconcile: %s", err.msg);
+	else if (failed > 0)
+		log_info("reconcile: %d interrupted operations marked failed", failed);
+	free(etext);
+	store_op_prune(c->store, 1000, NULL);
+
+	if (store_vm_list(c->store, &vms, &n, &err) < 0) {
+		log_warnx("reconcile: %s", err.msg);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		struct vm *vm = &vms[i];
+		struct vmm_params p;
+		char dir[PATH_MAX];
+
+		memset(&p, 0, sizeof(p));
+		if (vm_dir(c, vm->id, dir, sizeof(dir), &err) < 0 ||
+		    vmm_params_paths(&p, dir, &err) < 0)
+			continue;
+		p.vm_id = vm->id;
+		if (vm->state == VM_CREATING) {
+			/* Never finished: it was not the user's yet. */
+			if (vm->pid > 0 && vmm_firecracker.probe(&p, vm->pid, &err) == 0)
+				vmm_firecracker.kill(&p, vm->pid);
+			fs_remove_tree(dir, NULL);
+			store_vm_delete(c->store, vm->name, NULL);
+			log_info("reconcile: removed half-created vm '%s'", vm->name);
+			continue;
+		}
+		if (vm->pid > 0 && vmm_firecracker.probe(&p, vm->pid, &err) == 0) {
+			if (vm->state != VM_RUNNING) {
+				vm->state = VM_RUNNING;
+				time_rfc3339(vm->updated_at);
+				store_vm_update(c->store, vm, NULL);
+			}
+			log_info("reconcile: adopted vm '%s' (pid %d)", vm->name,
+			    (int)vm->pid);
+			continue;
+		}
+		if (vm->state == VM_STOPPED && vm->pid == 0)
+			continue;
+		if (vm->state == VM_RUNNING || vm->state == VM_STARTING)
+			snprintf(vm->last_error, sizeof(vm->last_error),
+			    "the VMM was not running when bangerd started");
+		vm->state = VM_STOPPED;
+		vm->pid = 0;
+		snprintf(vm->health, sizeof(vm->health), "unknown");
+		time_rfc3339(vm->stopped_at);
+		time_rfc3339(vm->updated_at);
+		unlink(p.api_sock);
+		unlink(p.vsock_uds);
+		store_vm_update(c->store, vm, NULL);
+		log_info("reconcile: vm '%s' is stopped", vm->name);
+	}
+	free(vms);
+}
+
+void *
+core_monitor_main(void *arg)
+{
+	struct core *c = arg;
+
+	for (;;) {
+		pthread_mutex_lock(&c->ev_mu);
+		bool stop = c->stopping;
+		if (!stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 500 * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&c->ev_cond, &c->ev_mu, &ts);
+			stop = c->stopping;
+		}
+		pthread_mutex_unlock(&c->ev_mu);
+		if (stop)
+			return NULL;
+
+		struct vm *vms = NULL;
+		int n = 0;
+		if (store_vm_list(c->store, &vms, &n, NULL) < 0)
+			continue;
+		for (int i = 0; i < n; i++) {
+			if (vms[i].state != VM_RUNNING || vms[i].pid <= 0 ||
+			    proc_alive(vms[i].pid))
+				continue;
+			/* Busy VMs are handled by their operation. */
+			if (!vm_trylock(c, vms[i].name))
+				continue;
+			struct vm vm;
+			if (store_vm_get(c->store, vms[i].name, &vm, NULL) == 0 &&
+			    vm.state == VM_RUNNING && vm.pid == vms[i].pid &&
+			    !proc_alive(vm.pid)) {
+				char dir[PATH_MAX];
+				struct vmm_params p;
+				if (vm_dir(c, vm.id, dir, sizeof(dir), NULL) == 0 &&
+				    vmm_params_paths(&p, dir, NULL) == 0) {
+					unlink(p.api_sock);
+					unlink(p.vsock_uds);
+				}
+				vm.pid = 0;
+				snprintf(vm.health, sizeof(vm.health), "unknown");
+				snprintf(vm.last_error, sizeof(vm.last_error),
+				    "the VMM exited (guest shut down or crashed)");
+				time_rfc3339(vm.stopped_at);
+				vm_set_state(c, &vm, VM_STOPPED);
+				log_info("vm '%s': VMM exited; now stopped", vm.name);
+			}
+			vm_unlock(c, vms[i].name);
+		}
+		free(vms);
+	}
+}
