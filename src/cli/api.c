@@ -1,0 +1,159 @@
+/* api.c - JSON requests to bangerd and the one mapping from API errors to
+ * what the user sees: "banger: <message>", "hint: <hint>" and an exit
+ * status per error class (see 'banger help').
+ */
+#include "cli.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/err.h"
+
+int
+api_exit_status(const char *code, long status)
+{
+	const struct bn_code_info *info = code ? bn_code_by_name(code) : NULL;
+
+	/* A known code decides by its place in the shared table; an unknown
+	 * one (a newer bangerd) by the HTTP status it came with. */
+	if (info != NULL)
+		status = info->http_status;
+	if (status == 404)
+		return CLI_EXIT_NOT_FOUND;
+	if (status == 409)
+		return CLI_EXIT_CONFLICT;
+	if (status >= 500)
+		return CLI_EXIT_SERVER;
+	return CLI_EXIT_ERROR;
+}
+
+int
+api_report_error(json_t *error, long status)
+{
+	char buf[1024];
+	const char *code = jstr(error, "code");
+	const char *message = jstr(error, "message");
+	const char *hint = jstr(error, "hint");
+	json_t *st = jobj(error, "status");
+
+	out_status_clear();
+	if (json_is_integer(st) && status == 0)
+		status = (long)json_integer_value(st);
+	if (message == NULL || message[0] == '\0')
+		message = code ? code : "request failed";
+	fprintf(stderr, "banger: %s\n", out_clean(message, buf, sizeof(buf)));
+	if (hint != NULL && hint[0] != '\0')
+		fprintf(stderr, "hint: %s\n", out_clean(hint, buf, sizeof(buf)));
+	return api_exit_status(code, status);
+}
+
+/* An HTTP error reply: the contract's error body, or whatever came. */
+static int
+report_http_error(struct cli *cli, struct reply *r)
+{
+	json_error_t jerr;
+	json_t *body;
+	int rc;
+
+	out_status_clear();
+	if (cli->json && r->body != NULL)
+		out_raw(r);
+	body = r->body ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
+	if (json_is_object(body) && jstr(body, "message") != NULL) {
+		rc = api_report_error(body, r->status);
+	} else {
+		char buf[256];
+		size_t n = r->body ? strcspn(r->body, "\r\n") : 0;
+
+		if (n >= sizeof(buf))
+			n = sizeof(buf) - 1;
+		memcpy(buf, r->body ? r->body : "", n);
+		buf[n] = '\0';
+		out_clean(buf, buf, sizeof(buf));
+		fprintf(stderr, "banger: bangerd answered HTTP %ld%s%s\n",
+		    r->status, n ? ": " : "", buf);
+		rc = api_exit_status(NULL, r->status);
+	}
+	if (body != NULL)
+		json_decref(body);
+	return rc;
+}
+
+int
+api_call_ex(struct cli *cli, const char *method, const char *path,
+    json_t *body, unsigned flags, long timeout_s, struct reply *r)
+{
+	char *text = NULL;
+	int rc;
+
+	if (body != NULL) {
+		text = json_dumps(body, JSON_COMPACT);
+		if (text == NULL) {
+			fputs("banger: out of memory\n", stderr);
+			abort();
+		}
+	}
+	rc = client_request(cli, method, path, text, timeout_s, flags, r);
+	free(text);
+	if (rc == CLI_EXIT_INTERRUPTED) {
+		out_status_clear();
+		fputs("banger: interrupted\n", stderr);
+	}
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	if (r->status < 200 || r->status > 299)
+		return report_http_error(cli, r);
+	if (!(flags & API_TEXT) && r->len > 0) {
+		json_error_t jerr;
+
+		r->json = json_loadb(r->body, r->len, 0, &jerr);
+		if (r->json == NULL) {
+			out_status_clear();
+			fprintf(stderr, "banger: bangerd sent invalid JSON for %s "
+			    "%s: %s\n", method, path, jerr.text);
+			return CLI_EXIT_SERVER;
+		}
+	}
+	return CLI_EXIT_OK;
+}
+
+int
+api_call(struct cli *cli, const char *method, const char *path, json_t *body,
+    struct reply *r)
+{
+	return api_call_ex(cli, method, path, body, 0, API_TIMEOUT_S, r);
+}
+
+/* Percent-encode everything but RFC 3986 unreserved characters. */
+static void
+escape_segment(const char *s, char *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+		    ch == '_' || ch == '~') {
+			*out++ = (char)ch;
+		} else {
+			*out++ = '%';
+			*out++ = hex[ch >> 4];
+			*out++ = hex[ch & 15];
+		}
+	}
+	*out = '\0';
+}
+
+char *
+api_path(const char *prefix, const char *name, const char *suffix)
+{
+	char *esc = xmalloc(strlen(name) * 3 + 1);
+	char *path;
+
+	escape_segment(name, esc);
+	path = xasprintf("%s%s%s", prefix, esc, suffix ? suffix : "");
+	free(esc);
+	return path;
+}

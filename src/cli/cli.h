@@ -1,0 +1,227 @@
+/* cli.h - banger, the command-line client of bangerd's REST API.
+ *
+ * banger links no daemon code: it speaks HTTP over bangerd's Unix socket
+ * (client.c, libcurl), maps API errors to exit statuses in one place
+ * (api.c) and prints for people or, with --json, the raw response body.
+ *
+ * Conventions: a command returns its exit status.  Whatever fails prints
+ * its own message once ("banger: ..." and an optional "hint: ..." line on
+ * stderr) and returns the status; callers just pass it up.
+ */
+#ifndef BANGER_CLI_H
+#define BANGER_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#ifndef BANGER_VERSION
+#define BANGER_VERSION "0.1.0"
+#endif
+
+/* Exit statuses, documented in 'banger help'. */
+enum cli_exit {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_ERROR = 1,        /* request rejected (other 4xx) or other error */
+	CLI_EXIT_USAGE = 2,        /* bad flags or arguments */
+	CLI_EXIT_NOT_FOUND = 3,    /* 404: vm, image, operation or route */
+	CLI_EXIT_CONFLICT = 4,     /* 409: conflicts with current state */
+	CLI_EXIT_UNREACHABLE = 5,  /* cannot reach bangerd */
+	CLI_EXIT_SERVER = 6,       /* 5xx, or an operation failed server-side */
+	CLI_EXIT_INTERRUPTED = 130 /* SIGINT while following an operation */
+};
+
+struct client;
+
+/* Global state of one banger invocation. */
+struct cli {
+	bool json;                  /* --json: print raw response bodies */
+	bool quiet;                 /* -q: no progress or success messages */
+	bool no_autostart;          /* --no-autostart or BANGER_NO_AUTOSTART */
+	const char *socket_flag;    /* --socket PATH, NULL when not given */
+	char socket_path[4096];     /* resolved by cli_socket_resolve() */
+	struct client *client;      /* created on first request */
+};
+
+/* True when messages meant for people should be printed. */
+static inline bool
+cli_chatty(const struct cli *cli)
+{
+	return !cli->json && !cli->quiet;
+}
+
+/* ---- commands and argument parsing (args.c, main.c) ---- */
+
+struct command {
+	const char *group;     /* "vm", "image", or NULL for top level */
+	const char *name;      /* "create" */
+	const char *synopsis;  /* arguments after the command words */
+	const char *summary;   /* one line */
+	const char *details;   /* flag descriptions, or NULL */
+	int (*run)(struct cli *cli, const struct command *cmd, int argc,
+	    char **argv);
+};
+
+extern const struct command cli_vm_commands[];
+extern const struct command cli_image_commands[];
+extern const struct command cli_system_commands[];
+
+enum opt_kind {
+	OPT_FLAG,    /* bool *: set to true */
+	OPT_STRING,  /* const char **: the next argument or --flag=value */
+	OPT_INT,     /* struct opt_int *: a decimal integer, any sign */
+	OPT_CHOICE   /* int *: set to .choice (e.g. --nat / --no-nat) */
+};
+
+struct opt_int {
+	bool set;
+	long long value;
+};
+
+struct opt {
+	const char *name;  /* "--vcpus" */
+	enum opt_kind kind;
+	void *dst;
+	int choice;
+};
+
+#define OPT_END { NULL, OPT_FLAG, NULL, 0 }
+
+/* Parse a command's arguments (argv[0] is the first one after the command
+ * words).  Global flags are accepted anywhere.  When 'ret_name' is
+ * non-NULL exactly one positional NAME is required, else none is allowed.
+ * Returns true to go on; false when the command must return *ret_exit at
+ * once (usage printed to stdout for --help, or to stderr with an error). */
+bool args_parse(struct cli *cli, const struct command *cmd, int argc,
+    char **argv, const struct opt *opts, const char **ret_name,
+    int *ret_exit);
+/* Print "banger: <msg>" and the command's usage on stderr; returns
+ * CLI_EXIT_USAGE. */
+int usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void usage_print(FILE *f, const struct command *cmd);
+void usage_print_group(FILE *f, const char *group);
+void usage_print_main(FILE *f);
+/* If argv[*pos] is a global flag (--json, -q, --no-autostart, --socket),
+ * apply it, advance *pos past its value and return 1; return 0 when it is
+ * not one; print the error and return -1 when it lacks its value.  'cmd'
+ * (may be NULL) selects the usage printed on error. */
+int args_global(struct cli *cli, int argc, char **argv, int *pos,
+    const struct command *cmd);
+
+/* ---- transport (client.c, autostart.c) ---- */
+
+struct reply {
+	long status;     /* HTTP status */
+	char *body;      /* NUL-terminated, may be NULL when empty */
+	size_t len;
+	json_t *json;    /* parsed body (api.c), NULL for text or empty */
+};
+
+#define CLIENT_NO_AUTOSTART 0x1u  /* never spawn bangerd for this call */
+#define CLIENT_SILENT       0x2u  /* don't print transport errors */
+
+/* Fill cli->socket_path: --socket, $BANGER_SOCKET, /run/banger/bangerd.sock
+ * as root, else $XDG_RUNTIME_DIR/banger/bangerd.sock (or
+ * /run/user/<uid>/banger/bangerd.sock). */
+void cli_socket_resolve(struct cli *cli);
+/* One HTTP exchange with bangerd.  Returns 0 when a response arrived (any
+ * status) and fills *ret; else prints why (unless CLIENT_SILENT) and returns
+ * CLI_EXIT_UNREACHABLE, or CLI_EXIT_INTERRUPTED without printing.  Starts
+ * bangerd once when nothing listens and autostart is allowed.  'body' is a
+ * JSON text or NULL.  *r must be released with reply_free() either way. */
+int client_request(struct cli *cli, const char *method, const char *path,
+    const char *body, long timeout_s, unsigned flags, struct reply *r);
+void client_free(struct cli *cli);
+void reply_free(struct reply *r);
+/* Set by the SIGINT handler while an operation is being followed. */
+extern volatile sig_atomic_t cli_interrupted;
+
+/* Locate bangerd (next to this executable, $BANGER_BANGERD, $PATH) and
+ * spawn "bangerd --socket PATH" in its own session with stdin from
+ * /dev/null and stdout/stderr appended to <socket dir>/bangerd.log (whose
+ * path goes to log_buf either way).  Returns 0 and the child's pid, or -1
+ * with 'why' filled. */
+int autostart_spawn(const char *socket_path, pid_t *ret_pid, char *log_buf,
+    size_t log_len, char *why, size_t why_len);
+/* <dir of socket>/bangerd.log */
+void autostart_log_path(const char *socket_path, char *buf, size_t len);
+
+/* ---- API helpers (api.c) ---- */
+
+#define API_TEXT 0x100u  /* body is text/plain: don't parse JSON */
+
+#define API_TIMEOUT_S 120L
+
+/* Send a request; 'body' (borrowed, may be NULL) is serialized.  Returns 0
+ * on 2xx with r->json parsed (unless API_TEXT or empty body).  On any
+ * other answer prints the API error (and with --json the raw body on
+ * stdout) and returns the exit status.  Release *r with reply_free(). */
+int api_call(struct cli *cli, const char *method, const char *path,
+    json_t *body, struct reply *r);
+int api_call_ex(struct cli *cli, const char *method, const char *path,
+    json_t *body, unsigned flags, long timeout_s, struct reply *r);
+/* Print an API error object ("banger: message", "hint: hint") and return
+ * its exit status; 'status' is used when the code is unknown. */
+int api_report_error(json_t *error, long status);
+/* The one mapping from an API error code (or HTTP status) to exit status. */
+int api_exit_status(const char *code, long status);
+/* "/v1/vms/" + escaped name + suffix; caller frees. */
+char *api_path(const char *prefix, const char *name, const char *suffix);
+
+/* Follow a long operation.  Sends method+path (an operation comes back),
+ * then polls /v1/operations/{id}?wait= until it succeeds or fails, showing
+ * its stage on stderr.  On success returns 0 and sets *ret_op to the final
+ * operation (a reference the caller owns; already printed with --json).
+ * With --no-wait prints the id (or with --json the body) and returns 0
+ * leaving *ret_op alone, as does any failure (printed; exit status
+ * returned).  'label' names the work for progress ("creating vm 'web'"). */
+int op_run(struct cli *cli, const char *method, const char *path,
+    json_t *body, const char *label, bool no_wait, json_t **ret_op);
+
+/* ---- output (output.c) ---- */
+
+/* Field accessors that tolerate missing keys and wrong types. */
+const char *jstr(json_t *obj, const char *key);
+json_t *jobj(json_t *obj, const char *key);
+/* Text for a value, written to buf: "-" for missing/null, yes/no for
+ * booleans; control characters replaced.  Returns buf. */
+const char *jtext(json_t *v, char *buf, size_t len);
+/* Copy 's' with control characters replaced by '?'. */
+const char *out_clean(const char *s, char *buf, size_t len);
+void out_bytes(unsigned long long n, char *buf, size_t len);
+void out_duration(double seconds, char *buf, size_t len);
+/* --json: write the body exactly, plus a newline if it lacks one. */
+void out_raw(const struct reply *r);
+/* A single updating line on stderr (a TTY): progress of an operation.
+ * Everything that prints to stderr calls out_status_clear() first. */
+void out_status_line(const char *text);
+void out_status_clear(void);
+/* "key:" padded, then the value (cleaned). */
+void out_kv(const char *key, const char *value);
+
+#define TABLE_MAX_COLS 12
+
+struct table {
+	int ncols;
+	size_t nrows, cap;
+	char **cells;  /* nrows * ncols, row 0 is the header */
+};
+
+void table_init(struct table *t, int ncols, const char *const *headers);
+/* Adds a row of ncols strings (copied, cleaned). */
+void table_add(struct table *t, const char *const *cells);
+void table_print(const struct table *t, FILE *f);
+void table_free(struct table *t);
+
+/* Out-of-memory is not recoverable in a CLI. */
+void *xmalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,105 @@
+/* cmd_system.c - banger doctor and banger version. */
+#include "cli.h"
+
+#include <string.h>
+
+static const char *
+check_tag(const char *status)
+{
+	if (status == NULL)
+		return "[ ?? ]";
+	if (strcmp(status, "ok") == 0)
+		return "[ ok ]";
+	if (strcmp(status, "warn") == 0)
+		return "[warn]";
+	if (strcmp(status, "fail") == 0)
+		return "[fail]";
+	return "[ ?? ]";
+}
+
+static int
+doctor(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	const struct opt opts[] = { OPT_END };
+	struct reply r = { 0 };
+	json_t *checks, *check;
+	bool failed;
+	size_t i;
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
+		return rc;
+	rc = api_call(cli, "GET", "/v1/doctor", NULL, &r);
+	if (rc != CLI_EXIT_OK)
+		goto out;
+	checks = jobj(r.json, "checks");
+	failed = jstr(r.json, "status") != NULL &&
+	    strcmp(jstr(r.json, "status"), "fail") == 0;
+	json_array_foreach(checks, i, check) {
+		const char *status = jstr(check, "status");
+		const char *fix = jstr(check, "fix");
+		char name[128], msg[1024], fbuf[1024];
+
+		if (status != NULL && strcmp(status, "fail") == 0)
+			failed = true;
+		if (cli->json)
+			continue;
+		printf("%s %s: %s\n", check_tag(status),
+		    jtext(jobj(check, "name"), name, sizeof(name)),
+		    jtext(jobj(check, "message"), msg, sizeof(msg)));
+		if ((status == NULL || strcmp(status, "ok") != 0) && fix != NULL &&
+		    fix[0] != '\0')
+			printf("       fix: %s\n", out_clean(fix, fbuf, sizeof(fbuf)));
+	}
+	if (cli->json)
+		out_raw(&r);
+	if (failed)
+		rc = CLI_EXIT_ERROR;
+out:
+	reply_free(&r);
+	return rc;
+}
+
+static int
+version(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	const struct opt opts[] = { OPT_END };
+	struct reply r = { 0 };
+	unsigned flags = CLIENT_NO_AUTOSTART;
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
+		return rc;
+	/* Asking for a version must not start a daemon.  For people an
+	 * absent bangerd is part of the answer, not an error. */
+	if (!cli->json)
+		flags |= CLIENT_SILENT;
+	rc = api_call_ex(cli, "GET", "/v1", NULL, flags, API_TIMEOUT_S, &r);
+	if (cli->json) {
+		if (rc == CLI_EXIT_OK)
+			out_raw(&r);
+		reply_free(&r);
+		return rc;
+	}
+	printf("banger %s\n", BANGER_VERSION);
+	if (rc == CLI_EXIT_OK) {
+		char v[64], api[64];
+
+		printf("bangerd %s (api %s)\n",
+		    jtext(jobj(r.json, "server_version"), v, sizeof(v)),
+		    jtext(jobj(r.json, "api_version"), api, sizeof(api)));
+	} else if (rc == CLI_EXIT_UNREACHABLE) {
+		printf("bangerd not reachable at %s\n", cli->socket_path);
+		rc = CLI_EXIT_OK;
+	}
+	reply_free(&r);
+	return rc;
+}
+
+const struct command cli_system_commands[] = {
+	{ NULL, "doctor", "", "check what this host needs to run VMs",
+	  "Prints one line per check; exits 1 when a check fails.\n", doctor },
+	{ NULL, "version", "", "print banger's and bangerd's versions",
+	  "Does not start bangerd.\n", version },
+	{ NULL, NULL, NULL, NULL, NULL, NULL }
+};
