@@ -45,7 +45,7 @@ endif
 AGENT   = runtime/banger-vsock-agent
 
 
-.PHONY: run
+.PHONY: run bench-create
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean
 
@@ -130,6 +130,19 @@ run: build
 	@echo "See README.md, 'Status'. The API works today against the test double:" >&2
 	@echo "  make test" >&2
 	@exit 1
+
+$(BUILD)/loadgen: tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -pthread
+
+## bench: control-plane throughput and latency (GET /v1/vms, 100 VMs,
+##        8 clients) and bangerd's memory; prints numbers
+bench: build $(BUILD)/loadgen
+	$(PYTHON) tests/bench/bench.py control
+
+## bench-create: VM create latency through the API with the test double
+bench-create: build
+	$(PYTHON) tests/bench/bench.py create
 
 ## deps: install build and test dependencies (Debian; needs root)
 deps:

@@ -1,6 +1,7 @@
 /* routes.c - the route table and its handlers: parse, call core, reply. */
 #include "api/api.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,21 +133,89 @@ h_doctor(struct api_req *r)
 
 /* ---- VMs ---- */
 
+/* GET /v1/vms is the hot path (UIs poll it).  The rendered list is cached
+ * and rebuilt only when the store's generation moves; replies share the
+ * buffer by reference. */
+struct list_cache {
+	pthread_mutex_t mu;
+	uint64_t generation;
+	struct shared_text *text;
+};
+
+struct shared_text {
+	_Atomic int refs;
+	size_t len;
+	char data[];
+};
+
+static struct list_cache vm_list_cache = { PTHREAD_MUTEX_INITIALIZER, 0, NULL };
+
+static void
+shared_text_unref(struct shared_text *t)
+{
+	if (t != NULL && --t->refs == 0)
+		free(t);
+}
+
+static void
+shared_text_free_cb(void *cls)
+{
+	shared_text_unref(cls);
+}
+
 static enum MHD_Result
 h_vm_list(struct api_req *r)
 {
-	struct bn_err err;
-	struct vm *vms;
-	int n;
-	json_t *arr;
+	struct list_cache *lc = &vm_list_cache;
+	struct shared_text *t;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	uint64_t gen = core_generation(r->core);
 
-	if (core_vm_list(r->core, &vms, &n, &err) < 0)
-		return api_reply_error(r->conn, &err);
-	arr = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, vm_to_json(&vms[i]));
-	free(vms);
-	return api_reply_json(r->conn, 200, json_pack("{s:o}", "vms", arr));
+	pthread_mutex_lock(&lc->mu);
+	if (lc->text == NULL || lc->generation != gen) {
+		struct bn_err err;
+		struct vm *vms;
+		int n;
+
+		/* Read the generation before the rows: a change racing with
+		 * this rebuild leaves a stale generation, so the next request
+		 * rebuilds again. */
+		if (core_vm_list(r->core, &vms, &n, &err) < 0) {
+			pthread_mutex_unlock(&lc->mu);
+			return api_reply_error(r->conn, &err);
+		}
+		json_t *arr = json_array();
+		for (int i = 0; i < n; i++)
+			json_array_append_new(arr, vm_to_json(&vms[i]));
+		free(vms);
+		json_t *j = json_pack("{s:o}", "vms", arr);
+		char *text = json_dump_compact(j);
+		json_decref(j);
+		size_t len = strlen(text);
+		t = xmalloc(sizeof(*t) + len + 1);
+		t->refs = 1;
+		t->len = len;
+		memcpy(t->data, text, len + 1);
+		free(text);
+		shared_text_unref(lc->text);
+		lc->text = t;
+		lc->generation = gen;
+	}
+	t = lc->text;
+	t->refs++;
+	pthread_mutex_unlock(&lc->mu);
+
+	resp = MHD_create_response_from_buffer_with_free_callback_cls(t->len,
+	    t->data, shared_text_free_cb, t);
+	if (resp == NULL) {
+		shared_text_unref(t);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	ret = MHD_queue_response(r->conn, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }
 
 static const struct json_field create_fields[] = {

@@ -2,7 +2,6 @@
 #include "api/api.h"
 
 #include <errno.h>
-#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 
 struct api_server {
@@ -266,13 +266,8 @@ api_server_start(struct core *c, int listen_fd, struct api_server **ret,
     struct bn_err *err)
 {
 	struct api_server *s = xcalloc(1, sizeof(*s));
-	struct group *gr = getgrnam("banger");
-
 	s->core = c;
-	if (gr != NULL) {
-		s->banger_gid = gr->gr_gid;
-		s->have_group = true;
-	}
+	s->have_group = banger_group(&s->banger_gid);
 	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
 	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, access_cb, s,

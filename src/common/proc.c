@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -308,4 +309,24 @@ proc_find_exe(const char *name, char *out, size_t outsz, struct bn_err *err)
 		path = *end ? end + 1 : end;
 	}
 	return bn_fail(err, BN_EVMM_MISSING, 0, "%s not found in PATH", name);
+}
+
+bool
+banger_group(gid_t *ret)
+{
+	FILE *f = fopen("/etc/group", "re");
+	struct group *gr;
+	bool found = false;
+
+	if (f == NULL)
+		return false;
+	while ((gr = fgetgrent(f)) != NULL) {
+		if (strcmp(gr->gr_name, "banger") == 0) {
+			*ret = gr->gr_gid;
+			found = true;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
 }

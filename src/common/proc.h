@@ -34,4 +34,8 @@ bool proc_wait_gone(pid_t pid, int timeout_ms);
 int proc_find_exe(const char *name, char *out, size_t outsz,
     struct bn_err *err);
 
+/* The gid of group "banger" from /etc/group (read directly: a local
+ * group, and no NSS modules loaded into the daemon for it). */
+bool banger_group(gid_t *ret);
+
 #endif

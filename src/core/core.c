@@ -52,6 +52,7 @@ core_open(const struct config *cfg, const struct bundle *bundle,
 		return -1;
 	}
 	core_reconcile(c);
+	vmm_thread_done();
 	if (pthread_create(&c->monitor, NULL, core_monitor_main, c) != 0) {
 		store_close(c->store);
 		free(c);
@@ -209,9 +210,6 @@ ts_or_null(const char *ts)
 json_t *
 vm_to_json(const struct vm *vm)
 {
-	char dns[VM_NAME_MAX + 4];
-
-	(void)dns;
 	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b}, "
 	    "s:{s:s, s:n, s:n, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o}}",
 	    "name", vm->name, "id", vm->id,
@@ -327,6 +325,8 @@ op_stage(struct core *c, struct op *op, const char *stage, int progress)
 {
 	struct op_row snap;
 
+	log_debug("operation %s: stage %s at %lld ms", op->row.id, stage,
+	    time_mono_ms() - op->started_ms);
 	pthread_mutex_lock(&c->ops_mu);
 	snprintf(op->row.stage, sizeof(op->row.stage), "%s", stage);
 	op->row.progress = progress;
@@ -368,6 +368,8 @@ op_thread_main(void *arg)
 	struct op_row snap;
 
 	result = t->fn(c, op, t->arg, &err);
+	log_debug("operation %s: %s after %lld ms", op->row.id,
+	    result ? "done" : "failed", time_mono_ms() - op->started_ms);
 	pthread_mutex_lock(&c->ops_mu);
 	time_rfc3339(op->row.finished_at);
 	if (result != NULL) {
@@ -419,6 +421,7 @@ op_start(struct core *c, const char *kind, const char *target, op_fn fn,
 	snprintf(op->row.kind, sizeof(op->row.kind), "%s", kind);
 	snprintf(op->row.target, sizeof(op->row.target), "%s", target ? target : "");
 	snprintf(op->row.stage, sizeof(op->row.stage), "queued");
+	op->started_ms = time_mono_ms();
 	op->row.state = OP_PENDING;
 	time_rfc3339(op->row.created_at);
 	t = xcalloc(1, sizeof(*t));

@@ -18,6 +18,7 @@ struct vm_lock {
 
 struct op {
 	struct op_row row;
+	long long started_ms;
 	struct op *next;
 };
 

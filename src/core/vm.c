@@ -141,6 +141,27 @@ agent_port(struct core *c)
 	    c->bundle.agent_port);
 }
 
+/* Wait for the guest agent, in slices so that a VMM that dies during
+ * boot fails the wait at once instead of at the deadline. */
+static int
+wait_agent(struct core *c, pid_t pid, const char *uds, struct vsock_health *h,
+    struct bn_err *err)
+{
+	long long deadline = time_mono_ms() + (long long)c->cfg.health_timeout_s * 1000;
+
+	for (;;) {
+		long long slice = time_mono_ms() + 500;
+		vsock_health_clear(h);
+		if (vsock_wait_healthy(uds, agent_port(c), slice < deadline ? slice :
+		    deadline, h, err) == 0)
+			return 0;
+		if (!proc_alive(pid))
+			return bn_fail(err, BN_EVMM, 0, "the VMM exited during boot");
+		if (time_mono_ms() >= deadline)
+			return -1;
+	}
+}
+
 /* Boot a VM whose disks exist: spawn, configure, InstanceStart, wait for
  * the agent.  On failure the process is gone, its sockets are unlinked and
  * the VM is stopped with last_error set. */
@@ -177,10 +198,7 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	if (drv->start(&p, err) < 0)
 		goto undo_process;
 	op_stage(c, op, "wait_health", base + 30);
-	if (vsock_wait_healthy(p.vsock_uds, agent_port(c), time_mono_ms() +
-	    (long long)c->cfg.health_timeout_s * 1000, &h, err) < 0) {
-		if (!proc_alive(pid))
-			bn_fail(err, BN_EVMM, 0, "the VMM exited during boot");
+	if (wait_agent(c, pid, p.vsock_uds, &h, err) < 0) {
 		bn_err_prefix(err, "waiting for the guest agent");
 		bn_err_hint(err, "see the console log: banger vm console %s",
 		    vm->name);
@@ -238,6 +256,23 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 	return 0;
 }
 
+/* Grow an ext4 image to its file's size.  A seed that was never mounted
+ * resizes directly; one that was (or looks unclean) is checked first. */
+static int
+grow_ext4(const char *path, struct bn_err *err)
+{
+	char out[512];
+	char *resize[] = { "/sbin/resize2fs", (char *)path, NULL };
+	char *fsck[] = { "/sbin/e2fsck", "-f", "-p", (char *)path, NULL };
+
+	if (proc_run(resize, 60000, out, sizeof(out), NULL, err) == 0)
+		return 0;
+	if (proc_run(fsck, 60000, out, sizeof(out), NULL, err) < 0 ||
+	    proc_run(resize, 60000, out, sizeof(out), NULL, err) < 0)
+		return bn_err_prefix(err, "grow work disk");
+	return 0;
+}
+
 /* Work disk: clone the image's seed (or make an empty ext4) and grow it to
  * disk_gib. */
 static int
@@ -258,12 +293,7 @@ make_workdisk(struct core *c, const struct image_view *iv, const char *path,
 			return 0;
 		if (truncate(path, want) < 0)
 			return bn_fail(err, BN_ESYS, errno, "grow %s", path);
-		char *fsck[] = { "/sbin/e2fsck", "-f", "-p", (char *)path, NULL };
-		char *resize[] = { "/sbin/resize2fs", (char *)path, NULL };
-		if (proc_run(fsck, 60000, out, sizeof(out), NULL, err) < 0 ||
-		    proc_run(resize, 60000, out, sizeof(out), NULL, err) < 0)
-			return bn_err_prefix(err, "grow work disk");
-		return 0;
+		return grow_ext4(path, err);
 	}
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
@@ -534,7 +564,7 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
 		goto out;
 	}
 	if (p->disk_gib && p->disk_gib > vm.disk_gib) {
-		char dir[PATH_MAX], work[PATH_MAX], out[512];
+		char dir[PATH_MAX], work[PATH_MAX];
 		if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
 		    path_join(work, sizeof(work), err, "%s/work.ext4", dir) < 0)
 			goto out;
@@ -542,13 +572,8 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
 			bn_fail(err, BN_ESYS, errno, "grow %s", work);
 			goto out;
 		}
-		char *fsck[] = { "/sbin/e2fsck", "-f", "-p", work, NULL };
-		char *resize[] = { "/sbin/resize2fs", work, NULL };
-		if (proc_run(fsck, 60000, out, sizeof(out), NULL, err) < 0 ||
-		    proc_run(resize, 60000, out, sizeof(out), NULL, err) < 0) {
-			bn_err_prefix(err, "grow work disk");
+		if (grow_ext4(work, err) < 0)
 			goto out;
-		}
 		vm.disk_gib = p->disk_gib;
 	}
 	if (p->vcpus)

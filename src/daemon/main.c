@@ -3,8 +3,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +15,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
-
 #include "api/api.h"
 #include "common/log.h"
+#include "common/proc.h"
 #include "common/util.h"
 #include "core/config.h"
 #include "core/core.h"
@@ -80,8 +79,8 @@ listen_unix(const char *path, struct bn_err *err)
 		close(fd);
 		return -1;
 	}
-	struct group *gr = getgrnam("banger");
-	if (gr != NULL && chown(path, (uid_t)-1, gr->gr_gid) < 0)
+	gid_t gid;
+	if (banger_group(&gid) && chown(path, (uid_t)-1, gid) < 0)
 		log_warn("chown %s to group banger", path);
 	chmod(path, 0660);
 	if (listen(fd, 128) < 0) {
@@ -160,6 +159,9 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	/* Short-lived operation threads would each get a malloc arena;
+	 * two are plenty for a control plane and keep the footprint small. */
+	mallopt(M_ARENA_MAX, 2);
 	log_init("bangerd", LOG_LVL_INFO);
 	config_defaults(&cfg);
 	config_apply_env(&cfg);
@@ -202,7 +204,6 @@ main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
 
 	if ((lockfd = lock_state_dir(cfg.state_dir, &err)) < 0)
 		fatalx("%s", err.msg);
@@ -230,7 +231,6 @@ main(int argc, char **argv)
 	api_server_stop(srv);
 	unlink(cfg.socket);
 	core_close(core);
-	curl_global_cleanup();
 	close(lockfd);
 	return 0;
 }

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -34,6 +35,55 @@ fc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static pthread_key_t curl_key;
+
+static void
+curl_handle_free(void *h)
+{
+	curl_easy_cleanup(h);
+}
+
+static void
+curl_init_once(void)
+{
+	/* Deferred to the first VMM call: OpenSSL's initialisation costs
+	 * megabytes that an idle daemon does not need. */
+	curl_global_init(CURL_GLOBAL_NOTHING);
+	pthread_key_create(&curl_key, curl_handle_free);
+}
+
+/* One easy handle per thread, reset between calls: an operation's calls
+ * to one Firecracker reuse the connection (keep-alive). */
+static CURL *
+curl_handle(void)
+{
+	CURL *c;
+
+	pthread_once(&curl_once, curl_init_once);
+	c = pthread_getspecific(curl_key);
+	if (c != NULL) {
+		curl_easy_reset(c);
+		return c;
+	}
+	c = curl_easy_init();
+	if (c != NULL)
+		pthread_setspecific(curl_key, c);
+	return c;
+}
+
+void
+vmm_thread_done(void)
+{
+	CURL *c;
+
+	pthread_once(&curl_once, curl_init_once);
+	if ((c = pthread_getspecific(curl_key)) != NULL) {
+		pthread_setspecific(curl_key, NULL);
+		curl_easy_cleanup(c);
+	}
+}
+
 /* One API call.  Returns 0 on 2xx; a 4xx carries Firecracker's
  * fault_message into err (BN_EVMM).  *ret_connect_failed tells the
  * readiness loop that nothing listens yet. */
@@ -57,7 +107,7 @@ fc_call(const struct vmm_params *p, const char *method, const char *path,
 	resp->data[0] = '\0';
 	if (ret_connect_failed)
 		*ret_connect_failed = false;
-	c = curl_easy_init();
+	c = curl_handle();
 	if (c == NULL)
 		return bn_fail(err, BN_EINTERNAL, 0, "curl_easy_init failed");
 	snprintf(url, sizeof(url), "http://localhost%s", path);
@@ -99,7 +149,6 @@ fc_call(const struct vmm_params *p, const char *method, const char *path,
 	}
 out:
 	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
 	free(text);
 	return rc;
 }

@@ -703,7 +703,12 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 		now = vsock_now_ms();
 		if (now >= deadline_ms)
 			break;
-		long long next = now + VSOCK_RETRY_INTERVAL_MS;
+		/* Back off from 5 ms: a fast guest (or the test double) is up
+		 * within milliseconds, a real boot takes seconds. */
+		int pause = 5 << (probes < 5 ? probes - 1 : 4);
+		if (pause > VSOCK_RETRY_INTERVAL_MS)
+			pause = VSOCK_RETRY_INTERVAL_MS;
+		long long next = now + pause;
 		sleep_until(next < deadline_ms ? next : deadline_ms);
 		if (vsock_now_ms() >= deadline_ms)
 			break;

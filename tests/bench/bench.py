@@ -1,0 +1,140 @@
+"""banger benchmarks (make bench, make bench-create): print numbers.
+
+control plane  GET /v1/vms with 100 VMs in the store, 8 keep-alive clients
+               on the socket (target: >= 10,000 req/s, p99 <= 5 ms)
+memory         bangerd's resident set idle and with 100 VMs (targets: 6 and
+               12 MiB)
+create         VM create through the API with the Firecracker test double
+               answering at once, 1 GiB image with 200 MiB used (target:
+               p50 <= 20 ms)
+These are measurements, not tests: nothing here fails on a slow machine.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+
+from daemon import Daemon, ROOT  # noqa: E402
+
+LOADGEN = os.path.join(ROOT, "build", "loadgen")
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def daemon_pid(d):
+    # bangerd runs under `unshare -n`, which execs it: same pid.
+    return d.proc.pid
+
+
+def bench_control_plane(args):
+    d = Daemon().start()
+    try:
+        time.sleep(0.5)
+        idle = rss_kib(daemon_pid(d))
+        t = time.time()
+        for i in range(args.vms):
+            r = d.client.post("/v1/vms", {"name": "b%03d" % i, "vcpus": 1,
+                                          "memory_mib": 128, "disk_gib": 1},
+                              params={"wait": 60}, validate_body=False)
+            assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text
+        setup = time.time() - t
+        time.sleep(0.5)
+        with_vms = rss_kib(daemon_pid(d))
+        out = subprocess.run([LOADGEN, d.socket, "/v1/vms", str(args.clients),
+                              str(args.seconds)], capture_output=True, text=True)
+        load = json.loads(out.stdout)
+        after = rss_kib(daemon_pid(d))
+        print("control plane: GET /v1/vms, %d VMs, %d clients, %.0f s"
+              % (args.vms, args.clients, args.seconds))
+        print("  requests/s     %8.0f   (target >= 10000)" % load["rps"])
+        print("  p50 latency    %8.3f ms" % load["p50_ms"])
+        print("  p99 latency    %8.3f ms (target <= 5)" % load["p99_ms"])
+        print("  errors         %8d" % load["errors"])
+        print("memory (VmRSS of bangerd)")
+        print("  idle           %8.1f MiB (target <= 6)" % (idle / 1024))
+        print("  %3d VMs        %8.1f MiB (target <= 12)" % (args.vms, with_vms / 1024))
+        print("  after load     %8.1f MiB" % (after / 1024))
+        print("  (created %d VMs in %.1f s)" % (args.vms, setup))
+        r = d.client.post("/v1/vms/actions", {"action": "delete", "force": True,
+                                              "names": ["b%03d" % i for i in range(args.vms)]},
+                          params={"wait": 300}, validate_body=False, timeout=400)
+        assert r.status_code == 200
+    finally:
+        d.cleanup()
+
+
+def make_image(path, total_mib, used_mib):
+    """An ext4 image of total_mib with about used_mib of file data."""
+    src = path + ".d"
+    os.makedirs(src, exist_ok=True)
+    with open(os.path.join(src, "payload.bin"), "wb") as f:
+        chunk = os.urandom(1 << 20)
+        for _ in range(used_mib):
+            f.write(chunk)
+    with open(path, "wb") as f:
+        f.truncate(total_mib << 20)
+    subprocess.run(["/sbin/mkfs.ext4", "-q", "-F", "-d", src, path], check=True)
+    subprocess.run(["rm", "-rf", src], check=True)
+
+
+def bench_create(args):
+    d = Daemon().start()
+    try:
+        rootfs = os.path.join(d.dir, "big.ext4")
+        make_image(rootfs, 1024, 200)
+        st = os.stat(rootfs)
+        d.client.post("/v1/images", {"name": "big", "rootfs": rootfs},
+                      validate_body=False)
+        times, stages = [], []
+        for i in range(args.creates):
+            name = "c%03d" % i
+            t = time.perf_counter()
+            r = d.client.post("/v1/vms", {"name": name, "image": "big",
+                                          "vcpus": 1, "memory_mib": 128,
+                                          "disk_gib": 1},
+                              params={"wait": 60}, validate_body=False)
+            times.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text
+            d.client.delete("/v1/vms/" + name, params={"force": "true", "wait": 60},
+                            validate_body=False)
+        times.sort()
+        fs = subprocess.run(["stat", "-f", "-c", "%T", d.state], capture_output=True,
+                            text=True).stdout.strip()
+        print("create (control plane, test double): %d creates" % args.creates)
+        print("  image          1024 MiB, %d MiB allocated" % (st.st_blocks * 512 >> 20))
+        print("  state dir fs   %s" % fs)
+        print("  p50            %8.1f ms (target <= 20)" % statistics.median(times))
+        print("  p90            %8.1f ms" % times[int(0.9 * (len(times) - 1))])
+        print("  min / max      %8.1f / %.1f ms" % (times[0], times[-1]))
+        del stages
+    finally:
+        d.cleanup()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["control", "create"])
+    ap.add_argument("--vms", type=int, default=100)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--creates", type=int, default=20)
+    args = ap.parse_args()
+    if args.what == "control":
+        bench_control_plane(args)
+    else:
+        bench_create(args)
+
+
+if __name__ == "__main__":
+    main()
