@@ -2,6 +2,7 @@
 #ifndef BANGER_UTIL_H
 #define BANGER_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -31,6 +32,8 @@ void time_rfc3339(char buf[32]);
 /* Monotonic milliseconds. */
 long long time_mono_ms(void);
 void sleep_ms(int ms);
+/* pthread_cond_timedwait on cond for at most ms milliseconds. */
+void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mu, long long ms);
 
 /* n random bytes as 2n lowercase hex chars plus NUL into out. */
 int random_hex(char *out, size_t nbytes, struct bn_err *err);

@@ -88,14 +88,7 @@ core_close(struct core *c)
 	pthread_cond_broadcast(&c->ops_cond);
 	long long deadline = time_mono_ms() + 5000;
 	while (c->running_ops > 0 && time_mono_ms() < deadline) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->ops_cond, &c->ops_mu, &ts);
+		cond_wait_ms(&c->ops_cond, &c->ops_mu, 100);
 	}
 	int still = c->running_ops;
 	pthread_mutex_unlock(&c->ops_mu);
@@ -502,17 +495,7 @@ core_op_get(struct core *c, const char *id, int wait_s, struct op_row *ret,
 			return 0;
 		}
 		long long left = deadline - time_mono_ms();
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		if (left > 1000)
-			left = 1000;
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->ops_cond, &c->ops_mu, &ts);
+		cond_wait_ms(&c->ops_cond, &c->ops_mu, left > 1000 ? 1000 : left);
 	}
 	pthread_mutex_unlock(&c->ops_mu);
 	/* Not in memory: an older operation, from the store. */
@@ -609,15 +592,7 @@ core_events_next(struct core *c, uint64_t *cursor, const struct event_filter *f,
 		long long left = deadline - time_mono_ms();
 		if (left <= 0)
 			break;
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&c->ev_cond, &c->ev_mu, &ts);
+		cond_wait_ms(&c->ev_cond, &c->ev_mu, left);
 	}
 out:
 	pthread_mutex_unlock(&c->ev_mu);

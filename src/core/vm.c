@@ -858,14 +858,7 @@ core_monitor_main(void *arg)
 		pthread_mutex_lock(&c->ev_mu);
 		bool stop = c->stopping;
 		if (!stop) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 500 * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&c->ev_cond, &c->ev_mu, &ts);
+			cond_wait_ms(&c->ev_cond, &c->ev_mu, 500);
 			stop = c->stopping;
 		}
 		pthread_mutex_unlock(&c->ev_mu);
