@@ -30,7 +30,7 @@ static const char exit_help[] =
     "  2    usage error: unknown flag, missing or extra argument, bad number\n"
     "  3    not found: vm_not_found, image_not_found, operation_not_found,\n"
     "       route_not_found\n"
-    "  4    conflict with the current state: vm_exists, vm_running, vm_busy,\n"
+    "  4    conflict with the current state: vm_exists, vm_running,\n"
     "       invalid_state, image_in_use, image_default, image_unavailable\n"
     "  5    cannot reach bangerd\n"
     "  6    failure inside bangerd or the VMM: 5xx errors (internal, system,\n"

@@ -19,7 +19,6 @@ static const struct bn_code_info code_table[] = {
 	{ BN_EMETHOD, 405, "method_not_allowed" },
 	{ BN_EVM_EXISTS, 409, "vm_exists" },
 	{ BN_EVM_RUNNING, 409, "vm_running" },
-	{ BN_EVM_BUSY, 409, "vm_busy" },
 	{ BN_ESTATE, 409, "invalid_state" },
 	{ BN_EIMG_INUSE, 409, "image_in_use" },
 	{ BN_EIMG_DEFAULT, 409, "image_default" },

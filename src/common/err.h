@@ -25,7 +25,6 @@ enum bn_code {
 	BN_EMETHOD,         /* method_not_allowed 405 */
 	BN_EVM_EXISTS,      /* vm_exists 409 */
 	BN_EVM_RUNNING,     /* vm_running 409 */
-	BN_EVM_BUSY,        /* vm_busy 409 */
 	BN_ESTATE,          /* invalid_state 409 */
 	BN_EIMG_INUSE,      /* image_in_use 409 */
 	BN_EIMG_DEFAULT,    /* image_default 409 */

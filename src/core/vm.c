@@ -185,12 +185,15 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	}
 	snprintf(vm->vmm, sizeof(vm->vmm), "%s", drv->name);
 	snprintf(vm->last_error, sizeof(vm->last_error), "%s", "");
-	vm_set_state(c, vm, VM_STARTING);
+	/* A VM being created stays "creating" until it is up: if bangerd dies
+	 * meanwhile, the next start removes it instead of adopting it. */
+	enum vm_state booting = vm->state == VM_CREATING ? VM_CREATING : VM_STARTING;
+	vm_set_state(c, vm, booting);
 	if (drv->spawn(&p, &pid, err) < 0)
 		goto fail;
 	/* Record the pid at once: a daemon crash from here on must find it. */
 	vm->pid = pid;
-	vm_set_state(c, vm, VM_STARTING);
+	vm_set_state(c, vm, booting);
 	op_stage(c, op, "configure", base + 10);
 	if (drv->configure(&p, pid, err) < 0)
 		goto undo_process;

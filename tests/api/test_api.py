@@ -481,3 +481,61 @@ def test_events_stream(api, daemon):
     t.join(20)
     assert "vm.created" in got and "vm.state" in got and "vm.deleted" in got, got
     assert "operation.finished" in got
+
+
+# ---- the remaining error codes ----
+
+def test_image_unavailable(api, daemon):
+    rootfs, seed = daemon.make_image("vanish")
+    assert api.post("/v1/images", {"name": "vanish", "rootfs": rootfs}).status_code == 201
+    os.unlink(rootfs)
+    assert api.get("/v1/images/vanish").json()["available"] is False
+    body = err_of(api.post("/v1/vms", {"name": "novanish", "image": "vanish"}), 409,
+                  "image_unavailable")
+    assert body["hint"]
+    err_of(api.get("/v1/vms/novanish"), 404, "vm_not_found")
+    assert api.delete("/v1/images/vanish").status_code == 204
+
+
+def test_limit_reached(fresh_daemon):
+    fresh_daemon.__init__(config={"max_vms": 1})
+    d = fresh_daemon.start()
+    d.client.create_vm("only", vcpus=1)
+    body = err_of(d.client.post("/v1/vms", {"name": "second"}), 429, "limit_reached")
+    assert "max_vms" in body["hint"]
+    d.client.delete_vm("only")
+
+
+def test_vmm_unavailable(fresh_daemon):
+    fresh_daemon.__init__(bundle_extra={"firecracker": "/nonexistent/firecracker"})
+    d = fresh_daemon.start()
+    api = d.client
+    body = err_of(api.post("/v1/vms", {"name": "novmm"}), 503, "vmm_unavailable")
+    assert "firecracker" in body["message"] and body["hint"]
+    err_of(api.get("/v1/vms/novmm"), 404, "vm_not_found")
+    checks = {c["name"]: c for c in api.get("/v1/doctor").json()["checks"]}
+    assert checks["vmm_firecracker"]["status"] == "fail"
+    assert checks["vmm_firecracker"]["fix"]
+
+
+def test_interrupted_operation_is_failed_after_restart(fresh_daemon):
+    """kill -9 of bangerd in the middle of a create: after the restart the
+    operation is failed (internal), the half-made VM, its files and its
+    process are gone."""
+    d = fresh_daemon.start()
+    d.set_faults({"agent_delay_ms": 5000})
+    op = d.client.post("/v1/vms", {"name": "halfway", "vcpus": 1}).json()
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if d.client.get("/v1/operations/" + op["id"]).json()["stage"] == "wait_health":
+            break
+        time.sleep(0.02)
+    d.stop(signal.SIGKILL)
+    d.clear_faults()
+    d.start()
+    got = d.client.get("/v1/operations/" + op["id"]).json()
+    assert got["state"] == "failed" and got["error"]["code"] == "internal", got
+    err_of(d.client.get("/v1/vms/halfway"), 404, "vm_not_found")
+    assert os.listdir(os.path.join(d.state, "vms")) == []
+    time.sleep(0.2)
+    assert d.vmm_pids() == []
