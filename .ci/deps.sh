@@ -13,7 +13,7 @@ libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
 e2fsprogs util-linux procps iproute2 curl file
 python3 python3-pytest python3-requests python3-requests-unixsocket
 python3-jsonschema python3-yaml
-shellcheck"
+shellcheck xfsprogs"
 
 missing=""
 for p in $PKGS; do

@@ -186,6 +186,7 @@ fc_wait_ready(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 {
 	long long deadline = time_mono_ms() + p->api_timeout_ms;
 	struct bn_err last = { 0 };
+	int attempt = 0;
 
 	for (;;) {
 		bool refused = false;
@@ -205,7 +206,10 @@ fc_wait_ready(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 			    "%d ms: %s", p->api_timeout_ms, last.msg);
 			return bn_err_hint(err, "see %s", p->console_log);
 		}
-		sleep_ms(5);
+		/* 1, 2, 4, 8, then every 10 ms: Firecracker usually listens
+		 * within a few milliseconds of exec. */
+		sleep_ms(attempt < 4 ? 1 << attempt : 10);
+		attempt++;
 	}
 }
 

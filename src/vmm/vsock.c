@@ -703,9 +703,9 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 		now = vsock_now_ms();
 		if (now >= deadline_ms)
 			break;
-		/* Back off from 5 ms: a fast guest (or the test double) is up
+		/* Back off from 1 ms: a fast guest (or the test double) is up
 		 * within milliseconds, a real boot takes seconds. */
-		int pause = 5 << (probes < 5 ? probes - 1 : 4);
+		int pause = 1 << (probes < 8 ? probes - 1 : 7);
 		if (pause > VSOCK_RETRY_INTERVAL_MS)
 			pause = VSOCK_RETRY_INTERVAL_MS;
 		long long next = now + pause;

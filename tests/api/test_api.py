@@ -539,3 +539,35 @@ def test_interrupted_operation_is_failed_after_restart(fresh_daemon):
     assert os.listdir(os.path.join(d.state, "vms")) == []
     time.sleep(0.2)
     assert d.vmm_pids() == []
+
+
+def _cat_ext4(image, path):
+    r = subprocess.run(["/sbin/debugfs", "-R", "cat " + path, image],
+                       capture_output=True, text=True)
+    return r.stdout
+
+
+def test_work_disk_follows_its_seed(api, daemon):
+    """Work disks come from a cached, grown copy of the seed; a changed seed
+    must not be served from the cache."""
+    from daemon import make_ext4
+    d = os.path.join(daemon.dir, "seedcheck")
+    os.makedirs(d, exist_ok=True)
+    rootfs = make_ext4(os.path.join(d, "rootfs.ext4"), 16)
+    seed = os.path.join(d, "seed.ext4")
+    make_ext4(seed, 8, {".marker": "one\n"})
+    api.post("/v1/images", {"name": "seeded", "rootfs": rootfs, "work_seed": seed})
+    vm1 = api.create_vm("seed-a", image="seeded", vcpus=1, disk_gib=2)["result"]
+    os.unlink(seed)
+    make_ext4(seed, 8, {".marker": "two\n"})
+    vm2 = api.create_vm("seed-b", image="seeded", vcpus=1, disk_gib=2)["result"]
+    w1 = os.path.join(vm_files(daemon, vm1["id"]), "work.ext4")
+    w2 = os.path.join(vm_files(daemon, vm2["id"]), "work.ext4")
+    assert os.stat(w1).st_size == os.stat(w2).st_size == 2 << 30
+    assert _cat_ext4(w1, "/.marker") == "one\n"
+    assert _cat_ext4(w2, "/.marker") == "two\n"
+    r = subprocess.run(["/sbin/e2fsck", "-fn", w2], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for n in ("seed-a", "seed-b"):
+        api.delete_vm(n)
+    api.delete("/v1/images/seeded")

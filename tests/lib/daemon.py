@@ -49,10 +49,10 @@ def make_ext4(path, size_mib, files=None):
 
 
 class Daemon:
-    def __init__(self, netns=True, config=None, bundle_extra=None):
+    def __init__(self, netns=True, config=None, bundle_extra=None, state=None):
         self.dir = tempfile.mkdtemp(prefix="bg", dir="/tmp")
         self.socket = os.path.join(self.dir, "api.sock")
-        self.state = os.path.join(self.dir, "s")
+        self.state = state or os.path.join(self.dir, "s")
         self.runtime = os.path.join(self.dir, "rt")
         self.faults = os.path.join(self.dir, "faults.json")
         self.fc_log = os.path.join(self.dir, "fc-calls.log")
