@@ -37,6 +37,7 @@ fc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;
+static _Atomic bool curl_ready;
 
 static void
 curl_handle_free(void *h)
@@ -51,6 +52,7 @@ curl_init_once(void)
 	 * megabytes that an idle daemon does not need. */
 	curl_global_init(CURL_GLOBAL_NOTHING);
 	pthread_key_create(&curl_key, curl_handle_free);
+	curl_ready = true;
 }
 
 /* One easy handle per thread, reset between calls: an operation's calls
@@ -77,7 +79,8 @@ vmm_thread_done(void)
 {
 	CURL *c;
 
-	pthread_once(&curl_once, curl_init_once);
+	if (!curl_ready)
+		return;
 	if ((c = pthread_getspecific(curl_key)) != NULL) {
 		pthread_setspecific(curl_key, NULL);
 		curl_easy_cleanup(c);

@@ -26,12 +26,20 @@ from daemon import Daemon, ROOT  # noqa: E402
 LOADGEN = os.path.join(ROOT, "build", "loadgen")
 
 
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
+def mem_kib(pid):
+    """Rss, Pss and anonymous (heap, stacks) from smaps_rollup, in KiB."""
+    out = {}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+            parts = line.split()
+            if parts[0] in ("Rss:", "Pss:", "Anonymous:"):
+                out[parts[0][:-1]] = int(parts[1])
+    return out
+
+
+def mem_line(label, m):
+    return "  %-14s RSS %5.1f MiB   PSS %5.1f MiB   anonymous %4.1f MiB" % (
+        label, m["Rss"] / 1024, m["Pss"] / 1024, m["Anonymous"] / 1024)
 
 
 def daemon_pid(d):
@@ -43,7 +51,7 @@ def bench_control_plane(args):
     d = Daemon().start()
     try:
         time.sleep(0.5)
-        idle = rss_kib(daemon_pid(d))
+        idle = mem_kib(daemon_pid(d))
         t = time.time()
         for i in range(args.vms):
             r = d.client.post("/v1/vms", {"name": "b%03d" % i, "vcpus": 1,
@@ -52,21 +60,21 @@ def bench_control_plane(args):
             assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text
         setup = time.time() - t
         time.sleep(0.5)
-        with_vms = rss_kib(daemon_pid(d))
+        with_vms = mem_kib(daemon_pid(d))
         out = subprocess.run([LOADGEN, d.socket, "/v1/vms", str(args.clients),
                               str(args.seconds)], capture_output=True, text=True)
         load = json.loads(out.stdout)
-        after = rss_kib(daemon_pid(d))
+        after = mem_kib(daemon_pid(d))
         print("control plane: GET /v1/vms, %d VMs, %d clients, %.0f s"
               % (args.vms, args.clients, args.seconds))
         print("  requests/s     %8.0f   (target >= 10000)" % load["rps"])
         print("  p50 latency    %8.3f ms" % load["p50_ms"])
         print("  p99 latency    %8.3f ms (target <= 5)" % load["p99_ms"])
         print("  errors         %8d" % load["errors"])
-        print("memory (VmRSS of bangerd)")
-        print("  idle           %8.1f MiB (target <= 6)" % (idle / 1024))
-        print("  %3d VMs        %8.1f MiB (target <= 12)" % (args.vms, with_vms / 1024))
-        print("  after load     %8.1f MiB" % (after / 1024))
+        print("memory of bangerd (targets: 6 MiB idle, 12 MiB with 100 VMs)")
+        print(mem_line("idle", idle))
+        print(mem_line("%d VMs" % args.vms, with_vms))
+        print(mem_line("after load", after))
         print("  (created %d VMs in %.1f s)" % (args.vms, setup))
         r = d.client.post("/v1/vms/actions", {"action": "delete", "force": True,
                                               "names": ["b%03d" % i for i in range(args.vms)]},
