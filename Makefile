@@ -16,7 +16,7 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDSAN      = -fsanitize=address,undefined
 endif
 
-DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lcurl -pthread
+DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -pthread
 CLI_LIBS    = -lcurl -ljansson
 
 COMMON_SRC = $(wildcard src/common/*.c)

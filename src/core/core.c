@@ -52,7 +52,6 @@ core_open(const struct config *cfg, const struct bundle *bundle,
 		return -1;
 	}
 	core_reconcile(c);
-	vmm_thread_done();
 	if (pthread_create(&c->monitor, NULL, core_monitor_main, c) != 0) {
 		store_close(c->store);
 		free(c);

@@ -1,12 +1,10 @@
 /* firecracker.c - the Firecracker driver: process + REST API over its
- * Unix socket (libcurl).  Call order follows Firecracker's API: every
+ * Unix socket (common/uhttp).  Call order follows Firecracker's API: every
  * pre-boot PUT, then InstanceStart. */
 #include "vmm.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,78 +12,12 @@
 
 #include "common/json.h"
 #include "common/proc.h"
+#include "common/uhttp.h"
 #include "common/util.h"
 
 struct fc_buf {
 	char data[4096];
-	size_t len;
 };
-
-static size_t
-fc_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	struct fc_buf *b = userdata;
-	size_t n = size * nmemb, take = n;
-
-	if (b->len + take >= sizeof(b->data))
-		take = sizeof(b->data) - 1 - b->len;
-	memcpy(b->data + b->len, ptr, take);
-	b->len += take;
-	b->data[b->len] = '\0';
-	return n;
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static pthread_key_t curl_key;
-static _Atomic bool curl_ready;
-
-static void
-curl_handle_free(void *h)
-{
-	curl_easy_cleanup(h);
-}
-
-static void
-curl_init_once(void)
-{
-	/* Deferred to the first VMM call: OpenSSL's initialisation costs
-	 * megabytes that an idle daemon does not need. */
-	curl_global_init(CURL_GLOBAL_NOTHING);
-	pthread_key_create(&curl_key, curl_handle_free);
-	curl_ready = true;
-}
-
-/* One easy handle per thread, reset between calls: an operation's calls
- * to one Firecracker reuse the connection (keep-alive). */
-static CURL *
-curl_handle(void)
-{
-	CURL *c;
-
-	pthread_once(&curl_once, curl_init_once);
-	c = pthread_getspecific(curl_key);
-	if (c != NULL) {
-		curl_easy_reset(c);
-		return c;
-	}
-	c = curl_easy_init();
-	if (c != NULL)
-		pthread_setspecific(curl_key, c);
-	return c;
-}
-
-void
-vmm_thread_done(void)
-{
-	CURL *c;
-
-	if (!curl_ready)
-		return;
-	if ((c = pthread_getspecific(curl_key)) != NULL) {
-		pthread_setspecific(curl_key, NULL);
-		curl_easy_cleanup(c);
-	}
-}
 
 /* One API call.  Returns 0 on 2xx; a 4xx carries Firecracker's
  * fault_message into err (BN_EVMM).  *ret_connect_failed tells the
@@ -95,64 +27,39 @@ fc_call(const struct vmm_params *p, const char *method, const char *path,
     json_t *body, int timeout_ms, struct fc_buf *resp, bool *ret_connect_failed,
     struct bn_err *err)
 {
-	char url[256], errbuf[CURL_ERROR_SIZE] = "";
-	struct curl_slist *hdrs = NULL;
-	struct fc_buf local = { .len = 0 };
-	char *text = NULL;
-	long code = 0;
-	CURLcode cc;
-	CURL *c;
-	int rc = 0;
+	struct uhttp_reply r;
+	char *text = body ? json_dump_compact(body) : NULL;
+	int rc, status;
 
-	if (resp == NULL)
-		resp = &local;
-	resp->len = 0;
-	resp->data[0] = '\0';
 	if (ret_connect_failed)
 		*ret_connect_failed = false;
-	c = curl_handle();
-	if (c == NULL)
-		return bn_fail(err, BN_EINTERNAL, 0, "curl_easy_init failed");
-	snprintf(url, sizeof(url), "http://localhost%s", path);
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, p->api_sock);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, fc_write_cb);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
-	hdrs = curl_slist_append(hdrs, "Accept: application/json");
-	if (body != NULL) {
-		text = json_dump_compact(body);
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, text);
-	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	cc = curl_easy_perform(c);
-	if (cc != CURLE_OK) {
-		if (ret_connect_failed && cc == CURLE_COULDNT_CONNECT)
+	rc = uhttp_request(p->api_sock, method, path, text,
+	    time_mono_ms() + timeout_ms, &r, err);
+	free(text);
+	if (rc < 0) {
+		if (ret_connect_failed && err->code == BN_ESYS &&
+		    (err->sys_errno == ENOENT || err->sys_errno == ECONNREFUSED))
 			*ret_connect_failed = true;
-		rc = bn_fail(err, cc == CURLE_OPERATION_TIMEDOUT ? BN_ETIMEOUT : BN_EVMM,
-		    0, "firecracker %s %s: %s", method, path,
-		    errbuf[0] ? errbuf : curl_easy_strerror(cc));
-		bn_err_detail(err, "call", path);
-		goto out;
+		if (err->code == BN_ESYS)
+			err->code = BN_EVMM;
+		bn_err_prefix(err, "firecracker");
+		return bn_err_detail(err, "call", path);
 	}
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	if (code < 200 || code >= 300) {
-		json_t *j = json_loads(resp->data, 0, NULL);
+	status = uhttp_status(&r);
+	const char *rbody = r.body ? r.buf + r.body : "";
+	if (resp != NULL)
+		snprintf(resp->data, sizeof(resp->data), "%s", rbody);
+	if (status < 200 || status >= 300) {
+		json_t *j = json_loads(rbody, 0, NULL);
 		const char *fm = j ? json_get_str(j, "fault_message") : NULL;
 		char call[64];
-		rc = bn_fail(err, BN_EVMM, 0, "firecracker refused %s %s (HTTP %ld): %s",
-		    method, path, code, fm ? fm : resp->data);
+		rc = bn_fail(err, BN_EVMM, 0, "firecracker refused %s %s (HTTP %d): %s",
+		    method, path, status, fm ? fm : rbody);
 		snprintf(call, sizeof(call), "%s %s", method, path);
 		bn_err_detail(err, "call", call);
 		json_decref(j);
 	}
-out:
-	curl_slist_free_all(hdrs);
-	free(text);
+	free(r.buf);
 	return rc;
 }
 

@@ -52,10 +52,6 @@ struct vmm_driver {
 
 extern const struct vmm_driver vmm_firecracker;
 
-/* Release the calling thread's cached VMM API client (threads that exit
- * release theirs automatically). */
-void vmm_thread_done(void);
-
 /* Fill the per-VM paths of p from vmdir; fails if a socket path would not
  * fit in sun_path. */
 int vmm_params_paths(struct vmm_params *p, const char *vmdir, struct bn_err *err);

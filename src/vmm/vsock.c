@@ -8,6 +8,9 @@
 #endif
 #include "vmm/vsock.h"
 
+#include "common/uhttp.h"
+#include "common/util.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -54,7 +57,7 @@ static void
 sleep_until(long long deadline)
 {
 	for (;;) {
-		long long left = deadline - vsock_now_ms();
+		long long left = deadline - time_mono_ms();
 		if (left <= 0)
 			return;
 		struct timespec ts = { .tv_sec = left / 1000,
@@ -64,73 +67,6 @@ sleep_until(long long deadline)
 		if (errno != EINTR)
 			return;
 	}
-}
-
-/* Wait for events on fd.  1 ready, 0 deadline passed, -1 error (errno).
- * A passed deadline still gets one non-waiting poll. */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - vsock_now_ms();
-		if (left < 0)
-			left = 0;
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r > 0)
-			return 1;
-		if (left == 0)
-			return 0;
-	}
-}
-
-/* >0 bytes read, 0 EOF, -1 error (errno; ECONNRESET counts as EOF for
- * callers that care), -2 deadline passed. */
-static ssize_t
-read_deadline(int fd, void *buf, size_t cap, long long deadline)
-{
-	for (;;) {
-		int w = wait_fd(fd, POLLIN, deadline);
-		if (w == 0)
-			return -2;
-		if (w < 0)
-			return -1;
-		ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-			continue;
-		return -1;
-	}
-}
-
-/* 0 written, -1 error (errno), -2 deadline passed. */
-static int
-write_deadline(int fd, const void *buf, size_t len, long long deadline)
-{
-	const char *p = buf;
-	while (len > 0) {
-		int w = wait_fd(fd, POLLOUT, deadline);
-		if (w == 0)
-			return -2;
-		if (w < 0)
-			return -1;
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN ||
-			    errno == EWOULDBLOCK)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
 }
 
 /* ---- dialing ---- */
@@ -149,47 +85,6 @@ struct attempt {
 	int sys_errno;
 	char detail[64];        /* bad ack text, sanitized */
 };
-
-static int
-fill_sun(struct sockaddr_un *sa, const char *path)
-{
-	memset(sa, 0, sizeof(*sa));
-	sa->sun_family = AF_UNIX;
-	size_t n = strlen(path);
-	if (n == 0 || n >= sizeof(sa->sun_path))
-		return -1;
-	memcpy(sa->sun_path, path, n);
-	return 0;
-}
-
-static int
-connect_deadline(int fd, const struct sockaddr_un *sa, long long deadline)
-{
-	for (;;) {
-		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
-			return 0;
-		if (errno == EINTR)
-			continue;
-		break;
-	}
-	if (errno != EINPROGRESS)
-		return -1;
-	int w = wait_fd(fd, POLLOUT, deadline);
-	if (w <= 0) {
-		if (w == 0)
-			errno = ETIMEDOUT;
-		return -1;
-	}
-	int soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-		return -1;
-	if (soerr != 0) {
-		errno = soerr;
-		return -1;
-	}
-	return 0;
-}
 
 static void
 sanitize(char *dst, size_t cap, const char *src, size_t n)
@@ -226,7 +121,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 		at->sys_errno = errno;
 		return -1;
 	}
-	if (connect_deadline(fd, sa, deadline) < 0) {
+	if (uhttp_connect(fd, sa, deadline) < 0) {
 		at->sys_errno = errno;
 		switch (errno) {
 		case ENOENT:
@@ -245,7 +140,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 
 	char req[32];
 	int rl = snprintf(req, sizeof(req), "CONNECT %u\n", port);
-	int w = write_deadline(fd, req, (size_t)rl, deadline);
+	int w = uhttp_write(fd, req, (size_t)rl, deadline);
 	if (w < 0) {
 		at->res = w == -2 ? ATTEMPT_TIMEOUT_ACK : ATTEMPT_RETRY_ACK;
 		at->sys_errno = w == -2 ? ETIMEDOUT : errno;
@@ -258,7 +153,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 	size_t n = 0;
 	for (;;) {
 		char c;
-		ssize_t r = read_deadline(fd, &c, 1, deadline);
+		ssize_t r = uhttp_read(fd, &c, 1, deadline);
 		if (r == 1) {
 			if (c == '\n')
 				break;
@@ -308,7 +203,7 @@ dial_internal(const char *uds_path, unsigned port, long long deadline,
 {
 	struct sockaddr_un sa;
 	*stage = STAGE_CONNECT;
-	if (uds_path == NULL || fill_sun(&sa, uds_path) < 0)
+	if (uds_path == NULL || uhttp_sockaddr(&sa, uds_path) < 0)
 		return bn_fail(err, BN_EINVAL, 0,
 		    "vsock socket path is empty or too long: %s",
 		    uds_path ? uds_path : "(null)");
@@ -339,12 +234,12 @@ dial_internal(const char *uds_path, unsigned port, long long deadline,
 		default:
 			break;
 		}
-		long long now = vsock_now_ms();
+		long long now = time_mono_ms();
 		if (!retry || at.res == ATTEMPT_TIMEOUT_ACK || now >= deadline)
 			break;
 		long long next = now + VSOCK_RETRY_INTERVAL_MS;
 		sleep_until(next < deadline ? next : deadline);
-		if (vsock_now_ms() >= deadline)
+		if (time_mono_ms() >= deadline)
 			break;   /* one more try would have no time left */
 	}
 
@@ -398,135 +293,9 @@ set_dial_failure(struct vsock_health *h, enum dial_stage stage)
 	    stage == STAGE_ACK ? "no_ack" : "vsock_connect_failed", "");
 }
 
-struct reply {
-	char *buf;
-	size_t len;
-	size_t cap;
-	size_t scanned;  /* head searched up to here */
-	size_t body;     /* offset of the body once the head is complete */
-	long long clen;  /* its Content-Length (-1 none, -2 invalid) */
-};
-
-/* Make room for at least one more byte plus a NUL; -1 at the size cap. */
-static int
-reply_reserve(struct reply *r)
-{
-	if (r->len + 1 < r->cap)
-		return 0;
-	if (r->cap >= VSOCK_MAX_REPLY + 1)
-		return -1;
-	size_t ncap = r->cap ? r->cap * 2 : 16384;
-	if (ncap > VSOCK_MAX_REPLY + 1)
-		ncap = VSOCK_MAX_REPLY + 1;
-	char *nb = realloc(r->buf, ncap);
-	if (nb == NULL)
-		return -1;
-	r->buf = nb;
-	r->cap = ncap;
-	return 0;
-}
-
-/* Offset of the body (just past the blank line), or 0 if the head is not
- * complete yet. */
-static size_t
-find_body(const char *buf, size_t len, size_t from)
-{
-	for (size_t i = from; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (i + 1 < len && buf[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-			return i + 3;
-	}
-	return 0;
-}
-
-/* Content-Length from a complete head; -1 when absent, -2 when invalid. */
-static long long
-content_length(const char *head, size_t head_len)
-{
-	const char *p = head;
-	const char *end = head + head_len;
-	long long found = -1;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL)
-			nl = end;
-		static const char key[] = "content-length:";
-		size_t kl = sizeof(key) - 1;
-		if ((size_t)(nl - p) > kl && strncasecmp(p, key, kl) == 0) {
-			const char *v = p + kl;
-			while (v < nl && (*v == ' ' || *v == '\t'))
-				v++;
-			long long val = 0;
-			int digits = 0;
-			while (v < nl && *v >= '0' && *v <= '9') {
-				if (val > VSOCK_MAX_REPLY)
-					return -2;
-				val = val * 10 + (*v - '0');
-				v++;
-				digits++;
-			}
-			while (v < nl && (*v == ' ' || *v == '\t' || *v == '\r'))
-				v++;
-			if (!digits || v != nl)
-				return -2;
-			if (found >= 0 && found != val)
-				return -2;
-			found = val;
-		}
-		p = nl + 1;
-	}
-	return found;
-}
-
-enum read_outcome {
-	READ_DONE,      /* complete HTTP reply, or EOF after "HTTP/" */
-	READ_NOT_HTTP,  /* EOF with nothing, or bytes that are not "HTTP/" */
-	READ_TIMEOUT,
-	READ_TOO_BIG,
-};
-
-/* Read an HTTP reply: until EOF, or until the head and Content-Length bytes
- * of body are in, or until the first bytes show it is not HTTP. */
-static enum read_outcome
-read_http_reply(int fd, long long deadline, struct reply *r)
-{
-	static const char magic[] = "HTTP/";
-	const size_t ml = sizeof(magic) - 1;
-	for (;;) {
-		size_t cmp = r->len < ml ? r->len : ml;
-		if (memcmp(r->buf ? r->buf : "", magic, cmp) != 0)
-			return READ_NOT_HTTP;
-		if (r->len >= ml && r->body == 0) {
-			/* Resume a little early: the blank line may straddle
-			 * two reads. */
-			size_t from = r->scanned > 2 ? r->scanned - 2 : 0;
-			r->body = find_body(r->buf, r->len, from);
-			r->scanned = r->len;
-			if (r->body > 0)
-				r->clen = content_length(r->buf, r->body);
-		}
-		if (r->body > 0 && r->clen >= 0 &&
-		    r->len - r->body >= (size_t)r->clen)
-			return READ_DONE;
-		if (reply_reserve(r) < 0)
-			return READ_TOO_BIG;
-		size_t room = r->cap - r->len - 1;
-		ssize_t n = read_deadline(fd, r->buf + r->len, room, deadline);
-		if (n == -2)
-			return READ_TIMEOUT;
-		if (n <= 0)   /* EOF or reset */
-			return r->len >= ml ? READ_DONE : READ_NOT_HTTP;
-		r->len += (size_t)n;
-		r->buf[r->len] = '\0';
-	}
-}
-
 /* Judge a complete HTTP reply; fills *h. */
 static void
-judge_http(const struct reply *r, struct vsock_health *h)
+judge_http(const struct uhttp_reply *r, struct vsock_health *h)
 {
 	set_result(h, VSOCK_HEALTH_UNREACHABLE, "bad_response", "http");
 	/* "HTTP/x.y SSS" */
@@ -543,7 +312,7 @@ judge_http(const struct reply *r, struct vsock_health *h)
 	size_t body = r->body;
 	if (body == 0)
 		return;
-	long long cl = content_length(r->buf, body);
+	long long cl = uhttp_content_length(r->buf, body, r->max);
 	if (cl == -2)
 		return;
 	size_t blen = r->len - body;
@@ -585,7 +354,7 @@ probe_ping(const char *uds_path, unsigned port, long long deadline,
 		set_dial_failure(h, stage);
 		return;
 	}
-	int w = write_deadline(fd, "PING\n", 5, deadline);
+	int w = uhttp_write(fd, "PING\n", 5, deadline);
 	if (w == -2) {
 		set_result(h, VSOCK_HEALTH_UNREACHABLE, "timeout", "");
 		close(fd);
@@ -596,7 +365,7 @@ probe_ping(const char *uds_path, unsigned port, long long deadline,
 	int timed_out = 0;
 	while (w == 0 && len + 1 < sizeof(buf) &&
 	    memchr(buf, '\n', len) == NULL) {
-		ssize_t n = read_deadline(fd, buf + len, sizeof(buf) - 1 - len,
+		ssize_t n = uhttp_read(fd, buf + len, sizeof(buf) - 1 - len,
 		    deadline);
 		if (n == -2)
 			timed_out = 1;
@@ -625,7 +394,7 @@ vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
     struct vsock_health *ret)
 {
 	memset(ret, 0, sizeof(*ret));
-	long long start = vsock_now_ms();
+	long long start = time_mono_ms();
 	if (timeout_ms <= 0)
 		timeout_ms = VSOCK_PROBE_DEFAULT_TIMEOUT_MS;
 	long long deadline = start + timeout_ms;
@@ -640,7 +409,7 @@ vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
 	}
 
 	int fallback = 0;
-	int w = write_deadline(fd, http_request, sizeof(http_request) - 1,
+	int w = uhttp_write(fd, http_request, sizeof(http_request) - 1,
 	    deadline);
 	if (w == -2) {
 		set_result(ret, VSOCK_HEALTH_UNREACHABLE, "timeout", "");
@@ -649,19 +418,19 @@ vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
 		 * only knew PING and hung up on our request. */
 		fallback = 1;
 	} else {
-		struct reply r = { 0 };
-		switch (read_http_reply(fd, deadline, &r)) {
-		case READ_DONE:
+		struct uhttp_reply r = { .max = VSOCK_MAX_REPLY };
+		switch (uhttp_read_reply(fd, deadline, &r)) {
+		case UHTTP_DONE:
 			judge_http(&r, ret);
 			break;
-		case READ_NOT_HTTP:
+		case UHTTP_NOT_HTTP:
 			fallback = 1;
 			break;
-		case READ_TIMEOUT:
+		case UHTTP_TIMEOUT:
 			set_result(ret, VSOCK_HEALTH_UNREACHABLE, "timeout",
 			    r.len > 0 ? "http" : "");
 			break;
-		case READ_TOO_BIG:
+		case UHTTP_TOO_BIG:
 			set_result(ret, VSOCK_HEALTH_UNREACHABLE,
 			    "bad_response", "http");
 			break;
@@ -672,7 +441,7 @@ vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
 	if (fallback)
 		probe_ping(uds_path, port, deadline, ret);
 out:;
-	long long el = vsock_now_ms() - start;
+	long long el = time_mono_ms() - start;
 	ret->latency_ms = el < 0 ? 0 : (el > 0x7fffffff ? 0x7fffffff : (int)el);
 	return 0;
 }
@@ -685,7 +454,7 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 	ret->status = VSOCK_HEALTH_UNREACHABLE;
 	int probes = 0;
 	for (;;) {
-		long long now = vsock_now_ms();
+		long long now = time_mono_ms();
 		long long left = deadline_ms - now;
 		/* At least one short probe even when the deadline has passed. */
 		if (left < 100)
@@ -700,7 +469,7 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 		if (ret->status == VSOCK_HEALTH_OK ||
 		    ret->status == VSOCK_HEALTH_DEGRADED)
 			return 0;
-		now = vsock_now_ms();
+		now = time_mono_ms();
 		if (now >= deadline_ms)
 			break;
 		/* Back off from 1 ms: a fast guest (or the test double) is up
@@ -710,7 +479,7 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 			pause = VSOCK_RETRY_INTERVAL_MS;
 		long long next = now + pause;
 		sleep_until(next < deadline_ms ? next : deadline_ms);
-		if (vsock_now_ms() >= deadline_ms)
+		if (time_mono_ms() >= deadline_ms)
 			break;
 	}
 	bn_fail(err, BN_ETIMEOUT, 0,
