@@ -7,7 +7,7 @@ SAN      ?=
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-format-truncation
-CPPFLAGS += -D_GNU_SOURCE -Isrc
+CPPFLAGS += -D_GNU_SOURCE -Isrc $(NL_CFLAGS)
 ALL_CFLAGS = -std=gnu11 $(WARN) $(CFLAGS) $(CPPFLAGS) -pthread
 ifeq ($(SAN),1)
 BUILD     = build/san
@@ -16,7 +16,8 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
 LDSAN      = -fsanitize=address,undefined
 endif
 
-DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -pthread
+NL_CFLAGS  := $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
+DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns -pthread
 CLI_LIBS    = -lcurl -ljansson
 
 COMMON_SRC = $(wildcard src/common/*.c)
@@ -135,12 +136,18 @@ $(BUILD)/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -pthread
 
+$(BUILD)/bench_nat: tests/bench/bench_nat.c $(BUILD)/libbangerd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
+
 ## bench: control-plane throughput and latency (GET /v1/vms, 100 VMs,
-##        8 clients) and bangerd's memory; prints numbers
-bench: build $(BUILD)/loadgen
+##        8 clients), bangerd's memory, and the NAT rebuild with 100 VMs
+bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 	$(PYTHON) tests/bench/bench.py control
+	$(BUILD)/bench_nat
 
 ## bench-create: VM create latency through the API with the test double
+##               (pooled TAP vs none; rootfs copy on ext4 and reflink XFS)
 bench-create: build
 	$(PYTHON) tests/bench/bench.py create
 

@@ -398,6 +398,7 @@ static const struct json_field bulk_fields[] = {
 	{ "action", JF_STRING, true, false },
 	{ "names", JF_ARRAY, true, false },
 	{ "force", JF_BOOL, false, false },
+	{ "nat", JF_BOOL, false, false },
 };
 
 static enum MHD_Result
@@ -418,8 +419,15 @@ h_vm_bulk(struct api_req *r)
 		return api_reply_error(r->conn, &err);
 	if (vm_action_parse(json_get_str(j, "action"), &act) < 0) {
 		bn_fail(&err, BN_EINVAL, 0, "action must be one of start, stop, "
-		    "restart, delete");
+		    "restart, delete, set");
 		bn_err_detail(&err, "field", "action");
+		goto fail;
+	}
+	json_t *nat = json_object_get(j, "nat");
+	if ((act == VM_ACT_SET) != json_is_boolean(nat)) {
+		bn_fail(&err, BN_EINVAL, 0, act == VM_ACT_SET ? "action 'set' needs "
+		    "'nat'" : "'nat' goes only with action 'set'");
+		bn_err_detail(&err, "field", "nat");
 		goto fail;
 	}
 	names = json_object_get(j, "names");
@@ -434,7 +442,8 @@ h_vm_bulk(struct api_req *r)
 		list[i] = (char *)json_string_value(v);
 	}
 	rc = core_vms_bulk(r->core, act, list, (int)n,
-	    json_is_true(json_object_get(j, "force")), op_id, &err);
+	    json_is_true(json_object_get(j, "force")), json_is_true(nat), op_id,
+	    &err);
 	free(list);
 	json_decref(j);
 	if (rc < 0)

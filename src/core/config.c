@@ -40,6 +40,11 @@ static const struct cfg_entry config_table[] = {
 	{ "default_disk_gib", NULL, CFG_INT, CINT(default_disk_gib), 1, 1024, NULL },
 	{ "max_vms", NULL, CFG_INT, CINT(max_vms), 1, 4096, NULL },
 	{ "log_level", NULL, CFG_ENUM, CSTR(log_level), 0, 0, "error|warn|info|debug" },
+	{ "network", NULL, CFG_ENUM, CSTR(network), 0, 0, "on|off" },
+	{ "bridge", NULL, CFG_STR, CSTR(bridge), 0, 0, NULL },
+	{ "bridge_cidr", NULL, CFG_STR, CSTR(bridge_cidr), 0, 0, NULL },
+	{ "tap_pool_size", NULL, CFG_INT, CINT(tap_pool_size), 0, 64, NULL },
+	{ "dns_port", NULL, CFG_INT, CINT(dns_port), 0, 65535, NULL },
 };
 
 static bool
@@ -113,6 +118,11 @@ config_defaults(struct config *cfg)
 	cfg->default_disk_gib = 8;
 	cfg->max_vms = 256;
 	snprintf(cfg->log_level, sizeof(cfg->log_level), "info");
+	snprintf(cfg->network, sizeof(cfg->network), "on");
+	snprintf(cfg->bridge, sizeof(cfg->bridge), "banger0");
+	snprintf(cfg->bridge_cidr, sizeof(cfg->bridge_cidr), "172.30.0.1/24");
+	cfg->tap_pool_size = 4;
+	cfg->dns_port = 53;
 }
 
 void

@@ -35,6 +35,12 @@ struct config {
 	int default_disk_gib;
 	int max_vms;
 	char log_level[8];
+	/* host networking */
+	char network[8];           /* on | off */
+	char bridge[16];
+	char bridge_cidr[20];      /* bridge address/prefix, e.g. 172.30.0.1/24 */
+	int tap_pool_size;
+	int dns_port;              /* 0: no .vm DNS responder */
 	struct legacy_keys legacy;
 };
 

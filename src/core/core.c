@@ -52,6 +52,7 @@ core_open(const struct config *cfg, const struct bundle *bundle,
 		return -1;
 	}
 	core_reconcile(c);
+	core_net_start(c);
 	if (pthread_create(&c->monitor, NULL, core_monitor_main, c) != 0) {
 		store_close(c->store);
 		free(c);
@@ -80,6 +81,7 @@ core_close(struct core *c)
 		return;
 	core_quiesce(c);
 	pthread_join(c->monitor, NULL);
+	core_net_stop(c);
 	/* Let operations reach their end; VMM processes are detached and keep
 	 * running either way, and an interrupted operation is marked failed on
 	 * the next start. */
@@ -202,12 +204,17 @@ ts_or_null(const char *ts)
 json_t *
 vm_to_json(const struct vm *vm)
 {
+	char dns[VM_NAME_MAX + 4];
+
+	snprintf(dns, sizeof(dns), "%s.vm", vm->name);
 	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b}, "
-	    "s:{s:s, s:n, s:n, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o}}",
+	    "s:{s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o}}",
 	    "name", vm->name, "id", vm->id,
 	    "spec", "image", vm->image, "vcpus", vm->vcpus, "memory_mib",
 	    vm->memory_mib, "disk_gib", vm->disk_gib, "nat", vm->nat,
-	    "status", "state", vm_state_name(vm->state), "ip", "dns_name",
+	    "status", "state", vm_state_name(vm->state),
+	    "ip", json_str_or_null(vm->ip),
+	    "dns_name", vm->ip[0] ? json_string(dns) : json_null(),
 	    "vmm", json_str_or_null(vm->vmm),
 	    "pid", vm->pid > 0 ? json_integer(vm->pid) : json_null(),
 	    "health", vm->health[0] ? vm->health : "unknown",

@@ -39,7 +39,9 @@ struct vm_patch {
 	int nat;                           /* -1 = unchanged */
 };
 
-enum vm_action { VM_ACT_START, VM_ACT_STOP, VM_ACT_RESTART, VM_ACT_DELETE };
+/* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off. */
+enum vm_action { VM_ACT_START, VM_ACT_STOP, VM_ACT_RESTART, VM_ACT_DELETE,
+	VM_ACT_SET };
 
 int core_vm_get(struct core *c, const char *name, struct vm *ret,
     struct bn_err *err);
@@ -52,8 +54,9 @@ int core_vm_action(struct core *c, const char *name, enum vm_action act,
     bool force, int stop_timeout_s, char ret_op_id[24], struct bn_err *err);
 int core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
     struct vm *ret, struct bn_err *err);
+/* One action on many VMs, concurrently; nat is the value for VM_ACT_SET. */
 int core_vms_bulk(struct core *c, enum vm_action act, char **names, int n,
-    bool force, char ret_op_id[24], struct bn_err *err);
+    bool force, bool nat, char ret_op_id[24], struct bn_err *err);
 int core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
     char ret_checked_at[32], struct bn_err *err);
 /* Last tail bytes of the serial console log (malloc'd). */

@@ -3,14 +3,70 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
+
 #include "common/proc.h"
 #include "common/util.h"
+#include "net/dns.h"
+#include "net/link.h"
+#include "net/nat.h"
 
 enum chk { CHK_OK, CHK_WARN, CHK_FAIL };
+
+static void add(json_t *checks, const char *name, const char *feature,
+    enum chk st, const char *msg, const char *fix);
+
+static bool
+has_cap_net_admin(void)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return false;
+	return (data[CAP_NET_ADMIN / 32].effective >> (CAP_NET_ADMIN % 32)) & 1;
+}
+
+/* systemd-resolved keeps per-link settings in /run/systemd/resolve/netif/
+ * <ifindex>: the bridge should route ~vm to our responder. */
+static void
+check_resolver(struct core *c, json_t *checks)
+{
+	char path[128], msg[512], fix[512];
+	unsigned idx = if_nametoindex(c->cfg.bridge);
+	char *text = NULL;
+
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "%s", c->cfg.bridge_cidr);
+	addr[strcspn(addr, "/")] = '\0';
+	snprintf(fix, sizeof(fix), "resolvectl dns %s %s; resolvectl domain %s "
+	    "'~vm' (or send your resolver's vm zone to %s)", c->cfg.bridge, addr,
+	    c->cfg.bridge, addr);
+	if (access("/run/systemd/resolve", F_OK) < 0) {
+		add(checks, "resolver", "dns", CHK_WARN, "systemd-resolved is not "
+		    "running: the host does not send *.vm queries to bangerd", fix);
+		return;
+	}
+	snprintf(path, sizeof(path), "/run/systemd/resolve/netif/%u", idx);
+	if (idx == 0 || file_read_all(path, 65536, &text, NULL, NULL) < 0) {
+		add(checks, "resolver", "dns", CHK_WARN, "systemd-resolved has no "
+		    "settings for the bridge", fix);
+		return;
+	}
+	bool ok = strstr(text, "~vm") != NULL && strstr(text, "DNS=") != NULL;
+	free(text);
+	snprintf(msg, sizeof(msg), ok ? "systemd-resolved sends *.vm to %s" :
+	    "systemd-resolved does not route ~vm to %s", c->cfg.bridge);
+	add(checks, "resolver", "dns", ok ? CHK_OK : CHK_WARN, msg, ok ? NULL : fix);
+}
 
 static void
 add(json_t *checks, const char *name, const char *feature, enum chk st,
@@ -23,25 +79,130 @@ add(json_t *checks, const char *name, const char *feature, enum chk st,
 	    "message", msg, "fix", fix ? fix : ""));
 }
 
+int
+kvm_state(char *why, size_t whysz)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0) {
+		snprintf(why, whysz, "/dev/kvm: %s", strerror(errno));
+		return errno == ENOENT ? KVM_MISSING : KVM_DENIED;
+	}
+	close(fd);
+	/* PVM (kvm_pvm) is paravirtual nested KVM: it runs only guests
+	 * built for it, not a standard kernel, and the CPU shows no
+	 * vmx/svm. */
+	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
+		snprintf(why, whysz, "/dev/kvm is nested PVM (kvm_pvm): it cannot "
+		    "boot a standard guest kernel");
+		return KVM_PVM;
+	}
+	snprintf(why, whysz, "/dev/kvm is present and writable");
+	return KVM_OK;
+}
+
 static void
 check_kvm(json_t *checks)
 {
 	char msg[256];
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 
-	if (fd >= 0) {
-		close(fd);
-		add(checks, "kvm", "vms", CHK_OK, "/dev/kvm is present and "
-		    "writable", NULL);
-		return;
+	switch (kvm_state(msg, sizeof(msg))) {
+	case KVM_OK:
+		add(checks, "kvm", "vms", CHK_OK, msg, NULL);
+		break;
+	case KVM_PVM:
+		add(checks, "kvm", "vms", CHK_WARN, msg, "VMs need the QEMU driver "
+		    "with TCG here (slower); on a machine with VT-x/AMD-V, KVM "
+		    "runs them at full speed");
+		break;
+	case KVM_MISSING:
+		add(checks, "kvm", "vms", CHK_FAIL, msg, "enable virtualization "
+		    "(VT-x/AMD-V) in the firmware, or nested virtualization for a "
+		    "VM host, and load the kvm module");
+		break;
+	default:
+		add(checks, "kvm", "vms", CHK_FAIL, msg, "add your user to the kvm "
+		    "group or run: setfacl -m u:$USER:rw /dev/kvm");
 	}
-	snprintf(msg, sizeof(msg), "/dev/kvm: %s", strerror(errno));
-	add(checks, "kvm", "vms", CHK_FAIL, msg, errno == ENOENT ?
-	    "enable virtualization (VT-x/AMD-V) in the firmware, or nested "
-	    "virtualization for a VM host, and load the kvm module" :
-	    "add your user to the kvm group or run: setfacl -m u:$USER:rw /dev/kvm");
 }
 
+static void
+check_network(struct core *c, json_t *checks)
+{
+	char msg[512];
+	struct bn_err err;
+	struct in_addr addr;
+	int prefix;
+
+	if (!core_net_enabled(c)) {
+		add(checks, "network", "network", CHK_WARN, "networking is off "
+		    "(\"network\": \"off\" in config.json): VMs boot without a NIC",
+		    "set \"network\": \"on\" in config.json");
+		return;
+	}
+	if (access("/dev/net/tun", R_OK | W_OK) == 0)
+		add(checks, "tun", "network", CHK_OK, "/dev/net/tun is usable", NULL);
+	else {
+		snprintf(msg, sizeof(msg), "/dev/net/tun: %s", strerror(errno));
+		add(checks, "tun", "network", CHK_FAIL, msg, errno == ENOENT ?
+		    "load the tun module: modprobe tun" :
+		    "run bangerd as root or with CAP_NET_ADMIN");
+	}
+	if (has_cap_net_admin())
+		add(checks, "cap_net_admin", "network", CHK_OK, "bangerd has "
+		    "CAP_NET_ADMIN", NULL);
+	else
+		add(checks, "cap_net_admin", "network", CHK_FAIL, "bangerd lacks "
+		    "CAP_NET_ADMIN: it cannot make the bridge, TAPs or NAT rules",
+		    "run bangerd as root (systemd unit) or grant it CAP_NET_ADMIN");
+	/* Without CAP_NET_ADMIN libnftables prints to our stderr: skip it. */
+	if (!has_cap_net_admin())
+		add(checks, "nftables", "nat", CHK_FAIL, "nftables needs "
+		    "CAP_NET_ADMIN", "run bangerd as root or grant it CAP_NET_ADMIN");
+	else if (nat_probe(&err) == 0)
+		add(checks, "nftables", "nat", CHK_OK, "libnftables can reach the "
+		    "kernel", NULL);
+	else
+		add(checks, "nftables", "nat", CHK_FAIL, err.msg, err.hint[0] ?
+		    err.hint : "enable nf_tables in the kernel and run bangerd as root");
+	if (net_parse_cidr(c->cfg.bridge_cidr, &addr, &prefix, &err) < 0) {
+		add(checks, "bridge", "network", CHK_FAIL, err.msg,
+		    "fix \"bridge_cidr\" in config.json");
+		return;
+	}
+	struct in_addr net = { htonl(ntohl(addr.s_addr) & (~0u << (32 - prefix))) };
+	if (net_check_subnet(net, prefix, c->cfg.bridge, &err) < 0) {
+		add(checks, "subnet", "network", CHK_FAIL, err.msg, err.hint);
+	} else {
+		snprintf(msg, sizeof(msg), "%s does not overlap a host route",
+		    c->cfg.bridge_cidr);
+		add(checks, "subnet", "network", CHK_OK, msg, NULL);
+	}
+	if (net_link_exists(c->cfg.bridge)) {
+		snprintf(msg, sizeof(msg), "bridge %s is up with %s", c->cfg.bridge,
+		    c->cfg.bridge_cidr);
+		add(checks, "bridge", "network", CHK_OK, msg, NULL);
+	} else {
+		snprintf(msg, sizeof(msg), "bridge %s does not exist yet",
+		    c->cfg.bridge);
+		add(checks, "bridge", "network", CHK_WARN, msg, "it is made when "
+		    "the first VM starts; see the cap_net_admin and tun checks");
+	}
+	if (c->cfg.dns_port == 0) {
+		add(checks, "dns", "dns", CHK_WARN, ".vm DNS is off (dns_port 0)",
+		    "set \"dns_port\" in config.json");
+	} else if (c->dns != NULL) {
+		snprintf(msg, sizeof(msg), "answering *.vm on %s port %u",
+		    c->cfg.bridge_cidr, dns_server_port(c->dns));
+		add(checks, "dns", "dns", CHK_OK, msg, NULL);
+	} else {
+		snprintf(msg, sizeof(msg), "the .vm responder is not running (port "
+		    "%d on the bridge address)", c->cfg.dns_port);
+		add(checks, "dns", "dns", CHK_FAIL, msg, "free the port or set "
+		    "\"dns_port\" in config.json; see bangerd's log");
+	}
+	check_resolver(c, checks);
+}
 static void
 check_file(json_t *checks, const char *name, const char *path, bool exec,
     enum chk missing, const char *fix)
@@ -93,6 +254,7 @@ core_doctor(struct core *c)
 
 	check_kvm(checks);
 	check_firecracker(c, checks);
+	check_network(c, checks);
 	if (c->bundle.found)
 		snprintf(msg, sizeof(msg), "%s/bundle.json", c->bundle.dir);
 	else

@@ -2,6 +2,7 @@
 #ifndef BANGER_CORE_INTERNAL_H
 #define BANGER_CORE_INTERNAL_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 
 #include "core/core.h"
@@ -52,6 +53,16 @@ struct core {
 
 	pthread_t monitor;
 	_Atomic bool stopping;
+
+	/* networking (core/net.c) */
+	pthread_mutex_t net_mu;    /* pool changes, bridge_ready */
+	pthread_mutex_t nat_mu;    /* one nft rebuild at a time */
+	pthread_cond_t net_cond;
+	bool bridge_ready;
+	bool pool_dirty;
+	bool pool_started;
+	pthread_t pool_thread;
+	struct dns_server *dns;
 	int64_t host_mem_mib;
 };
 
@@ -69,13 +80,38 @@ int op_start(struct core *c, const char *kind, const char *target, op_fn fn,
 void op_stage(struct core *c, struct op *op, const char *stage, int progress);
 
 /* Lifecycle steps used by the operation bodies (VM lock held). */
-int vm_params(struct core *c, const struct vm *vm, const struct vmm_driver **ret_drv,
-    struct vmm_params *p, char *cmdline, size_t cmdsz, struct bn_err *err);
+struct vm_net;
+int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
+    const struct vmm_driver **ret_drv, struct vmm_params *p, char *cmdline,
+    size_t cmdsz, struct bn_err *err);
 int vm_dir(struct core *c, const char *id, char *out, size_t outsz,
     struct bn_err *err);
 void vm_set_state(struct core *c, struct vm *vm, enum vm_state st);
 const struct vmm_driver *vmm_pick(struct core *c, char *binary, size_t binsz,
     struct bn_err *err);
+
+/* Networking (core/net.c). */
+struct vm_net {
+	char tap[16];
+	char ip[16];
+	char gateway[16];
+	char netmask[16];
+	char mac[18];
+};
+bool core_net_enabled(struct core *c);
+int net_parse_cidr(const char *cidr, struct in_addr *ret_addr, int *ret_prefix,
+    struct bn_err *err);
+int core_net_ensure(struct core *c, struct bn_err *err);
+int core_net_vm_up(struct core *c, struct vm *vm, struct vm_net *ret,
+    struct bn_err *err);
+void core_net_vm_down(struct core *c, struct vm *vm);
+int core_net_nat_sync(struct core *c, struct bn_err *err);
+void core_net_start(struct core *c);
+void core_net_stop(struct core *c);
+
+/* /dev/kvm: usable, nested PVM (no standard guests), missing, denied. */
+enum { KVM_OK, KVM_PVM, KVM_MISSING, KVM_DENIED };
+int kvm_state(char *why, size_t whysz);
 
 /* Reconcile the store with running processes (daemon start). */
 void core_reconcile(struct core *c);

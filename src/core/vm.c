@@ -25,7 +25,8 @@
 int
 vm_action_parse(const char *s, enum vm_action *ret)
 {
-	static const char *const names[] = { "start", "stop", "restart", "delete" };
+	static const char *const names[] = { "start", "stop", "restart", "delete",
+		"set" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(s, names[i]) == 0) {
@@ -56,16 +57,6 @@ vm_set_state(struct core *c, struct vm *vm, enum vm_state st)
 		    "state", vm_state_name(st), "previous", vm_state_name(prev)));
 }
 
-static bool
-kvm_usable(void)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
 
 const struct vmm_driver *
 vmm_pick(struct core *c, char *binary, size_t binsz, struct bn_err *err)
@@ -84,9 +75,10 @@ vmm_pick(struct core *c, char *binary, size_t binsz, struct bn_err *err)
 	/* firecracker: the bundle's binary, else firecracker on PATH. */
 	if (proc_find_exe(c->bundle.firecracker, binary, binsz, &fc_err) == 0 ||
 	    proc_find_exe("firecracker", binary, binsz, &fc_err) == 0) {
-		if (strcmp(want, "auto") == 0 && !kvm_usable()) {
+		char why[256];
+		if (strcmp(want, "auto") == 0 && kvm_state(why, sizeof(why)) != KVM_OK) {
 			bn_fail(err, BN_EVMM_MISSING, 0, "firecracker needs a usable "
-			    "/dev/kvm");
+			    "KVM: %s", why);
 			return bn_err_hint(err, "run 'banger doctor'"), NULL;
 		}
 		return &vmm_firecracker;
@@ -98,9 +90,18 @@ vmm_pick(struct core *c, char *binary, size_t binsz, struct bn_err *err)
 	return NULL;
 }
 
+static unsigned
+agent_port(struct core *c)
+{
+	/* config.json overrides the bundle's port. */
+	return (unsigned)(c->cfg.agent_port != 1024 ? c->cfg.agent_port :
+	    c->bundle.agent_port);
+}
+
 int
-vm_params(struct core *c, const struct vm *vm, const struct vmm_driver **ret_drv,
-    struct vmm_params *p, char *cmdline, size_t cmdsz, struct bn_err *err)
+vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
+    const struct vmm_driver **ret_drv, struct vmm_params *p, char *cmdline,
+    size_t cmdsz, struct bn_err *err)
 {
 	static __thread char binary[PATH_MAX];
 	char dir[PATH_MAX];
@@ -115,9 +116,18 @@ vm_params(struct core *c, const struct vm *vm, const struct vmm_driver **ret_drv
 		return -1;
 	struct guest_config gc = {
 		.hostname = vm->name,
-		.agent_port = (unsigned)c->bundle.agent_port,
+		.agent_port = agent_port(c),
 		.vmm_adds_root = drv == &vmm_firecracker,
 	};
+	if (net != NULL && net->ip[0]) {
+		gc.ip = net->ip;
+		gc.gateway = net->gateway;
+		gc.netmask = net->netmask;
+		/* bangerd answers *.vm on the bridge address. */
+		gc.dns = c->cfg.dns_port == 53 ? net->gateway : NULL;
+		p->tap = net->tap;
+		p->mac = net->mac;
+	}
 	if (guest_cmdline(&gc, cmdline, cmdsz, err) < 0)
 		return -1;
 	p->vm_id = vm->id;
@@ -131,14 +141,6 @@ vm_params(struct core *c, const struct vm *vm, const struct vmm_driver **ret_drv
 	p->api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 	*ret_drv = drv;
 	return 0;
-}
-
-static unsigned
-agent_port(struct core *c)
-{
-	/* config.json overrides the bundle's port. */
-	return (unsigned)(c->cfg.agent_port != 1024 ? c->cfg.agent_port :
-	    c->bundle.agent_port);
 }
 
 /* Wait for the guest agent, in slices so that a VMM that dies during
@@ -170,18 +172,22 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 {
 	const struct vmm_driver *drv;
 	struct vmm_params p;
+	struct vm_net net;
 	char cmdline[1024];
 	struct vsock_health h = { 0 };
 	pid_t pid = 0;
 
-	op_stage(c, op, "spawn_vmm", base);
-	if (vm_params(c, vm, &drv, &p, cmdline, sizeof(cmdline), err) < 0)
+	op_stage(c, op, "network", base);
+	if (core_net_vm_up(c, vm, &net, err) < 0)
 		goto fail;
+	op_stage(c, op, "spawn_vmm", base + 5);
+	if (vm_params(c, vm, &net, &drv, &p, cmdline, sizeof(cmdline), err) < 0)
+		goto undo_net;
 	if (access(p.kernel, R_OK) < 0) {
 		bn_fail(err, BN_EIMG_UNAVAIL, errno, "kernel %s", p.kernel);
 		bn_err_hint(err, "run 'make runtime-bundle' or set \"kernel\" in "
 		    "bundle.json");
-		goto fail;
+		goto undo_net;
 	}
 	snprintf(vm->vmm, sizeof(vm->vmm), "%s", drv->name);
 	snprintf(vm->last_error, sizeof(vm->last_error), "%s", "");
@@ -190,7 +196,7 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	enum vm_state booting = vm->state == VM_CREATING ? VM_CREATING : VM_STARTING;
 	vm_set_state(c, vm, booting);
 	if (drv->spawn(&p, &pid, err) < 0)
-		goto fail;
+		goto undo_net;
 	/* Record the pid at once: a daemon crash from here on must find it. */
 	vm->pid = pid;
 	vm_set_state(c, vm, booting);
@@ -213,10 +219,20 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	vsock_health_clear(&h);
 	time_rfc3339(vm->started_at);
 	vm_set_state(c, vm, VM_RUNNING);
+	if (vm->nat && core_net_nat_sync(c, err) < 0) {
+		bn_err_prefix(err, "nat");
+		goto undo_process;
+	}
 	return 0;
 
 undo_process:
 	drv->kill(&p, pid);
+	vm->pid = 0;
+	vm_set_state(c, vm, vm->state == VM_CREATING ? VM_CREATING : VM_STOPPING);
+	if (vm->nat)
+		core_net_nat_sync(c, NULL);
+undo_net:
+	core_net_vm_down(c, vm);
 fail:
 	vm->pid = 0;
 	snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
@@ -238,7 +254,7 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 		return 0;
 	op_stage(c, op, "stopping", 10);
 	vm_set_state(c, vm, VM_STOPPING);
-	if (vm_params(c, vm, &drv, &p, cmdline, sizeof(cmdline), err) < 0) {
+	if (vm_params(c, vm, NULL, &drv, &p, cmdline, sizeof(cmdline), err) < 0) {
 		/* Without a driver binary we can still stop the process. */
 		char dir[PATH_MAX];
 		if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
@@ -253,9 +269,12 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 		return -1;
 	}
 	vm->pid = 0;
+	core_net_vm_down(c, vm);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state(c, vm, VM_STOPPED);
+	if (vm->nat && core_net_nat_sync(c, err) < 0)
+		return bn_err_prefix(err, "nat");
 	return 0;
 }
 
@@ -469,6 +488,10 @@ op_action(struct core *c, struct op *op, void *arg, struct bn_err *err)
 		core_emit(c, "vm.deleted", vm.name, op->row.id, NULL);
 		res = json_null();
 		break;
+	case VM_ACT_SET:
+		/* Bulk only: handled by bulk_one_main through core_vm_patch. */
+		bn_fail(err, BN_EINTERNAL, 0, "set is not a single-VM action");
+		break;
 	}
 out:
 	vm_unlock(c, a->name);
@@ -646,6 +669,10 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
 	if (store_vm_update(c->store, &vm, err) < 0)
 		goto out;
 	core_emit(c, "vm.updated", vm.name, NULL, vm_to_json(&vm));
+	if (p->nat >= 0 && core_net_nat_sync(c, err) < 0) {
+		bn_err_prefix(err, "nat");
+		goto out;
+	}
 	*ret = vm;
 	rc = 0;
 out:
@@ -658,6 +685,7 @@ out:
 struct bulk_arg {
 	enum vm_action act;
 	bool force;
+	bool nat;
 	int n;
 	char (*names)[VM_NAME_MAX];
 };
@@ -681,7 +709,14 @@ bulk_one_main(void *arg)
 
 	snprintf(a.name, sizeof(a.name), "%s", o->b->names[o->i]);
 	/* Each VM's action takes that VM's lock, like a single action. */
-	vmj = op_action(o->c, o->op, &a, &err);
+	if (o->b->act == VM_ACT_SET) {
+		struct vm_patch p = { 0, 0, 0, o->b->nat };
+		struct vm vm;
+		vmj = core_vm_patch(o->c, a.name, &p, &vm, &err) == 0 ?
+		    vm_to_json(&vm) : NULL;
+	} else {
+		vmj = op_action(o->c, o->op, &a, &err);
+	}
 	if (vmj != NULL)
 		o->result = json_pack("{s:s, s:b, s:n, s:o}", "name", a.name, "ok", 1,
 		    "error", "vm", vmj);
@@ -729,7 +764,7 @@ bulk_free(void *arg)
 
 int
 core_vms_bulk(struct core *c, enum vm_action act, char **names, int n, bool force,
-    char ret_op_id[24], struct bn_err *err)
+    bool nat, char ret_op_id[24], struct bn_err *err)
 {
 	struct bulk_arg *b;
 
@@ -748,6 +783,7 @@ core_vms_bulk(struct core *c, enum vm_action act, char **names, int n, bool forc
 	b = xcalloc(1, sizeof(*b));
 	b->act = act;
 	b->force = force;
+	b->nat = nat;
 	b->n = n;
 	b->names = xcalloc((size_t)n, sizeof(*b->names));
 	for (int i = 0; i < n; i++)
@@ -898,6 +934,7 @@ core_reconcile(struct core *c)
 			    "the VMM was not running when bangerd started");
 		vm->state = VM_STOPPED;
 		vm->pid = 0;
+		vm->tap[0] = '\0';  /* the TAP itself goes in core_net_start */
 		snprintf(vm->health, sizeof(vm->health), "unknown");
 		time_rfc3339(vm->stopped_at);
 		time_rfc3339(vm->updated_at);
@@ -948,11 +985,14 @@ core_monitor_main(void *arg)
 					unlink(p.vsock_uds);
 				}
 				vm.pid = 0;
+				core_net_vm_down(c, &vm);
 				snprintf(vm.health, sizeof(vm.health), "unknown");
 				snprintf(vm.last_error, sizeof(vm.last_error),
 				    "the VMM exited (guest shut down or crashed)");
 				time_rfc3339(vm.stopped_at);
 				vm_set_state(c, &vm, VM_STOPPED);
+				if (vm.nat)
+					core_net_nat_sync(c, NULL);
 				log_info("vm '%s': VMM exited; now stopped", vm.name);
 			}
 			vm_unlock(c, vms[i].name);

@@ -1,6 +1,7 @@
 /* store.c - SQLite persistence for VMs, images and operations. */
 #include "store.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -59,6 +60,12 @@ static const char *const migrations[] = {
 	"  created_at TEXT NOT NULL,"
 	"  updated_at TEXT NOT NULL,"
 	"  finished_at TEXT NOT NULL DEFAULT '');",
+	/* 2: networking: each VM's TAP while it runs, one address lease per
+	 * VM (stable across stop/start, released with the VM). */
+	"ALTER TABLE vms ADD COLUMN tap TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE leases ("
+	"  vm_id TEXT PRIMARY KEY,"
+	"  ip TEXT NOT NULL UNIQUE);",
 };
 
 static const char *const vm_state_names[] = {
@@ -208,7 +215,11 @@ col_text(sqlite3_stmt *st, int col, char *out, size_t outsz)
 /* ---- VMs ---- */
 
 #define VM_COLS "id, name, image, vcpus, memory_mib, disk_gib, nat, state, vmm, " \
-	"pid, cid, health, last_error, created_at, started_at, stopped_at, updated_at"
+	"pid, cid, health, last_error, created_at, started_at, stopped_at, " \
+	"updated_at, tap"
+/* Read-only: the lease is stored in its own table. */
+#define VM_SELECT "SELECT " VM_COLS ", coalesce((SELECT ip FROM leases WHERE " \
+	"leases.vm_id = vms.id), '') FROM vms"
 
 static void
 vm_from_row(sqlite3_stmt *st, struct vm *vm)
@@ -235,6 +246,8 @@ vm_from_row(sqlite3_stmt *st, struct vm *vm)
 	col_text(st, 14, vm->started_at, sizeof(vm->started_at));
 	col_text(st, 15, vm->stopped_at, sizeof(vm->stopped_at));
 	col_text(st, 16, vm->updated_at, sizeof(vm->updated_at));
+	col_text(st, 17, vm->tap, sizeof(vm->tap));
+	col_text(st, 18, vm->ip, sizeof(vm->ip));
 }
 
 static void
@@ -257,6 +270,7 @@ vm_bind(sqlite3_stmt *st, const struct vm *vm)
 	sqlite3_bind_text(st, 15, vm->started_at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 16, vm->stopped_at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 17, vm->updated_at, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 18, vm->tap, -1, SQLITE_STATIC);
 }
 
 /* Run one statement that changes rows, in its own transaction (a single
@@ -280,7 +294,7 @@ store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err)
 
 	pthread_mutex_lock(&s->mu);
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO vms (" VM_COLS ") VALUES "
-	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
+	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare insert vm");
 		goto out;
 	}
@@ -316,7 +330,7 @@ store_vm_get(struct store *s, const char *name, struct vm *ret, struct bn_err *e
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT " VM_COLS " FROM vms WHERE name = ?",
+	if (sqlite3_prepare_v2(s->db, VM_SELECT " WHERE name = ?",
 	    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare get vm");
 		goto out;
@@ -347,7 +361,7 @@ store_vm_update(struct store *s, const struct vm *vm, struct bn_err *err)
 	if (sqlite3_prepare_v2(s->db, "UPDATE vms SET id=?1, name=?2, image=?3, "
 	    "vcpus=?4, memory_mib=?5, disk_gib=?6, nat=?7, state=?8, vmm=?9, "
 	    "pid=?10, cid=?11, health=?12, last_error=?13, created_at=?14, "
-	    "started_at=?15, stopped_at=?16, updated_at=?17 WHERE id=?1",
+	    "started_at=?15, stopped_at=?16, updated_at=?17, tap=?18 WHERE id=?1",
 	    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare update vm");
 		goto out;
@@ -372,19 +386,41 @@ store_vm_delete(struct store *s, const char *name, struct bn_err *err)
 	int rc;
 
 	pthread_mutex_lock(&s->mu);
+	/* The VM and its lease go together. */
+	if (exec_sql(s, "BEGIN IMMEDIATE", err) < 0) {
+		rc = -1;
+		goto out;
+	}
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM leases WHERE vm_id = (SELECT id "
+	    "FROM vms WHERE name = ?)", -1, &st, NULL) != SQLITE_OK) {
+		rc = db_fail(s, err, "prepare delete lease");
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if ((rc = run_change(s, st, err, "delete lease")) < 0)
+		goto rollback;
 	if (sqlite3_prepare_v2(s->db, "DELETE FROM vms WHERE name = ?", -1, &st,
 	    NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare delete vm");
-		goto out;
+		goto rollback;
 	}
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	rc = run_change(s, st, err, "delete vm");
-	if (rc == 0)
-		rc = vm_not_found(err, name);
-	else if (rc > 0) {
-		rc = 0;
-		s->generation++;
+	if (rc <= 0) {
+		if (rc == 0)
+			vm_not_found(err, name);
+		rc = -1;
+		goto rollback;
 	}
+	if (exec_sql(s, "COMMIT", err) < 0) {
+		rc = -1;
+		goto rollback;
+	}
+	rc = 0;
+	s->generation++;
+	goto out;
+rollback:
+	exec_sql(s, "ROLLBACK", NULL);
 out:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
@@ -398,7 +434,7 @@ store_vm_list(struct store *s, struct vm **ret, int *ret_n, struct bn_err *err)
 	int n = 0, cap = 0, rc = 0;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT " VM_COLS " FROM vms ORDER BY name",
+	if (sqlite3_prepare_v2(s->db, VM_SELECT " ORDER BY name",
 	    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare list vms");
 		goto out;
@@ -836,4 +872,130 @@ store_op_prune(struct store *s, int keep, struct bn_err *err)
 out:
 	pthread_mutex_unlock(&s->mu);
 	return rc;
+}
+
+/* ---- leases ---- */
+
+int
+store_lease_get(struct store *s, const char *vm_id, uint32_t net, int prefix,
+    uint32_t gateway, char ret_ip[16], struct bn_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	uint32_t size = prefix >= 31 ? 0 : (1u << (32 - prefix));
+	unsigned char *used = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&s->mu);
+	if (exec_sql(s, "BEGIN IMMEDIATE", err) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(s->db, "SELECT ip FROM leases WHERE vm_id = ?", -1,
+	    &st, NULL) != SQLITE_OK) {
+		db_fail(s, err, "prepare lease");
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, vm_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		col_text(st, 0, ret_ip, 16);
+		sqlite3_finalize(st);
+		exec_sql(s, "COMMIT", NULL);
+		rc = 0;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if (size < 4) {
+		bn_fail(err, BN_EINVAL, 0, "subnet /%d has no room for vms", prefix);
+		goto rollback;
+	}
+	/* The smallest free host address: not the network, the broadcast or
+	 * the gateway (the bridge). */
+	used = xcalloc(size, 1);
+	if (sqlite3_prepare_v2(s->db, "SELECT ip FROM leases", -1, &st, NULL) !=
+	    SQLITE_OK) {
+		db_fail(s, err, "prepare leases");
+		goto rollback;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct in_addr a;
+		if (inet_pton(AF_INET, (const char *)sqlite3_column_text(st, 0), &a) == 1) {
+			uint32_t h = ntohl(a.s_addr);
+			if ((h & ~(size - 1)) == net)
+				used[h - net] = 1;
+		}
+	}
+	sqlite3_finalize(st);
+	used[0] = used[size - 1] = 1;
+	if (gateway >= net && gateway - net < size)
+		used[gateway - net] = 1;
+	uint32_t off;
+	for (off = 1; off < size && used[off]; off++)
+		;
+	if (off == size) {
+		bn_fail(err, BN_ELIMIT, 0, "no free address left in the vm subnet");
+		bn_err_hint(err, "delete unused vms or use a larger \"bridge_cidr\"");
+		goto rollback;
+	}
+	struct in_addr a = { htonl(net + off) };
+	inet_ntop(AF_INET, &a, ret_ip, 16);
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO leases (vm_id, ip) VALUES (?, ?)",
+	    -1, &st, NULL) != SQLITE_OK) {
+		db_fail(s, err, "prepare insert lease");
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, vm_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, ret_ip, -1, SQLITE_STATIC);
+	if (run_change(s, st, err, "insert lease") < 0 ||
+	    exec_sql(s, "COMMIT", err) < 0)
+		goto rollback;
+	s->generation++;
+	rc = 0;
+	goto out;
+rollback:
+	exec_sql(s, "ROLLBACK", NULL);
+out:
+	pthread_mutex_unlock(&s->mu);
+	free(used);
+	return rc;
+}
+
+int
+store_lease_prune(struct store *s, int *ret_n, struct bn_err *err)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM leases WHERE vm_id NOT IN "
+	    "(SELECT id FROM vms)", -1, &st, NULL) != SQLITE_OK) {
+		rc = db_fail(s, err, "prepare prune leases");
+		goto out;
+	}
+	rc = run_change(s, st, err, "prune leases");
+	if (rc >= 0) {
+		if (ret_n)
+			*ret_n = rc;
+		rc = 0;
+	}
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+int
+store_lease_lookup(struct store *s, const char *name, char ret_ip[16])
+{
+	sqlite3_stmt *st;
+	int found = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (sqlite3_prepare_v2(s->db, "SELECT l.ip FROM leases l JOIN vms v ON "
+	    "v.id = l.vm_id WHERE v.name = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			col_text(st, 0, ret_ip, 16);
+			found = 1;
+		}
+		sqlite3_finalize(st);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return found;
 }

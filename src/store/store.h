@@ -35,6 +35,8 @@ struct vm {
 	char health[16];       /* ok | degraded | unreachable | unknown */
 	char last_error[256];
 	char created_at[32], started_at[32], stopped_at[32], updated_at[32];
+	char tap[16];          /* host TAP while running, "" otherwise */
+	char ip[16];           /* leased address, "" when none (read-only) */
 };
 
 enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };
@@ -115,5 +117,15 @@ int store_op_fail_unfinished(struct store *s, const char *error_json,
 int store_op_max_seq(struct store *s, uint64_t *ret, struct bn_err *err);
 /* Keep at most keep finished operations. */
 int store_op_prune(struct store *s, int keep, struct bn_err *err);
+
+/* Leases: one IPv4 address per VM in net/prefix (host byte order),
+ * never the network, broadcast or gateway address.  Returns the VM's
+ * existing lease or allocates the smallest free one. */
+int store_lease_get(struct store *s, const char *vm_id, uint32_t net,
+    int prefix, uint32_t gateway, char ret_ip[16], struct bn_err *err);
+/* Drop leases whose VM no longer exists. */
+int store_lease_prune(struct store *s, int *ret_n, struct bn_err *err);
+/* 1 and the address when VM `name` has a lease, else 0 (thread-safe). */
+int store_lease_lookup(struct store *s, const char *name, char ret_ip[16]);
 
 #endif

@@ -36,7 +36,7 @@ test_migrate_and_vms(void)
 	unsigned cid;
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
-	fail_unless(store_schema_version(s) == 1, "version %d", store_schema_version(s));
+	fail_unless(store_schema_version(s) == 2, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");
@@ -164,6 +164,52 @@ test_reopen_file(void)
 	return 0;
 }
 
+static int
+test_leases(void)
+{
+	struct store *s;
+	struct bn_err err;
+	char ip[16], lookup[16];
+	/* 10.9.0.0/29: hosts .1-.6, gateway .1: room for five VMs. */
+	uint32_t net = 0x0a090000, gw = 0x0a090001;
+	struct vm a = mkvm("a", 3), b = mkvm("b", 4), got;
+
+	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
+	store_vm_insert(s, &a, &err);
+	store_vm_insert(s, &b, &err);
+	fail_unless(store_lease_get(s, a.id, net, 29, gw, ip, &err) == 0, "%s", err.msg);
+	fail_unless(strcmp(ip, "10.9.0.2") == 0, "first lease skips gateway: %s", ip);
+	fail_unless(store_lease_get(s, a.id, net, 29, gw, ip, &err) == 0 &&
+	    strcmp(ip, "10.9.0.2") == 0, "stable: %s", ip);
+	fail_unless(store_lease_get(s, b.id, net, 29, gw, ip, &err) == 0 &&
+	    strcmp(ip, "10.9.0.3") == 0, "second: %s", ip);
+	fail_unless(store_vm_get(s, "b", &got, &err) == 0 &&
+	    strcmp(got.ip, "10.9.0.3") == 0, "vm row shows its lease: %s", got.ip);
+	fail_unless(store_lease_lookup(s, "a", lookup) == 1 &&
+	    strcmp(lookup, "10.9.0.2") == 0, "lookup by name");
+	fail_unless(store_lease_lookup(s, "zzz", lookup) == 0, "no lease");
+	fail_unless(store_vm_delete(s, "a", &err) == 0, "%s", err.msg);
+	fail_unless(store_lease_lookup(s, "a", lookup) == 0, "released with the vm");
+	for (unsigned i = 0; i < 4; i++) {
+		char name[8];
+		snprintf(name, sizeof(name), "c%u", i);
+		struct vm c = mkvm(name, 10 + i);
+		store_vm_insert(s, &c, &err);
+		fail_unless(store_lease_get(s, c.id, net, 29, gw, ip, &err) == 0,
+		    "c%u: %s", i, err.msg);
+		if (i == 0)
+			fail_unless(strcmp(ip, "10.9.0.2") == 0, "freed address reused");
+	}
+	struct vm d = mkvm("d", 20);
+	store_vm_insert(s, &d, &err);
+	fail_unless(store_lease_get(s, d.id, net, 29, gw, ip, &err) < 0 &&
+	    err.code == BN_ELIMIT, "subnet full");
+	int pruned = -1;
+	fail_unless(store_lease_prune(s, &pruned, &err) == 0 && pruned == 0, "prune");
+	store_close(s);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -172,5 +218,6 @@ main(void)
 	RUN_TEST(test_images);
 	RUN_TEST(test_operations);
 	RUN_TEST(test_reopen_file);
+	RUN_TEST(test_leases);
 	return tap_end();
 }
