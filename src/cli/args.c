@@ -262,12 +262,14 @@ apply_opt(const struct command *cmd, const struct opt *opts, int argc,
 	return false;
 }
 
-bool
-args_parse(struct cli *cli, const struct command *cmd, int argc, char **argv,
-    const struct opt *opts, const char **ret_name, int *ret_exit)
+/* Parse flags and collect up to max positional NAMEs into names. */
+static bool
+args_collect(struct cli *cli, const struct command *cmd, int argc, char **argv,
+    const struct opt *opts, const char **names, int max, int *ret_n,
+    int *ret_exit)
 {
 	bool only_positional = false;
-	const char *name = NULL;
+	int n = 0;
 
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
@@ -293,27 +295,44 @@ args_parse(struct cli *cli, const struct command *cmd, int argc, char **argv,
 				return false;
 			continue;
 		}
-		if (ret_name == NULL) {
+		if (max == 0) {
 			*ret_exit = usage_error(cmd, "unexpected argument '%s'", arg);
 			return false;
 		}
-		if (name != NULL) {
+		if (n == max) {
 			*ret_exit = usage_error(cmd, "unexpected extra argument '%s'",
 			    arg);
 			return false;
 		}
-		name = arg;
-	}
-	if (ret_name != NULL) {
-		if (name == NULL) {
-			*ret_exit = usage_error(cmd, "missing NAME argument");
-			return false;
-		}
-		if (name[0] == '\0') {
+		if (arg[0] == '\0') {
 			*ret_exit = usage_error(cmd, "NAME must not be empty");
 			return false;
 		}
-		*ret_name = name;
+		names[n++] = arg;
 	}
+	if (max > 0 && n == 0) {
+		*ret_exit = usage_error(cmd, "missing NAME argument");
+		return false;
+	}
+	*ret_n = n;
 	return true;
+}
+
+bool
+args_parse(struct cli *cli, const struct command *cmd, int argc, char **argv,
+    const struct opt *opts, const char **ret_name, int *ret_exit)
+{
+	int n;
+
+	return args_collect(cli, cmd, argc, argv, opts, ret_name,
+	    ret_name ? 1 : 0, &n, ret_exit);
+}
+
+bool
+args_parse_names(struct cli *cli, const struct command *cmd, int argc,
+    char **argv, const struct opt *opts, const char **names, int max,
+    int *ret_n, int *ret_exit)
+{
+	return args_collect(cli, cmd, argc, argv, opts, names, max, ret_n,
+	    ret_exit);
 }

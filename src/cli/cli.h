@@ -99,6 +99,10 @@ struct opt {
 bool args_parse(struct cli *cli, const struct command *cmd, int argc,
     char **argv, const struct opt *opts, const char **ret_name,
     int *ret_exit);
+/* The same for commands taking one or more NAMEs (at most max). */
+bool args_parse_names(struct cli *cli, const struct command *cmd, int argc,
+    char **argv, const struct opt *opts, const char **names, int max,
+    int *ret_n, int *ret_exit);
 /* Print "banger: <msg>" and the command's usage on stderr; returns
  * CLI_EXIT_USAGE. */
 int usage_error(const struct command *cmd, const char *fmt, ...)

@@ -269,6 +269,53 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 	return rc;
 }
 
+#define VM_SET_MAX 256
+
+/* `vm set --nat|--no-nat A B C`: one bulk action, a line per VM, and a
+ * failing exit status when any VM failed. */
+static int
+vm_set_nat_many(struct cli *cli, const char **names, int n, int nat)
+{
+	json_t *body = json_object(), *list = json_array(), *op = NULL;
+	char *label = xasprintf("turning nat %s for %d vms", nat ? "on" : "off", n);
+	int rc;
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(list, json_string(names[i]));
+	json_object_set_new(body, "action", json_string("set"));
+	json_object_set_new(body, "nat", json_boolean(nat));
+	json_object_set_new(body, "names", list);
+	rc = op_run(cli, "POST", "/v1/vms/actions", body, label, false, &op);
+	if (rc == CLI_EXIT_OK && op != NULL) {
+		size_t i;
+		json_t *res;
+		json_array_foreach(jobj(jobj(op, "result"), "results"), i, res) {
+			char b[128];
+			const char *nm = out_clean(jstr(res, "name"), b, sizeof(b));
+			if (json_is_true(jobj(res, "ok"))) {
+				if (cli_chatty(cli))
+					printf("vm '%s': nat %s\n", nm, nat ? "on" : "off");
+				continue;
+			}
+			json_t *e = jobj(res, "error");
+			int one = api_exit_status(jstr(e, "code"),
+			    (long)json_integer_value(jobj(e, "status")));
+			if (!cli->json) {
+				char mb[256];
+				fprintf(stderr, "banger: vm '%s': %s\n", nm,
+				    out_clean(jstr(e, "message"), mb, sizeof(mb)));
+			}
+			if (rc == CLI_EXIT_OK)
+				rc = one;
+		}
+	}
+	if (op != NULL)
+		json_decref(op);
+	json_decref(body);
+	free(label);
+	return rc;
+}
+
 static int
 vm_set(struct cli *cli, const struct command *cmd, int argc, char **argv)
 {
@@ -286,12 +333,22 @@ vm_set(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	struct reply r = { 0 };
 	json_t *body;
 	char *path;
+	const char *names[VM_SET_MAX];
+	int n;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
+	if (!args_parse_names(cli, cmd, argc, argv, opts, names, VM_SET_MAX, &n,
+	    &rc))
 		return rc;
 	if (!vcpus.set && !memory.set && !disk.set && nat < 0)
 		return usage_error(cmd, "nothing to change: give --vcpus, --memory, "
 		    "--disk, --nat or --no-nat");
+	if (n > 1) {
+		if (vcpus.set || memory.set || disk.set || nat < 0)
+			return usage_error(cmd, "several VMs at once take only --nat "
+			    "or --no-nat");
+		return vm_set_nat_many(cli, names, n, nat);
+	}
+	name = names[0];
 	body = json_object();
 	if (vcpus.set)
 		json_object_set_new(body, "vcpus", json_integer(vcpus.value));
@@ -475,14 +532,16 @@ const struct command cli_vm_commands[] = {
 	  "  --force         stop the VM first if it is running\n"
 	  "  --no-wait       print the operation id and return at once\n",
 	  vm_lifecycle },
-	{ "vm", "set", "NAME [--vcpus N] [--memory MIB] [--disk GIB] "
+	{ "vm", "set", "NAME... [--vcpus N] [--memory MIB] [--disk GIB] "
 	  "[--nat|--no-nat]",
 	  "change a VM's resources or NAT",
 	  "Flags (vcpus, memory and disk only while the VM is stopped):\n"
 	  "  --vcpus N       virtual CPUs\n"
 	  "  --memory MIB    memory in MiB\n"
 	  "  --disk GIB      work disk size in GiB\n"
-	  "  --nat, --no-nat turn outbound NAT on or off\n",
+	  "  --nat, --no-nat turn outbound NAT on or off\n"
+	  "Several NAMEs at once take only --nat or --no-nat (one bulk action;\n"
+	  "a line per VM, non-zero exit when any failed).\n",
 	  vm_set },
 	{ "vm", "health", "NAME", "ask the VM's guest agent how it is", NULL,
 	  vm_health },
