@@ -503,7 +503,7 @@ h_image_register(struct api_req *r)
 
 static const struct json_field build_fields[] = {
 	{ "name", JF_STRING, true, false },
-	{ "script", JF_STRING, false, false },
+	{ "distro", JF_STRING, false, false },
 };
 
 static enum MHD_Result
@@ -511,17 +511,20 @@ h_image_build(struct api_req *r)
 {
 	struct bn_err err;
 	json_t *j = NULL;
+	char op_id[24];
+	long wait_s;
+	bool waited;
+	int rc;
 
-	if (body_object(r, false, build_fields, ARRAY_SIZE(build_fields), &j, &err) < 0)
+	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
+	    body_object(r, false, build_fields, ARRAY_SIZE(build_fields), &j, &err) < 0)
 		return api_reply_error(r->conn, &err);
-	if (name_check("image", json_get_str(j, "name"), &err) == 0) {
-		bn_fail(&err, BN_ENOTIMPL, 0, "daemon-driven image builds are not "
-		    "implemented yet");
-		bn_err_hint(&err, "build with rootfs/make-rootfs.sh and register the "
-		    "result with 'banger image register'");
-	}
+	rc = core_image_build(r->core, json_get_str(j, "name"),
+	    json_get_str(j, "distro"), op_id, &err);
 	json_decref(j);
-	return api_reply_error(r->conn, &err);
+	if (rc < 0)
+		return api_reply_error(r->conn, &err);
+	return reply_op(r, op_id, waited, wait_s);
 }
 
 static enum MHD_Result

@@ -22,6 +22,42 @@ absolute(const char *path)
 	return xasprintf("%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", path);
 }
 
+/* banger image build: one image.build operation, followed. */
+static int
+image_build(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	const char *name = NULL, *distro = NULL;
+	bool no_wait = false;
+	const struct opt opts[] = {
+		{ "--name", OPT_STRING, &name, 0 },
+		{ "--distro", OPT_STRING, &distro, 0 },
+		{ "--no-wait", OPT_FLAG, &no_wait, 0 },
+		OPT_END
+	};
+	json_t *body, *op = NULL;
+	char *label, buf[128];
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
+		return rc;
+	if (name == NULL)
+		return usage_error(cmd, "--name is required");
+	body = json_object();
+	json_object_set_new(body, "name", json_string(name));
+	if (distro != NULL)
+		json_object_set_new(body, "distro", json_string(distro));
+	label = xasprintf("building image '%s'", out_clean(name, buf, sizeof(buf)));
+	rc = op_run(cli, "POST", "/v1/images/build", body, label, no_wait, &op);
+	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli))
+		printf("image '%s' built: %s\n", out_clean(name, buf, sizeof(buf)),
+		    jstr(jobj(op, "result"), "rootfs"));
+	if (op != NULL)
+		json_decref(op);
+	json_decref(body);
+	free(label);
+	return rc;
+}
+
 static int
 image_register(struct cli *cli, const struct command *cmd, int argc,
     char **argv)
@@ -197,6 +233,15 @@ const struct command cli_image_commands[] = {
 	  "  --work-seed PATH  ext4 file each VM's work disk is cloned from\n"
 	  "Relative paths are resolved against the current directory.\n",
 	  image_register },
+	{ "image", "build", "--name NAME [--distro debian|void] [--no-wait]",
+	  "build a managed image with banger's rootfs scripts (bangerd runs "
+	  "the build)",
+	  "Flags:\n"
+	  "  --name NAME     the new image's name\n"
+	  "  --distro D      debian (default) or void (experimental; needs the "
+	  "Void mirrors)\n"
+	  "  --no-wait       print the operation id and return at once\n",
+	  image_build },
 	{ "image", "list", "", "list images (with -q: names only)", NULL,
 	  image_list },
 	{ "image", "show", "NAME", "show an image", NULL, image_show },

@@ -29,12 +29,12 @@ enum bn_code {
 	BN_EIMG_INUSE,      /* image_in_use 409 */
 	BN_EIMG_DEFAULT,    /* image_default 409 */
 	BN_EIMG_UNAVAIL,    /* image_unavailable 409 */
+	BN_EIMG_EXISTS,     /* image_exists 409 */
 	BN_ETOOBIG,         /* payload_too_large 413 */
 	BN_EMEDIA,          /* unsupported_media_type 415 */
 	BN_ELIMIT,          /* limit_reached 429 */
 	BN_EINTERNAL,       /* internal 500 */
 	BN_ESYS,            /* system 500 */
-	BN_ENOTIMPL,        /* not_implemented 501 */
 	BN_EVMM,            /* vmm_error 502 */
 	BN_EVMM_MISSING,    /* vmm_unavailable 503 */
 	BN_ETIMEOUT,        /* timeout 504 */

@@ -211,6 +211,46 @@ proc_run(char *const argv[], int timeout_ms, char *capture, size_t capsz,
 	return 0;
 }
 
+int
+proc_spawn_piped(char *const argv[], const char *err_path, pid_t *ret_pid,
+    int *ret_fd, struct bn_err *err)
+{
+	int pfd[2];
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return bn_fail(err, BN_ESYS, errno, "pipe");
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return bn_fail(err, BN_ESYS, errno, "fork");
+	}
+	if (pid == 0) {
+		child_reset_signals();
+		child_redirect(err_path);
+		dup2(pfd[1], 1);
+		execv(argv[0], argv);
+		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(pfd[1]);
+	*ret_pid = pid;
+	*ret_fd = pfd[0];
+	return 0;
+}
+
+int
+proc_wait_child(pid_t pid)
+{
+	int status;
+
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 bool
 proc_alive(pid_t pid)
 {

@@ -21,6 +21,14 @@ int proc_spawn_detached(char *const argv[], const char *out_path,
 int proc_run(char *const argv[], int timeout_ms, char *capture, size_t capsz,
     int *ret_status, struct bn_err *err);
 
+/* Start argv as our child with stdin /dev/null, stdout into a pipe whose
+ * read end is returned in *ret_fd (O_CLOEXEC), and stderr appended to
+ * err_path.  Reap it with proc_wait_child(). */
+int proc_spawn_piped(char *const argv[], const char *err_path, pid_t *ret_pid,
+    int *ret_fd, struct bn_err *err);
+/* Wait for our child; returns its exit status (128+signal when killed). */
+int proc_wait_child(pid_t pid);
+
 /* True when pid is alive (and not a zombie). */
 bool proc_alive(pid_t pid);
 /* True when /proc/<pid>/cmdline contains every string in needles as an

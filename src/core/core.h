@@ -78,6 +78,11 @@ int core_image_register(struct core *c, const char *name, const char *rootfs,
     const char *work_seed, struct image_view *ret, bool *ret_created,
     struct bn_err *err);
 int core_image_delete(struct core *c, const char *name, struct bn_err *err);
+/* Build an image with rootfs/make-rootfs.sh (distro "debian", the default)
+ * or make-rootfs-void.sh ("void") as an operation; registers a managed
+ * image. */
+int core_image_build(struct core *c, const char *name, const char *distro,
+    char ret_op_id[24], struct bn_err *err);
 
 /* ---- operations ---- */
 /* Wait up to wait_s for the operation to finish; *ret is a snapshot. */

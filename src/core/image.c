@@ -141,9 +141,11 @@ core_image_delete(struct core *c, const char *name, struct bn_err *err)
 	if (store_image_delete(c->store, name, err) < 0)
 		return -1;
 	if (img.managed) {
-		unlink(img.rootfs);
-		if (img.work_seed[0])
-			unlink(img.work_seed);
+		char dir[PATH_MAX];
+		/* Built images own their directory under the state dir. */
+		if (path_join(dir, sizeof(dir), NULL, "%s/images/%s", c->cfg.state_dir,
+		    name) == 0)
+			fs_remove_tree(dir, NULL);
 	}
 	core_emit(c, "image.deleted", NULL, NULL, json_pack("{s:s}", "name", name));
 	return 0;
