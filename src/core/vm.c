@@ -7,6 +7,7 @@
  * process, sockets) has an undo, run in reverse order on failure. */
 #include "core/internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -90,6 +91,35 @@ vmm_pick(struct core *c, char *binary, size_t binsz, struct bn_err *err)
 	return NULL;
 }
 
+/* The host's first non-loopback IPv4 resolver: systemd-resolved's upstream
+ * list when it runs (its stub at 127.0.0.53 is not reachable from a
+ * guest), else /etc/resolv.conf. */
+static bool
+host_upstream_dns(char out[16])
+{
+	const char *files[] = { "/run/systemd/resolve/resolv.conf",
+		"/etc/resolv.conf" };
+
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		FILE *f = fopen(files[i], "re");
+		char line[256], addr[64];
+		if (f == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f)) {
+			struct in_addr a;
+			if (sscanf(line, " nameserver %63s", addr) != 1 ||
+			    inet_pton(AF_INET, addr, &a) != 1 ||
+			    (ntohl(a.s_addr) >> 24) == 127)
+				continue;
+			snprintf(out, 16, "%s", addr);
+			fclose(f);
+			return true;
+		}
+		fclose(f);
+	}
+	return false;
+}
+
 static unsigned
 agent_port(struct core *c)
 {
@@ -120,11 +150,19 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 		.vmm_adds_root = drv == &vmm_firecracker,
 	};
 	if (net != NULL && net->ip[0]) {
+		static __thread char upstream[16];
 		gc.ip = net->ip;
 		gc.gateway = net->gateway;
 		gc.netmask = net->netmask;
-		/* bangerd answers *.vm on the bridge address. */
+		/* bangerd answers *.vm on the bridge address and refuses other
+		 * zones, so the guest's resolver moves on to the host's
+		 * upstream for the rest. */
 		gc.dns = c->cfg.dns_port == 53 ? net->gateway : NULL;
+		gc.dns2 = host_upstream_dns(upstream) ? upstream : NULL;
+		if (gc.dns == NULL && gc.dns2 != NULL) {
+			gc.dns = gc.dns2;
+			gc.dns2 = NULL;
+		}
 		p->tap = net->tap;
 		p->mac = net->mac;
 	}

@@ -65,6 +65,10 @@ guest_cmdline(const struct guest_config *gc, char *out, size_t outsz,
 			if (check_ipv4("dns", gc->dns, err) < 0 ||
 			    append(out, outsz, &len, err, ":%s", gc->dns) < 0)
 				return -1;
+			if (gc->dns2 != NULL &&
+			    (check_ipv4("dns2", gc->dns2, err) < 0 ||
+			    append(out, outsz, &len, err, ":%s", gc->dns2) < 0))
+				return -1;
 		}
 	}
 	return append(out, outsz, &len, err,

@@ -16,6 +16,7 @@ struct guest_config {
 	const char *gateway;
 	const char *netmask;
 	const char *dns;          /* resolver for the guest, may be NULL */
+	const char *dns2;         /* second resolver (needs dns), may be NULL */
 	/* Firecracker appends root=/dev/vda rw itself for the root drive. */
 	bool vmm_adds_root;
 };

@@ -121,6 +121,13 @@ test_guest_cmdline(void)
 	fail_unless(!strstr(out, "root=/dev/vda"), "firecracker adds root: %s", out);
 	fail_unless(strstr(out, "ip=172.30.0.2::172.30.0.1:255.255.255.0:web:eth0:off"),
 	    "%s", out);
+	gc.dns = "172.30.0.1";
+	gc.dns2 = "192.0.2.53";
+	fail_unless(guest_cmdline(&gc, out, sizeof(out), &err) == 0, "%s", err.msg);
+	fail_unless(strstr(out, "web:eth0:off:172.30.0.1:192.0.2.53 "), "%s", out);
+	gc.dns2 = "8.8.8.8; rm";
+	fail_unless(guest_cmdline(&gc, out, sizeof(out), &err) < 0, "dns2 checked");
+	gc.dns = gc.dns2 = NULL;
 	gc.ip = "172.30.0.2 init=/bin/sh";
 	fail_unless(guest_cmdline(&gc, out, sizeof(out), &err) < 0, "injection refused");
 	gc.ip = NULL;
