@@ -46,7 +46,7 @@ endif
 AGENT   = runtime/banger-vsock-agent
 
 
-.PHONY: run bench-create
+.PHONY: run bench-create test-e2e
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean
 
@@ -87,11 +87,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
-## test: everything CI runs: unit, test double, API and CLI suites, then
-##       the same again under ASan+UBSan
+## test: everything CI runs: unit, test double, API and CLI suites, a real
+##       boot through the QEMU driver, then unit and API under ASan+UBSan
 test: build
-	$(MAKE) test-unit test-fake test-api
+	$(MAKE) test-unit test-fake test-api test-e2e
 	$(MAKE) test-san
+
+## test-e2e: boot a real guest through the QEMU driver (TCG), agent over
+##           vsock, disks, TAP network, ACPI power-off
+test-e2e: build $(BUILD)/tests/test_qemu
+	BUILD=$(CURDIR)/$(BUILD) bash tests/e2e/qemu-boot.sh
 
 ## test-unit: C unit tests (TAP) and the agent's tests
 test-unit: $(UNIT_BIN) $(AGENT)
@@ -163,4 +168,4 @@ help:
 clean:
 	rm -rf build bangerd banger $(AGENT) tests/fakes/firecracker
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -type f -name '*.d' 2>/dev/null)

@@ -208,7 +208,7 @@ vm_to_json(const struct vm *vm)
 
 	snprintf(dns, sizeof(dns), "%s.vm", vm->name);
 	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b}, "
-	    "s:{s:s, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o}}",
+	    "s:{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o}}",
 	    "name", vm->name, "id", vm->id,
 	    "spec", "image", vm->image, "vcpus", vm->vcpus, "memory_mib",
 	    vm->memory_mib, "disk_gib", vm->disk_gib, "nat", vm->nat,
@@ -216,6 +216,8 @@ vm_to_json(const struct vm *vm)
 	    "ip", json_str_or_null(vm->ip),
 	    "dns_name", vm->ip[0] ? json_string(dns) : json_null(),
 	    "vmm", json_str_or_null(vm->vmm),
+	    "accel", json_str_or_null(vm->accel),
+	    "accel_reason", json_str_or_null(vm->accel_reason),
 	    "pid", vm->pid > 0 ? json_integer(vm->pid) : json_null(),
 	    "health", vm->health[0] ? vm->health : "unknown",
 	    "created_at", vm->created_at,

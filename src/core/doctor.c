@@ -101,10 +101,13 @@ kvm_state(char *why, size_t whysz)
 	return KVM_OK;
 }
 
+/* Without a usable KVM, QEMU runs VMs with TCG: that is a warning then,
+ * not a failure. */
 static void
-check_kvm(json_t *checks)
+check_kvm(json_t *checks, bool qemu_runs_vms)
 {
 	char msg[256];
+	enum chk bad = qemu_runs_vms ? CHK_WARN : CHK_FAIL;
 
 	switch (kvm_state(msg, sizeof(msg))) {
 	case KVM_OK:
@@ -116,12 +119,12 @@ check_kvm(json_t *checks)
 		    "runs them at full speed");
 		break;
 	case KVM_MISSING:
-		add(checks, "kvm", "vms", CHK_FAIL, msg, "enable virtualization "
+		add(checks, "kvm", "vms", bad, msg, "enable virtualization "
 		    "(VT-x/AMD-V) in the firmware, or nested virtualization for a "
 		    "VM host, and load the kvm module");
 		break;
 	default:
-		add(checks, "kvm", "vms", CHK_FAIL, msg, "add your user to the kvm "
+		add(checks, "kvm", "vms", bad, msg, "add your user to the kvm "
 		    "group or run: setfacl -m u:$USER:rw /dev/kvm");
 	}
 }
@@ -219,7 +222,7 @@ check_file(json_t *checks, const char *name, const char *path, bool exec,
 }
 
 static void
-check_firecracker(struct core *c, json_t *checks)
+check_firecracker(struct core *c, json_t *checks, enum chk bad)
 {
 	char bin[PATH_MAX], out[256], msg[PATH_MAX + 300];
 	struct bn_err err;
@@ -228,7 +231,7 @@ check_firecracker(struct core *c, json_t *checks)
 	    proc_find_exe("firecracker", bin, sizeof(bin), &err) < 0) {
 		snprintf(msg, sizeof(msg), "firecracker not found at %s or in PATH",
 		    c->bundle.firecracker);
-		add(checks, "vmm_firecracker", "vms", CHK_FAIL, msg,
+		add(checks, "vmm_firecracker", "vms", bad, msg,
 		    "install Firecracker (a release binary) and set \"firecracker\" "
 		    "in bundle.json, or set BANGER_FIRECRACKER");
 		return;
@@ -236,13 +239,88 @@ check_firecracker(struct core *c, json_t *checks)
 	char *argv[] = { bin, "--version", NULL };
 	if (proc_run(argv, 5000, out, sizeof(out), NULL, &err) < 0) {
 		snprintf(msg, sizeof(msg), "%s --version failed: %s", bin, err.msg);
-		add(checks, "vmm_firecracker", "vms", CHK_FAIL, msg,
+		add(checks, "vmm_firecracker", "vms", bad, msg,
 		    "reinstall Firecracker");
 		return;
 	}
 	out[strcspn(out, "\n")] = '\0';
 	snprintf(msg, sizeof(msg), "%s (%s)", bin, out);
 	add(checks, "vmm_firecracker", "vms", CHK_OK, msg, NULL);
+}
+
+/* The QEMU driver's parts: qemu-system-x86_64 with the microvm machine,
+ * and vhost-device-vsock. */
+static void
+check_qemu(struct core *c, json_t *checks, enum chk bad)
+{
+	char bin[PATH_MAX], helper[PATH_MAX], msg[PATH_MAX + 300];
+	static __thread char out[16384];
+	struct bn_err err;
+
+	if (proc_find_exe(c->bundle.qemu, bin, sizeof(bin), &err) < 0 &&
+	    proc_find_exe("qemu-system-x86_64", bin, sizeof(bin), &err) < 0) {
+		snprintf(msg, sizeof(msg), "qemu-system-x86_64 not found at %s or "
+		    "in PATH", c->bundle.qemu);
+		add(checks, "vmm_qemu", "vms", bad, msg, "apt-get install "
+		    "qemu-system-x86, or set \"qemu\" in bundle.json");
+	} else {
+		char *mh[] = { bin, "-machine", "help", NULL };
+		char *ver[] = { bin, "--version", NULL };
+		if (proc_run(mh, 10000, out, sizeof(out), NULL, &err) < 0 ||
+		    strstr(out, "\nmicrovm ") == NULL) {
+			snprintf(msg, sizeof(msg), "%s has no microvm machine", bin);
+			add(checks, "vmm_qemu", "vms", bad, msg, "install QEMU 4.2 "
+			    "or newer (Debian's qemu-system-x86)");
+		} else if (proc_run(ver, 5000, out, sizeof(out), NULL, &err) < 0) {
+			snprintf(msg, sizeof(msg), "%s --version failed: %s", bin,
+			    err.msg);
+			add(checks, "vmm_qemu", "vms", bad, msg, "reinstall "
+			    "qemu-system-x86");
+		} else {
+			out[strcspn(out, "\n")] = '\0';
+			snprintf(msg, sizeof(msg), "%s (%s)", bin, out);
+			add(checks, "vmm_qemu", "vms", CHK_OK, msg, NULL);
+		}
+	}
+	if (proc_find_exe(c->bundle.vhost_user_vsock, helper, sizeof(helper),
+	    &err) < 0 && proc_find_exe("vhost-device-vsock", helper, sizeof(helper),
+	    &err) < 0) {
+		snprintf(msg, sizeof(msg), "vhost-device-vsock not found at %s or in "
+		    "PATH (QEMU VMs need it for vsock)", c->bundle.vhost_user_vsock);
+		add(checks, "vsock_helper", "vms", bad, msg, "run "
+		    "rootfs/fetch-vhost-device-vsock.sh --out <bundle>/tools and set "
+		    "\"vhost_user_vsock\": \"tools/vhost-device-vsock\" in bundle.json");
+		return;
+	}
+	char *hv[] = { helper, "--version", NULL };
+	if (proc_run(hv, 5000, out, sizeof(out), NULL, &err) < 0) {
+		snprintf(msg, sizeof(msg), "%s --version failed: %s", helper, err.msg);
+		add(checks, "vsock_helper", "vms", bad, msg, "fetch it again: "
+		    "rootfs/fetch-vhost-device-vsock.sh --force");
+		return;
+	}
+	out[strcspn(out, "\n")] = '\0';
+	snprintf(msg, sizeof(msg), "%s (%s)", helper, out);
+	add(checks, "vsock_helper", "vms", CHK_OK, msg, NULL);
+}
+
+/* What VMs boot with now: driver, accelerator and why. */
+static void
+check_vmm(json_t *checks, const struct vmm_choice *ch, const struct bn_err *perr)
+{
+	char msg[PATH_MAX + 400];
+
+	if (ch == NULL) {
+		add(checks, "vmm", "vms", CHK_FAIL, perr->msg, perr->hint[0] ?
+		    perr->hint : NULL);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "VMs boot with %s (%s), accel %s: %s",
+	    ch->drv->name, ch->binary, ch->accel, ch->accel_reason);
+	add(checks, "vmm", "vms", strcmp(ch->accel, "kvm") == 0 ? CHK_OK : CHK_WARN,
+	    msg, strcmp(ch->accel, "kvm") == 0 ? NULL : "TCG emulates the CPU: "
+	    "boots take seconds longer; on a host with VT-x/AMD-V and /dev/kvm, "
+	    "QEMU and Firecracker use KVM");
 }
 
 json_t *
@@ -252,8 +330,18 @@ core_doctor(struct core *c)
 	char msg[512];
 	const char *worst = "ok";
 
-	check_kvm(checks);
-	check_firecracker(c, checks);
+	struct vmm_choice *ch = xmalloc(sizeof(*ch));
+	struct bn_err perr = { 0 };
+	bool picked = vmm_pick(c, ch, &perr) == 0;
+	bool on_qemu = picked && ch->drv == &vmm_qemu;
+
+	/* A part the chosen driver does not use is a warning, not a failure;
+	 * when none can be chosen, both drivers' parts are failures. */
+	check_kvm(checks, on_qemu);
+	check_firecracker(c, checks, picked && on_qemu ? CHK_WARN : CHK_FAIL);
+	check_qemu(c, checks, picked && !on_qemu ? CHK_WARN : CHK_FAIL);
+	check_vmm(checks, picked ? ch : NULL, &perr);
+	free(ch);
 	check_network(c, checks);
 	if (c->bundle.found)
 		snprintf(msg, sizeof(msg), "%s/bundle.json", c->bundle.dir);

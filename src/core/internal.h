@@ -81,14 +81,24 @@ void op_stage(struct core *c, struct op *op, const char *stage, int progress);
 
 /* Lifecycle steps used by the operation bodies (VM lock held). */
 struct vm_net;
+struct vmm_choice;
 int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
-    const struct vmm_driver **ret_drv, struct vmm_params *p, char *cmdline,
+    const struct vmm_choice **ret_choice, struct vmm_params *p, char *cmdline,
     size_t cmdsz, struct bn_err *err);
 int vm_dir(struct core *c, const char *id, char *out, size_t outsz,
     struct bn_err *err);
 void vm_set_state(struct core *c, struct vm *vm, enum vm_state st);
-const struct vmm_driver *vmm_pick(struct core *c, char *binary, size_t binsz,
-    struct bn_err *err);
+/* What a VM boots with: the driver, its executables and (QEMU) the
+ * accelerator with the reason for it, shown in VM status and doctor. */
+struct vmm_choice {
+	const struct vmm_driver *drv;
+	char binary[PATH_MAX];
+	char helper[PATH_MAX];      /* QEMU: vhost-device-vsock */
+	bool kvm;                   /* QEMU: -accel kvm; else tcg */
+	char accel[8];              /* "kvm" | "tcg" */
+	char accel_reason[256];
+};
+int vmm_pick(struct core *c, struct vmm_choice *ret, struct bn_err *err);
 
 /* Networking (core/net.c). */
 struct vm_net {

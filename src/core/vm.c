@@ -59,36 +59,76 @@ vm_set_state(struct core *c, struct vm *vm, enum vm_state st)
 }
 
 
-const struct vmm_driver *
-vmm_pick(struct core *c, char *binary, size_t binsz, struct bn_err *err)
+/* name from the bundle (a path, or a name looked up in PATH), else the
+ * default name in PATH. */
+static bool
+find_exe(const char *bundled, const char *name, char *out, size_t outsz)
+{
+	struct bn_err ignored;
+
+	return proc_find_exe(bundled, out, outsz, &ignored) == 0 ||
+	    proc_find_exe(name, out, outsz, &ignored) == 0;
+}
+
+/* vmm "firecracker" or "qemu" is taken as asked; "auto" is Firecracker
+ * when its binary and a KVM that boots standard guests exist, else QEMU,
+ * with KVM when it is usable and TCG otherwise. */
+int
+vmm_pick(struct core *c, struct vmm_choice *ch, struct bn_err *err)
 {
 	const char *want = c->bundle.vmm;
-	struct bn_err fc_err = { 0 };
+	char why[256];
+	int kvm;
+	bool have_fc;
 
 	if (strcmp(c->cfg.vmm, "auto") != 0 && strcmp(want, "auto") == 0)
 		want = c->cfg.vmm;
-	if (strcmp(want, "qemu") == 0) {
-		bn_fail(err, BN_EVMM_MISSING, 0, "the QEMU driver is not available "
-		    "in this build yet");
-		return bn_err_hint(err, "set \"vmm\": \"firecracker\" in bundle.json"),
-		    NULL;
-	}
-	/* firecracker: the bundle's binary, else firecracker on PATH. */
-	if (proc_find_exe(c->bundle.firecracker, binary, binsz, &fc_err) == 0 ||
-	    proc_find_exe("firecracker", binary, binsz, &fc_err) == 0) {
-		char why[256];
-		if (strcmp(want, "auto") == 0 && kvm_state(why, sizeof(why)) != KVM_OK) {
-			bn_fail(err, BN_EVMM_MISSING, 0, "firecracker needs a usable "
-			    "KVM: %s", why);
-			return bn_err_hint(err, "run 'banger doctor'"), NULL;
+	memset(ch, 0, sizeof(*ch));
+	kvm = kvm_state(why, sizeof(why));
+	have_fc = strcmp(want, "qemu") != 0 && find_exe(c->bundle.firecracker,
+	    "firecracker", ch->binary, sizeof(ch->binary));
+	if (strcmp(want, "firecracker") == 0 || (have_fc && kvm == KVM_OK)) {
+		if (!have_fc) {
+			bn_fail(err, BN_EVMM_MISSING, 0, "firecracker not found (%s)",
+			    c->bundle.firecracker);
+			return bn_err_hint(err, "install Firecracker, set "
+			    "\"firecracker\" in bundle.json or BANGER_FIRECRACKER, "
+			    "and run 'banger doctor'");
 		}
-		return &vmm_firecracker;
+		ch->drv = &vmm_firecracker;
+		snprintf(ch->accel, sizeof(ch->accel), "kvm");
+		snprintf(ch->accel_reason, sizeof(ch->accel_reason), "%s", why);
+		return 0;
 	}
-	bn_fail(err, BN_EVMM_MISSING, 0, "firecracker not found (%s)",
-	    c->bundle.firecracker);
-	bn_err_hint(err, "install Firecracker, set \"firecracker\" in "
-	    "bundle.json or BANGER_FIRECRACKER, and run 'banger doctor'");
-	return NULL;
+	if (!find_exe(c->bundle.qemu, "qemu-system-x86_64", ch->binary,
+	    sizeof(ch->binary))) {
+		if (strcmp(want, "auto") == 0) {
+			bn_fail(err, BN_EVMM_MISSING, 0, "no usable VMM: %s%s, and "
+			    "qemu-system-x86_64 was not found (%s)", have_fc ?
+			    "firecracker needs a usable KVM: " : "firecracker was "
+			    "not found", have_fc ? why : "", c->bundle.qemu);
+			return bn_err_hint(err, "apt-get install qemu-system-x86 "
+			    "(it runs without KVM), and run 'banger doctor'");
+		}
+		bn_fail(err, BN_EVMM_MISSING, 0, "qemu-system-x86_64 not found (%s)",
+		    c->bundle.qemu);
+		return bn_err_hint(err, "apt-get install qemu-system-x86, or set "
+		    "\"qemu\" in bundle.json");
+	}
+	if (!find_exe(c->bundle.vhost_user_vsock, "vhost-device-vsock", ch->helper,
+	    sizeof(ch->helper))) {
+		bn_fail(err, BN_EVMM_MISSING, 0, "vhost-device-vsock not found (%s): "
+		    "the QEMU driver needs it for vsock", c->bundle.vhost_user_vsock);
+		return bn_err_hint(err, "run rootfs/fetch-vhost-device-vsock.sh --out "
+		    "%s/tools and set \"vhost_user_vsock\": \"tools/vhost-device-vsock\" "
+		    "in bundle.json", c->bundle.dir);
+	}
+	ch->drv = &vmm_qemu;
+	ch->kvm = kvm == KVM_OK;
+	snprintf(ch->accel, sizeof(ch->accel), "%s", ch->kvm ? "kvm" : "tcg");
+	snprintf(ch->accel_reason, sizeof(ch->accel_reason), "%s%s",
+	    ch->kvm ? "" : "TCG (slower): ", why);
+	return 0;
 }
 
 /* The host's first non-loopback IPv4 resolver: systemd-resolved's upstream
@@ -130,17 +170,17 @@ agent_port(struct core *c)
 
 int
 vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
-    const struct vmm_driver **ret_drv, struct vmm_params *p, char *cmdline,
+    const struct vmm_choice **ret_choice, struct vmm_params *p, char *cmdline,
     size_t cmdsz, struct bn_err *err)
 {
-	static __thread char binary[PATH_MAX];
+	static __thread struct vmm_choice ch;
 	char dir[PATH_MAX];
 	const struct vmm_driver *drv;
 
 	memset(p, 0, sizeof(*p));
-	drv = vmm_pick(c, binary, sizeof(binary), err);
-	if (drv == NULL)
+	if (vmm_pick(c, &ch, err) < 0)
 		return -1;
+	drv = ch.drv;
 	if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
 	    vmm_params_paths(p, dir, err) < 0)
 		return -1;
@@ -169,7 +209,9 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 	if (guest_cmdline(&gc, cmdline, cmdsz, err) < 0)
 		return -1;
 	p->vm_id = vm->id;
-	p->binary = binary;
+	p->binary = ch.binary;
+	p->vsock_helper = ch.helper;
+	p->kvm = ch.kvm;
 	p->kernel = c->bundle.kernel;
 	p->initrd = access(c->bundle.initrd, R_OK) == 0 ? c->bundle.initrd : NULL;
 	p->cmdline = cmdline;
@@ -177,7 +219,7 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 	p->memory_mib = vm->memory_mib;
 	p->cid = vm->cid;
 	p->api_timeout_ms = c->cfg.vmm_api_timeout_ms;
-	*ret_drv = drv;
+	*ret_choice = &ch;
 	return 0;
 }
 
@@ -209,6 +251,7 @@ static int
 vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *err)
 {
 	const struct vmm_driver *drv;
+	const struct vmm_choice *ch;
 	struct vmm_params p;
 	struct vm_net net;
 	char cmdline[1024];
@@ -219,8 +262,9 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	if (core_net_vm_up(c, vm, &net, err) < 0)
 		goto fail;
 	op_stage(c, op, "spawn_vmm", base + 5);
-	if (vm_params(c, vm, &net, &drv, &p, cmdline, sizeof(cmdline), err) < 0)
+	if (vm_params(c, vm, &net, &ch, &p, cmdline, sizeof(cmdline), err) < 0)
 		goto undo_net;
+	drv = ch->drv;
 	if (access(p.kernel, R_OK) < 0) {
 		bn_fail(err, BN_EIMG_UNAVAIL, errno, "kernel %s", p.kernel);
 		bn_err_hint(err, "run 'make runtime-bundle' or set \"kernel\" in "
@@ -228,6 +272,10 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 		goto undo_net;
 	}
 	snprintf(vm->vmm, sizeof(vm->vmm), "%s", drv->name);
+	/* For status and doctor: the accelerator and why. */
+	snprintf(vm->accel, sizeof(vm->accel), "%s", ch->accel);
+	snprintf(vm->accel_reason, sizeof(vm->accel_reason), "%s",
+	    ch->accel_reason);
 	snprintf(vm->last_error, sizeof(vm->last_error), "%s", "");
 	/* A VM being created stays "creating" until it is up: if bangerd dies
 	 * meanwhile, the next start removes it instead of adopting it. */
@@ -286,21 +334,21 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 {
 	const struct vmm_driver *drv;
 	struct vmm_params p;
-	char cmdline[1024];
+	char dir[PATH_MAX];
 
 	if (vm->state == VM_STOPPED || vm->state == VM_CREATING)
 		return 0;
 	op_stage(c, op, "stopping", 10);
 	vm_set_state(c, vm, VM_STOPPING);
-	if (vm_params(c, vm, NULL, &drv, &p, cmdline, sizeof(cmdline), err) < 0) {
-		/* Without a driver binary we can still stop the process. */
-		char dir[PATH_MAX];
-		if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
-		    vmm_params_paths(&p, dir, err) < 0)
-			return -1;
-		p.vm_id = vm->id;
-		drv = &vmm_firecracker;
-	}
+	/* The driver that started it, whatever vmm says now; stopping needs
+	 * no binary, only the per-VM paths. */
+	drv = vmm_by_name(vm->vmm);
+	memset(&p, 0, sizeof(p));
+	if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
+	    vmm_params_paths(&p, dir, err) < 0)
+		return -1;
+	p.vm_id = vm->id;
+	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 	if (drv->stop(&p, vm->pid, grace_s * 1000, err) < 0) {
 		snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
 		vm_set_state(c, vm, VM_ERROR);
@@ -558,7 +606,8 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 {
 	struct image_view iv;
 	struct vm vm;
-	char binary[PATH_MAX], dir[PATH_MAX];
+	static __thread struct vmm_choice pick;
+	char dir[PATH_MAX];
 	struct vmm_params p;
 	int count;
 
@@ -577,7 +626,7 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 		return bn_err_hint(err, iv.is_default ? "run 'make runtime-bundle'" :
 		    "register the image again with an existing rootfs");
 	}
-	if (vmm_pick(c, binary, sizeof(binary), err) == NULL)
+	if (vmm_pick(c, &pick, err) < 0)
 		return -1;
 	if (store_vm_count(c->store, &count, err) < 0)
 		return -1;
@@ -632,7 +681,7 @@ core_vm_action(struct core *c, const char *name, enum vm_action act, bool force,
 	static const char *const kinds[] = { "vm.start", "vm.stop", "vm.restart",
 		"vm.delete" };
 	struct vm vm;
-	char binary[PATH_MAX];
+	static __thread struct vmm_choice pick;
 
 	if (core_vm_get(c, name, &vm, err) < 0)
 		return -1;
@@ -643,7 +692,7 @@ core_vm_action(struct core *c, const char *name, enum vm_action act, bool force,
 		    "(banger vm delete --force)");
 	}
 	if ((act == VM_ACT_START || act == VM_ACT_RESTART) &&
-	    vmm_pick(c, binary, sizeof(binary), err) == NULL)
+	    vmm_pick(c, &pick, err) < 0)
 		return -1;
 	struct act_arg *a = xcalloc(1, sizeof(*a));
 	snprintf(a->name, sizeof(a->name), "%s", name);
@@ -946,16 +995,17 @@ core_reconcile(struct core *c)
 		    vmm_params_paths(&p, dir, &err) < 0)
 			continue;
 		p.vm_id = vm->id;
+		const struct vmm_driver *drv = vmm_by_name(vm->vmm);
 		if (vm->state == VM_CREATING) {
 			/* Never finished: it was not the user's yet. */
-			if (vm->pid > 0 && vmm_firecracker.probe(&p, vm->pid, &err) == 0)
-				vmm_firecracker.kill(&p, vm->pid);
+			drv->kill(&p, vm->pid > 0 && drv->probe(&p, vm->pid, &err) == 0 ?
+			    vm->pid : 0);
 			fs_remove_tree(dir, NULL);
 			store_vm_delete(c->store, vm->name, NULL);
 			log_info("reconcile: removed half-created vm '%s'", vm->name);
 			continue;
 		}
-		if (vm->pid > 0 && vmm_firecracker.probe(&p, vm->pid, &err) == 0) {
+		if (vm->pid > 0 && drv->probe(&p, vm->pid, &err) == 0) {
 			if (vm->state != VM_RUNNING) {
 				vm->state = VM_RUNNING;
 				time_rfc3339(vm->updated_at);
@@ -976,8 +1026,9 @@ core_reconcile(struct core *c)
 		snprintf(vm->health, sizeof(vm->health), "unknown");
 		time_rfc3339(vm->stopped_at);
 		time_rfc3339(vm->updated_at);
-		unlink(p.api_sock);
-		unlink(p.vsock_uds);
+		/* pid 0: no process to kill; sockets and (QEMU) the vsock
+		 * helper go. */
+		drv->kill(&p, 0);
 		store_vm_update(c->store, vm, NULL);
 		log_info("reconcile: vm '%s' is stopped", vm->name);
 	}
@@ -1017,10 +1068,13 @@ core_monitor_main(void *arg)
 			    !proc_alive(vm.pid)) {
 				char dir[PATH_MAX];
 				struct vmm_params p;
+				memset(&p, 0, sizeof(p));
+				/* The VMM is gone; its sockets and (QEMU) its
+				 * vsock helper are not. */
 				if (vm_dir(c, vm.id, dir, sizeof(dir), NULL) == 0 &&
 				    vmm_params_paths(&p, dir, NULL) == 0) {
-					unlink(p.api_sock);
-					unlink(p.vsock_uds);
+					p.vm_id = vm.id;
+					vmm_by_name(vm.vmm)->kill(&p, 0);
 				}
 				vm.pid = 0;
 				core_net_vm_down(c, &vm);

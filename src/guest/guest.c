@@ -46,7 +46,10 @@ guest_cmdline(const struct guest_config *gc, char *out, size_t outsz,
 	if (gc->agent_port == 0)
 		return bn_fail(err, BN_EINTERNAL, 0, "guest config: agent port 0");
 	out[0] = '\0';
-	if (append(out, outsz, &len, err, "console=ttyS0 reboot=k panic=1") < 0)
+	/* eth0 is configured before udev runs (by the kernel or the initrd):
+	 * keep its name. */
+	if (append(out, outsz, &len, err, "console=ttyS0 reboot=k panic=1 "
+	    "net.ifnames=0") < 0)
 		return -1;
 	if (!gc->vmm_adds_root &&
 	    append(out, outsz, &len, err, " root=/dev/vda rw") < 0)

@@ -66,6 +66,9 @@ static const char *const migrations[] = {
 	"CREATE TABLE leases ("
 	"  vm_id TEXT PRIMARY KEY,"
 	"  ip TEXT NOT NULL UNIQUE);",
+	/* 3: the accelerator a VM booted with (kvm | tcg) and why. */
+	"ALTER TABLE vms ADD COLUMN accel TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE vms ADD COLUMN accel_reason TEXT NOT NULL DEFAULT '';",
 };
 
 static const char *const vm_state_names[] = {
@@ -216,7 +219,7 @@ col_text(sqlite3_stmt *st, int col, char *out, size_t outsz)
 
 #define VM_COLS "id, name, image, vcpus, memory_mib, disk_gib, nat, state, vmm, " \
 	"pid, cid, health, last_error, created_at, started_at, stopped_at, " \
-	"updated_at, tap"
+	"updated_at, tap, accel, accel_reason"
 /* Read-only: the lease is stored in its own table. */
 #define VM_SELECT "SELECT " VM_COLS ", coalesce((SELECT ip FROM leases WHERE " \
 	"leases.vm_id = vms.id), '') FROM vms"
@@ -247,7 +250,9 @@ vm_from_row(sqlite3_stmt *st, struct vm *vm)
 	col_text(st, 15, vm->stopped_at, sizeof(vm->stopped_at));
 	col_text(st, 16, vm->updated_at, sizeof(vm->updated_at));
 	col_text(st, 17, vm->tap, sizeof(vm->tap));
-	col_text(st, 18, vm->ip, sizeof(vm->ip));
+	col_text(st, 18, vm->accel, sizeof(vm->accel));
+	col_text(st, 19, vm->accel_reason, sizeof(vm->accel_reason));
+	col_text(st, 20, vm->ip, sizeof(vm->ip));
 }
 
 static void
@@ -271,6 +276,8 @@ vm_bind(sqlite3_stmt *st, const struct vm *vm)
 	sqlite3_bind_text(st, 16, vm->stopped_at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 17, vm->updated_at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 18, vm->tap, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 19, vm->accel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 20, vm->accel_reason, -1, SQLITE_STATIC);
 }
 
 /* Run one statement that changes rows, in its own transaction (a single
@@ -294,7 +301,7 @@ store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err)
 
 	pthread_mutex_lock(&s->mu);
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO vms (" VM_COLS ") VALUES "
-	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
+	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare insert vm");
 		goto out;
 	}
@@ -361,7 +368,8 @@ store_vm_update(struct store *s, const struct vm *vm, struct bn_err *err)
 	if (sqlite3_prepare_v2(s->db, "UPDATE vms SET id=?1, name=?2, image=?3, "
 	    "vcpus=?4, memory_mib=?5, disk_gib=?6, nat=?7, state=?8, vmm=?9, "
 	    "pid=?10, cid=?11, health=?12, last_error=?13, created_at=?14, "
-	    "started_at=?15, stopped_at=?16, updated_at=?17, tap=?18 WHERE id=?1",
+	    "started_at=?15, stopped_at=?16, updated_at=?17, tap=?18, accel=?19, "
+	    "accel_reason=?20 WHERE id=?1",
 	    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare update vm");
 		goto out;

@@ -36,6 +36,8 @@ struct vm {
 	char last_error[256];
 	char created_at[32], started_at[32], stopped_at[32], updated_at[32];
 	char tap[16];          /* host TAP while running, "" otherwise */
+	char accel[8];         /* "kvm" | "tcg" | "" (not booted yet) */
+	char accel_reason[256];
 	char ip[16];           /* leased address, "" when none (read-only) */
 };
 

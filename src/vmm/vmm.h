@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <stdbool.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -30,6 +31,9 @@ struct vmm_params {
 	const char *tap;            /* NULL until networking provides one */
 	const char *mac;
 	int api_timeout_ms;
+	/* QEMU driver only. */
+	const char *vsock_helper;   /* vhost-device-vsock executable (resolved) */
+	bool kvm;                   /* -accel kvm -cpu host; else TCG, -cpu max */
 };
 
 struct vmm_driver {
@@ -51,9 +55,75 @@ struct vmm_driver {
 };
 
 extern const struct vmm_driver vmm_firecracker;
+/* QEMU microvm (qemu.c): QMP control, vsock through vhost-device-vsock
+ * (hybrid Unix socket at vsock_uds, like Firecracker), serial console to
+ * console_log, QEMU's and the helper's own output to vmm_log.  Per-VM
+ * files in vmdir: qmp.sock, vhu.sock, vhost-vsock.pid. */
+extern const struct vmm_driver vmm_qemu;
+
+/* The driver that runs a VM, by the name recorded for it (vm.vmm); rows
+ * from before the QEMU driver have "" and ran on Firecracker. */
+static inline const struct vmm_driver *
+vmm_by_name(const char *name)
+{
+	return name != NULL && strcmp(name, vmm_qemu.name) == 0 ? &vmm_qemu :
+	    &vmm_firecracker;
+}
 
 /* Fill the per-VM paths of p from vmdir; fails if a socket path would not
  * fit in sun_path. */
 int vmm_params_paths(struct vmm_params *p, const char *vmdir, struct bn_err *err);
+
+/* ---- QEMU driver internals (qemu.c), exposed for tests/unit/test_qemu.c ---- */
+
+struct json_t;
+
+/* Host facts the driver decides at spawn time, passed to the pure argv
+ * builder. */
+struct qemu_opts {
+	bool direct_root;           /* rootfs allows O_DIRECT: cache=none */
+	bool direct_work;           /* same for the work disk */
+	unsigned long tsc_khz;      /* TCG: tsc_early_khz= for the guest (0: none) */
+	bool tsc_reliable;          /* TCG: add tsc=reliable */
+};
+
+#define QEMU_ARGV_MAX 72
+
+struct qemu_argv {
+	char *argv[QEMU_ARGV_MAX + 1];  /* NULL-terminated, points into buf */
+	int argc;
+	bool overflow;
+	size_t used;
+	char buf[16384];
+};
+
+/* Build QEMU's argv for p (argv[0] = p->binary) into *ret.  Pure: touches
+ * no file.  Fails with BN_EINVAL when a required parameter is missing or
+ * the command line does not fit. */
+int qemu_build_argv(const struct vmm_params *p, const struct qemu_opts *o,
+    struct qemu_argv *ret, struct bn_err *err);
+
+/* A QMP client connection: one command at a time, every read and write
+ * bounded by the connection's deadline (CLOCK_MONOTONIC ms). */
+struct qmp_conn;
+/* Connect to QEMU's QMP socket at path, read the greeting and negotiate
+ * capabilities.  BN_ESYS (sys_errno ENOENT/ECONNREFUSED) while nothing
+ * listens, BN_ETIMEOUT at the deadline, BN_EVMM for a bad peer. */
+int qmp_connect(const char *path, long long deadline, struct qmp_conn **ret,
+    struct bn_err *err);
+/* Wrap a connected stream socket (owned from now on). */
+struct qmp_conn *qmp_attach(int fd, long long deadline);
+void qmp_set_deadline(struct qmp_conn *q, long long deadline);
+/* Read the greeting ({"QMP": ...}) and run qmp_capabilities. */
+int qmp_handshake(struct qmp_conn *q, struct bn_err *err);
+/* Run one command: args (consumed, may be NULL) become "arguments"; the
+ * reply with this command's id is awaited, skipping asynchronous events
+ * and replies to other ids.  *ret (may be NULL) gets the "return" value
+ * (a new reference).  An "error" reply fails with BN_EVMM and QEMU's
+ * description. */
+int qmp_execute(struct qmp_conn *q, const char *cmd, struct json_t *args,
+    struct json_t **ret, struct bn_err *err);
+/* Close and free; NULL is fine. */
+void qmp_close(struct qmp_conn *q);
 
 #endif

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# make-test-initrd.sh --out DIR [--kernel-version VER] [--agent PATH]
+# make-test-initrd.sh --out DIR [--root DIR] [--kernel-version VER]
+#                     [--busybox PATH] [--agent PATH]
 #
-# A minimal guest for the QEMU driver's end-to-end test, from packages on
-# this host only: the Debian cloud kernel (linux-image-cloud-amd64), a
-# static busybox (busybox-static) and banger's static guest agent.
+# A minimal guest for the QEMU driver's end-to-end test, from Debian
+# packages only: the cloud kernel (linux-image-cloud-amd64), a static
+# busybox (busybox-static) and banger's static guest agent.  --root names
+# where the kernel package is unpacked (dpkg -x; default /, the installed
+# one): ROOT/boot/vmlinuz-VER and ROOT/lib/modules/VER.
 #
 #   DIR/vmlinuz     the kernel (bzImage; QEMU microvm boots it via PVH)
 #   DIR/initrd.img  busybox, the virtio/vsock/button modules, the agent and
 #                   an /init that: loads the modules, prints markers on
 #                   ttyS0, applies ip= from the cmdline, mounts /dev/vda and
-#                   prints its /e2e-token, checks /dev/vdb, runs the agent on
-#                   vsock and an HTTP server on eth0 port 8080, and powers
-#                   off on the ACPI power button (QMP system_powerdown).
+#                   prints its /e2e-token, mounts /dev/vdb at /work, runs the
+#                   agent on vsock and an HTTP server on eth0 port 8080, and
+#                   powers off on the ACPI power button (QMP system_powerdown).
 #   DIR/rootfs.ext4 a small ext4 holding /e2e-token (the guest prints it)
 #   DIR/work.ext4   a small ext4 labelled banger-work
 #
@@ -23,6 +26,8 @@ prog=${0##*/}
 here=$(cd "$(dirname "$0")" && pwd)
 out=""
 kver=""
+sysroot=""
+busybox=""
 agent="$here/../../runtime/banger-vsock-agent"
 
 die() {
@@ -34,27 +39,34 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--out) out=${2:?}; shift 2 ;;
 	--kernel-version) kver=${2:?}; shift 2 ;;
+	--root) sysroot=${2:?}; shift 2 ;;
+	--busybox) busybox=${2:?}; shift 2 ;;
 	--agent) agent=${2:?}; shift 2 ;;
-	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) die "unknown argument: $1" ;;
 	esac
 done
 [ -n "$out" ] || die "--out DIR is required"
+for tool in cpio gzip mkfs.ext4 file; do
+	command -v "$tool" >/dev/null 2>&1 || [ -x "/sbin/$tool" ] ||
+	    die "$tool is missing (apt-get install cpio gzip e2fsprogs file)"
+done
 
 if [ -z "$kver" ]; then
 	# The newest installed cloud kernel that has its modules.
-	for k in /boot/vmlinuz-*-cloud-amd64; do
+	for k in "$sysroot"/boot/vmlinuz-*-cloud-amd64; do
 		[ -e "$k" ] || continue
-		v=${k#/boot/vmlinuz-}
-		[ -d "/lib/modules/$v" ] && kver=$v
+		v=${k#"$sysroot"/boot/vmlinuz-}
+		[ -d "$sysroot/lib/modules/$v" ] && kver=$v
 	done
 fi
-[ -n "$kver" ] || die "no cloud kernel in /boot (apt-get install linux-image-cloud-amd64)"
-kernel=/boot/vmlinuz-$kver
-moddir=/lib/modules/$kver
+[ -n "$kver" ] || die "no cloud kernel in ${sysroot:-}/boot (linux-image-cloud-amd64)"
+kernel=$sysroot/boot/vmlinuz-$kver
+moddir=$sysroot/lib/modules/$kver
 [ -r "$kernel" ] || die "$kernel is not readable"
 [ -d "$moddir" ] || die "$moddir is missing"
-busybox=$(command -v busybox) || die "busybox is missing (apt-get install busybox-static)"
+[ -n "$busybox" ] || busybox=$(command -v busybox) ||
+    die "busybox is missing (busybox-static)"
 file -L "$busybox" | grep -q 'statically linked' ||
     die "$busybox is not static (apt-get install busybox-static)"
 [ -x "$agent" ] || die "$agent is missing (make build)"
@@ -68,13 +80,25 @@ mkdir -p "$root"/{bin,dev,proc,sys,run,mnt,www,lib/modules}
 install -m 0755 "$busybox" "$root/bin/busybox"
 install -m 0755 "$agent" "$root/bin/banger-vsock-agent"
 
+# An unpacked (not installed) kernel package has no modules.dep yet.
+if [ ! -s "$moddir/modules.dep" ]; then
+	depmod=$(command -v depmod || echo /sbin/depmod)
+	[ -x "$depmod" ] || die "depmod is missing (apt-get install kmod)"
+	[ -n "$sysroot" ] || die "$moddir/modules.dep is missing"
+	"$depmod" -b "$sysroot" "$kver"
+fi
+
 # Modules in dependency order (modules.dep lists each one's dependencies).
 want=(virtio_mmio virtio_blk virtio_net vmw_vsock_virtio_transport button evdev)
 order=()
 add_mod() {
 	local name=$1 line path dep
 	line=$(grep -E "/$name\.ko(\.xz|\.zst)?:" "$moddir/modules.dep" || true)
-	[ -n "$line" ] || return 0   # built in
+	if [ -z "$line" ]; then
+		grep -qE "/$name\.ko\$" "$moddir/modules.builtin" ||
+		    die "module $name is neither in modules.dep nor built in"
+		return 0
+	fi
 	path=${line%%:*}
 	for dep in ${line#*:}; do
 		dep=${dep##*/}
@@ -122,6 +146,7 @@ for a in $(cat /proc/cmdline); do
 	case "$a" in
 	ip=*) ipcfg=${a#ip=} ;;
 	banger.agent_port=*) port=${a#banger.agent_port=} ;;
+	banger.hostname=*) host=${a#banger.hostname=} ;;
 	esac
 done
 ip link set lo up
@@ -153,11 +178,14 @@ else
 	echo "banger-e2e: cannot mount /dev/vda"
 fi
 [ -b /dev/vdb ] && echo "banger-e2e: vdb present"
+mkdir -p /work
+mount -t ext4 /dev/vdb /work && echo "banger-e2e: vdb mounted"
+[ -n "${host:-}" ] && hostname "$host"
 
 mkdir -p /run/banger
 echo ok >/run/banger/layout-state
 banger-vsock-agent --listen "vsock:${port:-1024}" --layout-state /run/banger/layout-state \
-    --workdisk /mnt --workdev /dev/vdb &
+    --workdisk /work --workdev /dev/vdb &
 
 # The ACPI power button (QMP system_powerdown) is the only input device.
 power_watch() {
@@ -168,6 +196,7 @@ power_watch() {
 				head -c 1 "$ev" >/dev/null
 				echo "banger-e2e: power button"
 				sync
+				umount /work
 				poweroff -f
 			fi
 		done

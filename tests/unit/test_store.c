@@ -36,7 +36,7 @@ test_migrate_and_vms(void)
 	unsigned cid;
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
-	fail_unless(store_schema_version(s) == 2, "version %d", store_schema_version(s));
+	fail_unless(store_schema_version(s) == 3, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");
@@ -46,9 +46,13 @@ test_migrate_and_vms(void)
 	fail_unless(got.cid == 3 && got.vcpus == 2 && got.state == VM_STOPPED, "row");
 	got.state = VM_RUNNING;
 	got.pid = 4242;
+	snprintf(got.accel, sizeof(got.accel), "tcg");
+	snprintf(got.accel_reason, sizeof(got.accel_reason), "TCG (slower): no KVM");
 	fail_unless(store_vm_update(s, &got, &err) == 0, "%s", err.msg);
 	fail_unless(store_vm_get(s, "web", &got, &err) == 0 && got.pid == 4242 &&
 	    got.state == VM_RUNNING, "update persisted");
+	fail_unless(strcmp(got.accel, "tcg") == 0 &&
+	    strcmp(got.accel_reason, "TCG (slower): no KVM") == 0, "accel persisted");
 	fail_unless(store_vm_free_cid(s, &cid, &err) == 0 && cid == 4, "cid %u", cid);
 	struct vm b = mkvm("api", 5);
 	fail_unless(store_vm_insert(s, &b, &err) == 0, "%s", err.msg);

@@ -1,0 +1,958 @@
+/* qemu.c - the QEMU microvm driver: qemu-system-x86_64 -M microvm with
+ * virtio-mmio disks and NIC, controlled over QMP (JSON lines on a Unix
+ * socket), with vsock served by a vhost-device-vsock process that speaks
+ * Firecracker's hybrid protocol on <vmdir>/vsock.sock.
+ *
+ * Order: spawn starts the vsock helper, waits until its vhost-user socket
+ * listens, then starts QEMU paused (-S); configure waits for QMP and checks
+ * the VM is in prelaunch; start sends "cont".  Everything the VM needs is
+ * on QEMU's command line: there is nothing to configure over QMP. */
+#include "vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#if defined(__x86_64__)
+#include <x86intrin.h>
+#endif
+
+#include "common/json.h"
+#include "common/proc.h"
+#include "common/uhttp.h"
+#include "common/util.h"
+
+#define QMP_MAX_MSG (64 * 1024)
+/* Written to vmm.log before each spawn: error messages quote only what
+ * QEMU and the helper printed after it. */
+#define LOG_MARK "--- banger: spawning vhost-device-vsock and qemu ---"
+
+struct qmp_conn {
+	int fd;
+	long long deadline;
+	long long next_id;
+	size_t len;
+	char buf[QMP_MAX_MSG];
+};
+
+struct qemu_files {
+	char qmp[108];        /* <vmdir>/qmp.sock */
+	char vhu[108];        /* <vmdir>/vhu.sock: vhost-user, QEMU <-> helper */
+	char helper_pid[PATH_MAX];
+	char qmp_arg[160];    /* the -qmp argument, also the probe's needle */
+	char vhu_arg[128];    /* the helper's --socket=, its identity */
+};
+
+/* ---------- argv ---------- */
+
+/* Double every ',' (QEMU's option syntax).  -1 when out is too small. */
+static int
+opt_escape(char *out, size_t outsz, const char *v)
+{
+	size_t n = 0;
+
+	for (; *v; v++) {
+		if (n + (*v == ',' ? 2 : 1) >= outsz)
+			return -1;
+		if (*v == ',')
+			out[n++] = ',';
+		out[n++] = *v;
+	}
+	out[n] = '\0';
+	return 0;
+}
+
+static void
+av_addf(struct qemu_argv *a, const char *fmt, ...)
+{
+	size_t room = sizeof(a->buf) - a->used;
+	va_list ap;
+	int n;
+
+	if (a->overflow || a->argc >= QEMU_ARGV_MAX) {
+		a->overflow = true;
+		return;
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(a->buf + a->used, room, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= room) {
+		a->overflow = true;
+		return;
+	}
+	a->argv[a->argc++] = a->buf + a->used;
+	a->argv[a->argc] = NULL;
+	a->used += (size_t)n + 1;
+}
+
+/* The escaped value of a path inside an option list, or NULL. */
+static const char *
+av_esc(struct qemu_argv *a, char *tmp, size_t tmpsz, const char *v)
+{
+	if (opt_escape(tmp, tmpsz, v) < 0) {
+		a->overflow = true;
+		return "";
+	}
+	return tmp;
+}
+
+static int
+qemu_files(const char *vmdir, struct qemu_files *f, struct bn_err *err)
+{
+	char esc[sizeof(f->qmp) * 2];
+
+	if (path_join(f->qmp, sizeof(f->qmp), err, "%s/qmp.sock", vmdir) < 0 ||
+	    path_join(f->vhu, sizeof(f->vhu), err, "%s/vhu.sock", vmdir) < 0 ||
+	    path_join(f->helper_pid, sizeof(f->helper_pid), err,
+	    "%s/vhost-vsock.pid", vmdir) < 0)
+		return bn_err_prefix(err, "qemu: socket path too long");
+	if (opt_escape(esc, sizeof(esc), f->qmp) < 0 ||
+	    path_join(f->qmp_arg, sizeof(f->qmp_arg), err,
+	    "unix:%s,server=on,wait=off", esc) < 0 ||
+	    path_join(f->vhu_arg, sizeof(f->vhu_arg), err, "--socket=%s", f->vhu) < 0)
+		return bn_fail(err, BN_EINVAL, 0, "qemu: socket path too long");
+	return 0;
+}
+
+int
+qemu_build_argv(const struct vmm_params *p, const struct qemu_opts *o,
+    struct qemu_argv *a, struct bn_err *err)
+{
+	struct qemu_files f;
+	char e1[PATH_MAX * 2];
+
+	memset(a, 0, sizeof(*a));
+	if (p->binary == NULL || !*p->binary || p->kernel == NULL || !*p->kernel ||
+	    p->cmdline == NULL || p->vcpus < 1 || p->memory_mib < 1 || !p->vmdir[0])
+		return bn_fail(err, BN_EINVAL, 0, "qemu: incomplete vm parameters");
+	if (qemu_files(p->vmdir, &f, err) < 0)
+		return -1;
+
+	av_addf(a, "%s", p->binary);
+	if (p->vm_id != NULL && *p->vm_id) {
+		av_addf(a, "-name");
+		av_addf(a, "banger-%s", av_esc(a, e1, sizeof(e1), p->vm_id));
+	}
+	/* microvm: no PCI, no firmware; virtio-mmio devices found through
+	 * ACPI.  vhost-user needs guest memory it can map: a shared memfd. */
+	av_addf(a, "-M");
+	av_addf(a, "microvm,memory-backend=mem");
+	av_addf(a, "-accel");
+	av_addf(a, "%s", p->kvm ? "kvm" : "tcg");
+	av_addf(a, "-cpu");
+	av_addf(a, "%s", p->kvm ? "host" : "max");
+	av_addf(a, "-smp");
+	av_addf(a, "%d", p->vcpus);
+	av_addf(a, "-m");
+	av_addf(a, "%dM", p->memory_mib);
+	av_addf(a, "-object");
+	av_addf(a, "memory-backend-memfd,id=mem,size=%dM,share=on", p->memory_mib);
+	av_addf(a, "-nodefaults");
+	av_addf(a, "-no-user-config");
+	av_addf(a, "-nographic");
+	/* A guest reboot ends QEMU, like Firecracker: bangerd restarts VMs. */
+	av_addf(a, "-no-reboot");
+	/* Paused until start ("cont"). */
+	av_addf(a, "-S");
+	av_addf(a, "-kernel");
+	av_addf(a, "%s", p->kernel);
+	if (p->initrd != NULL && *p->initrd) {
+		av_addf(a, "-initrd");
+		av_addf(a, "%s", p->initrd);
+	}
+	av_addf(a, "-append");
+	/* Under TCG the guest's TSC is the host's, but a stock kernel cannot
+	 * calibrate it against the emulated PIT when the host is busy (it then
+	 * hangs without a clock): tell it the rate, and that it is stable. */
+	if (!p->kvm && o->tsc_khz > 0)
+		av_addf(a, "%s tsc_early_khz=%lu%s", p->cmdline, o->tsc_khz,
+		    o->tsc_reliable ? " tsc=reliable" : "");
+	else
+		av_addf(a, "%s", p->cmdline);
+
+	/* Disks: vda = rootfs, vdb = work disk.  cache=none (O_DIRECT) keeps
+	 * the host page cache out of it; file systems without O_DIRECT
+	 * (tmpfs) get the default writeback cache instead. */
+	av_addf(a, "-drive");
+	av_addf(a, "id=rootfs,file=%s,format=raw,if=none,cache=%s,aio=threads",
+	    av_esc(a, e1, sizeof(e1), p->rootfs), o->direct_root ? "none" : "writeback");
+	av_addf(a, "-device");
+	av_addf(a, "virtio-blk-device,drive=rootfs");
+	av_addf(a, "-drive");
+	av_addf(a, "id=work,file=%s,format=raw,if=none,cache=%s,aio=threads",
+	    av_esc(a, e1, sizeof(e1), p->workdisk), o->direct_work ? "none" : "writeback");
+	av_addf(a, "-device");
+	av_addf(a, "virtio-blk-device,drive=work");
+
+	if (p->tap != NULL && *p->tap) {
+		av_addf(a, "-netdev");
+		av_addf(a, "tap,id=net0,ifname=%s,script=no,downscript=no",
+		    av_esc(a, e1, sizeof(e1), p->tap));
+		av_addf(a, "-device");
+		if (p->mac != NULL && *p->mac)
+			av_addf(a, "virtio-net-device,netdev=net0,mac=%s",
+			    av_esc(a, e1, sizeof(e1), p->mac));
+		else
+			av_addf(a, "virtio-net-device,netdev=net0");
+	}
+
+	av_addf(a, "-chardev");
+	av_addf(a, "socket,id=vhu,path=%s", av_esc(a, e1, sizeof(e1), f.vhu));
+	av_addf(a, "-device");
+	av_addf(a, "vhost-user-vsock-device,chardev=vhu");
+
+	av_addf(a, "-chardev");
+	av_addf(a, "file,id=ser0,path=%s,append=on",
+	    av_esc(a, e1, sizeof(e1), p->console_log));
+	av_addf(a, "-serial");
+	av_addf(a, "chardev:ser0");
+
+	av_addf(a, "-qmp");
+	av_addf(a, "%s", f.qmp_arg);
+
+	if (a->overflow)
+		return bn_fail(err, BN_EINVAL, 0, "qemu: command line too long");
+	return 0;
+}
+
+/* ---------- QMP ---------- */
+
+struct qmp_conn *
+qmp_attach(int fd, long long deadline)
+{
+	struct qmp_conn *q = xcalloc(1, sizeof(*q));
+
+	q->fd = fd;
+	q->deadline = deadline;
+	return q;
+}
+
+void
+qmp_set_deadline(struct qmp_conn *q, long long deadline)
+{
+	q->deadline = deadline;
+}
+
+void
+qmp_close(struct qmp_conn *q)
+{
+	if (q == NULL)
+		return;
+	if (q->fd >= 0)
+		close(q->fd);
+	free(q);
+}
+
+static bool
+blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+			return false;
+	return true;
+}
+
+/* The next JSON object QEMU sent (one per line). */
+static int
+qmp_read_msg(struct qmp_conn *q, json_t **ret, struct bn_err *err)
+{
+	for (;;) {
+		char *nl = memchr(q->buf, '\n', q->len);
+		if (nl != NULL) {
+			size_t n = (size_t)(nl - q->buf) + 1;
+			json_error_t je;
+			json_t *j = blank(q->buf, n) ? NULL :
+			    json_loadb(q->buf, n, 0, &je);
+			bool skip = blank(q->buf, n);
+
+			memmove(q->buf, q->buf + n, q->len - n);
+			q->len -= n;
+			if (skip)
+				continue;
+			if (j == NULL || !json_is_object(j)) {
+				json_decref(j);
+				return bn_fail(err, BN_EVMM, 0, "qemu sent invalid "
+				    "QMP: %s", j ? "not an object" : je.text);
+			}
+			*ret = j;
+			return 0;
+		}
+		if (q->len == sizeof(q->buf))
+			return bn_fail(err, BN_EVMM, 0, "qemu sent a QMP message "
+			    "over %d bytes", QMP_MAX_MSG);
+		ssize_t r = uhttp_read(q->fd, q->buf + q->len, sizeof(q->buf) - q->len,
+		    q->deadline);
+		if (r == -2)
+			return bn_fail(err, BN_ETIMEOUT, 0, "qemu did not answer on "
+			    "QMP in time");
+		if (r == 0 || (r < 0 && (errno == ECONNRESET || errno == EPIPE)))
+			return bn_fail(err, BN_EVMM, 0, "qemu closed the QMP "
+			    "connection");
+		if (r < 0)
+			return bn_fail(err, BN_ESYS, errno, "read QMP");
+		q->len += (size_t)r;
+	}
+}
+
+int
+qmp_execute(struct qmp_conn *q, const char *cmd, json_t *args, json_t **ret,
+    struct bn_err *err)
+{
+	long long id = ++q->next_id;
+	json_t *msg = json_pack("{s:s, s:I}", "execute", cmd, "id", (json_int_t)id);
+	char *text;
+	int rc;
+
+	if (args != NULL)
+		json_object_set_new(msg, "arguments", args);
+	text = json_dump_compact(msg);
+	json_decref(msg);
+	size_t n = strlen(text);
+	text[n] = '\n';  /* json_dump_compact's NUL; QMP wants no terminator */
+	rc = uhttp_write(q->fd, text, n + 1, q->deadline);
+	free(text);
+	if (rc == -2)
+		return bn_fail(err, BN_ETIMEOUT, 0, "QMP %s: write timed out", cmd);
+	if (rc < 0 && (errno == EPIPE || errno == ECONNRESET))
+		return bn_fail(err, BN_EVMM, 0, "QMP %s: qemu closed the QMP "
+		    "connection", cmd);
+	if (rc < 0)
+		return bn_fail(err, BN_ESYS, errno, "QMP %s", cmd);
+
+	for (;;) {
+		json_t *m, *jid, *e;
+
+		if (qmp_read_msg(q, &m, err) < 0)
+			return bn_err_prefix(err, "QMP %s", cmd);
+		jid = json_object_get(m, "id");
+		e = json_object_get(m, "error");
+		/* Events, and replies to someone else's ids, are not ours.  An
+		 * error without an id is QEMU refusing the line itself. */
+		if (json_object_get(m, "event") != NULL ||
+		    (jid != NULL && !(json_is_integer(jid) &&
+		    json_integer_value(jid) == id)) ||
+		    (jid == NULL && e == NULL)) {
+			json_decref(m);
+			continue;
+		}
+		if (e != NULL) {
+			const char *cls = json_get_str(e, "class");
+			const char *desc = json_get_str(e, "desc");
+			bn_fail(err, BN_EVMM, 0, "qemu refused %s: %s%s%s%s", cmd,
+			    desc ? desc : "(no description)", cls ? " (" : "",
+			    cls ? cls : "", cls ? ")" : "");
+			bn_err_detail(err, "call", cmd);
+			json_decref(m);
+			return -1;
+		}
+		json_t *r = json_object_get(m, "return");
+		if (r == NULL) {
+			json_decref(m);
+			return bn_fail(err, BN_EVMM, 0, "QMP %s: reply without "
+			    "\"return\"", cmd);
+		}
+		if (ret != NULL)
+			*ret = json_incref(r);
+		json_decref(m);
+		return 0;
+	}
+}
+
+int
+qmp_handshake(struct qmp_conn *q, struct bn_err *err)
+{
+	json_t *g;
+
+	if (qmp_read_msg(q, &g, err) < 0)
+		return bn_err_prefix(err, "QMP greeting");
+	bool ok = json_is_object(json_object_get(g, "QMP"));
+	json_decref(g);
+	if (!ok)
+		return bn_fail(err, BN_EVMM, 0, "qemu: the QMP socket did not "
+		    "greet with {\"QMP\": ...}");
+	return qmp_execute(q, "qmp_capabilities", NULL, NULL, err);
+}
+
+int
+qmp_connect(const char *path, long long deadline, struct qmp_conn **ret,
+    struct bn_err *err)
+{
+	struct sockaddr_un sa;
+	struct qmp_conn *q;
+	int fd;
+
+	if (uhttp_sockaddr(&sa, path) < 0)
+		return bn_fail(err, BN_EINVAL, 0, "QMP socket path too long: %s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return bn_fail(err, BN_ESYS, errno, "socket");
+	if (uhttp_connect(fd, &sa, deadline) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == ETIMEDOUT)
+			return bn_fail(err, BN_ETIMEOUT, 0, "connect %s: timed out",
+			    path);
+		return bn_fail(err, BN_ESYS, e, "connect %s", path);
+	}
+	q = qmp_attach(fd, deadline);
+	if (qmp_handshake(q, err) < 0) {
+		qmp_close(q);
+		return -1;
+	}
+	*ret = q;
+	return 0;
+}
+
+/* query-status: "prelaunch", "running", "paused", "shutdown", ... */
+static int
+qmp_status(struct qmp_conn *q, char *out, size_t outsz, struct bn_err *err)
+{
+	json_t *r = NULL;
+
+	if (qmp_execute(q, "query-status", NULL, &r, err) < 0)
+		return -1;
+	const char *st = json_get_str(r, "status");
+	snprintf(out, outsz, "%s", st ? st : "unknown");
+	json_decref(r);
+	return 0;
+}
+
+/* ---------- host facts ---------- */
+
+/* Can QEMU open this disk with O_DIRECT (cache=none)?  tmpfs cannot. */
+static bool
+direct_io_ok(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECT | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return true;
+	}
+	/* Other errors (a missing file) are QEMU's to report. */
+	return errno != EINVAL;
+}
+
+static struct {
+	pthread_once_t once;
+	unsigned long khz;
+	bool reliable;
+} tsc = { PTHREAD_ONCE_INIT, 0, false };
+
+static bool
+cpu_flag(const char *flags, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *s = flags; (s = strstr(s, name)) != NULL; s += n)
+		if ((s == flags || s[-1] == ' ' || s[-1] == '\t') &&
+		    (s[n] == ' ' || s[n] == '\n' || s[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* The host's TSC rate, measured against CLOCK_MONOTONIC_RAW over ~20 ms
+ * (median of three), when the TSC is invariant (constant_tsc and
+ * nonstop_tsc): what a TCG guest reads with rdtsc. */
+static void
+tsc_measure(void)
+{
+#if defined(__x86_64__)
+	char line[4096];
+	bool constant = false, nonstop = false;
+	FILE *f = fopen("/proc/cpuinfo", "re");
+
+	if (f == NULL)
+		return;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "flags", 5) == 0) {
+			constant = cpu_flag(line, "constant_tsc");
+			nonstop = cpu_flag(line, "nonstop_tsc");
+			break;
+		}
+	fclose(f);
+	if (!constant)
+		return;
+
+	unsigned long r[3];
+	for (int i = 0; i < 3; i++) {
+		struct timespec a, b;
+		unsigned long long t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC_RAW, &a);
+		t0 = __rdtsc();
+		sleep_ms(7);
+		clock_gettime(CLOCK_MONOTONIC_RAW, &b);
+		t1 = __rdtsc();
+		long long ns = (b.tv_sec - a.tv_sec) * 1000000000LL +
+		    (b.tv_nsec - a.tv_nsec);
+		r[i] = ns > 0 ? (unsigned long)((t1 - t0) * 1000000ULL /
+		    (unsigned long long)ns) : 0;
+	}
+	/* median */
+	unsigned long lo = r[0] < r[1] ? r[0] : r[1];
+	unsigned long hi = r[0] < r[1] ? r[1] : r[0];
+	tsc.khz = r[2] < lo ? lo : r[2] > hi ? hi : r[2];
+	tsc.reliable = nonstop;
+#endif
+}
+
+/* ---------- the helper (vhost-device-vsock) ---------- */
+
+/* Is there a listening Unix socket bound to path?  /proc/net/unix shows
+ * listeners with __SO_ACCEPTCON (0x10000) in Flags and state 01.  Probing
+ * by connecting would not do: vhost-device-vsock takes any connection as
+ * its one frontend and re-creates the socket after it closes. */
+static bool
+unix_listening(const char *path)
+{
+	char line[512];
+	FILE *f = fopen("/proc/net/unix", "re");
+	bool found = false;
+
+	if (f == NULL) {
+		struct stat st;
+		return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+	}
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		unsigned long flags;
+		unsigned st;
+		int off = 0;
+
+		if (sscanf(line, "%*s %*s %*s %lx %*x %x %*u %n", &flags, &st,
+		    &off) != 2 || off == 0)
+			continue;
+		char *name = line + off;
+		name[strcspn(name, "\n")] = '\0';
+		found = (flags & 0x10000) && st == 1 && strcmp(name, path) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+static pid_t
+helper_pid_read(const struct qemu_files *f)
+{
+	char buf[32] = "";
+	int fd = open(f->helper_pid, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	long v = strtol(buf, NULL, 10);
+	return v > 0 && v < (1L << 30) ? (pid_t)v : 0;
+}
+
+static int
+helper_pid_write(const struct qemu_files *f, pid_t pid, struct bn_err *err)
+{
+	char tmp[PATH_MAX + 8], buf[32];
+	int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+	int fd;
+
+	if (path_join(tmp, sizeof(tmp), err, "%s.tmp", f->helper_pid) < 0)
+		return -1;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return bn_fail(err, BN_ESYS, errno, "create %s", tmp);
+	if (write(fd, buf, (size_t)n) != n) {
+		bn_fail(err, BN_ESYS, errno, "write %s", tmp);
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	if (rename(tmp, f->helper_pid) < 0) {
+		bn_fail(err, BN_ESYS, errno, "rename %s", f->helper_pid);
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Stop this VM's helper, if its pid file names a live process that is
+ * really it (pids get reused), and forget it. */
+static void
+helper_stop(const struct qemu_files *f, bool hard)
+{
+	pid_t pid = helper_pid_read(f);
+	const char *needle[] = { f->vhu_arg };
+
+	if (pid > 0 && proc_alive(pid) && proc_cmdline_has(pid, needle, 1)) {
+		if (!hard) {
+			kill(pid, SIGTERM);
+			if (proc_wait_gone(pid, 1000))
+				goto gone;
+		}
+		kill(pid, SIGKILL);
+		proc_wait_gone(pid, 2000);
+	}
+gone:
+	unlink(f->helper_pid);
+}
+
+static void
+qemu_unlink_sockets(const struct vmm_params *p, const struct qemu_files *f)
+{
+	unlink(f->qmp);
+	unlink(f->vhu);
+	unlink(p->vsock_uds);
+}
+
+static void
+qemu_cleanup(const struct vmm_params *p, bool hard)
+{
+	struct qemu_files f;
+	struct bn_err ignored;
+
+	if (qemu_files(p->vmdir, &f, &ignored) < 0)
+		return;
+	helper_stop(&f, hard);
+	qemu_unlink_sockets(p, &f);
+}
+
+/* ---------- vmm.log ---------- */
+
+static void
+log_mark(const struct vmm_params *p)
+{
+	int fd = open(p->vmm_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	char line[128];
+	char ts[32];
+
+	if (fd < 0)
+		return;
+	time_rfc3339(ts);
+	int n = snprintf(line, sizeof(line), "%s %s\n", LOG_MARK, ts);
+	(void)!write(fd, line, (size_t)n);
+	close(fd);
+}
+
+/* The last line QEMU or the helper printed since the last spawn: usually
+ * why QEMU exited ("Could not open ...").  Empty when there is none. */
+static void
+log_last_line(const struct vmm_params *p, char *out, size_t outsz)
+{
+	char buf[8192];
+	int fd = open(p->vmm_log, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	ssize_t n;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	off_t from = st.st_size > (off_t)sizeof(buf) - 1 ?
+	    st.st_size - (off_t)sizeof(buf) + 1 : 0;
+	n = pread(fd, buf, sizeof(buf) - 1, from);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	char *start = buf, *m;
+	while ((m = strstr(start, LOG_MARK)) != NULL)
+		start = m + strlen(LOG_MARK);
+	start += strcspn(start, "\n");
+	/* Trim trailing blank lines, then take the last one. */
+	char *end = buf + n;
+	while (end > start && (end[-1] == '\n' || end[-1] == '\r' ||
+	    end[-1] == ' '))
+		*--end = '\0';
+	char *line = end;
+	while (line > start && line[-1] != '\n')
+		line--;
+	snprintf(out, outsz, "%s", line);
+}
+
+static int
+fail_with_log(const struct vmm_params *p, struct bn_err *err, enum bn_code code,
+    const char *what)
+{
+	char last[200];
+
+	log_last_line(p, last, sizeof(last));
+	if (last[0])
+		bn_fail(err, code, 0, "%s: %s", what, last);
+	else
+		bn_fail(err, code, 0, "%s", what);
+	return bn_err_hint(err, "see %s", p->vmm_log);
+}
+
+/* ---------- driver ---------- */
+
+static int
+helper_start(const struct vmm_params *p, const struct qemu_files *f,
+    struct bn_err *err)
+{
+	char cid[32], sock[160], uds[160];
+	char *argv[] = { (char *)p->vsock_helper, cid, sock, uds, NULL };
+	long long deadline;
+	pid_t pid;
+	int attempt = 0;
+
+	if (p->vsock_helper == NULL || !*p->vsock_helper) {
+		bn_fail(err, BN_EVMM_MISSING, 0, "vhost-device-vsock is not "
+		    "available (the QEMU driver needs it for vsock)");
+		return bn_err_hint(err, "run rootfs/fetch-vhost-device-vsock.sh "
+		    "--out runtime/tools, or set \"vhost_user_vsock\" in bundle.json");
+	}
+	snprintf(cid, sizeof(cid), "--guest-cid=%u", p->cid);
+	snprintf(sock, sizeof(sock), "%s", f->vhu_arg);
+	if (path_join(uds, sizeof(uds), err, "--uds-path=%s", p->vsock_uds) < 0)
+		return -1;
+	if (proc_spawn_detached(argv, p->vmm_log, &pid, err) < 0) {
+		if (err->code == BN_EVMM_MISSING)
+			bn_err_hint(err, "run rootfs/fetch-vhost-device-vsock.sh, or "
+			    "set \"vhost_user_vsock\" in bundle.json");
+		return bn_err_prefix(err, "spawn vhost-device-vsock");
+	}
+	if (helper_pid_write(f, pid, err) < 0) {
+		kill(pid, SIGKILL);
+		return -1;
+	}
+	/* It binds and listens within milliseconds of exec. */
+	deadline = time_mono_ms() + (p->api_timeout_ms > 0 ? p->api_timeout_ms : 3000);
+	while (!unix_listening(f->vhu)) {
+		if (!proc_alive(pid)) {
+			helper_stop(f, true);
+			return fail_with_log(p, err, BN_EVMM, "vhost-device-vsock "
+			    "exited at start");
+		}
+		if (time_mono_ms() >= deadline) {
+			helper_stop(f, true);
+			return fail_with_log(p, err, BN_ETIMEOUT, "vhost-device-vsock "
+			    "did not listen in time");
+		}
+		sleep_ms(attempt < 4 ? 1 << attempt : 10);
+		attempt++;
+	}
+	return 0;
+}
+
+static int
+qemu_spawn(const struct vmm_params *p, pid_t *ret_pid, struct bn_err *err)
+{
+	struct qemu_files f;
+	struct qemu_opts o = { 0 };
+	struct qemu_argv *a;
+	int rc;
+
+	if (qemu_files(p->vmdir, &f, err) < 0)
+		return -1;
+	/* Leftovers of a VMM that died without a stop. */
+	helper_stop(&f, true);
+	qemu_unlink_sockets(p, &f);
+
+	o.direct_root = direct_io_ok(p->rootfs);
+	o.direct_work = direct_io_ok(p->workdisk);
+	if (!p->kvm) {
+		pthread_once(&tsc.once, tsc_measure);
+		o.tsc_khz = tsc.khz;
+		o.tsc_reliable = tsc.reliable;
+	}
+	a = xmalloc(sizeof(*a));
+	if (qemu_build_argv(p, &o, a, err) < 0) {
+		free(a);
+		return -1;
+	}
+	log_mark(p);
+	if (helper_start(p, &f, err) < 0) {
+		free(a);
+		return -1;
+	}
+	rc = proc_spawn_detached(a->argv, p->vmm_log, ret_pid, err);
+	free(a);
+	if (rc < 0) {
+		qemu_cleanup(p, true);
+		if (err->code == BN_EVMM_MISSING)
+			bn_err_hint(err, "apt-get install qemu-system-x86, or set "
+			    "\"qemu\" in bundle.json (or BANGER_QEMU)");
+		return bn_err_prefix(err, "spawn qemu");
+	}
+	return 0;
+}
+
+/* QMP listens once QEMU has parsed its options; it answers once the main
+ * loop runs.  Retry connecting until it does, QEMU dies, or time is up. */
+static int
+qmp_wait(const struct vmm_params *p, const struct qemu_files *f, pid_t pid,
+    long long deadline, struct qmp_conn **ret, struct bn_err *err)
+{
+	struct bn_err last = { 0 };
+	int attempt = 0;
+
+	for (;;) {
+		if (qmp_connect(f->qmp, deadline, ret, &last) == 0)
+			return 0;
+		bool absent = last.code == BN_ESYS && (last.sys_errno == ENOENT ||
+		    last.sys_errno == ECONNREFUSED);
+		if (!proc_alive(pid))
+			return fail_with_log(p, err, BN_EVMM, "qemu exited before "
+			    "QMP was ready");
+		if (!absent) {
+			*err = last;
+			return bn_err_prefix(err, "qemu");
+		}
+		if (time_mono_ms() >= deadline) {
+			bn_fail(err, BN_ETIMEOUT, 0, "qemu QMP not ready after %d ms",
+			    p->api_timeout_ms);
+			return bn_err_hint(err, "see %s", p->vmm_log);
+		}
+		sleep_ms(attempt < 4 ? 1 << attempt : 10);
+		attempt++;
+	}
+}
+
+static int
+qemu_configure(const struct vmm_params *p, pid_t pid, struct bn_err *err)
+{
+	struct qemu_files f;
+	struct qmp_conn *q;
+	char st[32];
+	int rc;
+
+	if (qemu_files(p->vmdir, &f, err) < 0)
+		return -1;
+	if (qmp_wait(p, &f, pid, time_mono_ms() + p->api_timeout_ms, &q, err) < 0)
+		return -1;
+	rc = qmp_status(q, st, sizeof(st), err);
+	qmp_close(q);
+	if (rc < 0)
+		return bn_err_prefix(err, "qemu");
+	/* -S: everything is set up and no guest code has run. */
+	if (strcmp(st, "prelaunch") != 0 && strcmp(st, "paused") != 0)
+		return bn_fail(err, BN_EVMM, 0, "qemu is '%s' before start, "
+		    "expected 'prelaunch'", st);
+	return 0;
+}
+
+static int
+qemu_start(const struct vmm_params *p, struct bn_err *err)
+{
+	struct qemu_files f;
+	struct qmp_conn *q;
+	int rc;
+
+	if (qemu_files(p->vmdir, &f, err) < 0)
+		return -1;
+	if (qmp_connect(f.qmp, time_mono_ms() + p->api_timeout_ms, &q, err) < 0)
+		return bn_err_prefix(err, "qemu");
+	rc = qmp_execute(q, "cont", NULL, NULL, err);
+	qmp_close(q);
+	return rc;
+}
+
+/* Is pid this VM's QEMU?  Its command line carries our QMP socket. */
+static bool
+is_ours(const struct qemu_files *f, pid_t pid)
+{
+	const char *needles[] = { "-qmp", f->qmp_arg };
+
+	return proc_cmdline_has(pid, needles, 2);
+}
+
+static void
+qemu_kill(const struct vmm_params *p, pid_t pid)
+{
+	struct qemu_files f;
+	struct bn_err ignored;
+
+	if (qemu_files(p->vmdir, &f, &ignored) == 0 && pid > 0 &&
+	    proc_alive(pid) && is_ours(&f, pid)) {
+		kill(pid, SIGKILL);
+		proc_wait_gone(pid, 2000);
+	}
+	qemu_cleanup(p, true);
+}
+
+static int
+qemu_stop(const struct vmm_params *p, pid_t pid, int grace_ms, struct bn_err *err)
+{
+	struct qemu_files f;
+	struct qmp_conn *q;
+	struct bn_err ignored;
+	int api_ms = p->api_timeout_ms > 0 ? p->api_timeout_ms : 2000;
+
+	if (qemu_files(p->vmdir, &f, err) < 0)
+		return -1;
+	if (pid <= 0 || !proc_alive(pid) || !is_ours(&f, pid))
+		goto done;
+	/* The ACPI power button: systemd, runit and our test init shut down,
+	 * and the guest's poweroff ends QEMU.  A guest that never ran (still
+	 * in prelaunch) cannot react: go straight to quit. */
+	if (grace_ms > 0 && qmp_connect(f.qmp, time_mono_ms() +
+	    (grace_ms < api_ms ? grace_ms : api_ms), &q, &ignored) == 0) {
+		char st[32];
+		bool sent = qmp_status(q, st, sizeof(st), &ignored) == 0 &&
+		    strcmp(st, "running") == 0 &&
+		    qmp_execute(q, "system_powerdown", NULL, NULL, &ignored) == 0;
+		qmp_close(q);
+		if (sent && proc_wait_gone(pid, grace_ms))
+			goto done;
+	}
+	if (qmp_connect(f.qmp, time_mono_ms() + 2000, &q, &ignored) == 0) {
+		bool sent = qmp_execute(q, "quit", NULL, NULL, &ignored) == 0;
+		qmp_close(q);
+		if (sent && proc_wait_gone(pid, 3000))
+			goto done;
+	}
+	kill(pid, SIGTERM);
+	if (proc_wait_gone(pid, 2000))
+		goto done;
+	kill(pid, SIGKILL);
+	if (!proc_wait_gone(pid, 5000))
+		return bn_fail(err, BN_ESYS, 0, "qemu pid %d did not exit after "
+		    "SIGKILL", (int)pid);
+done:
+	qemu_cleanup(p, false);
+	return 0;
+}
+
+static int
+qemu_probe(const struct vmm_params *p, pid_t pid, struct bn_err *err)
+{
+	struct qemu_files f;
+	struct qmp_conn *q;
+	char st[32];
+	int rc;
+
+	if (qemu_files(p->vmdir, &f, err) < 0)
+		return -1;
+	if (!proc_alive(pid))
+		return bn_fail(err, BN_ESTATE, 0, "pid %d is not running", (int)pid);
+	if (!is_ours(&f, pid))
+		return bn_fail(err, BN_ESTATE, 0, "pid %d is not this vm's qemu",
+		    (int)pid);
+	if (qmp_connect(f.qmp, time_mono_ms() + (p->api_timeout_ms > 0 ?
+	    p->api_timeout_ms : 2000), &q, err) < 0)
+		return bn_err_prefix(err, "qemu");
+	rc = qmp_status(q, st, sizeof(st), err);
+	qmp_close(q);
+	return rc < 0 ? bn_err_prefix(err, "qemu") : 0;
+}
+
+const struct vmm_driver vmm_qemu = {
+	.name = "qemu",
+	.spawn = qemu_spawn,
+	.configure = qemu_configure,
+	.start = qemu_start,
+	.stop = qemu_stop,
+	.kill = qemu_kill,
+	.probe = qemu_probe,
+};
