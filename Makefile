@@ -46,7 +46,7 @@ endif
 AGENT   = runtime/banger-vsock-agent
 
 
-.PHONY: run bench-create test-e2e
+.PHONY: run bench-create test-e2e test-images runtime-bundle rootfs rootfs-void verify-void
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean
 
@@ -90,8 +90,14 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 ## test: everything CI runs: unit, test double, API and CLI suites, a real
 ##       boot through the QEMU driver, then unit and API under ASan+UBSan
 test: build
-	$(MAKE) test-unit test-fake test-api test-e2e
+	$(MAKE) test-unit test-fake test-api test-images test-e2e
 	$(MAKE) test-san
+
+## test-images: guest images: the Debian image built (cached by its inputs)
+##              and inspected, the /root repair step, kernel and initrd,
+##              bundle manifests, the Void script (plan mode + fixtures)
+test-images: $(BANGERD) $(AGENT)
+	BANGERD=$(CURDIR)/$(BANGERD) $(PYTHON) -m pytest -q tests/images
 
 ## test-e2e: boot a real guest through the QEMU driver (TCG), agent over
 ##           vsock, disks, TAP network, ACPI power-off
@@ -128,14 +134,39 @@ lint-shell:
 	@files=$$(git ls-files '*.sh' .ci/run); \
 	    if [ -n "$$files" ]; then shellcheck $$files; fi
 
-## run: the main job: build, bundle, boot VM "demo", show health, SSH in
-##      (needs the guest-image and real-boot work; says so until then)
-run: build
-	@echo "make run: booting a real guest needs the runtime bundle (kernel, rootfs," >&2
-	@echo "work seed, SSH key) and the QEMU driver, which are not built yet." >&2
-	@echo "See README.md, 'Status'. The API works today against the test double:" >&2
-	@echo "  make test" >&2
-	@exit 1
+## run: the main job: install what is missing, build, assemble the runtime
+##      bundle, boot VM "demo", show it healthy, SSH in (re-runnable)
+run:
+	sh .ci/deps.sh
+	$(MAKE) build
+	$(MAKE) runtime-bundle
+	bash scripts/run-demo.sh
+
+## runtime-bundle: fill runtime/ from RUNTIME_MANIFEST (URLs + sha256), or
+##                 by default assemble it locally from Debian packages
+runtime-bundle: build
+	bash rootfs/fetch-vhost-device-vsock.sh --out runtime/tools
+	RUNTIME_MANIFEST="$(RUNTIME_MANIFEST)" bash rootfs/make-bundle.sh --out runtime
+
+## rootfs: rebuild only the Debian image and work seed into runtime/
+rootfs: build
+	@test -r runtime/id_ed25519.pub || { echo "run make runtime-bundle first (it makes the key)" >&2; exit 1; }
+	bash rootfs/make-rootfs.sh --out runtime --agent $(AGENT) --pubkey runtime/id_ed25519.pub
+
+## rootfs-void: the experimental Void image (needs root and a reachable Void
+##              mirror; VOID_MIRROR=URL to pick one); never the default
+rootfs-void: build
+	@test -r runtime/id_ed25519.pub || { echo "run make runtime-bundle first (it makes the key)" >&2; exit 1; }
+	bash rootfs/make-rootfs-void.sh --out runtime --agent $(AGENT) \
+	    --pubkey runtime/id_ed25519.pub $(if $(VOID_MIRROR),--mirror $(VOID_MIRROR))
+
+## verify-void: register the Void image as void-exp and boot it once
+verify-void: build
+	@test -f runtime/rootfs-void.ext4 || { echo "run make rootfs-void first" >&2; exit 1; }
+	./banger image register --name void-exp --rootfs $(CURDIR)/runtime/rootfs-void.ext4 \
+	    --work-seed $(CURDIR)/runtime/work-seed-void.ext4
+	DEMO_NAME=void-check DEMO_IMAGE=void-exp bash scripts/run-demo.sh
+	./banger vm delete --force void-check
 
 $(BUILD)/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)

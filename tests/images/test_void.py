@@ -5,7 +5,10 @@ run here. Everything around the download is: the --plan output, shellcheck,
 the sha256 check of the static xbps tarball (local fixture files through
 file:// URLs), the repository-key pinning, and the steps that need no
 network (configure_root, make_images) on a small fixture tree, with the
-resulting ext4 images read back through debugfs.
+resulting ext4 images read back through debugfs; main() end to end with a
+stand-in xbps tarball served from a file:// mirror; and the guest-side
+scripts (the runit core service, the agent's run script) run under dash in
+private namespaces.
 
 The fixture tree stands in for an installed Void root: etc/passwd and
 etc/shadow with a root line, the runit service directories of runit-void and
@@ -17,6 +20,7 @@ PATH shim that emulates the two calls the script makes (-s PKG and
 
 Run: /usr/bin/python3 -m pytest -q tests/images/test_void.py
 """
+import base64
 import os
 import re
 import shutil
@@ -32,7 +36,7 @@ SCRIPT = REPO / "rootfs" / "make-rootfs-void.sh"
 VOID = REPO / "rootfs" / "void"
 IS_ROOT = os.geteuid() == 0
 
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (usermod -R, image ownership)")
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root (usermod -R, mount namespaces, image ownership)")
 needs_ssh_keygen = pytest.mark.skipif(
     shutil.which("ssh-keygen") is None, reason="ssh-keygen (openssh-client) not installed")
 
@@ -131,8 +135,12 @@ def agent(tmp_path):
 
 
 @pytest.fixture
-def repair(tmp_path):
-    return write(tmp_path / "repair-root", "#!/bin/sh\necho ok\n", 0o755)
+def gfiles(tmp_path):
+    """Stand-ins for rootfs/files (the guest files shared with Debian)."""
+    d = tmp_path / "files"
+    write(d / "repair-root", "#!/bin/sh\necho ok\n", 0o755)
+    write(d / "guest-setup", "#!/bin/sh\nexit 0\n", 0o755)
+    return d
 
 
 def make_fixture_root(root):
@@ -171,9 +179,9 @@ def fixture_root(tmp_path):
     return make_fixture_root(tmp_path / "root")
 
 
-def configure(root, agent, pubkey, repair, env):
+def configure(root, agent, pubkey, gfiles, env):
     return bash_fn('configure_root "$1" "$2" "$3" "$4"',
-                   str(root), str(agent), str(pubkey), str(repair), env=env)
+                   str(root), str(agent), str(pubkey), str(gfiles), env=env)
 
 
 # ------------------------------------------------------------------ --plan
@@ -230,6 +238,7 @@ def test_plan_prints_every_step_and_exits_0(tmp_path):
         "-name ssh_host_\\* -delete",
         "/etc/fstab",
         "/usr/local/lib/banger/repair-root",
+        "/usr/local/lib/banger/guest-setup",
         "/etc/runit/core-services/50-banger.sh",
         # images
         "$ mkfs.ext4 -q -F -L rootfs ",
@@ -333,8 +342,9 @@ def test_fetch_accepts_the_pinned_sha256_and_reuses_the_cache(tmp_path):
 def test_build_stops_at_a_tarball_with_the_wrong_sha256(tmp_path, agent, pubkey):
     """The whole script, against a local file:// mirror serving a fake
     tarball under the pinned name: it must stop before unpacking it."""
-    if not (REPO / "rootfs/files/repair-root").exists():
-        pytest.skip("rootfs/files/repair-root is not in the tree yet")
+    for name in ("repair-root", "guest-setup"):
+        if not (REPO / "rootfs/files" / name).exists():
+            pytest.skip(f"rootfs/files/{name} is not in the tree yet")
     mirror = tmp_path / "mirror"
     write(mirror / "static" / PINS["XBPS_STATIC_FILE"], "fake tarball\n")
     out, cache = tmp_path / "out", tmp_path / "cache"
@@ -358,7 +368,6 @@ def rsa_key_plist(path, bits=2048):
     fingerprint."""
     pem = run(["bash", "-c", f"openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:{bits} "
                              "2>/dev/null | openssl pkey -pubout"], check=True).stdout
-    import base64
     data = base64.b64encode(pem.encode()).decode()
     tmp = write(path / "tmp.plist", textwrap.dedent(f"""\
         <?xml version="1.0" encoding="UTF-8"?>
@@ -437,9 +446,9 @@ def test_a_key_imported_into_the_target_is_caught(tmp_path):
 # ---------------------------------------------------- configure_root on a tree
 
 @needs_root
-def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, repair, shim_path):
+def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, gfiles, shim_path):
     root = fixture_root
-    r = configure(root, agent, pubkey, repair, shim_env(shim_path))
+    r = configure(root, agent, pubkey, gfiles, shim_env(shim_path))
     assert r.returncode == 0, r.stdout + r.stderr
 
     # services: enabled by symlink, tty1-6 gettys gone
@@ -453,7 +462,8 @@ def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, repair, s
                      ("etc/sv/banger-vsock-agent/log/run",
                       VOID / "sv/banger-vsock-agent/log/run"),
                      ("usr/local/bin/banger-vsock-agent", agent),
-                     ("usr/local/lib/banger/repair-root", repair)]:
+                     ("usr/local/lib/banger/repair-root", gfiles / "repair-root"),
+                     ("usr/local/lib/banger/guest-setup", gfiles / "guest-setup")]:
         p = root / rel
         assert p.read_bytes() == Path(src).read_bytes(), rel
         assert stat.S_IMODE(p.stat().st_mode) == 0o755, rel
@@ -504,9 +514,9 @@ def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, repair, s
 
 
 @needs_root
-def test_configure_root_twice_changes_nothing(fixture_root, agent, pubkey, repair, shim_path):
+def test_configure_root_twice_changes_nothing(fixture_root, agent, pubkey, gfiles, shim_path):
     env = shim_env(shim_path)
-    assert configure(fixture_root, agent, pubkey, repair, env).returncode == 0
+    assert configure(fixture_root, agent, pubkey, gfiles, env).returncode == 0
 
     def snapshot():
         snap = {}
@@ -523,24 +533,24 @@ def test_configure_root_twice_changes_nothing(fixture_root, agent, pubkey, repai
         return snap
 
     before = snapshot()
-    r = configure(fixture_root, agent, pubkey, repair, env)
+    r = configure(fixture_root, agent, pubkey, gfiles, env)
     assert r.returncode == 0, r.stderr
     assert snapshot() == before
 
 
 @needs_root
-def test_configure_root_refuses_when_sh_stays_bash(fixture_root, agent, pubkey, repair,
+def test_configure_root_refuses_when_sh_stays_bash(fixture_root, agent, pubkey, gfiles,
                                                    shim_path):
-    r = configure(fixture_root, agent, pubkey, repair, shim_env(shim_path, STUBBORN="1"))
+    r = configure(fixture_root, agent, pubkey, gfiles, shim_env(shim_path, STUBBORN="1"))
     assert r.returncode != 0
     assert "/bin/sh would not be dash" in r.stderr
 
 
 @needs_root
-def test_configure_root_refuses_a_tree_without_sshd(fixture_root, agent, pubkey, repair,
+def test_configure_root_refuses_a_tree_without_sshd(fixture_root, agent, pubkey, gfiles,
                                                     shim_path):
     shutil.rmtree(fixture_root / "etc/sv/sshd")
-    r = configure(fixture_root, agent, pubkey, repair, shim_env(shim_path))
+    r = configure(fixture_root, agent, pubkey, gfiles, shim_env(shim_path))
     assert r.returncode != 0 and "sshd/run is missing" in r.stderr
 
 
@@ -563,9 +573,9 @@ def ls_names(image, path):
 
 
 @needs_root
-def test_make_images_writes_two_ext4_images(tmp_path, fixture_root, agent, pubkey, repair,
+def test_make_images_writes_two_ext4_images(tmp_path, fixture_root, agent, pubkey, gfiles,
                                             shim_path):
-    assert configure(fixture_root, agent, pubkey, repair, shim_env(shim_path)).returncode == 0
+    assert configure(fixture_root, agent, pubkey, gfiles, shim_env(shim_path)).returncode == 0
     out = tmp_path / "out"
     r = bash_fn('install_cleanup_trap; make_images "$1" "$2"', str(fixture_root), str(out))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -582,7 +592,7 @@ def test_make_images_writes_two_ext4_images(tmp_path, fixture_root, agent, pubke
     assert "root:x:0:0:root:/root:/bin/bash" in debugfs(rootfs, "cat /etc/passwd")
     assert debugfs(rootfs, "cat /etc/ssh/sshd_config") == (VOID / "sshd_config").read_text()
     assert "/dev/vdb" in debugfs(rootfs, "cat /etc/fstab")
-    assert ls_names(rootfs, "/usr/local/lib/banger") == {"repair-root"}
+    assert ls_names(rootfs, "/usr/local/lib/banger") == {"repair-root", "guest-setup"}
     assert not {n for n in ls_names(rootfs, "/etc/ssh") if n.startswith("ssh_host_")}
     st = debugfs(rootfs, "stat /usr/local/bin/banger-vsock-agent")
     assert re.search(r"User:\s+0\s+Group:\s+0", st) and "Mode:  0755" in st
@@ -627,53 +637,75 @@ def test_make_images_failure_leaves_old_images_and_no_temporaries(tmp_path, fixt
 
 def private_ns(script, env=None):
     """Run SCRIPT (sh) as root in private mount and UTS namespaces, so it
-    can mount over /run, /usr/local and /proc/cmdline without touching the
-    host."""
+    can mount over /run, /usr/local, /root and /proc/cmdline without
+    touching the host."""
     return run(["unshare", "-m", "-u", "--propagation", "private", "--",
                 "sh", "-euc", script], env=env)
+
+
+def hook_ns(tmp_path, repair_text, extra="", cmdline="console=ttyS0 banger.hostname=web7\n",
+            repair_path=None):
+    """Source the core-service hook with dash the way runit's stage 1 does,
+    with stand-ins at /usr/local/lib/banger; print what it left in /run."""
+    cmd = write(tmp_path / "cmdline", cmdline)
+    libdir = tmp_path / "lib"
+    if repair_path is None:
+        repair_path = write(libdir / "repair-root", repair_text, 0o755)
+    # guest-setup stand-in: records that it ran (and in which order)
+    write(libdir / "guest-setup",
+          '#!/bin/sh\necho "guest-setup $(cat /proc/cmdline)" >>/run/order\n', 0o755)
+    return private_ns(f"""
+        mount -t tmpfs tmpfs /run
+        mount -t tmpfs tmpfs /usr/local
+        mkdir -p /usr/local/lib/banger
+        cp {libdir}/guest-setup /usr/local/lib/banger/guest-setup
+        cp {repair_path} /usr/local/lib/banger/repair-root
+        mount --bind {cmd} /proc/cmdline
+        {extra}
+        dash -c '. {VOID}/core-services/50-banger.sh; echo "still here"'
+        echo "state=$(cat /run/banger/layout-state 2>/dev/null || echo none)"
+        echo "order=$(cat /run/order | tr '\\n' ';')"
+        echo "log=$(cat /run/banger/boot.log | tr '\\n' ';')"
+    """)
 
 
 @needs_root
 @pytest.mark.parametrize("word", ["ok", "repaired", "conflicts"])
 def test_core_service_hook_publishes_the_repair_word(tmp_path, word):
-    cmdline = write(tmp_path / "cmdline",
-                    "console=ttyS0 banger.hostname=web7 banger.agent_port=1024\n")
-    repair = write(tmp_path / "repair-root", f"#!/bin/sh\necho noise >&2\necho {word}\n", 0o755)
-    r = private_ns(f"""
-        mount -t tmpfs tmpfs /run
-        mount -t tmpfs tmpfs /usr/local
-        mkdir -p /usr/local/lib/banger
-        cp {repair} /usr/local/lib/banger/repair-root
-        mount --bind {cmdline} /proc/cmdline
-        dash -c '. {VOID}/core-services/50-banger.sh; echo "still here"'
-        echo "state=$(cat /run/banger/layout-state)"
-        echo "host=$(hostname)"
-        echo "log=$(cat /run/banger/repair-root.log)"
-    """)
+    r = hook_ns(tmp_path, f'#!/bin/sh\necho "repair $*" >>/run/order\n'
+                          f'echo noise >&2\necho {word}\n')
     assert r.returncode == 0, r.stderr
-    assert "still here" in r.stdout          # sourced: it must not exit stage 1
+    assert "still here" in r.stdout          # sourced: it must not end stage 1
     assert f"state={word}\n" in r.stdout
-    assert "host=web7\n" in r.stdout
-    assert "log=noise\n" in r.stdout
+    # guest-setup first (it reads the cmdline), then repair-root on /root
+    assert "order=guest-setup console=ttyS0 banger.hostname=web7;repair /root;\n" in r.stdout
+    assert "log=noise;\n" in r.stdout
 
 
 @needs_root
 def test_core_service_hook_leaves_no_state_when_repair_fails(tmp_path):
-    cmdline = write(tmp_path / "cmdline", "console=ttyS0\n")
-    repair = write(tmp_path / "repair-root", "#!/bin/sh\necho boom\nexit 3\n", 0o755)
-    r = private_ns(f"""
-        mount -t tmpfs tmpfs /run
-        mount -t tmpfs tmpfs /usr/local
-        mkdir -p /usr/local/lib/banger
-        cp {repair} /usr/local/lib/banger/repair-root
-        mount --bind {cmdline} /proc/cmdline
-        dash -c '. {VOID}/core-services/50-banger.sh'
-        test ! -e /run/banger/layout-state && echo "no state"
-        cat /run/banger/repair-root.log
-    """)
+    r = hook_ns(tmp_path, "#!/bin/sh\necho boom\nexit 3\n")
     assert r.returncode == 0, r.stderr
-    assert "repair step failed" in r.stdout
-    assert "no state" in r.stdout and "repair-root exited 3" in r.stdout
+    assert "work disk repair step failed" in r.stdout
+    assert "state=none\n" in r.stdout
+    assert "log=repair-root exited 3;\n" in r.stdout
+
+
+@needs_root
+def test_core_service_hook_with_the_real_repair_step(tmp_path):
+    """The hook and rootfs/files/repair-root together, on a nested layout in
+    a private tmpfs mounted over /root; a second boot finds nothing to do."""
+    real = REPO / "rootfs/files/repair-root"
+    if not real.exists():
+        pytest.skip("rootfs/files/repair-root is not in the tree yet")
+    first_boot = (f"mount -t tmpfs tmpfs /root; mkdir -p /root/root; "
+                  f"echo nested >/root/root/.bashrc; "
+                  f"dash -c '. {VOID}/core-services/50-banger.sh' >/dev/null; "
+                  'echo "first=$(cat /run/banger/layout-state) bashrc=$(cat /root/.bashrc)"')
+    r = hook_ns(tmp_path, "", repair_path=real, extra=first_boot)
+    assert r.returncode == 0, r.stderr
+    assert "first=repaired bashrc=nested\n" in r.stdout
+    assert "state=ok\n" in r.stdout          # the second boot: already repaired
 
 
 @needs_root
@@ -691,34 +723,6 @@ def test_agent_run_script_takes_the_port_from_the_cmdline(tmp_path, cmdline, por
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout == f"agent --listen vsock:{port}\n"
-
-
-@needs_root
-def test_core_service_hook_with_the_real_repair_step(tmp_path):
-    """The hook and rootfs/files/repair-root together, on a nested layout in
-    a private tmpfs mounted over /root."""
-    real = REPO / "rootfs/files/repair-root"
-    if not real.exists():
-        pytest.skip("rootfs/files/repair-root is not in the tree yet")
-    cmdline = write(tmp_path / "cmdline", "console=ttyS0\n")
-    r = private_ns(f"""
-        mount -t tmpfs tmpfs /run
-        mount -t tmpfs tmpfs /usr/local
-        mount -t tmpfs tmpfs /root
-        mkdir -p /usr/local/lib/banger /root/root
-        cp {real} /usr/local/lib/banger/repair-root
-        echo nested >/root/root/.bashrc
-        mount --bind {cmdline} /proc/cmdline
-        dash -c '. {VOID}/core-services/50-banger.sh'
-        echo "state=$(cat /run/banger/layout-state)"
-        echo "bashrc=$(cat /root/.bashrc)"
-        dash -c '. {VOID}/core-services/50-banger.sh'
-        echo "again=$(cat /run/banger/layout-state)"
-    """)
-    assert r.returncode == 0, r.stderr
-    assert "state=repaired\n" in r.stdout
-    assert "bashrc=nested\n" in r.stdout
-    assert "again=ok\n" in r.stdout
 
 
 FAKE_XBPS_INSTALL = r"""#!/bin/sh
@@ -748,7 +752,7 @@ cp -a "$FIXTURE_TREE/." "$root/"
 
 @needs_root
 @needs_ssh_keygen
-def test_full_build_with_a_stand_in_xbps(tmp_path, agent, pubkey, repair):
+def test_full_build_with_a_stand_in_xbps(tmp_path, agent, pubkey, gfiles):
     """main() end to end without network: a copy of rootfs/ whose
     versions.env pins a stand-in tarball (fake xbps-install and
     xbps-alternatives) served from a file:// mirror."""
@@ -766,8 +770,9 @@ def test_full_build_with_a_stand_in_xbps(tmp_path, agent, pubkey, repair):
     shutil.copy(SCRIPT, copy / SCRIPT.name)
     shutil.copytree(VOID, copy / "void")
     (copy / "files").mkdir()
-    real_repair = REPO / "rootfs/files/repair-root"
-    shutil.copy(real_repair if real_repair.exists() else repair, copy / "files/repair-root")
+    for name in ("repair-root", "guest-setup"):
+        real = REPO / "rootfs/files" / name
+        shutil.copy(real if real.exists() else gfiles / name, copy / "files" / name)
     env_file = copy / "void/versions.env"
     env_file.write_text(env_file.read_text().replace(PINS["XBPS_STATIC_SHA256"], sha))
 
