@@ -46,7 +46,7 @@ endif
 AGENT   = runtime/banger-vsock-agent
 
 
-.PHONY: run bench-create test-e2e test-images runtime-bundle rootfs rootfs-void verify-void
+.PHONY: run bench-create test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean
 
@@ -92,6 +92,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 test: build
 	$(MAKE) test-unit test-fake test-api test-images test-e2e
 	$(MAKE) test-san
+
+## verify: the smoke test on a real VM (./verify.sh) with the runtime
+##         bundle, against a bangerd of its own (state under build/verify)
+verify: build
+	$(MAKE) runtime-bundle
+	@mkdir -p build/verify
+	BANGER_SOCKET=$(CURDIR)/build/verify/api.sock \
+	BANGER_STATE_DIR=$(CURDIR)/build/verify/state ./verify.sh; \
+	rc=$$?; pkill -TERM -f "[b]angerd --socket $(CURDIR)/build/verify/api.sock" || true; \
+	exit $$rc
 
 ## test-images: guest images: the Debian image built (cached by its inputs)
 ##              and inspected, the /root repair step, kernel and initrd,
