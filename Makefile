@@ -170,13 +170,13 @@ rootfs-void: build
 	bash rootfs/make-rootfs-void.sh --out runtime --agent $(AGENT) \
 	    --pubkey runtime/id_ed25519.pub $(if $(VOID_MIRROR),--mirror $(VOID_MIRROR))
 
-## verify-void: register the Void image as void-exp and boot it once
+## verify-void: register the Void image as void-exp (never the default)
+##              and run the smoke test (verify.sh) against it
 verify-void: build
 	@test -f runtime/rootfs-void.ext4 || { echo "run make rootfs-void first" >&2; exit 1; }
 	./banger image register --name void-exp --rootfs $(CURDIR)/runtime/rootfs-void.ext4 \
 	    --work-seed $(CURDIR)/runtime/work-seed-void.ext4
-	DEMO_NAME=void-check DEMO_IMAGE=void-exp bash scripts/run-demo.sh
-	./banger vm delete --force void-check
+	./verify.sh --image void-exp
 
 $(BUILD)/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
