@@ -9,18 +9,24 @@
 # sparse) and DIR/work-seed.ext4 (label banger-work, 64 MiB: root's dotfiles
 # and tmux defaults), both filled with `mkfs.ext4 -d` (no loop mounts).
 # Needs root: mmdebstrap runs in root mode and the images keep root
-# ownership.  Steps:
-#   fetch      mise and opencode from npm (`npm pack`, pinned and
-#              sha256-checked in versions.env), tmux plugins by git
-#   bootstrap  mmdebstrap --variant=minbase of bookworm, bookworm-updates and
-#              bookworm-security with the base packages and the list in
-#              packages-debian.txt (or --packages FILE)
-#   customize  units, sshd drop-in, bundle key, agent, repair step, fstab...
-#   workseed, mkfs, check (e2fsck -fn), done
+# ownership.  Steps, with the progress line each prints:
+#   stage: fetch 2       mise and opencode from npm (`npm pack`, pinned and
+#                        sha256-checked in versions.env), tmux plugins by git
+#   stage: bootstrap 5   mmdebstrap --variant=minbase of bookworm,
+#                        bookworm-updates and bookworm-security with the base
+#                        packages and packages-debian.txt (or --packages FILE)
+#   stage: cache 45      (after a fresh bootstrap) store it in the cache
+#   stage: unpack 45     (cache hit instead) unpack the cached tree
+#   stage: customize 60  units, sshd drop-in, bundle key, agent, fstab...
+#   stage: tools 65      mise and opencode binaries into /usr/local/bin
+#   stage: workseed 75   the work seed image
+#   stage: mkfs 80       the rootfs image
+#   stage: check 95      e2fsck -fn of both
+#   stage: done 100      both renamed into place
 #
-# stdout carries only progress lines for bangerd, `stage: <name> <percent>`
-# (percent never decreases; the last line is `stage: done 100`); everything
-# else goes to stderr.  Outputs are written under temporary names in DIR and
+# stdout carries only those lines, for bangerd (`stage: <name> <percent>`,
+# percent never decreasing, `stage: done 100` last and only on success);
+# everything else goes to stderr.  Outputs are written under temporary names in DIR and
 # renamed at the end; on failure (or SIGINT/SIGTERM/SIGHUP: signal the
 # process group, the cleanup runs once the current child exits) everything
 # this run made is removed and the exit status is non-zero.
@@ -357,7 +363,7 @@ fetch_plugin() {
 	command -v git >/dev/null || { log "git not found"; return 1; }
 	d=$work/git-$name
 	log "git clone $url ($name at $commit)"
-	if ! GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/true timeout 300 \
+	if ! GIT_TERMINAL_PROMPT=0 GIT_ASKPASS=/bin/true timeout 120 \
 		git clone --quiet --no-checkout -- "$url" "$d" >&2; then
 		log "cannot clone $url"
 		return 1
@@ -502,6 +508,8 @@ inst 0644 "$files/fstab" /etc/fstab
 inst 0644 "$files/hosts" /etc/hosts
 inst 0644 "$files/tmux.conf" /etc/tmux.conf
 cat -- "$files/bash.bashrc.banger" >>"$tree/etc/bash.bashrc"
+# No locales package: glibc's built-in C.UTF-8 keeps tmux and TUIs in UTF-8.
+printf 'LANG=C.UTF-8\n' >"$tree/etc/default/locale"
 root_shell=$(awk -F: '$1 == "root" {print $7}' "$tree/etc/passwd")
 if [[ $root_shell != /bin/bash ]]; then
 	usermod --root "$tree" --shell /bin/bash root

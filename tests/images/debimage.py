@@ -32,7 +32,8 @@ TEST_PUBKEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL/5HY9x6I+FTTT3zQZ/5zF5LnT"
 
 IMAGE_CACHE = os.environ.get("BANGER_TEST_IMAGE_CACHE", "/var/cache/banger/test-image")
 ROOTFS_CACHE = os.environ.get("BANGER_ROOTFS_CACHE", "/var/cache/banger/rootfs")
-KEEP_IMAGES = 4
+# Kept image dirs (the default image and the slim no-plugins variant).
+KEEP_IMAGES = 2
 STAGE_RE = re.compile(r"^stage: ([a-z][a-z-]*) (\d{1,3})$")
 
 
@@ -155,14 +156,35 @@ class BuiltImage:
         with open(os.path.join(path, "build.log")) as f:
             self.log = f.read()
 
+    def kept(self, path):
+        """A file kept from a slim build (keep=...), or None."""
+        p = os.path.join(self.dir, "files", path.strip("/").replace("/", "_"))
+        if not os.path.exists(p):
+            return None
+        with open(p, "rb") as f:
+            return f.read()
 
-def build_image(name, extra_args=(), env_extra=None):
-    """Build (or reuse) one image variant; returns a BuiltImage or skips."""
+    def kept_listing(self, path):
+        """A kept directory's entries, or None if it did not exist."""
+        p = os.path.join(self.dir, "files", path.strip("/").replace("/", "_") + ".ls")
+        if not os.path.exists(p):
+            return None
+        with open(p) as f:
+            return f.read().split()
+
+
+def build_image(name, extra_args=(), env_extra=None, keep=None, key_env=None):
+    """Build (or reuse) one image variant; returns a BuiltImage or skips.
+    With keep=[paths], only those files of the rootfs are kept (in
+    <dir>/files/, flattened names) and the images themselves are dropped.
+    key_env stands in for env_extra in the cache key (e.g. commit ids
+    instead of per-session fixture paths)."""
     why = build_prerequisites()
     if why:
         pytest.skip(why)
     env_extra = dict(env_extra or {})
-    key = dict(env_extra, args=" ".join(extra_args), variant=name,
+    key = dict(env_extra if key_env is None else key_env,
+               args=" ".join(extra_args), variant=name,
                mirror=os.environ.get("BANGER_DEBIAN_MIRROR", ""))
     target = os.path.join(IMAGE_CACHE, "%s-%s" % (name, input_hash(key)))
     if os.path.isfile(os.path.join(target, "stages.txt")):
@@ -186,6 +208,21 @@ def build_image(name, extra_args=(), env_extra=None):
             pytest.fail("make-rootfs.sh failed (exit %d):\n%s" % (r.returncode, r.stderr[-6000:]))
         with open(os.path.join(work, "build.log"), "w") as f:
             f.write(r.stderr)
+        if keep is not None:
+            files = os.path.join(work, "files")
+            os.mkdir(files)
+            fs = Ext4(os.path.join(work, "rootfs-docker.ext4"))
+            for path in keep:
+                name = os.path.join(files, path.strip("/").replace("/", "_"))
+                st = fs.stat(path)
+                if st is not None and st["type"] == "directory":
+                    with open(name + ".ls", "w") as f:
+                        f.write("".join(n + "\n" for n in sorted(fs.ls(path))))
+                elif st is not None:
+                    with open(name, "wb") as f:
+                        f.write(fs.read(path))
+            os.unlink(os.path.join(work, "rootfs-docker.ext4"))
+            os.unlink(os.path.join(work, "work-seed.ext4"))
         with open(os.path.join(work, "stages.txt"), "w") as f:
             f.write(r.stdout)
         if os.path.isdir(target):

@@ -38,7 +38,9 @@ def debian_image(plugin_repos):
         "BANGER_TMUX_RESURRECT_URL": res_repo, "BANGER_TMUX_RESURRECT_COMMIT": res_commit,
         "BANGER_TMUX_CONTINUUM_URL": con_repo, "BANGER_TMUX_CONTINUUM_COMMIT": con_commit,
     }
-    img = build_image("default", ["--tmux-plugins", "required"], env)
+    # Keyed by the fixture commits (stable), not the per-session repo paths.
+    img = build_image("default", ["--tmux-plugins", "required"], env,
+                      key_env={"resurrect": res_commit, "continuum": con_commit})
     img.plugin_commits = (res_commit, con_commit)
     return img
 
@@ -48,7 +50,9 @@ def image_without_plugins(debian_image):
     """--tmux-plugins auto with an unreachable plugin repository."""
     env = {"BANGER_TMUX_RESURRECT_URL": "/nonexistent/tmux-resurrect.git",
            "BANGER_TMUX_CONTINUUM_URL": "/nonexistent/tmux-continuum.git"}
-    return build_image("noplugins", ["--tmux-plugins", "auto"], env)
+    return build_image("noplugins", ["--tmux-plugins", "auto"], env,
+                       keep=["/etc/banger/image-info", "/etc/tmux.conf",
+                             "/usr/share/banger/tmux-plugins"])
 
 
 @pytest.fixture(scope="session")
@@ -179,6 +183,10 @@ def test_root_shell_is_bash_and_sh_is_dash(rootfs):
     assert st["type"] == "symlink" and st["link"] == "dash"
     assert rootfs.stat("/usr/bin/dash")["type"] == "regular"
     assert rootfs.stat("/usr/bin/bash")["type"] == "regular"
+
+
+def test_utf8_locale(rootfs):
+    assert rootfs.text("/etc/default/locale") == "LANG=C.UTF-8\n"
 
 
 def test_per_vm_identity(rootfs):
@@ -359,15 +367,17 @@ def test_work_seed_owned_by_root(seed):
 # ----------------------------------------------------------- plugin modes
 
 def test_auto_mode_builds_without_unreachable_plugins(image_without_plugins):
-    fs = Ext4(image_without_plugins.rootfs)
-    info = fs.text("/etc/banger/image-info")
+    img = image_without_plugins
+    info = img.kept("/etc/banger/image-info").decode()
     assert "tmux_plugins=unavailable" in info.splitlines()
-    assert fs.ls("/usr/share/banger/tmux-plugins") == {}
-    assert "WARNING" in image_without_plugins.log
-    assert "building WITHOUT them" in image_without_plugins.log
+    assert img.kept_listing("/usr/share/banger/tmux-plugins") is None
+    assert img.kept("/usr/share/banger/tmux-plugins") is None
+    assert "WARNING" in img.log
+    assert "building WITHOUT them" in img.log
+    assert img.stages.splitlines()[-1] == "stage: done 100"
     # tmux.conf only loads what is there.
-    assert "if-shell 'test -f /usr/share/banger/tmux-plugins/tmux-resurrect/resurrect.tmux'" \
-        in fs.text("/etc/tmux.conf")
+    assert b"if-shell 'test -f /usr/share/banger/tmux-plugins/tmux-resurrect/resurrect.tmux'" \
+        in img.kept("/etc/tmux.conf")
 
 
 # --------------------------------------------------------- failure cleanup
