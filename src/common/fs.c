@@ -148,18 +148,3 @@ fs_check_regular(const char *what, const char *path, struct bn_err *err)
 	}
 	return 0;
 }
-
-int
-fs_usage(const char *path, uint64_t *ret_alloc, uint64_t *ret_size,
-    struct bn_err *err)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0)
-		return bn_fail(err, BN_ESYS, errno, "stat %s", path);
-	if (ret_alloc)
-		*ret_alloc = (uint64_t)st.st_blocks * 512;
-	if (ret_size)
-		*ret_size = (uint64_t)st.st_size;
-	return 0;
-}

@@ -20,8 +20,4 @@ int fs_remove_tree(const char *path, struct bn_err *err);
 /* Check that path is a regular file we can read; BN_EPATH otherwise. */
 int fs_check_regular(const char *what, const char *path, struct bn_err *err);
 
-/* Bytes allocated on disk (st_blocks * 512) and apparent size. */
-int fs_usage(const char *path, uint64_t *ret_alloc, uint64_t *ret_size,
-    struct bn_err *err);
-
 #endif

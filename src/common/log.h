@@ -6,10 +6,8 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 void log_init(const char *progname, enum log_level level);
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 /* Parse "error|warn|info|debug"; returns -1 when unknown. */
 int log_level_parse(const char *s, enum log_level *ret);
-const char *log_level_name(enum log_level level);
 
 /* log_warn appends ": strerror(errno)"; log_warnx does not. */
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -223,44 +223,6 @@ file_read_all(const char *path, size_t max, char **ret, size_t *ret_len,
 }
 
 int
-file_write_atomic(const char *path, const char *data, size_t len, int mode,
-    struct bn_err *err)
-{
-	char tmp[PATH_MAX];
-	int fd;
-
-	if (path_join(tmp, sizeof(tmp), err, "%s.tmp.%d", path, (int)getpid()) < 0)
-		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd < 0)
-		return bn_fail(err, BN_ESYS, errno, "create %s", tmp);
-	while (len > 0) {
-		ssize_t w = write(fd, data, len);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			bn_fail(err, BN_ESYS, errno, "write %s", tmp);
-			close(fd);
-			unlink(tmp);
-			return -1;
-		}
-		data += w;
-		len -= (size_t)w;
-	}
-	if (fsync(fd) < 0 || close(fd) < 0) {
-		bn_fail(err, BN_ESYS, errno, "fsync %s", tmp);
-		unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, path) < 0) {
-		bn_fail(err, BN_ESYS, errno, "rename %s", path);
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
-}
-
-int
 mkdir_p(const char *path, int mode, struct bn_err *err)
 {
 	char buf[PATH_MAX];

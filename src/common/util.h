@@ -54,9 +54,6 @@ int path_join(char *out, size_t outsz, struct bn_err *err, const char *fmt, ...)
 /* Read a whole small file (at most max bytes) into a NUL-terminated buffer. */
 int file_read_all(const char *path, size_t max, char **ret, size_t *ret_len,
     struct bn_err *err);
-/* Write a file atomically (tmp + fsync + rename). */
-int file_write_atomic(const char *path, const char *data, size_t len, int mode,
-    struct bn_err *err);
 
 int mkdir_p(const char *path, int mode, struct bn_err *err);
 

@@ -849,18 +849,6 @@ out:
 }
 
 int
-store_op_max_seq(struct store *s, uint64_t *ret, struct bn_err *err)
-{
-	int v;
-
-	if (query_int(s, "SELECT coalesce(max(seq), 0) FROM operations", NULL, &v,
-	    err) < 0)
-		return -1;
-	*ret = (uint64_t)v;
-	return 0;
-}
-
-int
 store_op_prune(struct store *s, int keep, struct bn_err *err)
 {
 	sqlite3_stmt *st;

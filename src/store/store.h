@@ -115,8 +115,6 @@ void op_row_clear(struct op_row *op);
 /* Mark operations that were pending or running as failed (daemon restart). */
 int store_op_fail_unfinished(struct store *s, const char *error_json,
     int *ret_n, struct bn_err *err);
-/* Highest numeric suffix used by an operation id (to continue numbering). */
-int store_op_max_seq(struct store *s, uint64_t *ret, struct bn_err *err);
 /* Keep at most keep finished operations. */
 int store_op_prune(struct store *s, int keep, struct bn_err *err);
 
