@@ -115,10 +115,18 @@ def test_filesystems(debian_image, rootfs, seed):
 
 
 def test_size_budget(debian_image):
-    """Allocated size under 600 MiB with the baseline (see packages-debian.txt)."""
+    """Allocated size stays under 850 MiB with the baseline, build-essential
+    included (about 805 MiB; packages-debian.txt says why it is not 600)."""
     allocated = os.stat(debian_image.rootfs).st_blocks * 512
-    assert allocated < 600 * 1024 * 1024, "rootfs allocates %d MiB" % (allocated >> 20)
+    assert allocated < 850 * 1024 * 1024, "rootfs allocates %d MiB" % (allocated >> 20)
     assert os.stat(debian_image.seed).st_blocks * 512 < 16 * 1024 * 1024
+
+
+def test_c_toolchain_installed(rootfs):
+    """build-essential is part of the baseline: cc, make and libc headers."""
+    for path in ("/usr/bin/gcc", "/usr/bin/g++", "/usr/bin/make",
+                 "/usr/include/stdio.h"):
+        assert rootfs.stat(path) is not None, path
 
 
 # ------------------------------------------------------------------------- SSH

@@ -161,7 +161,7 @@ def test_package_list_is_valid():
                 assert re.fullmatch(r"[a-z0-9][a-z0-9+.-]+", line), line
                 names.append(line)
     assert len(names) == len(set(names))
-    for needed in ("git", "curl", "tmux", "jq"):
+    for needed in ("git", "curl", "build-essential", "tmux", "jq"):
         assert needed in names
 
 
