@@ -2,13 +2,20 @@
 # verify.sh - smoke test of a real VM through banger (needs root, the
 # runtime bundle and a VMM: see `banger doctor`).
 #
-#   ./verify.sh [--image NAME] [--keep]
+#   ./verify.sh [--nat] [--image NAME] [--keep]
 #
 # doctor; create a VM; SSH in with the bundle key; health; write a file
 # under /root; stop; start; the file is still there; plant a stale nested
 # /root/root layout, restart, and check it was repaired (health reports
 # "repaired"); delete; and check nothing is left: no VMM or vsock helper
 # process, no TAP (tap-pool-* aside), no nft rules, no VM directory.
+#
+# --nat: the VM is created with NAT, and a network namespace standing in
+# for the outside world (a veth pair on 198.51.100.0/30, a TCP listener
+# that answers with the address it sees) checks that the guest reaches it
+# masqueraded to the host's address, that it cannot once NAT is switched
+# off, and that the VM's rules are gone while it is stopped.  Assumes
+# bangerd masquerades on every interface but the bridge (no "wan_if").
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")" && pwd)
@@ -17,13 +24,16 @@ banger=./banger
 key=runtime/id_ed25519
 image=default
 keep=0
+nat=0
 name=verify-$$
+state_dir=${BANGER_STATE_DIR:-/var/lib/banger}
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--image) image=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	--nat) nat=1; shift ;;
+	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
 	*) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -38,10 +48,58 @@ check() { # check DESCRIPTION COMMAND...
 	if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
 }
 
+# The outside world for --nat: a namespace behind a veth pair.
+out_ns=banger-verify-$$
+out_host=198.51.100.1
+out_addr=198.51.100.2
+out_port=8089
+listener_pid=
+# Answers every connection with the peer address it sees, then closes.
+listener_py='import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(8)
+while True:
+    c, peer = s.accept()
+    c.sendall((peer[0] + "\n").encode())
+    c.close()'
+
+outside_up() {
+	local py=/usr/bin/python3
+	[ -x "$py" ] || py=python3
+	ip netns add "$out_ns" &&
+	ip link add "bvo$$" type veth peer name "bvi$$" &&
+	ip link set "bvi$$" netns "$out_ns" &&
+	ip addr add "$out_host/30" dev "bvo$$" &&
+	ip link set "bvo$$" up &&
+	ip -n "$out_ns" addr add "$out_addr/30" dev "bvi$$" &&
+	ip -n "$out_ns" link set "bvi$$" up &&
+	ip -n "$out_ns" link set lo up || return 1
+	ip netns exec "$out_ns" "$py" -c "$listener_py" "$out_addr" "$out_port" &
+	listener_pid=$!
+	for _ in $(seq 1 50); do
+		ip netns exec "$out_ns" ss -Hltn "sport = :$out_port" | grep -q . && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+outside_down() {
+	if [ -n "$listener_pid" ]; then
+		kill "$listener_pid" 2>/dev/null || true
+		wait "$listener_pid" 2>/dev/null || true
+		listener_pid=
+	fi
+	ip link del "bvo$$" 2>/dev/null || true
+	ip netns del "$out_ns" 2>/dev/null || true
+}
+
 cleanup() {
 	if [ "$keep" = 0 ] && "$banger" vm show "$name" >/dev/null 2>&1; then
 		"$banger" -q vm delete --force "$name" >/dev/null 2>&1 || true
 	fi
+	[ "$nat" = 0 ] || outside_down
 }
 trap cleanup EXIT
 
@@ -64,6 +122,17 @@ remote_is() {
 	[ "$(vm_ssh "$2")" = "$1" ]
 }
 
+# The address the outside listener saw the guest connect from (bash's
+# /dev/tcp: every image has bash, not every image has curl).
+outside_sees() {
+	# shellcheck disable=SC2016 # expands in the guest
+	vm_ssh "timeout 5 bash -c 'exec 3<>/dev/tcp/$out_addr/$out_port && head -n1 <&3'"
+}
+reaches_outside() { [ "$(outside_sees)" = "$out_host" ]; }
+cannot_reach_outside() { ! outside_sees; }
+in_nat_set() { nft list table inet banger 2>/dev/null | grep -q "$ip "; }
+not_in_nat_set() { ! in_nat_set; }
+
 # health_is JQ-FILTER: the health body satisfies the filter.
 health_is() {
 	"$banger" --json vm health "$name" | jq -e "$1"
@@ -75,7 +144,16 @@ if [ ! -x "$banger" ] || [ ! -r "$key" ]; then
 fi
 
 check "doctor has no failing check" "$banger" doctor
-if ! "$banger" -q vm create --name "$name" --image "$image" --vcpus 2 --memory 1024; then
+create_flags=()
+if [ "$nat" = 1 ]; then
+	create_flags=(--nat)
+	if ! outside_up; then
+		bad "set up the outside-world namespace $out_ns"
+		exit 1
+	fi
+	ok "outside world at $out_addr:$out_port (namespace $out_ns)"
+fi
+if ! "$banger" -q vm create --name "$name" --image "$image" --vcpus 2 --memory 1024 "${create_flags[@]}"; then
 	bad "create $name from $image"
 	exit 1
 fi
@@ -87,9 +165,20 @@ check "root's shell is bash" remote_is /bin/bash 'echo $SHELL'
 check "health is ok" health_is '.status == "ok"'
 token=$(date +%s%N)
 check "write a file under /root" vm_ssh "echo $token > /root/verify-token && sync"
+if [ "$nat" = 1 ]; then
+	check "NAT: the VM's address is in the nft set" in_nat_set
+	check "NAT: the guest reaches the outside world as $out_host" reaches_outside
+	check "NAT: switch it off" "$banger" -q vm set --no-nat "$name"
+	check "NAT: off, the VM's rules are gone" not_in_nat_set
+	check "NAT: off, the outside world is unreachable" cannot_reach_outside
+	check "NAT: switch it on again" "$banger" -q vm set --nat "$name"
+	check "NAT: on again, the guest reaches the outside world" reaches_outside
+fi
 check "stop" "$banger" -q vm stop "$name"
+[ "$nat" = 0 ] || check "NAT: stopped, the VM's rules are gone" not_in_nat_set
 check "start" "$banger" -q vm start "$name"
 check "ssh after start" wait_ssh
+[ "$nat" = 0 ] || check "NAT: started, the guest reaches the outside world" reaches_outside
 check "the file under /root survived" remote_is "$token" 'cat /root/verify-token'
 # A stale copy looks like a home directory (the repair step leaves a
 # project that merely is called "root" alone): give it a shell history.
@@ -106,6 +195,6 @@ no_process() { # no process mentions the VM's directory ([v] keeps pgrep off its
 check "no VMM process left" no_process
 check "no TAP left" sh -c "! ip -o link show | grep -q 'bt-${id:0:12}'"
 check "no nft rules left for it" sh -c "! nft list table inet banger 2>/dev/null | grep -q \"$ip \""
-check "no VM directory left" sh -c "! ls -d /var/lib/banger/vms/$id 2>/dev/null"
+check "no VM directory left" test ! -e "$state_dir/vms/$id"
 echo "# $pass passed, $fail failed"
 [ "$fail" = 0 ]
