@@ -45,8 +45,14 @@ FAKE_FC = tests/fakes/firecracker
 endif
 AGENT   = runtime/banger-vsock-agent
 
+# The TypeScript client and the one command that generates its types.
+SDK_TS     = clients/typescript
+SDK_TS_GEN = npx --no-install openapi-typescript ../../openapi.yaml \
+             --default-non-nullable false --output
+
 
 .PHONY: run bench-create test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
+.PHONY: sdk check-sdk test-sdk sdk-deps
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean
 
@@ -87,10 +93,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
-## test: everything CI runs: unit, test double, API and CLI suites, a real
-##       boot through the QEMU driver, then unit and API under ASan+UBSan
+## test: everything CI runs: unit, test double, API, CLI and TypeScript
+##       client suites, a real boot through the QEMU driver, then unit and
+##       API under ASan+UBSan
 test: build
-	$(MAKE) test-unit test-fake test-api test-images test-e2e
+	$(MAKE) test-unit test-fake test-api test-sdk test-images test-e2e
 	$(MAKE) test-san
 
 ## verify: the smoke test on a real VM (./verify.sh) with the runtime
@@ -128,12 +135,40 @@ test-api: $(BANGERD) $(BANGER) $(FAKE_FC) $(AGENT)
 	BANGERD=$(BANGERD) BANGER=$(BANGER) BANGER_FAKE_FC=$(FAKE_FC) \
 	    $(PYTHON) -m pytest -q tests/api tests/cli
 
+## test-sdk: the TypeScript client (clients/typescript): compiled with tsc,
+##           its node --test suite run against a live bangerd
+test-sdk: $(BANGERD) $(FAKE_FC) $(AGENT) sdk-deps
+	BANGERD=$(BANGERD) BANGER_FAKE_FC=$(FAKE_FC) $(PYTHON) -m pytest -q tests/clients
+
+## sdk: regenerate clients/typescript/src/schema.ts from openapi.yaml
+##      (openapi-typescript); commit the result
+sdk: sdk-deps
+	cd $(SDK_TS) && $(SDK_TS_GEN) src/schema.ts
+
+## check-sdk: fail when clients/typescript/src/schema.ts is not what
+##            `make sdk` generates from openapi.yaml
+check-sdk: sdk-deps
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	(cd $(SDK_TS) && $(SDK_TS_GEN) "$$tmp/schema.ts" >/dev/null) && \
+	if ! cmp -s "$$tmp/schema.ts" $(SDK_TS)/src/schema.ts; then \
+	    diff -u $(SDK_TS)/src/schema.ts "$$tmp/schema.ts" | head -n 40; \
+	    echo "check-sdk: $(SDK_TS)/src/schema.ts is stale (it does not match openapi.yaml);" \
+	        "run 'make sdk' and commit the result" >&2; \
+	    exit 1; \
+	fi; \
+	echo "check-sdk: $(SDK_TS)/src/schema.ts matches openapi.yaml"
+
+sdk-deps:
+	@test -x $(SDK_TS)/node_modules/.bin/openapi-typescript || \
+	    { echo "$(SDK_TS)/node_modules is missing: run 'make deps' (or 'npm ci' in $(SDK_TS))" >&2; exit 1; }
+
 ## test-san: unit and API suites with AddressSanitizer and UBSan
 test-san:
 	$(MAKE) SAN=1 build test-unit test-api
 
-## lint: openapi.yaml (Redocly), shell scripts (shellcheck)
-lint: lint-openapi lint-shell
+## lint: openapi.yaml (Redocly), shell scripts (shellcheck), the generated
+##       TypeScript client is up to date (check-sdk)
+lint: lint-openapi lint-shell check-sdk
 
 ## lint-openapi: redocly lint openapi.yaml (after npm ci)
 lint-openapi:
@@ -207,6 +242,6 @@ help:
 
 ## clean: remove build output (keeps the runtime bundle)
 clean:
-	rm -rf build bangerd banger $(AGENT) tests/fakes/firecracker
+	rm -rf build bangerd banger $(AGENT) tests/fakes/firecracker $(SDK_TS)/dist
 
 -include $(shell find $(BUILD) -type f -name '*.d' 2>/dev/null)

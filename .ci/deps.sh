@@ -35,8 +35,23 @@ if [ -n "$missing" ]; then
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
 fi
 
+# Debian 12's nodejs is 18.x; the TypeScript client (undici 6) needs 18.17+.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+	process.exit(a > 18 || (a === 18 && b >= 17) ? 0 : 1)'; then
+	echo "deps: Node.js 18.17 or newer is needed, found $(node --version 2>/dev/null || echo none)" >&2
+	exit 1
+fi
+
 # Redocly CLI (pinned in package.json) for `make lint`.
 here=$(cd "$(dirname "$0")/.." && pwd)
 if [ ! -x "$here/node_modules/.bin/redocly" ]; then
 	(cd "$here" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The TypeScript client's generator, compiler and runtime dependencies
+# (pinned in clients/typescript/package-lock.json) for `make check-sdk` and
+# `make test-sdk`; reinstalled when what is there does not match the lock.
+sdk="$here/clients/typescript"
+if ! (cd "$sdk" && npm ls --all >/dev/null 2>&1); then
+	(cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error)
 fi

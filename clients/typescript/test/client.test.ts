@@ -1,0 +1,164 @@
+// The generated client against a live bangerd. BANGER_SOCKET names the
+// daemon's socket (tests/clients/test_typescript.py starts one with the
+// Firecracker test double and runs this file with `node --test`).
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, describe, test } from "node:test";
+
+import {
+  createBangerClient,
+  defaultSocketPath,
+  type BangerClient,
+  type Schemas,
+} from "../src/index.js";
+
+describe("defaultSocketPath", () => {
+  test("BANGER_SOCKET wins, even as root", () => {
+    const env = { BANGER_SOCKET: "/tmp/x.sock", XDG_RUNTIME_DIR: "/run/user/7" };
+    assert.equal(defaultSocketPath({ env, euid: 0, uid: 0 }), "/tmp/x.sock");
+    assert.equal(defaultSocketPath({ env, euid: 7, uid: 7 }), "/tmp/x.sock");
+  });
+
+  test("root uses /run/banger", () => {
+    const env = { BANGER_SOCKET: "", XDG_RUNTIME_DIR: "/run/user/0" };
+    assert.equal(defaultSocketPath({ env, euid: 0, uid: 0 }), "/run/banger/bangerd.sock");
+  });
+
+  test("a user uses XDG_RUNTIME_DIR, else /run/user/<uid>", () => {
+    assert.equal(
+      defaultSocketPath({ env: { XDG_RUNTIME_DIR: "/run/user/1000" }, euid: 1000, uid: 1000 }),
+      "/run/user/1000/banger/bangerd.sock",
+    );
+    assert.equal(
+      defaultSocketPath({ env: {}, euid: 1000, uid: 1000 }),
+      "/run/user/1000/banger/bangerd.sock",
+    );
+    assert.equal(
+      defaultSocketPath({ env: { XDG_RUNTIME_DIR: "/xdg" }, euid: 1001, uid: 1001 }),
+      "/xdg/banger/bangerd.sock",
+    );
+  });
+});
+
+describe("createBangerClient against a socket nobody serves", () => {
+  test("a request rejects instead of hanging", async () => {
+    const client = createBangerClient({ socketPath: "/nonexistent/banger.sock" });
+    try {
+      await assert.rejects(client.GET("/v1/healthz"));
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+const socketPath = process.env.BANGER_SOCKET;
+
+describe("VM lifecycle through bangerd", { skip: socketPath ? false : "BANGER_SOCKET is not set" }, () => {
+  let banger: BangerClient;
+  const name = "ts-" + randomBytes(4).toString("hex");
+  const spec = { vcpus: 1, memory_mib: 256, disk_gib: 1, nat: false };
+
+  const findVM = async (): Promise<Schemas["VM"] | undefined> => {
+    const { data, error, response } = await banger.GET("/v1/vms");
+    assert.equal(response.status, 200);
+    assert.equal(error, undefined);
+    assert.ok(data);
+    return data.vms.find((vm) => vm.name === name);
+  };
+
+  before(() => {
+    banger = createBangerClient();
+    assert.equal(banger.socketPath, socketPath);
+  });
+
+  after(async () => {
+    await banger.close();
+  });
+
+  test("GET /v1 describes API version 1", async () => {
+    const { data, response } = await banger.GET("/v1");
+    assert.equal(response.status, 200);
+    assert.equal(data?.api_version, "1");
+    assert.ok(data?.extensions.includes("operations"), JSON.stringify(data));
+  });
+
+  test("create answers 202 with an operation, which finishes with the VM", async () => {
+    assert.equal(await findVM(), undefined, "VM exists before create");
+
+    const created = await banger.POST("/v1/vms", { body: { name, ...spec } });
+    assert.equal(created.response.status, 202);
+    assert.equal(created.error, undefined);
+    const op = created.data;
+    assert.ok(op);
+    assert.match(op.id, /^op-[0-9a-f]{16}$/);
+    assert.equal(op.kind, "vm.create");
+    assert.equal(op.target, name);
+    assert.ok(op.state === "pending" || op.state === "running", op.state);
+    assert.equal(created.response.headers.get("location"), `/v1/operations/${op.id}`);
+
+    const waited = await banger.GET("/v1/operations/{id}", {
+      params: { path: { id: op.id }, query: { wait: 60 } },
+    });
+    assert.equal(waited.response.status, 200);
+    const done = waited.data;
+    assert.ok(done);
+    assert.equal(done.state, "succeeded", JSON.stringify(done.error));
+    assert.equal(done.error, null);
+    assert.notEqual(done.finished_at, null);
+    const vm = done.result as Schemas["VM"];
+    assert.equal(vm.name, name);
+    assert.equal(vm.status.state, "running");
+  });
+
+  test("list contains the VM with the requested spec", async () => {
+    const vm = await findVM();
+    assert.ok(vm, `${name} missing from GET /v1/vms`);
+    assert.deepEqual(vm.spec, { image: "default", ...spec });
+    assert.equal(vm.status.state, "running");
+    assert.equal(vm.status.vmm, "firecracker");
+  });
+
+  test("creating the same name again is 409 vm_exists", async () => {
+    const again = await banger.POST("/v1/vms", { body: { name } });
+    assert.equal(again.response.status, 409);
+    assert.equal(again.data, undefined);
+    assert.equal(again.error?.code, "vm_exists");
+    assert.equal(again.error?.status, 409);
+  });
+
+  test("delete with force and wait removes the VM", async () => {
+    const deleted = await banger.DELETE("/v1/vms/{name}", {
+      params: { path: { name }, query: { force: true, wait: 60 } },
+    });
+    assert.equal(deleted.response.status, 200);
+    const op = deleted.data;
+    assert.ok(op);
+    assert.equal(op.kind, "vm.delete");
+    assert.equal(op.state, "succeeded", JSON.stringify(op.error));
+    assert.equal(op.result, null);
+
+    assert.equal(await findVM(), undefined, `${name} still listed after delete`);
+  });
+
+  test("a VM that does not exist is 404 vm_not_found with the Error body", async () => {
+    const { data, error, response } = await banger.GET("/v1/vms/{name}", {
+      params: { path: { name } },
+    });
+    assert.equal(response.status, 404);
+    assert.equal(data, undefined);
+    assert.ok(error);
+    assert.equal(error.code, "vm_not_found");
+    assert.equal(error.status, 404);
+    assert.match(error.message, new RegExp(name));
+    assert.equal(typeof error.hint, "string");
+    assert.deepEqual(typeof error.details, "object");
+  });
+
+  test("an invalid body is 400 with a stable code", async () => {
+    const { error, response } = await banger.POST("/v1/vms", {
+      body: { name: "Not_A_Label" },
+    });
+    assert.equal(response.status, 400);
+    assert.equal(error?.code, "invalid_name");
+  });
+});
