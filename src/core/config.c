@@ -44,6 +44,7 @@ static const struct cfg_entry config_table[] = {
 	{ "bridge", NULL, CFG_STR, CSTR(bridge), 0, 0, NULL },
 	{ "bridge_cidr", NULL, CFG_STR, CSTR(bridge_cidr), 0, 0, NULL },
 	{ "tap_pool_size", NULL, CFG_INT, CINT(tap_pool_size), 0, 64, NULL },
+	{ "rootfs_spares", NULL, CFG_INT, CINT(rootfs_spares), 0, 8, NULL },
 	{ "dns_port", NULL, CFG_INT, CINT(dns_port), 0, 65535, NULL },
 };
 
@@ -122,6 +123,7 @@ config_defaults(struct config *cfg)
 	snprintf(cfg->bridge, sizeof(cfg->bridge), "banger0");
 	snprintf(cfg->bridge_cidr, sizeof(cfg->bridge_cidr), "172.30.0.1/24");
 	cfg->tap_pool_size = 4;
+	cfg->rootfs_spares = 1;
 	cfg->dns_port = 53;
 }
 

@@ -40,6 +40,7 @@ struct config {
 	char bridge[16];
 	char bridge_cidr[20];      /* bridge address/prefix, e.g. 172.30.0.1/24 */
 	int tap_pool_size;
+	int rootfs_spares;         /* ready rootfs copies per recent image */
 	int dns_port;              /* 0: no .vm DNS responder */
 	struct legacy_keys legacy;
 };

@@ -53,6 +53,7 @@ core_open(const struct config *cfg, const struct bundle *bundle,
 	}
 	core_reconcile(c);
 	core_net_start(c);
+	spares_start(c);
 	if (pthread_create(&c->monitor, NULL, core_monitor_main, c) != 0) {
 		store_close(c->store);
 		free(c);
@@ -81,6 +82,7 @@ core_close(struct core *c)
 		return;
 	core_quiesce(c);
 	pthread_join(c->monitor, NULL);
+	spares_stop(c);
 	core_net_stop(c);
 	/* Let operations reach their end; VMM processes are detached and keep
 	 * running either way, and an interrupted operation is marked failed on

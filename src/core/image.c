@@ -140,6 +140,7 @@ core_image_delete(struct core *c, const char *name, struct bn_err *err)
 	 * them.  Managed (built) images live in our state dir. */
 	if (store_image_delete(c->store, name, err) < 0)
 		return -1;
+	spares_forget(c, img.rootfs);
 	if (img.managed) {
 		char dir[PATH_MAX];
 		/* Built images own their directory under the state dir. */

@@ -9,6 +9,7 @@
 #include "vmm/vmm.h"
 
 #define EVENT_RING 1024
+#define SPARE_WANTED_MAX 4
 
 struct vm_lock {
 	char name[VM_NAME_MAX];
@@ -64,6 +65,15 @@ struct core {
 	pthread_t pool_thread;
 	struct dns_server *dns;
 	int64_t host_mem_mib;
+
+	/* spare rootfs copies (core/spares.c) */
+	pthread_mutex_t spare_mu;
+	pthread_cond_t spare_cond;
+	pthread_t spare_thread;
+	bool spare_started;
+	bool spare_dirty;
+	int spare_nwanted;
+	char spare_wanted[SPARE_WANTED_MAX][PATH_MAX];  /* most recent first */
 };
 
 /* Per-VM serialization: actions on one VM run one at a time. */
@@ -116,6 +126,14 @@ int core_net_vm_up(struct core *c, struct vm *vm, struct vm_net *ret,
     struct bn_err *err);
 void core_net_vm_down(struct core *c, struct vm *vm);
 int core_net_nat_sync(struct core *c, struct bn_err *err);
+/* Spare rootfs copies (core/spares.c): take one for src into dst (1), or
+ * 0 when none is ready (then copy); either way src is remembered as
+ * wanted and the background filler tops its spares up. */
+void spares_start(struct core *c);
+void spares_stop(struct core *c);
+int spares_take(struct core *c, const char *src, const char *dst);
+/* Stop keeping spares of src (its image was deleted). */
+void spares_forget(struct core *c, const char *src);
 void core_net_start(struct core *c);
 void core_net_stop(struct core *c);
 

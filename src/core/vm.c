@@ -508,7 +508,8 @@ op_create(struct core *c, struct op *op, void *arg, struct bn_err *err)
 		bn_fail(err, BN_ESYS, errno, "mkdir %s", dir);
 		goto undo_row;
 	}
-	if (fs_copy_sparse(iv.img.rootfs, rootfs, 0600, err) < 0)
+	if (!spares_take(c, iv.img.rootfs, rootfs) &&
+	    fs_copy_sparse(iv.img.rootfs, rootfs, 0600, err) < 0)
 		goto undo_dir;
 	op_stage(c, op, "prepare_work_disk", 15);
 	if (make_workdisk(c, &iv, work, vm.disk_gib, err) < 0)
