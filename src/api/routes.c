@@ -112,9 +112,9 @@ wait_param(struct api_req *r, bool *ret_given, long *ret_wait, struct bn_err *er
 static enum MHD_Result
 h_root(struct api_req *r)
 {
-	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:[s,s,s]}",
+	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:[s,s,s,s,s]}",
 	    "api_version", "1", "server_version", BANGER_VERSION, "extensions",
-	    "operations", "events", "vm_actions"));
+	    "operations", "events", "vm_actions", "operation_cancel", "vm_ssh"));
 }
 
 static enum MHD_Result
@@ -380,6 +380,20 @@ h_vm_health(struct api_req *r)
 }
 
 static enum MHD_Result
+h_vm_ssh(struct api_req *r)
+{
+	struct bn_err err;
+	struct vm_ssh ssh;
+
+	if (core_vm_ssh(r->core, r->param, &ssh, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:s, s:s, s:i, "
+	    "s:s, s:s}", "name", r->param, "id", ssh.id, "user", ssh.user, "host",
+	    ssh.host, "port", ssh.port, "key_path", ssh.key_path,
+	    "known_hosts_path", ssh.known_hosts_path));
+}
+
+static enum MHD_Result
 h_vm_console(struct api_req *r)
 {
 	struct bn_err err;
@@ -399,6 +413,7 @@ static const struct json_field bulk_fields[] = {
 	{ "names", JF_ARRAY, true, false },
 	{ "force", JF_BOOL, false, false },
 	{ "nat", JF_BOOL, false, false },
+	{ "timeout_s", JF_INT, false, false },
 };
 
 static enum MHD_Result
@@ -408,6 +423,7 @@ h_vm_bulk(struct api_req *r)
 	json_t *j = NULL, *names, *v;
 	enum vm_action act;
 	char **list = NULL;
+	long long timeout_s = -1;
 	long wait_s;
 	bool waited;
 	char op_id[24];
@@ -430,6 +446,15 @@ h_vm_bulk(struct api_req *r)
 		bn_err_detail(&err, "field", "nat");
 		goto fail;
 	}
+	if (json_object_get(j, "timeout_s") != NULL &&
+	    (act == VM_ACT_START || act == VM_ACT_SET)) {
+		bn_fail(&err, BN_EINVAL, 0, "'timeout_s' goes only with stop, "
+		    "restart and delete");
+		bn_err_detail(&err, "field", "timeout_s");
+		goto fail;
+	}
+	if (json_get_int(j, "timeout_s", 0, 600, -1, &timeout_s, &err) < 0)
+		goto fail;
 	names = json_object_get(j, "names");
 	n = json_array_size(names);
 	list = xcalloc(n + 1, sizeof(*list));
@@ -442,8 +467,8 @@ h_vm_bulk(struct api_req *r)
 		list[i] = (char *)json_string_value(v);
 	}
 	rc = core_vms_bulk(r->core, act, list, (int)n,
-	    json_is_true(json_object_get(j, "force")), json_is_true(nat), op_id,
-	    &err);
+	    json_is_true(json_object_get(j, "force")), json_is_true(nat),
+	    (int)timeout_s, op_id, &err);
 	free(list);
 	json_decref(j);
 	if (rc < 0)
@@ -584,6 +609,24 @@ h_op_get(struct api_req *r)
 	return api_reply_json(r->conn, 200, j);
 }
 
+static enum MHD_Result
+h_op_cancel(struct api_req *r)
+{
+	struct bn_err err;
+	struct op_row op;
+	json_t *j = NULL;
+
+	/* No body, or an empty object. */
+	if (body_object(r, true, NULL, 0, &j, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	json_decref(j);
+	if (core_op_cancel(r->core, r->param, &op, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	j = op_to_json(&op);
+	op_row_clear(&op);
+	return api_reply_json(r->conn, 202, j);
+}
+
 /* ---- events (SSE) ---- */
 
 struct sse {
@@ -697,6 +740,7 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/vms/{name}/restart", h_vm_restart },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console },
+	{ "GET", "/v1/vms/{name}/ssh", h_vm_ssh },
 	{ "GET", "/v1/images", h_image_list },
 	{ "POST", "/v1/images", h_image_register },
 	{ "POST", "/v1/images/build", h_image_build },
@@ -704,6 +748,7 @@ static const struct api_route routes[] = {
 	{ "DELETE", "/v1/images/{name}", h_image_delete },
 	{ "GET", "/v1/operations", h_op_list },
 	{ "GET", "/v1/operations/{id}", h_op_get },
+	{ "POST", "/v1/operations/{id}/cancel", h_op_cancel },
 	{ "GET", "/v1/events", h_events },
 };
 

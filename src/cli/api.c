@@ -95,10 +95,8 @@ api_call_ex(struct cli *cli, const char *method, const char *path,
 	}
 	rc = client_request(cli, method, path, text, timeout_s, flags, r);
 	free(text);
-	if (rc == CLI_EXIT_INTERRUPTED) {
-		out_status_clear();
-		fputs("banger: interrupted\n", stderr);
-	}
+	/* CLI_EXIT_INTERRUPTED is the caller's to explain: only code that
+	 * catches SIGINT gets it. */
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	if (r->status < 200 || r->status > 299)

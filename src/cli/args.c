@@ -31,21 +31,29 @@ static const char exit_help[] =
     "  3    not found: vm_not_found, image_not_found, operation_not_found,\n"
     "       route_not_found\n"
     "  4    conflict with the current state: vm_exists, vm_running,\n"
-    "       invalid_state, image_in_use, image_default, image_unavailable\n"
+    "       invalid_state, image_in_use, image_default, image_unavailable,\n"
+    "       image_exists, cancelled (an operation someone cancelled)\n"
     "  5    cannot reach bangerd\n"
     "  6    failure inside bangerd or the VMM: 5xx errors (internal, system,\n"
     "       vmm_error, vmm_unavailable, timeout, ...) and failed operations\n"
-    "  130  interrupted while waiting; the operation goes on in bangerd\n";
+    "  130  interrupted (Ctrl-C) while following an operation: it goes on in\n"
+    "       bangerd unless --cancel was given, in which case it was cancelled\n"
+    "Commands that act on several VMs exit with the status of the first VM\n"
+    "(in the order given) that failed.  'banger vm ssh' exits with ssh's\n"
+    "status: the remote command's, 255 when ssh itself fails, 127 when ssh\n"
+    "cannot be run.\n";
 
 static const char env_help[] =
     "Environment:\n"
     "  BANGER_SOCKET        API socket path (overridden by --socket)\n"
     "  BANGER_NO_AUTOSTART  set to 1 to never start bangerd automatically\n"
     "  BANGER_BANGERD       bangerd to start when none is found next to banger\n"
+    "  BANGER_SSH           ssh client 'banger vm ssh' runs (default: ssh)\n"
     "  XDG_RUNTIME_DIR      base of the default socket path for non-root users\n";
 
 static const struct command *const command_tables[] = {
-	cli_vm_commands, cli_image_commands, cli_system_commands,
+	cli_vm_commands, cli_image_commands, cli_operation_commands,
+	cli_system_commands,
 };
 
 static void
@@ -262,10 +270,10 @@ apply_opt(const struct command *cmd, const struct opt *opts, int argc,
 	return false;
 }
 
-/* Parse flags and collect up to max positional NAMEs into names. */
+/* Parse flags and collect min..max positional NAMEs into names. */
 static bool
 args_collect(struct cli *cli, const struct command *cmd, int argc, char **argv,
-    const struct opt *opts, const char **names, int max, int *ret_n,
+    const struct opt *opts, const char **names, int min, int max, int *ret_n,
     int *ret_exit)
 {
 	bool only_positional = false;
@@ -310,7 +318,7 @@ args_collect(struct cli *cli, const struct command *cmd, int argc, char **argv,
 		}
 		names[n++] = arg;
 	}
-	if (max > 0 && n == 0) {
+	if (n < min) {
 		*ret_exit = usage_error(cmd, "missing NAME argument");
 		return false;
 	}
@@ -325,7 +333,7 @@ args_parse(struct cli *cli, const struct command *cmd, int argc, char **argv,
 	int n;
 
 	return args_collect(cli, cmd, argc, argv, opts, ret_name,
-	    ret_name ? 1 : 0, &n, ret_exit);
+	    ret_name ? 1 : 0, ret_name ? 1 : 0, &n, ret_exit);
 }
 
 bool
@@ -333,6 +341,15 @@ args_parse_names(struct cli *cli, const struct command *cmd, int argc,
     char **argv, const struct opt *opts, const char **names, int max,
     int *ret_n, int *ret_exit)
 {
-	return args_collect(cli, cmd, argc, argv, opts, names, max, ret_n,
+	return args_collect(cli, cmd, argc, argv, opts, names, 1, max, ret_n,
+	    ret_exit);
+}
+
+bool
+args_parse_list(struct cli *cli, const struct command *cmd, int argc,
+    char **argv, const struct opt *opts, const char **names, int max,
+    int *ret_n, int *ret_exit)
+{
+	return args_collect(cli, cmd, argc, argv, opts, names, 0, max, ret_n,
 	    ret_exit);
 }

@@ -68,6 +68,7 @@ struct command {
 
 extern const struct command cli_vm_commands[];
 extern const struct command cli_image_commands[];
+extern const struct command cli_operation_commands[];
 extern const struct command cli_system_commands[];
 
 enum opt_kind {
@@ -101,6 +102,10 @@ bool args_parse(struct cli *cli, const struct command *cmd, int argc,
     int *ret_exit);
 /* The same for commands taking one or more NAMEs (at most max). */
 bool args_parse_names(struct cli *cli, const struct command *cmd, int argc,
+    char **argv, const struct opt *opts, const char **names, int max,
+    int *ret_n, int *ret_exit);
+/* The same, zero NAMEs allowed (commands with --all). */
+bool args_parse_list(struct cli *cli, const struct command *cmd, int argc,
     char **argv, const struct opt *opts, const char **names, int max,
     int *ret_n, int *ret_exit);
 /* Print "banger: <msg>" and the command's usage on stderr; returns
@@ -177,15 +182,40 @@ int api_exit_status(const char *code, long status);
 /* "/v1/vms/" + escaped name + suffix; caller frees. */
 char *api_path(const char *prefix, const char *name, const char *suffix);
 
-/* Follow a long operation.  Sends method+path (an operation comes back),
- * then polls /v1/operations/{id}?wait= until it succeeds or fails, showing
- * its stage on stderr.  On success returns 0 and sets *ret_op to the final
- * operation (a reference the caller owns; already printed with --json).
- * With --no-wait prints the id (or with --json the body) and returns 0
- * leaving *ret_op alone, as does any failure (printed; exit status
- * returned).  'label' names the work for progress ("creating vm 'web'"). */
+/* ---- operations (operation.c) ---- */
+
+/* Called with each snapshot of an operation being followed (borrowed);
+ * a non-zero return stops following and is returned. */
+typedef int (*op_snapshot_fn)(json_t *op, void *ctx);
+
+/* The one place that watches an operation: calls 'fn' with snapshots of
+ * operation 'id' until it has finished, then sets *ret_final to the last
+ * one (a reference the caller owns) and returns 0.  'fine' asks for every
+ * stage change (someone is watching); without it fewer, longer requests
+ * are made.  Returns CLI_EXIT_INTERRUPTED at once when cli_interrupted is
+ * set (the caller's SIGINT handler), or a transport/API exit status
+ * (printed).  Today this polls GET /v1/operations/{id}; an event stream
+ * can replace it without touching the callers. */
+int op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
+    void *ctx, json_t **ret_final);
+
+struct op_opts {
+	const char *label;  /* names the work for progress: "creating vm 'web'" */
+	bool no_wait;       /* --no-wait: print the id and return */
+	bool cancel;        /* --cancel: Ctrl-C cancels the operation */
+};
+
+/* Run a long operation.  Sends method+path (an operation comes back),
+ * then follows it, showing its stage on stderr (one updating line on a
+ * TTY, a "stage: ..." line per change otherwise, nothing with --json or
+ * -q).  On success returns 0 and sets *ret_op to the final operation (a
+ * reference the caller owns; already printed with --json).  With
+ * --no-wait prints the id (or with --json the body) and returns 0 leaving
+ * *ret_op alone, as does any failure (printed; exit status returned).
+ * Ctrl-C stops following (exit 130, the operation goes on) or, with
+ * o->cancel, cancels the operation and follows it to its end. */
 int op_run(struct cli *cli, const char *method, const char *path,
-    json_t *body, const char *label, bool no_wait, json_t **ret_op);
+    json_t *body, const struct op_opts *o, json_t **ret_op);
 
 /* ---- output (output.c) ---- */
 

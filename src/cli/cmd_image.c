@@ -27,11 +27,12 @@ static int
 image_build(struct cli *cli, const struct command *cmd, int argc, char **argv)
 {
 	const char *name = NULL, *distro = NULL;
-	bool no_wait = false;
+	struct op_opts oo = { 0 };
 	const struct opt opts[] = {
 		{ "--name", OPT_STRING, &name, 0 },
 		{ "--distro", OPT_STRING, &distro, 0 },
-		{ "--no-wait", OPT_FLAG, &no_wait, 0 },
+		{ "--no-wait", OPT_FLAG, &oo.no_wait, 0 },
+		{ "--cancel", OPT_FLAG, &oo.cancel, 0 },
 		OPT_END
 	};
 	json_t *body, *op = NULL;
@@ -47,7 +48,8 @@ image_build(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	if (distro != NULL)
 		json_object_set_new(body, "distro", json_string(distro));
 	label = xasprintf("building image '%s'", out_clean(name, buf, sizeof(buf)));
-	rc = op_run(cli, "POST", "/v1/images/build", body, label, no_wait, &op);
+	oo.label = label;
+	rc = op_run(cli, "POST", "/v1/images/build", body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli))
 		printf("image '%s' built: %s\n", out_clean(name, buf, sizeof(buf)),
 		    jstr(jobj(op, "result"), "rootfs"));
@@ -233,14 +235,17 @@ const struct command cli_image_commands[] = {
 	  "  --work-seed PATH  ext4 file each VM's work disk is cloned from\n"
 	  "Relative paths are resolved against the current directory.\n",
 	  image_register },
-	{ "image", "build", "--name NAME [--distro debian|void] [--no-wait]",
+	{ "image", "build",
+	  "--name NAME [--distro debian|void] [--no-wait] [--cancel]",
 	  "build a managed image with banger's rootfs scripts (bangerd runs "
 	  "the build)",
 	  "Flags:\n"
 	  "  --name NAME     the new image's name\n"
 	  "  --distro D      debian (default) or void (experimental; needs the "
 	  "Void mirrors)\n"
-	  "  --no-wait       print the operation id and return at once\n",
+	  "  --no-wait       print the operation id and return at once\n"
+	  "  --cancel        Ctrl-C cancels the build (its script is terminated)\n"
+	  "                  instead of only stopping the wait\n",
 	  image_build },
 	{ "image", "list", "", "list images (with -q: names only)", NULL,
 	  image_list },

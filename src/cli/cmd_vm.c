@@ -1,9 +1,16 @@
 /* cmd_vm.c - banger vm create|list|show|start|stop|restart|delete|set|
- * health|console. */
+ * health|console|ssh. */
 #include "cli.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static json_t *
 vm_status(json_t *vm)
@@ -31,7 +38,7 @@ vm_create(struct cli *cli, const struct command *cmd, int argc, char **argv)
 {
 	const char *name = NULL, *image = NULL;
 	struct opt_int vcpus = { 0 }, memory = { 0 }, disk = { 0 };
-	bool no_wait = false;
+	struct op_opts oo = { 0 };
 	int nat = -1, rc;
 	const struct opt opts[] = {
 		{ "--name", OPT_STRING, &name, 0 },
@@ -41,7 +48,8 @@ vm_create(struct cli *cli, const struct command *cmd, int argc, char **argv)
 		{ "--disk", OPT_INT, &disk, 0 },
 		{ "--nat", OPT_CHOICE, &nat, 1 },
 		{ "--no-nat", OPT_CHOICE, &nat, 0 },
-		{ "--no-wait", OPT_FLAG, &no_wait, 0 },
+		{ "--no-wait", OPT_FLAG, &oo.no_wait, 0 },
+		{ "--cancel", OPT_FLAG, &oo.cancel, 0 },
 		OPT_END
 	};
 	json_t *body, *op = NULL;
@@ -67,7 +75,8 @@ vm_create(struct cli *cli, const struct command *cmd, int argc, char **argv)
 		json_object_set_new(body, "nat", json_boolean(nat));
 
 	label = xasprintf("creating vm '%s'", out_clean(name, buf, sizeof(buf)));
-	rc = op_run(cli, "POST", "/v1/vms", body, label, no_wait, &op);
+	oo.label = label;
+	rc = op_run(cli, "POST", "/v1/vms", body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli)) {
 		json_t *vm = jobj(op, "result");
 		const char *state = jstr(vm_status(vm), "state");
@@ -207,33 +216,175 @@ vm_show(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	return get_and_show(cli, "/v1/vms/", name, NULL, print_vm);
 }
 
-/* start, stop, restart and delete: one operation each. */
+#define VM_NAMES_MAX 1024  /* bangerd takes at most this many at once */
+
+/* POST /v1/vms/actions: 'action' on every VM in 'names' (a JSON array,
+ * borrowed) at once, plus the fields in 'extra' (borrowed, may be NULL).
+ * A line per VM: "web: stopped" on stdout, "db: error: CODE: MESSAGE" on
+ * stderr; then, when any failed, a count, and the exit status of the first
+ * VM that failed. */
+static int
+vm_bulk(struct cli *cli, const char *action, json_t *names, json_t *extra,
+    const struct op_opts *oo, const char *done)
+{
+	json_t *body = json_object(), *op = NULL, *results, *res;
+	int rc, failed = 0;
+	size_t i;
+
+	json_object_set_new(body, "action", json_string(action));
+	json_object_set(body, "names", names);
+	if (extra != NULL)
+		json_object_update(body, extra);
+	rc = op_run(cli, "POST", "/v1/vms/actions", body, oo, &op);
+	if (rc != CLI_EXIT_OK || op == NULL)
+		goto out;
+	results = jobj(jobj(op, "result"), "results");
+	json_array_foreach(results, i, res) {
+		json_t *e = jobj(res, "error");
+		const char *nm = jstr(res, "name"), *code = jstr(e, "code");
+		const char *msg = jstr(e, "message");
+		char nb[128], cb[64], mb[512];
+
+		out_clean(nm ? nm : "?", nb, sizeof(nb));
+		if (json_is_true(jobj(res, "ok"))) {
+			if (cli_chatty(cli))
+				printf("%s: %s\n", nb, done);
+			continue;
+		}
+		/* Keep the lines in order when both streams are a terminal. */
+		fflush(stdout);
+		fprintf(stderr, "%s: error: %s: %s\n", nb,
+		    out_clean(code ? code : "unknown", cb, sizeof(cb)),
+		    out_clean(msg ? msg : "failed", mb, sizeof(mb)));
+		if (failed++ == 0)
+			rc = api_exit_status(code,
+			    (long)json_integer_value(jobj(e, "status")));
+	}
+	if (failed > 0) {
+		fflush(stdout);
+		fprintf(stderr, "banger: %d of %zu vms failed\n", failed,
+		    json_array_size(results));
+	}
+out:
+	if (op != NULL)
+		json_decref(op);
+	json_decref(body);
+	return rc;
+}
+
+/* Every VM's name, for --all; NULL after printing why. */
+static json_t *
+all_vm_names(struct cli *cli, int *ret_exit)
+{
+	struct reply r = { 0 };
+	json_t *names = NULL, *vm;
+	size_t i;
+
+	*ret_exit = api_call(cli, "GET", "/v1/vms", NULL, &r);
+	if (*ret_exit != CLI_EXIT_OK)
+		goto out;
+	if (!json_is_array(jobj(r.json, "vms"))) {
+		fputs("banger: bangerd's VM list has no \"vms\" array\n", stderr);
+		*ret_exit = CLI_EXIT_SERVER;
+		goto out;
+	}
+	names = json_array();
+	json_array_foreach(jobj(r.json, "vms"), i, vm)
+		if (jstr(vm, "name") != NULL)
+			json_array_append_new(names, json_string(jstr(vm, "name")));
+out:
+	reply_free(&r);
+	return names;
+}
+
+/* start, stop, restart and delete: one operation for one NAME, a bulk
+ * action for several NAMEs or --all. */
 static int
 vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
     char **argv)
 {
-	const char *name = NULL, *verb = cmd->name;
+	const char *verb = cmd->name, *names[VM_NAMES_MAX];
 	struct opt_int timeout = { 0 };
-	bool force = false, no_wait = false;
-	struct opt opts[4] = { { "--no-wait", OPT_FLAG, &no_wait, 0 }, OPT_END,
-	    OPT_END, OPT_END };
-	char *path, *label, buf[128], sbuf[64];
-	const char *method = "POST", *doing, *done;
-	json_t *body = NULL, *op = NULL;
-	int rc;
+	bool force = false, all = false, yes = false;
+	struct op_opts oo = { 0 };
+	struct opt opts[8] = {
+		{ "--no-wait", OPT_FLAG, &oo.no_wait, 0 },
+		{ "--cancel", OPT_FLAG, &oo.cancel, 0 },
+		{ "--all", OPT_FLAG, &all, 0 },
+		OPT_END, OPT_END, OPT_END, OPT_END, OPT_END
+	};
+	bool is_delete = strcmp(verb, "delete") == 0;
+	const char *doing, *done;
+	int n, rc;
 
-	if (strcmp(verb, "stop") == 0)
-		opts[1] = (struct opt){ "--timeout", OPT_INT, &timeout, 0 };
-	else if (strcmp(verb, "delete") == 0)
-		opts[1] = (struct opt){ "--force", OPT_FLAG, &force, 0 };
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
+	if (strcmp(verb, "stop") == 0) {
+		opts[3] = (struct opt){ "--timeout", OPT_INT, &timeout, 0 };
+	} else if (is_delete) {
+		opts[3] = (struct opt){ "--force", OPT_FLAG, &force, 0 };
+		opts[4] = (struct opt){ "--yes", OPT_FLAG, &yes, 0 };
+	}
+	if (!args_parse_list(cli, cmd, argc, argv, opts, names, VM_NAMES_MAX,
+	    &n, &rc))
 		return rc;
+	if (all && n > 0)
+		return usage_error(cmd, "give NAMEs or --all, not both");
+	if (!all && n == 0)
+		return usage_error(cmd, "missing NAME argument (or --all)");
+	/* The one command here that cannot be taken back, for every VM. */
+	if (all && is_delete && !yes)
+		return usage_error(cmd, "'vm delete --all' deletes every VM and "
+		    "its disks; add --yes to confirm");
+	if (yes && !(all && is_delete))
+		return usage_error(cmd, "--yes only confirms --all");
 
-	if (strcmp(verb, "delete") == 0) {
+	doing = is_delete ? "deleting" : strcmp(verb, "start") == 0 ?
+	    "starting" : strcmp(verb, "stop") == 0 ? "stopping" : "restarting";
+	done = is_delete ? "deleted" : strcmp(verb, "start") == 0 ? "started" :
+	    strcmp(verb, "stop") == 0 ? "stopped" : "restarted";
+
+	if (all || n > 1) {
+		json_t *list, *extra = json_object();
+		char *label;
+
+		if (all) {
+			list = all_vm_names(cli, &rc);
+			if (list == NULL) {
+				json_decref(extra);
+				return rc;
+			}
+		} else {
+			list = json_array();
+			for (int i = 0; i < n; i++)
+				json_array_append_new(list, json_string(names[i]));
+		}
+		if (json_array_size(list) == 0) {
+			if (cli_chatty(cli))
+				printf("no vms to %s\n", verb);
+			json_decref(list);
+			json_decref(extra);
+			return CLI_EXIT_OK;
+		}
+		if (timeout.set)
+			json_object_set_new(extra, "timeout_s",
+			    json_integer(timeout.value));
+		if (force)
+			json_object_set_new(extra, "force", json_true());
+		label = xasprintf("%s %zu vms", doing, json_array_size(list));
+		oo.label = label;
+		rc = vm_bulk(cli, verb, list, extra, &oo, done);
+		free(label);
+		json_decref(list);
+		json_decref(extra);
+		return rc;
+	}
+
+	const char *name = names[0], *method = "POST";
+	char *path, *label, buf[128], sbuf[64];
+	json_t *body = NULL, *op = NULL;
+
+	if (is_delete) {
 		method = "DELETE";
 		path = api_path("/v1/vms/", name, force ? "?force=true" : NULL);
-		doing = "deleting";
-		done = "deleted";
 	} else {
 		char *suffix = xasprintf("/%s", verb);
 
@@ -243,13 +394,10 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 		if (timeout.set)
 			json_object_set_new(body, "timeout_s",
 			    json_integer(timeout.value));
-		doing = strcmp(verb, "start") == 0 ? "starting" :
-		    strcmp(verb, "stop") == 0 ? "stopping" : "restarting";
-		done = strcmp(verb, "start") == 0 ? "started" :
-		    strcmp(verb, "stop") == 0 ? "stopped" : "restarted";
 	}
 	label = xasprintf("%s vm '%s'", doing, out_clean(name, buf, sizeof(buf)));
-	rc = op_run(cli, method, path, body, label, no_wait, &op);
+	oo.label = label;
+	rc = op_run(cli, method, path, body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli)) {
 		json_t *vm = jobj(op, "result");
 		const char *state = jstr(vm_status(vm), "state");
@@ -266,53 +414,6 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 		json_decref(body);
 	free(label);
 	free(path);
-	return rc;
-}
-
-#define VM_SET_MAX 256
-
-/* `vm set --nat|--no-nat A B C`: one bulk action, a line per VM, and a
- * failing exit status when any VM failed. */
-static int
-vm_set_nat_many(struct cli *cli, const char **names, int n, int nat)
-{
-	json_t *body = json_object(), *list = json_array(), *op = NULL;
-	char *label = xasprintf("turning nat %s for %d vms", nat ? "on" : "off", n);
-	int rc;
-
-	for (int i = 0; i < n; i++)
-		json_array_append_new(list, json_string(names[i]));
-	json_object_set_new(body, "action", json_string("set"));
-	json_object_set_new(body, "nat", json_boolean(nat));
-	json_object_set_new(body, "names", list);
-	rc = op_run(cli, "POST", "/v1/vms/actions", body, label, false, &op);
-	if (rc == CLI_EXIT_OK && op != NULL) {
-		size_t i;
-		json_t *res;
-		json_array_foreach(jobj(jobj(op, "result"), "results"), i, res) {
-			char b[128];
-			const char *nm = out_clean(jstr(res, "name"), b, sizeof(b));
-			if (json_is_true(jobj(res, "ok"))) {
-				if (cli_chatty(cli))
-					printf("vm '%s': nat %s\n", nm, nat ? "on" : "off");
-				continue;
-			}
-			json_t *e = jobj(res, "error");
-			int one = api_exit_status(jstr(e, "code"),
-			    (long)json_integer_value(jobj(e, "status")));
-			if (!cli->json) {
-				char mb[256];
-				fprintf(stderr, "banger: vm '%s': %s\n", nm,
-				    out_clean(jstr(e, "message"), mb, sizeof(mb)));
-			}
-			if (rc == CLI_EXIT_OK)
-				rc = one;
-		}
-	}
-	if (op != NULL)
-		json_decref(op);
-	json_decref(body);
-	free(label);
 	return rc;
 }
 
@@ -333,11 +434,11 @@ vm_set(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	struct reply r = { 0 };
 	json_t *body;
 	char *path;
-	const char *names[VM_SET_MAX];
+	const char *names[VM_NAMES_MAX];
 	int n;
 
-	if (!args_parse_names(cli, cmd, argc, argv, opts, names, VM_SET_MAX, &n,
-	    &rc))
+	if (!args_parse_names(cli, cmd, argc, argv, opts, names, VM_NAMES_MAX,
+	    &n, &rc))
 		return rc;
 	if (!vcpus.set && !memory.set && !disk.set && nat < 0)
 		return usage_error(cmd, "nothing to change: give --vcpus, --memory, "
@@ -346,7 +447,18 @@ vm_set(struct cli *cli, const struct command *cmd, int argc, char **argv)
 		if (vcpus.set || memory.set || disk.set || nat < 0)
 			return usage_error(cmd, "several VMs at once take only --nat "
 			    "or --no-nat");
-		return vm_set_nat_many(cli, names, n, nat);
+		json_t *list = json_array(), *extra = json_object();
+		struct op_opts oo = { 0 };
+
+		for (int i = 0; i < n; i++)
+			json_array_append_new(list, json_string(names[i]));
+		json_object_set_new(extra, "nat", json_boolean(nat));
+		oo.label = nat ? "turning nat on" : "turning nat off";
+		rc = vm_bulk(cli, "set", list, extra, &oo, nat ? "nat on" :
+		    "nat off");
+		json_decref(list);
+		json_decref(extra);
+		return rc;
 	}
 	name = names[0];
 	body = json_object();
@@ -496,6 +608,337 @@ vm_console(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	return rc;
 }
 
+/* ---- banger vm ssh ---- */
+
+/* mkdir -p with mode 0700 for what it creates. */
+static int
+mkdirs(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p != '\0'; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -1;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+static bool
+is_vm_id(const char *s)
+{
+	size_t n = strspn(s, "0123456789abcdef");
+
+	return n == 16 && s[n] == '\0';
+}
+
+/* Drop known-hosts files of VMs that no longer exist (a new VM of the
+ * same name has a new id, so these are never read again). */
+static void
+prune_known_hosts(struct cli *cli, const char *dir)
+{
+	struct reply r = { 0 };
+	struct dirent *de;
+	DIR *d;
+
+	if (client_request(cli, "GET", "/v1/vms", NULL, 10, CLIENT_SILENT |
+	    CLIENT_NO_AUTOSTART, &r) != CLI_EXIT_OK || r.status != 200)
+		goto out;
+	r.json = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+	json_t *vms = jobj(r.json, "vms");
+	if (!json_is_array(vms) || (d = opendir(dir)) == NULL)
+		goto out;
+	while ((de = readdir(d)) != NULL) {
+		json_t *vm;
+		size_t i;
+		bool live = false;
+
+		if (!is_vm_id(de->d_name))
+			continue;
+		json_array_foreach(vms, i, vm) {
+			const char *id = jstr(vm, "id");
+
+			if (id != NULL && strcmp(id, de->d_name) == 0)
+				live = true;
+		}
+		if (!live)
+			unlinkat(dirfd(d), de->d_name, 0);
+	}
+	closedir(d);
+out:
+	reply_free(&r);
+}
+
+/* The VM's known-hosts file.  bangerd's, in the VM's directory, when we
+ * may write there (it goes with the VM); else one of our own under
+ * $XDG_STATE_HOME/banger/known_hosts/<vm id>, for a user who reaches a
+ * bangerd of another user.  Returns false after printing why. */
+static bool
+known_hosts_file(struct cli *cli, json_t *ssh, char *out, size_t len)
+{
+	const char *theirs = jstr(ssh, "known_hosts_path"), *id = jstr(ssh, "id");
+	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	char dir[PATH_MAX];
+
+	if (theirs != NULL && theirs[0] == '/' && strlen(theirs) < sizeof(dir)) {
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", theirs);
+		slash = strrchr(dir, '/');
+		*slash = '\0';
+		if (access(dir[0] ? dir : "/", W_OK) == 0) {
+			snprintf(out, len, "%s", theirs);
+			return true;
+		}
+	}
+	if (id == NULL || !is_vm_id(id)) {
+		fputs("banger: bangerd did not say which vm id to keep host keys "
+		    "for\n", stderr);
+		return false;
+	}
+	if (xdg != NULL && xdg[0] == '/')
+		snprintf(dir, sizeof(dir), "%s/banger/known_hosts", xdg);
+	else if (home != NULL && home[0] == '/')
+		snprintf(dir, sizeof(dir), "%s/.local/state/banger/known_hosts",
+		    home);
+	else {
+		fputs("banger: no place for the vm's known hosts: set HOME or "
+		    "XDG_STATE_HOME\n", stderr);
+		return false;
+	}
+	if (mkdirs(dir) < 0) {
+		fprintf(stderr, "banger: cannot create %s: %s\n", dir,
+		    strerror(errno));
+		return false;
+	}
+	prune_known_hosts(cli, dir);
+	snprintf(out, len, "%s/%s", dir, id);
+	return true;
+}
+
+/* Run argv (ssh) as our child and wait for it.  Ctrl-C and Ctrl-\ belong
+ * to ssh meanwhile.  Returns its exit status (128 + signal when killed),
+ * 127 when it could not be run (printed). */
+static int
+run_ssh(char **args)
+{
+	struct sigaction ign, old_int, old_quit;
+	int pfd[2], status, exec_errno = 0;
+	pid_t pid;
+	ssize_t got;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		fprintf(stderr, "banger: pipe: %s\n", strerror(errno));
+		return CLI_EXIT_ERROR;
+	}
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGINT, &ign, &old_int);
+	sigaction(SIGQUIT, &ign, &old_quit);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		close(pfd[0]);
+		execvp(args[0], args);
+		/* Tell the parent why, through the pipe exec would close. */
+		exec_errno = errno;
+		if (write(pfd[1], &exec_errno, sizeof(exec_errno)) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(pfd[1]);
+	if (pid < 0) {
+		fprintf(stderr, "banger: fork: %s\n", strerror(errno));
+		close(pfd[0]);
+		status = CLI_EXIT_ERROR;
+		goto out;
+	}
+	do
+		got = read(pfd[0], &exec_errno, sizeof(exec_errno));
+	while (got < 0 && errno == EINTR);
+	close(pfd[0]);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			fprintf(stderr, "banger: waitpid: %s\n", strerror(errno));
+			status = CLI_EXIT_ERROR;
+			goto out;
+		}
+	}
+	if (got == (ssize_t)sizeof(exec_errno)) {
+		fprintf(stderr, "banger: cannot run %s: %s\n", args[0],
+		    strerror(exec_errno));
+		fputs("hint: install an ssh client (apt-get install "
+		    "openssh-client) or point BANGER_SSH at one\n", stderr);
+		status = 127;
+		goto out;
+	}
+	status = WIFEXITED(status) ? WEXITSTATUS(status) :
+	    WIFSIGNALED(status) ? 128 + WTERMSIG(status) : CLI_EXIT_ERROR;
+out:
+	sigaction(SIGINT, &old_int, NULL);
+	sigaction(SIGQUIT, &old_quit, NULL);
+	return status;
+}
+
+/* After an interactive session: a VM left running is easy to forget.
+ * Says nothing when the VM is gone or stopped, or bangerd does not answer. */
+static void
+ssh_reminder(struct cli *cli, const char *name)
+{
+	struct reply r = { 0 };
+	char *path = api_path("/v1/vms/", name, NULL);
+	char *hpath = api_path("/v1/vms/", name, "/health");
+	const char *state;
+	char health[32] = "unknown", nb[128];
+
+	if (client_request(cli, "GET", path, NULL, 10, CLIENT_SILENT |
+	    CLIENT_NO_AUTOSTART, &r) != CLI_EXIT_OK || r.status != 200)
+		goto out;
+	r.json = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+	state = jstr(vm_status(r.json), "state");
+	if (state == NULL || strcmp(state, "running") != 0)
+		goto out;
+	reply_free(&r);
+	if (client_request(cli, "GET", hpath, NULL, 10, CLIENT_SILENT |
+	    CLIENT_NO_AUTOSTART, &r) == CLI_EXIT_OK && r.status == 200) {
+		r.json = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
+		if (jstr(r.json, "status") != NULL)
+			out_clean(jstr(r.json, "status"), health, sizeof(health));
+	}
+	out_clean(name, nb, sizeof(nb));
+	fprintf(stderr, "%s is still running (health: %s); stop it with: "
+	    "banger vm stop %s\n", nb, health, nb);
+out:
+	reply_free(&r);
+	free(hpath);
+	free(path);
+}
+
+/* An ssh -o value: quoted when it has blanks (ssh splits them). */
+static char *
+ssh_option(const char *key, const char *value)
+{
+	if (strpbrk(value, " \t") != NULL)
+		return xasprintf("%s=\"%s\"", key, value);
+	return xasprintf("%s=%s", key, value);
+}
+
+static int
+vm_ssh(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	bool no_reminder = false;
+	const struct opt opts[] = {
+		{ "--no-reminder", OPT_FLAG, &no_reminder, 0 },
+		OPT_END
+	};
+	const char *name = NULL, *ssh_bin = getenv("BANGER_SSH");
+	const char *user, *host, *key;
+	char kh[PATH_MAX], port[16], *dest = NULL, *khopt = NULL, *path;
+	char **args = NULL;
+	struct reply r = { 0 };
+	int split, nremote, na = 0, rc;
+	json_t *jport;
+	bool interactive;
+
+	/* Everything after "--" is the remote command, never our flags. */
+	for (split = 0; split < argc; split++)
+		if (strcmp(argv[split], "--") == 0)
+			break;
+	if (!args_parse(cli, cmd, split, argv, opts, &name, &rc))
+		return rc;
+	nremote = split < argc ? argc - split - 1 : 0;
+	interactive = nremote == 0 && isatty(STDIN_FILENO) == 1;
+
+	path = api_path("/v1/vms/", name, "/ssh");
+	rc = api_call(cli, "GET", path, NULL, &r);
+	free(path);
+	if (rc != CLI_EXIT_OK)
+		goto out;
+	user = jstr(r.json, "user");
+	host = jstr(r.json, "host");
+	key = jstr(r.json, "key_path");
+	jport = jobj(r.json, "port");
+	if (user == NULL || host == NULL || key == NULL ||
+	    !json_is_integer(jport)) {
+		fputs("banger: bangerd's answer lacks the vm's ssh user, host, "
+		    "port or key\n", stderr);
+		rc = CLI_EXIT_SERVER;
+		goto out;
+	}
+	/* ssh would only say "Permission denied (publickey)". */
+	if (access(key, R_OK) < 0) {
+		fprintf(stderr, "banger: cannot read the ssh key %s: %s\n", key,
+		    strerror(errno));
+		fputs("hint: the key belongs to bangerd's runtime bundle; run "
+		    "banger as bangerd's user or make the key readable to you\n",
+		    stderr);
+		rc = CLI_EXIT_ERROR;
+		goto out;
+	}
+	if (!known_hosts_file(cli, r.json, kh, sizeof(kh))) {
+		rc = CLI_EXIT_ERROR;
+		goto out;
+	}
+	snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(jport));
+	dest = xasprintf("%s@%s", user, host);
+	khopt = ssh_option("UserKnownHostsFile", kh);
+
+	args = xmalloc(sizeof(*args) * (size_t)(nremote + 20));
+	args[na++] = (char *)(ssh_bin != NULL && ssh_bin[0] != '\0' ? ssh_bin :
+	    "ssh");
+	args[na++] = "-i";
+	args[na++] = (char *)key;
+	/* Only this key: agents with many keys hit MaxAuthTries first. */
+	args[na++] = "-o";
+	args[na++] = "IdentitiesOnly=yes";
+	/* Host keys are per VM; addresses are reused by later VMs. */
+	args[na++] = "-o";
+	args[na++] = khopt;
+	args[na++] = "-o";
+	args[na++] = "GlobalKnownHostsFile=/dev/null";
+	args[na++] = "-o";
+	args[na++] = "StrictHostKeyChecking=accept-new";
+	args[na++] = "-p";
+	args[na++] = port;
+	args[na++] = "--";
+	args[na++] = dest;
+	for (int i = 0; i < nremote; i++)
+		args[na++] = argv[split + 1 + i];
+	args[na] = NULL;
+
+	/* ssh must not inherit our connection to bangerd; a new one is made
+	 * for the reminder. */
+	client_free(cli);
+	rc = run_ssh(args);
+	if (interactive && !no_reminder && cli_chatty(cli))
+		ssh_reminder(cli, name);
+out:
+	free(args);
+	free(khopt);
+	free(dest);
+	reply_free(&r);
+	return rc;
+}
+
+#define BULK_HELP \
+	"With several NAMEs (or --all) the VMs are handled at once in one bulk\n" \
+	"operation: a line per VM (\"web: stopped\" on stdout, \"db: error: CODE:\n" \
+	"MESSAGE\" on stderr); the exit status is that of the first VM that\n" \
+	"failed.\n"
+
 const struct command cli_vm_commands[] = {
 	{ "vm", "create",
 	  "--name NAME [--image IMAGE] [--vcpus N] [--memory MIB] [--disk GIB] "
@@ -508,29 +951,51 @@ const struct command cli_vm_commands[] = {
 	  "  --memory MIB    memory in MiB (default 1024)\n"
 	  "  --disk GIB      work disk size in GiB (default 8)\n"
 	  "  --nat, --no-nat give the VM outbound NAT (default off)\n"
-	  "  --no-wait       print the operation id and return at once\n",
+	  "  --no-wait       print the operation id and return at once\n"
+	  "  --cancel        Ctrl-C cancels the create (the VM is removed) instead\n"
+	  "                  of only stopping the wait\n",
 	  vm_create },
 	{ "vm", "list", "", "list VMs (with -q: names only)", NULL, vm_list },
 	{ "vm", "show", "NAME", "show a VM's spec and status", NULL, vm_show },
-	{ "vm", "start", "NAME [--no-wait]", "boot a stopped VM",
+	{ "vm", "start", "NAME...|--all [--no-wait] [--cancel]",
+	  "boot stopped VMs",
 	  "Flags:\n"
-	  "  --no-wait       print the operation id and return at once\n",
+	  "  --all           every VM (running ones stay as they are)\n"
+	  "  --no-wait       print the operation id and return at once\n"
+	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
+	  "                  stopping the wait\n"
+	  BULK_HELP,
 	  vm_lifecycle },
-	{ "vm", "stop", "NAME [--timeout S] [--no-wait]", "shut a VM down",
+	{ "vm", "stop", "NAME...|--all [--timeout S] [--no-wait] [--cancel]",
+	  "shut VMs down",
 	  "Flags:\n"
+	  "  --all           every VM\n"
 	  "  --timeout S     seconds to wait for a clean shutdown before the VMM\n"
 	  "                  is killed (bangerd's default when not given)\n"
-	  "  --no-wait       print the operation id and return at once\n",
+	  "  --no-wait       print the operation id and return at once\n"
+	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
+	  "                  stopping the wait (a shutdown once begun finishes)\n"
+	  BULK_HELP,
 	  vm_lifecycle },
-	{ "vm", "restart", "NAME [--no-wait]", "stop a VM and boot it again",
+	{ "vm", "restart", "NAME...|--all [--no-wait] [--cancel]",
+	  "stop VMs and boot them again",
 	  "Flags:\n"
-	  "  --no-wait       print the operation id and return at once\n",
+	  "  --all           every VM\n"
+	  "  --no-wait       print the operation id and return at once\n"
+	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
+	  "                  stopping the wait\n"
+	  BULK_HELP,
 	  vm_lifecycle },
-	{ "vm", "delete", "NAME [--force] [--no-wait]",
-	  "delete a VM and its disks",
+	{ "vm", "delete", "NAME...|--all --yes [--force] [--no-wait] [--cancel]",
+	  "delete VMs and their disks",
 	  "Flags:\n"
-	  "  --force         stop the VM first if it is running\n"
-	  "  --no-wait       print the operation id and return at once\n",
+	  "  --force         stop running VMs first (else they are refused)\n"
+	  "  --all --yes     every VM; --all alone is refused, as there is no\n"
+	  "                  undo (no prompt: banger never asks on a terminal)\n"
+	  "  --no-wait       print the operation id and return at once\n"
+	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
+	  "                  stopping the wait\n"
+	  BULK_HELP,
 	  vm_lifecycle },
 	{ "vm", "set", "NAME... [--vcpus N] [--memory MIB] [--disk GIB] "
 	  "[--nat|--no-nat]",
@@ -543,6 +1008,20 @@ const struct command cli_vm_commands[] = {
 	  "Several NAMEs at once take only --nat or --no-nat (one bulk action;\n"
 	  "a line per VM, non-zero exit when any failed).\n",
 	  vm_set },
+	{ "vm", "ssh", "NAME [--no-reminder] [-- COMMAND [ARGS...]]",
+	  "log in to a running VM over SSH, or run a command there",
+	  "Runs ssh as root@<the VM's address> with the runtime bundle's key and\n"
+	  "a known-hosts file of the VM's own (in its directory, so it goes with\n"
+	  "the VM; a user who cannot write there gets one under\n"
+	  "$XDG_STATE_HOME/banger/known_hosts).  A new host key is accepted on\n"
+	  "first use and checked after that.  COMMAND goes to the remote shell,\n"
+	  "as with ssh.  Exits with ssh's status (255: ssh failed).\n"
+	  "Flags:\n"
+	  "  --no-reminder   after an interactive session, do not remind that\n"
+	  "                  the VM is still running\n"
+	  "Environment:\n"
+	  "  BANGER_SSH      the ssh client to run (default: ssh from PATH)\n",
+	  vm_ssh },
 	{ "vm", "health", "NAME", "ask the VM's guest agent how it is", NULL,
 	  vm_health },
 	{ "vm", "console", "NAME [--tail BYTES]",

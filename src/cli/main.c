@@ -31,6 +31,8 @@ group_table(const char *group)
 		return cli_vm_commands;
 	if (strcmp(group, "image") == 0)
 		return cli_image_commands;
+	if (strcmp(group, "operation") == 0)
+		return cli_operation_commands;
 	return NULL;
 }
 

@@ -1,30 +1,35 @@
-/* operation.c - follow a long operation (create, start, stop, restart,
- * delete) until it succeeds or fails.
+/* operation.c - follow long operations (create, start, stop, restart,
+ * delete, bulk actions, image builds) to their end, and banger operation
+ * list|show|wait|cancel.
  *
- * The request returns 202 with an operation; GET /v1/operations/{id}?wait=N
- * then holds until the operation ends or N seconds pass.  While waiting the
- * stage is shown on stderr: one updating line on a TTY, "stage: X" lines
- * otherwise, nothing with --json or -q.
+ * A request for long work returns 202 with an operation.  op_follow() is
+ * the one place that watches it and hands out snapshots; everything else
+ * (the progress line, Ctrl-C, --cancel, the final report) sits on top.
+ * It polls GET /v1/operations/{id} every 200 ms while someone watches the
+ * stages (bangerd's ?wait holds only until the end, so it would hide the
+ * stages in between), and holds ?wait=5 requests when nobody does.
+ *
+ * Ctrl-C while following stops following: the operation goes on in
+ * bangerd and banger says how to find it again (exit 130).  With
+ * --cancel, the first Ctrl-C asks bangerd to cancel the operation and
+ * keeps following it to its end; a second one stops following.
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-/* Short holds while stages are shown, so they show up as they happen;
- * longer ones when nobody watches. */
-#define OP_WAIT_SHOWN_S  1
-#define OP_WAIT_S        5
-/* Never poll faster than this, even if bangerd answers ?wait at once. */
-#define OP_MIN_POLL_MS   100L
+#define OP_POLL_MS  200L  /* between polls, and never faster */
+#define OP_HOLD_S   5     /* ?wait when no stages are shown */
 
 struct progress {
-	bool enabled;
-	bool tty;
-	const char *label;
-	char stage[128];
+	bool enabled;       /* show stages at all (not --json, not -q) */
+	bool tty;           /* one updating line, else a line per stage */
+	const char *label;  /* "creating vm 'web'" */
+	char shown[256];    /* what was shown last */
 };
 
 static void
@@ -32,31 +37,6 @@ on_sigint(int sig)
 {
 	(void)sig;
 	cli_interrupted = 1;
-}
-
-static void
-progress_show(struct progress *p, json_t *op)
-{
-	const char *stage = jstr(op, "stage");
-	json_t *pct = jobj(op, "progress");
-	char buf[128], line[512];
-
-	if (!p->enabled)
-		return;
-	if (stage == NULL || stage[0] == '\0')
-		stage = jstr(op, "state");
-	out_clean(stage ? stage : "?", buf, sizeof(buf));
-	if (p->tty) {
-		if (json_is_integer(pct))
-			snprintf(line, sizeof(line), "%s: %s (%lld%%)", p->label, buf,
-			    (long long)json_integer_value(pct));
-		else
-			snprintf(line, sizeof(line), "%s: %s", p->label, buf);
-		out_status_line(line);
-	} else if (strcmp(buf, p->stage) != 0) {
-		fprintf(stderr, "stage: %s\n", buf);
-	}
-	snprintf(p->stage, sizeof(p->stage), "%s", buf);
 }
 
 static bool
@@ -79,15 +59,228 @@ ms_since(const struct timespec *t0)
 }
 
 int
-op_run(struct cli *cli, const char *method, const char *path, json_t *body,
-    const char *label, bool no_wait, json_t **ret_op)
+op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
+    void *ctx, json_t **ret_final)
+{
+	char *base = api_path("/v1/operations/", id, NULL);
+	char *path = fine ? xstrdup(base) :
+	    xasprintf("%s?wait=%d", base, OP_HOLD_S);
+	struct reply r = { 0 };
+	int rc;
+
+	for (;;) {
+		struct timespec t0;
+
+		if (cli_interrupted) {
+			rc = CLI_EXIT_INTERRUPTED;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		rc = api_call_ex(cli, "GET", path, NULL, 0, OP_HOLD_S + 60L, &r);
+		if (rc != CLI_EXIT_OK)
+			break;
+		if (!json_is_object(r.json) || jstr(r.json, "state") == NULL) {
+			out_status_clear();
+			fprintf(stderr, "banger: bangerd's answer for operation %s "
+			    "is not an operation\n", id);
+			rc = CLI_EXIT_SERVER;
+			break;
+		}
+		if (fn != NULL && (rc = fn(r.json, ctx)) != 0)
+			break;
+		if (op_finished(r.json)) {
+			*ret_final = json_incref(r.json);
+			break;
+		}
+		reply_free(&r);
+		long spent = ms_since(&t0);
+		if (spent < OP_POLL_MS) {
+			struct timespec pause = { 0, (OP_POLL_MS - spent) * 1000000L };
+
+			/* SIGINT cuts the pause short (no SA_RESTART). */
+			nanosleep(&pause, NULL);
+		}
+	}
+	reply_free(&r);
+	free(path);
+	free(base);
+	return rc;
+}
+
+static int
+progress_show(json_t *op, void *ctx)
+{
+	struct progress *p = ctx;
+	const char *stage = jstr(op, "stage");
+	json_t *pct = jobj(op, "progress");
+	char buf[128], line[256];
+
+	if (!p->enabled)
+		return 0;
+	if (stage == NULL || stage[0] == '\0')
+		stage = jstr(op, "state");
+	out_clean(stage ? stage : "?", buf, sizeof(buf));
+	if (p->tty) {
+		if (json_is_integer(pct))
+			snprintf(line, sizeof(line), "%s: %s (%lld%%)", p->label, buf,
+			    (long long)json_integer_value(pct));
+		else
+			snprintf(line, sizeof(line), "%s: %s", p->label, buf);
+		if (strcmp(line, p->shown) != 0)
+			out_status_line(line);
+	} else {
+		/* A line per stage; percentages alone do not make one. */
+		snprintf(line, sizeof(line), "%s", buf);
+		if (strcmp(line, p->shown) != 0) {
+			if (json_is_integer(pct))
+				fprintf(stderr, "stage: %s (%lld%%)\n", buf,
+				    (long long)json_integer_value(pct));
+			else
+				fprintf(stderr, "stage: %s\n", buf);
+		}
+	}
+	snprintf(p->shown, sizeof(p->shown), "%s", line);
+	return 0;
+}
+
+/* POST /v1/operations/{id}/cancel.  An operation that has just finished
+ * is no error: following it shows how it ended. */
+static int
+cancel_request(struct cli *cli, const char *id)
+{
+	char *path = api_path("/v1/operations/", id, "/cancel");
+	struct reply r = { 0 };
+	int rc;
+
+	rc = client_request(cli, "POST", path, NULL, API_TIMEOUT_S,
+	    CLIENT_NO_AUTOSTART, &r);
+	if (rc == CLI_EXIT_OK && r.status != 202 && r.status != 409) {
+		json_error_t jerr;
+		json_t *body = r.body ? json_loadb(r.body, r.len, 0, &jerr) : NULL;
+
+		rc = api_report_error(body, r.status);
+		if (body != NULL)
+			json_decref(body);
+	}
+	reply_free(&r);
+	free(path);
+	return rc;
+}
+
+/* Follow operation 'id' (its first snapshot, if known, in 'first') with
+ * progress until it ends; handles Ctrl-C as the file comment says.
+ * Returns 0 with *ret_final, or an exit status (explained); *ret_cancelled
+ * tells whether banger asked for a cancel. */
+static int
+op_watch(struct cli *cli, const char *id, json_t *first, struct progress *p,
+    bool cancel, json_t **ret_final, bool *ret_cancelled)
 {
 	struct sigaction sa, old_sa;
+	char idc[128];
+	int rc;
+
+	out_clean(id, idc, sizeof(idc));
+	*ret_cancelled = false;
+	if (first != NULL) {
+		progress_show(first, p);
+		if (op_finished(first)) {
+			*ret_final = json_incref(first);
+			return CLI_EXIT_OK;
+		}
+	}
+	/* From here on the operation exists: Ctrl-C is about watching it. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, &old_sa);
+	for (;;) {
+		rc = op_follow(cli, id, p->enabled, progress_show, p, ret_final);
+		if (rc != CLI_EXIT_INTERRUPTED)
+			break;
+		out_status_clear();
+		if (!cancel || *ret_cancelled) {
+			if (*ret_cancelled) {
+				fprintf(stderr, "banger: stopped waiting; operation %s "
+				    "was asked to cancel and ends in bangerd\n", idc);
+				fprintf(stderr, "hint: follow it with 'banger operation "
+				    "wait %s'\n", idc);
+			} else {
+				fprintf(stderr, "banger: stopped waiting; operation %s "
+				    "goes on in bangerd\n", idc);
+				fprintf(stderr, "hint: follow it with 'banger operation "
+				    "wait %s', cancel it with 'banger operation cancel "
+				    "%s'\n", idc, idc);
+			}
+			break;
+		}
+		cli_interrupted = 0;
+		*ret_cancelled = true;
+		fprintf(stderr, "banger: cancelling operation %s (Ctrl-C again "
+		    "to stop waiting)\n", idc);
+		p->shown[0] = '\0';
+		rc = cancel_request(cli, id);
+		/* A second Ctrl-C during the request: the next turn says so. */
+		if (rc != CLI_EXIT_OK && rc != CLI_EXIT_INTERRUPTED)
+			break;
+	}
+	sigaction(SIGINT, &old_sa, NULL);
+	cli_interrupted = 0;
+	out_status_clear();
+	return rc;
+}
+
+/* The end of a followed operation: --json body, and on failure the error
+ * and its exit status (130 when banger cancelled it itself). */
+static int
+op_outcome(struct cli *cli, const char *id, json_t *final, bool cancelled)
+{
+	const char *state = jstr(final, "state");
+	json_t *err = jobj(final, "error");
+
+	if (cli->json) {
+		char *text = json_dumps(final, JSON_COMPACT);
+
+		if (text != NULL)
+			printf("%s\n", text);
+		free(text);
+		fflush(stdout);
+	}
+	if (state != NULL && strcmp(state, "succeeded") == 0)
+		return CLI_EXIT_OK;
+	if (json_is_object(err)) {
+		int rc = api_report_error(err, 0);
+		const char *code = jstr(err, "code");
+
+		if (cancelled && code != NULL && strcmp(code, "cancelled") == 0)
+			return CLI_EXIT_INTERRUPTED;
+		return rc;
+	}
+	char buf[64];
+
+	fprintf(stderr, "banger: operation %s ended in state '%s'\n", id,
+	    out_clean(state ? state : "?", buf, sizeof(buf)));
+	return CLI_EXIT_SERVER;
+}
+
+static void
+progress_init(struct cli *cli, struct progress *p, const char *label)
+{
+	memset(p, 0, sizeof(*p));
+	p->enabled = cli_chatty(cli);
+	p->tty = isatty(STDERR_FILENO) == 1;
+	p->label = label;
+}
+
+int
+op_run(struct cli *cli, const char *method, const char *path, json_t *body,
+    const struct op_opts *o, json_t **ret_op)
+{
 	struct progress p;
 	struct reply r = { 0 };
-	char id[256], *poll_path = NULL;
-	const char *state;
-	int rc, wait_s;
+	json_t *final = NULL;
+	bool cancelled;
+	char id[256];
+	int rc;
 
 	rc = api_call(cli, method, path, body, &r);
 	if (rc != CLI_EXIT_OK)
@@ -100,84 +293,200 @@ op_run(struct cli *cli, const char *method, const char *path, json_t *body,
 		goto out;
 	}
 	snprintf(id, sizeof(id), "%s", jstr(r.json, "id"));
-	if (no_wait) {
+	if (o->no_wait) {
 		if (cli->json)
 			out_raw(&r);
 		else
 			printf("%s\n", id);
 		goto out;
 	}
-
-	memset(&p, 0, sizeof(p));
-	p.enabled = cli_chatty(cli);
-	p.tty = isatty(STDERR_FILENO) == 1;
-	p.label = label;
-	wait_s = p.enabled ? OP_WAIT_SHOWN_S : OP_WAIT_S;
-	{
-		char *base = api_path("/v1/operations/", id, NULL);
-
-		poll_path = xasprintf("%s?wait=%d", base, wait_s);
-		free(base);
-	}
-
-	/* From here on the operation exists: Ctrl-C stops watching it, not
-	 * the work. */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, &old_sa);
-
-	while (!op_finished(r.json)) {
-		struct timespec t0;
-
-		progress_show(&p, r.json);
-		if (cli_interrupted) {
-			rc = CLI_EXIT_INTERRUPTED;
-			out_status_clear();
-			fputs("banger: interrupted\n", stderr);
-			break;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &t0);
-		reply_free(&r);
-		rc = api_call_ex(cli, "GET", poll_path, NULL, 0, wait_s + 60L, &r);
-		if (rc != CLI_EXIT_OK)
-			break;
-		long spent = ms_since(&t0);
-		if (!op_finished(r.json) && spent < OP_MIN_POLL_MS) {
-			struct timespec pause = { 0,
-			    (OP_MIN_POLL_MS - spent) * 1000000L };
-			nanosleep(&pause, NULL);
-		}
-	}
-	sigaction(SIGINT, &old_sa, NULL);
-	out_status_clear();
-	if (rc == CLI_EXIT_INTERRUPTED) {
-		fprintf(stderr, "hint: operation %s goes on in bangerd; see GET "
-		    "/v1/operations/%s\n", id, id);
-		goto out;
-	}
+	progress_init(cli, &p, o->label);
+	rc = op_watch(cli, id, r.json, &p, o->cancel, &final, &cancelled);
 	if (rc != CLI_EXIT_OK)
 		goto out;
-
-	if (cli->json)
-		out_raw(&r);
-	state = jstr(r.json, "state");
-	if (state != NULL && strcmp(state, "succeeded") == 0) {
-		*ret_op = json_incref(r.json);
-		goto out;
-	}
-	json_t *err = jobj(r.json, "error");
-	if (json_is_object(err)) {
-		rc = api_report_error(err, 0);
-	} else {
-		char buf[64];
-
-		fprintf(stderr, "banger: operation %s ended in state '%s'\n", id,
-		    out_clean(state ? state : "?", buf, sizeof(buf)));
-		rc = CLI_EXIT_SERVER;
-	}
+	rc = op_outcome(cli, id, final, cancelled);
+	if (rc == CLI_EXIT_OK)
+		*ret_op = json_incref(final);
 out:
-	free(poll_path);
+	if (final != NULL)
+		json_decref(final);
 	reply_free(&r);
 	return rc;
 }
+
+/* ---- banger operation ... ---- */
+
+static int
+operation_list(struct cli *cli, const struct command *cmd, int argc,
+    char **argv)
+{
+	static const char *const headers[] = { "ID", "KIND", "TARGET", "STATE",
+	    "STAGE", "CREATED" };
+	static const char *const keys[] = { "id", "kind", "target", "state",
+	    "stage", "created_at" };
+	const struct opt opts[] = { OPT_END };
+	struct reply r = { 0 };
+	json_t *ops, *op;
+	struct table t;
+	size_t i;
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
+		return rc;
+	rc = api_call(cli, "GET", "/v1/operations", NULL, &r);
+	if (rc != CLI_EXIT_OK)
+		goto out;
+	if (cli->json) {
+		out_raw(&r);
+		goto out;
+	}
+	ops = jobj(r.json, "operations");
+	if (cli->quiet) {
+		char buf[128];
+
+		json_array_foreach(ops, i, op)
+			printf("%s\n", jtext(jobj(op, "id"), buf, sizeof(buf)));
+		goto out;
+	}
+	table_init(&t, 6, headers);
+	json_array_foreach(ops, i, op) {
+		char c[6][128];
+		const char *row[6];
+
+		for (int k = 0; k < 6; k++) {
+			jtext(jobj(op, keys[k]), c[k], sizeof(c[k]));
+			row[k] = c[k];
+		}
+		table_add(&t, row);
+	}
+	table_print(&t, stdout);
+	table_free(&t);
+out:
+	reply_free(&r);
+	return rc;
+}
+
+static int
+operation_show(struct cli *cli, const struct command *cmd, int argc,
+    char **argv)
+{
+	static const char *const keys[] = { "id", "kind", "target", "state",
+	    "stage", "progress", "created_at", "updated_at", "finished_at" };
+	const struct opt opts[] = { OPT_END };
+	const char *id = NULL;
+	struct reply r = { 0 };
+	char *path, buf[1024];
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, &id, &rc))
+		return rc;
+	path = api_path("/v1/operations/", id, NULL);
+	rc = api_call(cli, "GET", path, NULL, &r);
+	if (rc == CLI_EXIT_OK) {
+		if (cli->json) {
+			out_raw(&r);
+		} else {
+			json_t *err = jobj(r.json, "error");
+
+			for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+				out_kv(keys[i], jtext(jobj(r.json, keys[i]), buf,
+				    sizeof(buf)));
+			if (json_is_object(err)) {
+				out_kv("error", jtext(jobj(err, "message"), buf,
+				    sizeof(buf)));
+				out_kv("error_code", jtext(jobj(err, "code"), buf,
+				    sizeof(buf)));
+			} else {
+				out_kv("error", "-");
+			}
+		}
+	}
+	reply_free(&r);
+	free(path);
+	return rc;
+}
+
+static int
+operation_wait(struct cli *cli, const struct command *cmd, int argc,
+    char **argv)
+{
+	bool cancel = false, cancelled;
+	const struct opt opts[] = { { "--cancel", OPT_FLAG, &cancel, 0 },
+	    OPT_END };
+	const char *id = NULL;
+	json_t *final = NULL;
+	struct progress p;
+	char *label, buf[128];
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, &id, &rc))
+		return rc;
+	label = xasprintf("operation %s", out_clean(id, buf, sizeof(buf)));
+	progress_init(cli, &p, label);
+	rc = op_watch(cli, id, NULL, &p, cancel, &final, &cancelled);
+	if (rc == CLI_EXIT_OK) {
+		rc = op_outcome(cli, id, final, cancelled);
+		if (rc == CLI_EXIT_OK && cli_chatty(cli)) {
+			char kind[64], target[128];
+
+			printf("operation %s (%s %s) succeeded\n", buf,
+			    jtext(jobj(final, "kind"), kind, sizeof(kind)),
+			    jtext(jobj(final, "target"), target, sizeof(target)));
+		}
+	}
+	if (final != NULL)
+		json_decref(final);
+	free(label);
+	return rc;
+}
+
+static int
+operation_cancel(struct cli *cli, const struct command *cmd, int argc,
+    char **argv)
+{
+	const struct opt opts[] = { OPT_END };
+	const char *id = NULL;
+	struct reply r = { 0 };
+	char *path, buf[128];
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, &id, &rc))
+		return rc;
+	path = api_path("/v1/operations/", id, "/cancel");
+	rc = api_call(cli, "POST", path, NULL, &r);
+	if (rc == CLI_EXIT_OK) {
+		if (cli->json) {
+			out_raw(&r);
+		} else if (!cli->quiet) {
+			char kind[64], target[128];
+
+			printf("operation %s (%s %s): cancel requested\n",
+			    out_clean(id, buf, sizeof(buf)),
+			    jtext(jobj(r.json, "kind"), kind, sizeof(kind)),
+			    jtext(jobj(r.json, "target"), target, sizeof(target)));
+		}
+	}
+	reply_free(&r);
+	free(path);
+	return rc;
+}
+
+const struct command cli_operation_commands[] = {
+	{ "operation", "list", "", "list recent operations (with -q: ids only)",
+	  NULL, operation_list },
+	{ "operation", "show", "ID", "show an operation", NULL, operation_show },
+	{ "operation", "wait", "ID [--cancel]",
+	  "follow an operation to its end, showing its stages",
+	  "Flags:\n"
+	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
+	  "                  stopping the wait\n"
+	  "Exits 0 when it succeeds, else with its error's status.\n",
+	  operation_wait },
+	{ "operation", "cancel", "ID",
+	  "ask a running operation to stop at its next safe point",
+	  "It ends failed with error 'cancelled'; what its current step made is\n"
+	  "undone (a VM being created is removed).  Follow it with\n"
+	  "'banger operation wait ID'.\n",
+	  operation_cancel },
+	{ NULL, NULL, NULL, NULL, NULL, NULL }
+};

@@ -12,6 +12,8 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 static void
 oom(void)
@@ -174,9 +176,15 @@ static bool status_drawn;
 void
 out_status_line(const char *text)
 {
+	struct winsize ws;
 	char buf[512];
 
-	fprintf(stderr, "\r\033[K%s", out_clean(text, buf, sizeof(buf)));
+	out_clean(text, buf, sizeof(buf));
+	/* A line that wraps cannot be redrawn with \r: cut it to the width. */
+	if (ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 &&
+	    strlen(buf) >= ws.ws_col)
+		buf[ws.ws_col - 1] = '\0';
+	fprintf(stderr, "\r\033[K%s", buf);
 	fflush(stderr);
 	status_drawn = true;
 }

@@ -24,6 +24,7 @@ static const struct bn_code_info code_table[] = {
 	{ BN_EIMG_DEFAULT, 409, "image_default" },
 	{ BN_EIMG_UNAVAIL, 409, "image_unavailable" },
 	{ BN_EIMG_EXISTS, 409, "image_exists" },
+	{ BN_ECANCELLED, 409, "cancelled" },
 	{ BN_ETOOBIG, 413, "payload_too_large" },
 	{ BN_EMEDIA, 415, "unsupported_media_type" },
 	{ BN_ELIMIT, 429, "limit_reached" },

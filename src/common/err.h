@@ -30,6 +30,7 @@ enum bn_code {
 	BN_EIMG_DEFAULT,    /* image_default 409 */
 	BN_EIMG_UNAVAIL,    /* image_unavailable 409 */
 	BN_EIMG_EXISTS,     /* image_exists 409 */
+	BN_ECANCELLED,      /* cancelled 409: an operation stopped on request */
 	BN_ETOOBIG,         /* payload_too_large 413 */
 	BN_EMEDIA,          /* unsupported_media_type 415 */
 	BN_ELIMIT,          /* limit_reached 429 */

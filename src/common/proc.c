@@ -228,6 +228,9 @@ proc_spawn_piped(char *const argv[], const char *err_path, pid_t *ret_pid,
 	}
 	if (pid == 0) {
 		child_reset_signals();
+		/* Its own process group, so the caller can signal the child
+		 * and everything it starts at once. */
+		setpgid(0, 0);
 		child_redirect(err_path);
 		dup2(pfd[1], 1);
 		execv(argv[0], argv);
@@ -235,6 +238,8 @@ proc_spawn_piped(char *const argv[], const char *err_path, pid_t *ret_pid,
 		_exit(127);
 	}
 	close(pfd[1]);
+	/* Also here: no window in which a kill(-pid) finds no group. */
+	setpgid(pid, pid);
 	*ret_pid = pid;
 	*ret_fd = pfd[0];
 	return 0;

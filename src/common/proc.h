@@ -23,7 +23,8 @@ int proc_run(char *const argv[], int timeout_ms, char *capture, size_t capsz,
 
 /* Start argv as our child with stdin /dev/null, stdout into a pipe whose
  * read end is returned in *ret_fd (O_CLOEXEC), and stderr appended to
- * err_path.  Reap it with proc_wait_child(). */
+ * err_path.  The child leads a new process group (pgid = its pid).
+ * Reap it with proc_wait_child(). */
 int proc_spawn_piped(char *const argv[], const char *err_path, pid_t *ret_pid,
     int *ret_fd, struct bn_err *err);
 /* Wait for our child; returns its exit status (128+signal when killed). */

@@ -2,6 +2,7 @@
 #include "core/internal.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -470,18 +471,80 @@ op_start(struct core *c, const char *kind, const char *target, op_fn fn,
 	return 0;
 }
 
-bool
-core_op_finished(const struct op_row *op)
-{
-	return op->state == OP_SUCCEEDED || op->state == OP_FAILED;
-}
-
 static void
 op_copy(struct op_row *dst, const struct op_row *src)
 {
 	*dst = *src;
 	dst->error_json = src->error_json ? xstrdup(src->error_json) : NULL;
 	dst->result_json = src->result_json ? xstrdup(src->result_json) : NULL;
+}
+
+bool
+op_cancelled(struct op *op)
+{
+	return op->cancel;
+}
+
+int
+op_fail_cancelled(struct op *op, struct bn_err *err)
+{
+	return bn_fail(err, BN_ECANCELLED, 0, "operation %s was cancelled",
+	    op->row.id);
+}
+
+void
+op_set_child(struct core *c, struct op *op, pid_t pgid)
+{
+	pthread_mutex_lock(&c->ops_mu);
+	op->child = pgid;
+	/* Asked before the child existed: it goes at once. */
+	if (pgid > 0 && op->cancel)
+		kill(-pgid, SIGTERM);
+	pthread_mutex_unlock(&c->ops_mu);
+}
+
+int
+core_op_cancel(struct core *c, const char *id, struct op_row *ret,
+    struct bn_err *err)
+{
+	struct op *o;
+
+	pthread_mutex_lock(&c->ops_mu);
+	for (o = c->ops; o; o = o->next)
+		if (strcmp(o->row.id, id) == 0)
+			break;
+	if (o == NULL) {
+		pthread_mutex_unlock(&c->ops_mu);
+		/* Finished long ago (only in the store), or never existed. */
+		if (store_op_get(c->store, id, ret, err) < 0)
+			return -1;
+		op_row_clear(ret);
+		bn_fail(err, BN_ESTATE, 0, "operation %s has already finished", id);
+		return -1;
+	}
+	if (core_op_finished(&o->row)) {
+		pthread_mutex_unlock(&c->ops_mu);
+		bn_fail(err, BN_ESTATE, 0, "operation %s has already %s", id,
+		    op_state_name(o->row.state));
+		return -1;
+	}
+	if (!o->cancel)
+		log_info("operation %s (%s %s): cancel requested", o->row.id,
+		    o->row.kind, o->row.target);
+	o->cancel = true;
+	if (o->child > 0)
+		kill(-o->child, SIGTERM);
+	op_copy(ret, &o->row);
+	/* Wake waits that check for cancellation between slices. */
+	pthread_cond_broadcast(&c->ops_cond);
+	pthread_mutex_unlock(&c->ops_mu);
+	return 0;
+}
+
+bool
+core_op_finished(const struct op_row *op)
+{
+	return op->state == OP_SUCCEEDED || op->state == OP_FAILED;
 }
 
 int

@@ -54,9 +54,22 @@ int core_vm_action(struct core *c, const char *name, enum vm_action act,
     bool force, int stop_timeout_s, char ret_op_id[24], struct bn_err *err);
 int core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
     struct vm *ret, struct bn_err *err);
-/* One action on many VMs, concurrently; nat is the value for VM_ACT_SET. */
+/* One action on many VMs, concurrently; nat is the value for VM_ACT_SET,
+ * stop_timeout_s the grace period of stops (-1: the configured one). */
 int core_vms_bulk(struct core *c, enum vm_action act, char **names, int n,
-    bool force, bool nat, char ret_op_id[24], struct bn_err *err);
+    bool force, bool nat, int stop_timeout_s, char ret_op_id[24],
+    struct bn_err *err);
+/* How to reach a running VM over SSH. */
+struct vm_ssh {
+	char id[VM_ID_LEN + 1];
+	char host[16];
+	int port;
+	char user[8];
+	char key_path[PATH_MAX];
+	char known_hosts_path[PATH_MAX];
+};
+int core_vm_ssh(struct core *c, const char *name, struct vm_ssh *ret,
+    struct bn_err *err);
 int core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
     char ret_checked_at[32], struct bn_err *err);
 /* Last tail bytes of the serial console log (malloc'd). */
@@ -91,6 +104,11 @@ int core_op_get(struct core *c, const char *id, int wait_s,
 int core_op_list(struct core *c, struct op_row **ret, int *ret_n,
     struct bn_err *err);
 bool core_op_finished(const struct op_row *op);
+/* Ask a running operation to stop at its next safe point (see
+ * op_cancelled() in internal.h); *ret is a snapshot.  Fails with
+ * BN_ESTATE when it has already finished, BN_EOP_NOTFOUND when unknown. */
+int core_op_cancel(struct core *c, const char *id, struct op_row *ret,
+    struct bn_err *err);
 
 /* ---- events ---- */
 struct event_filter {

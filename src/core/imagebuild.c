@@ -146,8 +146,15 @@ op_build(struct core *c, struct op *op, void *arg, struct bn_err *err)
 	op_stage(c, op, "starting", 1);
 	char *argv[] = { b->script, "--out", tmp, "--agent", c->bundle.agent,
 		"--pubkey", pub, NULL };
+	if (op_cancelled(op)) {
+		op_fail_cancelled(op, err);
+		goto undo;
+	}
 	if (proc_spawn_piped(argv, logp, &pid, &fd, err) < 0)
 		goto undo;
+	/* The script leads its own process group: a cancel ends the whole
+	 * build (mmdebstrap, mkfs, ...), which also closes the pipe. */
+	op_set_child(c, op, pid);
 	FILE *f = fdopen(fd, "r");
 	char line[512], stage[32];
 	int pct;
@@ -160,6 +167,11 @@ op_build(struct core *c, struct op *op, void *arg, struct bn_err *err)
 	else
 		close(fd);
 	status = proc_wait_child(pid);
+	op_set_child(c, op, 0);
+	if (op_cancelled(op)) {
+		op_fail_cancelled(op, err);
+		goto undo;
+	}
 	if (status != 0) {
 		char tail[200];
 		log_tail(logp, tail, sizeof(tail));

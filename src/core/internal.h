@@ -21,6 +21,8 @@ struct vm_lock {
 struct op {
 	struct op_row row;
 	long long started_ms;
+	_Atomic bool cancel;   /* POST /v1/operations/{id}/cancel was asked */
+	pid_t child;           /* a child process cancel kills (ops_mu), or 0 */
 	struct op *next;
 };
 
@@ -88,6 +90,14 @@ typedef json_t *(*op_fn)(struct core *c, struct op *op, void *arg,
 int op_start(struct core *c, const char *kind, const char *target, op_fn fn,
     void *arg, void (*arg_free)(void *), char ret_id[24], struct bn_err *err);
 void op_stage(struct core *c, struct op *op, const char *stage, int progress);
+/* Cancellation is cooperative: operation bodies call op_cancelled() at
+ * their safe points (between steps, in waits) and stop there, undoing
+ * what they made, with op_fail_cancelled().  A child process registered
+ * with op_set_child() gets SIGTERM (its whole process group) on cancel;
+ * pass 0 once it is reaped. */
+bool op_cancelled(struct op *op);
+int op_fail_cancelled(struct op *op, struct bn_err *err);
+void op_set_child(struct core *c, struct op *op, pid_t pgid);
 
 /* Lifecycle steps used by the operation bodies (VM lock held). */
 struct vm_net;

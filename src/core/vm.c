@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -224,10 +225,10 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 }
 
 /* Wait for the guest agent, in slices so that a VMM that dies during
- * boot fails the wait at once instead of at the deadline. */
+ * boot (or a cancel) ends the wait at once instead of at the deadline. */
 static int
-wait_agent(struct core *c, pid_t pid, const char *uds, struct vsock_health *h,
-    struct bn_err *err)
+wait_agent(struct core *c, struct op *op, pid_t pid, const char *uds,
+    struct vsock_health *h, struct bn_err *err)
 {
 	long long deadline = time_mono_ms() + (long long)c->cfg.health_timeout_s * 1000;
 
@@ -239,6 +240,8 @@ wait_agent(struct core *c, pid_t pid, const char *uds, struct vsock_health *h,
 			return 0;
 		if (!proc_alive(pid))
 			return bn_fail(err, BN_EVMM, 0, "the VMM exited during boot");
+		if (op_cancelled(op))
+			return op_fail_cancelled(op, err);
 		if (time_mono_ms() >= deadline)
 			return -1;
 	}
@@ -258,10 +261,17 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	struct vsock_health h = { 0 };
 	pid_t pid = 0;
 
+	/* Nothing changed yet: a cancel leaves the VM as it was. */
+	if (op_cancelled(op))
+		return op_fail_cancelled(op, err);
 	op_stage(c, op, "network", base);
 	if (core_net_vm_up(c, vm, &net, err) < 0)
 		goto fail;
 	op_stage(c, op, "spawn_vmm", base + 5);
+	if (op_cancelled(op)) {
+		op_fail_cancelled(op, err);
+		goto undo_net;
+	}
 	if (vm_params(c, vm, &net, &ch, &p, cmdline, sizeof(cmdline), err) < 0)
 		goto undo_net;
 	drv = ch->drv;
@@ -293,10 +303,12 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	if (drv->start(&p, err) < 0)
 		goto undo_process;
 	op_stage(c, op, "wait_health", base + 30);
-	if (wait_agent(c, pid, p.vsock_uds, &h, err) < 0) {
-		bn_err_prefix(err, "waiting for the guest agent");
-		bn_err_hint(err, "see the console log: banger vm console %s",
-		    vm->name);
+	if (wait_agent(c, op, pid, p.vsock_uds, &h, err) < 0) {
+		if (err->code != BN_ECANCELLED) {
+			bn_err_prefix(err, "waiting for the guest agent");
+			bn_err_hint(err, "see the console log: banger vm console %s",
+			    vm->name);
+		}
 		vsock_health_clear(&h);
 		goto undo_process;
 	}
@@ -321,7 +333,8 @@ undo_net:
 	core_net_vm_down(c, vm);
 fail:
 	vm->pid = 0;
-	snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
+	if (err->code != BN_ECANCELLED)
+		snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state(c, vm, VM_STOPPED);
@@ -497,6 +510,10 @@ op_create(struct core *c, struct op *op, void *arg, struct bn_err *err)
 	vm_lock(c, name);
 	if (store_vm_get(c->store, name, &vm, err) < 0)
 		goto out;
+	if (op_cancelled(op)) {
+		op_fail_cancelled(op, err);
+		goto undo_row;
+	}
 	op_stage(c, op, "prepare_disks", 5);
 	if (core_image_get(c, vm.image, &iv, err) < 0)
 		goto undo_row;
@@ -511,6 +528,10 @@ op_create(struct core *c, struct op *op, void *arg, struct bn_err *err)
 	if (!spares_take(c, iv.img.rootfs, rootfs) &&
 	    fs_copy_sparse(iv.img.rootfs, rootfs, 0600, err) < 0)
 		goto undo_dir;
+	if (op_cancelled(op)) {
+		op_fail_cancelled(op, err);
+		goto undo_dir;
+	}
 	op_stage(c, op, "prepare_work_disk", 15);
 	if (make_workdisk(c, &iv, work, vm.disk_gib, err) < 0)
 		goto undo_dir;
@@ -541,6 +562,11 @@ op_action(struct core *c, struct op *op, void *arg, struct bn_err *err)
 	vm_lock(c, a->name);
 	if (store_vm_get(c->store, a->name, &vm, err) < 0)
 		goto out;
+	/* Cancelled while it waited for the VM: nothing was done. */
+	if (a->act != VM_ACT_SET && op_cancelled(op)) {
+		op_fail_cancelled(op, err);
+		goto out;
+	}
 	switch (a->act) {
 	case VM_ACT_START:
 		if (vm.state == VM_RUNNING) {
@@ -567,6 +593,11 @@ op_action(struct core *c, struct op *op, void *arg, struct bn_err *err)
 		}
 		if (vm_halt(c, op, &vm, a->grace_s, err) < 0)
 			break;
+		/* A shutdown is not undone; the VM stays, stopped. */
+		if (op_cancelled(op)) {
+			op_fail_cancelled(op, err);
+			break;
+		}
 		op_stage(c, op, "remove_disks", 60);
 		if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
 		    fs_remove_tree(dir, err) < 0 ||
@@ -774,6 +805,7 @@ struct bulk_arg {
 	enum vm_action act;
 	bool force;
 	bool nat;
+	int grace_s;
 	int n;
 	char (*names)[VM_NAME_MAX];
 };
@@ -791,7 +823,7 @@ bulk_one_main(void *arg)
 {
 	struct bulk_one *o = arg;
 	struct act_arg a = { .act = o->b->act, .force = o->b->force,
-		.grace_s = o->c->cfg.stop_grace_s };
+		.grace_s = o->b->grace_s };
 	struct bn_err err = { 0 };
 	json_t *vmj;
 
@@ -852,7 +884,7 @@ bulk_free(void *arg)
 
 int
 core_vms_bulk(struct core *c, enum vm_action act, char **names, int n, bool force,
-    bool nat, char ret_op_id[24], struct bn_err *err)
+    bool nat, int stop_timeout_s, char ret_op_id[24], struct bn_err *err)
 {
 	struct bulk_arg *b;
 
@@ -872,6 +904,7 @@ core_vms_bulk(struct core *c, enum vm_action act, char **names, int n, bool forc
 	b->act = act;
 	b->force = force;
 	b->nat = nat;
+	b->grace_s = stop_timeout_s >= 0 ? stop_timeout_s : c->cfg.stop_grace_s;
 	b->n = n;
 	b->names = xcalloc((size_t)n, sizeof(*b->names));
 	for (int i = 0; i < n; i++)
@@ -915,6 +948,53 @@ core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
 		}
 		vm_unlock(c, name);
 	}
+	return 0;
+}
+
+/* The guest's sshd listens on 22 and takes the bundle's key for root
+ * (AuthorizedKeysFile /etc/ssh/banger/%u.keys in every image).  Host keys
+ * are per VM, so are the known hosts: a file in the VM's directory, which
+ * goes with the VM on delete (and a new VM of the same name gets a new
+ * directory). */
+int
+core_vm_ssh(struct core *c, const char *name, struct vm_ssh *ret,
+    struct bn_err *err)
+{
+	struct vm vm;
+	char dir[PATH_MAX], real[PATH_MAX];
+
+	if (core_vm_get(c, name, &vm, err) < 0)
+		return -1;
+	if (vm.state != VM_RUNNING) {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not running", name,
+		    vm_state_name(vm.state));
+		return bn_err_hint(err, "start it first: banger vm start %s", name);
+	}
+	if (vm.ip[0] == '\0') {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' has no network address", name);
+		return bn_err_hint(err, "bangerd runs VMs without a network when "
+		    "\"network\" is \"off\" or it lacks CAP_NET_ADMIN; see "
+		    "'banger doctor'");
+	}
+	memset(ret, 0, sizeof(*ret));
+	/* Absolute, whatever directory bangerd was started from. */
+	if (realpath(c->bundle.ssh_key, ret->key_path) == NULL) {
+		bn_fail(err, BN_EIMG_UNAVAIL, errno, "ssh key %s",
+		    c->bundle.ssh_key);
+		return bn_err_hint(err, "run 'make runtime-bundle' or set "
+		    "\"ssh_key\" in bundle.json");
+	}
+	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0)
+		return -1;
+	if (realpath(dir, real) == NULL)
+		return bn_fail(err, BN_ESYS, errno, "%s", dir);
+	if (path_join(ret->known_hosts_path, sizeof(ret->known_hosts_path), err,
+	    "%s/known_hosts", real) < 0)
+		return -1;
+	snprintf(ret->id, sizeof(ret->id), "%s", vm.id);
+	snprintf(ret->host, sizeof(ret->host), "%s", vm.ip);
+	snprintf(ret->user, sizeof(ret->user), "root");
+	ret->port = 22;
 	return 0;
 }
 

@@ -3,8 +3,11 @@ its stage lines, registers a managed image, and leaves nothing behind when
 the build fails.  A stand-in script plays make-rootfs.sh here (it makes two
 small ext4 files quickly); the real script is tested in tests/images."""
 import os
+import signal
 import stat
+import subprocess
 import threading
+import time
 
 import pytest
 
@@ -21,6 +24,7 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$agent" ] && [ -r "$pubkey" ]
 echo "stage: bootstrap 10"
+if [ -e "$(dirname "$0")/SLOW" ]; then sleep 59.7; fi
 sleep 0.3
 echo "stage: customize 50"
 if [ -e "$(dirname "$0")/FAIL" ]; then
@@ -126,3 +130,50 @@ def test_build_through_the_cli(builder):
     r = d.run_banger("image", "build", "--name", "clibroken")
     assert r.returncode == 6, (r.returncode, r.stderr)
     assert "banger: " in r.stderr and "hint: the whole build log is" in r.stderr
+
+
+def _sleepers():
+    return subprocess.run(["pgrep", "-f", "sleep 59.7"], capture_output=True,
+                          text=True).stdout.split()
+
+
+def test_cancel_build_ends_its_script(builder):
+    d, scripts = builder
+    api = d.client
+    open(os.path.join(scripts, "SLOW"), "w").close()
+    op = api.post("/v1/images/build", {"name": "slowbuild"}).json()
+    deadline = time.time() + 20
+    while api.get("/v1/operations/" + op["id"]).json()["stage"] != "bootstrap":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    assert _sleepers(), "the stand-in sleeps in its bootstrap stage"
+    r = api.post("/v1/operations/%s/cancel" % op["id"])
+    assert r.status_code == 202, r.text
+    t0 = time.time()
+    done = api.wait_op(op, timeout=30)
+    assert time.time() - t0 < 5
+    assert done["state"] == "failed" and done["error"]["code"] == "cancelled"
+    assert api.get("/v1/images/slowbuild").status_code == 404
+    assert os.listdir(os.path.join(d.state, "images")) == ["slowbuild.log"]
+    assert _sleepers() == [], "the whole process group was ended"
+
+
+def test_cancel_build_through_the_cli(builder):
+    d, scripts = builder
+    open(os.path.join(scripts, "SLOW"), "w").close()
+    p = subprocess.Popen([d.banger, "image", "build", "--name", "clislow",
+                          "--cancel"], env=d.env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in p.stderr:
+        seen.append(line)
+        if line.startswith("stage: bootstrap"):
+            p.send_signal(signal.SIGINT)
+            break
+    out, err = p.communicate(timeout=30)
+    err = "".join(seen) + err
+    assert p.returncode == 130, err
+    assert "banger: cancelling operation op-" in err
+    assert "was cancelled" in err and out == ""
+    assert d.client.get("/v1/images/clislow").status_code == 404
+    assert _sleepers() == []

@@ -606,14 +606,15 @@ def test_vm_set_nat_on_several_vms(daemon):
     for n in names:
         ok(run(daemon, "vm", "create", "--name", n, "--vcpus", "1"))
     r = ok(run(daemon, "vm", "set", "--nat", *names))
-    assert r.stdout.splitlines() == ["vm 'nset-a': nat on", "vm 'nset-b': nat on"]
+    assert r.stdout.splitlines() == ["nset-a: nat on", "nset-b: nat on"]
     for n in names:
         show = kv(ok(run(daemon, "vm", "show", n)).stdout)
         assert show["nat"] == "yes", show
     # One unknown VM among several: the others still change, exit says not found.
     r = fails(run(daemon, "vm", "set", "--no-nat", "nset-a", "nset-ghost", "nset-b"), 3)
-    assert "vm 'nset-a': nat off" in r.stdout and "vm 'nset-b': nat off" in r.stdout
-    assert "banger: vm 'nset-ghost': vm 'nset-ghost' not found" in r.stderr
+    assert r.stdout.splitlines() == ["nset-a: nat off", "nset-b: nat off"]
+    assert "nset-ghost: error: vm_not_found: vm 'nset-ghost' not found" in r.stderr
+    assert "banger: 1 of 3 vms failed" in r.stderr
     # Several VMs take only --nat/--no-nat.
     r = fails(run(daemon, "vm", "set", "--vcpus", "2", *names), 2)
     assert USAGE_RE.search(r.stderr)
