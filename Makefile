@@ -28,11 +28,15 @@ DAEMON_SRC = $(wildcard src/daemon/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c
 AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+# Unit tests of the CLI's own code (linked with it, not with the daemon's).
+CLI_UNIT_SRC = $(wildcard tests/unit/cli/test_*.c)
 
 LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/cli-obj/%.o)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+CLI_LIB_OBJ  = $(filter-out %/src/cli/main.o,$(CLI_OBJ))
+CLI_UNIT_BIN = $(CLI_UNIT_SRC:tests/unit/cli/%.c=$(BUILD)/tests-cli/%)
 
 ifeq ($(SAN),1)
 BANGERD = $(BUILD)/bangerd
@@ -87,6 +91,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
+$(BUILD)/tests-cli/%: tests/unit/cli/%.c $(CLI_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(CLI_LIB_OBJ) $(CLI_LIBS)
+
 ## test: everything CI runs: unit, test double, API and CLI suites, a real
 ##       boot through the QEMU driver, then unit and API under ASan+UBSan
 test: build
@@ -114,9 +122,10 @@ test-images: $(BANGERD) $(AGENT)
 test-e2e: build $(BUILD)/tests/test_qemu
 	BUILD=$(CURDIR)/$(BUILD) bash tests/e2e/qemu-boot.sh
 
-## test-unit: C unit tests (TAP) and the agent's tests
-test-unit: $(UNIT_BIN) $(AGENT)
-	@set -e; for t in $(UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
+## test-unit: C unit tests (TAP; the daemon's and the CLI's) and the
+##            agent's tests
+test-unit: $(UNIT_BIN) $(CLI_UNIT_BIN) $(AGENT)
+	@set -e; for t in $(UNIT_BIN) $(CLI_UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
 
 ## test-fake: the Firecracker test double against the published API
