@@ -422,7 +422,8 @@ run_connection(struct stream *st, CURLM *multi, CURL *easy)
 		}
 		mc = curl_multi_poll(multi, o->cancel_fd >= 0 ? &wfd : NULL,
 		    o->cancel_fd >= 0 ? 1 : 0, POLL_MS, NULL);
-		if (mc != CURLM_OK && mc != CURLM_UNRECOVERABLE_POLL) {
+		/* EINTR is not an error here (curl turns it into CURLM_OK). */
+		if (mc != CURLM_OK) {
 			snprintf(st->why, sizeof(st->why), "%s",
 			    curl_multi_strerror(mc));
 			end = END_DROPPED;
