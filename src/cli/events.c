@@ -446,7 +446,8 @@ rejected(struct cli *cli, struct stream *st)
 {
 	const struct events_opts *o = st->o;
 	json_error_t jerr;
-	json_t *body = st->errbody ? json_loads(st->errbody, 0, &jerr) : NULL;
+	json_t *body = st->errlen ? json_loadb(st->errbody, st->errlen, 0, &jerr) :
+	    NULL;
 	char msg[512];
 	int rc;
 
@@ -599,8 +600,9 @@ events_follow(struct cli *cli, const struct events_opts *o)
 			break;
 		}
 		/* Dropped: reconnect.  A connection that got through starts
-		 * the count again. */
-		if (was_subscribed)
+		 * the count again, unless it broke on a bad frame, which the
+		 * replay would only bring back. */
+		if (was_subscribed && end != END_BROKEN)
 			failures = 0;
 		if (max >= 0 && failures >= max) {
 			char msg[sizeof(st.why) + 128];
