@@ -18,7 +18,7 @@ endif
 
 NL_CFLAGS  := $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
 DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns -pthread
-CLI_LIBS    = -lcurl -ljansson
+CLI_LIBS    = -lcurl -ljansson -lncursesw -pthread
 
 COMMON_SRC = $(wildcard src/common/*.c)
 # Daemon code except main(): also linked into the unit tests.
@@ -28,11 +28,15 @@ DAEMON_SRC = $(wildcard src/daemon/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c
 AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+# Unit tests of the CLI's own code (linked with it, not with the daemon's).
+CLI_UNIT_SRC = $(wildcard tests/unit/cli/test_*.c)
 
 LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/cli-obj/%.o)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+CLI_LIB_OBJ  = $(filter-out %/src/cli/main.o,$(CLI_OBJ))
+CLI_UNIT_BIN = $(CLI_UNIT_SRC:tests/unit/cli/%.c=$(BUILD)/tests-cli/%)
 
 ifeq ($(SAN),1)
 BANGERD = $(BUILD)/bangerd
@@ -93,6 +97,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
+$(BUILD)/tests-cli/%: tests/unit/cli/%.c $(CLI_LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(CLI_LIB_OBJ) $(CLI_LIBS)
+
 ## test: everything CI runs: unit, test double, API, CLI and TypeScript
 ##       client suites, a real boot through the QEMU driver, then unit and
 ##       API under ASan+UBSan
@@ -121,9 +129,10 @@ test-images: $(BANGERD) $(AGENT)
 test-e2e: build $(BUILD)/tests/test_qemu
 	BUILD=$(CURDIR)/$(BUILD) bash tests/e2e/qemu-boot.sh
 
-## test-unit: C unit tests (TAP) and the agent's tests
-test-unit: $(UNIT_BIN) $(AGENT)
-	@set -e; for t in $(UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
+## test-unit: C unit tests (TAP; the daemon's and the CLI's) and the
+##            agent's tests
+test-unit: $(UNIT_BIN) $(CLI_UNIT_BIN) $(AGENT)
+	@set -e; for t in $(UNIT_BIN) $(CLI_UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
 
 ## test-fake: the Firecracker test double against the published API

@@ -633,6 +633,7 @@ struct sse {
 	struct core *core;
 	uint64_t cursor;
 	struct event_filter filter;
+	bool greeted;
 	char *pending;
 	size_t off, len;
 };
@@ -643,6 +644,15 @@ sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	struct sse *s = cls;
 
 	(void)pos;
+	/* libmicrohttpd sends the status line and headers with the first
+	 * chunk of body: open with a comment so the client knows at once
+	 * that it is subscribed, not after the first event or ping. */
+	if (!s->greeted) {
+		s->greeted = true;
+		s->pending = xstrdup(": connected\n\n");
+		s->off = 0;
+		s->len = strlen(s->pending);
+	}
 	if (s->pending == NULL) {
 		char *frame = NULL;
 		int rc = core_events_next(s->core, &s->cursor, &s->filter, 15000,

@@ -250,6 +250,21 @@ apply_opt(const struct command *cmd, const struct opt *opts, int argc,
 			return false;
 		*(const char **)o->dst = v;
 		return true;
+	case OPT_LIST: {
+		struct opt_list *ol = o->dst;
+
+		v = flag_value(cmd, argc, argv, pos, o->name, inline_value,
+		    ret_exit);
+		if (v == NULL)
+			return false;
+		if (ol->n == OPT_LIST_MAX) {
+			*ret_exit = usage_error(cmd, "flag %s given more than %d "
+			    "times", o->name, OPT_LIST_MAX);
+			return false;
+		}
+		ol->v[ol->n++] = v;
+		return true;
+	}
 	case OPT_INT: {
 		struct opt_int *oi = o->dst;
 

@@ -75,12 +75,20 @@ enum opt_kind {
 	OPT_FLAG,    /* bool *: set to true */
 	OPT_STRING,  /* const char **: the next argument or --flag=value */
 	OPT_INT,     /* struct opt_int *: a decimal integer, any sign */
-	OPT_CHOICE   /* int *: set to .choice (e.g. --nat / --no-nat) */
+	OPT_CHOICE,  /* int *: set to .choice (e.g. --nat / --no-nat) */
+	OPT_LIST     /* struct opt_list *: a repeatable string flag */
 };
 
 struct opt_int {
 	bool set;
 	long long value;
+};
+
+#define OPT_LIST_MAX 16
+
+struct opt_list {
+	int n;
+	const char *v[OPT_LIST_MAX];  /* borrowed from argv */
 };
 
 struct opt {
@@ -216,6 +224,111 @@ struct op_opts {
  * o->cancel, cancels the operation and follows it to its end. */
 int op_run(struct cli *cli, const char *method, const char *path,
     json_t *body, const struct op_opts *o, json_t **ret_op);
+
+/* ---- event stream (events.c) ----
+ *
+ * GET /v1/events is a server-sent event stream: frames of "id:",
+ * "event:" and "data:" lines ended by an empty line, where data is one
+ * Event object (openapi.yaml), plus ": comment" lines (": connected" when
+ * the stream opens, ": ping" every 15 s) that carry nothing.
+ *
+ * events_follow() holds the stream open on its own curl handle and hands
+ * each Event to a callback.  When the connection drops (bangerd restarts,
+ * is killed, or goes silent for EVENTS_IDLE_S) it reconnects with
+ * Last-Event-ID, so events still held in bangerd's ring are replayed, after
+ * a backoff (200 ms doubling up to 3.2 s) and at most 'max_retries' times
+ * in a row.  It never starts bangerd: a command that may need it makes a
+ * plain request first (which does).
+ *
+ * Callbacks run on the calling thread, outside libcurl's callbacks, so
+ * they may make requests of their own (client_request, api_call).  Two
+ * threads may each run events_follow() at once; 'cli' is only read,
+ * after cli_socket_resolve() (call it first when several threads share
+ * one struct cli).
+ *
+ * Following one operation (the intended pattern):
+ *
+ *     o.types = "operation.updated,operation.finished";
+ *     o.on_status = on_status;  // on EVENTS_CONNECTED: GET the operation
+ *                               // once, it may have ended already
+ *     o.on_event = on_event;    // skip events whose "operation" is not
+ *                               // ours; return 1 on operation.finished
+ *
+ * Every event after EVENTS_CONNECTED is delivered, so checking the
+ * operation's state there leaves no gap.
+ */
+
+#define EVENTS_RETRIES 8      /* default reconnects in a row before giving up */
+#define EVENTS_IDLE_S  45     /* no byte (not even a ping) for this long: drop */
+
+enum events_status {
+	EVENTS_CONNECTED,     /* subscribed (first time or after a drop) */
+	EVENTS_DISCONNECTED,  /* dropped; reconnecting in retry_ms */
+	EVENTS_FAILED         /* giving up; events_follow returns an error */
+};
+
+struct events_opts {
+	const char *types;  /* ?type=: comma-separated types or prefixes
+	                     * ("vm.state,operation."), NULL for all */
+	const char *vm;     /* ?vm=: one VM name, NULL for all VMs */
+	int max_retries;    /* reconnects in a row; 0 means EVENTS_RETRIES,
+	                     * negative means forever */
+	int cancel_fd;      /* when readable, stop (never read); -1: none */
+	bool silent;        /* don't print the final error on stderr */
+	/* Required.  Called with each Event (borrowed: json_incref() to keep
+	 * it).  Return 0 to go on, non-zero to end the stream. */
+	int (*on_event)(json_t *event, void *ctx);
+	/* Optional.  'why' says what happened (for EVENTS_CONNECTED after a
+	 * drop: "reconnected"); 'attempt' counts reconnects in a row (1 on
+	 * the first) and 'retry_ms' is the wait before the next one
+	 * (EVENTS_DISCONNECTED only). */
+	void (*on_status)(enum events_status st, const char *why, int attempt,
+	    int retry_ms, void *ctx);
+	void *ctx;
+};
+
+/* Follow the event stream until on_event asks to stop (returns 0), the
+ * stream is cancelled through cancel_fd or SIGINT (cli_interrupted set;
+ * returns CLI_EXIT_INTERRUPTED without printing), bangerd rejects the
+ * request (its error is printed unless silent; the API error's exit
+ * status: an invalid ?vm gives 1), or reconnecting failed max_retries
+ * times in a row (printed unless silent; CLI_EXIT_UNREACHABLE). */
+int events_follow(struct cli *cli, const struct events_opts *opts);
+
+/* Server-sent events framing, incremental and free of I/O (exposed for
+ * the unit tests).  Lines end in LF, CRLF or CR; a line or a frame's data
+ * longer than SSE_MAX is an error. */
+#define SSE_MAX (4u << 20)
+
+struct sse_parser {
+	char *line;           /* the current, incomplete line */
+	size_t line_len, line_cap;
+	char *data;           /* "data:" values of the frame, '\n'-joined */
+	size_t data_len, data_cap;
+	bool has_data;
+	bool skip_lf;         /* last byte was CR: a following LF ends nothing */
+	char event[64];       /* "event:" of the frame, "" for none */
+	char last_id[64];     /* "id:" (kept across frames, per the spec) */
+};
+
+/* Called for each complete frame that has data; 'type' is "message"
+ * when the frame had no event line, 'id' the last id seen ("" for none).
+ * Return 0 to go on; anything else stops sse_feed, which returns it. */
+typedef int (*sse_frame_fn)(const char *id, const char *type,
+    const char *data, size_t len, void *ctx);
+
+void sse_init(struct sse_parser *p);
+void sse_release(struct sse_parser *p);
+/* Feed n bytes.  Returns 0, the frame callback's non-zero value (bytes
+ * after that frame are dropped), or -1 when a line is too long. */
+int sse_feed(struct sse_parser *p, const char *buf, size_t n,
+    sse_frame_fn fn, void *ctx);
+
+/* ---- commands outside the tables' files (cmd_events.c, tui.c) ---- */
+
+int cmd_events(struct cli *cli, const struct command *cmd, int argc,
+    char **argv);
+int cmd_tui(struct cli *cli, const struct command *cmd, int argc, char **argv);
 
 /* ---- output (output.c) ---- */
 

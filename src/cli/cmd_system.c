@@ -1,4 +1,5 @@
-/* cmd_system.c - banger doctor and banger version. */
+/* cmd_system.c - banger doctor, version, events and tui (the last two
+ * live in cmd_events.c and tui.c). */
 #include "cli.h"
 
 #include <string.h>
@@ -101,5 +102,26 @@ const struct command cli_system_commands[] = {
 	  "Prints one line per check; exits 1 when a check fails.\n", doctor },
 	{ NULL, "version", "", "print banger's and bangerd's versions",
 	  "Does not start bangerd.\n", version },
+	{ NULL, "events", "[--type TYPE]... [--vm NAME]",
+	  "follow bangerd's events as they happen",
+	  "Prints one line per event (time, type, VM, summary) until Ctrl-C,\n"
+	  "which exits 0; with --json each event as one JSON line.  Reconnects\n"
+	  "when bangerd restarts, and gives up (exit 5) after 8 failed tries.\n"
+	  "\n"
+	  "  --type TYPE   only events of this type (repeatable, or a,b):\n"
+	  "                vm.created vm.updated vm.state vm.deleted vm.health\n"
+	  "                image.registered image.deleted operation.created\n"
+	  "                operation.updated operation.finished, or a family:\n"
+	  "                vm.* image.* operation.*\n"
+	  "  --vm NAME     only events about this VM (it need not exist yet)\n",
+	  cmd_events },
+	{ NULL, "tui", "", "a full-screen view of VMs, images and doctor",
+	  "VMs with state, IP, health and uptime, kept current from bangerd's\n"
+	  "events.  Keys (shown at the bottom): s start, x stop, r restart,\n"
+	  "d delete (asks y/n), n toggle NAT, c or Enter ssh, up/down select,\n"
+	  "1/2/3 or Tab switch views (VMs, images, doctor), ^L refresh, q quit.\n"
+	  "Actions return at once; their progress shows in the OPERATION column.\n"
+	  "When bangerd goes away the top line says so and the tui reconnects.\n",
+	  cmd_tui },
 	{ NULL, NULL, NULL, NULL, NULL, NULL }
 };
