@@ -16,7 +16,8 @@ python3 python3-pytest python3-requests python3-requests-unixsocket
 python3-jsonschema python3-yaml
 qemu-system-x86 cpio kmod lz4 binutils xz-utils zstd openssh-client
 mmdebstrap git
-shellcheck xfsprogs"
+shellcheck xfsprogs
+zsh"
 
 missing=""
 for p in $PKGS; do

@@ -101,5 +101,11 @@ const struct command cli_system_commands[] = {
 	  "Prints one line per check; exits 1 when a check fails.\n", doctor },
 	{ NULL, "version", "", "print banger's and bangerd's versions",
 	  "Does not start bangerd.\n", version },
+	{ NULL, "completion", "bash|zsh", "print a shell completion script",
+	  "Load it into the running shell with\n"
+	  "  source <(banger completion bash)     (or zsh, after compinit)\n"
+	  "'make install' installs both scripts.  VM and image names are\n"
+	  "completed by asking bangerd (never started for that).\n",
+	  cli_completion },
 	{ NULL, NULL, NULL, NULL, NULL, NULL }
 };
