@@ -17,7 +17,8 @@ LDSAN      = -fsanitize=address,undefined
 endif
 
 NL_CFLAGS  := $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
-DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns -pthread
+DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns \
+              -lsystemd -pthread
 CLI_LIBS    = -lcurl -ljansson
 
 COMMON_SRC = $(wildcard src/common/*.c)
@@ -48,7 +49,7 @@ AGENT   = runtime/banger-vsock-agent
 
 .PHONY: run bench-create test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
-        lint-shell deps bench help clean
+        lint-shell deps bench help clean install uninstall test-system
 
 all: build
 
@@ -90,7 +91,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 ## test: everything CI runs: unit, test double, API and CLI suites, a real
 ##       boot through the QEMU driver, then unit and API under ASan+UBSan
 test: build
-	$(MAKE) test-unit test-fake test-api test-images test-e2e
+	$(MAKE) test-unit test-fake test-api test-system test-images test-e2e
 	$(MAKE) test-san
 
 ## verify: the smoke test on a real VM (./verify.sh) with the runtime
@@ -128,9 +129,15 @@ test-api: $(BANGERD) $(BANGER) $(FAKE_FC) $(AGENT)
 	BANGERD=$(BANGERD) BANGER=$(BANGER) BANGER_FAKE_FC=$(FAKE_FC) \
 	    $(PYTHON) -m pytest -q tests/api tests/cli
 
-## test-san: unit and API suites with AddressSanitizer and UBSan
+## test-system: bangerd under systemd socket activation, the unit files
+##              (systemd-analyze verify), make install and uninstall
+test-system: $(BANGERD) $(BANGER) $(FAKE_FC) $(AGENT)
+	BANGERD=$(BANGERD) BANGER=$(BANGER) BANGER_FAKE_FC=$(FAKE_FC) \
+	    $(PYTHON) -m pytest -q tests/system
+
+## test-san: unit, API and system suites with AddressSanitizer and UBSan
 test-san:
-	$(MAKE) SAN=1 build test-unit test-api
+	$(MAKE) SAN=1 build test-unit test-api test-system
 
 ## lint: openapi.yaml (Redocly), shell scripts (shellcheck)
 lint: lint-openapi lint-shell
