@@ -91,7 +91,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
-## test: everything CI runs: unit, test double, API and CLI suites, a real
+## test: everything CI runs: unit, test double, API, CLI and system suites, a real
 ##       boot through the QEMU driver, then unit, API and system suites
 ##       under ASan+UBSan
 test: build

@@ -12,6 +12,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import time
 
 import pytest
@@ -52,13 +53,14 @@ def spawn(d, argv):
     logf.close()
 
 
-def wait_for_path(d, path, timeout=10):
+def wait_for_log(d, text, timeout=10):
+    """Wait for 'text' in the log.  systemd-socket-activate prints
+    "Listening on ADDR" after listen(): the socket file alone appears at
+    bind(), when connecting is still refused."""
     deadline = time.time() + timeout
-    while not os.path.exists(path):
-        if d.proc.poll() is not None:
-            raise AssertionError("exited early:\n" + d.read_log())
-        if time.time() > deadline:
-            raise AssertionError("%s never appeared:\n%s" % (path, d.read_log()))
+    while text not in d.read_log():
+        if d.proc.poll() is not None or time.time() > deadline:
+            raise AssertionError("no %r in the log:\n%s" % (text, d.read_log()))
         time.sleep(0.02)
 
 
@@ -83,15 +85,15 @@ def sa_daemon():
 def test_serves_on_the_activated_socket(sa_daemon):
     d = sa_daemon
     spawn(d, activated_argv(d, ["-l", d.socket]))
-    wait_for_path(d, d.socket)
+    wait_for_log(d, "Listening on %s " % d.socket)
     before = os.stat(d.socket)
     # The first connection makes systemd-socket-activate exec bangerd,
     # which then answers it from the socket's backlog.
     r = d.client.get("/v1/healthz")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ok"
-    log = d.read_log()
-    assert "serving on %s (socket activation)" % d.socket in log, log
+    # (logged just after the server starts, so maybe after it answered)
+    wait_for_log(d, "serving on %s (socket activation)" % d.socket)
 
     # The socket is the one systemd-socket-activate made: not re-bound,
     # not chmod-ed to bangerd's 0660, not re-grouped.
@@ -140,7 +142,7 @@ def test_two_sockets_are_refused(sa_daemon):
     d = sa_daemon
     second = os.path.join(d.dir, "second.sock")
     spawn(d, activated_argv(d, ["-l", d.socket, "-l", second]))
-    wait_for_path(d, second)
+    wait_for_log(d, "Listening on %s " % second)
     conn = trigger_stream(d.socket)
     assert_refused(d, "socket activation passed 2 sockets")
     conn.close()
@@ -149,7 +151,7 @@ def test_two_sockets_are_refused(sa_daemon):
 def test_seqpacket_socket_is_refused(sa_daemon):
     d = sa_daemon
     spawn(d, activated_argv(d, ["--seqpacket", "-l", d.socket]))
-    wait_for_path(d, d.socket)
+    wait_for_log(d, "Listening on %s " % d.socket)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     s.connect(d.socket)
     assert_refused(d, "is not a listening AF_UNIX stream socket")
@@ -161,7 +163,9 @@ def test_tcp_socket_is_refused(sa_daemon):
     port = 40000 + os.getpid() % 20000
     addr = "127.0.0.1:%d" % port
     spawn(d, activated_argv(d, ["-l", addr], netns_setup="ip link set lo up"))
-    connect = [shutil.which("python3") or "/usr/bin/python3", "-c",
+    # Listening, hence past unshare: nsenter then finds the new namespace.
+    wait_for_log(d, "Listening on %s " % addr)
+    connect = [sys.executable, "-c",
                "import socket, sys, time\n"
                "for _ in range(200):\n"
                "    try:\n"
