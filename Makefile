@@ -4,6 +4,9 @@ CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
 SAN      ?=
+# make install: $(DESTDIR)$(PREFIX)/bin, lib/banger, lib/systemd/system, share
+PREFIX   ?= /usr/local
+DESTDIR  ?=
 CFLAGS   ?= -O2 -g
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wno-format-truncation
@@ -17,7 +20,8 @@ LDSAN      = -fsanitize=address,undefined
 endif
 
 NL_CFLAGS  := $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
-DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns -pthread
+DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns \
+              -lsystemd -pthread
 CLI_LIBS    = -lcurl -ljansson -lncursesw -pthread
 
 COMMON_SRC = $(wildcard src/common/*.c)
@@ -58,7 +62,7 @@ SDK_TS_GEN = npx --no-install openapi-typescript ../../openapi.yaml \
 .PHONY: run bench-create test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
 .PHONY: sdk check-sdk test-sdk sdk-deps
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
-        lint-shell deps bench help clean
+        lint-shell deps bench help clean install uninstall test-system
 
 all: build
 
@@ -101,11 +105,11 @@ $(BUILD)/tests-cli/%: tests/unit/cli/%.c $(CLI_LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< $(CLI_LIB_OBJ) $(CLI_LIBS)
 
-## test: everything CI runs: unit, test double, API, CLI and TypeScript
-##       client suites, a real boot through the QEMU driver, then unit and
-##       API under ASan+UBSan
+## test: everything CI runs: unit, test double, API, CLI, system and
+##       TypeScript client suites, real boots through QEMU, then unit, API
+##       and system suites under ASan+UBSan
 test: build
-	$(MAKE) test-unit test-fake test-api test-sdk test-images test-e2e
+	$(MAKE) test-unit test-fake test-api test-system test-sdk test-images test-e2e
 	$(MAKE) test-san
 
 ## verify: the smoke test on a real VM (./verify.sh) with the runtime
@@ -171,9 +175,15 @@ sdk-deps:
 	@test -x $(SDK_TS)/node_modules/.bin/openapi-typescript || \
 	    { echo "$(SDK_TS)/node_modules is missing: run 'make deps' (or 'npm ci' in $(SDK_TS))" >&2; exit 1; }
 
-## test-san: unit and API suites with AddressSanitizer and UBSan
+## test-system: bangerd under systemd socket activation, the unit files
+##              (systemd-analyze verify), make install and uninstall
+test-system: $(BANGERD) $(BANGER) $(FAKE_FC) $(AGENT)
+	BANGERD=$(BANGERD) BANGER=$(BANGER) BANGER_FAKE_FC=$(FAKE_FC) \
+	    $(PYTHON) -m pytest -q tests/system
+
+## test-san: unit, API and system suites with AddressSanitizer and UBSan
 test-san:
-	$(MAKE) SAN=1 build test-unit test-api
+	$(MAKE) SAN=1 build test-unit test-api test-system
 
 ## lint: openapi.yaml (Redocly), shell scripts (shellcheck), the generated
 ##       TypeScript client is up to date (check-sdk)
@@ -240,6 +250,53 @@ bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 ##               (pooled TAP vs none; rootfs copy on ext4 and reflink XFS)
 bench-create: build
 	$(PYTHON) tests/bench/bench.py create
+
+BINDIR      = $(PREFIX)/bin
+LIBDIR      = $(PREFIX)/lib/banger
+UNITDIR     = $(PREFIX)/lib/systemd/system
+BASHCOMPDIR = $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  = $(PREFIX)/share/zsh/site-functions
+DOCDIR      = $(PREFIX)/share/doc/banger
+UNITS       = bangerd.service bangerd.socket
+# The rootfs scripts bangerd runs for image builds, and make-bundle.sh.
+ROOTFS_FILES = $(shell git ls-files rootfs 2>/dev/null || find rootfs -type f)
+
+## install: bangerd and banger to $(PREFIX)/bin, systemd units, bash and
+##          zsh completion, the agent and rootfs scripts to
+##          $(PREFIX)/lib/banger (PREFIX=/usr/local, DESTDIR for staging)
+install: $(BANGERD) $(BANGER) $(AGENT)
+	@mkdir -p $(BUILD)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(DOCDIR) \
+	    $(DESTDIR)$(LIBDIR)/runtime
+	install -m 0755 $(BANGERD) $(DESTDIR)$(BINDIR)/bangerd
+	install -m 0755 $(BANGER) $(DESTDIR)$(BINDIR)/banger
+	@set -e; for u in $(UNITS); do \
+	    echo "install $$u -> $(DESTDIR)$(UNITDIR)"; \
+	    sed 's|@PREFIX@|$(PREFIX)|g' dist/systemd/$$u.in >$(BUILD)/$$u; \
+	    install -m 0644 $(BUILD)/$$u $(DESTDIR)$(UNITDIR)/$$u; done
+	./$(BANGER) completion bash >$(BUILD)/banger.bash
+	./$(BANGER) completion zsh >$(BUILD)/banger.zsh
+	install -m 0644 $(BUILD)/banger.bash $(DESTDIR)$(BASHCOMPDIR)/banger
+	install -m 0644 $(BUILD)/banger.zsh $(DESTDIR)$(ZSHCOMPDIR)/_banger
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -m 0755 $(AGENT) $(DESTDIR)$(LIBDIR)/runtime/banger-vsock-agent
+	@set -e; for f in $(ROOTFS_FILES); do \
+	    if [ -x "$$f" ]; then m=0755; else m=0644; fi; \
+	    install -D -m $$m "$$f" "$(DESTDIR)$(LIBDIR)/$$f"; done
+	@echo "installed under $(DESTDIR)$(PREFIX); make the runtime bundle with"
+	@echo "  $(LIBDIR)/rootfs/make-bundle.sh   (fills $(LIBDIR)/runtime)"
+
+## uninstall: remove what install put there (a runtime bundle made in
+##            $(PREFIX)/lib/banger/runtime stays)
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/bangerd $(DESTDIR)$(BINDIR)/banger \
+	    $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) \
+	    $(DESTDIR)$(BASHCOMPDIR)/banger $(DESTDIR)$(ZSHCOMPDIR)/_banger \
+	    $(DESTDIR)$(DOCDIR)/README.md \
+	    $(DESTDIR)$(LIBDIR)/runtime/banger-vsock-agent
+	rm -rf $(DESTDIR)$(LIBDIR)/rootfs
+	rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR)/runtime $(DESTDIR)$(LIBDIR) 2>/dev/null || true
 
 ## deps: install build and test dependencies (Debian; needs root)
 deps:

@@ -294,6 +294,11 @@ args_collect(struct cli *cli, const struct command *cmd, int argc, char **argv,
 	bool only_positional = false;
 	int n = 0;
 
+	if (cli->opt_probe != NULL) {
+		cli->opt_probe(cli->opt_probe_ctx, cmd, opts, max);
+		*ret_exit = CLI_EXIT_OK;
+		return false;
+	}
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
 

@@ -36,6 +36,8 @@ enum cli_exit {
 };
 
 struct client;
+struct command;
+struct opt;
 
 /* Global state of one banger invocation. */
 struct cli {
@@ -45,6 +47,13 @@ struct cli {
 	const char *socket_flag;    /* --socket PATH, NULL when not given */
 	char socket_path[4096];     /* resolved by cli_socket_resolve() */
 	struct client *client;      /* created on first request */
+	/* Set by 'banger completion': a command's first args_parse*() call
+	 * hands its flag table (and how many NAMEs it takes: 0, 1 or more)
+	 * to opt_probe and makes the command return 0 at once, so the
+	 * completion scripts come from the very tables the commands parse. */
+	void (*opt_probe)(void *ctx, const struct command *cmd,
+	    const struct opt *opts, int max_names);
+	void *opt_probe_ctx;
 };
 
 /* True when messages meant for people should be printed. */
@@ -70,6 +79,10 @@ extern const struct command cli_vm_commands[];
 extern const struct command cli_image_commands[];
 extern const struct command cli_operation_commands[];
 extern const struct command cli_system_commands[];
+
+/* banger completion bash|zsh (cmd_completion.c) */
+int cli_completion(struct cli *cli, const struct command *cmd, int argc,
+    char **argv);
 
 enum opt_kind {
 	OPT_FLAG,    /* bool *: set to true */

@@ -123,5 +123,11 @@ const struct command cli_system_commands[] = {
 	  "Actions return at once; their progress shows in the OPERATION column.\n"
 	  "When bangerd goes away the top line says so and the tui reconnects.\n",
 	  cmd_tui },
+	{ NULL, "completion", "bash|zsh", "print a shell completion script",
+	  "Load it into the running shell with\n"
+	  "  source <(banger completion bash)     (or zsh, after compinit)\n"
+	  "'make install' installs both scripts.  VM and image names are\n"
+	  "completed by asking bangerd (never started for that).\n",
+	  cli_completion },
 	{ NULL, NULL, NULL, NULL, NULL, NULL }
 };

@@ -69,6 +69,31 @@ legacy_note(struct legacy_keys *lk, const char *file, const char *key)
 		snprintf(lk->keys[lk->n++], sizeof(lk->keys[0]), "%s:%s", file, key);
 }
 
+/* The installed layout (make install): <prefix>/bin/bangerd with the
+ * bundle in <prefix>/lib/banger/runtime, whatever the prefix (and
+ * DESTDIR) was.  Fills 'out' when that directory exists. */
+static bool
+runtime_near_exe(char *out, size_t outsz)
+{
+	char exe[PATH_MAX], cand[PATH_MAX + 32], real[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	struct stat st;
+	char *slash;
+
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) == NULL)
+		return false;
+	*slash = '\0';
+	snprintf(cand, sizeof(cand), "%s/../lib/banger/runtime", exe);
+	if (stat(cand, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    realpath(cand, real) == NULL)
+		return false;
+	snprintf(out, outsz, "%s", real);
+	return true;
+}
+
 void
 config_defaults(struct config *cfg)
 {
@@ -103,11 +128,12 @@ config_defaults(struct config *cfg)
 			snprintf(cfg->config_path, sizeof(cfg->config_path),
 			    "%s/.config/banger/config.json", home ? home : "/tmp");
 	}
-	/* In a checkout (./runtime/ next to the Makefile) use it. */
+	/* In a checkout (./runtime/ next to the Makefile) use it; then the
+	 * installed layout; then the packaged default. */
 	struct stat st;
 	if (stat("runtime", &st) == 0 && S_ISDIR(st.st_mode) && getcwd(tmp, sizeof(tmp)))
 		snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "%s/runtime", tmp);
-	else
+	else if (!runtime_near_exe(cfg->runtime_dir, sizeof(cfg->runtime_dir)))
 		snprintf(cfg->runtime_dir, sizeof(cfg->runtime_dir), "/usr/lib/banger/runtime");
 	snprintf(cfg->vmm, sizeof(cfg->vmm), "auto");
 	cfg->agent_port = 1024;

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "api/api.h"
 #include "common/log.h"
@@ -91,6 +94,49 @@ listen_unix(const char *path, struct bn_err *err)
 	return fd;
 }
 
+/* Socket activation (bangerd.socket, systemd-socket-activate): take the
+ * listening socket from LISTEN_FDS instead of binding one.  Sets *ret_fd
+ * to -1 when bangerd was not activated.  sd_listen_fds(1) also unsets
+ * LISTEN_* so VMMs spawned later do not inherit them; it runs before any
+ * thread exists because it changes the environment. */
+static int
+activated_socket(int *ret_fd, char *path, size_t pathsz, struct bn_err *err)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+	int n, fd, r;
+
+	*ret_fd = -1;
+	n = sd_listen_fds(1);
+	if (n < 0)
+		return bn_fail(err, BN_ESYS, -n, "socket activation (LISTEN_FDS)");
+	if (n == 0)
+		return 0;
+	if (n > 1)
+		return bn_fail(err, BN_EINVAL, 0, "socket activation passed %d "
+		    "sockets; bangerd serves exactly one (a single ListenStream= "
+		    "in bangerd.socket)", n);
+	fd = SD_LISTEN_FDS_START;
+	r = sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0);
+	if (r < 0)
+		return bn_fail(err, BN_ESYS, -r, "socket activation: fd %d", fd);
+	if (r == 0)
+		return bn_fail(err, BN_EINVAL, 0, "socket activation: fd %d is not "
+		    "a listening AF_UNIX stream socket (ListenStream=/path in "
+		    "bangerd.socket)", fd);
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return bn_fail(err, BN_ESYS, errno, "fcntl fd %d", fd);
+	/* For the log: the path systemd bound, which --socket may not name. */
+	if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 &&
+	    len > offsetof(struct sockaddr_un, sun_path) && sa.sun_path[0] != '\0')
+		snprintf(path, pathsz, "%.*s",
+		    (int)(len - offsetof(struct sockaddr_un, sun_path)), sa.sun_path);
+	else
+		snprintf(path, pathsz, "fd %d", fd);
+	*ret_fd = fd;
+	return 0;
+}
+
 /* One daemon per state directory. */
 static int
 lock_state_dir(const char *dir, struct bn_err *err)
@@ -139,6 +185,7 @@ main(int argc, char **argv)
 	struct core *core = NULL;
 	struct api_server *srv = NULL;
 	enum log_level level;
+	char served[PATH_MAX];
 	int ch, fd, lockfd;
 
 	while ((ch = getopt_long(argc, argv, "dnh", opts, NULL)) != -1) {
@@ -205,16 +252,28 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* Before anything is touched: a bad activation leaves no trace. */
+	if (activated_socket(&fd, served, sizeof(served), &err) < 0)
+		fatalx("%s", err.msg);
+	bool activated = fd >= 0;
 	if ((lockfd = lock_state_dir(cfg.state_dir, &err)) < 0)
 		fatalx("%s", err.msg);
 	if (core_open(&cfg, &bundle, &core, &err) < 0)
 		fatalx("%s", err.msg);
-	if ((fd = listen_unix(cfg.socket, &err)) < 0)
-		fatalx("%s", err.msg);
+	/* A socket systemd made is systemd's: its path, mode and group come
+	 * from bangerd.socket, and it outlives us. */
+	if (!activated) {
+		if ((fd = listen_unix(cfg.socket, &err)) < 0)
+			fatalx("%s", err.msg);
+		snprintf(served, sizeof(served), "%s", cfg.socket);
+	}
 	if (api_server_start(core, fd, &srv, &err) < 0)
 		fatalx("%s", err.msg);
-	log_info("serving on %s (state %s, runtime %s)", cfg.socket, cfg.state_dir,
+	log_info("serving on %s%s (state %s, runtime %s)", served,
+	    activated ? " (socket activation)" : "", cfg.state_dir,
 	    cfg.runtime_dir);
+	/* Type=notify in bangerd.service; a no-op without NOTIFY_SOCKET. */
+	sd_notify(0, "READY=1");
 
 	for (;;) {
 		int sig;
@@ -227,9 +286,11 @@ main(int argc, char **argv)
 		log_info("signal %d: shutting down (VMs keep running)", sig);
 		break;
 	}
+	sd_notify(0, "STOPPING=1");
 	core_quiesce(core);
 	api_server_stop(srv);
-	unlink(cfg.socket);
+	if (!activated)
+		unlink(cfg.socket);
 	core_close(core);
 	close(lockfd);
 	return 0;
