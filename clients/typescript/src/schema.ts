@@ -258,6 +258,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{name}/ssh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * How to reach a VM over SSH
+         * @description Returns what an SSH client needs to log in to a running VM: the guest's address and port, the user (`root`), the runtime bundle's private key and a known-hosts file of this VM's own. Host keys are per VM, so the known-hosts file lives in the VM's directory under the daemon's state directory: it is removed with the VM, and a new VM of the same name starts with none. Clients that cannot write there (a user other than the daemon's) keep their own per-VM file instead. `banger vm ssh` uses this route. A VM that is not running, or that has no address (networking off), gives `409 invalid_state`; a bundle without the key gives `409 image_unavailable`.
+         */
+        get: operations["getVMSSH"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/images": {
         parameters: {
             query?: never;
@@ -374,6 +397,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/operations/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Operation id as returned in `Operation.id` (for example `op-000000000000002a`). */
+                id: components["parameters"]["OperationId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel an operation
+         * @description Asks a pending or running operation to stop at its next safe point and answers at once with `202` and the operation as it is now; follow it (`GET /v1/operations/{id}?wait=N` or `operation.*` events) to see it end. A cancelled operation ends `failed` with error code `cancelled`; one that reaches its end first simply succeeds. Asking twice is harmless. An operation that has already finished gives `409 invalid_state`. The body may be omitted or be `{}`.
+         */
+        post: operations["cancelOperation"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events": {
         parameters: {
             query?: never;
@@ -394,11 +440,14 @@ export interface paths {
          *
          *     that is an `id:` line with the event's sequence number, an `event:`
          *     line with its type, one `data:` line holding the `Event` object as
-         *     compact JSON, and an empty line. Every 15 seconds without events the
-         *     daemon sends the keep-alive comment `: ping` followed by an empty line;
-         *     clients must ignore comment lines.
+         *     compact JSON, and an empty line. The stream opens with the comment
+         *     `: connected` (so the reply reaches the client at once: every event
+         *     after it is delivered), and every 15 seconds without events the
+         *     daemon sends the keep-alive comment `: ping`, each followed by an
+         *     empty line; clients must ignore comment lines.
          *
-         *     Event types: `vm.created`, `vm.state` (data `{"state", "previous"}`),
+         *     Event types: `vm.created` and `vm.updated` (data is the `VM`),
+         *     `vm.state` (data `{"state", "previous"}`),
          *     `vm.deleted`, `vm.health` (data `{"status", "reason"}`),
          *     `image.registered`, `image.deleted`, `operation.created`,
          *     `operation.updated` and `operation.finished` (data is the `Operation`).
@@ -543,6 +592,24 @@ export interface components {
             /** @description Message of the last failure, null when there was none. */
             last_error: string | null;
         };
+        /** @description How to log in to a running VM over SSH. */
+        SSHAccess: {
+            name: components["schemas"]["Name"];
+            /** @description The VM's id (see `VM.id`). A client that keeps its own known-hosts file per VM names it after this id, so a new VM of the same name starts with none. */
+            id: string;
+            /**
+             * @description Login user; images authorize the bundle's key for `root`.
+             * @example root
+             */
+            user: string;
+            /** @description Guest IPv4 address. */
+            host: string;
+            port: number;
+            /** @description Absolute path of the runtime bundle's private key on the host. */
+            key_path: string;
+            /** @description Absolute path of this VM's known-hosts file (it may not exist yet). It is inside the VM's directory, so it goes when the VM is deleted. */
+            known_hosts_path: string;
+        };
         VMList: {
             /** @description VMs sorted by name. */
             vms: components["schemas"]["VM"][];
@@ -602,6 +669,8 @@ export interface components {
             force?: boolean;
             /** @description With `set` (required there), turn NAT on or off for each VM. */
             nat?: boolean;
+            /** @description With `stop`, `restart` and `delete` (rejected with the others): seconds each guest gets to shut down cleanly before its VMM is killed. Defaults to the daemon's configured grace period. */
+            timeout_s?: number;
         };
         /** @description Outcome of a bulk action for one VM. */
         BulkResult: {
@@ -756,13 +825,13 @@ export interface components {
             /** @description Increasing sequence number; also the SSE `id:`. */
             id: number;
             /** @enum {string} */
-            type: "vm.created" | "vm.state" | "vm.deleted" | "vm.health" | "image.registered" | "image.deleted" | "operation.created" | "operation.updated" | "operation.finished";
+            type: "vm.created" | "vm.updated" | "vm.state" | "vm.deleted" | "vm.health" | "image.registered" | "image.deleted" | "operation.created" | "operation.updated" | "operation.finished";
             time: components["schemas"]["Timestamp"];
             /** @description VM the event is about, if any. */
             vm: string | null;
             /** @description Operation the event belongs to, if any. */
             operation: string | null;
-            /** @description Type-specific payload: `{"state", "previous"}` for `vm.state`, `{"status", "reason"}` for `vm.health`, the `Operation` for `operation.*`. */
+            /** @description Type-specific payload: the `VM` for `vm.created` and `vm.updated`, `{"state", "previous"}` for `vm.state`, `{"status", "reason"}` for `vm.health`, the `Operation` for `operation.*`. */
             data: Record<string, never>;
         };
         /** @description Body of every 4xx and 5xx reply, and of failed operations and bulk results. */
@@ -771,7 +840,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
@@ -940,7 +1009,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The VM's current state does not allow this. Codes: `vm_exists` (name already in use), `vm_running` (delete without `force`, or changing vcpus/memory/disk of a running VM), `invalid_state` (the target is not in a state that allows the change, for example registering over an image that banger built), `image_unavailable` (the image's rootfs file is missing). Actions on one VM are queued, never refused as busy. */
+        /** @description The VM's current state does not allow this. Codes: `vm_exists` (name already in use), `vm_running` (delete without `force`, or changing vcpus/memory/disk of a running VM), `invalid_state` (the target is not in a state that allows the change, for example registering over an image that banger built, or SSH to a VM that is not running), `image_unavailable` (the image's rootfs file is missing, or the runtime bundle's SSH key). Actions on one VM are queued, never refused as busy. */
         VMConflict: {
             headers: {
                 [name: string]: unknown;
@@ -1078,7 +1147,9 @@ export interface operations {
                      *       "extensions": [
                      *         "operations",
                      *         "events",
-                     *         "vm_actions"
+                     *         "vm_actions",
+                     *         "operation_cancel",
+                     *         "vm_ssh"
                      *       ]
                      *     }
                      */
@@ -1522,6 +1593,45 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getVMSSH: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description SSH parameters of the VM. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "name": "web",
+                     *       "id": "a1b2c3d4e5f60718",
+                     *       "user": "root",
+                     *       "host": "172.30.0.2",
+                     *       "port": 22,
+                     *       "key_path": "/usr/lib/banger/runtime/id_ed25519",
+                     *       "known_hosts_path": "/var/lib/banger/vms/a1b2c3d4e5f60718/known_hosts"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SSHAccess"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     listImages: {
         parameters: {
             query?: never;
@@ -1708,6 +1818,44 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["OperationNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    cancelOperation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Operation id as returned in `Operation.id` (for example `op-000000000000002a`). */
+                id: components["parameters"]["OperationId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: components["requestBodies"]["EmptyAction"];
+        responses: {
+            /** @description Cancellation requested; the operation as it is now. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Operation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["OperationNotFound"];
+            /** @description `invalid_state`: the operation has already finished. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
         };
     };

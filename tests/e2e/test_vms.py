@@ -1,0 +1,165 @@
+"""Real boots through bangerd, with the runtime bundle (`make runtime-bundle`):
+the Debian default image on the kernel and initrd of the bundle, through
+the QEMU driver (TCG here: this machine's KVM cannot boot a standard guest).
+
+bangerd runs in a named network namespace of its own (so a restarted
+daemon finds its bridge and TAPs again, and nothing touches the host's
+network); the host side of every check (ssh, dig, verify.sh) runs in it.
+
+- verify.sh --nat: the whole smoke test, plus NAT to a stand-in outside
+  world and the rules gone after stop;
+- two VMs booted at once: health through the real agent, `<name>.vm` from
+  the host's point of view, `banger vm ssh` running a command with its exit
+  status passed through, bangerd restarted while they run (they keep
+  running and are adopted), delete leaves no process.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from daemon import Daemon, BANGER
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+RUNTIME = os.path.abspath(os.environ.get("BANGER_E2E_RUNTIME")
+                          or os.path.join(REPO, "runtime"))
+BUNDLE_PARTS = ("bundle.json", "vmlinux", "initrd.img", "rootfs-docker.ext4",
+                "work-seed.ext4", "id_ed25519", "banger-vsock-agent")
+# TCG boots of the Debian image take 30-40 s alone, more with two at once
+# or a loaded CI machine.
+BOOT_S = 300
+
+
+def qemu_missing():
+    if shutil.which("qemu-system-x86_64") is None:
+        return "qemu-system-x86_64 is not installed (make deps installs it)"
+    if os.geteuid() != 0:
+        return "needs root for TAP networking and network namespaces"
+    return None
+
+
+@pytest.fixture(scope="module")
+def e2e():
+    why = qemu_missing()
+    if why:
+        pytest.skip(why)
+    missing = [p for p in BUNDLE_PARTS
+               if not os.path.exists(os.path.join(RUNTIME, p))]
+    assert not missing, "runtime bundle %s lacks %s: run make runtime-bundle" % (
+        RUNTIME, ", ".join(missing))
+    ns = "bge2e-%d" % os.getpid()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    d = Daemon(runtime=RUNTIME, netns_path="/run/netns/" + ns,
+               config={"health_timeout_s": BOOT_S, "stop_grace_s": 30})
+    d.ns = ns
+    try:
+        d.start()
+        yield d
+    finally:
+        try:
+            if d.proc is not None:
+                for vm in d.client.get("/v1/vms", validate=False).json()["vms"]:
+                    d.client.delete_vm(vm["name"])
+            d.cleanup()
+        finally:
+            subprocess.run(["ip", "netns", "del", ns])
+
+
+def in_ns(d, argv, timeout=120, env=None):
+    """Run argv in the daemon's network namespace, with its environment."""
+    e = dict(d.env)
+    e.update(env or {})
+    return subprocess.run(["nsenter", "--net=/run/netns/" + d.ns] + argv,
+                          env=e, cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def banger(d, *args, timeout=120):
+    return in_ns(d, [BANGER] + list(args), timeout=timeout)
+
+
+def wait_until(what, fn, timeout):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(2)
+    raise AssertionError("timed out waiting for " + what + ": " + repr(last))
+
+
+def test_verify_with_nat(e2e):
+    r = in_ns(e2e, ["./verify.sh", "--nat"], timeout=1200)
+    out = r.stdout + r.stderr
+    print(out)
+    assert r.returncode == 0, out + "\n" + e2e.read_log()
+    assert "not ok" not in out
+    assert "NAT: the guest reaches the outside world" in out
+
+
+def test_two_vms_dns_ssh_restart(e2e):
+    api = e2e.client
+    ops = []
+    for name in ("e2ea", "e2eb"):
+        r = api.post("/v1/vms", {"name": name, "vcpus": 1, "memory_mib": 512})
+        assert r.status_code == 202, r.text
+        ops.append(r.json())
+    for op in ops:
+        done = api.wait_op(op, timeout=BOOT_S + 60)
+        assert done["state"] == "succeeded", done
+    vms = {}
+    for name in ("e2ea", "e2eb"):
+        vm = api.get("/v1/vms/" + name).json()
+        assert vm["status"]["state"] == "running", vm
+        assert vm["status"]["vmm"] == "qemu"
+        vms[name] = vm
+
+    # Health through the real agent in each guest.
+    for name in vms:
+        h = api.get("/v1/vms/%s/health" % name).json()
+        assert h["status"] == "ok", h
+
+    # <name>.vm from the host, against the responder on the bridge.
+    bridge_ip = "172.30.0.1"
+    for name, vm in vms.items():
+        r = in_ns(e2e, ["dig", "+short", "+time=2", "+tries=2",
+                        "@" + bridge_ip, name + ".vm"], timeout=30)
+        assert r.stdout.strip() == vm["status"]["ip"], r.stdout + r.stderr
+    assert vms["e2ea"]["status"]["ip"] != vms["e2eb"]["status"]["ip"]
+
+    # banger vm ssh: a one-shot command, its output and exit status.
+    def ssh_uname():
+        r = banger(e2e, "vm", "ssh", "e2ea", "--", "uname", "-sn")
+        return r if r.returncode == 0 else None
+    r = wait_until("ssh into e2ea", ssh_uname, BOOT_S)
+    assert r.stdout.split() == ["Linux", "e2ea"], r.stdout
+    r = banger(e2e, "vm", "ssh", "e2eb", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7, r.stdout + r.stderr
+    assert "still running" not in r.stderr  # no reminder after a command
+
+    # bangerd restarted while both run: the VMs keep running and are adopted.
+    pids = {n: vm["status"]["pid"] for n, vm in vms.items()}
+    assert e2e.stop() == 0
+    for n, pid in pids.items():
+        os.kill(pid, 0)  # still alive without the daemon
+    e2e.start()
+    for name in vms:
+        vm = api.get("/v1/vms/" + name).json()
+        assert vm["status"]["state"] == "running", vm
+        assert vm["status"]["pid"] == pids[name]
+        h = api.get("/v1/vms/%s/health" % name).json()
+        assert h["status"] == "ok", h
+    r = banger(e2e, "vm", "ssh", "e2eb", "--", "cat", "/etc/hostname")
+    assert r.returncode == 0 and r.stdout.strip() == "e2eb", r.stdout + r.stderr
+
+    for name in vms:
+        r = api.delete_vm(name)
+        assert r.status_code == 200, r.text
+    for n, pid in pids.items():
+        wait_until("%s's VMM (pid %d) to exit" % (n, pid),
+                   lambda: not os.path.exists("/proc/%d" % pid), 30)
+    assert e2e.vmm_pids() == []
