@@ -32,7 +32,8 @@ struct probe {
 };
 
 static const struct command *const tables[] = {
-	cli_vm_commands, cli_image_commands, cli_system_commands,
+	cli_vm_commands, cli_image_commands, cli_operation_commands,
+	cli_system_commands,
 };
 
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

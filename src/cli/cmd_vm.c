@@ -942,7 +942,7 @@ out:
 const struct command cli_vm_commands[] = {
 	{ "vm", "create",
 	  "--name NAME [--image IMAGE] [--vcpus N] [--memory MIB] [--disk GIB] "
-	  "[--nat|--no-nat] [--no-wait]",
+	  "[--nat|--no-nat] [--no-wait] [--cancel]",
 	  "create a VM and boot it",
 	  "Flags:\n"
 	  "  --name NAME     VM name, a DNS label (required)\n"

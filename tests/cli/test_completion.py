@@ -91,10 +91,10 @@ def test_bash_script_passes_shellcheck(daemon, tmp_path):
 
 
 @pytest.mark.parametrize("words,want", [
-    (["banger", ""], ["vm", "image", "doctor", "version", "completion",
-                      "help"]),
+    (["banger", ""], ["vm", "image", "operation", "doctor", "version",
+                      "events", "tui", "completion", "help"]),
     (["banger", "vm", ""], ["create", "list", "show", "start", "stop",
-                            "restart", "delete", "set", "health",
+                            "restart", "delete", "set", "ssh", "health",
                             "console"]),
     (["banger", "vm", "st"], ["start", "stop"]),
     (["banger", "image", ""], ["register", "build", "list", "show",
@@ -182,7 +182,7 @@ def test_flags_match_every_commands_synopsis(daemon):
     commands = []
     for line in block.splitlines():
         words = line.split()
-        if words[0] in ("vm", "image"):
+        if words[0] in ("vm", "image", "operation"):
             commands.append(words[:2])
         elif words[0] != "help":
             commands.append(words[:1])
@@ -326,7 +326,8 @@ def zsh(daemon):
 
 def test_zsh_completes(zsh, daemon, names):
     assert zsh.complete("banger ") == sorted(
-        ["vm", "image", "doctor", "version", "completion", "help"])
+        ["vm", "image", "operation", "doctor", "version", "events", "tui",
+         "completion", "help"])
     assert zsh.complete("banger vm cr") == ["create"]
     got = zsh.complete("banger vm create --")
     for flag in ("--name", "--image", "--vcpus", "--memory", "--disk",
