@@ -128,10 +128,14 @@ verify: build
 test-images: $(BANGERD) $(AGENT)
 	BANGERD=$(CURDIR)/$(BANGERD) $(PYTHON) -m pytest -q tests/images
 
-## test-e2e: boot a real guest through the QEMU driver (TCG), agent over
-##           vsock, disks, TAP network, ACPI power-off
+## test-e2e: real boots (QEMU, TCG here): the driver on a tiny guest, then
+##           the runtime bundle's Debian image through bangerd: verify.sh
+##           --nat, two VMs, .vm DNS, vm ssh, bangerd restarted under them
 test-e2e: build $(BUILD)/tests/test_qemu
 	BUILD=$(CURDIR)/$(BUILD) bash tests/e2e/qemu-boot.sh
+	$(MAKE) runtime-bundle
+	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) \
+	    $(PYTHON) -m pytest -q -s tests/e2e
 
 ## test-unit: C unit tests (TAP; the daemon's and the CLI's) and the
 ##            agent's tests
@@ -247,9 +251,12 @@ bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 	$(BUILD)/bench_nat
 
 ## bench-create: VM create latency through the API with the test double
-##               (pooled TAP vs none; rootfs copy on ext4 and reflink XFS)
+##               (pooled TAP vs none; rootfs copy on ext4 and reflink XFS),
+##               then real boots of the default image next to raw QEMU
+##               boots of the same argv (needs the runtime bundle)
 bench-create: build
 	$(PYTHON) tests/bench/bench.py create
+	$(PYTHON) tests/bench/bench_boot.py --rounds $(or $(ROUNDS),3)
 
 BINDIR      = $(PREFIX)/bin
 LIBDIR      = $(PREFIX)/lib/banger

@@ -911,6 +911,10 @@ vm_ssh(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	args[na++] = "GlobalKnownHostsFile=/dev/null";
 	args[na++] = "-o";
 	args[na++] = "StrictHostKeyChecking=accept-new";
+	/* No "Permanently added ..." line on each VM's first login; errors
+	 * (a changed host key among them) still show. */
+	args[na++] = "-o";
+	args[na++] = "LogLevel=ERROR";
 	args[na++] = "-p";
 	args[na++] = port;
 	args[na++] = "--";

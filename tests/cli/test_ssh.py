@@ -69,6 +69,7 @@ def test_ssh_argv_and_exit_status(daemon, vm, key, fake_ssh):
                                   st["id"], "known_hosts")]
     assert option(argv, "StrictHostKeyChecking") == ["accept-new"]
     assert option(argv, "IdentitiesOnly") == ["yes"]
+    assert option(argv, "LogLevel") == ["ERROR"]
     assert argv[argv.index("-p") + 1] == "22"
     dd = argv.index("--")
     assert argv[dd + 1:] == ["root@" + ip, "echo", "a b", "--", "-x"]

@@ -49,26 +49,22 @@ def make_ext4(path, size_mib, files=None):
 
 
 class Daemon:
-    def __init__(self, netns=True, config=None, bundle_extra=None, state=None):
+    def __init__(self, netns=True, config=None, bundle_extra=None, state=None,
+                 runtime=None, netns_path=None):
+        """runtime: a real runtime bundle to use as it is (real boots);
+        by default a fake one for the Firecracker test double is made.
+        netns_path: run bangerd in this network namespace (e.g.
+        /run/netns/NAME, so a restarted daemon finds its bridge and TAPs)
+        rather than in a new one per start."""
         self.dir = tempfile.mkdtemp(prefix="bg", dir="/tmp")
         self.socket = os.path.join(self.dir, "api.sock")
         self.state = state or os.path.join(self.dir, "s")
-        self.runtime = os.path.join(self.dir, "rt")
+        self.runtime = runtime or os.path.join(self.dir, "rt")
         self.faults = os.path.join(self.dir, "faults.json")
         self.fc_log = os.path.join(self.dir, "fc-calls.log")
         self.log = os.path.join(self.dir, "bangerd.log")
-        os.makedirs(self.runtime)
-        with open(os.path.join(self.runtime, "vmlinux"), "wb") as f:
-            f.write(b"\x7fELF fake kernel for the test double\n")
-        make_ext4(os.path.join(self.runtime, "rootfs-docker.ext4"), 64,
-                  {"etc/hostname": "banger\n"})
-        make_ext4(os.path.join(self.runtime, "work-seed.ext4"), 16,
-                  {".bashrc": "# banger work seed\n"})
-        bundle = {"vmm": "firecracker", "firecracker": FAKE_FC,
-                  "agent": AGENT, "agent_port": 1024}
-        bundle.update(bundle_extra or {})
-        with open(os.path.join(self.runtime, "bundle.json"), "w") as f:
-            json.dump(bundle, f)
+        if runtime is None:
+            self._fake_bundle(bundle_extra)
         self.config_path = os.path.join(self.dir, "config.json")
         cfg = {"health_timeout_s": 10, "stop_grace_s": 2}
         cfg.update(config or {})
@@ -89,15 +85,32 @@ class Daemon:
             "BANGER_NO_AUTOSTART": "1",
         })
         self.netns = netns and os.geteuid() == 0 and shutil.which("unshare")
+        self.netns_path = netns_path
         self.banger = BANGER
         self.bangerd = BANGERD
         self.proc = None
         self.client = Client(self.socket)
 
+    def _fake_bundle(self, bundle_extra):
+        os.makedirs(self.runtime)
+        with open(os.path.join(self.runtime, "vmlinux"), "wb") as f:
+            f.write(b"\x7fELF fake kernel for the test double\n")
+        make_ext4(os.path.join(self.runtime, "rootfs-docker.ext4"), 64,
+                  {"etc/hostname": "banger\n"})
+        make_ext4(os.path.join(self.runtime, "work-seed.ext4"), 16,
+                  {".bashrc": "# banger work seed\n"})
+        bundle = {"vmm": "firecracker", "firecracker": FAKE_FC,
+                  "agent": AGENT, "agent_port": 1024}
+        bundle.update(bundle_extra or {})
+        with open(os.path.join(self.runtime, "bundle.json"), "w") as f:
+            json.dump(bundle, f)
+
     # -- process control --
     def start(self):
         argv = [BANGERD, "-d"]
-        if self.netns:
+        if self.netns_path:
+            argv = ["nsenter", "--net=" + self.netns_path] + argv
+        elif self.netns:
             argv = ["unshare", "-n"] + argv
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(argv, env=self.env, stdout=logf,
