@@ -5,9 +5,11 @@
  * A request for long work returns 202 with an operation.  op_follow() is
  * the one place that watches it and hands out snapshots; everything else
  * (the progress line, Ctrl-C, --cancel, the final report) sits on top.
- * It polls GET /v1/operations/{id} every 200 ms while someone watches the
- * stages (bangerd's ?wait holds only until the end, so it would hide the
- * stages in between), and holds ?wait=5 requests when nobody does.
+ * While someone watches the stages it follows GET /v1/events (operation
+ * events carry the operation, so every stage change is seen), reading the
+ * operation once when the stream opens; when the stream cannot be had it
+ * polls GET /v1/operations/{id} every 200 ms instead.  When nobody watches
+ * (--json, -q) it holds ?wait=5 requests.
  *
  * Ctrl-C while following stops following: the operation goes on in
  * bangerd and banger says how to find it again (exit 130).  With
@@ -17,6 +19,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +61,118 @@ ms_since(const struct timespec *t0)
 	    (now.tv_nsec - t0->tv_nsec) / 1000000L;
 }
 
+/* Following through GET /v1/events: every stage as bangerd reports it. */
+struct ev_follow {
+	struct cli *cli;
+	const char *id;
+	op_snapshot_fn fn;
+	void *ctx;
+	json_t *final;
+	int rc;            /* from fn or the snapshot request */
+	int stop_fd;       /* written to end the stream from on_status */
+	bool failed_over;  /* the stream was never subscribed: poll instead */
+	bool subscribed;
+};
+
+static int
+ev_snapshot(struct ev_follow *f, json_t *op)
+{
+	if (f->fn != NULL && (f->rc = f->fn(op, f->ctx)) != 0)
+		return 1;
+	if (op_finished(op)) {
+		f->final = json_incref(op);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+ev_on_event(json_t *ev, void *arg)
+{
+	struct ev_follow *f = arg;
+	const char *opid = jstr(ev, "operation");
+	json_t *op = jobj(ev, "data");
+
+	if (opid == NULL || strcmp(opid, f->id) != 0 || !json_is_object(op) ||
+	    jstr(op, "state") == NULL)
+		return 0;
+	return ev_snapshot(f, op);
+}
+
+/* Once subscribed (again), read the operation: it may have moved on, or
+ * ended, before the stream was open. */
+static void
+ev_on_status(enum events_status st, const char *why, int attempt,
+    int retry_ms, void *arg)
+{
+	struct ev_follow *f = arg;
+	char *path;
+	struct reply r = { 0 };
+
+	(void)why, (void)attempt, (void)retry_ms;
+	if (st != EVENTS_CONNECTED || f->final != NULL || f->rc != 0)
+		return;
+	f->subscribed = true;
+	path = api_path("/v1/operations/", f->id, NULL);
+	f->rc = api_call_ex(f->cli, "GET", path, NULL, 0, API_TIMEOUT_S, &r);
+	free(path);
+	if (f->rc == CLI_EXIT_OK && json_is_object(r.json) &&
+	    jstr(r.json, "state") != NULL) {
+		if (ev_snapshot(f, r.json) == 0) {
+			reply_free(&r);
+			return;
+		}
+	} else if (f->rc == CLI_EXIT_OK) {
+		f->rc = CLI_EXIT_SERVER;
+	}
+	reply_free(&r);
+	/* Done (or failed): end the stream. */
+	if (write(f->stop_fd, "x", 1) < 0)
+		f->rc = f->rc ? f->rc : CLI_EXIT_ERROR;
+}
+
+/* 1 when the events path decided the outcome (rc in *ret_rc), 0 when the
+ * caller should poll instead (bangerd without events, or the stream could
+ * not be opened). */
+static int
+op_follow_events(struct cli *cli, const char *id, op_snapshot_fn fn,
+    void *ctx, json_t **ret_final, int *ret_rc)
+{
+	struct ev_follow f = { .cli = cli, .id = id, .fn = fn, .ctx = ctx };
+	struct events_opts o = { 0 };
+	int pfd[2], rc;
+
+	if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0)
+		return 0;
+	f.stop_fd = pfd[1];
+	o.types = "operation.updated,operation.finished";
+	o.max_retries = 3;
+	o.cancel_fd = pfd[0];
+	o.silent = true;
+	o.on_event = ev_on_event;
+	o.on_status = ev_on_status;
+	o.ctx = &f;
+	rc = events_follow(cli, &o);
+	close(pfd[0]);
+	close(pfd[1]);
+	if (f.final != NULL) {
+		*ret_final = f.final;
+		*ret_rc = CLI_EXIT_OK;
+		return 1;
+	}
+	if (f.rc != CLI_EXIT_OK) {
+		*ret_rc = f.rc;
+		return 1;
+	}
+	if (rc == CLI_EXIT_INTERRUPTED && cli_interrupted) {
+		*ret_rc = rc;
+		return 1;
+	}
+	/* The stream failed or ended without the operation's end: fall back
+	 * to polling, which also reports bangerd being gone properly. */
+	return 0;
+}
+
 int
 op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
     void *ctx, json_t **ret_final)
@@ -68,6 +183,14 @@ op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
 	struct reply r = { 0 };
 	int rc;
 
+	/* Stages shown: follow the event stream, which carries every stage
+	 * change (polling would miss the short ones). */
+	if (fine &&
+	    op_follow_events(cli, id, fn, ctx, ret_final, &rc)) {
+		free(path);
+		free(base);
+		return rc;
+	}
 	for (;;) {
 		struct timespec t0;
 

@@ -147,6 +147,20 @@ def test_progress_piped_json_and_quiet(daemon, image, slow_agent):
         run(daemon, "vm", "delete", "--force", name)
 
 
+def test_progress_shows_every_stage(daemon, image):
+    """Against the test double a create's stages pass within milliseconds;
+    following the event stream still shows each of them, in order."""
+    name = uniq("every")
+    try:
+        r = ok(run(daemon, *create_args(name, image)))
+        stages = [l.split()[1] for l in r.stderr.splitlines()]
+        want = ["prepare_disks", "prepare_work_disk", "network", "spawn_vmm",
+                "configure", "instance_start", "wait_health", "done"]
+        assert [s for s in stages if s in want] == want, r.stderr
+    finally:
+        run(daemon, "vm", "delete", "--force", name)
+
+
 def test_progress_on_a_terminal(daemon, image, slow_agent):
     name = uniq("tty")
     try:
