@@ -497,7 +497,7 @@ def test_image_unavailable(api, daemon):
 
 
 def test_limit_reached(fresh_daemon):
-    fresh_daemon.__init__(config={"max_vms": 1})
+    fresh_daemon.reconfigure(config={"max_vms": 1})
     d = fresh_daemon.start()
     d.client.create_vm("only", vcpus=1)
     body = err_of(d.client.post("/v1/vms", {"name": "second"}), 429, "limit_reached")
@@ -506,7 +506,7 @@ def test_limit_reached(fresh_daemon):
 
 
 def test_vmm_unavailable(fresh_daemon):
-    fresh_daemon.__init__(bundle_extra={"firecracker": "/nonexistent/firecracker"})
+    fresh_daemon.reconfigure(bundle_extra={"firecracker": "/nonexistent/firecracker"})
     d = fresh_daemon.start()
     api = d.client
     body = err_of(api.post("/v1/vms", {"name": "novmm"}), 503, "vmm_unavailable")

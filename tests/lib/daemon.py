@@ -91,6 +91,13 @@ class Daemon:
         self.proc = None
         self.client = Client(self.socket)
 
+    def reconfigure(self, **kw):
+        """Start over (not started yet) with other arguments, removing the
+        directory made for the first ones."""
+        assert self.proc is None
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.__init__(**kw)
+
     def _fake_bundle(self, bundle_extra):
         os.makedirs(self.runtime)
         with open(os.path.join(self.runtime, "vmlinux"), "wb") as f:
