@@ -416,21 +416,13 @@ static int
 workdisk_template(struct core *c, const char *seed, int disk_gib, char *out,
     size_t outsz, struct bn_err *err)
 {
-	char key[PATH_MAX + 96] = "blank", tmp[PATH_MAX], dir[PATH_MAX];
+	char tmp[PATH_MAX], dir[PATH_MAX];
 	off_t want = (off_t)disk_gib << 30;
 	struct stat st = { 0 };
-	uint64_t h = 1469598103934665603ULL;
 
-	if (seed != NULL) {
-		if (stat(seed, &st) < 0)
-			return bn_fail(err, BN_ESYS, errno, "stat %s", seed);
-		snprintf(key, sizeof(key), "%lu:%lu:%lld:%lld.%ld:%s",
-		    (unsigned long)st.st_dev, (unsigned long)st.st_ino,
-		    (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-		    st.st_mtim.tv_nsec, seed);
-	}
-	for (const char *k = key; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	if (seed != NULL && stat(seed, &st) < 0)
+		return bn_fail(err, BN_ESYS, errno, "stat %s", seed);
+	uint64_t h = file_identity_hash(seed, &st);
 	if (path_join(dir, sizeof(dir), err, "%s/cache", c->cfg.state_dir) < 0 ||
 	    path_join(out, outsz, err, "%s/work-%016llx-%dg.ext4", dir,
 	    (unsigned long long)h, disk_gib) < 0)
