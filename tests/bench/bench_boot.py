@@ -9,10 +9,10 @@ For each of N rounds:
           VMM process exists (its start time in /proc).
   raw     the very argv bangerd gave vhost-device-vsock and QEMU for that
           VM (read from /proc/PID/cmdline), pointed at fresh copies of the
-          image rootfs and work disk, a TAP of its own on the same bridge
-          and a directory of its own, without -S (so no QMP round trip);
-          timed from spawn to the agent answering over the vsock socket
-          and to SSH.
+          image rootfs and work disk (made and synced before the clock
+          starts), a TAP of its own on the same bridge and a directory of
+          its own, without -S (so no QMP round trip); timed from spawn to
+          the agent answering over the vsock socket and to SSH.
 Prints per round and medians, and banger/raw ratios (target <= 1.10).
 
 Needs root, QEMU and the runtime bundle (make runtime-bundle).  A
@@ -141,6 +141,10 @@ def raw_round(d, ns, b, bridge):
         assert len(templates) == 1, templates
         subprocess.run(["cp", "--sparse=always", "--reflink=auto", templates[0],
                         os.path.join(raw, "work.ext4")], check=True)
+        # Written back before the clock starts, like bangerd's spare made
+        # ahead of time (QEMU reads with O_DIRECT, which would otherwise
+        # wait for the copy's dirty pages).
+        os.sync()
         argv_q = [a.replace(b["vmdir"], raw) for a in b["qemu"] if a != "-S"]
         argv_v = [a.replace(b["vmdir"], raw) for a in b["vhost"]]
         # Disk paths that are not in the VM directory name themselves.
