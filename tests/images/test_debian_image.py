@@ -229,6 +229,13 @@ def test_unit_files_match_the_repo(rootfs):
             repo_file("files", name + ".service")
 
 
+def test_boot_extras_masked(rootfs):
+    for unit in ("getty-static.service", "getty@tty1.service",
+                 "e2scrub_reap.service"):
+        st = rootfs.stat(WANTS + "/" + unit)
+        assert st is not None and st["link"] == "/dev/null", unit
+
+
 def test_ssh_enabled_and_apt_timers_off(rootfs):
     wants = rootfs.ls(WANTS + "/multi-user.target.wants")
     assert "ssh.service" in wants
