@@ -35,6 +35,7 @@
 
 #define DNS_TCP_MAX 16
 #define DNS_TCP_TIMEOUT_MS 2000
+#define DNS_TCP_SLOT_WAIT_MS 250
 #define DNS_BIND_ATTEMPTS 8
 
 static void pkt_freep(ldns_pkt **p) { if (*p) ldns_pkt_free(*p); }
@@ -272,6 +273,7 @@ struct dns_server {
 	pthread_t udp_th, tcp_th;
 	bool udp_started, tcp_started;
 	pthread_mutex_t mu;
+	pthread_cond_t slot_freed;   /* a client thread finished (under mu) */
 	struct tcp_client clients[DNS_TCP_MAX];
 };
 
@@ -389,6 +391,7 @@ tcp_client_main(void *arg)
 	close(c->fd);
 	pthread_mutex_lock(&s->mu);
 	c->done = true;
+	pthread_cond_signal(&s->slot_freed);
 	pthread_mutex_unlock(&s->mu);
 	return NULL;
 }
@@ -448,8 +451,17 @@ tcp_main(void *arg)
 			continue;
 		}
 		struct tcp_client *c = tcp_slot(s);
+		/* Full: a client that has just closed its connection may not
+		 * have been noticed yet, so wait a moment for a slot. */
+		long long slot_deadline = time_mono_ms() + DNS_TCP_SLOT_WAIT_MS;
+		while (c == NULL && time_mono_ms() < slot_deadline) {
+			pthread_mutex_lock(&s->mu);
+			cond_wait_ms(&s->slot_freed, &s->mu, 20);
+			pthread_mutex_unlock(&s->mu);
+			c = tcp_slot(s);
+		}
 		if (c == NULL) {
-			/* Full: closing at once lets the client retry or fall
+			/* Still full: closing lets the client retry or fall
 			 * back rather than wait on a queue we never serve. */
 			log_debug("dns: %d TCP clients already, closing a new one",
 			    DNS_TCP_MAX);
@@ -609,6 +621,7 @@ dns_server_start(const char *addr, unsigned port, dns_lookup_fn fn,
 	s->ctx = ctx;
 	s->udp_fd = s->tcp_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->slot_freed, NULL);
 	if ((s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		bn_fail(err, BN_ESYS, errno, "dns: eventfd");
 		goto fail;
@@ -660,6 +673,7 @@ dns_server_stop(struct dns_server *s)
 		close(s->tcp_fd);
 	if (s->stop_fd >= 0)
 		close(s->stop_fd);
+	pthread_cond_destroy(&s->slot_freed);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
 }
