@@ -79,7 +79,7 @@ outside_up() {
 	ip netns exec "$out_ns" "$py" -c "$listener_py" "$out_addr" "$out_port" &
 	listener_pid=$!
 	for _ in $(seq 1 50); do
-		ip netns exec "$out_ns" ss -Hltn "sport = :$out_port" | grep -q . && return 0
+		[ -n "$(ip netns exec "$out_ns" ss -Hltn "sport = :$out_port")" ] && return 0
 		sleep 0.1
 	done
 	return 1
@@ -130,7 +130,13 @@ outside_sees() {
 }
 reaches_outside() { [ "$(outside_sees)" = "$out_host" ]; }
 cannot_reach_outside() { ! outside_sees; }
-in_nat_set() { nft list table inet banger 2>/dev/null | grep -q "$ip "; }
+# Read whole before grep: with pipefail, `nft ... | grep -q` fails when
+# grep exits before nft has written everything (SIGPIPE).
+in_nat_set() {
+	local table
+	table=$(nft list table inet banger 2>/dev/null) || table=
+	grep -q "$ip " <<<"$table"
+}
 not_in_nat_set() { ! in_nat_set; }
 
 # health_is JQ-FILTER: the health body satisfies the filter.

@@ -154,7 +154,8 @@ if [ -z "$busybox" ]; then
 	[ -f "$busybox" ] || die "$deb has no /bin/busybox"
 fi
 [ -f "$busybox" ] || die "$busybox: no such file"
-if readelf -l "$busybox" 2>/dev/null | grep -q 'Requesting program interpreter'; then
+# Output read whole: with pipefail, grep -q leaving early fails the pipe.
+if grep -q 'Requesting program interpreter' <<<"$(readelf -l "$busybox" 2>/dev/null)"; then
 	die "$busybox is dynamically linked; the initrd needs busybox-static"
 fi
 

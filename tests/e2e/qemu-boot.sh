@@ -64,7 +64,7 @@ if [ -z "$qemu" ]; then
 		qemu=$(command -v qemu-system-x86_64) || skip "qemu-system-x86_64 still missing"
 	fi
 fi
-"$qemu" -machine help 2>/dev/null | grep -q '^microvm' ||
+grep -q '^microvm' <<<"$("$qemu" -machine help 2>/dev/null)" ||
     skip "$qemu has no microvm machine"
 
 # vhost-device-vsock.
