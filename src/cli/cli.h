@@ -378,6 +378,19 @@ void table_add(struct table *t, const char *const *cells);
 void table_print(const struct table *t, FILE *f);
 void table_free(struct table *t);
 
+/* A list command: GET path and print its array 'key': the body as-is with
+ * --json, each item's id_key with -q, else a table with a row per item,
+ * its cells the items' 'keys' or, when cell is set, what cell() writes for
+ * column col. */
+struct list_spec {
+	const char *path, *key, *id_key;
+	int ncols;                        /* <= TABLE_MAX_COLS */
+	const char *const *headers;
+	const char *const *keys;
+	void (*cell)(json_t *item, int col, char *buf, size_t len);
+};
+int out_list(struct cli *cli, const struct list_spec *ls);
+
 /* Out-of-memory is not recoverable in a CLI. */
 void *xmalloc(size_t n);
 void *xrealloc(void *p, size_t n);

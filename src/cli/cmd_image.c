@@ -114,53 +114,16 @@ image_list(struct cli *cli, const struct command *cmd, int argc, char **argv)
 {
 	static const char *const headers[] = { "NAME", "SOURCE", "DEFAULT",
 	    "AVAILABLE", "ROOTFS" };
+	static const char *const keys[] = { "name", "source", "default",
+	    "available", "rootfs" };
+	const struct list_spec ls = { "/v1/images", "images", "name", 5, headers,
+		keys, NULL };
 	const struct opt opts[] = { OPT_END };
-	struct reply r = { 0 };
-	json_t *images, *img;
-	struct table t;
-	size_t i;
 	int rc;
 
 	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
 		return rc;
-	rc = api_call(cli, "GET", "/v1/images", NULL, &r);
-	if (rc != CLI_EXIT_OK)
-		goto out;
-	if (cli->json) {
-		out_raw(&r);
-		goto out;
-	}
-	images = jobj(r.json, "images");
-	if (!json_is_array(images)) {
-		fputs("banger: bangerd's image list has no \"images\" array\n",
-		    stderr);
-		rc = CLI_EXIT_SERVER;
-		goto out;
-	}
-	if (cli->quiet) {
-		char buf[128];
-
-		json_array_foreach(images, i, img)
-			printf("%s\n", jtext(jobj(img, "name"), buf, sizeof(buf)));
-		goto out;
-	}
-	table_init(&t, 5, headers);
-	json_array_foreach(images, i, img) {
-		char c[5][1024];
-		const char *row[5] = { c[0], c[1], c[2], c[3], c[4] };
-
-		jtext(jobj(img, "name"), c[0], sizeof(c[0]));
-		jtext(jobj(img, "source"), c[1], sizeof(c[1]));
-		jtext(jobj(img, "default"), c[2], sizeof(c[2]));
-		jtext(jobj(img, "available"), c[3], sizeof(c[3]));
-		jtext(jobj(img, "rootfs"), c[4], sizeof(c[4]));
-		table_add(&t, row);
-	}
-	table_print(&t, stdout);
-	table_free(&t);
-out:
-	reply_free(&r);
-	return rc;
+	return out_list(cli, &ls);
 }
 
 static void

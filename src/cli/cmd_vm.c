@@ -103,64 +103,38 @@ size_cell(json_t *v, const char *unit, char *buf, size_t len)
 		jtext(v, buf, len);
 }
 
+/* A cell of the vm list's row for vm. */
+static void
+vm_cell(json_t *vm, int col, char *buf, size_t len)
+{
+	json_t *spec = vm_spec(vm), *st = vm_status(vm);
+
+	switch (col) {
+	case 0: jtext(jobj(vm, "name"), buf, len); break;
+	case 1: jtext(jobj(st, "state"), buf, len); break;
+	case 2: jtext(jobj(st, "ip"), buf, len); break;
+	case 3: jtext(jobj(spec, "vcpus"), buf, len); break;
+	case 4: size_cell(jobj(spec, "memory_mib"), "MiB", buf, len); break;
+	case 5: size_cell(jobj(spec, "disk_gib"), "GiB", buf, len); break;
+	case 6: jtext(jobj(spec, "nat"), buf, len); break;
+	case 7: jtext(jobj(spec, "image"), buf, len); break;
+	default: jtext(jobj(st, "health"), buf, len); break;
+	}
+}
+
 static int
 vm_list(struct cli *cli, const struct command *cmd, int argc, char **argv)
 {
 	static const char *const headers[] = { "NAME", "STATE", "IP", "VCPUS",
 	    "MEMORY", "DISK", "NAT", "IMAGE", "HEALTH" };
+	const struct list_spec ls = { "/v1/vms", "vms", "name", 9, headers,
+		NULL, vm_cell };
 	const struct opt opts[] = { OPT_END };
-	struct reply r = { 0 };
-	struct table t;
-	json_t *vms, *vm;
-	size_t i;
 	int rc;
 
 	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
 		return rc;
-	rc = api_call(cli, "GET", "/v1/vms", NULL, &r);
-	if (rc != CLI_EXIT_OK)
-		goto out;
-	if (cli->json) {
-		out_raw(&r);
-		goto out;
-	}
-	vms = jobj(r.json, "vms");
-	if (!json_is_array(vms)) {
-		fputs("banger: bangerd's VM list has no \"vms\" array\n", stderr);
-		rc = CLI_EXIT_SERVER;
-		goto out;
-	}
-	if (cli->quiet) {
-		char buf[128];
-
-		json_array_foreach(vms, i, vm)
-			printf("%s\n", jtext(jobj(vm, "name"), buf, sizeof(buf)));
-		goto out;
-	}
-	table_init(&t, 9, headers);
-	json_array_foreach(vms, i, vm) {
-		char c[9][128];
-		json_t *spec = vm_spec(vm), *st = vm_status(vm);
-		const char *row[9];
-
-		jtext(jobj(vm, "name"), c[0], sizeof(c[0]));
-		jtext(jobj(st, "state"), c[1], sizeof(c[1]));
-		jtext(jobj(st, "ip"), c[2], sizeof(c[2]));
-		jtext(jobj(spec, "vcpus"), c[3], sizeof(c[3]));
-		size_cell(jobj(spec, "memory_mib"), "MiB", c[4], sizeof(c[4]));
-		size_cell(jobj(spec, "disk_gib"), "GiB", c[5], sizeof(c[5]));
-		jtext(jobj(spec, "nat"), c[6], sizeof(c[6]));
-		jtext(jobj(spec, "image"), c[7], sizeof(c[7]));
-		jtext(jobj(st, "health"), c[8], sizeof(c[8]));
-		for (int k = 0; k < 9; k++)
-			row[k] = c[k];
-		table_add(&t, row);
-	}
-	table_print(&t, stdout);
-	table_free(&t);
-out:
-	reply_free(&r);
-	return rc;
+	return out_list(cli, &ls);
 }
 
 static void

@@ -447,46 +447,14 @@ operation_list(struct cli *cli, const struct command *cmd, int argc,
 	    "STAGE", "CREATED" };
 	static const char *const keys[] = { "id", "kind", "target", "state",
 	    "stage", "created_at" };
+	const struct list_spec ls = { "/v1/operations", "operations", "id", 6,
+		headers, keys, NULL };
 	const struct opt opts[] = { OPT_END };
-	struct reply r = { 0 };
-	json_t *ops, *op;
-	struct table t;
-	size_t i;
 	int rc;
 
 	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
 		return rc;
-	rc = api_call(cli, "GET", "/v1/operations", NULL, &r);
-	if (rc != CLI_EXIT_OK)
-		goto out;
-	if (cli->json) {
-		out_raw(&r);
-		goto out;
-	}
-	ops = jobj(r.json, "operations");
-	if (cli->quiet) {
-		char buf[128];
-
-		json_array_foreach(ops, i, op)
-			printf("%s\n", jtext(jobj(op, "id"), buf, sizeof(buf)));
-		goto out;
-	}
-	table_init(&t, 6, headers);
-	json_array_foreach(ops, i, op) {
-		char c[6][128];
-		const char *row[6];
-
-		for (int k = 0; k < 6; k++) {
-			jtext(jobj(op, keys[k]), c[k], sizeof(c[k]));
-			row[k] = c[k];
-		}
-		table_add(&t, row);
-	}
-	table_print(&t, stdout);
-	table_free(&t);
-out:
-	reply_free(&r);
-	return rc;
+	return out_list(cli, &ls);
 }
 
 static int

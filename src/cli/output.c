@@ -266,3 +266,54 @@ table_free(struct table *t)
 	free(t->cells);
 	memset(t, 0, sizeof(*t));
 }
+
+int
+out_list(struct cli *cli, const struct list_spec *ls)
+{
+	struct reply r = { 0 };
+	struct table t;
+	json_t *items, *item;
+	size_t i;
+	int rc;
+
+	rc = api_call(cli, "GET", ls->path, NULL, &r);
+	if (rc != CLI_EXIT_OK)
+		goto out;
+	if (cli->json) {
+		out_raw(&r);
+		goto out;
+	}
+	items = jobj(r.json, ls->key);
+	if (!json_is_array(items)) {
+		fprintf(stderr, "banger: bangerd's answer to GET %s has no \"%s\" "
+		    "array\n", ls->path, ls->key);
+		rc = CLI_EXIT_SERVER;
+		goto out;
+	}
+	if (cli->quiet) {
+		char buf[256];
+
+		json_array_foreach(items, i, item)
+			printf("%s\n", jtext(jobj(item, ls->id_key), buf, sizeof(buf)));
+		goto out;
+	}
+	table_init(&t, ls->ncols, ls->headers);
+	json_array_foreach(items, i, item) {
+		char c[TABLE_MAX_COLS][1024];
+		const char *row[TABLE_MAX_COLS];
+
+		for (int k = 0; k < ls->ncols; k++) {
+			if (ls->cell != NULL)
+				ls->cell(item, k, c[k], sizeof(c[k]));
+			else
+				jtext(jobj(item, ls->keys[k]), c[k], sizeof(c[k]));
+			row[k] = c[k];
+		}
+		table_add(&t, row);
+	}
+	table_print(&t, stdout);
+	table_free(&t);
+out:
+	reply_free(&r);
+	return rc;
+}
