@@ -77,6 +77,8 @@ struct ev_follow {
 static int
 ev_snapshot(struct ev_follow *f, json_t *op)
 {
+	if (f->final != NULL)
+		return 1;
 	if (f->fn != NULL && (f->rc = f->fn(op, f->ctx)) != 0)
 		return 1;
 	if (op_finished(op)) {
@@ -93,14 +95,18 @@ ev_on_event(json_t *ev, void *arg)
 	const char *opid = jstr(ev, "operation");
 	json_t *op = jobj(ev, "data");
 
+	if (f->final != NULL)
+		return 1;
 	if (opid == NULL || strcmp(opid, f->id) != 0 || !json_is_object(op) ||
 	    jstr(op, "state") == NULL)
 		return 0;
 	return ev_snapshot(f, op);
 }
 
-/* Once subscribed (again), read the operation: it may have moved on, or
- * ended, before the stream was open. */
+/* Once subscribed (again), read the operation: it may have ended before
+ * the stream was open, and then no event will say so.  A snapshot of a
+ * running operation is not shown: events already on their way may be
+ * older than it, and would then show stages going backwards. */
 static void
 ev_on_status(enum events_status st, const char *why, int attempt,
     int retry_ms, void *arg)
@@ -118,17 +124,18 @@ ev_on_status(enum events_status st, const char *why, int attempt,
 	free(path);
 	if (f->rc == CLI_EXIT_OK && json_is_object(r.json) &&
 	    jstr(r.json, "state") != NULL) {
-		if (ev_snapshot(f, r.json) == 0) {
+		if (!op_finished(r.json)) {
 			reply_free(&r);
 			return;
 		}
+		(void)ev_snapshot(f, r.json);
 	} else if (f->rc == CLI_EXIT_OK) {
 		f->rc = CLI_EXIT_SERVER;
 	}
 	reply_free(&r);
 	/* Done (or failed): end the stream. */
-	if (write(f->stop_fd, "x", 1) < 0)
-		f->rc = f->rc ? f->rc : CLI_EXIT_ERROR;
+	if (write(f->stop_fd, "x", 1) < 0 && f->rc == CLI_EXIT_OK)
+		f->rc = CLI_EXIT_ERROR;
 }
 
 /* 1 when the events path decided the outcome (rc in *ret_rc), 0 when the
