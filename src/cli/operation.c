@@ -70,8 +70,6 @@ struct ev_follow {
 	json_t *final;
 	int rc;            /* from fn or the snapshot request */
 	int stop_fd;       /* written to end the stream from on_status */
-	bool failed_over;  /* the stream was never subscribed: poll instead */
-	bool subscribed;
 };
 
 static int
@@ -118,7 +116,6 @@ ev_on_status(enum events_status st, const char *why, int attempt,
 	(void)why, (void)attempt, (void)retry_ms;
 	if (st != EVENTS_CONNECTED || f->final != NULL || f->rc != 0)
 		return;
-	f->subscribed = true;
 	path = api_path("/v1/operations/", f->id, NULL);
 	f->rc = api_call_ex(f->cli, "GET", path, NULL, 0, API_TIMEOUT_S, &r);
 	free(path);
