@@ -860,10 +860,12 @@ vm_action(struct tui *t, const char *action, const char *verb)
 
 	if (!selected_vm(t, name, sizeof(name), NULL))
 		return;
-	enqueue(t, JOB_ACTION, name, action, false);
+	/* Say it before queueing: a refused request fails within
+	 * microseconds, and its error must not be overwritten. */
 	lock(t);
 	tui_model_message(&t->m, false, "%s %s...", verb, name);
 	unlock(t);
+	enqueue(t, JOB_ACTION, name, action, false);
 }
 
 /* Handle one key; false to quit. */
@@ -878,8 +880,8 @@ on_key(struct tui *t, int ch)
 		if (ch == KEY_RESIZE)
 			return true;
 		if (ch == 'y' || ch == 'Y') {
-			enqueue(t, JOB_DELETE, t->confirm, NULL, false);
 			say(t, false, "deleting %s...", t->confirm);
+			enqueue(t, JOB_DELETE, t->confirm, NULL, false);
 		} else {
 			say(t, false, "delete of %s cancelled", t->confirm);
 		}
@@ -976,9 +978,9 @@ on_key(struct tui *t, int ch)
 		break;
 	case 'n':
 		if (selected_vm(t, name, sizeof(name), &nat)) {
-			enqueue(t, JOB_NAT, name, NULL, !nat);
 			say(t, false, nat ? "turning NAT off for %s..." :
 			    "turning NAT on for %s...", name);
+			enqueue(t, JOB_NAT, name, NULL, !nat);
 		}
 		break;
 	case 'c':
