@@ -210,8 +210,9 @@ job_apply(struct tui *t, const struct job *j, long status, json_t *body)
 	case JOB_ACTION:
 	case JOB_DELETE:
 		if (ok && jstr(body, "id") != NULL) {
-			tui_model_set_op(m, body);
-			if (status == 202)
+			/* A stale reply must not undo the "done" already
+			 * shown from the operation's events. */
+			if (tui_model_set_op(m, body) && status == 202)
 				tui_model_message(m, false, "%s %s: accepted (%s)",
 				    jstr(body, "kind") ? jstr(body, "kind") : "",
 				    j->name, jstr(body, "id"));

@@ -60,8 +60,9 @@ struct tui_vm *tui_model_find(struct tui_model *m, const char *name);
 int tui_model_index(const struct tui_model *m, const char *name);
 
 /* Record an Operation (borrowed) on its target VM, from a 202 reply or an
- * operation.* event; a finished one also sets the message. */
-void tui_model_set_op(struct tui_model *m, json_t *op);
+ * operation.* event; a finished one also sets the message.  False when it
+ * was stale: a 202 reply arriving after the operation's last event. */
+bool tui_model_set_op(struct tui_model *m, json_t *op);
 
 #define TUI_REFETCH_VM      0x1u  /* GET the VM named in 'refetch' */
 #define TUI_REFETCH_IMAGES  0x2u  /* GET /v1/images again */

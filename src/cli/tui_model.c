@@ -285,7 +285,7 @@ op_is_active(const char *state)
 	    (strcmp(state, "pending") == 0 || strcmp(state, "running") == 0);
 }
 
-void
+bool
 tui_model_set_op(struct tui_model *m, json_t *op)
 {
 	const char *kind = jstr(op, "kind"), *target = jstr(op, "target");
@@ -295,7 +295,7 @@ tui_model_set_op(struct tui_model *m, json_t *op)
 	char what[96];
 
 	if (id == NULL || kind == NULL)
-		return;
+		return false;
 	if (target != NULL && strncmp(kind, "vm.", 3) == 0)
 		v = tui_model_find(m, target);
 	if (v != NULL) {
@@ -303,7 +303,7 @@ tui_model_set_op(struct tui_model *m, json_t *op)
 		 * (they come on different connections): never bring a
 		 * finished operation back. */
 		if (op_is_active(state) && strcmp(v->op_done, id) == 0)
-			return;
+			return false;
 		copy(v->op_id, sizeof(v->op_id), id);
 		copy(v->op_kind, sizeof(v->op_kind), kind);
 		copy(v->op_stage, sizeof(v->op_stage), jstr(op, "stage"));
@@ -314,7 +314,7 @@ tui_model_set_op(struct tui_model *m, json_t *op)
 			copy(v->op_done, sizeof(v->op_done), id);
 	}
 	if (op_is_active(state) || state == NULL)
-		return;
+		return true;
 	snprintf(what, sizeof(what), "%s%s%s", kind, target ? " " : "",
 	    target ? target : "");
 	if (strcmp(state, "succeeded") == 0) {
@@ -325,6 +325,7 @@ tui_model_set_op(struct tui_model *m, json_t *op)
 		tui_model_message(m, true, "%s failed: %s", what,
 		    msg ? msg : state);
 	}
+	return true;
 }
 
 unsigned

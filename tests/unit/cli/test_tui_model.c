@@ -205,13 +205,13 @@ test_operations(void)
 	/* The 202 reply of that operation, arriving late, does not bring
 	 * it back. */
 	o = op("op-1", "vm.stop", "web", "pending", "queued", 0);
-	tui_model_set_op(&m, o);
+	fail_unless(!tui_model_set_op(&m, o), "a stale reply says so");
 	json_decref(o);
 	fail_unless(!tui_model_find(&m, "web")->op_active, "not resurrected");
 
 	/* A new operation does show. */
 	o = op("op-2", "vm.start", "web", "pending", "queued", 0);
-	tui_model_set_op(&m, o);
+	fail_unless(tui_model_set_op(&m, o), "a new op is news");
 	json_decref(o);
 	v = tui_model_find(&m, "web");
 	fail_unless(v->op_active && strcmp(v->op_id, "op-2") == 0, "new op");
