@@ -778,6 +778,33 @@ http_get(const char *ip, int port, char *out, size_t outsz, int timeout_ms)
 	}
 }
 
+/* The last 40 lines of a log as TAP comments: what a failed boot got to,
+ * before the temporary directory goes. */
+static void
+print_tail(const char *path)
+{
+	struct bn_err err;
+	char *buf = NULL, *line, *save = NULL;
+	size_t len, from = 0;
+	int nl = 0;
+
+	if (file_read_all(path, 16u << 20, &buf, &len, &err) < 0) {
+		printf("# %s\n", err.msg);
+		return;
+	}
+	for (size_t i = len; i > 0; i--) {
+		if (buf[i - 1] == '\n' && ++nl > 40) {
+			from = i;
+			break;
+		}
+	}
+	printf("# %s, last lines:\n", path);
+	for (line = strtok_r(buf + from, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save))
+		printf("#   %s\n", line);
+	free(buf);
+}
+
 static bool
 wait_console(const char *path, const char *needle, int timeout_ms)
 {
@@ -889,6 +916,8 @@ test_real_boot(void)
 	vsock_health_clear(&h);
 	if (rc < 0) {
 		vmm_qemu.kill(&p, pid);
+		print_tail(p.console_log);
+		print_tail(p.vmm_log);
 		fail_unless(0, "agent not healthy: %s (console %s)", err.msg,
 		    p.console_log);
 	}
