@@ -68,6 +68,12 @@ def e2e():
             subprocess.run(["ip", "netns", "del", ns])
 
 
+def console_tail(api, name, size=4000):
+    """The end of a VM's serial console, for a failed boot's message."""
+    r = api.get("/v1/vms/%s/console?tail=%d" % (name, size), validate=False)
+    return "console of %s (HTTP %d):\n%s" % (name, r.status_code, r.text)
+
+
 def in_ns(d, argv, timeout=120, env=None):
     """Run argv in the daemon's network namespace, with its environment."""
     e = dict(d.env)
@@ -110,7 +116,8 @@ def test_two_vms_dns_ssh_restart(e2e):
         ops.append(r.json())
     for op in ops:
         done = api.wait_op(op, timeout=BOOT_S + 60)
-        assert done["state"] == "succeeded", done
+        assert done["state"] == "succeeded", "%s\n%s" % (
+            done, console_tail(api, op["target"]))
     vms = {}
     for name in ("e2ea", "e2eb"):
         vm = api.get("/v1/vms/" + name).json()
