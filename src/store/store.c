@@ -434,40 +434,63 @@ out:
 	return rc;
 }
 
-int
-store_vm_list(struct store *s, struct vm **ret, int *ret_n, struct bn_err *err)
+/* Every row 'sql' selects, each turned into an element of 'size' bytes
+ * by from_row, in one array (*ret, *ret_n; free() it).  'what' names the
+ * list in errors. */
+static int
+list_rows(struct store *s, const char *sql, size_t size,
+    void (*from_row)(sqlite3_stmt *, void *), const char *what, void **ret,
+    int *ret_n, struct bn_err *err)
 {
 	sqlite3_stmt *st;
-	struct vm *vms = NULL;
-	int n = 0, cap = 0, rc = 0;
+	char *rows = NULL, msg[64];
+	int n = 0, cap = 0, rc;
 
 	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, VM_SELECT " ORDER BY name",
-	    -1, &st, NULL) != SQLITE_OK) {
-		rc = db_fail(s, err, "prepare list vms");
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		snprintf(msg, sizeof(msg), "prepare list %s", what);
+		rc = db_fail(s, err, msg);
 		goto out;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == cap) {
 			cap = cap ? cap * 2 : 16;
-			struct vm *nv = realloc(vms, (size_t)cap * sizeof(*vms));
-			if (nv == NULL)
+			rows = realloc(rows, (size_t)cap * size);
+			if (rows == NULL)
 				abort();
-			vms = nv;
 		}
-		vm_from_row(st, &vms[n++]);
+		from_row(st, rows + (size_t)n++ * size);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
-		free(vms);
-		rc = db_fail(s, err, "list vms");
+		free(rows);
+		snprintf(msg, sizeof(msg), "list %s", what);
+		rc = db_fail(s, err, msg);
 		goto out;
 	}
 	rc = 0;
-	*ret = vms;
+	*ret = rows;
 	*ret_n = n;
 out:
 	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static void
+vm_row(sqlite3_stmt *st, void *vm)
+{
+	vm_from_row(st, vm);
+}
+
+int
+store_vm_list(struct store *s, struct vm **ret, int *ret_n, struct bn_err *err)
+{
+	void *rows;
+	int rc = list_rows(s, VM_SELECT " ORDER BY name", sizeof(**ret), vm_row,
+	    "vms", &rows, ret_n, err);
+
+	if (rc == 0)
+		*ret = rows;
 	return rc;
 }
 
@@ -646,41 +669,22 @@ out:
 	return rc;
 }
 
+static void
+image_row(sqlite3_stmt *st, void *img)
+{
+	image_from_row(st, img);
+}
+
 int
 store_image_list(struct store *s, struct image **ret, int *ret_n,
     struct bn_err *err)
 {
-	sqlite3_stmt *st;
-	struct image *imgs = NULL;
-	int n = 0, cap = 0, rc;
+	void *rows;
+	int rc = list_rows(s, "SELECT " IMG_COLS " FROM images ORDER BY name",
+	    sizeof(**ret), image_row, "images", &rows, ret_n, err);
 
-	pthread_mutex_lock(&s->mu);
-	if (sqlite3_prepare_v2(s->db, "SELECT " IMG_COLS " FROM images ORDER BY name",
-	    -1, &st, NULL) != SQLITE_OK) {
-		rc = db_fail(s, err, "prepare list images");
-		goto out;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (n == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct image *ni = realloc(imgs, (size_t)cap * sizeof(*imgs));
-			if (ni == NULL)
-				abort();
-			imgs = ni;
-		}
-		image_from_row(st, &imgs[n++]);
-	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		free(imgs);
-		rc = db_fail(s, err, "list images");
-		goto out;
-	}
-	rc = 0;
-	*ret = imgs;
-	*ret_n = n;
-out:
-	pthread_mutex_unlock(&s->mu);
+	if (rc == 0)
+		*ret = rows;
 	return rc;
 }
 
