@@ -243,3 +243,19 @@ mkdir_p(const char *path, int mode, struct bn_err *err)
 		return bn_fail(err, BN_ESYS, errno, "mkdir %s", buf);
 	return 0;
 }
+
+uint64_t
+file_identity_hash(const char *path, const struct stat *st)
+{
+	char key[PATH_MAX + 96] = "blank";
+	uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+
+	if (path != NULL)
+		snprintf(key, sizeof(key), "%lu:%lu:%lld:%lld.%ld:%s",
+		    (unsigned long)st->st_dev, (unsigned long)st->st_ino,
+		    (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+		    st->st_mtim.tv_nsec, path);
+	for (const char *k = key; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
+	return h;
+}

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -56,5 +57,10 @@ int file_read_all(const char *path, size_t max, char **ret, size_t *ret_len,
     struct bn_err *err);
 
 int mkdir_p(const char *path, int mode, struct bn_err *err);
+
+/* FNV-1a of a file's path and identity (device, inode, size, mtime), to
+ * name caches derived from it; path NULL hashes "blank". */
+struct stat;
+uint64_t file_identity_hash(const char *path, const struct stat *st);
 
 #endif

@@ -139,10 +139,6 @@ int core_net_nat_sync(struct core *c, struct bn_err *err);
 /* Spare rootfs copies (core/spares.c): take one for src into dst (1), or
  * 0 when none is ready (then copy); either way src is remembered as
  * wanted and the background filler tops its spares up. */
-/* FNV-1a of a file's path and identity (device, inode, size, mtime), to
- * name caches derived from it; path NULL hashes "blank". */
-struct stat;
-uint64_t file_identity_hash(const char *path, const struct stat *st);
 void spares_start(struct core *c);
 void spares_stop(struct core *c);
 int spares_take(struct core *c, const char *src, const char *dst);

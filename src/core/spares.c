@@ -31,22 +31,6 @@
 
 #define SPARE_FREE_MIN ((unsigned long long)2 << 30)
 
-uint64_t
-file_identity_hash(const char *path, const struct stat *st)
-{
-	char key[PATH_MAX + 96] = "blank";
-	uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
-
-	if (path != NULL)
-		snprintf(key, sizeof(key), "%lu:%lu:%lld:%lld.%ld:%s",
-		    (unsigned long)st->st_dev, (unsigned long)st->st_ino,
-		    (long long)st->st_size, (long long)st->st_mtim.tv_sec,
-		    st->st_mtim.tv_nsec, path);
-	for (const char *k = key; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
-	return h;
-}
-
 /* "<16 hex>" of the source's path and identity; -1 when it is gone. */
 static int
 spare_hash(const char *src, char out[17])
