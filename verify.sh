@@ -47,6 +47,21 @@ check() { # check DESCRIPTION COMMAND...
 	shift
 	if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
 }
+boot() { # boot DESCRIPTION COMMAND...: a check whose failure also shows
+	# the command's error and the end of the VM's console, as comments.
+	local what=$1 out con l
+	shift
+	if out=$("$@" 2>&1); then
+		ok "$what"
+		return 0
+	fi
+	bad "$what"
+	while IFS= read -r l; do echo "# $l"; done <<<"$out"
+	con=$("$banger" vm console --tail 4000 "$name" 2>&1) || true
+	echo "# console of $name, last lines:"
+	while IFS= read -r l; do echo "#   $l"; done < <(tail -n 30 <<<"$con")
+	return 1
+}
 
 # The outside world for --nat: a namespace behind a veth pair.
 out_ns=banger-verify-$$
@@ -159,11 +174,8 @@ if [ "$nat" = 1 ]; then
 	fi
 	ok "outside world at $out_addr:$out_port (namespace $out_ns)"
 fi
-if ! "$banger" -q vm create --name "$name" --image "$image" --vcpus 2 --memory 1024 "${create_flags[@]}"; then
-	bad "create $name from $image"
-	exit 1
-fi
-ok "create $name from $image"
+boot "create $name from $image" "$banger" -q vm create --name "$name" \
+    --image "$image" --vcpus 2 --memory 1024 "${create_flags[@]}" || exit 1
 ip=$("$banger" --json vm show "$name" | jq -r '.status.ip')
 check "ssh answers at $ip" wait_ssh
 # shellcheck disable=SC2016 # expands in the guest
@@ -182,14 +194,14 @@ if [ "$nat" = 1 ]; then
 fi
 check "stop" "$banger" -q vm stop "$name"
 [ "$nat" = 0 ] || check "NAT: stopped, the VM's rules are gone" not_in_nat_set
-check "start" "$banger" -q vm start "$name"
+boot "start" "$banger" -q vm start "$name"
 check "ssh after start" wait_ssh
 [ "$nat" = 0 ] || check "NAT: started, the guest reaches the outside world" reaches_outside
 check "the file under /root survived" remote_is "$token" 'cat /root/verify-token'
 # A stale copy looks like a home directory (the repair step leaves a
 # project that merely is called "root" alone): give it a shell history.
 check "plant a stale /root/root layout" vm_ssh "test ! -e /root/.bash_history && mkdir -p /root/root/nested && echo planted > /root/root/nested/file && echo ls > /root/root/.bash_history && sync"
-check "restart" "$banger" -q vm restart "$name"
+boot "restart" "$banger" -q vm restart "$name"
 check "ssh after restart" wait_ssh
 check "the nested layout was moved up" vm_ssh "test -f /root/nested/file && test -f /root/.bash_history && test ! -e /root/root"
 check "health reports the repair" health_is '.agent.workdisk.layout == "repaired"' 
