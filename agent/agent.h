@@ -9,13 +9,25 @@
 #include <stddef.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.1.0"
-#define AGENT_PROTOCOL 1
+#define AGENT_VERSION "0.2.0"
+/* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
+ * /healthz, and POST /poweroff. */
+#define AGENT_PROTOCOL 2
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
 #define AGENT_DEFAULT_WORKDISK "/root"
 #define AGENT_DEFAULT_WORKDEV "/dev/vdb"
+#define AGENT_DEFAULT_SSH_PORT 22u
+#define AGENT_DEFAULT_INPUT_DIR "/dev/input"
+
+/* Readiness checks: "ready" in /healthz is true when all enabled pass. */
+enum {
+	READY_SSHD = 1 << 0,      /* something listens on the ssh port */
+	READY_WORKDISK = 1 << 1,  /* the work disk is mounted */
+	READY_NETWORK = 1 << 2,   /* the boot address is up */
+};
+#define READY_ALL (READY_SSHD | READY_WORKDISK | READY_NETWORK)
 
 /* Limits of one connection. */
 #define AGENT_MAX_HEAD 8192        /* request line + headers */
@@ -26,7 +38,17 @@ struct agent_config {
 	const char *layout_state;
 	const char *workdisk;
 	const char *workdev;
+	unsigned ready;             /* READY_* mask */
+	unsigned ssh_port;
+	int in_guest;               /* listening on vsock: a real guest */
+	const char *poweroff_cmd;   /* NULL: the system's poweroff/reboot */
+	int power_key;              /* watch evdev devices for KEY_POWER */
+	const char *input_dir;
 };
+
+/* Parse a comma-separated list of check names ("sshd,workdisk,network",
+ * "all", "none") into a READY_* mask; -1 on an unknown name. */
+int ready_parse(const char *s, unsigned *ret);
 
 /* ---- strbuf.c: a growable byte buffer and JSON writer ---- */
 
@@ -55,6 +77,22 @@ void health_json(const struct agent_config *cfg, struct strbuf *sb);
 /* Helpers exposed for reuse. */
 /* Read a small file (at most cap-1 bytes) NUL-terminated; -1 on error. */
 int read_small_file(const char *path, char *buf, size_t cap);
+
+/* ---- power.c: clean poweroff through the init system ---- */
+
+enum power_mode { POWER_OFF, POWER_REBOOT };
+
+const char *power_mode_name(enum power_mode m);
+/* "poweroff" or "reboot" (n bytes of s); -1 otherwise. */
+int power_mode_parse(const char *s, size_t n, enum power_mode *ret);
+/* Whether this agent may power its machine off (a guest, or a test
+ * command given with --poweroff-cmd). */
+int power_allowed(const struct agent_config *cfg);
+/* Sync and ask init to power off or reboot, in the background.  0 when
+ * started, 1 when one was already under way, -1 when not allowed. */
+int power_request(const struct agent_config *cfg, enum power_mode mode);
+/* Watch input devices for the power key (ACPI power button). */
+int power_key_start(const struct agent_config *cfg);
 
 /* ---- http.c: one connection ---- */
 

@@ -2,7 +2,10 @@
  *
  * Listens on AF_VSOCK (default port 1024, any CID) or, for tests, on a Unix
  * socket, and answers each connection once: a bare "PING" line gets "PONG",
- * an HTTP "GET /healthz" gets the JSON document built in health.c.
+ * an HTTP "GET /healthz" gets the JSON document built in health.c (with the
+ * readiness checks bangerd waits for), "POST /poweroff" shuts the guest
+ * down through its init system (power.c).  In a guest it also acts on the
+ * power key, so the ACPI power button stops images that have no handler.
  *
  * One detached thread per connection (at most AGENT_MAX_CONNS at a time);
  * each connection has its own I/O deadline, so a stuck client cannot block
@@ -79,10 +82,20 @@ usage(FILE *out)
 	    "  --layout-state FILE   work-disk layout state (default %s)\n"
 	    "  --workdisk PATH       work-disk mount point (default %s)\n"
 	    "  --workdev DEV         work-disk device (default %s)\n"
+	    "  --ready CHECKS        readiness checks: sshd,workdisk,network, all\n"
+	    "                        or none (default all)\n"
+	    "  --ssh-port N          port the sshd check looks at (default %u)\n"
+	    "  --poweroff-cmd PATH   run PATH poweroff|reboot for POST /poweroff\n"
+	    "                        (default: the system's poweroff or reboot;\n"
+	    "                        needed on a Unix socket)\n"
+	    "  --power-key           act on the power key (default on vsock)\n"
+	    "  --no-power-key        do not\n"
+	    "  --input-dir DIR       where the evdev devices are (default %s)\n"
 	    "  --version             print the version and exit\n"
 	    "  --help                print this help and exit\n",
 	    AGENT_DEFAULT_PORT, AGENT_DEFAULT_LAYOUT_STATE,
-	    AGENT_DEFAULT_WORKDISK, AGENT_DEFAULT_WORKDEV);
+	    AGENT_DEFAULT_WORKDISK, AGENT_DEFAULT_WORKDEV,
+	    AGENT_DEFAULT_SSH_PORT, AGENT_DEFAULT_INPUT_DIR);
 }
 
 static int
@@ -231,6 +244,10 @@ main(int argc, char **argv)
 		.layout_state = AGENT_DEFAULT_LAYOUT_STATE,
 		.workdisk = AGENT_DEFAULT_WORKDISK,
 		.workdev = AGENT_DEFAULT_WORKDEV,
+		.ready = READY_ALL,
+		.ssh_port = AGENT_DEFAULT_SSH_PORT,
+		.power_key = -1,
+		.input_dir = AGENT_DEFAULT_INPUT_DIR,
 	};
 	const char *listen_addr = NULL;
 	char port_addr[32];
@@ -256,7 +273,16 @@ main(int argc, char **argv)
 			printf("%s %s\n", AGENT_NAME, AGENT_VERSION);
 			return 0;
 		}
+		if (strcmp(name, "--power-key") == 0 ||
+		    strcmp(name, "--no-power-key") == 0) {
+			cfg.power_key = strcmp(name, "--power-key") == 0;
+			continue;
+		}
 		int known = strcmp(name, "--listen") == 0 ||
+		    strcmp(name, "--ready") == 0 ||
+		    strcmp(name, "--ssh-port") == 0 ||
+		    strcmp(name, "--poweroff-cmd") == 0 ||
+		    strcmp(name, "--input-dir") == 0 ||
 		    strcmp(name, "--port") == 0 ||
 		    strcmp(name, "--layout-state") == 0 ||
 		    strcmp(name, "--workdisk") == 0 ||
@@ -286,6 +312,29 @@ main(int argc, char **argv)
 			}
 			snprintf(port_addr, sizeof(port_addr), "vsock:%u", p);
 			listen_addr = port_addr;
+		} else if (strcmp(name, "--ready") == 0) {
+			if (ready_parse(val, &cfg.ready) < 0) {
+				fprintf(stderr, "%s: --ready wants a list of "
+				    "sshd, workdisk, network (or all, none), "
+				    "got %s\n", AGENT_NAME, val);
+				return 2;
+			}
+		} else if (strcmp(name, "--ssh-port") == 0) {
+			if (parse_port(val, &cfg.ssh_port) < 0 ||
+			    cfg.ssh_port == 0 || cfg.ssh_port > 65535) {
+				fprintf(stderr, "%s: invalid port: %s\n",
+				    AGENT_NAME, val);
+				return 2;
+			}
+		} else if (strcmp(name, "--poweroff-cmd") == 0) {
+			if (val[0] != '/') {
+				fprintf(stderr, "%s: --poweroff-cmd wants an "
+				    "absolute path, got %s\n", AGENT_NAME, val);
+				return 2;
+			}
+			cfg.poweroff_cmd = val;
+		} else if (strcmp(name, "--input-dir") == 0) {
+			cfg.input_dir = val;
 		} else if (strcmp(name, "--layout-state") == 0) {
 			cfg.layout_state = val;
 		} else if (strcmp(name, "--workdisk") == 0) {
@@ -325,6 +374,7 @@ main(int argc, char **argv)
 			return 2;
 		}
 		lfd = listen_vsock(port);
+		cfg.in_guest = 1;
 	} else if (strncmp(listen_addr, "unix:", 5) == 0) {
 		unix_path = listen_addr + 5;
 		lfd = listen_unix(unix_path);
@@ -335,6 +385,9 @@ main(int argc, char **argv)
 	}
 	if (lfd < 0)
 		return 1;
+
+	if (cfg.power_key == 1 || (cfg.power_key == -1 && cfg.in_guest))
+		power_key_start(&cfg);
 
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);

@@ -17,6 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -230,6 +234,202 @@ read_layout(const char *path)
 	return "unknown";
 }
 
+/* ---- readiness ---- */
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} ready_names[] = {
+	{ "sshd", READY_SSHD },
+	{ "workdisk", READY_WORKDISK },
+	{ "network", READY_NETWORK },
+};
+#define N_READY (sizeof(ready_names) / sizeof(ready_names[0]))
+
+int
+ready_parse(const char *s, unsigned *ret)
+{
+	unsigned mask = 0;
+	if (strcmp(s, "none") == 0) {
+		*ret = 0;
+		return 0;
+	}
+	if (strcmp(s, "all") == 0) {
+		*ret = READY_ALL;
+		return 0;
+	}
+	while (*s) {
+		size_t n = strcspn(s, ",");
+		size_t i;
+		for (i = 0; i < N_READY; i++)
+			if (strlen(ready_names[i].name) == n &&
+			    strncmp(s, ready_names[i].name, n) == 0)
+				break;
+		if (i == N_READY)
+			return -1;
+		mask |= ready_names[i].bit;
+		s += n;
+		if (*s == ',')
+			s++;
+	}
+	*ret = mask;
+	return 0;
+}
+
+/* Whether a TCP socket listens on port, from /proc/net/tcp{,6}: no
+ * connection is made, so sshd logs nothing however often we look. */
+static int
+tcp_listening(unsigned port)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	int found = 0;
+	for (size_t f = 0; f < 2 && !found; f++) {
+		FILE *fp = fopen(files[f], "re");
+		if (fp == NULL)
+			continue;
+		char line[512];
+		/* "sl local_address rem_address st ...": addr is HEX:PORT. */
+		while (!found && fgets(line, sizeof(line), fp) != NULL) {
+			char local[64], remote[64];
+			unsigned st;
+			if (sscanf(line, " %*[0-9]: %63s %63s %x", local, remote,
+			    &st) != 3)
+				continue;
+			char *colon = strrchr(local, ':');
+			if (colon == NULL)
+				continue;
+			unsigned p = (unsigned)strtoul(colon + 1, NULL, 16);
+			found = st == 0x0A && p == port;
+		}
+		fclose(fp);
+	}
+	return found;
+}
+
+/* The address and device of the kernel's ip= argument, if any. */
+static void
+boot_ip(char *addr, size_t acap, char *dev, size_t dcap)
+{
+	char cmdline[4096];
+	addr[0] = dev[0] = '\0';
+	if (read_small_file("/proc/cmdline", cmdline, sizeof(cmdline)) < 0)
+		return;
+	char *save = NULL;
+	for (char *w = strtok_r(cmdline, " \n", &save); w != NULL;
+	    w = strtok_r(NULL, " \n", &save)) {
+		if (strncmp(w, "ip=", 3) != 0)
+			continue;
+		/* ip=<client>:<server>:<gw>:<mask>:<host>:<dev>:<autoconf> */
+		char *f = w + 3;
+		for (int i = 0; f != NULL && i < 7; i++) {
+			char *next = strchr(f, ':');
+			if (next != NULL)
+				*next++ = '\0';
+			if (i == 0)
+				snprintf(addr, acap, "%s", f);
+			else if (i == 5)
+				snprintf(dev, dcap, "%s", f);
+			f = next;
+		}
+	}
+}
+
+/* The boot address (ip=) is on an interface that is up; without ip=, any
+ * interface but loopback that is up with an IPv4 address. */
+static int
+network_ready(char *detail, size_t cap)
+{
+	char want[64], dev[32];
+	struct in_addr wa;
+	boot_ip(want, sizeof(want), dev, sizeof(dev));
+	int have_want = want[0] && inet_pton(AF_INET, want, &wa) == 1;
+
+	struct ifaddrs *ifs = NULL;
+	if (getifaddrs(&ifs) < 0) {
+		snprintf(detail, cap, "cannot list interfaces: %s",
+		    strerror(errno));
+		return 0;
+	}
+	int ok = 0;
+	for (struct ifaddrs *i = ifs; i != NULL && !ok; i = i->ifa_next) {
+		if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET ||
+		    (i->ifa_flags & IFF_LOOPBACK) || !(i->ifa_flags & IFF_UP))
+			continue;
+		const struct sockaddr_in *sin = (const void *)i->ifa_addr;
+		ok = !have_want || sin->sin_addr.s_addr == wa.s_addr;
+	}
+	freeifaddrs(ifs);
+	if (!ok && have_want)
+		snprintf(detail, cap, "%s is not up on %s", want,
+		    dev[0] ? dev : "any interface");
+	else if (!ok)
+		snprintf(detail, cap, "no interface is up with an address");
+	return ok;
+}
+
+struct readiness {
+	unsigned checked;           /* READY_* that were looked at */
+	unsigned failed;
+	char detail[N_READY][160];  /* why each failed */
+};
+
+static void
+check_readiness(const struct agent_config *cfg, int mounted,
+    struct readiness *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->checked = cfg->ready;
+	if (cfg->ready & READY_SSHD) {
+		if (!tcp_listening(cfg->ssh_port)) {
+			r->failed |= READY_SSHD;
+			snprintf(r->detail[0], sizeof(r->detail[0]),
+			    "nothing listens on port %u", cfg->ssh_port);
+		}
+	}
+	if (cfg->ready & READY_WORKDISK) {
+		if (!mounted) {
+			r->failed |= READY_WORKDISK;
+			snprintf(r->detail[1], sizeof(r->detail[1]),
+			    "%s is not mounted", cfg->workdisk);
+		}
+	}
+	if (cfg->ready & READY_NETWORK) {
+		if (!network_ready(r->detail[2], sizeof(r->detail[2])))
+			r->failed |= READY_NETWORK;
+	}
+}
+
+static void
+put_readiness(struct strbuf *sb, const struct readiness *r)
+{
+	sb_printf(sb, ",\"ready\":%s,\"not_ready\":",
+	    r->failed ? "false" : "true");
+	size_t first = N_READY;
+	for (size_t i = 0; i < N_READY && first == N_READY; i++)
+		if (r->failed & ready_names[i].bit)
+			first = i;
+	if (first < N_READY) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "%s: %s", ready_names[first].name,
+		    r->detail[first]);
+		sb_json_str(sb, msg);
+	} else {
+		sb_puts(sb, "null");
+	}
+	sb_puts(sb, ",\"checks\":{");
+	int n = 0;
+	for (size_t i = 0; i < N_READY; i++) {
+		if (!(r->checked & ready_names[i].bit))
+			continue;
+		int bad = (r->failed & ready_names[i].bit) != 0;
+		sb_printf(sb, "%s\"%s\":{\"ok\":%s,\"detail\":", n++ ? "," : "",
+		    ready_names[i].name, bad ? "false" : "true");
+		sb_json_str(sb, bad ? r->detail[i] : NULL);
+		sb_puts(sb, "}");
+	}
+	sb_puts(sb, "}");
+}
+
 void
 health_json(const struct agent_config *cfg, struct strbuf *sb)
 {
@@ -280,10 +480,14 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 	unsigned long long mem_total = 0, mem_avail = 0;
 	read_meminfo(&ok_total, &mem_total, &ok_avail, &mem_avail);
 
+	struct readiness rd;
+	check_readiness(cfg, mounted, &rd);
+
 	sb_puts(sb, "{\"status\":");
 	sb_json_str(sb, mounted ? "ok" : "degraded");
 	sb_puts(sb, ",\"agent_version\":\"" AGENT_VERSION "\"");
 	sb_printf(sb, ",\"protocol\":%d", AGENT_PROTOCOL);
+	put_readiness(sb, &rd);
 	sb_puts(sb, ",\"hostname\":");
 	sb_json_str(sb, have_un ? un.nodename : NULL);
 	sb_puts(sb, ",\"boot_id\":");

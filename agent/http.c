@@ -2,7 +2,8 @@
  *
  * The connection reads at most AGENT_MAX_HEAD bytes within AGENT_IO_TIMEOUT_MS,
  * answers exactly once and closes ("Connection: close", always a
- * Content-Length).  Request bodies are never read; the reply is followed by a
+ * Content-Length).  Routes are a table (GET /healthz, POST /poweroff).
+ * Request bodies are never read; the reply is followed by a
  * short, bounded drain so that unread input cannot turn the close into a reset
  * that destroys the reply in flight.
  */
@@ -137,7 +138,9 @@ reason_phrase(int status)
 {
 	switch (status) {
 	case 200: return "OK";
+	case 202: return "Accepted";
 	case 400: return "Bad Request";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
@@ -235,9 +238,37 @@ match_ping(const char *buf, size_t len)
 	return best;
 }
 
+/* What a handler leaves to be done once its reply is out. */
+struct after_reply {
+	int power;
+	enum power_mode mode;
+};
+
+struct request {
+	int fd;
+	const char *query;          /* after '?', or NULL */
+	int head_only;
+	const struct agent_config *cfg;
+	struct after_reply *after;
+};
+
+static void route_healthz(const struct request *rq);
+static void route_poweroff(const struct request *rq);
+
+/* Every route the agent serves (HEAD is implied by GET). */
+static const struct route {
+	const char *method;
+	const char *path;
+	void (*fn)(const struct request *rq);
+} routes[] = {
+	{ "GET", "/healthz", route_healthz },
+	{ "POST", "/poweroff", route_poweroff },
+};
+
 /* Parse and answer a complete request head (NUL-terminated, len bytes). */
 static void
-handle_http(int fd, char *head, const struct agent_config *cfg)
+handle_http(int fd, char *head, const struct agent_config *cfg,
+    struct after_reply *after)
 {
 	/* Request line. */
 	char *line = head;
@@ -326,27 +357,89 @@ handle_http(int fd, char *head, const struct agent_config *cfg)
 		return;
 	}
 	size_t plen = strcspn(path, "?#");
+	const char *query = path[plen] == '?' ? path + plen + 1 : NULL;
 
-	int head_only = strcmp(method, "HEAD") == 0;
-	if (strcmp(method, "GET") != 0 && !head_only) {
-		send_error(fd, 405, "method not allowed", "Allow: GET, HEAD\r\n");
-		return;
-	}
-	if (plen != 8 || strncmp(path, "/healthz", 8) != 0) {
+	const struct route *rt = NULL;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strlen(routes[i].path) == plen &&
+		    strncmp(path, routes[i].path, plen) == 0)
+			rt = &routes[i];
+	if (rt == NULL) {
 		send_error(fd, 404, "not found", NULL);
 		return;
 	}
+	int head_only = strcmp(method, "HEAD") == 0 &&
+	    strcmp(rt->method, "GET") == 0;
+	if (strcmp(method, rt->method) != 0 && !head_only) {
+		char allow[64];
+		snprintf(allow, sizeof(allow), "Allow: %s%s\r\n", rt->method,
+		    strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
+		send_error(fd, 405, "method not allowed", allow);
+		return;
+	}
+	struct request rq = { .fd = fd, .query = query, .head_only = head_only,
+		.cfg = cfg, .after = after };
+	rt->fn(&rq);
+}
 
+/* The value of key in a query string ("a=1&b=2"); its length, or -1. */
+static int
+query_value(const char *query, const char *key, const char **ret)
+{
+	size_t kl = strlen(key);
+	for (const char *q = query; q != NULL && *q && *q != '#'; ) {
+		size_t n = strcspn(q, "&#");
+		if (n > kl && strncmp(q, key, kl) == 0 && q[kl] == '=') {
+			*ret = q + kl + 1;
+			return (int)(n - kl - 1);
+		}
+		q += n;
+		if (*q == '&')
+			q++;
+	}
+	return -1;
+}
+
+static void
+route_healthz(const struct request *rq)
+{
 	struct strbuf body;
 	sb_init(&body);
-	health_json(cfg, &body);
+	health_json(rq->cfg, &body);
 	if (body.oom) {
 		agent_log("out of memory building /healthz");
-		send_error(fd, 500, "internal error", NULL);
+		send_error(rq->fd, 500, "internal error", NULL);
 	} else {
-		send_response(fd, 200, body.buf, body.len, head_only, NULL);
+		send_response(rq->fd, 200, body.buf, body.len, rq->head_only,
+		    NULL);
 	}
 	sb_free(&body);
+}
+
+/* POST /poweroff[?mode=poweroff|reboot]: 202 now, the shutdown after the
+ * reply has left (serve_connection runs rq->after). */
+static void
+route_poweroff(const struct request *rq)
+{
+	enum power_mode mode = POWER_OFF;
+	const char *v;
+	int n = query_value(rq->query, "mode", &v);
+	if (n >= 0 && power_mode_parse(v, (size_t)n, &mode) < 0) {
+		send_error(rq->fd, 400, "mode must be poweroff or reboot", NULL);
+		return;
+	}
+	if (!power_allowed(rq->cfg)) {
+		send_error(rq->fd, 403, "this agent does not run in a guest "
+		    "(no --poweroff-cmd): refusing to power off its host",
+		    NULL);
+		return;
+	}
+	char body[64];
+	int bl = snprintf(body, sizeof(body),
+	    "{\"status\":\"accepted\",\"mode\":\"%s\"}", power_mode_name(mode));
+	send_response(rq->fd, 202, body, (size_t)bl, 0, NULL);
+	rq->after->power = 1;
+	rq->after->mode = mode;
 }
 
 void
@@ -355,6 +448,7 @@ serve_connection(int fd, const struct agent_config *cfg)
 	char buf[AGENT_MAX_HEAD + 1];
 	size_t len = 0;
 	long long deadline = agent_now_ms() + AGENT_IO_TIMEOUT_MS;
+	struct after_reply after = { 0 };
 
 	for (;;) {
 		/* RFC 9112 2.2: ignore empty lines before the request line. */
@@ -385,9 +479,12 @@ serve_connection(int fd, const struct agent_config *cfg)
 						send_error(fd, 400,
 						    "bad request", NULL);
 					} else {
-						handle_http(fd, buf, cfg);
+						handle_http(fd, buf, cfg,
+						    &after);
 					}
 					finish(fd);
+					if (after.power)
+						power_request(cfg, after.mode);
 					return;
 				}
 			}

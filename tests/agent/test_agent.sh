@@ -77,10 +77,10 @@ reply_starts() { # reply_starts SOCKET PAYLOAD PREFIX
 	[[ $r == "$3"* ]]
 }
 
-start_agent() { # start_agent NAME WORKDISK -> sets sock
+start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 	sock=$tmp/$1.sock
 	"$agent" --listen "unix:$sock" --workdisk "$2" --workdev /dev/test-vdb \
-		--layout-state "$tmp/$1.layout" 2>>"$tmp/agent.log" &
+		--layout-state "$tmp/$1.layout" "${@:3}" 2>>"$tmp/agent.log" &
 	pids+=($!)
 	local i
 	for ((i = 0; i < 100; i++)); do
@@ -93,7 +93,7 @@ start_agent() { # start_agent NAME WORKDISK -> sets sock
 
 # --- binary ---
 check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
-check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.1.0'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.2.0'"
 check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
 rc=0
 "$agent" --bogus >/dev/null 2>&1 || rc=$?
@@ -101,6 +101,12 @@ check "unknown argument exits 2" test "$rc" -eq 2
 rc=0
 "$agent" --listen tcp:1 >/dev/null 2>&1 || rc=$?
 check "bad --listen exits 2" test "$rc" -eq 2
+rc=0
+"$agent" --ready sshd,bogus >/dev/null 2>&1 || rc=$?
+check "unknown --ready check exits 2" test "$rc" -eq 2
+rc=0
+"$agent" --poweroff-cmd relative/path >/dev/null 2>&1 || rc=$?
+check "relative --poweroff-cmd exits 2" test "$rc" -eq 2
 
 # --- a healthy agent (workdisk = /, always a mount point) ---
 start_agent good /
@@ -116,8 +122,10 @@ check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
 len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
-check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.1.0
-check "protocol 1" test "$(jget "$tmp/h.json" protocol)" = 1
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.2.0
+check "protocol 2" test "$(jget "$tmp/h.json" protocol)" = 2
+check "readiness has all three checks by default" test \
+	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
 check "boot_id" test "$(jget "$tmp/h.json" boot_id)" = "$(tr -d '[:space:]' </proc/sys/kernel/random/boot_id)"
 check "load has 3 numbers" test "$(jget "$tmp/h.json" load | tr -cd ',' | wc -c)" -eq 2
@@ -173,6 +181,51 @@ check "degraded: status" test "$(jget "$tmp/d.json" status)" = degraded
 check "degraded: not mounted" test "$(jget "$tmp/d.json" workdisk.mounted)" = false
 check "degraded: device is --workdev" test "$(jget "$tmp/d.json" workdisk.device)" = /dev/test-vdb
 check "degraded: layout unknown" test "$(jget "$tmp/d.json" workdisk.layout)" = unknown
+
+# --- readiness: sshd (a port we control), the work disk, the network ---
+port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+start_agent ready / --ready sshd,workdisk,network --ssh-port "$port"
+rdy=$sock
+curl -sS --unix-socket "$rdy" http://agent/healthz >"$tmp/r1.json"
+check "not ready while nothing listens on the ssh port" test "$(jget "$tmp/r1.json" ready)" = false
+check "not_ready names sshd and the port" test "$(jget "$tmp/r1.json" not_ready)" = "sshd: nothing listens on port $port"
+check "sshd check failed" test "$(jget "$tmp/r1.json" checks.sshd.ok)" = false
+check "workdisk check passed" test "$(jget "$tmp/r1.json" checks.workdisk.ok)" = true
+check "status stays ok (readiness is separate)" test "$(jget "$tmp/r1.json" status)" = ok
+"$py" -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("up", flush=True); time.sleep(30)' "$port" >"$tmp/listener.out" &
+listener=$!
+pids+=("$listener")
+for ((i = 0; i < 100; i++)); do [[ -s $tmp/listener.out ]] && break; sleep 0.05; done
+curl -sS --unix-socket "$rdy" http://agent/healthz >"$tmp/r2.json"
+check "ready once the port listens" test "$(jget "$tmp/r2.json" ready)" = true
+check "not_ready is null when ready" test "$(jget "$tmp/r2.json" not_ready)" = null
+kill "$listener"
+mkdir -p "$tmp/wd2"
+start_agent unready "$tmp/wd2" --ready workdisk
+curl -sS --unix-socket "$sock" http://agent/healthz >"$tmp/r3.json"
+check "an unmounted work disk is not ready" test "$(jget "$tmp/r3.json" not_ready)" = "workdisk: $tmp/wd2 is not mounted"
+start_agent noready "$tmp/wd2" --ready none
+curl -sS --unix-socket "$sock" http://agent/healthz >"$tmp/r4.json"
+check "--ready none: ready, no checks" test "$(jget "$tmp/r4.json" ready),$(jget "$tmp/r4.json" checks)" = "true,{}"
+
+# --- POST /poweroff ---
+code=$(curl -sS --unix-socket "$good" -o "$tmp/p0.json" -w '%{http_code}' -X POST http://agent/poweroff)
+check "poweroff refused on a Unix socket without --poweroff-cmd (403)" test "$code" = 403
+# shellcheck disable=SC2016 # $1 is the stand-in's own argument
+printf '#!/bin/sh\necho "$1" >"%s/power.out"\n' "$tmp" >"$tmp/power.sh"
+chmod +x "$tmp/power.sh"
+start_agent power / --poweroff-cmd "$tmp/power.sh"
+pw=$sock
+code=$(curl -sS --unix-socket "$pw" -o /dev/null -w '%{http_code}' -X POST 'http://agent/poweroff?mode=halt')
+check "poweroff with an unknown mode is 400" test "$code" = 400
+code=$(curl -sS --unix-socket "$pw" -o /dev/null -w '%{http_code}' http://agent/poweroff)
+check "GET /poweroff is 405" test "$code" = 405
+check "nothing ran yet" test ! -e "$tmp/power.out"
+code=$(curl -sS --unix-socket "$pw" -o "$tmp/p1.json" -w '%{http_code}' -X POST 'http://agent/poweroff?mode=reboot')
+check "POST /poweroff?mode=reboot is 202" test "$code" = 202
+check "the reply says the mode" test "$(jget "$tmp/p1.json" mode)" = reboot
+for ((i = 0; i < 100; i++)); do [[ -s $tmp/power.out ]] && break; sleep 0.05; done
+check "--poweroff-cmd ran with the mode" test "$(cat "$tmp/power.out" 2>/dev/null)" = reboot
 
 # --- socket path handling ---
 rc=0
