@@ -211,6 +211,14 @@ wanted=(
 	"ext4 EXT4_FS required"
 	"virtio_pci VIRTIO_PCI optional"
 	"virtio_rng HW_RANDOM_VIRTIO optional"
+	# A clean stop without the agent: QEMU's system_powerdown is an ACPI
+	# power button that reaches the guest as KEY_POWER on an evdev device
+	# (the agent acts on it); Firecracker's Ctrl-Alt-Del comes through an
+	# emulated i8042 with an AT keyboard.
+	"button ACPI_BUTTON optional"
+	"evdev INPUT_EVDEV optional"
+	"i8042 SERIO_I8042 optional"
+	"atkbd KEYBOARD_ATKBD optional"
 )
 for m in "${extra_modules[@]}"; do
 	wanted+=("${m//-/_} - required")

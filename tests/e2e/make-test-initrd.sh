@@ -19,7 +19,8 @@
 #   DIR/work.ext4   a small ext4 labelled banger-work
 #
 # Markers on the console: "banger-e2e: modules", "banger-e2e: token <t>",
-# "banger-e2e: ready", "banger-e2e: power button".
+# "banger-e2e: ready", "banger-e2e: power button", "banger-e2e: agent
+# poweroff|reboot".
 set -euo pipefail
 
 prog=${0##*/}
@@ -184,8 +185,13 @@ mount -t ext4 /dev/vdb /work && echo "banger-e2e: vdb mounted"
 
 mkdir -p /run/banger
 echo ok >/run/banger/layout-state
+# No sshd here: ready means /work mounted and the network up.  The
+# agent's POST /poweroff (bangerd's first step of a stop) runs
+# /bin/e2e-poweroff, since this /init cannot take busybox's poweroff signal;
+# the power key is left to power_watch below, which the driver test checks.
 banger-vsock-agent --listen "vsock:${port:-1024}" --layout-state /run/banger/layout-state \
-    --workdisk /work --workdev /dev/vdb &
+    --workdisk /work --workdev /dev/vdb --ready workdisk,network \
+    --poweroff-cmd /bin/e2e-poweroff --no-power-key &
 
 # The ACPI power button (QMP system_powerdown) is the only input device.
 power_watch() {
@@ -210,6 +216,17 @@ while :; do
 done
 EOF
 chmod 0755 "$root/init"
+
+cat >"$root/bin/e2e-poweroff" <<'EOF'
+#!/bin/sh
+# The guest agent's --poweroff-cmd: $1 is poweroff or reboot.  QEMU runs
+# with -no-reboot, so either ends it.
+echo "banger-e2e: agent $1"
+sync
+umount /work
+if [ "$1" = reboot ]; then reboot -f; else poweroff -f; fi
+EOF
+chmod 0755 "$root/bin/e2e-poweroff"
 
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 >"$out/initrd.img.tmp"
 mv -f "$out/initrd.img.tmp" "$out/initrd.img"

@@ -506,6 +506,12 @@ def test_boots_applies_ip_and_switches_root(kernel_dir, initrd, guest_rootfs,
     mods = set(lines["GUEST: modules"].split())
     assert {"virtio_blk", "virtio_net", "vsock",
             "vmw_vsock_virtio_transport"} <= mods
+    # The power key reaches the agent: the ACPI button and evdev, where the
+    # kernel builds them as modules (the cloud kernel does).
+    cfg = open(os.path.join(kernel_dir, "config")).read()
+    for mod, sym in (("button", "ACPI_BUTTON"), ("evdev", "INPUT_EVDEV")):
+        if "CONFIG_%s=m" % sym in cfg:
+            assert mod in mods, (mod, sorted(mods))
     assert lines["GUEST: root"].startswith("/dev/vda / ext4 rw")
     for step in ("loaded ",
                  "network: eth0 172.30.0.2/24 via 172.30.0.1",
