@@ -370,8 +370,9 @@ h_vm_health(struct api_req *r)
 
 	if (core_vm_health(r->core, r->param, &h, checked, &err) < 0)
 		return api_reply_error(r->conn, &err);
-	j = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:O}", "name", r->param,
+	j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:O}", "name", r->param,
 	    "status", vsock_health_status_name(h.status), "reason", h.reason,
+	    "detail", json_str_or_null(h.not_ready),
 	    "protocol", json_str_or_null(h.protocol), "checked_at", checked,
 	    "latency_ms", strcmp(h.reason, "vm_not_running") == 0 ? json_null() :
 	    json_integer(h.latency_ms), "agent", h.agent ? h.agent : json_null());

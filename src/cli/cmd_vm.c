@@ -156,6 +156,20 @@ print_vm(json_t *vm)
 	for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++)
 		out_kv(status_keys[i], jtext(jobj(st, status_keys[i]), buf,
 		    sizeof(buf)));
+	/* "clean (agent, 1.2 s)" or "forced after 10 s (kill)". */
+	json_t *ls = jobj(st, "last_stop");
+	if (json_is_object(ls)) {
+		char sum[64], method[32];
+		long long ms = json_integer_value(jobj(ls, "duration_ms"));
+		jtext(jobj(ls, "summary"), sum, sizeof(sum));
+		jtext(jobj(ls, "method"), method, sizeof(method));
+		if (strncmp(sum, "forced", 6) == 0)
+			snprintf(buf, sizeof(buf), "%s (%s)", sum, method);
+		else
+			snprintf(buf, sizeof(buf), "%s (%s, %lld.%lld s)", sum,
+			    method, ms / 1000, (ms % 1000) / 100);
+		out_kv("last_stop", buf);
+	}
 }
 
 /* GET one resource by name; prints raw with --json, else calls 'show'. */

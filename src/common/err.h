@@ -39,6 +39,7 @@ enum bn_code {
 	BN_EVMM,            /* vmm_error 502 */
 	BN_EVMM_MISSING,    /* vmm_unavailable 503 */
 	BN_ETIMEOUT,        /* timeout 504 */
+	BN_ENOT_READY,      /* not_ready 504: a guest readiness check never passed */
 	BN_CODE_MAX
 };
 

@@ -204,6 +204,23 @@ ts_or_null(const char *ts)
 	return json_str_or_null(ts);
 }
 
+/* How the last stop ended, or null before the first. */
+static json_t *
+last_stop_json(const struct vm *vm)
+{
+	char sum[48];
+
+	if (vm->stop_result[0] == '\0')
+		return json_null();
+	if (strcmp(vm->stop_result, "forced") == 0)
+		snprintf(sum, sizeof(sum), "forced after %d s",
+		    (vm->stop_ms + 500) / 1000);
+	else
+		snprintf(sum, sizeof(sum), "%s", vm->stop_result);
+	return json_pack("{s:s, s:s, s:i, s:s}", "result", vm->stop_result,
+	    "method", vm->stop_method, "duration_ms", vm->stop_ms, "summary", sum);
+}
+
 json_t *
 vm_to_json(const struct vm *vm)
 {
@@ -211,7 +228,8 @@ vm_to_json(const struct vm *vm)
 
 	snprintf(dns, sizeof(dns), "%s.vm", vm->name);
 	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b}, "
-	    "s:{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o}}",
+	    "s:{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o, "
+	    "s:o}}",
 	    "name", vm->name, "id", vm->id,
 	    "spec", "image", vm->image, "vcpus", vm->vcpus, "memory_mib",
 	    vm->memory_mib, "disk_gib", vm->disk_gib, "nat", vm->nat,
@@ -227,7 +245,8 @@ vm_to_json(const struct vm *vm)
 	    "started_at", ts_or_null(vm->started_at),
 	    "stopped_at", ts_or_null(vm->stopped_at),
 	    "updated_at", vm->updated_at,
-	    "last_error", json_str_or_null(vm->last_error));
+	    "last_error", json_str_or_null(vm->last_error),
+	    "last_stop", last_stop_json(vm));
 }
 
 json_t *

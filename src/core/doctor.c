@@ -323,6 +323,44 @@ check_vmm(json_t *checks, const struct vmm_choice *ch, const struct bn_err *perr
 	    "QEMU and Firecracker use KVM");
 }
 
+/* Images whose guests do not shut down when asked: every one of their
+ * last DOCTOR_STOPS stops had to be forced, so their users lose unsynced
+ * writes and every boot replays journals. */
+#define DOCTOR_STOPS 3
+
+static void
+check_stops(struct core *c, json_t *checks)
+{
+	struct image_stops *rows = NULL;
+	struct bn_err err;
+	char msg[512];
+	int n = 0, bad = 0;
+
+	if (store_stop_summary(c->store, DOCTOR_STOPS, &rows, &n, &err) < 0) {
+		add(checks, "clean_stops", "vms", CHK_WARN, err.msg, NULL);
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		if (rows[i].stops == 0 || rows[i].forced < rows[i].stops)
+			continue;
+		bad++;
+		snprintf(msg, sizeof(msg), "image '%s': its last %d stop%s %s "
+		    "forced: the guest did not shut down when asked",
+		    rows[i].image, rows[i].stops, rows[i].stops == 1 ? "" : "s",
+		    rows[i].stops == 1 ? "was" : "were");
+		add(checks, "clean_stops", "vms", CHK_WARN, msg, "rebuild the "
+		    "image with a current banger-vsock-agent (make rootfs), or "
+		    "see the VM's console (banger vm console NAME) for what "
+		    "blocks its shutdown");
+	}
+	if (bad == 0) {
+		snprintf(msg, sizeof(msg), n == 0 ? "no VM has been stopped yet" :
+		    "the last stops of every image were clean");
+		add(checks, "clean_stops", "vms", CHK_OK, msg, NULL);
+	}
+	free(rows);
+}
+
 json_t *
 core_doctor(struct core *c)
 {
@@ -371,6 +409,7 @@ core_doctor(struct core *c)
 		add(checks, "state_dir", "daemon", CHK_FAIL, msg,
 		    "fix the permissions or pass --state-dir");
 	}
+	check_stops(c, checks);
 	int nlegacy = c->cfg.legacy.n + c->bundle.legacy.n;
 	if (nlegacy == 0) {
 		add(checks, "legacy_keys", "config", CHK_OK, "no deprecated keys in "

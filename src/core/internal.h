@@ -108,6 +108,10 @@ int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 int vm_dir(struct core *c, const char *id, char *out, size_t outsz,
     struct bn_err *err);
 void vm_set_state(struct core *c, struct vm *vm, enum vm_state st);
+/* The same; extra (consumed, may be NULL) is merged into the vm.state
+ * event's data. */
+void vm_set_state_ev(struct core *c, struct vm *vm, enum vm_state st,
+    json_t *extra);
 /* What a VM boots with: the driver, its executables and (QEMU) the
  * accelerator with the reason for it, shown in VM status and doctor. */
 struct vmm_choice {

@@ -45,7 +45,7 @@ vm_dir(struct core *c, const char *id, char *out, size_t outsz, struct bn_err *e
 }
 
 void
-vm_set_state(struct core *c, struct vm *vm, enum vm_state st)
+vm_set_state_ev(struct core *c, struct vm *vm, enum vm_state st, json_t *extra)
 {
 	enum vm_state prev = vm->state;
 	struct bn_err err;
@@ -54,9 +54,21 @@ vm_set_state(struct core *c, struct vm *vm, enum vm_state st)
 	time_rfc3339(vm->updated_at);
 	if (store_vm_update(c->store, vm, &err) < 0)
 		log_warnx("vm '%s': %s", vm->name, err.msg);
-	if (prev != st)
-		core_emit(c, "vm.state", vm->name, NULL, json_pack("{s:s, s:s}",
-		    "state", vm_state_name(st), "previous", vm_state_name(prev)));
+	if (prev != st) {
+		json_t *data = json_pack("{s:s, s:s}", "state", vm_state_name(st),
+		    "previous", vm_state_name(prev));
+		if (extra != NULL)
+			json_object_update(data, extra);
+		core_emit(c, "vm.state", vm->name, NULL, data);
+	}
+	if (extra != NULL)
+		json_decref(extra);
+}
+
+void
+vm_set_state(struct core *c, struct vm *vm, enum vm_state st)
+{
+	vm_set_state_ev(c, vm, st, NULL);
 }
 
 
@@ -224,13 +236,17 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 	return 0;
 }
 
-/* Wait for the guest agent, in slices so that a VMM that dies during
- * boot (or a cancel) ends the wait at once instead of at the deadline. */
+/* Wait for the guest agent to answer and say it is ready (sshd listens,
+ * /root is mounted, the network is up), in slices so that a VMM that dies
+ * during boot (or a cancel) ends the wait at once instead of at the
+ * deadline.  Each new reason for "not ready yet" is announced as a
+ * vm.health event with status "starting". */
 static int
-wait_agent(struct core *c, struct op *op, pid_t pid, const char *uds,
-    struct vsock_health *h, struct bn_err *err)
+wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
+    const char *uds, struct vsock_health *h, struct bn_err *err)
 {
 	long long deadline = time_mono_ms() + (long long)c->cfg.health_timeout_s * 1000;
+	char said[sizeof(h->not_ready)] = "";
 
 	for (;;) {
 		long long slice = time_mono_ms() + 500;
@@ -238,6 +254,13 @@ wait_agent(struct core *c, struct op *op, pid_t pid, const char *uds,
 		if (vsock_wait_healthy(uds, agent_port(c), slice < deadline ? slice :
 		    deadline, h, err) == 0)
 			return 0;
+		if (h->status == VSOCK_HEALTH_STARTING &&
+		    strcmp(h->not_ready, said) != 0) {
+			snprintf(said, sizeof(said), "%s", h->not_ready);
+			core_emit(c, "vm.health", vm->name, op->row.id,
+			    json_pack("{s:s, s:s, s:s}", "status", "starting",
+			    "reason", "not_ready", "detail", said));
+		}
 		if (!proc_alive(pid))
 			return bn_fail(err, BN_EVMM, 0, "the VMM exited during boot");
 		if (op_cancelled(op))
@@ -303,8 +326,13 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	if (drv->start(&p, err) < 0)
 		goto undo_process;
 	op_stage(c, op, "wait_health", base + 30);
-	if (wait_agent(c, op, pid, p.vsock_uds, &h, err) < 0) {
-		if (err->code != BN_ECANCELLED) {
+	snprintf(vm->health, sizeof(vm->health), "starting");
+	vm_set_state(c, vm, booting);
+	if (wait_agent(c, op, vm, pid, p.vsock_uds, &h, err) < 0) {
+		if (err->code == BN_ENOT_READY) {
+			bn_err_hint(err, "see the console log: banger vm console %s",
+			    vm->name);
+		} else if (err->code != BN_ECANCELLED) {
 			bn_err_prefix(err, "waiting for the guest agent");
 			bn_err_hint(err, "see the console log: banger vm console %s",
 			    vm->name);
@@ -341,6 +369,64 @@ fail:
 	return -1;
 }
 
+/* Ask the guest agent to shut the guest down.  Firecracker on x86 has no
+ * power management: a guest that powers off halts and Firecracker stays,
+ * while a reboot (reboot=k) ends it; QEMU runs with -no-reboot and exits on
+ * either, so it gets a real poweroff.  0 when the agent took the request. */
+static int
+agent_poweroff(struct core *c, const struct vm *vm, const struct vmm_driver *drv,
+    const struct vmm_params *p, int timeout_ms)
+{
+	struct bn_err err;
+	int status = 0;
+	const char *mode = drv == &vmm_firecracker ? "reboot" : "poweroff";
+
+	memset(&err, 0, sizeof(err));
+	if (vsock_agent_poweroff(p->vsock_uds, agent_port(c), mode, timeout_ms,
+	    &status, &err) < 0) {
+		log_info("vm '%s': no agent to ask for a %s (%s); using the "
+		    "VMM's signal", vm->name, mode, err.msg);
+		return -1;
+	}
+	if (status != 202) {
+		/* 404: an agent from before the route. */
+		log_info("vm '%s': the agent answered %d to %s; using the "
+		    "VMM's signal", vm->name, status, mode);
+		return -1;
+	}
+	return 0;
+}
+
+/* "clean" or "forced after N s", for messages. */
+static void
+stop_summary(const struct vm *vm, char *out, size_t outsz)
+{
+	if (strcmp(vm->stop_result, "forced") == 0)
+		snprintf(out, outsz, "forced after %d s", (vm->stop_ms + 500) / 1000);
+	else
+		snprintf(out, outsz, "%s", vm->stop_result);
+}
+
+static json_t *
+stop_event(const struct vm *vm)
+{
+	char sum[48];
+
+	stop_summary(vm, sum, sizeof(sum));
+	return json_pack("{s:s, s:s, s:i, s:s}", "result", vm->stop_result,
+	    "method", vm->stop_method, "duration_ms", vm->stop_ms, "summary", sum);
+}
+
+/* Stop a VM, keeping its disks whole.  In order, each step only when the
+ * one before did not end the VMM:
+ *   1. the agent's POST /poweroff: the guest syncs and its init system
+ *      stops services and unmounts (most of the grace is left for it);
+ *   2. the VMM's own signal, which images also act on: QEMU's ACPI power
+ *      button (the agent or the tiny guest's init watches the key),
+ *      Firecracker's Ctrl-Alt-Del (init reboots, Firecracker exits);
+ *   3. after the grace, the kill.
+ * The VM records how it ended (stop_result/stop_method/stop_ms), the
+ * vm.state event carries it, and the image's stop history gets a row. */
 static int
 vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
     struct bn_err *err)
@@ -348,6 +434,8 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 	const struct vmm_driver *drv;
 	struct vmm_params p;
 	char dir[PATH_MAX];
+	enum vmm_stop_how how;
+	bool asked = false;
 
 	if (vm->state == VM_STOPPED || vm->state == VM_CREATING)
 		return 0;
@@ -362,16 +450,48 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 		return -1;
 	p.vm_id = vm->id;
 	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
-	if (drv->stop(&p, vm->pid, grace_s * 1000, err) < 0) {
+
+	long long t0 = time_mono_ms();
+	long long grace_ms = (long long)grace_s * 1000;
+	if (grace_ms > 0 && vm->pid > 0 && proc_alive(vm->pid)) {
+		op_stage(c, op, "guest_poweroff", 15);
+		asked = agent_poweroff(c, vm, drv, &p,
+		    grace_ms < 2000 ? (int)grace_ms : 2000) == 0;
+		long long wait = t0 + grace_ms * 2 / 3 - time_mono_ms();
+		if (asked && wait > 0)
+			proc_wait_gone(vm->pid, (int)wait);
+	}
+	long long left = t0 + grace_ms - time_mono_ms();
+	if (vm->pid > 0 && proc_alive(vm->pid))
+		op_stage(c, op, drv == &vmm_qemu ? "power_button" : "ctrl_alt_del",
+		    40);
+	if (drv->stop(&p, vm->pid, left > 0 ? (int)left : 0, &how, err) < 0) {
 		snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
 		vm_set_state(c, vm, VM_ERROR);
 		return -1;
 	}
+	long long took = time_mono_ms() - t0;
+	vm->stop_ms = took > 0x7fffffff ? 0x7fffffff : (int)took;
+	snprintf(vm->stop_result, sizeof(vm->stop_result), "%s",
+	    how == VMM_STOP_FORCED ? "forced" : "clean");
+	snprintf(vm->stop_method, sizeof(vm->stop_method), "%s",
+	    how == VMM_STOP_FORCED ? "kill" : asked ? "agent" :
+	    how == VMM_STOP_GONE ? "exited" :
+	    drv == &vmm_qemu ? "acpi" : "ctrl_alt_del");
+	if (how == VMM_STOP_FORCED) {
+		char sum[48];
+		stop_summary(vm, sum, sizeof(sum));
+		log_warnx("vm '%s': stop %s: the guest did not shut down", vm->name,
+		    sum);
+	}
+	if (store_stop_record(c->store, vm, err) < 0)
+		log_warnx("vm '%s': %s", vm->name, err->msg);
 	vm->pid = 0;
 	core_net_vm_down(c, vm);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
-	vm_set_state(c, vm, VM_STOPPED);
+	vm_set_state_ev(c, vm, VM_STOPPED, json_pack("{s:o}", "stop",
+	    stop_event(vm)));
 	if (vm->nat && core_net_nat_sync(c, err) < 0)
 		return bn_err_prefix(err, "nat");
 	return 0;
@@ -917,7 +1037,11 @@ core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
 		return -1;
 	memset(ret, 0, sizeof(*ret));
 	time_rfc3339(ret_checked_at);
-	if (vm.state != VM_RUNNING || vm.pid <= 0) {
+	/* A booting VM is probed too, so users see why it is not up yet
+	 * (status "starting", reason not_ready, the failing check). */
+	bool booting = (vm.state == VM_STARTING || vm.state == VM_CREATING) &&
+	    vm.pid > 0;
+	if (!booting && (vm.state != VM_RUNNING || vm.pid <= 0)) {
 		ret->status = VSOCK_HEALTH_UNREACHABLE;
 		snprintf(ret->reason, sizeof(ret->reason), "vm_not_running");
 		return 0;
@@ -926,6 +1050,12 @@ core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
 	    path_join(uds, sizeof(uds), err, "%s/vsock.sock", dir) < 0)
 		return -1;
 	vsock_probe_health(uds, agent_port(c), 2000, ret);
+	if (booting)
+		return 0;   /* its operation records the outcome */
+	/* A running VM was ready once: a check failing now (sshd died) makes
+	 * it degraded, not "starting" again. */
+	if (ret->status == VSOCK_HEALTH_STARTING)
+		ret->status = VSOCK_HEALTH_DEGRADED;
 	const char *st = vsock_health_status_name(ret->status);
 	/* Record and announce changes only, so polling is cheap. */
 	if (strcmp(st, vm.health) != 0 && vm_trylock(c, name)) {

@@ -69,6 +69,20 @@ static const char *const migrations[] = {
 	/* 3: the accelerator a VM booted with (kvm | tcg) and why. */
 	"ALTER TABLE vms ADD COLUMN accel TEXT NOT NULL DEFAULT '';"
 	"ALTER TABLE vms ADD COLUMN accel_reason TEXT NOT NULL DEFAULT '';",
+	/* 4: how each VM's last stop ended, and a short history of stops per
+	 * image (doctor warns about images whose guests never stop cleanly). */
+	"ALTER TABLE vms ADD COLUMN stop_result TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE vms ADD COLUMN stop_method TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE vms ADD COLUMN stop_ms INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE stops ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  image TEXT NOT NULL,"
+	"  vm TEXT NOT NULL,"
+	"  result TEXT NOT NULL,"
+	"  method TEXT NOT NULL,"
+	"  ms INTEGER NOT NULL,"
+	"  at TEXT NOT NULL);"
+	"CREATE INDEX stops_image ON stops(image, seq);",
 };
 
 static const char *const vm_state_names[] = {
@@ -219,7 +233,7 @@ col_text(sqlite3_stmt *st, int col, char *out, size_t outsz)
 
 #define VM_COLS "id, name, image, vcpus, memory_mib, disk_gib, nat, state, vmm, " \
 	"pid, cid, health, last_error, created_at, started_at, stopped_at, " \
-	"updated_at, tap, accel, accel_reason"
+	"updated_at, tap, accel, accel_reason, stop_result, stop_method, stop_ms"
 /* Read-only: the lease is stored in its own table. */
 #define VM_SELECT "SELECT " VM_COLS ", coalesce((SELECT ip FROM leases WHERE " \
 	"leases.vm_id = vms.id), '') FROM vms"
@@ -252,7 +266,10 @@ vm_from_row(sqlite3_stmt *st, struct vm *vm)
 	col_text(st, 17, vm->tap, sizeof(vm->tap));
 	col_text(st, 18, vm->accel, sizeof(vm->accel));
 	col_text(st, 19, vm->accel_reason, sizeof(vm->accel_reason));
-	col_text(st, 20, vm->ip, sizeof(vm->ip));
+	col_text(st, 20, vm->stop_result, sizeof(vm->stop_result));
+	col_text(st, 21, vm->stop_method, sizeof(vm->stop_method));
+	vm->stop_ms = sqlite3_column_int(st, 22);
+	col_text(st, 23, vm->ip, sizeof(vm->ip));
 }
 
 static void
@@ -278,6 +295,9 @@ vm_bind(sqlite3_stmt *st, const struct vm *vm)
 	sqlite3_bind_text(st, 18, vm->tap, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 19, vm->accel, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 20, vm->accel_reason, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 21, vm->stop_result, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 22, vm->stop_method, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 23, vm->stop_ms);
 }
 
 /* Run one statement that changes rows, in its own transaction (a single
@@ -301,7 +321,7 @@ store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err)
 
 	pthread_mutex_lock(&s->mu);
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO vms (" VM_COLS ") VALUES "
-	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
+	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare insert vm");
 		goto out;
 	}
@@ -369,7 +389,8 @@ store_vm_update(struct store *s, const struct vm *vm, struct bn_err *err)
 	    "vcpus=?4, memory_mib=?5, disk_gib=?6, nat=?7, state=?8, vmm=?9, "
 	    "pid=?10, cid=?11, health=?12, last_error=?13, created_at=?14, "
 	    "started_at=?15, stopped_at=?16, updated_at=?17, tap=?18, accel=?19, "
-	    "accel_reason=?20 WHERE id=?1",
+	    "accel_reason=?20, stop_result=?21, stop_method=?22, stop_ms=?23 "
+	    "WHERE id=?1",
 	    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare update vm");
 		goto out;
@@ -532,6 +553,78 @@ store_vm_count_image(struct store *s, const char *image, int *ret,
     struct bn_err *err)
 {
 	return query_int(s, "SELECT count(*) FROM vms WHERE image = ?", image, ret, err);
+}
+
+/* ---- stops ---- */
+
+int
+store_stop_record(struct store *s, const struct vm *vm, struct bn_err *err)
+{
+	sqlite3_stmt *st;
+	char now[32];
+	int rc = -1;
+
+	time_rfc3339(now);
+	pthread_mutex_lock(&s->mu);
+	if (exec_sql(s, "BEGIN IMMEDIATE", err) < 0)
+		goto out;
+	if (sqlite3_prepare_v2(s->db, "INSERT INTO stops (image, vm, result, "
+	    "method, ms, at) VALUES (?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
+		db_fail(s, err, "prepare insert stop");
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, vm->image, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, vm->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, vm->stop_result, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, vm->stop_method, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 5, vm->stop_ms);
+	sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
+	if (run_change(s, st, err, "insert stop") < 0)
+		goto rollback;
+	if (sqlite3_prepare_v2(s->db, "DELETE FROM stops WHERE image = ?1 AND "
+	    "seq NOT IN (SELECT seq FROM stops WHERE image = ?1 ORDER BY seq "
+	    "DESC LIMIT ?2)", -1, &st, NULL) != SQLITE_OK) {
+		db_fail(s, err, "prepare prune stops");
+		goto rollback;
+	}
+	sqlite3_bind_text(st, 1, vm->image, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, STORE_STOPS_KEPT);
+	if (run_change(s, st, err, "prune stops") < 0)
+		goto rollback;
+	rc = exec_sql(s, "COMMIT", err);
+	if (rc == 0)
+		goto out;
+rollback:
+	exec_sql(s, "ROLLBACK", NULL);
+	rc = -1;
+out:
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
+static void
+stops_row(sqlite3_stmt *st, void *out)
+{
+	struct image_stops *r = out;
+
+	memset(r, 0, sizeof(*r));
+	col_text(st, 0, r->image, sizeof(r->image));
+	r->stops = sqlite3_column_int(st, 1);
+	r->forced = sqlite3_column_int(st, 2);
+}
+
+int
+store_stop_summary(struct store *s, int last, struct image_stops **ret,
+    int *ret_n, struct bn_err *err)
+{
+	char sql[320];
+
+	snprintf(sql, sizeof(sql), "SELECT image, count(*), "
+	    "sum(result = 'forced') FROM (SELECT image, result, row_number() "
+	    "OVER (PARTITION BY image ORDER BY seq DESC) AS rn FROM stops) "
+	    "WHERE rn <= %d GROUP BY image ORDER BY image", last > 0 ? last : 1);
+	return list_rows(s, sql, sizeof(**ret), stops_row, "stops",
+	    (void **)ret, ret_n, err);
 }
 
 int

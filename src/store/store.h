@@ -39,6 +39,12 @@ struct vm {
 	char accel[8];         /* "kvm" | "tcg" | "" (not booted yet) */
 	char accel_reason[256];
 	char ip[16];           /* leased address, "" when none (read-only) */
+	/* How the last stop ended: result "clean" (the guest shut down and
+	 * its VMM exited) or "forced" (the VMM was ended), "" before any;
+	 * method agent | acpi | ctrl_alt_del | exited | kill; how long. */
+	char stop_result[8];
+	char stop_method[16];
+	int stop_ms;
 };
 
 enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };
@@ -92,6 +98,18 @@ int store_vm_count(struct store *s, int *ret, struct bn_err *err);
 /* Smallest free vsock CID >= 3. */
 int store_vm_free_cid(struct store *s, unsigned *ret, struct bn_err *err);
 /* Number of VMs that use an image. */
+/* Remember a stop of vm (its stop_* fields) against its image, keeping
+ * the last STORE_STOPS_KEPT per image. */
+#define STORE_STOPS_KEPT 20
+int store_stop_record(struct store *s, const struct vm *vm, struct bn_err *err);
+/* Per image, how many of its last `last` stops were forced. */
+struct image_stops {
+	char image[VM_NAME_MAX];
+	int stops;          /* counted, at most `last` */
+	int forced;
+};
+int store_stop_summary(struct store *s, int last, struct image_stops **ret,
+    int *ret_n, struct bn_err *err);
 int store_vm_count_image(struct store *s, const char *image, int *ret,
     struct bn_err *err);
 

@@ -189,19 +189,28 @@ fc_kill(const struct vmm_params *p, pid_t pid)
 }
 
 static int
-fc_stop(const struct vmm_params *p, pid_t pid, int grace_ms, struct bn_err *err)
+fc_stop(const struct vmm_params *p, pid_t pid, int grace_ms,
+    enum vmm_stop_how *how, struct bn_err *err)
 {
 	struct bn_err ignored;
+	enum vmm_stop_how dummy;
 
+	if (how == NULL)
+		how = &dummy;
+	*how = VMM_STOP_GONE;
 	if (pid <= 0 || !proc_alive(pid)) {
 		fc_unlink_sockets(p);
 		return 0;
 	}
+	*how = VMM_STOP_SIGNAL;
 	/* Ctrl-Alt-Del lets the guest shut down; Firecracker exits on the
 	 * resulting reset.  A guest that ignores it gets SIGTERM, then KILL. */
 	if (grace_ms > 0 && fc_put(p, "/actions", json_pack("{s:s}", "action_type",
 	    "SendCtrlAltDel"), &ignored) == 0 && proc_wait_gone(pid, grace_ms))
 		goto done;
+	if (!proc_alive(pid))
+		goto done;
+	*how = VMM_STOP_FORCED;
 	kill(pid, SIGTERM);
 	if (proc_wait_gone(pid, 2000))
 		goto done;

@@ -882,17 +882,23 @@ qemu_kill(const struct vmm_params *p, pid_t pid)
 }
 
 static int
-qemu_stop(const struct vmm_params *p, pid_t pid, int grace_ms, struct bn_err *err)
+qemu_stop(const struct vmm_params *p, pid_t pid, int grace_ms,
+    enum vmm_stop_how *how, struct bn_err *err)
 {
 	struct qemu_files f;
 	struct qmp_conn *q;
 	struct bn_err ignored;
 	int api_ms = p->api_timeout_ms > 0 ? p->api_timeout_ms : 2000;
+	enum vmm_stop_how dummy;
 
+	if (how == NULL)
+		how = &dummy;
+	*how = VMM_STOP_GONE;
 	if (qemu_files(p->vmdir, &f, err) < 0)
 		return -1;
 	if (pid <= 0 || !proc_alive(pid) || !is_ours(&f, pid))
 		goto done;
+	*how = VMM_STOP_SIGNAL;
 	/* The ACPI power button: systemd, runit and our test init shut down,
 	 * and the guest's poweroff ends QEMU.  A guest that never ran (still
 	 * in prelaunch) cannot react: go straight to quit. */
@@ -906,6 +912,10 @@ qemu_stop(const struct vmm_params *p, pid_t pid, int grace_ms, struct bn_err *er
 		if (sent && proc_wait_gone(pid, grace_ms))
 			goto done;
 	}
+	/* Gone on its own meanwhile (a guest already shutting down)? */
+	if (!proc_alive(pid))
+		goto done;
+	*how = VMM_STOP_FORCED;
 	if (qmp_connect(f.qmp, time_mono_ms() + 2000, &q, &ignored) == 0) {
 		bool sent = qmp_execute(q, "quit", NULL, NULL, &ignored) == 0;
 		qmp_close(q);

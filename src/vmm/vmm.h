@@ -36,6 +36,14 @@ struct vmm_params {
 	bool kvm;                   /* -accel kvm -cpu host; else TCG, -cpu max */
 };
 
+/* How a driver's stop ended. */
+enum vmm_stop_how {
+	VMM_STOP_GONE,      /* the process was already gone (or not ours) */
+	VMM_STOP_SIGNAL,    /* it exited after the VMM's graceful signal (QEMU:
+			     * ACPI power button, Firecracker: Ctrl-Alt-Del) */
+	VMM_STOP_FORCED,    /* it had to be ended (QMP quit, SIGTERM, SIGKILL) */
+};
+
 struct vmm_driver {
 	const char *name;
 	/* Start the VMM process (detached, own session). */
@@ -45,9 +53,10 @@ struct vmm_driver {
 	/* Boot the guest. */
 	int (*start)(const struct vmm_params *p, struct bn_err *err);
 	/* Graceful stop, then SIGTERM/SIGKILL after grace_ms; always leaves
-	 * the process gone and its sockets unlinked. */
+	 * the process gone and its sockets unlinked.  *how (may be NULL)
+	 * says which step ended it. */
 	int (*stop)(const struct vmm_params *p, pid_t pid, int grace_ms,
-	    struct bn_err *err);
+	    enum vmm_stop_how *how, struct bn_err *err);
 	/* Kill at once (rollback), unlink sockets. */
 	void (*kill)(const struct vmm_params *p, pid_t pid);
 	/* Is pid this VM's VMM and does its API answer? (adoption) */

@@ -38,6 +38,7 @@ vsock_health_status_name(enum vsock_health_status s)
 	case VSOCK_HEALTH_OK: return "ok";
 	case VSOCK_HEALTH_DEGRADED: return "degraded";
 	case VSOCK_HEALTH_UNREACHABLE: return "unreachable";
+	case VSOCK_HEALTH_STARTING: return "starting";
 	}
 	return "unknown";
 }
@@ -293,21 +294,26 @@ set_dial_failure(struct vsock_health *h, enum dial_stage stage)
 	    stage == STAGE_ACK ? "no_ack" : "vsock_connect_failed", "");
 }
 
+/* The status code of an HTTP reply ("HTTP/x.y SSS ..."), or -1. */
+static int
+http_status(const struct uhttp_reply *r)
+{
+	const char *p = r->buf;
+	const char *sp = memchr(p, ' ', r->len < 16 ? r->len : 16);
+	if (sp == NULL || (size_t)(sp - p) + 4 > r->len)
+		return -1;
+	if (sp[1] < '0' || sp[1] > '9' || sp[2] < '0' || sp[2] > '9' ||
+	    sp[3] < '0' || sp[3] > '9')
+		return -1;
+	return (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
+}
+
 /* Judge a complete HTTP reply; fills *h. */
 static void
 judge_http(const struct uhttp_reply *r, struct vsock_health *h)
 {
 	set_result(h, VSOCK_HEALTH_UNREACHABLE, "bad_response", "http");
-	/* "HTTP/x.y SSS" */
-	const char *p = r->buf;
-	const char *sp = memchr(p, ' ', r->len < 16 ? r->len : 16);
-	if (sp == NULL || (size_t)(sp - p) + 4 > r->len)
-		return;
-	if (sp[1] < '0' || sp[1] > '9' || sp[2] < '0' || sp[2] > '9' ||
-	    sp[3] < '0' || sp[3] > '9')
-		return;
-	int code = (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
-	if (code != 200)
+	if (http_status(r) != 200)
 		return;
 	size_t body = r->body;
 	if (body == 0)
@@ -335,7 +341,14 @@ judge_http(const struct uhttp_reply *r, struct vsock_health *h)
 		return;
 	}
 	h->agent = doc;
-	if (strcmp(st, "ok") == 0)
+	json_t *ready = json_object_get(doc, "ready");
+	if (json_is_false(ready)) {
+		const char *why = json_string_value(json_object_get(doc,
+		    "not_ready"));
+		set_result(h, VSOCK_HEALTH_STARTING, "not_ready", "http");
+		snprintf(h->not_ready, sizeof(h->not_ready), "%s",
+		    why ? why : "the agent says it is not ready");
+	} else if (strcmp(st, "ok") == 0)
 		set_result(h, VSOCK_HEALTH_OK, "ok", "http");
 	else
 		set_result(h, VSOCK_HEALTH_DEGRADED, "agent_degraded", "http");
@@ -482,6 +495,14 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 		if (time_mono_ms() >= deadline_ms)
 			break;
 	}
+	if (ret->status == VSOCK_HEALTH_STARTING) {
+		bn_fail(err, BN_ENOT_READY, 0, "the guest did not become ready "
+		    "in time: %s", ret->not_ready);
+		bn_err_detail(err, "check", ret->not_ready);
+		bn_err_hint(err, "the guest agent answers but a readiness check "
+		    "fails; look at the console for the failing service");
+		return -1;
+	}
 	bn_fail(err, BN_ETIMEOUT, 0,
 	    "guest agent on %s port %u not reachable before the deadline "
 	    "(%d probe%s, last: %s)", uds_path ? uds_path : "(null)", port,
@@ -490,4 +511,36 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 	bn_err_hint(err, "check the VM's console log: the guest needs "
 	    "virtio-vsock and banger-vsock-agent listening on port %u", port);
 	return -1;
+}
+
+int
+vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
+    int timeout_ms, int *ret_status, struct bn_err *err)
+{
+	long long deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms :
+	    VSOCK_PROBE_DEFAULT_TIMEOUT_MS);
+	enum dial_stage stage;
+	int fd = dial_internal(uds_path, port, deadline, 0, &stage, err);
+	if (fd < 0)
+		return -1;
+	char req[160];
+	int n = snprintf(req, sizeof(req), "POST /poweroff?mode=%s HTTP/1.0\r\n"
+	    "Host: banger-agent\r\nUser-Agent: bangerd\r\n"
+	    "Content-Length: 0\r\n\r\n", mode);
+	if (uhttp_write(fd, req, (size_t)n, deadline) < 0) {
+		close(fd);
+		return bn_fail(err, BN_EVMM, 0, "vsock %s port %u: the agent "
+		    "closed before the poweroff request", uds_path, port);
+	}
+	struct uhttp_reply r = { .max = 4096 };
+	enum uhttp_outcome res = uhttp_read_reply(fd, deadline, &r);
+	close(fd);
+	int status = res == UHTTP_DONE ? http_status(&r) : -1;
+	free(r.buf);
+	if (status < 0)
+		return bn_fail(err, res == UHTTP_TIMEOUT ? BN_ETIMEOUT : BN_EVMM,
+		    0, "vsock %s port %u: no HTTP answer to the poweroff "
+		    "request", uds_path, port);
+	*ret_status = status;
+	return 0;
 }

@@ -45,13 +45,18 @@ enum vsock_health_status {
 	VSOCK_HEALTH_OK,
 	VSOCK_HEALTH_DEGRADED,
 	VSOCK_HEALTH_UNREACHABLE,
+	/* The agent answers but says it is not ready ("ready": false): a
+	 * readiness check (sshd, work disk, network) has not passed yet. */
+	VSOCK_HEALTH_STARTING,
 };
 
 struct vsock_health {
 	enum vsock_health_status status;
 	/* ok | vsock_connect_failed | no_ack | timeout | bad_response |
-	 * legacy_ping | agent_degraded */
+	 * legacy_ping | agent_degraded | not_ready */
 	char reason[32];
+	/* With not_ready: the agent's first failing check, "sshd: ...". */
+	char not_ready[160];
 	char protocol[8];   /* "http", "ping" or "" */
 	int latency_ms;
 	json_t *agent;      /* parsed /healthz object, owned; NULL if none */
@@ -73,20 +78,33 @@ struct vsock_health {
  *                      listening yet, or a hung VMM)
  *   unreachable/timeout  connected to the guest, no complete answer in time
  *   unreachable/bad_response  the guest answered something unusable
- *                      (non-200, invalid JSON, no "status", junk to PING) */
+ *                      (non-200, invalid JSON, no "status", junk to PING)
+ *   starting/not_ready HTTP 200 with "ready": false (protocol 2 agents);
+ *                      not_ready names the failing check.  Agents without
+ *                      the field count as ready. */
 int vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
     struct vsock_health *ret);
 
-/* Probe repeatedly until the agent is reachable (status OK or DEGRADED) or
- * deadline_ms passes.  0 when reachable; -1 with BN_ETIMEOUT otherwise.
+/* Probe repeatedly until the agent is reachable and ready (status OK or
+ * DEGRADED) or deadline_ms passes.  0 when reachable; -1 otherwise: with
+ * BN_ENOT_READY when the agent answered but a readiness check never passed
+ * (the message names it), else BN_ETIMEOUT.
  * *ret holds the last probe either way (clear it with vsock_health_clear()). */
 int vsock_wait_healthy(const char *uds_path, unsigned port,
     long long deadline_ms, struct vsock_health *ret, struct bn_err *err);
 
+/* Ask the guest agent to shut the guest down: "POST /poweroff?mode=MODE"
+ * (poweroff | reboot).  One dial, no retry, bounded by timeout_ms.  0 with
+ * *ret_status the HTTP status (202 when accepted; 404 from an agent that
+ * predates the route); -1 when no agent could be reached or the reply was
+ * not HTTP. */
+int vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
+    int timeout_ms, int *ret_status, struct bn_err *err);
+
 /* Free ret->agent and reset *h. */
 void vsock_health_clear(struct vsock_health *h);
 
-/* "ok", "degraded", "unreachable" (the API's wire names). */
+/* "ok", "degraded", "unreachable", "starting" (the API's wire names). */
 const char *vsock_health_status_name(enum vsock_health_status s);
 
 #endif

@@ -374,7 +374,7 @@ def test_start_failure_keeps_vm_with_last_error(api, daemon):
 
 
 def test_stop_escalates_when_guest_ignores_ctrl_alt_del(api, daemon):
-    daemon.set_faults({"ignore_ctrl_alt_del": True})
+    daemon.set_faults({"ignore_ctrl_alt_del": True, "ignore_poweroff": True})
     try:
         api.create_vm("stubborn", vcpus=1)
     finally:

@@ -140,7 +140,7 @@ def test_bulk_timeout_s(api, daemon):
                                         "timeout_s": 601}), 400, "invalid_request")
     # Guests that ignore the shutdown request: the grace period decides
     # how long a stop takes (the configured one is 2 s).
-    daemon.set_faults({"ignore_ctrl_alt_del": True})
+    daemon.set_faults({"ignore_ctrl_alt_del": True, "ignore_poweroff": True})
     try:
         api.action("bto-a", "restart")
         api.action("bto-b", "restart")

@@ -117,11 +117,20 @@ def banger_round(d, ns, name):
                              capture_output=True, text=True).stdout.split()
     assert len(helpers) == 1, helpers
     vhost = cmdline(int(helpers[0]))
+    # A stop asks the guest to power off first: how long a clean stop
+    # takes, against the grace it may use.
+    s0 = time.monotonic()
+    r = api.post("/v1/vms/%s/stop" % name, params={"wait": 120},
+                 validate_body=False)
+    t_stop = time.monotonic() - s0
+    assert r.status_code == 200, r.text
+    stop = r.json()["result"]["status"]["last_stop"]
     r = api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
                    validate_body=False)
     assert r.status_code == 200, r.text
     return {"health": t_health, "ssh": t_ssh, "host": host_side, "ip": ip,
-            "vmdir": vmdir, "qemu": qemu, "vhost": vhost}
+            "vmdir": vmdir, "qemu": qemu, "vhost": vhost, "stop": t_stop,
+            "stop_how": "%s by %s" % (stop["result"], stop["method"])}
 
 
 def raw_round(d, ns, b, bridge):
@@ -242,8 +251,10 @@ def main():
             rows.append((b, r))
             print("round %d  banger: host-side %5.0f ms, healthy %6.2f s, ssh %6.2f s"
                   "   raw qemu: healthy %6.2f s, ssh %6.2f s   ratio %.3f / %.3f"
+                  "   stop %5.2f s (%s)"
                   % (i + 1, b["host"] * 1000, b["health"], b["ssh"], r["health"],
-                     r["ssh"], b["health"] / r["health"], b["ssh"] / r["ssh"]),
+                     r["ssh"], b["health"] / r["health"], b["ssh"] / r["ssh"],
+                     b["stop"], b["stop_how"]),
                   flush=True)
     finally:
         d.cleanup()
@@ -261,6 +272,9 @@ def main():
           "   ratio %.3f (target <= 1.10)" % (bh, rh, bh / rh))
     print("  banger create -> ssh         %6.2f s    raw qemu boot -> ssh     %6.2f s"
           "   ratio %.3f" % (bs, rs, bs / rs))
+    hows = sorted(set(b["stop_how"] for b, _ in rows))
+    print("  banger stop                  %6.2f s    grace 30 s   (%s)"
+          % (med(b["stop"] for b, _ in rows), ", ".join(hows)))
 
 
 if __name__ == "__main__":

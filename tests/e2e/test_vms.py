@@ -171,3 +171,92 @@ def test_two_vms_dns_ssh_restart(e2e):
         wait_until("%s's VMM (pid %d) to exit" % (n, pid),
                    lambda: not os.path.exists("/proc/%d" % pid), 30)
     assert e2e.vmm_pids() == []
+
+
+def ssh_now(d, name, *cmd):
+    """One ssh attempt, no retry: readiness promises it works at once."""
+    return banger(d, "vm", "ssh", name, "--", *cmd, timeout=120)
+
+
+def qmp(sock, command):
+    """One QMP command on a VM's monitor socket."""
+    import json
+    import socket as so
+    s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sock)
+    f = s.makefile("rw")
+    f.readline()  # greeting
+    for cmd in ("qmp_capabilities", command):
+        f.write(json.dumps({"execute": cmd}) + "\n")
+        f.flush()
+        while True:
+            reply = json.loads(f.readline())
+            if "return" in reply or "error" in reply:
+                break
+    s.close()
+    return reply
+
+
+def test_durable_clean_stop_and_ready(e2e):
+    """A stop asks the guest to power off: writes that were never synced
+    survive it, and the next boot replays no journal.  Running means ready:
+    ssh works the instant create or start returns, every time."""
+    api = e2e.client
+    op = api.post("/v1/vms", {"name": "dura", "vcpus": 1, "memory_mib": 512},
+                  params={"wait": BOOT_S + 60}).json()
+    assert op["state"] == "succeeded", "%s\n%s" % (op, console_tail(api, "dura"))
+    r = ssh_now(e2e, "dura", "true")
+    assert r.returncode == 0, "ssh right after create: " + r.stderr + \
+        console_tail(api, "dura")
+    grace = 30  # the e2e daemon's stop_grace_s
+    for cycle in range(3):
+        token = "unsynced-%d-%d" % (cycle, time.time())
+        r = ssh_now(e2e, "dura", "echo %s >/root/unsynced; "
+                    "echo %s >/var/tmp/unsynced" % (token, token))
+        assert r.returncode == 0, r.stderr
+        op = api.post("/v1/vms/dura/stop", params={"wait": 120}).json()
+        assert op["state"] == "succeeded", op
+        ls = op["result"]["status"]["last_stop"]
+        print("stop %d: %s by %s in %d ms" % (cycle, ls["result"], ls["method"],
+                                             ls["duration_ms"]))
+        assert ls["result"] == "clean" and ls["method"] == "agent", \
+            "%s\n%s" % (ls, console_tail(api, "dura"))
+        assert ls["duration_ms"] < grace * 1000
+        op = api.post("/v1/vms/dura/start", params={"wait": BOOT_S + 60}).json()
+        assert op["state"] == "succeeded", "%s\n%s" % (op, console_tail(api, "dura"))
+        r = ssh_now(e2e, "dura", "cat /root/unsynced /var/tmp/unsynced; "
+                    "dmesg | grep -E 'EXT4-fs \\((vda|vdb)\\)'")
+        assert r.returncode == 0, "ssh right after start (cycle %d): %s\n%s" % (
+            cycle, r.stderr, console_tail(api, "dura"))
+        lines = r.stdout.splitlines()
+        assert lines[:2] == [token, token], r.stdout
+        ext4 = "\n".join(lines[2:])
+        assert "mounted filesystem" in ext4, ext4
+        for bad in ("recovery complete", "orphan", "errors", "needs_recovery"):
+            assert bad not in ext4, "cycle %d: %s\n%s" % (cycle, bad, ext4)
+
+
+def test_power_button_stops_the_debian_image(e2e):
+    """The fallback for hosts and steps without the agent's route: QEMU's
+    ACPI power button, which the image's agent acts on."""
+    api = e2e.client
+    vm = api.get("/v1/vms/dura")
+    if vm.status_code == 404:
+        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
+                      params={"wait": BOOT_S + 60}).json()
+        assert op["state"] == "succeeded", op
+        vm = api.get("/v1/vms/dura")
+    vm = vm.json()
+    assert vm["status"]["state"] == "running", vm
+    sock = os.path.join(e2e.state, "vms", vm["id"], "qmp.sock")
+    t0 = time.time()
+    reply = qmp(sock, "system_powerdown")
+    assert "return" in reply, reply
+    wait_until("the guest to power off on the power button",
+               lambda: api.get("/v1/vms/dura").json()["status"]["state"] == "stopped",
+               120)
+    print("power button: stopped after %.1f s" % (time.time() - t0))
+    tail = console_tail(api, "dura", 20000)
+    assert "reboot: Power down" in tail, tail
+    assert api.delete_vm("dura").status_code == 200

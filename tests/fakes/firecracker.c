@@ -13,6 +13,11 @@
  *   BANGER_FAKE_AGENT       guest agent binary (default:
  *                           <dir of this exe>/../../runtime/banger-vsock-agent).
  *   BANGER_FAKE_AGENT_PORT  guest vsock port the agent listens on (default 1024).
+ *   BANGER_FAKE_READY       the agent's --ready checks (default "workdisk").
+ *   BANGER_FAKE_SSH_PORT    the port its "sshd" check looks at (default 22).
+ *   The agent's POST /poweroff comes back as "<this exe> poweroff|reboot"
+ *   (--poweroff-cmd): a reboot ends the fake like Firecracker's reset exit,
+ *   a poweroff halts the "guest" and the fake keeps running, as on x86.
  *
  * Build: gcc -std=gnu11 -O2 -g -Wall -Wextra -Werror -Wshadow \
  *        -Wstrict-prototypes -Wmissing-prototypes -Wno-format-truncation \
@@ -228,6 +233,9 @@ typedef struct {
     long agent_delay_ms;
     int no_agent;
     int ignore_ctrl_alt_del;
+    int ignore_poweroff;
+    char agent_ready[64];     /* the agent's --ready, over BANGER_FAKE_READY */
+    long agent_ssh_port;      /* its --ssh-port, over BANGER_FAKE_SSH_PORT */
     long shutdown_delay_ms;
 } faults_t;
 
@@ -2910,8 +2918,44 @@ static void spawn_agent(void)
         (void)!write(lfd, "ok\n", 3);
         close(lfd);
     }
-    char *argv[] = {path, "--listen", listen_arg, "--workdisk", "/",
-                    "--layout-state", layout, NULL};
+    /* The host has no sshd of the guest's: readiness checks what the test
+     * asks for (BANGER_FAKE_READY, default the work disk; with
+     * BANGER_FAKE_SSH_PORT the "sshd" check looks at that port).  A
+     * poweroff or reboot the agent is asked for comes back to us as a
+     * signal through this very binary (guest_power_helper). */
+    const char *ready = getenv("BANGER_FAKE_READY");
+    const char *ssh_port = getenv("BANGER_FAKE_SSH_PORT");
+    char port_fault[16];
+    if (G.faults.active && G.faults.agent_ready[0])
+        ready = G.faults.agent_ready;
+    if (G.faults.active && G.faults.agent_ssh_port > 0) {
+        snprintf(port_fault, sizeof port_fault, "%ld", G.faults.agent_ssh_port);
+        ssh_port = port_fault;
+    }
+    char self[PATH_MAX], pidbuf[32];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    self[sl > 0 ? sl : 0] = '\0';
+    snprintf(pidbuf, sizeof pidbuf, "%d", (int)getpid());
+    char *argv[16];
+    int ac = 0;
+    argv[ac++] = path;
+    argv[ac++] = "--listen";
+    argv[ac++] = listen_arg;
+    argv[ac++] = "--workdisk";
+    argv[ac++] = "/";
+    argv[ac++] = "--layout-state";
+    argv[ac++] = layout;
+    argv[ac++] = "--ready";
+    argv[ac++] = (char *)(ready && *ready ? ready : "workdisk");
+    if (ssh_port && *ssh_port) {
+        argv[ac++] = "--ssh-port";
+        argv[ac++] = (char *)ssh_port;
+    }
+    if (self[0]) {
+        argv[ac++] = "--poweroff-cmd";
+        argv[ac++] = self;
+    }
+    argv[ac] = NULL;
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -2927,6 +2971,7 @@ static void spawn_agent(void)
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
             _exit(0);
+        setenv("BANGER_FAKE_GUEST_PID", pidbuf, 1);
         execv(path, argv);
         _exit(127);
     }
@@ -3102,6 +3147,15 @@ static void read_faults(void)
         } else if (!strcmp(k, "agent_delay_ms")) f->agent_delay_ms = faults_int(v, k, file);
         else if (!strcmp(k, "no_agent")) f->no_agent = faults_bool(v, k, file);
         else if (!strcmp(k, "ignore_ctrl_alt_del")) f->ignore_ctrl_alt_del = faults_bool(v, k, file);
+        else if (!strcmp(k, "ignore_poweroff")) f->ignore_poweroff = faults_bool(v, k, file);
+        else if (!strcmp(k, "agent_ssh_port")) f->agent_ssh_port = faults_int(v, k, file);
+        else if (!strcmp(k, "agent_ready")) {
+            if (!json_is_string(v)) {
+                fprintf(stderr, "fake-firecracker: faults file %s: \"agent_ready\" must be a string\n", file);
+                exit(2);
+            }
+            snprintf(f->agent_ready, sizeof f->agent_ready, "%s", json_string_value(v));
+        }
         else if (!strcmp(k, "shutdown_delay_ms")) f->shutdown_delay_ms = faults_int(v, k, file);
         else if (!strcmp(k, "match_id")) {
             if (!json_is_string(v)) {
@@ -3113,7 +3167,8 @@ static void read_faults(void)
             fprintf(stderr,
                     "fake-firecracker: faults file %s: unknown key \"%s\" (known: fail, fail_message, "
                     "listen_delay_ms, die_after_start, exit_at_start, agent_delay_ms, no_agent, "
-                    "ignore_ctrl_alt_del, shutdown_delay_ms, match_id)\n",
+                    "ignore_ctrl_alt_del, ignore_poweroff, agent_ready, agent_ssh_port, shutdown_delay_ms, "
+                    "match_id)\n",
                     file, k);
             exit(2);
         }
@@ -3277,8 +3332,22 @@ static void exe_dir(char *out, size_t cap)
     snprintf(out, cap, "%s", buf);
 }
 
+/* Run by the guest agent as its --poweroff-cmd ("<exe> poweroff|reboot"):
+ * tell the fake that spawned the agent what the guest's init was asked
+ * to do.  SIGUSR1: reboot, SIGUSR2: poweroff. */
+static int guest_power_helper(int argc, char **argv)
+{
+    const char *pid = getenv("BANGER_FAKE_GUEST_PID");
+    if (argc != 2 || !pid || (strcmp(argv[1], "poweroff") && strcmp(argv[1], "reboot")))
+        return -1;
+    return kill((pid_t)atoi(pid), strcmp(argv[1], "reboot") == 0 ? SIGUSR1 : SIGUSR2) == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
+    int helper = guest_power_helper(argc, argv);
+    if (helper >= 0)
+        return helper;
     opts_t o = {0};
     parse_args(argc, argv, &o);
     snprintf(G.id, sizeof G.id, "%s", o.id ? o.id : DEFAULT_INSTANCE_ID);
@@ -3361,6 +3430,8 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
     sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGUSR2);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     struct sigaction ign = {.sa_handler = SIG_IGN};
     sigaction(SIGPIPE, &ign, NULL);
@@ -3439,6 +3510,22 @@ int main(int argc, char **argv)
                         }
                     }
                     while (waitpid(-1, NULL, WNOHANG) > 0) {
+                    }
+                } else if (sig == SIGUSR1 || sig == SIGUSR2) {
+                    /* The guest's init was asked (through the agent) to reboot
+                     * or power off.  Firecracker on x86 exits on the reboot's
+                     * reset; after a poweroff the guest halts and Firecracker
+                     * keeps running. */
+                    if (G.faults.active && G.faults.ignore_poweroff) {
+                        fake_note("ignore_poweroff fault: the guest does not shut down");
+                    } else if (sig == SIGUSR1) {
+                        if (!shutdown_at)
+                            shutdown_at = now_ms() + (uint64_t)G.faults.shutdown_delay_ms;
+                    } else if (G.agent_pid > 0) {
+                        kill_agent(SIGTERM);
+                        double t = (double)(now_ms() - G.start_ms) / 1000.0;
+                        console_line(t, "reboot: Power down");
+                        fake_note("guest powered off: the vCPUs halt, Firecracker keeps running");
                     }
                 } else if (sig == SIGHUP) {
                     pthread_mutex_unlock(&G.mu);

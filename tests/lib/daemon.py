@@ -177,6 +177,22 @@ class Daemon:
         assert rc in (None, 0), "bangerd exited %s:\n%s" % (rc, log)
 
     # -- helpers for tests --
+    def listen_tcp_in_netns(self, port):
+        """A process listening on port (any address) in bangerd's network
+        namespace (where the double's guest agent looks); kill() it."""
+        code = ("import socket, sys, time\n"
+                "s = socket.socket()\n"
+                "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+                "s.bind(('', %d)); s.listen(4)\n"
+                "print('listening', flush=True)\n"
+                "time.sleep(600)\n" % port)
+        argv = ["/usr/bin/python3", "-c", code]
+        if self.netns or self.netns_path:
+            argv = ["nsenter", "--net=/proc/%d/ns/net" % self.proc.pid] + argv
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline().strip() == "listening"
+        return p
+
     def set_faults(self, faults):
         with open(self.faults, "w") as f:
             json.dump(faults, f)

@@ -605,13 +605,13 @@ test_lifecycle_fake(void)
 	    "probe accepted the test process");
 
 	t0 = time_mono_ms();
-	fail_unless(vmm_qemu.stop(&p, pid, 5000, &err) == 0, "stop: %s", err.msg);
+	fail_unless(vmm_qemu.stop(&p, pid, 5000, NULL, &err) == 0, "stop: %s", err.msg);
 	fail_unless(time_mono_ms() - t0 < 3000, "powerdown took %lld ms",
 	    time_mono_ms() - t0);
 	if (check_clean(dir, pid, hpid) < 0)
 		return -1;
 	/* Stopping again is a no-op. */
-	fail_unless(vmm_qemu.stop(&p, pid, 5000, &err) == 0, "second stop: %s", err.msg);
+	fail_unless(vmm_qemu.stop(&p, pid, 5000, NULL, &err) == 0, "second stop: %s", err.msg);
 	fail_unless(vmm_qemu.probe(&p, pid, &err) < 0, "probe of a stopped vm");
 	unsetenv("FAKE_QEMU_ARGV");
 	return 0;
@@ -637,7 +637,7 @@ test_stop_fallbacks(void)
 	fail_unless(vmm_qemu.configure(&p, pid, &err) == 0, "configure: %s", err.msg);
 	fail_unless(vmm_qemu.start(&p, &err) == 0, "start: %s", err.msg);
 	t0 = time_mono_ms();
-	fail_unless(vmm_qemu.stop(&p, pid, 300, &err) == 0, "stop: %s", err.msg);
+	fail_unless(vmm_qemu.stop(&p, pid, 300, NULL, &err) == 0, "stop: %s", err.msg);
 	fail_unless(time_mono_ms() - t0 < 2500, "took %lld ms", time_mono_ms() - t0);
 	if (check_clean(dir, pid, hpid) < 0)
 		return -1;
@@ -650,7 +650,7 @@ test_stop_fallbacks(void)
 	hpid = helper_pid(dir);
 	fail_unless(vmm_qemu.configure(&p, pid, &err) < 0, "deaf qemu configured");
 	fail_unless(err.code == BN_ETIMEOUT, "code %d (%s)", err.code, err.msg);
-	fail_unless(vmm_qemu.stop(&p, pid, 200, &err) == 0, "stop: %s", err.msg);
+	fail_unless(vmm_qemu.stop(&p, pid, 200, NULL, &err) == 0, "stop: %s", err.msg);
 	if (check_clean(dir, pid, hpid) < 0)
 		return -1;
 
@@ -662,7 +662,7 @@ test_stop_fallbacks(void)
 	hpid = helper_pid(dir);
 	fail_unless(vmm_qemu.configure(&p, pid, &err) == 0, "configure: %s", err.msg);
 	t0 = time_mono_ms();
-	fail_unless(vmm_qemu.stop(&p, pid, 30000, &err) == 0, "stop: %s", err.msg);
+	fail_unless(vmm_qemu.stop(&p, pid, 30000, NULL, &err) == 0, "stop: %s", err.msg);
 	fail_unless(time_mono_ms() - t0 < 2500, "took %lld ms", time_mono_ms() - t0);
 	if (check_clean(dir, pid, hpid) < 0)
 		return -1;
@@ -938,7 +938,7 @@ test_real_boot(void)
 	bool healthy = h_ok;
 
 	long long s0 = time_mono_ms();
-	int src_rc = vmm_qemu.stop(&p, pid, 20000, &err);
+	int src_rc = vmm_qemu.stop(&p, pid, 20000, NULL, &err);
 	long long s1 = time_mono_ms();
 	bool button = file_has(p.console_log, "banger-e2e: power button");
 	printf("# stop: %lld ms (%s)\n", s1 - s0, button ? "ACPI power button, "

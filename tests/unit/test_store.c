@@ -36,7 +36,7 @@ test_migrate_and_vms(void)
 	unsigned cid;
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
-	fail_unless(store_schema_version(s) == 3, "version %d", store_schema_version(s));
+	fail_unless(store_schema_version(s) == 4, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");
@@ -53,6 +53,15 @@ test_migrate_and_vms(void)
 	    got.state == VM_RUNNING, "update persisted");
 	fail_unless(strcmp(got.accel, "tcg") == 0 &&
 	    strcmp(got.accel_reason, "TCG (slower): no KVM") == 0, "accel persisted");
+	fail_unless(got.stop_result[0] == '\0' && got.stop_ms == 0, "no stop yet");
+	snprintf(got.stop_result, sizeof(got.stop_result), "forced");
+	snprintf(got.stop_method, sizeof(got.stop_method), "kill");
+	got.stop_ms = 10042;
+	fail_unless(store_vm_update(s, &got, &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_get(s, "web", &got, &err) == 0 &&
+	    strcmp(got.stop_result, "forced") == 0 &&
+	    strcmp(got.stop_method, "kill") == 0 && got.stop_ms == 10042,
+	    "last stop persisted");
 	fail_unless(store_vm_free_cid(s, &cid, &err) == 0 && cid == 4, "cid %u", cid);
 	struct vm b = mkvm("api", 5);
 	fail_unless(store_vm_insert(s, &b, &err) == 0, "%s", err.msg);
@@ -214,6 +223,57 @@ test_leases(void)
 	return 0;
 }
 
+/* The stop history per image: the last N stops, how many forced, and
+ * never more than STORE_STOPS_KEPT rows per image. */
+static int
+test_stops(void)
+{
+	struct store *s;
+	struct bn_err err;
+	struct image_stops *rows;
+	int n;
+	struct vm a = mkvm("a", 3), b = mkvm("b", 4);
+
+	snprintf(b.image, sizeof(b.image), "void");
+	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
+	fail_unless(store_stop_summary(s, 3, &rows, &n, &err) == 0 && n == 0,
+	    "empty: %d", n);
+	free(rows);
+	/* image default: clean, clean, then three forced; void: one forced. */
+	const char *seq[] = { "clean", "clean", "forced", "forced", "forced" };
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(a.stop_result, sizeof(a.stop_result), "%s", seq[i]);
+		snprintf(a.stop_method, sizeof(a.stop_method), "agent");
+		fail_unless(store_stop_record(s, &a, &err) == 0, "%s", err.msg);
+	}
+	snprintf(b.stop_result, sizeof(b.stop_result), "forced");
+	fail_unless(store_stop_record(s, &b, &err) == 0, "%s", err.msg);
+	fail_unless(store_stop_summary(s, 3, &rows, &n, &err) == 0 && n == 2,
+	    "two images: %d", n);
+	fail_unless(strcmp(rows[0].image, "default") == 0 && rows[0].stops == 3 &&
+	    rows[0].forced == 3, "default: %d/%d", rows[0].forced, rows[0].stops);
+	fail_unless(strcmp(rows[1].image, "void") == 0 && rows[1].stops == 1 &&
+	    rows[1].forced == 1, "void");
+	free(rows);
+	fail_unless(store_stop_summary(s, 5, &rows, &n, &err) == 0 &&
+	    rows[0].stops == 5 && rows[0].forced == 3, "last 5 of default");
+	free(rows);
+	/* A clean stop ends the streak. */
+	snprintf(a.stop_result, sizeof(a.stop_result), "clean");
+	fail_unless(store_stop_record(s, &a, &err) == 0, "%s", err.msg);
+	fail_unless(store_stop_summary(s, 3, &rows, &n, &err) == 0 &&
+	    rows[0].forced == 2, "streak broken: %d", rows[0].forced);
+	free(rows);
+	/* Pruned to the last STORE_STOPS_KEPT. */
+	for (int i = 0; i < STORE_STOPS_KEPT + 5; i++)
+		fail_unless(store_stop_record(s, &a, &err) == 0, "%s", err.msg);
+	fail_unless(store_stop_summary(s, 1000, &rows, &n, &err) == 0 &&
+	    rows[0].stops == STORE_STOPS_KEPT, "kept %d", rows[0].stops);
+	free(rows);
+	store_close(s);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -223,5 +283,6 @@ main(void)
 	RUN_TEST(test_operations);
 	RUN_TEST(test_reopen_file);
 	RUN_TEST(test_leases);
+	RUN_TEST(test_stops);
 	return tap_end();
 }

@@ -146,8 +146,10 @@ agent_binary(void)
 
 static int
 agent_start(struct agent *a, const char *name, const char *workdisk,
-    const char *layout_content)
+    const char *layout_content, const char *ready)
 {
+	char poweroff[128];
+	snprintf(poweroff, sizeof(poweroff), "%s/poweroff.sh", tmpdir);
 	char layout[128], listen_arg[160];
 	snprintf(a->sock, sizeof(a->sock), "%s/%s.sock", tmpdir, name);
 	snprintf(layout, sizeof(layout), "%s/%s.layout", tmpdir, name);
@@ -162,7 +164,8 @@ agent_start(struct agent *a, const char *name, const char *workdisk,
 	const char *bin = agent_binary();
 	char *argv[] = { (char *)bin, "--listen", listen_arg, "--workdisk",
 		(char *)workdisk, "--workdev", "/dev/test-vdb",
-		"--layout-state", layout, NULL };
+		"--layout-state", layout, "--ready", (char *)ready,
+		"--poweroff-cmd", poweroff, NULL };
 	/* fork+exec rather than posix_spawn: the child asks for SIGTERM when
 	 * this test dies, so a killed test leaves no agent behind.  Called
 	 * before any thread exists. */
@@ -418,9 +421,11 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	fail_unless(strcmp(json_string_value(json_object_get(doc, "status")),
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
-	    "agent_version")), "0.1.0") == 0, "agent_version");
-	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 1,
-	    "protocol 1");
+	    "agent_version")), "0.2.0") == 0, "agent_version");
+	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 2,
+	    "protocol 2");
+	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
+	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),
 	    "hostname");
 	const char *bid = json_string_value(json_object_get(doc, "boot_id"));
@@ -745,10 +750,94 @@ test_bad_responses(void)
 	if (canned_probe("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"weird\"}",
 	    "agent_degraded", VSOCK_HEALTH_DEGRADED) != 0)
 		return -1;
+	/* Protocol 2: answering but not ready yet. */
+	if (canned_probe("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"ready\":"
+	    "false,\"not_ready\":\"sshd: nothing listens on port 22\"}",
+	    "not_ready", VSOCK_HEALTH_STARTING) != 0)
+		return -1;
+	if (canned_probe("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"ready\":"
+	    "true}", "ok", VSOCK_HEALTH_OK) != 0)
+		return -1;
 	/* No Content-Length: body runs to EOF. */
 	if (canned_probe("HTTP/1.1 200 OK\r\nX: y\r\n\r\n{\"status\":\"ok\"}",
 	    "ok", VSOCK_HEALTH_OK) != 0)
 		return -1;
+	return 0;
+}
+
+/* A probe that answers "not ready" names the check, and waiting for it
+ * ends with not_ready, not a timeout. */
+static int
+test_not_ready(void)
+{
+	struct fake f;
+	struct vsock_health h;
+	struct bn_err err;
+	fail_unless(fake_start(&f, "notready", FAKE_CANNED, 0, NULL,
+	    "HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"ready\":false,"
+	    "\"not_ready\":\"network: 10.0.0.2 is not up on eth0\"}") == 0, "fake");
+	vsock_probe_health(f.path, 1024, 1500, &h);
+	int st = h.status;
+	char why[160];
+	snprintf(why, sizeof(why), "%s", h.not_ready);
+	vsock_health_clear(&h);
+	memset(&err, 0, sizeof(err));
+	int rc = vsock_wait_healthy(f.path, 1024, vsock_now_ms() + 300, &h, &err);
+	vsock_health_clear(&h);
+	fake_stop(&f);
+	fail_unless(st == VSOCK_HEALTH_STARTING, "status %d", st);
+	fail_unless(strcmp(why, "network: 10.0.0.2 is not up on eth0") == 0,
+	    "detail %s", why);
+	fail_unless(strcmp(vsock_health_status_name(VSOCK_HEALTH_STARTING),
+	    "starting") == 0, "name");
+	fail_unless(rc < 0 && err.code == BN_ENOT_READY, "code %d", err.code);
+	fail_unless(strstr(err.msg, "network: 10.0.0.2") != NULL, "%s", err.msg);
+	return 0;
+}
+
+/* POST /poweroff through the hybrid socket: the real agent runs its
+ * --poweroff-cmd with the mode; an old agent's 404 comes back as such; no
+ * agent is an error.  Last: an agent powers off only once. */
+static int
+test_poweroff(void)
+{
+	if (agent_ok.pid <= 0)
+		fail_unless(0, "agent did not start");
+	struct fake f;
+	struct bn_err err;
+	int status = 0;
+	char out[160], buf[64] = "";
+	snprintf(out, sizeof(out), "%s/poweroff.out", tmpdir);
+	fail_unless(fake_start(&f, "relay-off", FAKE_RELAY, 0, agent_ok.sock,
+	    NULL) == 0, "fake");
+	int rc = vsock_agent_poweroff(f.path, 1024, "bogus", 2000, &status, &err);
+	fail_unless(rc == 0 && status == 400, "bad mode: %d %d", rc, status);
+	rc = vsock_agent_poweroff(f.path, 1024, "reboot", 2000, &status, &err);
+	fake_stop(&f);
+	fail_unless(rc == 0 && status == 202, "rc %d status %d (%s)", rc, status,
+	    rc ? err.msg : "");
+	for (int i = 0; i < 100 && buf[0] == '\0'; i++) {
+		FILE *o = fopen(out, "r");
+		if (o != NULL) {
+			if (fgets(buf, sizeof(buf), o) == NULL)
+				buf[0] = '\0';
+			fclose(o);
+		}
+		usleep(20 * 1000);
+	}
+	fail_unless(strcmp(buf, "reboot\n") == 0, "command got '%s'", buf);
+
+	fail_unless(fake_start(&f, "old-agent", FAKE_CANNED, 0, NULL,
+	    "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}") == 0, "fake");
+	rc = vsock_agent_poweroff(f.path, 1024, "poweroff", 2000, &status, &err);
+	fake_stop(&f);
+	fail_unless(rc == 0 && status == 404, "old agent: %d %d", rc, status);
+
+	fail_unless(fake_start(&f, "hangup-off", FAKE_HANGUP, 0, NULL, NULL) == 0,
+	    "fake");
+	rc = vsock_agent_poweroff(f.path, 1024, "poweroff", 1000, &status, &err);
+	fake_stop(&f);
+	fail_unless(rc < 0, "no agent is an error");
 	return 0;
 }
 
@@ -904,11 +993,22 @@ main(void)
 	snprintf(wd, sizeof(wd), "%s/workdisk", tmpdir);
 	mkdir(wd, 0755);
 	agent_ok.pid = agent_degraded.pid = -1;
-	if (agent_start(&agent_ok, "agent-ok", "/", "ok\n") < 0)
+	/* --poweroff-cmd: records what the agent was asked for. */
+	char script[160];
+	snprintf(script, sizeof(script), "%s/poweroff.sh", tmpdir);
+	FILE *sf = fopen(script, "w");
+	if (sf == NULL) {
+		perror(script);
+		return 1;
+	}
+	fprintf(sf, "#!/bin/sh\necho \"$1\" > %s/poweroff.out\n", tmpdir);
+	fclose(sf);
+	chmod(script, 0755);
+	if (agent_start(&agent_ok, "agent-ok", "/", "ok\n", "workdisk") < 0)
 		printf("# cannot start agent %s (set BANGER_AGENT)\n",
 		    agent_binary());
 	if (agent_start(&agent_degraded, "agent-deg", wd, "conflicts since "
-	    "boot\n") < 0)
+	    "boot\n", "none") < 0)
 		printf("# cannot start agent %s\n", agent_binary());
 
 	RUN_TEST(test_status_names);
@@ -924,6 +1024,8 @@ main(void)
 	RUN_TEST(test_agent_stuck_client);
 	RUN_TEST(test_agent_direct);
 	RUN_TEST(test_no_fd_leak);
+	RUN_TEST(test_not_ready);
+	RUN_TEST(test_poweroff);
 
 	agent_stop(&agent_ok);
 	agent_stop(&agent_degraded);

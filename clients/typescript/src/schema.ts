@@ -224,7 +224,7 @@ export interface paths {
         };
         /**
          * Probe the guest agent
-         * @description Probes the guest agent over vsock right now and reports the result. An unhealthy or unreachable guest is described in the body with `200` (`status` and `reason`), including a VM that is not running (`status: unreachable`, `reason: vm_not_running`). A guest that only answers the legacy `PING` gets `status: ok`, `reason: legacy_ping`, `protocol: ping` and `agent: null`. An agent that reports a status other than `ok` gives `status: degraded`, `reason: agent_degraded`.
+         * @description Probes the guest agent over vsock right now and reports the result. An unhealthy or unreachable guest is described in the body with `200` (`status` and `reason`), including a VM that is not running (`status: unreachable`, `reason: vm_not_running`). A guest that only answers the legacy `PING` gets `status: ok`, `reason: legacy_ping`, `protocol: ping` and `agent: null`. An agent that reports a status other than `ok` gives `status: degraded`, `reason: agent_degraded`. An agent whose readiness checks (sshd listening, /root mounted, the network up) do not all pass gives `reason: not_ready` with the failing check in `detail`: `status: starting` while the VM boots, `degraded` once it runs.
          */
         get: operations["getVMHealth"];
         put?: never;
@@ -447,8 +447,10 @@ export interface paths {
          *     empty line; clients must ignore comment lines.
          *
          *     Event types: `vm.created` and `vm.updated` (data is the `VM`),
-         *     `vm.state` (data `{"state", "previous"}`),
-         *     `vm.deleted`, `vm.health` (data `{"status", "reason"}`),
+         *     `vm.state` (data `{"state", "previous"}`, plus `stop`, a `LastStop`,
+         *     when a stop ends), `vm.deleted`, `vm.health` (data
+         *     `{"status", "reason"}`, plus `detail` naming the failing readiness
+         *     check while a VM boots),
          *     `image.registered`, `image.deleted`, `operation.created`,
          *     `operation.updated` and `operation.finished` (data is the `Operation`).
          *
@@ -581,16 +583,37 @@ export interface components {
             /** @description Process id of the VMM while the VM runs, else null. */
             pid: number | null;
             /**
-             * @description Last known guest health.
+             * @description Last known guest health. `starting` while a create, start or restart waits for the guest to be ready: `running` with `ok` means sshd listens, /root is mounted and the network is up.
              * @enum {string}
              */
-            health: "ok" | "degraded" | "unreachable" | "unknown";
+            health: "ok" | "degraded" | "unreachable" | "starting" | "unknown";
             created_at: components["schemas"]["Timestamp"];
             started_at: components["schemas"]["NullableTimestamp"];
             stopped_at: components["schemas"]["NullableTimestamp"];
             updated_at: components["schemas"]["Timestamp"];
             /** @description Message of the last failure, null when there was none. */
             last_error: string | null;
+            /** @description How the last stop ended; null before the first. */
+            last_stop?: components["schemas"]["LastStop"] | null;
+        };
+        /** @description How a stop ended. A stop first asks the guest agent to power off (`POST /poweroff` over vsock), then uses the VMM's own signal (QEMU: the ACPI power button, Firecracker: Ctrl-Alt-Del), and only after the grace period ends the VMM. */
+        LastStop: {
+            /**
+             * @description `clean` when the guest shut down and its VMM exited by itself (disks synced and unmounted), `forced` when the VMM had to be ended.
+             * @enum {string}
+             */
+            result: "clean" | "forced";
+            /**
+             * @description What ended it: the agent's poweroff, the VMM's signal, the VMM had already exited, or the kill after the grace.
+             * @enum {string}
+             */
+            method: "agent" | "acpi" | "ctrl_alt_del" | "exited" | "kill";
+            duration_ms: number;
+            /**
+             * @description `clean` or `forced after N s`.
+             * @example forced after 10 s
+             */
+            summary: string;
         };
         /** @description How to log in to a running VM over SSH. */
         SSHAccess: {
@@ -760,12 +783,14 @@ export interface components {
         Health: {
             name: components["schemas"]["Name"];
             /** @enum {string} */
-            status: "ok" | "degraded" | "unreachable";
+            status: "ok" | "degraded" | "unreachable" | "starting";
             /**
              * @description Why `status` has its value.
              * @enum {string}
              */
-            reason: "ok" | "vm_not_running" | "vsock_connect_failed" | "no_ack" | "timeout" | "bad_response" | "legacy_ping" | "agent_degraded";
+            reason: "ok" | "vm_not_running" | "vsock_connect_failed" | "no_ack" | "timeout" | "bad_response" | "legacy_ping" | "agent_degraded" | "not_ready";
+            /** @description With `not_ready`: the first readiness check that fails, for example `sshd: nothing listens on port 22`; else null. */
+            detail: string | null;
             /**
              * @description How the agent answered; null when it did not.
              * @enum {string|null}
@@ -782,8 +807,19 @@ export interface components {
             /** @description `ok` when the agent considers the guest healthy; anything else means degraded. */
             status: string;
             agent_version?: string;
-            /** @description Agent protocol version. */
+            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`. */
             protocol?: number;
+            /** @description Whether every readiness check passes (protocol 2). bangerd keeps a booting VM `starting` until it does; agents without the field count as ready. */
+            ready?: boolean;
+            /** @description The first failing check and why, null when ready. */
+            not_ready?: string | null;
+            /** @description Each enabled readiness check (`sshd`, `workdisk`, `network`). */
+            checks?: {
+                [key: string]: {
+                    ok: boolean;
+                    detail: string | null;
+                };
+            };
             hostname?: string;
             /** @description Guest kernel boot id; changes on every boot. */
             boot_id?: string;
@@ -831,7 +867,7 @@ export interface components {
             vm: string | null;
             /** @description Operation the event belongs to, if any. */
             operation: string | null;
-            /** @description Type-specific payload: the `VM` for `vm.created` and `vm.updated`, `{"state", "previous"}` for `vm.state`, `{"status", "reason"}` for `vm.health`, the `Operation` for `operation.*`. */
+            /** @description Type-specific payload: the `VM` for `vm.created` and `vm.updated`, `{"state", "previous"}` for `vm.state` (with `stop` when a stop ends), `{"status", "reason"}` for `vm.health` (with `detail` for `not_ready`), the `Operation` for `operation.*`. */
             data: Record<string, never>;
         };
         /** @description Body of every 4xx and 5xx reply, and of failed operations and bulk results. */
@@ -840,7 +876,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
