@@ -59,7 +59,7 @@ SDK_TS_GEN = npx --no-install openapi-typescript ../../openapi.yaml \
              --default-non-nullable false --output
 
 
-.PHONY: run bench-create test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
+.PHONY: run bench-create stress-ready test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
 .PHONY: sdk check-sdk test-sdk sdk-deps
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean install uninstall test-system
@@ -249,6 +249,14 @@ $(BUILD)/bench_nat: tests/bench/bench_nat.c $(BUILD)/libbangerd.a
 bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 	$(PYTHON) tests/bench/bench.py control
 	$(BUILD)/bench_nat
+
+## stress-ready: N stop/start cycles (default 20) of the Debian image
+##               through bangerd, one ssh the instant each start returns:
+##               every ssh must work and every stop be clean (real boots)
+stress-ready: build
+	$(MAKE) runtime-bundle
+	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) \
+	    $(PYTHON) tests/e2e/ready_cycles.py -n $(or $(N),20)
 
 ## bench-create: VM create latency through the API with the test double
 ##               (pooled TAP vs none; rootfs copy on ext4 and reflink XFS),

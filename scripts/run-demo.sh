@@ -40,19 +40,12 @@ fi
 ip=$("$banger" --json vm show "$name" | jq -r '.status.ip // empty')
 [ -n "$ip" ] || die "vm $name has no address (see: $banger doctor)"
 
-say "ssh root@$ip uname -a"
-ok=0
-# sshd starts a little after the agent answers; give it a bounded while.
-for _ in $(seq 1 60); do
-	if ssh -i "$key" -o BatchMode=yes -o StrictHostKeyChecking=no \
-	    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 \
-	    "root@$ip" uname -a; then
-		ok=1
-		break
-	fi
-	sleep 2
-done
-[ "$ok" = 1 ] || die "ssh to $ip did not answer (see: $banger vm console $name)"
+say "banger vm ssh $name -- uname -a"
+# Running means ready: the create or start above returned only once the
+# guest's agent saw sshd listening, /root mounted and the network up, so
+# one attempt is all it takes.
+"$banger" vm ssh "$name" -- uname -a ||
+	die "ssh to $name ($ip) failed (see: $banger vm console $name)"
 
 say "health"
 "$banger" vm health "$name"
