@@ -506,6 +506,8 @@ print_health(json_t *h)
 
 	out_kv("status", jtext(jobj(h, "status"), buf, sizeof(buf)));
 	out_kv("reason", jtext(jobj(h, "reason"), buf, sizeof(buf)));
+	if (json_is_string(jobj(h, "detail")))
+		out_kv("detail", jtext(jobj(h, "detail"), buf, sizeof(buf)));
 	out_kv("protocol", jtext(jobj(h, "protocol"), buf, sizeof(buf)));
 	if (json_is_number(latency)) {
 		snprintf(buf, sizeof(buf), "%.0f ms", json_number_value(latency));
@@ -518,6 +520,24 @@ print_health(json_t *h)
 		return;
 	out_kv("agent_version", jtext(jobj(agent, "agent_version"), buf,
 	    sizeof(buf)));
+	/* Readiness (agents of protocol 2): each check, "ok" or why not. */
+	json_t *checks = jobj(agent, "checks");
+	if (json_is_object(checks) && json_object_size(checks) > 0) {
+		const char *k;
+		json_t *v;
+		size_t len = 0;
+		buf[0] = '\0';
+		json_object_foreach(checks, k, v) {
+			char d[160];
+			if (len >= sizeof(buf))
+				break;
+			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
+			    "%s%s %s", len ? ", " : "", k,
+			    json_is_true(jobj(v, "ok")) ? "ok" :
+			    jtext(jobj(v, "detail"), d, sizeof(d)));
+		}
+		out_kv("ready", buf);
+	}
 	out_kv("hostname", jtext(jobj(agent, "hostname"), buf, sizeof(buf)));
 	if (json_is_number(uptime)) {
 		out_duration(json_number_value(uptime), buf, sizeof(buf));

@@ -202,6 +202,9 @@ def test_running_waits_for_readiness(fresh_daemon):
             time.sleep(0.1)
         assert h is not None and h["status"] == "starting", h
         assert h["detail"] == "sshd: nothing listens on port %d" % port, h
+        out = d.run_banger("vm", "health", "slowssh")
+        assert "detail" in out.stdout and \
+            "sshd: nothing listens on port %d" % port in out.stdout, out.stdout
         assert api.get("/v1/vms/slowssh").json()["status"]["state"] == "creating"
         time.sleep(1)
         assert t.is_alive(), "the create finished before sshd listened"
@@ -280,4 +283,8 @@ def test_ready_checks_that_pass(fresh_daemon, checks):
     h = d.client.get("/v1/vms/fine/health").json()
     assert h["agent"]["ready"] is True and h["agent"]["not_ready"] is None
     assert sorted(h["agent"]["checks"]) == ([] if checks == "none" else [checks])
+    out = d.run_banger("vm", "health", "fine")
+    assert out.returncode == 0, out.stderr
+    if checks == "workdisk":
+        assert "workdisk ok" in out.stdout, out.stdout
     d.client.delete_vm("fine")
