@@ -15,8 +15,17 @@ def spares(d):
         names = os.listdir(path)
     except FileNotFoundError:
         return {}
-    return {n: os.stat(os.path.join(path, n)).st_ino for n in names
-            if not n.startswith(".")}
+    out = {}
+    for n in names:
+        if n.startswith("."):
+            continue
+        # bangerd prunes and renames spares while we look: one that is gone
+        # between listdir and stat is not there.
+        try:
+            out[n] = os.stat(os.path.join(path, n)).st_ino
+        except FileNotFoundError:
+            pass
+    return out
 
 
 def wait_spares(d, pred, what, timeout=20):
