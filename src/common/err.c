@@ -11,6 +11,8 @@ static const struct bn_code_info code_table[] = {
 	{ BN_EUNKNOWN_FIELD, 400, "unknown_field" },
 	{ BN_ENAME, 400, "invalid_name" },
 	{ BN_EPATH, 400, "invalid_path" },
+	{ BN_EFIELD, 400, "invalid_field" },
+	{ BN_EIMAGE, 400, "invalid_image" },
 	{ BN_EFORBIDDEN, 403, "forbidden" },
 	{ BN_EROUTE, 404, "route_not_found" },
 	{ BN_EVM_NOTFOUND, 404, "vm_not_found" },

@@ -17,6 +17,8 @@ enum bn_code {
 	BN_EUNKNOWN_FIELD,  /* unknown_field 400 */
 	BN_ENAME,           /* invalid_name 400 */
 	BN_EPATH,           /* invalid_path 400 */
+	BN_EFIELD,          /* invalid_field 400: a field of the wrong type or null */
+	BN_EIMAGE,          /* invalid_image 400: not a usable ext4 image file */
 	BN_EFORBIDDEN,      /* forbidden 403 */
 	BN_EROUTE,          /* route_not_found 404 */
 	BN_EVM_NOTFOUND,    /* vm_not_found 404 */

@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <limits.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -145,6 +147,117 @@ fs_check_regular(const char *what, const char *path, struct bn_err *err)
 		bn_fail(err, BN_EPATH, errno, "%s %s", what, path);
 		bn_err_detail(err, "path", path);
 		return -1;
+	}
+	return 0;
+}
+
+static int
+image_fail(struct bn_err *err, const char *what, const char *path,
+    const char *fmt, const char *why)
+{
+	char msg[200];
+
+	snprintf(msg, sizeof(msg), fmt, why);
+	bn_fail(err, BN_EIMAGE, 0, "%s %s: %s", what, path, msg);
+	bn_err_detail(err, "field", what);
+	return -1;
+}
+
+static const char *
+file_kind(mode_t m)
+{
+	if (S_ISDIR(m))
+		return "a directory";
+	if (S_ISFIFO(m))
+		return "a FIFO";
+	if (S_ISCHR(m))
+		return "a character device";
+	if (S_ISBLK(m))
+		return "a block device";
+	if (S_ISSOCK(m))
+		return "a socket";
+	return "not a regular file";
+}
+
+static uint32_t
+le32(const unsigned char *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	    (uint32_t)p[3] << 24;
+}
+
+/* The ext4 superblock: 1024 bytes at offset 1024 (see the kernel's
+ * struct ext4_super_block). */
+#define SB_OFFSET 1024
+#define SB_MAGIC 0xEF53
+#define SB_INCOMPAT_64BIT 0x80
+
+int
+fs_check_ext4_image(const char *what, const char *path, struct bn_err *err)
+{
+	char real[PATH_MAX];
+	struct stat st;
+	unsigned char sb[1024];
+
+	if (path_check_abs(what, path, err) < 0)
+		return -1;
+	if (realpath(path, real) == NULL) {
+		bn_fail(err, BN_EPATH, errno, "%s %s", what, path);
+		return bn_err_detail(err, "path", path);
+	}
+	/* Kernel interfaces, not images: /proc/self/mem and friends look
+	 * like regular files. */
+	static const char *const pseudo[] = { "/proc", "/sys", "/dev" };
+	for (size_t i = 0; i < sizeof(pseudo) / sizeof(pseudo[0]); i++) {
+		size_t n = strlen(pseudo[i]);
+		if (strncmp(real, pseudo[i], n) == 0 &&
+		    (real[n] == '/' || real[n] == '\0'))
+			return image_fail(err, what, path, "is under %s", pseudo[i]);
+	}
+	if (lstat(real, &st) < 0) {
+		bn_fail(err, BN_EPATH, errno, "%s %s", what, path);
+		return bn_err_detail(err, "path", path);
+	}
+	if (!S_ISREG(st.st_mode))
+		return image_fail(err, what, path, "is %s", file_kind(st.st_mode));
+	if (st.st_size == 0)
+		return image_fail(err, what, path, "is %s", "empty");
+	int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK |
+	    O_NOFOLLOW);
+	if (fd < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+		return image_fail(err, what, path, "cannot be read by bangerd: %s",
+		    why);
+	}
+	/* Swapped for something else since the lstat? */
+	struct stat fst;
+	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode)) {
+		close(fd);
+		return image_fail(err, what, path, "is %s", file_kind(fst.st_mode));
+	}
+	ssize_t n = pread(fd, sb, sizeof(sb), SB_OFFSET);
+	int e = errno;
+	close(fd);
+	if (n < 0)
+		return image_fail(err, what, path, "cannot be read by bangerd: %s",
+		    strerror(e));
+	if (n < (ssize_t)sizeof(sb) || (sb[56] | sb[57] << 8) != SB_MAGIC)
+		return image_fail(err, what, path, "is %s",
+		    "not an ext4 image (no ext4 superblock)");
+	uint32_t log_block = le32(sb + 24);
+	if (log_block > 6)
+		return image_fail(err, what, path, "has %s",
+		    "a corrupt superblock (block size)");
+	unsigned long long blocks = le32(sb + 4);
+	if (le32(sb + 0x60) & SB_INCOMPAT_64BIT)
+		blocks |= (unsigned long long)le32(sb + 0x150) << 32;
+	unsigned long long want = blocks * (1024ULL << log_block);
+	if ((unsigned long long)fst.st_size < want) {
+		char why[128];
+		snprintf(why, sizeof(why), "the superblock says %llu bytes, the "
+		    "file has %lld", want, (long long)fst.st_size);
+		return image_fail(err, what, path, "is truncated: %s", why);
 	}
 	return 0;
 }

@@ -20,4 +20,13 @@ int fs_remove_tree(const char *path, struct bn_err *err);
 /* Check that path is a regular file we can read; BN_EPATH otherwise. */
 int fs_check_regular(const char *what, const char *path, struct bn_err *err);
 
+/* Check that path (absolute; symlinks resolved) names an ext4 image a VM
+ * can boot from or clone: a regular file outside /proc, /sys and /dev,
+ * readable, holding an ext4 superblock, and as long as that superblock
+ * says.  Never opens anything but a regular file, so a FIFO or a device
+ * cannot block or be read.  BN_EPATH for a path that is not absolute or
+ * does not exist, BN_EIMAGE (detail field=what) for everything else, with
+ * the path and what is wrong in the message. */
+int fs_check_ext4_image(const char *what, const char *path, struct bn_err *err);
+
 #endif

@@ -84,11 +84,14 @@ json_check_fields(json_t *obj, const struct json_field *fields, int n,
 			bn_err_detail(err, "field", key);
 			return -1;
 		}
-		if (json_is_null(v) && (fields[i].nullable || !fields[i].required))
+		/* null only where the contract says the field is nullable:
+		 * "vcpus": null is not "vcpus" left out. */
+		if (json_is_null(v) && fields[i].nullable)
 			continue;
 		if (!jf_matches(v, fields[i].type)) {
-			bn_fail(err, BN_EINVAL, 0, "field '%s' must be %s",
-			    key, jf_type_name(fields[i].type));
+			bn_fail(err, BN_EFIELD, 0, "field '%s' must be %s%s",
+			    key, jf_type_name(fields[i].type), json_is_null(v) ?
+			    ", not null" : "");
 			bn_err_detail(err, "field", key);
 			return -1;
 		}

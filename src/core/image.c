@@ -11,6 +11,15 @@
 
 #define DEFAULT_IMAGE "default"
 
+/* Whether a rootfs is (still) an ext4 image a VM can boot from. */
+static bool
+image_usable(const char *rootfs)
+{
+	struct bn_err ignored;
+
+	return fs_check_ext4_image("rootfs", rootfs, &ignored) == 0;
+}
+
 static void
 default_image(struct core *c, struct image_view *iv)
 {
@@ -23,7 +32,7 @@ default_image(struct core *c, struct image_view *iv)
 		snprintf(iv->img.work_seed, sizeof(iv->img.work_seed), "%s",
 		    c->bundle.work_seed);
 	iv->is_default = true;
-	iv->available = access(iv->img.rootfs, R_OK) == 0;
+	iv->available = image_usable(iv->img.rootfs);
 }
 
 static void
@@ -31,7 +40,7 @@ view_of(const struct image *img, struct image_view *iv)
 {
 	iv->img = *img;
 	iv->is_default = false;
-	iv->available = access(img->rootfs, R_OK) == 0;
+	iv->available = image_usable(img->rootfs);
 }
 
 int
@@ -86,11 +95,11 @@ core_image_register(struct core *c, const char *name, const char *rootfs,
 		    "image and cannot be registered over");
 		return bn_err_hint(err, "pick another name");
 	}
-	/* Validated here at the boundary: the paths must name readable files
-	 * now; they are read again (copied) at each create. */
-	if (fs_check_regular("rootfs", rootfs, err) < 0)
+	/* Validated here at the boundary: the paths must name ext4 images
+	 * now; each create checks them again before it copies them. */
+	if (fs_check_ext4_image("rootfs", rootfs, err) < 0)
 		return -1;
-	if (work_seed && fs_check_regular("work_seed", work_seed, err) < 0)
+	if (work_seed && fs_check_ext4_image("work_seed", work_seed, err) < 0)
 		return -1;
 	if (store_image_get(c->store, name, &old, NULL) == 0 &&
 	    old.source == IMAGE_BUILT) {

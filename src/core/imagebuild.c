@@ -186,7 +186,7 @@ op_build(struct core *c, struct op *op, void *arg, struct bn_err *err)
 		goto undo;
 	char built_rootfs[PATH_MAX];
 	snprintf(built_rootfs, sizeof(built_rootfs), "%s/%s", tmp, b->d->rootfs);
-	if (fs_check_regular("built rootfs", built_rootfs, err) < 0)
+	if (fs_check_ext4_image("built rootfs", built_rootfs, err) < 0)
 		goto undo;
 	fs_remove_tree(dir, NULL);
 	if (rename(tmp, dir) < 0) {

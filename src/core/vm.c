@@ -764,11 +764,16 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 	}
 	if (core_image_get(c, req->image, &iv, err) < 0)
 		return -1;
-	if (!iv.available) {
-		bn_fail(err, BN_EIMG_UNAVAIL, 0, "image '%s': rootfs %s is missing",
-		    iv.img.name, iv.img.rootfs);
+	/* The image's files may have changed since it was registered: check
+	 * them again where they touch the host, just before use. */
+	if (fs_check_ext4_image("rootfs", iv.img.rootfs, err) < 0 ||
+	    (iv.img.work_seed[0] != '\0' &&
+	    fs_check_ext4_image("work_seed", iv.img.work_seed, err) < 0)) {
+		char why[sizeof(err->msg)];
+		snprintf(why, sizeof(why), "%s", err->msg);
+		bn_fail(err, BN_EIMG_UNAVAIL, 0, "image '%s': %s", iv.img.name, why);
 		return bn_err_hint(err, iv.is_default ? "run 'make runtime-bundle'" :
-		    "register the image again with an existing rootfs");
+		    "register the image again with an ext4 rootfs");
 	}
 	if (vmm_pick(c, &pick, err) < 0)
 		return -1;

@@ -206,8 +206,10 @@ def test_image_register_bad_paths(api, daemon):
            "invalid_path")
     err_of(api.post("/v1/images", {"name": "gone", "rootfs": "/nonexistent/x.ext4"}),
            400, "invalid_path")
+    # An existing path that is not an image (tests/api/test_image_inputs.py
+    # has every kind).
     err_of(api.post("/v1/images", {"name": "dir", "rootfs": daemon.dir}), 400,
-           "invalid_path")
+           "invalid_image")
     err_of(api.post("/v1/images", {"name": "dots", "rootfs": "/tmp/../etc/x"}), 400,
            "invalid_path")
     err_of(api.post("/v1/images", {"name": "nopath"}), 400, "invalid_request")
@@ -228,8 +230,12 @@ def test_bad_vm_names(api, name):
     ("disk_gib", 100000), ("nat", "yes"), ("image", 7),
 ])
 def test_bad_create_values(api, field, value):
+    # A value of the wrong type is invalid_field; one out of range,
+    # invalid_request.
+    wrong_type = isinstance(value, (str, float)) or \
+        (field == "image" and not isinstance(value, str))
     err_of(api.post("/v1/vms", {"name": "badval", field: value}), 400,
-           "invalid_request")
+           "invalid_field" if wrong_type else "invalid_request")
     err_of(api.get("/v1/vms/badval"), 404, "vm_not_found")
 
 

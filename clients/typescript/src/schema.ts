@@ -296,7 +296,7 @@ export interface paths {
         put?: never;
         /**
          * Register an existing rootfs as an image
-         * @description Records an existing root filesystem file (and optionally a work-disk seed) under a name. The files stay where they are and are not managed by the daemon (`source: registered`, `managed: false`); registering does not change the default image. Registering a name that already exists updates it and answers `200`; a new name answers `201`. The name `default` belongs to the bundle and is refused with `409 image_default`. Paths must be absolute and name existing regular files (`400 invalid_path`).
+         * @description Records an existing root filesystem file (and optionally a work-disk seed) under a name. The files stay where they are and are not managed by the daemon (`source: registered`, `managed: false`); registering does not change the default image. Registering a name that already exists updates it and answers `200`; a new name answers `201`. The name `default` belongs to the bundle and is refused with `409 image_default`. Paths must be absolute and exist (`400 invalid_path`) and, with symlinks resolved, name a regular file outside /proc, /sys and /dev that bangerd can read and that holds an ext4 superblock and is as long as that superblock says; anything else (a text file, a directory, a FIFO, a device, an empty or truncated image) is `400 invalid_image`, with the field in `details.field` and the path and what is wrong in the message. Each create checks the files again (`409 image_unavailable`).
          */
         post: operations["registerImage"];
         delete?: never;
@@ -876,12 +876,12 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
             status: number;
-            /** @description Code-specific data, possibly empty: `field` for `unknown_field`, `errno` for `system`, `call` and `fault_message` for `vmm_error`. */
+            /** @description Code-specific data, possibly empty: `field` for `unknown_field`, `invalid_field` (a value of the wrong type, or null where the schema does not allow it) and `invalid_image`, `errno` for `system`, `call` and `fault_message` for `vmm_error`. */
             details: {
                 [key: string]: unknown;
             };
