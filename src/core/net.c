@@ -54,18 +54,6 @@ core_net_enabled(struct core *c)
 	return strcmp(c->cfg.network, "on") == 0;
 }
 
-static bool
-nat_ifname_ok(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n >= NET_IFNAME_MAX || strcmp(name, ".") == 0 ||
-	    strcmp(name, "..") == 0)
-		return false;
-	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789_.-") == n;
-}
-
 static void
 vm_tap_name(const struct vm *vm, char out[NET_IFNAME_MAX])
 {
@@ -298,7 +286,7 @@ core_net_nat_sync(struct core *c, struct bn_err *err)
 	struct vm *vms = NULL;
 	struct nat_vm *nv;
 	int n = 0, k = 0, rc;
-	char wan[NET_IFNAME_MAX] = "", subnet[32];
+	char subnet[32];
 	struct in_addr addr;
 	int prefix;
 
@@ -324,17 +312,11 @@ core_net_nat_sync(struct core *c, struct bn_err *err)
 		k++;
 	}
 	free(vms);
-	/* nft takes a narrower set of names than the kernel: when the
-	 * default route's interface is outside it, masquerade on any
-	 * interface but the bridge instead. */
-	if (net_default_route_if(wan, NULL) < 0 || !nat_ifname_ok(wan))
-		wan[0] = '\0';
 	struct in_addr netaddr = { htonl(ntohl(addr.s_addr) & (~0u << (32 - prefix))) };
 	char nbuf[16];
 	inet_ntop(AF_INET, &netaddr, nbuf, sizeof(nbuf));
 	snprintf(subnet, sizeof(subnet), "%s/%d", nbuf, prefix);
-	struct nat_config ncfg = { .bridge = c->cfg.bridge, .subnet = subnet,
-		.wan_if = wan[0] ? wan : NULL };
+	struct nat_config ncfg = { .bridge = c->cfg.bridge, .subnet = subnet };
 	rc = nat_rebuild(&ncfg, nv, k, err);
 	pthread_mutex_unlock(&c->nat_mu);
 	free(nv);

@@ -402,39 +402,3 @@ net_check_subnet(struct in_addr net, int prefix, const char *bridge,
 	nl_cache_free(links);
 	return rc;
 }
-
-int
-net_default_route_if(char out[NET_IFNAME_MAX], struct bn_err *err)
-{
-	_cleanup_(nl_socket_freep) struct nl_sock *sk = NULL;
-	struct nl_cache *routes = NULL, *links = NULL;
-	int rc;
-
-	out[0] = '\0';
-	if ((sk = nl_open(err)) == NULL)
-		return -1;
-	if ((rc = rtnl_link_alloc_cache(sk, AF_UNSPEC, &links)) < 0)
-		return nl_fail(err, rc, "list", "links");
-	if ((rc = rtnl_route_alloc_cache(sk, AF_INET, 0, &routes)) < 0) {
-		nl_cache_free(links);
-		return nl_fail(err, rc, "list", "routes");
-	}
-	for (struct nl_object *o = nl_cache_get_first(routes); o;
-	    o = nl_cache_get_next(o)) {
-		struct rtnl_route *r = (struct rtnl_route *)o;
-		struct nl_addr *dst = rtnl_route_get_dst(r);
-		if (rtnl_route_get_table(r) != RT_TABLE_MAIN ||
-		    (dst && nl_addr_get_prefixlen(dst) != 0))
-			continue;
-		struct rtnl_nexthop *nh = rtnl_route_nexthop_n(r, 0);
-		char name[IFNAMSIZ] = "";
-		if (nh && rtnl_link_i2name(links, rtnl_route_nh_get_ifindex(nh), name,
-		    sizeof(name)) && strlen(name) < NET_IFNAME_MAX) {
-			snprintf(out, NET_IFNAME_MAX, "%s", name);
-			break;
-		}
-	}
-	nl_cache_free(routes);
-	nl_cache_free(links);
-	return 0;
-}

@@ -41,7 +41,5 @@ int net_links_with_prefix(const char *prefix, char (**ret)[NET_IFNAME_MAX],
  * names both. */
 int net_check_subnet(struct in_addr net, int prefix, const char *bridge,
     struct bn_err *err);
-/* The interface of the IPv4 default route, "" when there is none. */
-int net_default_route_if(char out[NET_IFNAME_MAX], struct bn_err *err);
 
 #endif

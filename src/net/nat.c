@@ -158,13 +158,6 @@ nat_ruleset(const struct nat_config *cfg, const struct nat_vm *vms, int n,
 	if (!ifname_ok(cfg->bridge))
 		return bn_fail(err, BN_EINTERNAL, 0,
 		    "nat: invalid bridge interface name");
-	if (cfg->wan_if != NULL && !ifname_ok(cfg->wan_if))
-		return bn_fail(err, BN_EINTERNAL, 0,
-		    "nat: invalid default-route interface name");
-	/* Masquerading out of the bridge would rewrite VM-to-VM traffic. */
-	if (cfg->wan_if != NULL && strcmp(cfg->wan_if, cfg->bridge) == 0)
-		return bn_fail(err, BN_EINTERNAL, 0,
-		    "nat: default-route interface %s is the bridge", cfg->bridge);
 	if (!subnet_parse(cfg->subnet, &net, &mask))
 		return bn_fail(err, BN_EINTERNAL, 0, "nat: invalid subnet");
 
@@ -217,12 +210,10 @@ nat_ruleset(const struct nat_config *cfg, const struct nat_vm *vms, int n,
 		    "\tchain postrouting {\n"
 		    "\t\ttype nat hook postrouting priority srcnat; policy accept;\n",
 		    f);
-		if (cfg->wan_if != NULL)
-			fprintf(f, "\t\tip saddr @nat_vms oifname \"%s\" masquerade\n",
-			    cfg->wan_if);
-		else
-			fprintf(f, "\t\tip saddr @nat_vms oifname != \"%s\" masquerade\n",
-			    cfg->bridge);
+		/* Never out of the bridge: that would rewrite VM-to-VM
+		 * traffic. */
+		fprintf(f, "\t\tip saddr @nat_vms oifname != \"%s\" masquerade\n",
+		    cfg->bridge);
 		/* policy accept: this chain only lets NAT VMs through where
 		 * nothing else would; it must never drop other traffic. */
 		fprintf(f, "\t}\n"
@@ -500,7 +491,6 @@ nat_probe(struct bn_err *err)
 	static const struct nat_config cfg = {
 		.bridge = "banger0",
 		.subnet = "192.0.2.0/24",
-		.wan_if = NULL,
 	};
 	static const struct nat_vm vm = { "probe", "192.0.2.2" };
 	_cleanup_free_ char *script = NULL;

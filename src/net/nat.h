@@ -13,8 +13,7 @@
  *       comment "managed by bangerd"
  *       set nat_vms { type ipv4_addr; elements = { <ip> comment "<name>", ... } }
  *       chain postrouting {   # type nat hook postrouting priority srcnat
- *           ip saddr @nat_vms oifname "<wan_if>" masquerade
- *           (or: ip saddr @nat_vms oifname != "<bridge>" masquerade)
+ *           ip saddr @nat_vms oifname != "<bridge>" masquerade
  *       }
  *       chain forward {       # type filter hook forward priority filter;
  *                             # policy accept: we add accepts, never drops
@@ -43,12 +42,13 @@ struct nat_vm {
 	char ip[16];
 };
 
+/* No rule names the uplink: a NAT VM's traffic is masqueraded whatever
+ * interface it leaves by (except the bridge itself), so a VPN coming up,
+ * a second NIC or a changed default route keeps working with no rebuild,
+ * and there is no route to follow. */
 struct nat_config {
 	const char *bridge;   /* "banger0" */
 	const char *subnet;   /* "172.30.0.0/24": every VM ip must lie in it */
-	/* The default-route interface, or NULL: then masquerade on any
-	 * output interface except the bridge. */
-	const char *wan_if;
 };
 
 /* Pure: the nftables script that atomically replaces `table inet banger`

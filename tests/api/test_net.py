@@ -166,9 +166,9 @@ def test_nat_forwards_with_masquerade(netd):
     world, and the listener sees the host's address, not the guest's."""
     d, api = netd, netd.client
     tag = uuid.uuid4().hex[:6]
-    guest_ns, out_ns = "bg-g-" + tag, "bg-o-" + tag
-    subprocess.run(["ip", "netns", "add", guest_ns], check=True)
-    subprocess.run(["ip", "netns", "add", out_ns], check=True)
+    guest_ns, out_ns, out2_ns = "bg-g-" + tag, "bg-o-" + tag, "bg-p-" + tag
+    for ns in (guest_ns, out_ns, out2_ns):
+        subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         # outside world: 10.99.0.2, reached through wan0 (the default route)
         host(d, "ip", "link", "add", "wan0", "type", "veth", "peer", "name", "out0")
@@ -181,8 +181,22 @@ def test_nat_forwards_with_masquerade(netd):
         subprocess.run(ox + ["ip", "link", "set", "out0", "up"], check=True)
         subprocess.run(ox + ["ip", "link", "set", "lo", "up"], check=True)
 
+        # A second uplink, not the default route yet: 10.98.0.2 behind wan1
+        # (a VPN coming up, a second NIC, wifi after ethernet).
+        host(d, "ip", "link", "add", "wan1", "type", "veth", "peer", "name", "out1")
+        host(d, "ip", "link", "set", "out1", "netns", out2_ns)
+        host(d, "ip", "addr", "add", "10.98.0.1/24", "dev", "wan1")
+        host(d, "ip", "link", "set", "wan1", "up")
+        px = ["ip", "netns", "exec", out2_ns]
+        subprocess.run(px + ["ip", "addr", "add", "10.98.0.2/24", "dev", "out1"], check=True)
+        subprocess.run(px + ["ip", "link", "set", "out1", "up"], check=True)
+        subprocess.run(px + ["ip", "link", "set", "lo", "up"], check=True)
+
         ip = api.create_vm("natty", vcpus=1, nat=True)["result"]["status"]["ip"]
-        assert 'oifname "wan0"' in nft_table(d)
+        table = nft_table(d)
+        # No rule names an uplink: every egress but the bridge masquerades.
+        assert 'oifname != "banger0" masquerade' in table, table
+        assert "wan0" not in table and "wan1" not in table
         # guest: a veth on the bridge with the VM's address
         host(d, "ip", "link", "add", "vg0", "type", "veth", "peer", "name", "eth0g")
         host(d, "ip", "link", "set", "eth0g", "netns", guest_ns)
@@ -210,6 +224,30 @@ s = socket.create_connection(("10.99.0.2", 8099), timeout=5); s.sendall(b"hello"
         src, msg = out.split()
         assert msg == "hello"
         assert src == "10.99.0.1", "masqueraded to the host's wan address, got " + src
+
+        # The default route moves to wan1 while the VM runs; nothing is
+        # rebuilt, and the VM reaches the world behind wan1 as wan1's
+        # address.  (A route change alone: the old world stays reachable
+        # on its own subnet, through wan0, masqueraded as wan0's address.)
+        host(d, "ip", "route", "replace", "default", "via", "10.98.0.2", "dev", "wan1")
+        for world, ns, want in (("10.98.0.2", px, "10.98.0.1"),
+                                ("10.99.0.2", ox, "10.99.0.1")):
+            listener = subprocess.Popen(ns + ["/usr/bin/python3", "-c", """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 8099)); s.listen(1); s.settimeout(10)
+print("up", flush=True)
+c, peer = s.accept(); print(peer[0], c.recv(64).decode(), flush=True)
+""", world], stdout=subprocess.PIPE, text=True)
+            assert listener.stdout.readline().strip() == "up"
+            r = subprocess.run(gx + ["/usr/bin/python3", "-c", """
+import socket, sys
+s = socket.create_connection((sys.argv[1], 8099), timeout=5); s.sendall(b"again")
+""", world], capture_output=True, text=True, timeout=20)
+            assert r.returncode == 0, (world, r.stderr)
+            out, _ = listener.communicate(timeout=15)
+            assert out.split() == [want, "again"], (world, out)
+        assert nft_table(d) == table, "the rules did not change"
         # Without NAT the same connection does not get out.
         api.patch("/v1/vms/natty", {"nat": False})
         r = subprocess.run(gx + ["/usr/bin/python3", "-c", """
@@ -223,8 +261,8 @@ except OSError:
         api.delete_vm("natty")
         assert nft_table(d) is None
     finally:
-        subprocess.run(["ip", "netns", "del", guest_ns])
-        subprocess.run(["ip", "netns", "del", out_ns])
+        for ns in (guest_ns, out_ns, out2_ns):
+            subprocess.run(["ip", "netns", "del", ns])
 
 
 def test_kill9_and_restart_leave_nothing_behind(netd):

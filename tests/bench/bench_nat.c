@@ -45,7 +45,7 @@ report(const char *what, double *ms, int n)
 static int
 bench(int nvms, int runs)
 {
-	static const struct nat_config cfg = { "banger0", "172.30.0.0/16", "eth0" };
+	static const struct nat_config cfg = { "banger0", "172.30.0.0/16" };
 	struct nat_vm *vms = xcalloc((size_t)nvms, sizeof(*vms));
 	double *ms = xcalloc((size_t)runs, sizeof(*ms));
 	struct bn_err err;

@@ -25,8 +25,7 @@
 #define IP_FORWARD "/proc/sys/net/ipv4/ip_forward"
 #define RESET "add table inet banger\ndelete table inet banger\n"
 
-static const struct nat_config cfg_wan = { "banger0", "172.30.0.0/24", "eth0" };
-static const struct nat_config cfg_any = { "banger0", "172.30.0.0/24", NULL };
+static const struct nat_config cfg_any = { "banger0", "172.30.0.0/24" };
 
 static int
 count(const char *hay, const char *needle)
@@ -44,7 +43,7 @@ test_ruleset_empty(void)
 	struct bn_err err;
 	char *s = NULL;
 
-	fail_unless(nat_ruleset(&cfg_wan, NULL, 0, &s, &err) == 0, "%s", err.msg);
+	fail_unless(nat_ruleset(&cfg_any, NULL, 0, &s, &err) == 0, "%s", err.msg);
 	/* Only the removal: no empty table may be left behind. */
 	fail_unless(strcmp(s, RESET) == 0, "got:\n%s", s);
 	free(s);
@@ -66,7 +65,7 @@ test_ruleset_one(void)
 	    "\t}\n"
 	    "\tchain postrouting {\n"
 	    "\t\ttype nat hook postrouting priority srcnat; policy accept;\n"
-	    "\t\tip saddr @nat_vms oifname \"eth0\" masquerade\n"
+	    "\t\tip saddr @nat_vms oifname != \"banger0\" masquerade\n"
 	    "\t}\n"
 	    "\tchain forward {\n"
 	    "\t\ttype filter hook forward priority filter; policy accept;\n"
@@ -78,7 +77,7 @@ test_ruleset_one(void)
 	struct bn_err err;
 	char *s = NULL;
 
-	fail_unless(nat_ruleset(&cfg_wan, &vm, 1, &s, &err) == 0, "%s", err.msg);
+	fail_unless(nat_ruleset(&cfg_any, &vm, 1, &s, &err) == 0, "%s", err.msg);
 	fail_unless(strcmp(s, want) == 0, "got:\n%s", s);
 	free(s);
 	return 0;
@@ -111,7 +110,8 @@ test_ruleset_three(void)
 	fail_unless(count(s, "masquerade") == 1 && count(s, " accept\n") == 2,
 	    "rule count:\n%s", s);
 	fail_unless(count(s, "table inet banger") == 3, "one table:\n%s", s);
-	fail_unless(strstr(s, "eth0") == NULL, "no wan");
+	fail_unless(count(s, "oifname \"") == count(s, "oifname \"banger0\""),
+	    "no rule names an uplink:\n%s", s);
 	free(s);
 	return 0;
 }
@@ -152,18 +152,18 @@ test_ruleset_hostile_ips(void)
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		snprintf(vms[1].ip, sizeof(vms[1].ip), "%s", bad[i]);
-		fail_unless(refused(&cfg_wan, vms, 2), "ip '%s'", bad[i]);
+		fail_unless(refused(&cfg_any, vms, 2), "ip '%s'", bad[i]);
 	}
 	/* No NUL inside the field. */
 	memset(vms[1].ip, '1', sizeof(vms[1].ip));
-	fail_unless(refused(&cfg_wan, vms, 2), "unterminated ip");
+	fail_unless(refused(&cfg_any, vms, 2), "unterminated ip");
 	/* The same lease twice means the store is inconsistent. */
 	snprintf(vms[1].ip, sizeof(vms[1].ip), "172.30.0.9");
-	fail_unless(refused(&cfg_wan, vms, 2), "duplicate ip");
+	fail_unless(refused(&cfg_any, vms, 2), "duplicate ip");
 	snprintf(vms[1].ip, sizeof(vms[1].ip), "172.30.0.10");
 	char *s = NULL;
 	struct bn_err err;
-	fail_unless(nat_ruleset(&cfg_wan, vms, 2, &s, &err) == 0, "%s", err.msg);
+	fail_unless(nat_ruleset(&cfg_any, vms, 2, &s, &err) == 0, "%s", err.msg);
 	free(s);
 	return 0;
 }
@@ -179,10 +179,10 @@ test_ruleset_hostile_names(void)
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		snprintf(vm.name, sizeof(vm.name), "%s", bad[i]);
-		fail_unless(refused(&cfg_wan, &vm, 1), "name '%s'", bad[i]);
+		fail_unless(refused(&cfg_any, &vm, 1), "name '%s'", bad[i]);
 	}
 	memset(vm.name, 'a', sizeof(vm.name));
-	fail_unless(refused(&cfg_wan, &vm, 1), "unterminated name");
+	fail_unless(refused(&cfg_any, &vm, 1), "unterminated name");
 	return 0;
 }
 
@@ -202,40 +202,35 @@ test_ruleset_hostile_config(void)
 	struct nat_config cfg;
 
 	for (size_t i = 0; i < ARRAY_SIZE(bad_if); i++) {
-		cfg = cfg_wan;
-		cfg.wan_if = bad_if[i];
-		fail_unless(refused(&cfg, &vm, 1), "wan_if '%s'", bad_if[i]);
-		/* The table removal takes no interface, but a bad config is
-		 * refused all the same. */
-		fail_unless(refused(&cfg, NULL, 0), "wan_if '%s', n=0", bad_if[i]);
 		cfg = cfg_any;
 		cfg.bridge = bad_if[i];
 		fail_unless(refused(&cfg, &vm, 1), "bridge '%s'", bad_if[i]);
+		/* The table removal takes no interface, but a bad config is
+		 * refused all the same. */
+		fail_unless(refused(&cfg, NULL, 0), "bridge '%s', n=0", bad_if[i]);
 	}
 	for (size_t i = 0; i < ARRAY_SIZE(bad_subnet); i++) {
-		cfg = cfg_wan;
+		cfg = cfg_any;
 		cfg.subnet = bad_subnet[i];
 		fail_unless(refused(&cfg, &vm, 1), "subnet '%s'", bad_subnet[i]);
 	}
-	cfg = cfg_wan;
-	cfg.wan_if = "banger0";
-	fail_unless(refused(&cfg, &vm, 1), "wan_if is the bridge");
+	cfg = cfg_any;
 	cfg.bridge = NULL;
 	fail_unless(refused(&cfg, &vm, 1), "no bridge");
-	cfg = cfg_wan;
+	cfg = cfg_any;
 	cfg.subnet = NULL;
 	fail_unless(refused(&cfg, &vm, 1), "no subnet");
 	fail_unless(refused(NULL, &vm, 1), "no config");
-	fail_unless(refused(&cfg_wan, NULL, 1), "no VMs");
-	fail_unless(refused(&cfg_wan, &vm, -1), "n < 0");
+	fail_unless(refused(&cfg_any, NULL, 1), "no VMs");
+	fail_unless(refused(&cfg_any, &vm, -1), "n < 0");
 
 	/* What the kernel allows and we should too. */
 	static const char *good_if[] = { "eth0.100", "enp0s31f6", "br-1a2b_c", "WAN" };
 	for (size_t i = 0; i < ARRAY_SIZE(good_if); i++) {
 		char *s = NULL;
 		struct bn_err err;
-		cfg = cfg_wan;
-		cfg.wan_if = good_if[i];
+		cfg = cfg_any;
+		cfg.bridge = good_if[i];
 		fail_unless(nat_ruleset(&cfg, &vm, 1, &s, &err) == 0, "%s: %s",
 		    good_if[i], err.msg);
 		free(s);
@@ -243,7 +238,7 @@ test_ruleset_hostile_config(void)
 	/* Host bits in the subnet only bound the VM addresses. */
 	char *s = NULL;
 	struct bn_err err;
-	cfg = cfg_wan;
+	cfg = cfg_any;
 	cfg.subnet = "172.30.0.1/24";
 	fail_unless(nat_ruleset(&cfg, &vm, 1, &s, &err) == 0, "%s", err.msg);
 	free(s);
@@ -420,19 +415,19 @@ live_steps(void)
 	fail_unless(nat_remove(&err) == 0, "remove absent: %s", err.msg);
 
 	/* A dry run is validated by the kernel but commits nothing. */
-	fail_unless(nat_ruleset(&cfg_wan, vms, 2, &script, &err) == 0, "%s", err.msg);
+	fail_unless(nat_ruleset(&cfg_any, vms, 2, &script, &err) == 0, "%s", err.msg);
 	fail_unless(nat_apply(script, true, &err) == 0, "dry run: %s", err.msg);
 	free(script);
 	fail_unless(nat_list(&list, &err) == 0 && list == NULL, "dry run left a table");
 	fail_unless(ip_forward() == '0', "ip_forward untouched so far");
 
 	/* Two NAT VMs. */
-	fail_unless(nat_rebuild(&cfg_wan, vms, 2, &err) == 0, "rebuild 2: %s", err.msg);
+	fail_unless(nat_rebuild(&cfg_any, vms, 2, &err) == 0, "rebuild 2: %s", err.msg);
 	fail_unless(nat_list(&list, &err) == 0 && list != NULL, "list: %s", err.msg);
 	fail_unless(strstr(list, "172.30.0.2 comment \"web\"") &&
 	    strstr(list, "172.30.0.3 comment \"db\"") &&
 	    strstr(list, "comment \"managed by bangerd\"") &&
-	    strstr(list, "oifname \"eth0\" masquerade") &&
+	    strstr(list, "oifname != \"banger0\" masquerade") &&
 	    strstr(list, "type nat hook postrouting priority srcnat") &&
 	    strstr(list, "type filter hook forward priority filter; policy accept;") &&
 	    strstr(list, "iifname \"banger0\" ip saddr @nat_vms accept") &&
@@ -442,7 +437,7 @@ live_steps(void)
 	fail_unless(foreign_intact() == 0, "foreign tables after rebuild 2");
 
 	/* A transaction that fails half way changes nothing. */
-	fail_unless(nat_ruleset(&cfg_wan, vms, 1, &script, &err) == 0, "%s", err.msg);
+	fail_unless(nat_ruleset(&cfg_any, vms, 1, &script, &err) == 0, "%s", err.msg);
 	size_t sl = strlen(script);
 	char *broken = xmalloc(sl + 64);
 	memcpy(broken, script, sl);
@@ -469,14 +464,14 @@ live_steps(void)
 	fail_unless(foreign_intact() == 0, "foreign tables after rebuild 1");
 
 	/* None: the table is gone, forwarding stays on. */
-	fail_unless(nat_rebuild(&cfg_wan, NULL, 0, &err) == 0, "rebuild 0: %s", err.msg);
+	fail_unless(nat_rebuild(&cfg_any, NULL, 0, &err) == 0, "rebuild 0: %s", err.msg);
 	fail_unless(nat_list(&list, &err) == 0 && list == NULL, "table gone:\n%s", list);
 	fail_unless(ip_forward() == '1', "ip_forward never switched off");
 	fail_unless(foreign_intact() == 0, "foreign tables after rebuild 0");
 	_cleanup_free_ char *tables = run_capture("nft list tables 2>&1");
 	fail_unless(tables && !strstr(tables, "banger"), "nft CLI agrees:\n%s", tables);
 
-	fail_unless(nat_rebuild(&cfg_wan, vms, 2, &err) == 0, "%s", err.msg);
+	fail_unless(nat_rebuild(&cfg_any, vms, 2, &err) == 0, "%s", err.msg);
 	fail_unless(nat_remove(&err) == 0, "remove: %s", err.msg);
 	fail_unless(nat_remove(&err) == 0, "remove again: %s", err.msg);
 	fail_unless(nat_list(&list, &err) == 0 && list == NULL, "removed");
