@@ -4,7 +4,13 @@
 #
 #   ./verify.sh [--nat] [--image NAME] [--keep]
 #
-# doctor; create a VM; SSH in with the bundle key; health; write a file
+# Talks to whatever bangerd `banger` finds (`make verify` starts one of
+# its own): user, address, key and known hosts come from it (`banger vm
+# ssh`), so does the state directory; nothing is read from this checkout's
+# runtime/.  A failing check prints why: the last lines of the command's
+# error (ssh's, for a check in the guest) and the end of the VM's console.
+#
+# doctor; create a VM; SSH in with the daemon's key; health; write a file
 # under /root; stop; start; the file is still there; plant a stale nested
 # /root/root layout, restart, and check it was repaired (health reports
 # "repaired"); delete; and check nothing is left: no VMM or vsock helper
@@ -14,26 +20,25 @@
 # for the outside world (a veth pair on 198.51.100.0/30, a TCP listener
 # that answers with the address it sees) checks that the guest reaches it
 # masqueraded to the host's address, that it cannot once NAT is switched
-# off, and that the VM's rules are gone while it is stopped.  Assumes
-# bangerd masquerades on every interface but the bridge (no "wan_if").
+# off, and that the VM's rules are gone while it is stopped.  bangerd
+# masquerades a NAT VM's traffic out of every interface but the bridge, so
+# this works whatever the host's default route is.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")" && pwd)
 cd "$top"
-banger=./banger
-key=runtime/id_ed25519
+banger=${BANGER:-./banger}
 image=default
 keep=0
 nat=0
 name=verify-$$
-state_dir=${BANGER_STATE_DIR:-/var/lib/banger}
 
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--image) image=$2; shift 2 ;;
 	--keep) keep=1; shift ;;
 	--nat) nat=1; shift ;;
-	-h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
 	*) echo "verify.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -42,24 +47,40 @@ pass=0
 fail=0
 ok() { pass=$((pass + 1)); echo "ok $((pass + fail)) - $*"; }
 bad() { fail=$((fail + 1)); echo "not ok $((pass + fail)) - $*"; }
-check() { # check DESCRIPTION COMMAND...
-	local what=$1
-	shift
-	if "$@" >/dev/null 2>&1; then ok "$what"; else bad "$what"; fi
+# The end of the VM's console, as comments (once the VM exists).
+console_tail() { # console_tail LINES
+	local con l
+	"$banger" vm show "$name" >/dev/null 2>&1 || return 0
+	con=$("$banger" vm console --tail 4000 "$name" 2>&1) || true
+	echo "# console of $name, last lines:"
+	while IFS= read -r l; do echo "#   $l"; done < <(tail -n "$1" <<<"$con")
 }
-boot() { # boot DESCRIPTION COMMAND...: a check whose failure also shows
-	# the command's error and the end of the VM's console, as comments.
-	local what=$1 out con l
+try() { # try DESCRIPTION COMMAND...: ok or not ok; on failure, why (the
+	# last lines of the command's output and error) as comments.  Returns
+	# the command's status.
+	local what=$1 out l rc=0
 	shift
-	if out=$("$@" 2>&1); then
+	out=$("$@" 2>&1) || rc=$?
+	if [ "$rc" = 0 ]; then
 		ok "$what"
 		return 0
 	fi
 	bad "$what"
-	while IFS= read -r l; do echo "# $l"; done <<<"$out"
-	con=$("$banger" vm console --tail 4000 "$name" 2>&1) || true
-	echo "# console of $name, last lines:"
-	while IFS= read -r l; do echo "#   $l"; done < <(tail -n 30 <<<"$con")
+	[ -n "$out" ] || out="(no output; exit status $rc)"
+	while IFS= read -r l; do echo "# $l"; done < <(tail -n 5 <<<"$out")
+	return "$rc"
+}
+check() { # check DESCRIPTION COMMAND...: the run goes on after a failure.
+	try "$@" || true
+}
+vcheck() { # vcheck DESCRIPTION COMMAND...: a check in or of the guest;
+	# its failure also shows the end of the console.
+	try "$@" || console_tail 15
+}
+boot() { # boot DESCRIPTION COMMAND...: create/start/restart; a failure
+	# shows more of the console and ends the run (nothing after can work).
+	try "$@" && return 0
+	console_tail 30
 	return 1
 }
 
@@ -118,17 +139,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A command in the guest, as bangerd says to log in (user, address, the
+# bundle's key, the VM's own known_hosts).
 vm_ssh() {
-	ssh -i "$key" -o BatchMode=yes -o StrictHostKeyChecking=no \
-	    -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5 \
-	    "root@$ip" "$@"
+	"$banger" vm ssh "$name" -- "$@"
 }
 
+# Running means ready (the agent saw sshd listening), so one try; an image
+# whose agent predates readiness gets a few more, with the last error kept.
 wait_ssh() {
-	for _ in $(seq 1 60); do
-		vm_ssh true 2>/dev/null && return 0
+	local err
+	for _ in $(seq 1 "${VERIFY_SSH_TRIES:-10}"); do
+		err=$(vm_ssh true 2>&1) && return 0
 		sleep 2
 	done
+	printf '%s\n' "$err" >&2
 	return 1
 }
 
@@ -159,10 +184,18 @@ health_is() {
 	"$banger" --json vm health "$name" | jq -e "$1"
 }
 
-if [ ! -x "$banger" ] || [ ! -r "$key" ]; then
-	echo "verify.sh: run make build and make runtime-bundle first" >&2
+if [ ! -x "$banger" ]; then
+	echo "verify.sh: $banger is missing: run make build first" >&2
 	exit 1
 fi
+# Which bangerd answers, and where it keeps VMs.
+if ! daemon=$("$banger" --json version) ||
+	! state_dir=$(jq -er '.daemon.state_dir' <<<"$daemon"); then
+	echo "verify.sh: no bangerd answers (or it is too old to say where it" \
+	    "keeps state): $daemon" >&2
+	exit 1
+fi
+echo "# bangerd pid $(jq -r .daemon.pid <<<"$daemon") ($(jq -r .daemon.binary <<<"$daemon")), runtime $(jq -r .daemon.runtime_dir <<<"$daemon"), state $state_dir"
 
 check "doctor has no failing check" "$banger" doctor
 create_flags=()
@@ -177,34 +210,36 @@ fi
 boot "create $name from $image" "$banger" -q vm create --name "$name" \
     --image "$image" --vcpus 2 --memory 1024 "${create_flags[@]}" || exit 1
 ip=$("$banger" --json vm show "$name" | jq -r '.status.ip')
-check "ssh answers at $ip" wait_ssh
+vcheck "ssh answers at $ip" wait_ssh
 # shellcheck disable=SC2016 # expands in the guest
-check "root's shell is bash" remote_is /bin/bash 'echo $SHELL'
-check "health is ok" health_is '.status == "ok"'
+vcheck "root's shell is bash" remote_is /bin/bash 'echo $SHELL'
+vcheck "health is ok" health_is '.status == "ok"'
 token=$(date +%s%N)
-check "write a file under /root" vm_ssh "echo $token > /root/verify-token && sync"
+vcheck "write a file under /root" vm_ssh "echo $token > /root/verify-token && sync"
 if [ "$nat" = 1 ]; then
 	check "NAT: the VM's address is in the nft set" in_nat_set
-	check "NAT: the guest reaches the outside world as $out_host" reaches_outside
+	vcheck "NAT: the guest reaches the outside world as $out_host" reaches_outside
 	check "NAT: switch it off" "$banger" -q vm set --no-nat "$name"
 	check "NAT: off, the VM's rules are gone" not_in_nat_set
-	check "NAT: off, the outside world is unreachable" cannot_reach_outside
+	vcheck "NAT: off, the outside world is unreachable" cannot_reach_outside
 	check "NAT: switch it on again" "$banger" -q vm set --nat "$name"
-	check "NAT: on again, the guest reaches the outside world" reaches_outside
+	vcheck "NAT: on again, the guest reaches the outside world" reaches_outside
 fi
-check "stop" "$banger" -q vm stop "$name"
+vcheck "stop" "$banger" -q vm stop "$name"
+stopped_clean() { "$banger" --json vm show "$name" | jq -e '.status.last_stop.result == "clean"'; }
+vcheck "the stop was clean (the guest shut down)" stopped_clean
 [ "$nat" = 0 ] || check "NAT: stopped, the VM's rules are gone" not_in_nat_set
 boot "start" "$banger" -q vm start "$name"
-check "ssh after start" wait_ssh
-[ "$nat" = 0 ] || check "NAT: started, the guest reaches the outside world" reaches_outside
-check "the file under /root survived" remote_is "$token" 'cat /root/verify-token'
+vcheck "ssh after start" wait_ssh
+[ "$nat" = 0 ] || vcheck "NAT: started, the guest reaches the outside world" reaches_outside
+vcheck "the file under /root survived" remote_is "$token" 'cat /root/verify-token'
 # A stale copy looks like a home directory (the repair step leaves a
 # project that merely is called "root" alone): give it a shell history.
-check "plant a stale /root/root layout" vm_ssh "test ! -e /root/.bash_history && mkdir -p /root/root/nested && echo planted > /root/root/nested/file && echo ls > /root/root/.bash_history && sync"
+vcheck "plant a stale /root/root layout" vm_ssh "test ! -e /root/.bash_history && mkdir -p /root/root/nested && echo planted > /root/root/nested/file && echo ls > /root/root/.bash_history && sync"
 boot "restart" "$banger" -q vm restart "$name"
-check "ssh after restart" wait_ssh
-check "the nested layout was moved up" vm_ssh "test -f /root/nested/file && test -f /root/.bash_history && test ! -e /root/root"
-check "health reports the repair" health_is '.agent.workdisk.layout == "repaired"' 
+vcheck "ssh after restart" wait_ssh
+vcheck "the nested layout was moved up" vm_ssh "test -f /root/nested/file && test -f /root/.bash_history && test ! -e /root/root"
+vcheck "health reports the repair" health_is '.agent.workdisk.layout == "repaired"' 
 id=$("$banger" --json vm show "$name" | jq -r .id)
 check "delete" "$banger" -q vm delete --force "$name"
 no_process() { # no process mentions the VM's directory ([v] keeps pgrep off itself)

@@ -112,9 +112,10 @@ wait_param(struct api_req *r, bool *ret_given, long *ret_wait, struct bn_err *er
 static enum MHD_Result
 h_root(struct api_req *r)
 {
-	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:[s,s,s,s,s]}",
+	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:[s,s,s,s,s], s:o}",
 	    "api_version", "1", "server_version", BANGER_VERSION, "extensions",
-	    "operations", "events", "vm_actions", "operation_cancel", "vm_ssh"));
+	    "operations", "events", "vm_actions", "operation_cancel", "vm_ssh",
+	    "daemon", core_daemon_info(r->core)));
 }
 
 static enum MHD_Result

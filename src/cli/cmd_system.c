@@ -2,7 +2,11 @@
  * live in cmd_events.c and tui.c). */
 #include "cli.h"
 
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char *
 check_tag(const char *status)
@@ -16,6 +20,61 @@ check_tag(const char *status)
 	if (strcmp(status, "fail") == 0)
 		return "[fail]";
 	return "[ ?? ]";
+}
+
+/* The runtime bundle of the checkout this banger was built in (its
+ * directory holds a Makefile and runtime/), resolved; false when banger
+ * is not run from a checkout (an installed copy). */
+static bool
+checkout_runtime(char *dir, size_t dirsz, char *rt, size_t rtsz)
+{
+	char exe[PATH_MAX], probe[PATH_MAX + 16], *slash;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		return false;
+	exe[n] = '\0';
+	if ((slash = strrchr(exe, '/')) == NULL)
+		return false;
+	*slash = '\0';
+	snprintf(probe, sizeof(probe), "%s/Makefile", exe);
+	if (access(probe, F_OK) < 0)
+		return false;
+	snprintf(probe, sizeof(probe), "%s/runtime", exe);
+	char real[PATH_MAX];
+	if (realpath(probe, real) == NULL)
+		return false;
+	snprintf(dir, dirsz, "%s", exe);
+	snprintf(rt, rtsz, "%s", real);
+	return true;
+}
+
+/* A check of the CLI's own: does bangerd use the runtime bundle of the
+ * checkout this banger comes from?  NULL when banger is not in a
+ * checkout or bangerd did not say.  New reference. */
+static json_t *
+checkout_check(json_t *daemon)
+{
+	char dir[PATH_MAX], rt[PATH_MAX], theirs[PATH_MAX], msg[3 * PATH_MAX];
+	const char *drt = jstr(daemon, "runtime_dir");
+
+	if (drt == NULL || !checkout_runtime(dir, sizeof(dir), rt, sizeof(rt)))
+		return NULL;
+	if (realpath(drt, theirs) == NULL)
+		snprintf(theirs, sizeof(theirs), "%s", drt);
+	bool same = strcmp(theirs, rt) == 0;
+	if (same)
+		snprintf(msg, sizeof(msg), "this banger's checkout %s and bangerd "
+		    "use the same runtime bundle %s", dir, rt);
+	else
+		snprintf(msg, sizeof(msg), "this banger is from checkout %s (runtime "
+		    "%s) but bangerd (pid %lld, %s) uses %s", dir, rt,
+		    (long long)json_integer_value(jobj(daemon, "pid")),
+		    jstr(daemon, "binary") ? jstr(daemon, "binary") : "?", theirs);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", "checkout",
+	    "feature", "cli", "status", same ? "ok" : "warn", "message", msg,
+	    "fix", same ? "" : "stop that bangerd and start this checkout's "
+	    "(./bangerd -d), or use the banger that goes with it");
 }
 
 static int
@@ -34,6 +93,15 @@ doctor(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	if (rc != CLI_EXIT_OK)
 		goto out;
 	checks = jobj(r.json, "checks");
+	/* Which bangerd answered, against this checkout's bundle. */
+	struct reply root = { 0 };
+	if (json_is_array(checks) && api_call_ex(cli, "GET", "/v1", NULL,
+	    CLIENT_SILENT, API_TIMEOUT_S, &root) == CLI_EXIT_OK) {
+		json_t *c = checkout_check(jobj(root.json, "daemon"));
+		if (c != NULL)
+			json_array_append_new(checks, c);
+	}
+	reply_free(&root);
 	failed = jstr(r.json, "status") != NULL &&
 	    strcmp(jstr(r.json, "status"), "fail") == 0;
 	json_array_foreach(checks, i, check) {
@@ -52,8 +120,13 @@ doctor(struct cli *cli, const struct command *cmd, int argc, char **argv)
 		    fix[0] != '\0')
 			printf("       fix: %s\n", out_clean(fix, fbuf, sizeof(fbuf)));
 	}
-	if (cli->json)
-		out_raw(&r);
+	if (cli->json) {
+		/* The server's document plus the CLI's own check. */
+		char *text = json_dumps(r.json, JSON_COMPACT);
+		if (text != NULL)
+			printf("%s\n", text);
+		free(text);
+	}
 	if (failed)
 		rc = CLI_EXIT_ERROR;
 out:
@@ -89,6 +162,23 @@ version(struct cli *cli, const struct command *cmd, int argc, char **argv)
 		printf("bangerd %s (api %s)\n",
 		    jtext(jobj(r.json, "server_version"), v, sizeof(v)),
 		    jtext(jobj(r.json, "api_version"), api, sizeof(api)));
+		json_t *d = jobj(r.json, "daemon");
+		if (json_is_object(d)) {
+			char a[PATH_MAX], b[PATH_MAX], id[32];
+			printf("  pid %lld, %s\n",
+			    (long long)json_integer_value(jobj(d, "pid")),
+			    jtext(jobj(d, "binary"), a, sizeof(a)));
+			printf("  runtime %s (bundle %s)\n",
+			    jtext(jobj(d, "runtime_dir"), a, sizeof(a)),
+			    jtext(jobj(jobj(d, "bundle"), "id"), id, sizeof(id)));
+			printf("  state %s, socket %s\n",
+			    jtext(jobj(d, "state_dir"), a, sizeof(a)),
+			    jtext(jobj(d, "socket"), b, sizeof(b)));
+			json_t *c = checkout_check(d);
+			if (c != NULL && strcmp(jstr(c, "status"), "ok") != 0)
+				printf("warning: %s\n", jstr(c, "message"));
+			json_decref(c);
+		}
 	} else if (rc == CLI_EXIT_UNREACHABLE) {
 		printf("bangerd not reachable at %s\n", cli->socket_path);
 		rc = CLI_EXIT_OK;

@@ -127,6 +127,10 @@ void core_emit(struct core *c, const char *type, const char *vm,
 
 /* ---- doctor ---- */
 json_t *core_doctor(struct core *c);
+/* Which bangerd this is: pid, binary, socket, state and runtime dirs, and
+ * the runtime bundle's identity (a hash of its files' identities), so a
+ * client can tell which daemon and which bundle answered. */
+json_t *core_daemon_info(struct core *c);
 
 /* JSON views (shared by api/ and events). */
 json_t *vm_to_json(const struct vm *vm);

@@ -2,6 +2,8 @@
 #include "core/internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
@@ -361,6 +363,44 @@ check_stops(struct core *c, json_t *checks)
 	free(rows);
 }
 
+/* FNV-1a over the identities (device, inode, size, mtime, path) of the
+ * bundle's files: it changes when any part is rebuilt or replaced. */
+static void
+bundle_identity(struct core *c, char out[17])
+{
+	const char *parts[] = { NULL, c->bundle.kernel, c->bundle.initrd,
+		c->bundle.rootfs, c->bundle.work_seed, c->bundle.agent,
+		c->bundle.ssh_key };
+	char manifest[PATH_MAX + 16];
+	uint64_t h = 1469598103934665603ULL;
+
+	snprintf(manifest, sizeof(manifest), "%s/bundle.json", c->bundle.dir);
+	parts[0] = manifest;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		struct stat st;
+		uint64_t v = stat(parts[i], &st) == 0 ?
+		    file_identity_hash(parts[i], &st) : 0;
+		for (int b = 0; b < 8; b++)
+			h = (h ^ ((v >> (8 * b)) & 0xff)) * 1099511628211ULL;
+	}
+	snprintf(out, 17, "%016" PRIx64, h);
+}
+
+json_t *
+core_daemon_info(struct core *c)
+{
+	char exe[PATH_MAX], id[17];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	exe[n > 0 ? n : 0] = '\0';
+	bundle_identity(c, id);
+	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}",
+	    "pid", (int)getpid(), "binary", exe, "socket", c->cfg.socket,
+	    "state_dir", c->cfg.state_dir, "runtime_dir", c->bundle.dir,
+	    "bundle", "found", c->bundle.found, "id", id,
+	    "kernel", c->bundle.kernel, "rootfs", c->bundle.rootfs);
+}
+
 json_t *
 core_doctor(struct core *c)
 {
@@ -410,6 +450,13 @@ core_doctor(struct core *c)
 		    "fix the permissions or pass --state-dir");
 	}
 	check_stops(c, checks);
+	char id[17], exe[PATH_MAX];
+	ssize_t xn = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[xn > 0 ? xn : 0] = '\0';
+	bundle_identity(c, id);
+	snprintf(msg, sizeof(msg), "bangerd pid %d (%s), runtime %s (bundle %s), "
+	    "state %s", (int)getpid(), exe, c->bundle.dir, id, c->cfg.state_dir);
+	add(checks, "daemon", "daemon", CHK_OK, msg, NULL);
 	int nlegacy = c->cfg.legacy.n + c->bundle.legacy.n;
 	if (nlegacy == 0) {
 		add(checks, "legacy_keys", "config", CHK_OK, "no deprecated keys in "

@@ -351,6 +351,52 @@ def test_version_and_doctor(daemon):
     assert names == [c["name"] for c in body["checks"]]
 
 
+def test_version_and_doctor_say_which_bangerd(daemon):
+    """GET /v1 names the daemon that answered; banger version prints it, and
+    doctor warns when this checkout's runtime is not the daemon's."""
+    root = json.loads(ok(run(daemon, "--json", "version")).stdout)
+    d = root["daemon"]
+    assert d["pid"] == daemon.proc.pid
+    assert os.path.realpath(d["binary"]) == os.path.realpath(daemon.bangerd)
+    assert d["runtime_dir"] == daemon.runtime
+    assert d["state_dir"] == daemon.state and d["socket"] == daemon.socket
+    assert re.fullmatch(r"[0-9a-f]{16}", d["bundle"]["id"])
+    assert d["bundle"]["found"] is True
+    out = ok(run(daemon, "version")).stdout
+    assert "  pid %d, %s" % (d["pid"], d["binary"]) in out, out
+    assert "  runtime %s (bundle %s)" % (daemon.runtime, d["bundle"]["id"]) in out
+    # This banger is ./banger of a checkout whose runtime/ is not the test
+    # daemon's bundle: both commands say so.
+    repo = os.path.dirname(os.path.realpath(daemon.banger))
+    if os.path.exists(os.path.join(repo, "Makefile")) and \
+            os.path.isdir(os.path.join(repo, "runtime")):
+        assert "warning: this banger is from checkout %s" % repo in out, out
+        doc = run(daemon, "--json", "doctor")
+        checks = {c["name"]: c for c in json.loads(doc.stdout)["checks"]}
+        c = checks["checkout"]
+        assert c["status"] == "warn" and c["fix"], c
+        assert daemon.runtime in c["message"] and repo in c["message"], c
+        assert "[warn] checkout: " in run(daemon, "doctor").stdout
+    # A touched bundle file changes the identity.
+    os.utime(os.path.join(daemon.runtime, "vmlinux"))
+    again = json.loads(ok(run(daemon, "--json", "version")).stdout)
+    assert again["daemon"]["bundle"]["id"] != d["bundle"]["id"]
+
+
+def test_doctor_is_happy_with_its_own_checkout(fresh_daemon):
+    """bangerd on this checkout's runtime/: doctor's checkout check is ok."""
+    repo = os.path.dirname(os.path.realpath(fresh_daemon.banger))
+    if not os.path.exists(os.path.join(repo, "Makefile")):
+        pytest.skip("banger is not run from a checkout")
+    fresh_daemon.reconfigure(runtime=os.path.join(repo, "runtime"))
+    d = fresh_daemon.start()
+    doc = json.loads(run(d, "--json", "doctor").stdout)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["checkout"]["status"] == "ok", checks["checkout"]
+    out = ok(run(d, "version")).stdout
+    assert "warning:" not in out, out
+
+
 def test_version_without_daemon_never_starts_one(daemon, tmp_path):
     sock = str(tmp_path / "none.sock")
     r = ok(run(daemon, "version", env={"BANGER_SOCKET": sock},

@@ -503,6 +503,26 @@ export interface components {
             server_version: string;
             /** @description Optional features this daemon implements, such as `operations`, `events` and `vm_actions`. */
             extensions: string[];
+            daemon: components["schemas"]["DaemonInfo"];
+        };
+        /** @description Which bangerd answered: useful when several checkouts or an installed copy are around (`banger version` and `banger doctor` print it; doctor warns when the CLI's checkout uses another runtime bundle). */
+        DaemonInfo: {
+            pid: number;
+            /** @description The bangerd executable. */
+            binary: string;
+            /** @description The API socket it listens on. */
+            socket: string;
+            state_dir: string;
+            /** @description The runtime bundle it uses. */
+            runtime_dir: string;
+            bundle: {
+                /** @description Whether runtime_dir has a bundle.json. */
+                found: boolean;
+                /** @description Identity of the bundle's files (bundle.json, kernel, initrd, rootfs, work seed, agent, SSH key): it changes when any of them is rebuilt or replaced. */
+                id: string;
+                kernel: string;
+                rootfs: string;
+            };
         };
         /** @description Daemon liveness. */
         DaemonHealth: {
