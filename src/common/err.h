@@ -42,6 +42,7 @@ enum bn_code {
 	BN_EVMM_MISSING,    /* vmm_unavailable 503 */
 	BN_ETIMEOUT,        /* timeout 504 */
 	BN_ENOT_READY,      /* not_ready 504: a guest readiness check never passed */
+	BN_EBOOT_STALLED,   /* boot_stalled 504: no console output, no agent */
 	BN_CODE_MAX
 };
 

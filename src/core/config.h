@@ -28,6 +28,10 @@ struct config {
 	int agent_port;
 	char agent[PATH_MAX];      /* agent binary override, "" = bundle's */
 	int health_timeout_s;
+	/* A boot with no new console output and no answer from the agent for
+	 * this long has stalled: fail it (boot_stalled) instead of waiting
+	 * out health_timeout_s.  0: wait out the deadline. */
+	int boot_stall_s;
 	int stop_grace_s;
 	int vmm_api_timeout_ms;
 	int default_vcpus;

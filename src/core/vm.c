@@ -236,36 +236,105 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 	return 0;
 }
 
+/* The console's last non-empty line, printable ASCII only, for an error. */
+static void
+console_last_line(const char *path, char *out, size_t outsz)
+{
+	char buf[512];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	out[0] = '\0';
+	if (fd < 0)
+		return;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	off_t at = st.st_size > (off_t)sizeof(buf) - 1 ?
+	    st.st_size - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, at);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* Strip trailing blank lines, then take the last one. */
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+	    buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	char *line = strrchr(buf, '\n');
+	line = line ? line + 1 : buf;
+	size_t j = 0;
+	for (; *line && j + 1 < outsz; line++)
+		if ((unsigned char)*line >= 0x20 && (unsigned char)*line < 0x7f)
+			out[j++] = *line;
+	out[j] = '\0';
+}
+
 /* Wait for the guest agent to answer and say it is ready (sshd listens,
  * /root is mounted, the network is up), in slices so that a VMM that dies
  * during boot (or a cancel) ends the wait at once instead of at the
  * deadline.  Each new reason for "not ready yet" is announced as a
- * vm.health event with status "starting". */
+ * vm.health event with status "starting".
+ *
+ * A boot that makes no progress (the console does not grow and the agent
+ * never answers) for boot_stall_s has stalled: it fails with
+ * boot_stalled and the console's last line rather than holding the
+ * operation for the whole health_timeout_s. */
 static int
 wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
-    const char *uds, struct vsock_health *h, struct bn_err *err)
+    const struct vmm_params *p, struct vsock_health *h, struct bn_err *err)
 {
-	long long deadline = time_mono_ms() + (long long)c->cfg.health_timeout_s * 1000;
+	long long now = time_mono_ms();
+	long long deadline = now + (long long)c->cfg.health_timeout_s * 1000;
+	long long progress_at = now, console_size = -1;
 	char said[sizeof(h->not_ready)] = "";
 
 	for (;;) {
 		long long slice = time_mono_ms() + 500;
 		vsock_health_clear(h);
-		if (vsock_wait_healthy(uds, agent_port(c), slice < deadline ? slice :
-		    deadline, h, err) == 0)
+		if (vsock_wait_healthy(p->vsock_uds, agent_port(c), slice < deadline ?
+		    slice : deadline, h, err) == 0)
 			return 0;
-		if (h->status == VSOCK_HEALTH_STARTING &&
-		    strcmp(h->not_ready, said) != 0) {
-			snprintf(said, sizeof(said), "%s", h->not_ready);
-			core_emit(c, "vm.health", vm->name, op->row.id,
-			    json_pack("{s:s, s:s, s:s}", "status", "starting",
-			    "reason", "not_ready", "detail", said));
+		now = time_mono_ms();
+		if (h->status == VSOCK_HEALTH_STARTING) {
+			progress_at = now;   /* the agent answers */
+			if (strcmp(h->not_ready, said) != 0) {
+				snprintf(said, sizeof(said), "%s", h->not_ready);
+				core_emit(c, "vm.health", vm->name, op->row.id,
+				    json_pack("{s:s, s:s, s:s}", "status",
+				    "starting", "reason", "not_ready", "detail",
+				    said));
+			}
+		}
+		struct stat st;
+		if (stat(p->console_log, &st) == 0 && st.st_size != console_size) {
+			console_size = st.st_size;
+			progress_at = now;
 		}
 		if (!proc_alive(pid))
 			return bn_fail(err, BN_EVMM, 0, "the VMM exited during boot");
 		if (op_cancelled(op))
 			return op_fail_cancelled(op, err);
-		if (time_mono_ms() >= deadline)
+		if (c->cfg.boot_stall_s > 0 &&
+		    now - progress_at >= (long long)c->cfg.boot_stall_s * 1000) {
+			char last[120];
+			char reason[sizeof(h->reason)];
+			snprintf(reason, sizeof(reason), "%s", h->reason[0] ?
+			    h->reason : "none");
+			console_last_line(p->console_log, last, sizeof(last));
+			bn_fail(err, BN_EBOOT_STALLED, 0, "the boot stalled: no "
+			    "console output and no answer from the guest agent "
+			    "for %d s (last probe: %s); console ends with: %s",
+			    c->cfg.boot_stall_s, reason, last[0] ? last :
+			    "(nothing)");
+			bn_err_detail(err, "console_tail", last);
+			bn_err_hint(err, "see banger vm console %s; boot_stall_s in "
+			    "config.json sets how long a silent boot may take (0: "
+			    "wait out health_timeout_s)", vm->name);
+			return -1;
+		}
+		if (now >= deadline)
 			return -1;
 	}
 }
@@ -328,11 +397,12 @@ vm_boot(struct core *c, struct op *op, struct vm *vm, int base, struct bn_err *e
 	op_stage(c, op, "wait_health", base + 30);
 	snprintf(vm->health, sizeof(vm->health), "starting");
 	vm_set_state(c, vm, booting);
-	if (wait_agent(c, op, vm, pid, p.vsock_uds, &h, err) < 0) {
+	if (wait_agent(c, op, vm, pid, &p, &h, err) < 0) {
 		if (err->code == BN_ENOT_READY) {
 			bn_err_hint(err, "see the console log: banger vm console %s",
 			    vm->name);
-		} else if (err->code != BN_ECANCELLED) {
+		} else if (err->code != BN_ECANCELLED &&
+		    err->code != BN_EBOOT_STALLED) {
 			bn_err_prefix(err, "waiting for the guest agent");
 			bn_err_hint(err, "see the console log: banger vm console %s",
 			    vm->name);

@@ -288,3 +288,61 @@ def test_ready_checks_that_pass(fresh_daemon, checks):
     if checks == "workdisk":
         assert "workdisk ok" in out.stdout, out.stdout
     d.client.delete_vm("fine")
+
+
+# ---- boots that never hang ----
+
+def test_stalled_boot_fails_fast_with_the_console(fresh_daemon):
+    """No agent and a console that stopped growing: after boot_stall_s the
+    create fails with boot_stalled and the console's last line, instead
+    of holding the operation for health_timeout_s."""
+    fresh_daemon.reconfigure(config={"health_timeout_s": 60, "boot_stall_s": 2})
+    d = fresh_daemon.start()
+    d.set_faults({"no_agent": True})
+    try:
+        t0 = time.time()
+        op = d.client.post("/v1/vms", {"name": "wedged", "vcpus": 1},
+                           params={"wait": 90}).json()
+        took = time.time() - t0
+    finally:
+        d.clear_faults()
+    assert op["state"] == "failed", op
+    err = op["error"]
+    assert err["code"] == "boot_stalled" and err["status"] == 504, err
+    assert "no console output and no answer from the guest agent for 2 s" \
+        in err["message"], err
+    console = d.client.get("/v1/vms/wedged/console", validate=False)
+    # The VM is rolled back with its create; its last console line was
+    # carried in the error.
+    assert err["details"]["console_tail"], err
+    assert console.status_code == 404
+    assert took < 20, took
+    assert not d.vmm_pids()
+
+
+def test_stall_detection_can_be_turned_off(fresh_daemon):
+    fresh_daemon.reconfigure(config={"health_timeout_s": 3, "boot_stall_s": 0})
+    d = fresh_daemon.start()
+    d.set_faults({"no_agent": True})
+    try:
+        t0 = time.time()
+        op = d.client.post("/v1/vms", {"name": "patient", "vcpus": 1},
+                           params={"wait": 60}).json()
+    finally:
+        d.clear_faults()
+    assert op["state"] == "failed" and op["error"]["code"] == "timeout", op
+    assert time.time() - t0 >= 3
+
+
+def test_a_slow_but_talking_guest_is_not_stalled(fresh_daemon):
+    """An agent that answers "not ready" is progress, console or not."""
+    fresh_daemon.reconfigure(config={"health_timeout_s": 4, "boot_stall_s": 1})
+    d = fresh_daemon.start()
+    port = free_port()
+    d.set_faults({"agent_ready": "sshd", "agent_ssh_port": port})
+    try:
+        op = d.client.post("/v1/vms", {"name": "chatty", "vcpus": 1},
+                           params={"wait": 60}).json()
+    finally:
+        d.clear_faults()
+    assert op["state"] == "failed" and op["error"]["code"] == "not_ready", op

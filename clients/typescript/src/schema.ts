@@ -896,12 +896,12 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
             status: number;
-            /** @description Code-specific data, possibly empty: `field` for `unknown_field`, `invalid_field` (a value of the wrong type, or null where the schema does not allow it) and `invalid_image`, `errno` for `system`, `call` and `fault_message` for `vmm_error`. */
+            /** @description Code-specific data, possibly empty: `field` for `unknown_field`, `invalid_field` (a value of the wrong type, or null where the schema does not allow it) and `invalid_image`, `check` for `not_ready`, `console_tail` (the console's last line) for `boot_stalled` (no console output and no agent answer for `boot_stall_s`, default 60), `errno` for `system`, `call` and `fault_message` for `vmm_error`. */
             details: {
                 [key: string]: unknown;
             };
