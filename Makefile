@@ -59,7 +59,7 @@ SDK_TS_GEN = npx --no-install openapi-typescript ../../openapi.yaml \
              --default-non-nullable false --output
 
 
-.PHONY: run bench-create stress-ready test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
+.PHONY: run bench-create stress-boot stress-ready test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
 .PHONY: sdk check-sdk test-sdk sdk-deps
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean install uninstall test-system
@@ -249,6 +249,17 @@ $(BUILD)/bench_nat: tests/bench/bench_nat.c $(BUILD)/libbangerd.a
 bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 	$(PYTHON) tests/bench/bench.py control
 	$(BUILD)/bench_nat
+
+## stress-boot: N real boots per image (default 20) through bangerd in the
+##              cycles users run (create, start after stop, restart,
+##              recreate), IMAGES=tiny,debian, LOAD=none|cpu|io|cpu+io:
+##              time to ready per boot, the distribution, and the console
+##              and vmm.log of every failure under build/stress/
+stress-boot: build
+	$(MAKE) runtime-bundle
+	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) BUILD=$(CURDIR)/$(BUILD) \
+	    $(PYTHON) tests/e2e/stress_boot.py -n $(or $(N),20) \
+	    --images $(or $(IMAGES),tiny,debian) --load $(or $(LOAD),none)
 
 ## stress-ready: N stop/start cycles (default 20) of the Debian image
 ##               through bangerd, one ssh the instant each start returns:

@@ -17,7 +17,13 @@
 # (bge2e0, 172.30.0.1/24; the guest is 172.30.0.2) and the guest's HTTP
 # answer over it is checked; otherwise the network part is left out.
 # Skips (exit 0, saying why) only where QEMU cannot be had at all.
+#
+# --guest-only: build the guest (and get QEMU and vhost-device-vsock) into
+# $BUILD/e2e/guest and $BUILD/tools, then stop; make stress-boot uses it.
 set -euo pipefail
+
+guest_only=0
+[ "${1:-}" = --guest-only ] && guest_only=1
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
@@ -126,6 +132,11 @@ make -C "$top" -s "$build/tests/test_qemu" BUILD="$build" >/dev/null
 
 bash "$here/make-test-initrd.sh" --out "$work/guest" --agent "$agent" \
     "${initrd_args[@]}" | sed 's/^/# /'
+
+if [ "$guest_only" = 1 ]; then
+	say "guest in $work/guest, vhost-device-vsock $helper, qemu $qemu"
+	exit 0
+fi
 
 export BANGER_E2E_DIR=$work/guest BANGER_VHOST_VSOCK=$helper BANGER_QEMU=$qemu
 if [ "$root" -eq 1 ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null; then

@@ -1,0 +1,236 @@
+#!/usr/bin/python3
+"""Boot stress: real boots through bangerd, over and over, optionally under
+load, with time-to-ready for every boot and the evidence of every failure.
+
+    make stress-boot [N=20] [IMAGES=tiny,debian] [LOAD=none|cpu|io|cpu+io]
+
+For each image, N boots of one VM in the cycles users run: create, then
+stop+start (a start right after a stop), restart, delete+create, in turn.
+Every boot is timed from the request to the end of its operation (which,
+since create/start/restart wait for the guest to be ready, is
+time-to-ready).  A failed boot keeps, under build/stress/<run>/: the
+operation's error, the VM's console.log and vmm.log (QEMU and
+vhost-device-vsock) and the end of bangerd's log; the VM is then deleted
+and the run goes on.  At the end: the distribution per image (min, p50,
+p90, p99, max) and the failures by error code.  Exits 1 on any failure.
+
+Images: "tiny" is the e2e test guest (tests/e2e/make-test-initrd.sh: the
+cloud kernel, a busybox initrd with the agent); "debian" is the runtime
+bundle's default image.  Each runs under its own bangerd, in a network
+namespace of its own.  LOAD starts background work for the whole run:
+"cpu" one busy loop per core, "io" a writer that syncs 64 MiB at a time
+under build/stress, "cpu+io" both.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+
+from daemon import Daemon  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+BUILD = os.path.abspath(os.environ.get("BUILD") or os.path.join(REPO, "build"))
+RUNTIME = os.path.abspath(os.environ.get("BANGER_E2E_RUNTIME")
+                          or os.path.join(REPO, "runtime"))
+BOOT_S = 300
+
+
+def tiny_runtime(out):
+    """A runtime bundle for the tiny e2e guest (built by qemu-boot.sh)."""
+    guest = os.path.join(BUILD, "e2e", "guest")
+    r = subprocess.run(["bash", os.path.join(HERE, "qemu-boot.sh"),
+                        "--guest-only"], env=dict(os.environ, BUILD=BUILD),
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("stress_boot: cannot build the tiny guest:\n" + r.stdout +
+                 r.stderr)
+    os.makedirs(out, exist_ok=True)
+    bundle = {"vmm": "qemu",
+              "qemu": shutil.which("qemu-system-x86_64"),
+              "vhost_user_vsock": os.path.join(BUILD, "tools",
+                                               "vhost-device-vsock"),
+              "kernel": os.path.join(guest, "vmlinuz"),
+              "initrd": os.path.join(guest, "initrd.img"),
+              "rootfs": os.path.join(guest, "rootfs.ext4"),
+              "work_seed": os.path.join(guest, "work.ext4"),
+              "agent": os.path.join(REPO, "runtime", "banger-vsock-agent"),
+              "agent_port": 1024}
+    with open(os.path.join(out, "bundle.json"), "w") as f:
+        json.dump(bundle, f)
+    return out
+
+
+def start_load(kind, workdir):
+    procs = []
+    if "cpu" in kind:
+        for _ in range(os.cpu_count() or 1):
+            procs.append(subprocess.Popen(
+                ["nice", "-n", "5", "/usr/bin/python3", "-c",
+                 "while True: pass"]))
+    if "io" in kind:
+        path = os.path.join(workdir, "io-load.bin")
+        procs.append(subprocess.Popen(
+            ["nice", "-n", "5", "sh", "-c",
+             'while :; do dd if=/dev/zero of="$1" bs=1M count=64 '
+             'conv=fsync status=none; rm -f "$1"; done', "_", path]))
+    return procs
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, int(round(p / 100 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def keep_evidence(d, api, name, vm_id, op, outdir, tag):
+    dest = os.path.join(outdir, tag)
+    os.makedirs(dest, exist_ok=True)
+    with open(os.path.join(dest, "operation.json"), "w") as f:
+        json.dump(op, f, indent=1)
+    vmdir = os.path.join(d.state, "vms", vm_id) if vm_id else None
+    for part in ("console.log", "vmm.log"):
+        src = os.path.join(vmdir, part) if vmdir else None
+        if src and os.path.exists(src):
+            shutil.copy(src, os.path.join(dest, part))
+    with open(os.path.join(dest, "bangerd.log"), "w") as f:
+        f.write(d.read_log())
+    return dest
+
+
+def run_image(image, runtime, n, outdir):
+    ns = "bgstress-%s-%d" % (image, os.getpid())
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    d = Daemon(runtime=runtime, netns_path="/run/netns/" + ns,
+               config={"health_timeout_s": BOOT_S, "stop_grace_s": 30})
+    api = d.client
+    name = "stress"
+    times, failures = [], []
+    exists = False
+    vm_id = None
+    try:
+        d.start()
+        for i in range(n):
+            if not exists:
+                kind = "create"
+            else:
+                kind = ("start-after-stop", "restart", "recreate")[i % 3]
+            if kind == "start-after-stop":
+                api.post("/v1/vms/%s/stop" % name, params={"wait": 120},
+                         validate_body=False)
+            if kind == "recreate":
+                api.delete("/v1/vms/" + name, params={"force": "true",
+                                                      "wait": 120},
+                           validate_body=False)
+                exists = False
+            t0 = time.monotonic()
+            if not exists:
+                r = api.post("/v1/vms", {"name": name, "vcpus": 1,
+                                         "memory_mib": 512},
+                             params={"wait": BOOT_S + 60}, validate_body=False)
+            elif kind == "start-after-stop":
+                r = api.post("/v1/vms/%s/start" % name,
+                             params={"wait": BOOT_S + 60}, validate_body=False)
+            else:
+                r = api.post("/v1/vms/%s/restart" % name,
+                             params={"wait": BOOT_S + 60}, validate_body=False)
+            took = time.monotonic() - t0
+            op = r.json()
+            vm = api.get("/v1/vms/" + name, validate=False)
+            vm_id = vm.json()["id"] if vm.status_code == 200 else vm_id
+            if op.get("state") == "succeeded":
+                exists = True
+                times.append(took)
+                print("%-6s boot %3d/%d %-16s ready in %6.2f s" % (
+                    image, i + 1, n, kind, took), flush=True)
+                continue
+            code = (op.get("error") or {}).get("code", "?")
+            where = keep_evidence(d, api, name, vm_id, op, outdir,
+                                  "%s-%03d" % (image, i + 1))
+            failures.append((i + 1, kind, code, where))
+            print("%-6s boot %3d/%d %-16s FAILED after %.1f s: %s: %s (%s)" % (
+                image, i + 1, n, kind, took, code,
+                (op.get("error") or {}).get("message", ""), where), flush=True)
+            api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
+                       validate_body=False)
+            exists = False
+    finally:
+        try:
+            api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
+                       validate_body=False)
+        except Exception:
+            pass
+        d.cleanup()
+        subprocess.run(["ip", "netns", "del", ns])
+    return times, failures
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=20, help="boots per image")
+    ap.add_argument("--images", default="tiny,debian")
+    ap.add_argument("--load", default="none",
+                    choices=["none", "cpu", "io", "cpu+io"])
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("stress_boot: needs root (TAP networking, namespaces)")
+    run = time.strftime("%Y%m%d-%H%M%S")
+    outdir = os.path.join(BUILD, "stress", run)
+    os.makedirs(outdir, exist_ok=True)
+    load = start_load(args.load, outdir) if args.load != "none" else []
+    results = {}
+    try:
+        for image in args.images.split(","):
+            if image == "tiny":
+                runtime = tiny_runtime(os.path.join(BUILD, "stress",
+                                                    "tiny-runtime"))
+            elif image == "debian":
+                if not os.path.exists(os.path.join(RUNTIME, "bundle.json")):
+                    sys.exit("stress_boot: no runtime bundle in %s" % RUNTIME)
+                runtime = RUNTIME
+            else:
+                sys.exit("stress_boot: unknown image %s" % image)
+            results[image] = run_image(image, runtime, args.n, outdir)
+    finally:
+        for p in load:
+            p.kill()
+            p.wait()
+        try:
+            os.unlink(os.path.join(outdir, "io-load.bin"))
+        except FileNotFoundError:
+            pass
+    print("\nboot stress: %d boots per image, load %s (%d cores)" % (
+        args.n, args.load, os.cpu_count() or 1))
+    total_fail = 0
+    for image, (times, failures) in results.items():
+        total_fail += len(failures)
+        if times:
+            print("  %-6s %3d ok, %d failed; time to ready: min %.2f  p50 %.2f"
+                  "  p90 %.2f  p99 %.2f  max %.2f s (mean %.2f)" % (
+                      image, len(times), len(failures), min(times),
+                      pct(times, 50), pct(times, 90), pct(times, 99),
+                      max(times), statistics.mean(times)))
+        else:
+            print("  %-6s no boot succeeded" % image)
+        by_code = {}
+        for _, _, code, _ in failures:
+            by_code[code] = by_code.get(code, 0) + 1
+        for code, k in sorted(by_code.items()):
+            print("         %d x %s" % (k, code))
+    if total_fail:
+        print("evidence of every failure (console, vmm.log, bangerd log): %s"
+              % outdir)
+    else:
+        shutil.rmtree(outdir, ignore_errors=True)
+    sys.exit(1 if total_fail else 0)
+
+
+if __name__ == "__main__":
+    main()
