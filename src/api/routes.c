@@ -132,6 +132,17 @@ h_doctor(struct api_req *r)
 	return api_reply_json(r->conn, 200, core_doctor(r->core));
 }
 
+static enum MHD_Result
+h_host(struct api_req *r)
+{
+	struct bn_err err;
+	json_t *j = core_host_json(r->core, &err);
+
+	if (j == NULL)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, 200, j);
+}
+
 /* ---- VMs ---- */
 
 /* GET /v1/vms is the hot path (UIs poll it).  The rendered list is cached
@@ -357,6 +368,17 @@ static const struct json_field stop_fields[] = {
 };
 
 static enum MHD_Result h_vm_start(struct api_req *r) { return vm_action(r, VM_ACT_START, NULL, 0); }
+
+static enum MHD_Result
+h_vm_resume(struct api_req *r)
+{
+	struct bn_err err;
+	struct vm vm;
+
+	if (core_vm_resume(r->core, r->param, &vm, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, 200, vm_to_json(&vm));
+}
 static enum MHD_Result h_vm_stop(struct api_req *r) { return vm_action(r, VM_ACT_STOP, stop_fields, 1); }
 static enum MHD_Result h_vm_restart(struct api_req *r) { return vm_action(r, VM_ACT_RESTART, NULL, 0); }
 static enum MHD_Result h_vm_delete(struct api_req *r) { return vm_action(r, VM_ACT_DELETE, NULL, 0); }
@@ -741,6 +763,7 @@ static const struct api_route routes[] = {
 	{ "GET", "/v1", h_root },
 	{ "GET", "/v1/healthz", h_healthz },
 	{ "GET", "/v1/doctor", h_doctor },
+	{ "GET", "/v1/host", h_host },
 	{ "GET", "/v1/vms", h_vm_list },
 	{ "POST", "/v1/vms", h_vm_create },
 	{ "POST", "/v1/vms/actions", h_vm_bulk },
@@ -750,6 +773,7 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/vms/{name}/start", h_vm_start },
 	{ "POST", "/v1/vms/{name}/stop", h_vm_stop },
 	{ "POST", "/v1/vms/{name}/restart", h_vm_restart },
+	{ "POST", "/v1/vms/{name}/resume", h_vm_resume },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console },
 	{ "GET", "/v1/vms/{name}/ssh", h_vm_ssh },

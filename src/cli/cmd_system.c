@@ -187,7 +187,42 @@ version(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	return rc;
 }
 
+/* GET /v1/host: the state dir's disk, what VMs may still claim, the
+ * reserve. */
+static int
+host(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	const struct opt opts[] = { OPT_END };
+	struct reply r = { 0 };
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
+		return rc;
+	rc = api_call(cli, "GET", "/v1/host", NULL, &r);
+	if (rc == CLI_EXIT_OK && cli->json) {
+		out_raw(&r);
+	} else if (rc == CLI_EXIT_OK) {
+		char dir[PATH_MAX];
+		long long mib = 1 << 20;
+		printf("state dir  %s\n", jtext(jobj(r.json, "state_dir"), dir,
+		    sizeof(dir)));
+		printf("free       %lld MiB\n",
+		    (long long)json_integer_value(jobj(r.json, "free_bytes")) / mib);
+		printf("committed  %lld MiB (what VM disks may still claim)%s\n",
+		    (long long)json_integer_value(jobj(r.json,
+		    "committed_bytes")) / mib, json_is_true(jobj(r.json,
+		    "overcommitted")) ? ": more than is free above the reserve" : "");
+		printf("reserve    %lld MiB\n",
+		    (long long)json_integer_value(jobj(r.json, "reserve_bytes")) / mib);
+	}
+	reply_free(&r);
+	return rc;
+}
+
 const struct command cli_system_commands[] = {
+	{ NULL, "host", "", "the host's disk: free, committed by VMs, reserve",
+	  "VM disks are sparse, so VMs may claim more than is free; creates\n"
+	  "and starts keep disk_reserve_mib free.\n", host },
 	{ NULL, "doctor", "", "check what this host needs to run VMs",
 	  "Prints one line per check; exits 1 when a check fails.\n", doctor },
 	{ NULL, "version", "", "print banger's and bangerd's versions",

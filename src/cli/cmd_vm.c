@@ -156,6 +156,9 @@ print_vm(json_t *vm)
 	for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++)
 		out_kv(status_keys[i], jtext(jobj(st, status_keys[i]), buf,
 		    sizeof(buf)));
+	if (json_is_string(jobj(st, "paused_reason")))
+		out_kv("paused_reason", jtext(jobj(st, "paused_reason"), buf,
+		    sizeof(buf)));
 	/* "clean (agent, 1.2 s)" or "forced after 10 s (kill)". */
 	json_t *ls = jobj(st, "last_stop");
 	if (json_is_object(ls)) {
@@ -202,6 +205,30 @@ vm_show(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
 		return rc;
 	return get_and_show(cli, "/v1/vms/", name, NULL, print_vm);
+}
+
+/* POST /v1/vms/NAME/resume: a VM the VMM paused (a full host disk). */
+static int
+vm_resume(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	const struct opt opts[] = { OPT_END };
+	const char *name = NULL;
+	struct reply r = { 0 };
+	int rc;
+
+	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
+		return rc;
+	char *path = api_path("/v1/vms/", name, "/resume");
+	rc = api_call(cli, "POST", path, NULL, &r);
+	free(path);
+	if (rc == CLI_EXIT_OK) {
+		if (cli->json)
+			out_raw(&r);
+		else if (!cli->quiet)
+			printf("%s: running\n", name);
+	}
+	reply_free(&r);
+	return rc;
 }
 
 #define VM_NAMES_MAX 1024  /* bangerd takes at most this many at once */
@@ -969,6 +996,11 @@ const struct command cli_vm_commands[] = {
 	  vm_create },
 	{ "vm", "list", "", "list VMs (with -q: names only)", NULL, vm_list },
 	{ "vm", "show", "NAME", "show a VM's spec and status", NULL, vm_show },
+	{ "vm", "resume", "NAME", "let a VM the VMM paused run again",
+	  "A QEMU VM whose disk write found the host disk full is paused\n"
+	  "(state paused, reason host_disk_full); free space on the host, then\n"
+	  "resume it.  Refused while the disk is still below the reserve.\n",
+	  vm_resume },
 	{ "vm", "start", "NAME...|--all [--no-wait] [--cancel]",
 	  "boot stopped VMs",
 	  "Flags:\n"

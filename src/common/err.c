@@ -37,6 +37,7 @@ static const struct bn_code_info code_table[] = {
 	{ BN_ETIMEOUT, 504, "timeout" },
 	{ BN_ENOT_READY, 504, "not_ready" },
 	{ BN_EBOOT_STALLED, 504, "boot_stalled" },
+	{ BN_EHOST_DISK_FULL, 507, "host_disk_full" },
 };
 
 _Static_assert(sizeof(code_table) / sizeof(code_table[0]) == BN_CODE_MAX,

@@ -43,6 +43,7 @@ enum bn_code {
 	BN_ETIMEOUT,        /* timeout 504 */
 	BN_ENOT_READY,      /* not_ready 504: a guest readiness check never passed */
 	BN_EBOOT_STALLED,   /* boot_stalled 504: no console output, no agent */
+	BN_EHOST_DISK_FULL, /* host_disk_full 507: below the disk reserve */
 	BN_CODE_MAX
 };
 

@@ -34,6 +34,7 @@ static const struct cfg_entry config_table[] = {
 	{ "agent", "ping_helper", CFG_STR, CSTR(agent), 0, 0, NULL },
 	{ "health_timeout_s", NULL, CFG_INT, CINT(health_timeout_s), 1, 3600, NULL },
 	{ "boot_stall_s", NULL, CFG_INT, CINT(boot_stall_s), 0, 3600, NULL },
+	{ "disk_reserve_mib", NULL, CFG_INT, CINT(disk_reserve_mib), 0, 1048576, NULL },
 	{ "stop_grace_s", NULL, CFG_INT, CINT(stop_grace_s), 0, 600, NULL },
 	{ "vmm_api_timeout_ms", NULL, CFG_INT, CINT(vmm_api_timeout_ms), 100, 600000, NULL },
 	{ "default_vcpus", NULL, CFG_INT, CINT(default_vcpus), 1, 32, NULL },
@@ -140,6 +141,7 @@ config_defaults(struct config *cfg)
 	cfg->agent_port = 1024;
 	cfg->health_timeout_s = 90;
 	cfg->boot_stall_s = 60;
+	cfg->disk_reserve_mib = 1024;
 	cfg->stop_grace_s = 10;
 	cfg->vmm_api_timeout_ms = 3000;
 	cfg->default_vcpus = 2;

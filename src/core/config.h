@@ -32,6 +32,9 @@ struct config {
 	 * this long has stalled: fail it (boot_stalled) instead of waiting
 	 * out health_timeout_s.  0: wait out the deadline. */
 	int boot_stall_s;
+	/* Free space (MiB) creates and starts leave on the state dir's file
+	 * system; 0: none. */
+	int disk_reserve_mib;
 	int stop_grace_s;
 	int vmm_api_timeout_ms;
 	int default_vcpus;

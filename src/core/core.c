@@ -229,7 +229,7 @@ vm_to_json(const struct vm *vm)
 	snprintf(dns, sizeof(dns), "%s.vm", vm->name);
 	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b}, "
 	    "s:{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o, "
-	    "s:o}}",
+	    "s:o, s:o}}",
 	    "name", vm->name, "id", vm->id,
 	    "spec", "image", vm->image, "vcpus", vm->vcpus, "memory_mib",
 	    vm->memory_mib, "disk_gib", vm->disk_gib, "nat", vm->nat,
@@ -246,7 +246,8 @@ vm_to_json(const struct vm *vm)
 	    "stopped_at", ts_or_null(vm->stopped_at),
 	    "updated_at", vm->updated_at,
 	    "last_error", json_str_or_null(vm->last_error),
-	    "last_stop", last_stop_json(vm));
+	    "last_stop", last_stop_json(vm),
+	    "paused_reason", json_str_or_null(vm->paused_reason));
 }
 
 json_t *

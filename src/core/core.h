@@ -127,6 +127,12 @@ void core_emit(struct core *c, const char *type, const char *vm,
 
 /* ---- doctor ---- */
 json_t *core_doctor(struct core *c);
+/* GET /v1/host: free, committed and reserved bytes of the state dir's
+ * file system, and what each VM may still claim. */
+json_t *core_host_json(struct core *c, struct bn_err *err);
+/* Let a VM that the VMM paused (a full host disk) run again. */
+int core_vm_resume(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err);
 /* Which bangerd this is: pid, binary, socket, state and runtime dirs, and
  * the runtime bundle's identity (a hash of its files' identities), so a
  * client can tell which daemon and which bundle answered. */

@@ -363,6 +363,38 @@ check_stops(struct core *c, json_t *checks)
 	free(rows);
 }
 
+/* Sparse VM disks may promise more than the host has. */
+static void
+check_disk(struct core *c, json_t *checks, bool on_qemu)
+{
+	struct host_capacity hc;
+	struct bn_err err;
+	char msg[512];
+	long long mib = 1 << 20;
+
+	if (core_host_capacity(c, &hc, NULL, &err) < 0) {
+		add(checks, "disk", "vms", CHK_WARN, err.msg, NULL);
+		return;
+	}
+	if (hc.committed <= hc.free - hc.reserve) {
+		snprintf(msg, sizeof(msg), "%lld MiB free on %s; VM disks may still "
+		    "claim %lld MiB; %lld MiB kept in reserve", hc.free / mib,
+		    c->cfg.state_dir, hc.committed / mib, hc.reserve / mib);
+		add(checks, "disk", "vms", hc.free < hc.reserve ? CHK_WARN : CHK_OK,
+		    msg, hc.free < hc.reserve ? "free space on the host: creates "
+		    "and starts are refused below the reserve" : NULL);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "overcommitted: VM disks may still claim %lld "
+	    "MiB, %lld MiB are free on %s above the reserve of %lld MiB; %s",
+	    hc.committed / mib, (hc.free - hc.reserve) / mib, c->cfg.state_dir,
+	    hc.reserve / mib, on_qemu ? "a QEMU VM that fills it is paused "
+	    "(host_disk_full) until it is resumed" : "Firecracker cannot pause "
+	    "a VM on a full disk: its guest gets I/O errors");
+	add(checks, "disk", "vms", CHK_WARN, msg, "free space, delete unused "
+	    "VMs, or give VMs smaller work disks (disk_gib)");
+}
+
 /* FNV-1a over the identities (device, inode, size, mtime, path) of the
  * bundle's files: it changes when any part is rebuilt or replaced. */
 static void
@@ -450,6 +482,7 @@ core_doctor(struct core *c)
 		    "fix the permissions or pass --state-dir");
 	}
 	check_stops(c, checks);
+	check_disk(c, checks, on_qemu);
 	char id[17], exe[PATH_MAX];
 	ssize_t xn = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[xn > 0 ? xn : 0] = '\0';

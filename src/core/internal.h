@@ -124,6 +124,22 @@ struct vmm_choice {
 };
 int vmm_pick(struct core *c, struct vmm_choice *ret, struct bn_err *err);
 
+/* The host's disk (core/host.c). */
+struct host_capacity {
+	long long free;        /* bytes free for us on the state dir's fs */
+	long long committed;   /* what VMs' sparse disks may still claim */
+	long long reserve;     /* disk_reserve_mib in bytes */
+};
+int core_host_capacity(struct core *c, struct host_capacity *ret,
+    json_t *per_vm, struct bn_err *err);
+/* Room for need more bytes above the reserve, or BN_EHOST_DISK_FULL
+ * saying what (e.g. "a create of 'web'") and how much. */
+int core_host_room(struct core *c, long long need, const char *what,
+    struct bn_err *err);
+/* What copying an image into a new VM allocates (sparse copies). */
+struct image_view;
+long long core_image_allocated(const struct image_view *iv);
+
 /* Networking (core/net.c). */
 struct vm_net {
 	char tap[16];

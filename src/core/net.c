@@ -305,7 +305,8 @@ core_net_nat_sync(struct core *c, struct bn_err *err)
 	for (int i = 0; i < n; i++) {
 		if (!vms[i].nat || vms[i].ip[0] == '\0' ||
 		    (vms[i].state != VM_RUNNING && vms[i].state != VM_STARTING &&
-		    vms[i].state != VM_CREATING) || vms[i].pid <= 0)
+		    vms[i].state != VM_CREATING && vms[i].state != VM_PAUSED) ||
+		    vms[i].pid <= 0)
 			continue;
 		snprintf(nv[k].name, sizeof(nv[k].name), "%s", vms[i].name);
 		snprintf(nv[k].ip, sizeof(nv[k].ip), "%s", vms[i].ip);

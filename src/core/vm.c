@@ -521,6 +521,21 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 	p.vm_id = vm->id;
 	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 
+	/* A guest the VMM paused cannot hear a request to power off.  With
+	 * space back it runs again first and stops cleanly; on a host that is
+	 * still full, running it would only fail its writes, so it is ended
+	 * where it stands (its disks hold what was written before the pause). */
+	if (vm->paused_reason[0] != '\0') {
+		struct bn_err ignored;
+		if (drv->resume != NULL &&
+		    core_host_room(c, 0, "a resume", &ignored) == 0 &&
+		    drv->resume(&p, &ignored) == 0)
+			log_info("vm '%s': resumed to stop it cleanly", vm->name);
+		else
+			grace_s = 0;
+		vm->paused_reason[0] = '\0';
+	}
+
 	long long t0 = time_mono_ms();
 	long long grace_ms = (long long)grace_s * 1000;
 	if (grace_ms > 0 && vm->pid > 0 && proc_alive(vm->pid)) {
@@ -755,6 +770,14 @@ op_action(struct core *c, struct op *op, void *arg, struct bn_err *err)
 			res = vm_to_json(&vm);
 			break;
 		}
+		if (vm.state == VM_PAUSED) {
+			bn_fail(err, BN_ESTATE, 0, "vm '%s' is paused (%s)", vm.name,
+			    vm.paused_reason);
+			bn_err_hint(err, "resume it: banger vm resume %s", vm.name);
+			break;
+		}
+		if (core_host_room(c, 0, "a start", err) < 0)
+			break;
 		if (vm_boot(c, op, &vm, 10, err) == 0)
 			res = vm_to_json(&vm);
 		break;
@@ -763,13 +786,17 @@ op_action(struct core *c, struct op *op, void *arg, struct bn_err *err)
 			res = vm_to_json(&vm);
 		break;
 	case VM_ACT_RESTART:
+		if (core_host_room(c, 0, "a restart", err) < 0)
+			break;
 		if (vm_halt(c, op, &vm, a->grace_s, err) == 0 &&
 		    vm_boot(c, op, &vm, 40, err) == 0)
 			res = vm_to_json(&vm);
 		break;
 	case VM_ACT_DELETE:
-		if ((vm.state == VM_RUNNING || vm.state == VM_STARTING) && !a->force) {
-			bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is running", vm.name);
+		if ((vm.state == VM_RUNNING || vm.state == VM_STARTING ||
+		    vm.state == VM_PAUSED) && !a->force) {
+			bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is %s", vm.name,
+			    vm_state_name(vm.state));
 			bn_err_hint(err, "stop it first or delete with --force");
 			break;
 		}
@@ -845,6 +872,8 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 		return bn_err_hint(err, iv.is_default ? "run 'make runtime-bundle'" :
 		    "register the image again with an ext4 rootfs");
 	}
+	if (core_host_room(c, core_image_allocated(&iv), "a create", err) < 0)
+		return -1;
 	if (vmm_pick(c, &pick, err) < 0)
 		return -1;
 	if (store_vm_count(c->store, &count, err) < 0)
@@ -1284,7 +1313,9 @@ core_reconcile(struct core *c)
 			continue;
 		}
 		if (vm->pid > 0 && drv->probe(&p, vm->pid, &err) == 0) {
-			if (vm->state != VM_RUNNING) {
+			/* A VM the VMM paused stays paused; the monitor
+			 * looks again. */
+			if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {
 				vm->state = VM_RUNNING;
 				time_rfc3339(vm->updated_at);
 				store_vm_update(c->store, vm, NULL);
@@ -1295,9 +1326,11 @@ core_reconcile(struct core *c)
 		}
 		if (vm->state == VM_STOPPED && vm->pid == 0)
 			continue;
-		if (vm->state == VM_RUNNING || vm->state == VM_STARTING)
+		if (vm->state == VM_RUNNING || vm->state == VM_STARTING ||
+		    vm->state == VM_PAUSED)
 			snprintf(vm->last_error, sizeof(vm->last_error),
 			    "the VMM was not running when bangerd started");
+		vm->paused_reason[0] = '\0';
 		vm->state = VM_STOPPED;
 		vm->pid = 0;
 		vm->tap[0] = '\0';  /* the TAP itself goes in core_net_start */
@@ -1313,10 +1346,89 @@ core_reconcile(struct core *c)
 	free(vms);
 }
 
+/* Has the VMM paused this running VM by itself (QEMU on a full host
+ * disk)?  Then show it: state paused, the reason, an event.  VM lock held
+ * by the caller. */
+static void
+watch_paused(struct core *c, struct vm *vm)
+{
+	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
+	struct vmm_params p;
+	char dir[PATH_MAX], reason[32];
+	struct bn_err err;
+
+	if (drv->paused == NULL)
+		return;
+	memset(&p, 0, sizeof(p));
+	if (vm_dir(c, vm->id, dir, sizeof(dir), NULL) < 0 ||
+	    vmm_params_paths(&p, dir, NULL) < 0)
+		return;
+	p.vm_id = vm->id;
+	p.api_timeout_ms = 1000;
+	if (drv->paused(&p, reason, sizeof(reason), &err) != 1)
+		return;
+	snprintf(vm->paused_reason, sizeof(vm->paused_reason), "%s", reason);
+	snprintf(vm->health, sizeof(vm->health), "unknown");
+	log_warnx("vm '%s': the VMM paused it (%s)", vm->name, reason);
+	vm_set_state_ev(c, vm, VM_PAUSED, json_pack("{s:s}", "reason", reason));
+}
+
+/* A paused VM whose host disk has room again is not resumed behind the
+ * user's back: it waits for POST /v1/vms/NAME/resume. */
+int
+core_vm_resume(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err)
+{
+	struct vm vm;
+	struct vmm_params p;
+	char dir[PATH_MAX];
+	int rc = -1;
+
+	if (!vm_trylock(c, name))
+		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
+		    "operation", name);
+	if (store_vm_get(c->store, name, &vm, err) < 0)
+		goto out;
+	if (vm.state != VM_PAUSED) {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not paused", name,
+		    vm_state_name(vm.state));
+		goto out;
+	}
+	const struct vmm_driver *drv = vmm_by_name(vm.vmm);
+	if (drv->resume == NULL) {
+		bn_fail(err, BN_ESTATE, 0, "%s cannot resume vm '%s'", drv->name,
+		    name);
+		goto out;
+	}
+	if (strcmp(vm.paused_reason, "host_disk_full") == 0 &&
+	    core_host_room(c, 0, "a resume", err) < 0) {
+		bn_err_prefix(err, "the host disk is still full");
+		goto out;
+	}
+	memset(&p, 0, sizeof(p));
+	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
+	    vmm_params_paths(&p, dir, err) < 0)
+		goto out;
+	p.vm_id = vm.id;
+	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
+	if (drv->resume(&p, err) < 0)
+		goto out;
+	vm.paused_reason[0] = '\0';
+	vm_set_state_ev(c, &vm, VM_RUNNING, json_pack("{s:s}", "reason",
+	    "resumed"));
+	log_info("vm '%s': resumed", name);
+	*ret = vm;
+	rc = 0;
+out:
+	vm_unlock(c, name);
+	return rc;
+}
+
 void *
 core_monitor_main(void *arg)
 {
 	struct core *c = arg;
+	unsigned round = 0;
 
 	for (;;) {
 		pthread_mutex_lock(&c->ev_mu);
@@ -1333,8 +1445,19 @@ core_monitor_main(void *arg)
 		int n = 0;
 		if (store_vm_list(c->store, &vms, &n, NULL) < 0)
 			continue;
+		/* Every 2 s: has a VMM paused a guest on a full disk? */
+		bool ask = ++round % 4 == 0;
 		for (int i = 0; i < n; i++) {
-			if (vms[i].state != VM_RUNNING || vms[i].pid <= 0 ||
+			if (ask && vms[i].state == VM_RUNNING && vms[i].pid > 0 &&
+			    proc_alive(vms[i].pid) && vm_trylock(c, vms[i].name)) {
+				struct vm vm;
+				if (store_vm_get(c->store, vms[i].name, &vm, NULL) == 0 &&
+				    vm.state == VM_RUNNING && vm.pid == vms[i].pid)
+					watch_paused(c, &vm);
+				vm_unlock(c, vms[i].name);
+			}
+			if ((vms[i].state != VM_RUNNING &&
+			    vms[i].state != VM_PAUSED) || vms[i].pid <= 0 ||
 			    proc_alive(vms[i].pid))
 				continue;
 			/* Busy VMs are handled by their operation. */
@@ -1342,8 +1465,9 @@ core_monitor_main(void *arg)
 				continue;
 			struct vm vm;
 			if (store_vm_get(c->store, vms[i].name, &vm, NULL) == 0 &&
-			    vm.state == VM_RUNNING && vm.pid == vms[i].pid &&
-			    !proc_alive(vm.pid)) {
+			    (vm.state == VM_RUNNING || vm.state == VM_PAUSED) &&
+			    vm.pid == vms[i].pid && !proc_alive(vm.pid)) {
+				vm.paused_reason[0] = '\0';
 				char dir[PATH_MAX];
 				struct vmm_params p;
 				memset(&p, 0, sizeof(p));

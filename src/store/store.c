@@ -83,10 +83,13 @@ static const char *const migrations[] = {
 	"  ms INTEGER NOT NULL,"
 	"  at TEXT NOT NULL);"
 	"CREATE INDEX stops_image ON stops(image, seq);",
+	/* 5: why a paused VM is paused (host_disk_full). */
+	"ALTER TABLE vms ADD COLUMN paused_reason TEXT NOT NULL DEFAULT '';",
 };
 
 static const char *const vm_state_names[] = {
-	"creating", "stopped", "starting", "running", "stopping", "error"
+	"creating", "stopped", "starting", "running", "stopping", "error",
+	"paused"
 };
 static const char *const image_source_names[] = { "bundle", "registered", "built" };
 static const char *const op_state_names[] = {
@@ -233,7 +236,8 @@ col_text(sqlite3_stmt *st, int col, char *out, size_t outsz)
 
 #define VM_COLS "id, name, image, vcpus, memory_mib, disk_gib, nat, state, vmm, " \
 	"pid, cid, health, last_error, created_at, started_at, stopped_at, " \
-	"updated_at, tap, accel, accel_reason, stop_result, stop_method, stop_ms"
+	"updated_at, tap, accel, accel_reason, stop_result, stop_method, stop_ms, " \
+	"paused_reason"
 /* Read-only: the lease is stored in its own table. */
 #define VM_SELECT "SELECT " VM_COLS ", coalesce((SELECT ip FROM leases WHERE " \
 	"leases.vm_id = vms.id), '') FROM vms"
@@ -269,7 +273,8 @@ vm_from_row(sqlite3_stmt *st, struct vm *vm)
 	col_text(st, 20, vm->stop_result, sizeof(vm->stop_result));
 	col_text(st, 21, vm->stop_method, sizeof(vm->stop_method));
 	vm->stop_ms = sqlite3_column_int(st, 22);
-	col_text(st, 23, vm->ip, sizeof(vm->ip));
+	col_text(st, 23, vm->paused_reason, sizeof(vm->paused_reason));
+	col_text(st, 24, vm->ip, sizeof(vm->ip));
 }
 
 static void
@@ -298,6 +303,7 @@ vm_bind(sqlite3_stmt *st, const struct vm *vm)
 	sqlite3_bind_text(st, 21, vm->stop_result, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 22, vm->stop_method, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 23, vm->stop_ms);
+	sqlite3_bind_text(st, 24, vm->paused_reason, -1, SQLITE_STATIC);
 }
 
 /* Run one statement that changes rows, in its own transaction (a single
@@ -321,7 +327,7 @@ store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err)
 
 	pthread_mutex_lock(&s->mu);
 	if (sqlite3_prepare_v2(s->db, "INSERT INTO vms (" VM_COLS ") VALUES "
-	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
+	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare insert vm");
 		goto out;
 	}
@@ -389,8 +395,8 @@ store_vm_update(struct store *s, const struct vm *vm, struct bn_err *err)
 	    "vcpus=?4, memory_mib=?5, disk_gib=?6, nat=?7, state=?8, vmm=?9, "
 	    "pid=?10, cid=?11, health=?12, last_error=?13, created_at=?14, "
 	    "started_at=?15, stopped_at=?16, updated_at=?17, tap=?18, accel=?19, "
-	    "accel_reason=?20, stop_result=?21, stop_method=?22, stop_ms=?23 "
-	    "WHERE id=?1",
+	    "accel_reason=?20, stop_result=?21, stop_method=?22, stop_ms=?23, "
+	    "paused_reason=?24 WHERE id=?1",
 	    -1, &st, NULL) != SQLITE_OK) {
 		rc = db_fail(s, err, "prepare update vm");
 		goto out;

@@ -17,7 +17,8 @@
 #define VM_ID_LEN 16
 
 enum vm_state {
-	VM_CREATING, VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_ERROR
+	VM_CREATING, VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_ERROR,
+	VM_PAUSED,   /* the VMM holds the vCPUs (QEMU on a full host disk) */
 };
 
 struct vm {
@@ -45,6 +46,7 @@ struct vm {
 	char stop_result[8];
 	char stop_method[16];
 	int stop_ms;
+	char paused_reason[32];  /* with VM_PAUSED: host_disk_full */
 };
 
 enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };

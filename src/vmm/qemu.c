@@ -180,14 +180,21 @@ qemu_build_argv(const struct vmm_params *p, const struct qemu_opts *o,
 
 	/* Disks: vda = rootfs, vdb = work disk.  cache=none (O_DIRECT) keeps
 	 * the host page cache out of it; file systems without O_DIRECT
-	 * (tmpfs) get the default writeback cache instead. */
+	 * (tmpfs) get the default writeback cache instead.  A write that
+	 * finds the host disk full pauses the VM (werror=enospc: QEMU's
+	 * default for virtio-blk, said out loud because bangerd relies on it
+	 * to show the VM paused with host_disk_full) instead of handing the
+	 * guest an I/O error that its file system would not survive; other
+	 * errors are reported to the guest. */
 	av_addf(a, "-drive");
-	av_addf(a, "id=rootfs,file=%s,format=raw,if=none,cache=%s,aio=threads",
+	av_addf(a, "id=rootfs,file=%s,format=raw,if=none,cache=%s,aio=threads,"
+	    "werror=enospc,rerror=report",
 	    av_esc(a, e1, sizeof(e1), p->rootfs), o->direct_root ? "none" : "writeback");
 	av_addf(a, "-device");
 	av_addf(a, "virtio-blk-device,drive=rootfs");
 	av_addf(a, "-drive");
-	av_addf(a, "id=work,file=%s,format=raw,if=none,cache=%s,aio=threads",
+	av_addf(a, "id=work,file=%s,format=raw,if=none,cache=%s,aio=threads,"
+	    "werror=enospc,rerror=report",
 	    av_esc(a, e1, sizeof(e1), p->workdisk), o->direct_work ? "none" : "writeback");
 	av_addf(a, "-device");
 	av_addf(a, "virtio-blk-device,drive=work");
@@ -957,8 +964,64 @@ qemu_probe(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 	return rc < 0 ? bn_err_prefix(err, "qemu") : 0;
 }
 
+/* QEMU stops the VM with status io-error when a drive with werror=enospc
+ * fails a write; query-block says whether for lack of space. */
+static int
+qemu_paused(const struct vmm_params *p, char *reason, size_t reasonsz,
+    struct bn_err *err)
+{
+	struct qemu_files f;
+	struct qmp_conn *q;
+	json_t *blocks = NULL;
+	char st[32];
+
+	if (qemu_files(p->vmdir, &f, err) < 0 ||
+	    qmp_connect(f.qmp, time_mono_ms() + (p->api_timeout_ms > 0 ?
+	    p->api_timeout_ms : 2000), &q, err) < 0)
+		return -1;
+	if (qmp_status(q, st, sizeof(st), err) < 0) {
+		qmp_close(q);
+		return -1;
+	}
+	if (strcmp(st, "io-error") != 0) {
+		qmp_close(q);
+		return 0;
+	}
+	snprintf(reason, reasonsz, "io_error");
+	if (qmp_execute(q, "query-block", NULL, &blocks, err) == 0) {
+		size_t i;
+		json_t *b;
+		json_array_foreach(blocks, i, b) {
+			const char *io = json_get_str(b, "io-status");
+			if (io != NULL && strcmp(io, "nospace") == 0)
+				snprintf(reason, reasonsz, "host_disk_full");
+		}
+		json_decref(blocks);
+	}
+	qmp_close(q);
+	return 1;
+}
+
+static int
+qemu_resume(const struct vmm_params *p, struct bn_err *err)
+{
+	struct qemu_files f;
+	struct qmp_conn *q;
+	int rc;
+
+	if (qemu_files(p->vmdir, &f, err) < 0 ||
+	    qmp_connect(f.qmp, time_mono_ms() + (p->api_timeout_ms > 0 ?
+	    p->api_timeout_ms : 2000), &q, err) < 0)
+		return -1;
+	rc = qmp_execute(q, "cont", NULL, NULL, err);
+	qmp_close(q);
+	return rc < 0 ? bn_err_prefix(err, "qemu cont") : 0;
+}
+
 const struct vmm_driver vmm_qemu = {
 	.name = "qemu",
+	.paused = qemu_paused,
+	.resume = qemu_resume,
 	.spawn = qemu_spawn,
 	.configure = qemu_configure,
 	.start = qemu_start,

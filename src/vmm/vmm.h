@@ -61,6 +61,14 @@ struct vmm_driver {
 	void (*kill)(const struct vmm_params *p, pid_t pid);
 	/* Is pid this VM's VMM and does its API answer? (adoption) */
 	int (*probe)(const struct vmm_params *p, pid_t pid, struct bn_err *err);
+	/* Did the VMM pause the guest by itself?  1 with *reason set
+	 * ("host_disk_full" when a disk write found no space, else
+	 * "io_error"), 0 when it runs, -1 when it cannot be asked.  NULL for
+	 * a VMM that never pauses on its own (Firecracker fails the I/O). */
+	int (*paused)(const struct vmm_params *p, char *reason, size_t reasonsz,
+	    struct bn_err *err);
+	/* Let a paused guest run again.  NULL: not supported. */
+	int (*resume)(const struct vmm_params *p, struct bn_err *err);
 };
 
 extern const struct vmm_driver vmm_firecracker;

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -124,23 +125,23 @@ def run_image(image, runtime, n, outdir):
                 kind = ("start-after-stop", "restart", "recreate")[i % 3]
             if kind == "start-after-stop":
                 api.post("/v1/vms/%s/stop" % name, params={"wait": 120},
-                         validate_body=False)
+                         validate_body=False, timeout=180)
             if kind == "recreate":
                 api.delete("/v1/vms/" + name, params={"force": "true",
                                                       "wait": 120},
-                           validate_body=False)
+                           validate_body=False, timeout=180)
                 exists = False
             t0 = time.monotonic()
+            # The HTTP read waits as long as the operation may take.
+            hold = {"params": {"wait": BOOT_S + 60}, "validate_body": False,
+                    "timeout": BOOT_S + 120}
             if not exists:
                 r = api.post("/v1/vms", {"name": name, "vcpus": 1,
-                                         "memory_mib": 512},
-                             params={"wait": BOOT_S + 60}, validate_body=False)
+                                         "memory_mib": 512}, **hold)
             elif kind == "start-after-stop":
-                r = api.post("/v1/vms/%s/start" % name,
-                             params={"wait": BOOT_S + 60}, validate_body=False)
+                r = api.post("/v1/vms/%s/start" % name, **hold)
             else:
-                r = api.post("/v1/vms/%s/restart" % name,
-                             params={"wait": BOOT_S + 60}, validate_body=False)
+                r = api.post("/v1/vms/%s/restart" % name, **hold)
             took = time.monotonic() - t0
             op = r.json()
             vm = api.get("/v1/vms/" + name, validate=False)
@@ -159,7 +160,7 @@ def run_image(image, runtime, n, outdir):
                 image, i + 1, n, kind, took, code,
                 (op.get("error") or {}).get("message", ""), where), flush=True)
             api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
-                       validate_body=False)
+                       validate_body=False, timeout=180)
             exists = False
     finally:
         try:
@@ -181,6 +182,9 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("stress_boot: needs root (TAP networking, namespaces)")
+    # A SIGTERM (make interrupted, a CI timeout) still ends the load, the
+    # VM, bangerd and the namespace through the finally blocks.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     run = time.strftime("%Y%m%d-%H%M%S")
     outdir = os.path.join(BUILD, "stress", run)
     os.makedirs(outdir, exist_ok=True)

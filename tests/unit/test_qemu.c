@@ -147,10 +147,12 @@ test_argv_tcg(void)
 	    "append '%s'", arg_after(&a, "-append", 0));
 	fail_unless(strcmp(arg_after(&a, "-drive", 0), "id=rootfs,file=/var/lib/"
 	    "banger/vms/0123456789abcdef/rootfs.ext4,format=raw,if=none,cache=none,"
-	    "aio=threads") == 0, "rootfs drive %s", arg_after(&a, "-drive", 0));
+	    "aio=threads,werror=enospc,rerror=report") == 0, "rootfs drive %s",
+	    arg_after(&a, "-drive", 0));
 	fail_unless(strcmp(arg_after(&a, "-drive", 1), "id=work,file=/var/lib/"
 	    "banger/vms/0123456789abcdef/work.ext4,format=raw,if=none,"
-	    "cache=writeback,aio=threads") == 0, "work drive %s",
+	    "cache=writeback,aio=threads,werror=enospc,rerror=report") == 0,
+	    "work drive %s",
 	    arg_after(&a, "-drive", 1));
 	fail_unless(strcmp(arg_after(&a, "-device", 0),
 	    "virtio-blk-device,drive=rootfs") == 0, "vda first");
@@ -456,7 +458,9 @@ static const char fake_helper_py[] =
 
 /* A fake QEMU: records its argv, connects to the vhost-user socket, serves
  * QMP.  FAKE_QEMU_MODE: normal (powerdown ends it), deaf (never answers),
- * stubborn (ignores powerdown), die (fails at start like a bad -drive). */
+ * stubborn (ignores powerdown), die (fails at start like a bad -drive),
+ * enospc (the first cont meets a full disk: io-error, nospace; the next
+ * one runs). */
 static const char fake_qemu_py[] =
 "#!/usr/bin/python3\n"
 "import json, os, socket, sys, time\n"
@@ -491,7 +495,13 @@ static const char fake_qemu_py[] =
 "        elif cmd in ('qmp_capabilities',):\n"
 "            say({'return': {}, 'id': i})\n"
 "        elif cmd == 'cont':\n"
-"            state = 'running'; say({'return': {}, 'id': i})\n"
+"            full = mode == 'enospc' and state == 'prelaunch'\n"
+"            state = 'io-error' if full else 'running'\n"
+"            say({'return': {}, 'id': i})\n"
+"        elif cmd == 'query-block':\n"
+"            io = 'nospace' if state == 'io-error' else 'ok'\n"
+"            say({'return': [{'device': 'rootfs', 'io-status': 'ok'},\n"
+"                            {'device': 'work', 'io-status': io}], 'id': i})\n"
 "        elif cmd == 'system_powerdown':\n"
 "            say({'return': {}, 'id': i})\n"
 "            if mode == 'normal':\n"
@@ -615,6 +625,39 @@ test_lifecycle_fake(void)
 	fail_unless(vmm_qemu.probe(&p, pid, &err) < 0, "probe of a stopped vm");
 	unsetenv("FAKE_QEMU_ARGV");
 	return 0;
+}
+
+/* QEMU pauses a VM whose write meets a full disk (werror=enospc):
+ * paused() sees io-error and nospace, resume() lets it run. */
+static int
+test_paused_on_enospc(void)
+{
+	struct vmm_params p;
+	struct bn_err err;
+	char dir[128], reason[32];
+	pid_t pid = 0, hpid;
+
+	if (!have_python())
+		skip_test("no /usr/bin/python3 for the fake qemu");
+	fail_unless(fake_vm(&p, "enospc", dir, sizeof(dir)) == 0, "vm dir");
+	setenv("FAKE_QEMU_MODE", "enospc", 1);
+	fail_unless(vmm_qemu.spawn(&p, &pid, &err) == 0, "spawn: %s", err.msg);
+	hpid = helper_pid(dir);
+	fail_unless(vmm_qemu.configure(&p, pid, &err) == 0, "configure: %s", err.msg);
+	fail_unless(vmm_qemu.paused(&p, reason, sizeof(reason), &err) == 0,
+	    "prelaunch is not paused by the VMM");
+	fail_unless(vmm_qemu.start(&p, &err) == 0, "start: %s", err.msg);
+	fail_unless(vmm_qemu.paused(&p, reason, sizeof(reason), &err) == 1,
+	    "io-error not seen: %s", err.msg);
+	fail_unless(strcmp(reason, "host_disk_full") == 0, "reason %s", reason);
+	fail_unless(vmm_qemu.resume(&p, &err) == 0, "resume: %s", err.msg);
+	fail_unless(vmm_qemu.paused(&p, reason, sizeof(reason), &err) == 0,
+	    "still paused after cont");
+	fail_unless(vmm_firecracker.paused == NULL && vmm_firecracker.resume == NULL,
+	    "Firecracker never pauses on its own");
+	fail_unless(vmm_qemu.stop(&p, pid, 0, NULL, &err) == 0, "stop: %s", err.msg);
+	unsetenv("FAKE_QEMU_MODE");
+	return check_clean(dir, pid, hpid);
 }
 
 static int
@@ -1029,6 +1072,7 @@ main(void)
 	RUN_TEST(test_qmp_errors);
 	RUN_TEST(test_lifecycle_fake);
 	RUN_TEST(test_stop_fallbacks);
+	RUN_TEST(test_paused_on_enospc);
 	RUN_TEST(test_spawn_failures);
 	RUN_TEST(test_real_boot);
 

@@ -36,7 +36,7 @@ test_migrate_and_vms(void)
 	unsigned cid;
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
-	fail_unless(store_schema_version(s) == 4, "version %d", store_schema_version(s));
+	fail_unless(store_schema_version(s) == 5, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");

@@ -64,6 +64,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The host's disk as VMs see it
+         * @description VM disks are sparse copies, so the host can promise more than it has. Reports the free space of the state directory's file system, what the VMs' disks may still claim (`committed`: their length minus what they hold), and `disk_reserve_mib`, which creates, starts and restarts keep free (`507 host_disk_full` otherwise). A QEMU VM whose write still finds the disk full is paused by QEMU (state `paused`, `paused_reason: host_disk_full`) until `POST /v1/vms/{name}/resume`; Firecracker cannot pause on a full disk, so for its VMs the reserve is the only guard.
+         */
+        get: operations["getHost"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms": {
         parameters: {
             query?: never;
@@ -206,6 +226,29 @@ export interface paths {
          * @description Starts a `vm.restart` operation: a stop followed by a start. The body may be omitted or be `{}`. The operation's `result` is the VM.
          */
         post: operations["restartVM"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vms/{name}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a VM the VMM paused
+         * @description Lets a `paused` VM run again (QEMU `cont`) and answers with it, `running`. A VM paused for `host_disk_full` is resumed only when the state directory's file system has `disk_reserve_mib` free again (`507 host_disk_full` otherwise). A VM that is not paused is `409 invalid_state`.
+         */
+        post: operations["resumeVM"];
         delete?: never;
         options?: never;
         head?: never;
@@ -505,6 +548,21 @@ export interface components {
             extensions: string[];
             daemon: components["schemas"]["DaemonInfo"];
         };
+        Host: {
+            state_dir: string;
+            /** @description Free for bangerd on the state directory's file system. */
+            free_bytes: number;
+            /** @description What the VMs' sparse disks may still claim. */
+            committed_bytes: number;
+            /** @description `disk_reserve_mib` in bytes. */
+            reserve_bytes: number;
+            /** @description Whether committed is more than free minus the reserve. */
+            overcommitted: boolean;
+            vms: {
+                name: components["schemas"]["Name"];
+                committed_bytes: number;
+            }[];
+        };
         /** @description Which bangerd answered: useful when several checkouts or an installed copy are around (`banger version` and `banger doctor` print it; doctor warns when the CLI's checkout uses another runtime bundle). */
         DaemonInfo: {
             pid: number;
@@ -582,8 +640,11 @@ export interface components {
         };
         /** @description Observed state of a VM. */
         VMStatus: {
-            /** @enum {string} */
-            state: "creating" | "stopped" | "starting" | "running" | "stopping" | "error";
+            /**
+             * @description `paused`: the VMM holds the guest's vCPUs (QEMU does when a disk write finds the host disk full); `paused_reason` says why.
+             * @enum {string}
+             */
+            state: "creating" | "stopped" | "starting" | "running" | "stopping" | "error" | "paused";
             /** @description Guest IPv4 address, null until networking assigns one. */
             ip: string | null;
             /** @description Name under the `.vm` zone (for example `web.vm`) once the VM has a lease. */
@@ -613,6 +674,11 @@ export interface components {
             updated_at: components["schemas"]["Timestamp"];
             /** @description Message of the last failure, null when there was none. */
             last_error: string | null;
+            /**
+             * @description With state `paused`, why; null otherwise.
+             * @enum {string|null}
+             */
+            paused_reason?: "host_disk_full" | "io_error" | null;
             /** @description How the last stop ended; null before the first. */
             last_stop?: components["schemas"]["LastStop"] | null;
         };
@@ -896,7 +962,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
@@ -1119,6 +1185,24 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description `vmm_error`: the VMM refused or failed a request. */
+        VMMError: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `host_disk_full`: the state directory's file system would drop below `disk_reserve_mib` (see `GET /v1/host`). */
+        HostDiskFull: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description `vmm_unavailable`: the VMM binary is missing or not executable. */
         VMMUnavailable: {
             headers: {
@@ -1288,6 +1372,28 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getHost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Capacity. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Host"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     listVMs: {
         parameters: {
             query?: never;
@@ -1347,6 +1453,7 @@ export interface operations {
             429: components["responses"]["LimitReached"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["VMMUnavailable"];
+            507: components["responses"]["HostDiskFull"];
         };
     };
     runVMActions: {
@@ -1546,6 +1653,27 @@ export interface operations {
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["VMMUnavailable"];
+        };
+    };
+    resumeVM: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["VMOk"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["VMMError"];
+            507: components["responses"]["HostDiskFull"];
         };
     };
     getVMHealth: {
