@@ -40,12 +40,16 @@ file_allocated(const char *path)
 	return stat(path, &st) == 0 ? (long long)st.st_blocks * 512 : 0;
 }
 
+/* Free bytes where VM disks live: <state>/vms, which may be a file
+ * system of its own; the state dir itself before the first VM. */
 static long long
 state_free(struct core *c)
 {
 	struct statvfs vfs;
+	char vms[PATH_MAX + 8];
 
-	if (statvfs(c->cfg.state_dir, &vfs) < 0)
+	snprintf(vms, sizeof(vms), "%s/vms", c->cfg.state_dir);
+	if (statvfs(vms, &vfs) < 0 && statvfs(c->cfg.state_dir, &vfs) < 0)
 		return -1;
 	return (long long)vfs.f_bavail * (long long)vfs.f_frsize;
 }
