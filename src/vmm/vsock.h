@@ -101,6 +101,10 @@ int vsock_wait_healthy(const char *uds_path, unsigned port,
 int vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
     int timeout_ms, int *ret_status, struct bn_err *err);
 
+/* How many sockets abandoned mid-handshake are kept open until the VMM
+ * answers their CONNECT (vsock.c explains why); for tests. */
+int vsock_parked(void);
+
 /* Free ret->agent and reset *h. */
 void vsock_health_clear(struct vsock_health *h);
 

@@ -215,6 +215,8 @@ enum fake_mode {
 	FAKE_NOACK,     /* read CONNECT, never answer */
 	FAKE_HANGUP,    /* read CONNECT, close (guest not listening) */
 	FAKE_CANNED,    /* OK, read the request head, send `canned`, close */
+	FAKE_SLOWACK,   /* read CONNECT, answer OK 600 ms later like a slow
+			 * guest; record whether the client was still there */
 };
 
 struct fake {
@@ -230,6 +232,8 @@ struct fake {
 	int nheld;
 	int connections;      /* written by the thread, read after join */
 	unsigned last_port;
+	int late_ok_failed;   /* FAKE_SLOWACK: the OK write hit a closed peer */
+	int late_ok_sent;
 };
 
 static void
@@ -279,6 +283,17 @@ fake_handle(struct fake *f, int c)
 		return;
 	}
 	switch (f->mode) {
+	case FAKE_SLOWACK: {
+		usleep(600 * 1000);
+		/* vhost-device-vsock panics when this write fails (EPIPE). */
+		const char ok[] = "OK 1073741826\n";
+		ssize_t w = send(c, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+		if (w != (ssize_t)sizeof(ok) - 1)
+			f->late_ok_failed = 1;
+		else
+			f->late_ok_sent = 1;
+		break;
+	}
 	case FAKE_NOACK:
 		if (f->nheld < 16) {
 			f->held[f->nheld++] = c;
@@ -561,6 +576,35 @@ test_no_ack(void)
 	fail_unless(strcmp(reason, "no_ack") == 0 ||
 	    strcmp(reason, "timeout") == 0, "reason %s", reason);
 	fail_unless(el >= 350 && el < 1500, "bounded by timeout: %lld ms", el);
+	return 0;
+}
+
+/* A guest that answers the CONNECT after the probe gave up: the probe
+ * returns at its deadline, but its socket stays open until the late OK
+ * arrives (vhost-device-vsock kills its vsock if that write fails), and
+ * is closed once it has. */
+static int
+test_late_ok_finds_us_there(void)
+{
+	struct fake f;
+	struct vsock_health h;
+	fail_unless(fake_start(&f, "slowack", FAKE_SLOWACK, 0, NULL, NULL) == 0,
+	    "fake");
+	long long t0 = vsock_now_ms();
+	vsock_probe_health(f.path, 1024, 200, &h);
+	long long el = vsock_now_ms() - t0;
+	int st = h.status;
+	vsock_health_clear(&h);
+	fail_unless(st == VSOCK_HEALTH_UNREACHABLE, "status %d", st);
+	fail_unless(el < 500, "the probe kept its deadline: %lld ms", el);
+	fail_unless(vsock_parked() >= 1, "the socket was closed, not parked");
+	/* The fake's OK lands (600 ms), then the parked socket goes. */
+	for (int i = 0; i < 100 && vsock_parked() > 0; i++)
+		usleep(20 * 1000);
+	fake_stop(&f);
+	fail_unless(f.late_ok_sent && !f.late_ok_failed,
+	    "the late OK hit a closed socket");
+	fail_unless(vsock_parked() == 0, "parked socket not closed after OK");
 	return 0;
 }
 
@@ -941,6 +985,9 @@ test_no_fd_leak(void)
 	    "fake");
 	char missing[160];
 	snprintf(missing, sizeof(missing), "%s/missing.vsock", tmpdir);
+	/* Sockets parked by earlier tests go once their fakes hung up. */
+	for (int i = 0; i < 200 && vsock_parked() > 0; i++)
+		usleep(20 * 1000);
 	int before = count_fds();
 	struct vsock_health h;
 	for (int i = 0; i < 5; i++) {
@@ -955,12 +1002,21 @@ test_no_fd_leak(void)
 	vsock_health_clear(&h);
 	int after = count_fds();
 	/* The NOACK fake keeps its side of each connection open in this
-	 * process; everything else must be back to the starting count. */
+	 * process, and the probe keeps (parks) its own side of a CONNECT
+	 * that was never answered; everything else must be back to the
+	 * starting count. */
+	int parked = vsock_parked();
 	fake_stop(&legacy);
 	fake_stop(&hang);
 	fake_stop(&noack);
-	fail_unless(after - before == noack.nheld, "fds %d -> %d (held %d)",
-	    before, after, noack.nheld);
+	fail_unless(after - before == noack.nheld + parked, "fds %d -> %d (held "
+	    "%d, parked %d)", before, after, noack.nheld, parked);
+	/* The fake hung up: the parked sockets go too. */
+	int stopped = count_fds();
+	for (int i = 0; i < 100 && vsock_parked() > 0; i++)
+		usleep(20 * 1000);
+	fail_unless(vsock_parked() == 0 && count_fds() == stopped - parked,
+	    "parked sockets left after the VMM hung up: %d", vsock_parked());
 	return 0;
 }
 
@@ -1016,6 +1072,7 @@ main(void)
 	RUN_TEST(test_http_degraded);
 	RUN_TEST(test_legacy_ping);
 	RUN_TEST(test_no_ack);
+	RUN_TEST(test_late_ok_finds_us_there);
 	RUN_TEST(test_hangup_before_ok);
 	RUN_TEST(test_no_socket);
 	RUN_TEST(test_dial_retries_until_listener);
