@@ -259,3 +259,27 @@ file_identity_hash(const char *path, const struct stat *st)
 		h = (h ^ (unsigned char)*k) * 1099511628211ULL;
 	return h;
 }
+
+ssize_t
+file_read_tail(const char *path, char *buf, size_t cap)
+{
+	struct stat st;
+	int fd;
+
+	if (cap == 0)
+		return -1;
+	buf[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return -1;
+	}
+	off_t from = st.st_size > (off_t)cap - 1 ? st.st_size - (off_t)cap + 1 : 0;
+	ssize_t n = pread(fd, buf, cap - 1, from);
+	close(fd);
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}

@@ -53,6 +53,9 @@ int path_join(char *out, size_t outsz, struct bn_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Read a whole small file (at most max bytes) into a NUL-terminated buffer. */
+/* The last cap-1 bytes of a file into buf, NUL-terminated (logs, the
+ * console); their count, or -1 when it cannot be read. */
+ssize_t file_read_tail(const char *path, char *buf, size_t cap);
 int file_read_all(const char *path, size_t max, char **ret, size_t *ret_len,
     struct bn_err *err);
 

@@ -205,8 +205,8 @@ ts_or_null(const char *ts)
 }
 
 /* How the last stop ended, or null before the first. */
-static json_t *
-last_stop_json(const struct vm *vm)
+json_t *
+vm_last_stop_json(const struct vm *vm)
 {
 	char sum[48];
 
@@ -246,7 +246,7 @@ vm_to_json(const struct vm *vm)
 	    "stopped_at", ts_or_null(vm->stopped_at),
 	    "updated_at", vm->updated_at,
 	    "last_error", json_str_or_null(vm->last_error),
-	    "last_stop", last_stop_json(vm),
+	    "last_stop", vm_last_stop_json(vm),
 	    "paused_reason", json_str_or_null(vm->paused_reason));
 }
 

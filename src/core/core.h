@@ -140,6 +140,8 @@ json_t *core_daemon_info(struct core *c);
 
 /* JSON views (shared by api/ and events). */
 json_t *vm_to_json(const struct vm *vm);
+/* status.last_stop: {result, method, duration_ms, summary} or null. */
+json_t *vm_last_stop_json(const struct vm *vm);
 json_t *image_to_json(const struct image_view *iv);
 json_t *op_to_json(const struct op_row *op);
 json_t *err_to_json(const struct bn_err *err);

@@ -241,23 +241,11 @@ static void
 console_last_line(const char *path, char *out, size_t outsz)
 {
 	char buf[512];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
+	ssize_t n = file_read_tail(path, buf, sizeof(buf));
 
 	out[0] = '\0';
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return;
-	}
-	off_t at = st.st_size > (off_t)sizeof(buf) - 1 ?
-	    st.st_size - (off_t)sizeof(buf) + 1 : 0;
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, at);
-	close(fd);
 	if (n <= 0)
 		return;
-	buf[n] = '\0';
 	/* Strip trailing blank lines, then take the last one. */
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
 	    buf[n - 1] == ' '))
@@ -467,26 +455,6 @@ agent_poweroff(struct core *c, const struct vm *vm, const struct vmm_driver *drv
 	return 0;
 }
 
-/* "clean" or "forced after N s", for messages. */
-static void
-stop_summary(const struct vm *vm, char *out, size_t outsz)
-{
-	if (strcmp(vm->stop_result, "forced") == 0)
-		snprintf(out, outsz, "forced after %d s", (vm->stop_ms + 500) / 1000);
-	else
-		snprintf(out, outsz, "%s", vm->stop_result);
-}
-
-static json_t *
-stop_event(const struct vm *vm)
-{
-	char sum[48];
-
-	stop_summary(vm, sum, sizeof(sum));
-	return json_pack("{s:s, s:s, s:i, s:s}", "result", vm->stop_result,
-	    "method", vm->stop_method, "duration_ms", vm->stop_ms, "summary", sum);
-}
-
 /* Stop a VM, keeping its disks whole.  In order, each step only when the
  * one before did not end the VMM:
  *   1. the agent's POST /poweroff: the guest syncs and its init system
@@ -563,20 +531,17 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 	    how == VMM_STOP_FORCED ? "kill" : asked ? "agent" :
 	    how == VMM_STOP_GONE ? "exited" :
 	    drv == &vmm_qemu ? "acpi" : "ctrl_alt_del");
-	if (how == VMM_STOP_FORCED) {
-		char sum[48];
-		stop_summary(vm, sum, sizeof(sum));
+	json_t *stop = vm_last_stop_json(vm);
+	if (how == VMM_STOP_FORCED)
 		log_warnx("vm '%s': stop %s: the guest did not shut down", vm->name,
-		    sum);
-	}
+		    json_string_value(json_object_get(stop, "summary")));
 	if (store_stop_record(c->store, vm, err) < 0)
 		log_warnx("vm '%s': %s", vm->name, err->msg);
 	vm->pid = 0;
 	core_net_vm_down(c, vm);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
-	vm_set_state_ev(c, vm, VM_STOPPED, json_pack("{s:o}", "stop",
-	    stop_event(vm)));
+	vm_set_state_ev(c, vm, VM_STOPPED, json_pack("{s:o}", "stop", stop));
 	if (vm->nat && core_net_nat_sync(c, err) < 0)
 		return bn_err_prefix(err, "nat");
 	return 0;

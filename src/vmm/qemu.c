@@ -654,24 +654,11 @@ static void
 log_last_line(const struct vmm_params *p, char *out, size_t outsz)
 {
 	char buf[8192];
-	int fd = open(p->vmm_log, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	ssize_t n;
+	ssize_t n = file_read_tail(p->vmm_log, buf, sizeof(buf));
 
 	out[0] = '\0';
-	if (fd < 0)
-		return;
-	if (fstat(fd, &st) < 0) {
-		close(fd);
-		return;
-	}
-	off_t from = st.st_size > (off_t)sizeof(buf) - 1 ?
-	    st.st_size - (off_t)sizeof(buf) + 1 : 0;
-	n = pread(fd, buf, sizeof(buf) - 1, from);
-	close(fd);
 	if (n <= 0)
 		return;
-	buf[n] = '\0';
 	char *start = buf, *m;
 	while ((m = strstr(start, LOG_MARK)) != NULL)
 		start = m + strlen(LOG_MARK);
