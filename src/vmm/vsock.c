@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,110 +110,6 @@ ack_is_ok(const char *line, size_t n)
 	return 1;
 }
 
-/* ---- connections abandoned mid-handshake ----
- *
- * Once "CONNECT <port>" is written, the VMM forwards a connection request
- * to the guest and, when the guest answers, writes "OK <port>" to our
- * socket.  vhost-device-vsock (0.3.0, QEMU's vsock here) unwraps that
- * write: if we have closed our end by then, the write fails with EPIPE,
- * its vring worker thread panics, and the VM's vsock is dead until it
- * stops; every later probe gets "no_ack".  A probe that gives up waiting
- * (its deadline came first, e.g. a guest slowed down by load) therefore
- * never closes such a socket: it is parked here and closed only once the
- * VMM has answered (the OK, after which closing is safe) or hung up, or
- * after VSOCK_PARK_MS.  One thread polls them all. */
-
-#define VSOCK_PARK_MAX 256
-#define VSOCK_PARK_MS (10 * 60 * 1000)
-
-static pthread_mutex_t park_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct parked {
-	int fd;
-	long long until;
-} parked[VSOCK_PARK_MAX];
-static int nparked;
-static bool park_thread_running;
-
-static void *
-park_main(void *arg)
-{
-	(void)arg;
-	for (;;) {
-		struct pollfd p[VSOCK_PARK_MAX];
-		int n;
-
-		pthread_mutex_lock(&park_mu);
-		n = nparked;
-		for (int i = 0; i < n; i++)
-			p[i] = (struct pollfd){ .fd = parked[i].fd, .events = POLLIN };
-		pthread_mutex_unlock(&park_mu);
-		if (n == 0) {
-			sleep_until(time_mono_ms() + 200);
-			continue;
-		}
-		if (poll(p, (nfds_t)n, 200) < 0 && errno != EINTR)
-			sleep_until(time_mono_ms() + 200);
-		long long now = time_mono_ms();
-		pthread_mutex_lock(&park_mu);
-		for (int i = 0; i < n; i++) {
-			bool done = now >= parked[i].until;
-			if (p[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) {
-				/* The OK line (and whatever follows), or EOF. */
-				char buf[256];
-				ssize_t r = read(p[i].fd, buf, sizeof(buf));
-				done = done || r <= 0 || memchr(buf, '\n', (size_t)r);
-				if (r < 0 && (errno == EAGAIN || errno == EINTR))
-					done = now >= parked[i].until;
-			}
-			if (done) {
-				close(parked[i].fd);
-				parked[i].fd = -1;
-			}
-		}
-		/* Compact; entries added meanwhile sit past n. */
-		int k = 0;
-		for (int i = 0; i < nparked; i++)
-			if (parked[i].fd >= 0)
-				parked[k++] = parked[i];
-		nparked = k;
-		pthread_mutex_unlock(&park_mu);
-	}
-	return NULL;
-}
-
-/* Keep fd open until the VMM answers its CONNECT (or hangs up). */
-static void
-park_fd(int fd)
-{
-	pthread_mutex_lock(&park_mu);
-	if (!park_thread_running) {
-		pthread_t t;
-		pthread_attr_t attr;
-		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-		if (pthread_create(&t, &attr, park_main, NULL) == 0)
-			park_thread_running = true;
-		pthread_attr_destroy(&attr);
-	}
-	if (!park_thread_running || nparked == VSOCK_PARK_MAX) {
-		pthread_mutex_unlock(&park_mu);
-		close(fd);   /* no better choice left */
-		return;
-	}
-	parked[nparked++] = (struct parked){ .fd = fd,
-		.until = time_mono_ms() + VSOCK_PARK_MS };
-	pthread_mutex_unlock(&park_mu);
-}
-
-int
-vsock_parked(void)
-{
-	pthread_mutex_lock(&park_mu);
-	int n = nparked;
-	pthread_mutex_unlock(&park_mu);
-	return n;
-}
-
 /* One connect + CONNECT + OK exchange; on success returns a non-blocking fd. */
 static int
 dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
@@ -250,19 +145,30 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 	if (w < 0) {
 		at->res = w == -2 ? ATTEMPT_TIMEOUT_ACK : ATTEMPT_RETRY_ACK;
 		at->sys_errno = w == -2 ? ETIMEDOUT : errno;
-		if (w == -2)
-			park_fd(fd);   /* CONNECT may be on its way */
-		else
-			close(fd);
+		close(fd);
 		return -1;
 	}
 
+	/* Once CONNECT is out, the VMM asks the guest, and when the guest
+	 * accepts it writes "OK <port>" to this socket.  vhost-device-vsock
+	 * (0.3.0, QEMU's vsock here) unwraps that write: had we closed our
+	 * end by then, it fails with EPIPE, the backend's vring worker
+	 * panics and the VM's vsock is dead until it stops, every later probe
+	 * ending in no_ack.  So the answer gets at least VSOCK_ACK_MIN_MS,
+	 * whatever the caller's deadline (a probe near the end of its slice
+	 * used to give a slow guest a few milliseconds).  A guest that is not
+	 * listening answers with a reset at once; one that is, within that
+	 * time even under heavy load.  (Keeping the socket open longer does
+	 * not help: the backend busy-polls every pending connection.) */
+	long long ack_deadline = time_mono_ms() + VSOCK_ACK_MIN_MS;
+	if (ack_deadline < deadline)
+		ack_deadline = deadline;
 	/* Byte at a time: whatever follows the newline belongs to the guest. */
 	char line[40];
 	size_t n = 0;
 	for (;;) {
 		char c;
-		ssize_t r = uhttp_read(fd, &c, 1, deadline);
+		ssize_t r = uhttp_read(fd, &c, 1, ack_deadline);
 		if (r == 1) {
 			if (c == '\n')
 				break;
@@ -278,14 +184,11 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 		if (r == -2) {
 			at->res = ATTEMPT_TIMEOUT_ACK;
 			at->sys_errno = ETIMEDOUT;
-			/* The guest may still answer: never close under the
-			 * VMM's pending "OK" write (see park_fd). */
-			park_fd(fd);
-			return -1;
+		} else {
+			/* EOF or reset: nothing listens in the guest (yet). */
+			at->res = ATTEMPT_RETRY_ACK;
+			at->sys_errno = r == 0 ? 0 : errno;
 		}
-		/* EOF or reset: nothing listens in the guest (yet). */
-		at->res = ATTEMPT_RETRY_ACK;
-		at->sys_errno = r == 0 ? 0 : errno;
 		close(fd);
 		return -1;
 	}

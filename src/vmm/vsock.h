@@ -20,6 +20,10 @@
 #define VSOCK_PROBE_DEFAULT_TIMEOUT_MS 2000
 /* vsock_wait_healthy() bounds each probe by this (and the deadline). */
 #define VSOCK_WAIT_PROBE_TIMEOUT_MS 3000
+/* Once "CONNECT <port>" is written, the VMM's answer is waited for at
+ * least this long, past the caller's deadline if need be (vsock.c says
+ * why: closing under a late "OK" kills vhost-device-vsock's vsock). */
+#define VSOCK_ACK_MIN_MS 2500
 /* Pause between dial attempts / wait_healthy probes. */
 #define VSOCK_RETRY_INTERVAL_MS 75
 /* Largest /healthz reply accepted. */
@@ -100,10 +104,6 @@ int vsock_wait_healthy(const char *uds_path, unsigned port,
  * not HTTP. */
 int vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
     int timeout_ms, int *ret_status, struct bn_err *err);
-
-/* How many sockets abandoned mid-handshake are kept open until the VMM
- * answers their CONNECT (vsock.c explains why); for tests. */
-int vsock_parked(void);
 
 /* Free ret->agent and reset *h. */
 void vsock_health_clear(struct vsock_health *h);

@@ -189,9 +189,13 @@ echo ok >/run/banger/layout-state
 # agent's POST /poweroff (bangerd's first step of a stop) runs
 # /bin/e2e-poweroff, since this /init cannot take busybox's poweroff signal;
 # the power key is left to power_watch below, which the driver test checks.
-banger-vsock-agent --listen "vsock:${port:-1024}" --layout-state /run/banger/layout-state \
-    --workdisk /work --workdev /dev/vdb --ready workdisk,network \
-    --poweroff-cmd /bin/e2e-poweroff --no-power-key &
+# An agent that dies says so (and how) on the console.
+(
+	banger-vsock-agent --listen "vsock:${port:-1024}" --layout-state /run/banger/layout-state \
+	    --workdisk /work --workdev /dev/vdb --ready workdisk,network \
+	    --poweroff-cmd /bin/e2e-poweroff --no-power-key
+	echo "banger-e2e: agent exited with status $?"
+) &
 
 # The ACPI power button (QMP system_powerdown) is the only input device.
 power_watch() {

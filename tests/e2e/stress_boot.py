@@ -90,6 +90,62 @@ def pct(xs, p):
     return xs[k]
 
 
+SLOW_S = 25
+
+
+def diagnose(d, name):
+    """A boot slower than SLOW_S, looked at while it is stuck: are QEMU and
+    vhost-device-vsock alive, what does a CONNECT to the agent's port (and
+    to a port nobody listens on) get, does the guest answer on its
+    network.  Returns the findings as text."""
+    import socket as so
+    out = []
+    vm = d.client.get("/v1/vms/" + name, validate=False).json()
+    vm_id = vm.get("id", "?")
+    vmdir = os.path.join(d.state, "vms", vm_id)
+    out.append("vm: %s" % json.dumps(vm.get("status")))
+    for pat in ("qemu-system", "vhost-device-vsock"):
+        r = subprocess.run(["pgrep", "-af", pat + ".*" + vm_id],
+                           capture_output=True, text=True)
+        out.append("pgrep %s: %s" % (pat, r.stdout.strip() or "(none)"))
+        for line in r.stdout.split("\n"):
+            if line.strip():
+                pid = line.split()[0]
+                try:
+                    st = open("/proc/%s/status" % pid).read()
+                    out.append("  %s %s" % (pid, [x for x in st.split("\n")
+                                                  if x.startswith(("State",
+                                                                   "Threads"))]))
+                except OSError:
+                    pass
+    for port in (1024, 4242):
+        s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+        s.settimeout(5)
+        t = time.monotonic()
+        try:
+            s.connect(os.path.join(vmdir, "vsock.sock"))
+            s.sendall(b"CONNECT %d\n" % port)
+            got = s.recv(64)
+            out.append("CONNECT %d: %r after %.2f s" % (
+                port, got, time.monotonic() - t))
+            if got.startswith(b"OK"):
+                s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                out.append("  healthz: %r" % s.recv(300))
+        except OSError as e:
+            out.append("CONNECT %d: %s after %.2f s" % (
+                port, e, time.monotonic() - t))
+        finally:
+            s.close()
+    ip = (vm.get("status") or {}).get("ip")
+    if ip:
+        r = subprocess.run(["nsenter", "--net=" + d.netns_path, "curl", "-s",
+                            "-m", "5", "http://%s:8080/" % ip],
+                           capture_output=True, text=True)
+        out.append("guest http :8080: rc %d %r" % (r.returncode,
+                                                   r.stdout[:80]))
+    return "\n".join(out) + "\n"
+
+
 def keep_evidence(d, api, name, vm_id, op, outdir, tag):
     dest = os.path.join(outdir, tag)
     os.makedirs(dest, exist_ok=True)
@@ -132,18 +188,24 @@ def run_image(image, runtime, n, outdir):
                            validate_body=False, timeout=180)
                 exists = False
             t0 = time.monotonic()
-            # The HTTP read waits as long as the operation may take.
-            hold = {"params": {"wait": BOOT_S + 60}, "validate_body": False,
-                    "timeout": BOOT_S + 120}
+            # Started without waiting, then followed: a boot that is slow
+            # is looked at while it is still slow (diagnose()).
+            async_ = {"validate_body": False, "timeout": 60}
             if not exists:
                 r = api.post("/v1/vms", {"name": name, "vcpus": 1,
-                                         "memory_mib": 512}, **hold)
+                                         "memory_mib": 512}, **async_)
             elif kind == "start-after-stop":
-                r = api.post("/v1/vms/%s/start" % name, **hold)
+                r = api.post("/v1/vms/%s/start" % name, **async_)
             else:
-                r = api.post("/v1/vms/%s/restart" % name, **hold)
-            took = time.monotonic() - t0
+                r = api.post("/v1/vms/%s/restart" % name, **async_)
             op = r.json()
+            diag = None
+            while op.get("state") in ("pending", "running"):
+                time.sleep(0.2)
+                op = api.get("/v1/operations/" + op["id"], validate=False).json()
+                if diag is None and time.monotonic() - t0 > SLOW_S:
+                    diag = diagnose(d, name)
+            took = time.monotonic() - t0
             vm = api.get("/v1/vms/" + name, validate=False)
             vm_id = vm.json()["id"] if vm.status_code == 200 else vm_id
             if op.get("state") == "succeeded":
@@ -155,6 +217,9 @@ def run_image(image, runtime, n, outdir):
             code = (op.get("error") or {}).get("code", "?")
             where = keep_evidence(d, api, name, vm_id, op, outdir,
                                   "%s-%03d" % (image, i + 1))
+            if diag:
+                with open(os.path.join(where, "diagnosis.txt"), "w") as f:
+                    f.write(diag)
             failures.append((i + 1, kind, code, where))
             print("%-6s boot %3d/%d %-16s FAILED after %.1f s: %s: %s (%s)" % (
                 image, i + 1, n, kind, took, code,

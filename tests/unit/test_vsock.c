@@ -575,14 +575,15 @@ test_no_ack(void)
 	fail_unless(st == VSOCK_HEALTH_UNREACHABLE, "status %d", st);
 	fail_unless(strcmp(reason, "no_ack") == 0 ||
 	    strcmp(reason, "timeout") == 0, "reason %s", reason);
-	fail_unless(el >= 350 && el < 1500, "bounded by timeout: %lld ms", el);
+	/* No answer at all: bounded by the ack floor, not by the timeout. */
+	fail_unless(el >= VSOCK_ACK_MIN_MS - 50 && el < VSOCK_ACK_MIN_MS + 1000,
+	    "bounded by the ack floor: %lld ms", el);
 	return 0;
 }
 
-/* A guest that answers the CONNECT after the probe gave up: the probe
- * returns at its deadline, but its socket stays open until the late OK
- * arrives (vhost-device-vsock kills its vsock if that write fails), and
- * is closed once it has. */
+/* A guest that answers the CONNECT later than the caller's deadline: the
+ * probe waits VSOCK_ACK_MIN_MS for it rather than closing under the VMM's
+ * "OK" (vhost-device-vsock dies of that), then gives up on the rest. */
 static int
 test_late_ok_finds_us_there(void)
 {
@@ -595,16 +596,11 @@ test_late_ok_finds_us_there(void)
 	long long el = vsock_now_ms() - t0;
 	int st = h.status;
 	vsock_health_clear(&h);
-	fail_unless(st == VSOCK_HEALTH_UNREACHABLE, "status %d", st);
-	fail_unless(el < 500, "the probe kept its deadline: %lld ms", el);
-	fail_unless(vsock_parked() >= 1, "the socket was closed, not parked");
-	/* The fake's OK lands (600 ms), then the parked socket goes. */
-	for (int i = 0; i < 100 && vsock_parked() > 0; i++)
-		usleep(20 * 1000);
 	fake_stop(&f);
+	fail_unless(st == VSOCK_HEALTH_UNREACHABLE, "status %d", st);
 	fail_unless(f.late_ok_sent && !f.late_ok_failed,
 	    "the late OK hit a closed socket");
-	fail_unless(vsock_parked() == 0, "parked socket not closed after OK");
+	fail_unless(el >= 550 && el < VSOCK_ACK_MIN_MS, "took %lld ms", el);
 	return 0;
 }
 
@@ -985,9 +981,6 @@ test_no_fd_leak(void)
 	    "fake");
 	char missing[160];
 	snprintf(missing, sizeof(missing), "%s/missing.vsock", tmpdir);
-	/* Sockets parked by earlier tests go once their fakes hung up. */
-	for (int i = 0; i < 200 && vsock_parked() > 0; i++)
-		usleep(20 * 1000);
 	int before = count_fds();
 	struct vsock_health h;
 	for (int i = 0; i < 5; i++) {
@@ -1002,21 +995,12 @@ test_no_fd_leak(void)
 	vsock_health_clear(&h);
 	int after = count_fds();
 	/* The NOACK fake keeps its side of each connection open in this
-	 * process, and the probe keeps (parks) its own side of a CONNECT
-	 * that was never answered; everything else must be back to the
-	 * starting count. */
-	int parked = vsock_parked();
+	 * process; everything else must be back to the starting count. */
 	fake_stop(&legacy);
 	fake_stop(&hang);
 	fake_stop(&noack);
-	fail_unless(after - before == noack.nheld + parked, "fds %d -> %d (held "
-	    "%d, parked %d)", before, after, noack.nheld, parked);
-	/* The fake hung up: the parked sockets go too. */
-	int stopped = count_fds();
-	for (int i = 0; i < 100 && vsock_parked() > 0; i++)
-		usleep(20 * 1000);
-	fail_unless(vsock_parked() == 0 && count_fds() == stopped - parked,
-	    "parked sockets left after the VMM hung up: %d", vsock_parked());
+	fail_unless(after - before == noack.nheld, "fds %d -> %d (held %d)",
+	    before, after, noack.nheld);
 	return 0;
 }
 
