@@ -136,6 +136,13 @@ def diagnose(d, name):
                 port, e, time.monotonic() - t))
         finally:
             s.close()
+    # A failed create takes its directory with it: keep the logs now.
+    for part in ("console.log", "vmm.log"):
+        try:
+            with open(os.path.join(vmdir, part), errors="replace") as f:
+                out.append("--- %s (end) ---\n%s" % (part, f.read()[-3000:]))
+        except OSError as e:
+            out.append("--- %s: %s" % (part, e))
     ip = (vm.get("status") or {}).get("ip")
     if ip:
         r = subprocess.run(["nsenter", "--net=" + d.netns_path, "curl", "-s",
