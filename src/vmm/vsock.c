@@ -474,6 +474,28 @@ out:;
 }
 
 int
+vsock_health_fail(const struct vsock_health *ret, const char *uds_path,
+    unsigned port, int probes, struct bn_err *err)
+{
+	if (ret->status == VSOCK_HEALTH_STARTING) {
+		bn_fail(err, BN_ENOT_READY, 0, "the guest did not become ready "
+		    "in time: %s", ret->not_ready);
+		bn_err_detail(err, "check", ret->not_ready);
+		bn_err_hint(err, "the guest agent answers but a readiness check "
+		    "fails; look at the console for the failing service");
+		return -1;
+	}
+	bn_fail(err, BN_ETIMEOUT, 0,
+	    "guest agent on %s port %u not reachable before the deadline "
+	    "(%d probe%s, last: %s)", uds_path ? uds_path : "(null)", port,
+	    probes, probes == 1 ? "" : "s", ret->reason[0] ? ret->reason :
+	    "none");
+	bn_err_hint(err, "check the VM's console log: the guest needs "
+	    "virtio-vsock and banger-vsock-agent listening on port %u", port);
+	return -1;
+}
+
+int
 vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
     struct vsock_health *ret, struct bn_err *err)
 {
@@ -501,30 +523,15 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 			break;
 		/* Back off from 1 ms: a fast guest (or the test double) is up
 		 * within milliseconds, a real boot takes seconds. */
-		int pause = 1 << (probes < 8 ? probes - 1 : 7);
-		if (pause > VSOCK_RETRY_INTERVAL_MS)
-			pause = VSOCK_RETRY_INTERVAL_MS;
+		int pause = 1 << (probes < 9 ? probes - 1 : 8);
+		if (pause > VSOCK_WAIT_INTERVAL_MS)
+			pause = VSOCK_WAIT_INTERVAL_MS;
 		long long next = now + pause;
 		sleep_until(next < deadline_ms ? next : deadline_ms);
 		if (time_mono_ms() >= deadline_ms)
 			break;
 	}
-	if (ret->status == VSOCK_HEALTH_STARTING) {
-		bn_fail(err, BN_ENOT_READY, 0, "the guest did not become ready "
-		    "in time: %s", ret->not_ready);
-		bn_err_detail(err, "check", ret->not_ready);
-		bn_err_hint(err, "the guest agent answers but a readiness check "
-		    "fails; look at the console for the failing service");
-		return -1;
-	}
-	bn_fail(err, BN_ETIMEOUT, 0,
-	    "guest agent on %s port %u not reachable before the deadline "
-	    "(%d probe%s, last: %s)", uds_path ? uds_path : "(null)", port,
-	    probes, probes == 1 ? "" : "s", ret->reason[0] ? ret->reason :
-	    "none");
-	bn_err_hint(err, "check the VM's console log: the guest needs "
-	    "virtio-vsock and banger-vsock-agent listening on port %u", port);
-	return -1;
+	return vsock_health_fail(ret, uds_path, port, probes, err);
 }
 
 int

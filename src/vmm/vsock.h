@@ -24,8 +24,13 @@
  * least this long, past the caller's deadline if need be (vsock.c says
  * why: closing under a late "OK" kills vhost-device-vsock's vsock). */
 #define VSOCK_ACK_MIN_MS 2500
-/* Pause between dial attempts / wait_healthy probes. */
+/* Pause between dial attempts. */
 #define VSOCK_RETRY_INTERVAL_MS 75
+/* Longest pause between vsock_wait_healthy probes (they back off from
+ * 1 ms): every probe is a connection through the VMM's vsock backend,
+ * and vhost-device-vsock copes worse the more of them a booting guest
+ * gets (vsock.c). */
+#define VSOCK_WAIT_INTERVAL_MS 250
 /* Largest /healthz reply accepted. */
 #define VSOCK_MAX_REPLY (256 * 1024)
 
@@ -96,6 +101,12 @@ int vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
  * *ret holds the last probe either way (clear it with vsock_health_clear()). */
 int vsock_wait_healthy(const char *uds_path, unsigned port,
     long long deadline_ms, struct vsock_health *ret, struct bn_err *err);
+
+/* The error for a wait that ended with *ret (the last probe) after
+ * `probes` probes: BN_ENOT_READY naming the failing check when the agent
+ * answered "not ready", else BN_ETIMEOUT with the last reason.  -1. */
+int vsock_health_fail(const struct vsock_health *ret, const char *uds_path,
+    unsigned port, int probes, struct bn_err *err);
 
 /* Ask the guest agent to shut the guest down: "POST /poweroff?mode=MODE"
  * (poweroff | reboot).  One dial, no retry, bounded by timeout_ms.  0 with
