@@ -91,9 +91,9 @@ def test_bash_script_passes_shellcheck(daemon, tmp_path):
 
 
 @pytest.mark.parametrize("words,want", [
-    (["banger", ""], ["vm", "image", "operation", "doctor", "version",
-                      "events", "tui", "completion", "help"]),
-    (["banger", "vm", ""], ["create", "list", "show", "start", "stop",
+    (["banger", ""], ["vm", "image", "operation", "host", "doctor",
+                      "version", "events", "tui", "completion", "help"]),
+    (["banger", "vm", ""], ["create", "list", "show", "resume", "start", "stop",
                             "restart", "delete", "set", "ssh", "health",
                             "console"]),
     (["banger", "vm", "st"], ["start", "stop"]),
@@ -326,8 +326,8 @@ def zsh(daemon):
 
 def test_zsh_completes(zsh, daemon, names):
     assert zsh.complete("banger ") == sorted(
-        ["vm", "image", "operation", "doctor", "version", "events", "tui",
-         "completion", "help"])
+        ["vm", "image", "operation", "host", "doctor", "version", "events",
+         "tui", "completion", "help"])
     assert zsh.complete("banger vm cr") == ["create"]
     got = zsh.complete("banger vm create --")
     for flag in ("--name", "--image", "--vcpus", "--memory", "--disk",
