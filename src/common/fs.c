@@ -64,11 +64,15 @@ fs_copy_sparse(const char *src, const char *dst, int mode, struct bn_err *err)
 	struct stat st;
 	off_t pos = 0;
 
-	in = open(src, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: an image swapped for a FIFO since it was checked must
+	 * not block this thread; anything but a regular file is refused. */
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (in < 0)
 		return bn_fail(err, BN_ESYS, errno, "open %s", src);
 	if (fstat(in, &st) < 0)
 		return bn_fail(err, BN_ESYS, errno, "stat %s", src);
+	if (!S_ISREG(st.st_mode))
+		return bn_fail(err, BN_EIMAGE, 0, "%s is not a regular file", src);
 	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (out < 0)
 		return bn_fail(err, BN_ESYS, errno, "create %s", dst);
@@ -232,7 +236,14 @@ fs_check_ext4_image(const char *what, const char *path, struct bn_err *err)
 	}
 	/* Swapped for something else since the lstat? */
 	struct stat fst;
-	if (fstat(fd, &fst) < 0 || !S_ISREG(fst.st_mode)) {
+	if (fstat(fd, &fst) < 0) {
+		char why[128];
+		snprintf(why, sizeof(why), "%s", strerror(errno));
+		close(fd);
+		return image_fail(err, what, path, "cannot be read by bangerd: %s",
+		    why);
+	}
+	if (!S_ISREG(fst.st_mode)) {
 		close(fd);
 		return image_fail(err, what, path, "is %s", file_kind(fst.st_mode));
 	}
@@ -252,7 +263,11 @@ fs_check_ext4_image(const char *what, const char *path, struct bn_err *err)
 	unsigned long long blocks = le32(sb + 4);
 	if (le32(sb + 0x60) & SB_INCOMPAT_64BIT)
 		blocks |= (unsigned long long)le32(sb + 0x150) << 32;
-	unsigned long long want = blocks * (1024ULL << log_block);
+	unsigned long long want;
+	if (blocks == 0 ||
+	    __builtin_mul_overflow(blocks, 1024ULL << log_block, &want))
+		return image_fail(err, what, path, "has %s",
+		    "a corrupt superblock (block count)");
 	if ((unsigned long long)fst.st_size < want) {
 		char why[128];
 		snprintf(why, sizeof(why), "the superblock says %llu bytes, the "

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -426,9 +427,15 @@ core_daemon_info(struct core *c)
 
 	exe[n > 0 ? n : 0] = '\0';
 	bundle_identity(c, id);
+	/* Absolute, so a client can compare them with its own. */
+	char state[PATH_MAX], runtime[PATH_MAX];
+	if (realpath(c->cfg.state_dir, state) == NULL)
+		snprintf(state, sizeof(state), "%s", c->cfg.state_dir);
+	if (realpath(c->bundle.dir, runtime) == NULL)
+		snprintf(runtime, sizeof(runtime), "%s", c->bundle.dir);
 	return json_pack("{s:i, s:s, s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}",
 	    "pid", (int)getpid(), "binary", exe, "socket", c->cfg.socket,
-	    "state_dir", c->cfg.state_dir, "runtime_dir", c->bundle.dir,
+	    "state_dir", state, "runtime_dir", runtime,
 	    "bundle", "found", c->bundle.found, "id", id,
 	    "kernel", c->bundle.kernel, "rootfs", c->bundle.rootfs);
 }

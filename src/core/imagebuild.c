@@ -184,9 +184,14 @@ op_build(struct core *c, struct op *op, void *arg, struct bn_err *err)
 	if (path_join(rootfs, sizeof(rootfs), err, "%s/%s", dir, b->d->rootfs) < 0 ||
 	    path_join(seed, sizeof(seed), err, "%s/%s", dir, b->d->seed) < 0)
 		goto undo;
-	char built_rootfs[PATH_MAX];
-	snprintf(built_rootfs, sizeof(built_rootfs), "%s/%s", tmp, b->d->rootfs);
-	if (fs_check_ext4_image("built rootfs", built_rootfs, err) < 0)
+	/* What the script made must be what register would take. */
+	char built[PATH_MAX];
+	snprintf(built, sizeof(built), "%s/%s", tmp, b->d->rootfs);
+	if (fs_check_ext4_image("rootfs", built, err) < 0)
+		goto undo;
+	snprintf(built, sizeof(built), "%s/%s", tmp, b->d->seed);
+	if (access(built, F_OK) == 0 &&
+	    fs_check_ext4_image("work_seed", built, err) < 0)
 		goto undo;
 	fs_remove_tree(dir, NULL);
 	if (rename(tmp, dir) < 0) {

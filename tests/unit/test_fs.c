@@ -102,6 +102,15 @@ test_superblocks(void)
 	    sizeof(p)) == 0, "write");
 	if (check(p, 0, "is truncated: the superblock says 4398046512128 bytes") < 0)
 		return -1;
+	/* No blocks at all, or a count whose size overflows: corrupt. */
+	fail_unless(make_image("zero", 4 << 20, 0, 2, 0, 0, p, sizeof(p)) == 0,
+	    "write");
+	if (check(p, 0, "corrupt superblock (block count)") < 0)
+		return -1;
+	fail_unless(make_image("huge", 4 << 20, 0xffffffffffffffffULL, 6, 1, 0, p,
+	    sizeof(p)) == 0, "write");
+	if (check(p, 0, "corrupt superblock (block count)") < 0)
+		return -1;
 	/* Without the 64bit feature the high word is ignored. */
 	fail_unless(make_image("lo32", 8 << 20, 1024 | (5ULL << 32), 0, 0, 0, p,
 	    sizeof(p)) == 0, "write");
