@@ -44,6 +44,22 @@ vm_dir(struct core *c, const char *id, char *out, size_t outsz, struct bn_err *e
 	return path_join(out, outsz, err, "%s/vms/%s", c->cfg.state_dir, id);
 }
 
+/* The per-VM paths a driver needs to act on a VM that exists (stop,
+ * kill, probe, pause, resume): no binary, no boot parameters. */
+static int
+vm_ctl_params(struct core *c, const struct vm *vm, struct vmm_params *p,
+    struct bn_err *err)
+{
+	char dir[PATH_MAX];
+
+	memset(p, 0, sizeof(*p));
+	if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
+	    vmm_params_paths(p, dir, err) < 0)
+		return -1;
+	p->vm_id = vm->id;
+	return 0;
+}
+
 void
 vm_set_state_ev(struct core *c, struct vm *vm, enum vm_state st, json_t *extra)
 {
@@ -260,9 +276,9 @@ console_last_line(const char *path, char *out, size_t outsz)
 }
 
 /* Wait for the guest agent to answer and say it is ready (sshd listens,
- * /root is mounted, the network is up), in slices so that a VMM that dies
- * during boot (or a cancel) ends the wait at once instead of at the
- * deadline.  Each new reason for "not ready yet" is announced as a
+ * /root is mounted, the network is up), one short probe at a time, so that
+ * a VMM that dies during boot (or a cancel) ends the wait at once instead
+ * of at the deadline.  Each new reason for "not ready yet" is announced as a
  * vm.health event with status "starting".
  *
  * A boot that makes no progress (the console does not grow and the agent
@@ -331,9 +347,12 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		if (now >= deadline)
 			return vsock_health_fail(h, p->vsock_uds, agent_port(c), probes,
 			    err);
-		/* 10 ms, doubling to 250 ms: quick for a guest that is up at
-		 * once (the test double), few connections for a real boot. */
-		long long pause = probes < 6 ? 10LL << (probes - 1) : 250;
+		/* 10 ms, doubling to VSOCK_WAIT_INTERVAL_MS: quick for a guest
+		 * that is up at once (the test double), few connections for a
+		 * real boot. */
+		long long pause = probes < 6 ? 10LL << (probes - 1) : 0;
+		if (pause == 0 || pause > VSOCK_WAIT_INTERVAL_MS)
+			pause = VSOCK_WAIT_INTERVAL_MS;
 		sleep_ms((int)(now + pause < deadline ? pause : deadline - now));
 	}
 }
@@ -482,7 +501,6 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 {
 	const struct vmm_driver *drv;
 	struct vmm_params p;
-	char dir[PATH_MAX];
 	enum vmm_stop_how how;
 	bool asked = false;
 
@@ -493,11 +511,8 @@ vm_halt(struct core *c, struct op *op, struct vm *vm, int grace_s,
 	/* The driver that started it, whatever vmm says now; stopping needs
 	 * no binary, only the per-VM paths. */
 	drv = vmm_by_name(vm->vmm);
-	memset(&p, 0, sizeof(p));
-	if (vm_dir(c, vm->id, dir, sizeof(dir), err) < 0 ||
-	    vmm_params_paths(&p, dir, err) < 0)
+	if (vm_ctl_params(c, vm, &p, err) < 0)
 		return -1;
-	p.vm_id = vm->id;
 	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 
 	/* A guest the VMM paused cannot hear a request to power off.  With
@@ -1273,11 +1288,9 @@ core_reconcile(struct core *c)
 		struct vmm_params p;
 		char dir[PATH_MAX];
 
-		memset(&p, 0, sizeof(p));
-		if (vm_dir(c, vm->id, dir, sizeof(dir), &err) < 0 ||
-		    vmm_params_paths(&p, dir, &err) < 0)
+		if (vm_ctl_params(c, vm, &p, &err) < 0 ||
+		    vm_dir(c, vm->id, dir, sizeof(dir), &err) < 0)
 			continue;
-		p.vm_id = vm->id;
 		const struct vmm_driver *drv = vmm_by_name(vm->vmm);
 		if (vm->state == VM_CREATING) {
 			/* Never finished: it was not the user's yet. */
@@ -1330,16 +1343,11 @@ watch_paused(struct core *c, struct vm *vm)
 {
 	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
 	struct vmm_params p;
-	char dir[PATH_MAX], reason[32];
+	char reason[32];
 	struct bn_err err;
 
-	if (drv->paused == NULL)
+	if (drv->paused == NULL || vm_ctl_params(c, vm, &p, NULL) < 0)
 		return;
-	memset(&p, 0, sizeof(p));
-	if (vm_dir(c, vm->id, dir, sizeof(dir), NULL) < 0 ||
-	    vmm_params_paths(&p, dir, NULL) < 0)
-		return;
-	p.vm_id = vm->id;
 	p.api_timeout_ms = 1000;
 	if (drv->paused(&p, reason, sizeof(reason), &err) != 1)
 		return;
@@ -1357,7 +1365,6 @@ core_vm_resume(struct core *c, const char *name, struct vm *ret,
 {
 	struct vm vm;
 	struct vmm_params p;
-	char dir[PATH_MAX];
 	int rc = -1;
 
 	if (!vm_trylock(c, name))
@@ -1381,11 +1388,8 @@ core_vm_resume(struct core *c, const char *name, struct vm *ret,
 		bn_err_prefix(err, "the host disk is still full");
 		goto out;
 	}
-	memset(&p, 0, sizeof(p));
-	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
-	    vmm_params_paths(&p, dir, err) < 0)
+	if (vm_ctl_params(c, &vm, &p, err) < 0)
 		goto out;
-	p.vm_id = vm.id;
 	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 	if (drv->resume(&p, err) < 0)
 		goto out;
@@ -1444,16 +1448,11 @@ core_monitor_main(void *arg)
 			    (vm.state == VM_RUNNING || vm.state == VM_PAUSED) &&
 			    vm.pid == vms[i].pid && !proc_alive(vm.pid)) {
 				vm.paused_reason[0] = '\0';
-				char dir[PATH_MAX];
 				struct vmm_params p;
-				memset(&p, 0, sizeof(p));
 				/* The VMM is gone; its sockets and (QEMU) its
 				 * vsock helper are not. */
-				if (vm_dir(c, vm.id, dir, sizeof(dir), NULL) == 0 &&
-				    vmm_params_paths(&p, dir, NULL) == 0) {
-					p.vm_id = vm.id;
+				if (vm_ctl_params(c, &vm, &p, NULL) == 0)
 					vmm_by_name(vm.vmm)->kill(&p, 0);
-				}
 				vm.pid = 0;
 				core_net_vm_down(c, &vm);
 				snprintf(vm.health, sizeof(vm.health), "unknown");

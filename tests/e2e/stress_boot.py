@@ -34,7 +34,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from daemon import Daemon  # noqa: E402
+from daemon import netns_daemon  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.path.abspath(os.environ.get("BUILD") or os.path.join(REPO, "build"))
@@ -169,79 +169,71 @@ def keep_evidence(d, api, name, vm_id, op, outdir, tag):
 
 
 def run_image(image, runtime, n, outdir):
-    ns = "bgstress-%s-%d" % (image, os.getpid())
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    d = Daemon(runtime=runtime, netns_path="/run/netns/" + ns,
-               config={"health_timeout_s": BOOT_S, "stop_grace_s": 30})
+    with netns_daemon("bgstress-" + image, runtime=runtime,
+                      config={"health_timeout_s": BOOT_S,
+                              "stop_grace_s": 30}) as d:
+        return boots(d, image, n, outdir)
+
+
+def boots(d, image, n, outdir):
     api = d.client
     name = "stress"
     times, failures = [], []
     exists = False
     vm_id = None
-    try:
-        d.start()
-        for i in range(n):
-            if not exists:
-                kind = "create"
-            else:
-                kind = ("start-after-stop", "restart", "recreate")[i % 3]
-            if kind == "start-after-stop":
-                api.post("/v1/vms/%s/stop" % name, params={"wait": 120},
-                         validate_body=False, timeout=180)
-            if kind == "recreate":
-                api.delete("/v1/vms/" + name, params={"force": "true",
-                                                      "wait": 120},
-                           validate_body=False, timeout=180)
-                exists = False
-            t0 = time.monotonic()
-            # Started without waiting, then followed: a boot that is slow
-            # is looked at while it is still slow (diagnose()).
-            async_ = {"validate_body": False, "timeout": 60}
-            if not exists:
-                r = api.post("/v1/vms", {"name": name, "vcpus": 1,
-                                         "memory_mib": 512}, **async_)
-            elif kind == "start-after-stop":
-                r = api.post("/v1/vms/%s/start" % name, **async_)
-            else:
-                r = api.post("/v1/vms/%s/restart" % name, **async_)
-            op = r.json()
-            diag = None
-            while op.get("state") in ("pending", "running"):
-                time.sleep(0.2)
-                op = api.get("/v1/operations/" + op["id"], validate=False).json()
-                if diag is None and time.monotonic() - t0 > SLOW_S:
-                    diag = diagnose(d, name)
-            took = time.monotonic() - t0
-            vm = api.get("/v1/vms/" + name, validate=False)
-            vm_id = vm.json()["id"] if vm.status_code == 200 else vm_id
-            if op.get("state") == "succeeded":
-                exists = True
-                times.append(took)
-                print("%-6s boot %3d/%d %-16s ready in %6.2f s" % (
-                    image, i + 1, n, kind, took), flush=True)
-                continue
-            code = (op.get("error") or {}).get("code", "?")
-            where = keep_evidence(d, api, name, vm_id, op, outdir,
-                                  "%s-%03d" % (image, i + 1))
-            if diag:
-                with open(os.path.join(where, "diagnosis.txt"), "w") as f:
-                    f.write(diag)
-            failures.append((i + 1, kind, code, where))
-            print("%-6s boot %3d/%d %-16s FAILED after %.1f s: %s: %s (%s)" % (
-                image, i + 1, n, kind, took, code,
-                (op.get("error") or {}).get("message", ""), where), flush=True)
-            api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
+    for i in range(n):
+        if not exists:
+            kind = "create"
+        else:
+            kind = ("start-after-stop", "restart", "recreate")[i % 3]
+        if kind == "start-after-stop":
+            api.post("/v1/vms/%s/stop" % name, params={"wait": 120},
+                     validate_body=False, timeout=180)
+        if kind == "recreate":
+            api.delete("/v1/vms/" + name, params={"force": "true",
+                                                  "wait": 120},
                        validate_body=False, timeout=180)
             exists = False
-    finally:
-        try:
-            api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
-                       validate_body=False)
-        except Exception:
-            pass
-        d.cleanup()
-        subprocess.run(["ip", "netns", "del", ns])
+        t0 = time.monotonic()
+        # Started without waiting, then followed: a boot that is slow
+        # is looked at while it is still slow (diagnose()).
+        async_ = {"validate_body": False, "timeout": 60}
+        if not exists:
+            r = api.post("/v1/vms", {"name": name, "vcpus": 1,
+                                     "memory_mib": 512}, **async_)
+        elif kind == "start-after-stop":
+            r = api.post("/v1/vms/%s/start" % name, **async_)
+        else:
+            r = api.post("/v1/vms/%s/restart" % name, **async_)
+        op = r.json()
+        diag = None
+        while op.get("state") in ("pending", "running"):
+            time.sleep(0.2)
+            op = api.get("/v1/operations/" + op["id"], validate=False).json()
+            if diag is None and time.monotonic() - t0 > SLOW_S:
+                diag = diagnose(d, name)
+        took = time.monotonic() - t0
+        vm = api.get("/v1/vms/" + name, validate=False)
+        vm_id = vm.json()["id"] if vm.status_code == 200 else vm_id
+        if op.get("state") == "succeeded":
+            exists = True
+            times.append(took)
+            print("%-6s boot %3d/%d %-16s ready in %6.2f s" % (
+                image, i + 1, n, kind, took), flush=True)
+            continue
+        code = (op.get("error") or {}).get("code", "?")
+        where = keep_evidence(d, api, name, vm_id, op, outdir,
+                              "%s-%03d" % (image, i + 1))
+        if diag:
+            with open(os.path.join(where, "diagnosis.txt"), "w") as f:
+                f.write(diag)
+        failures.append((i + 1, kind, code, where))
+        print("%-6s boot %3d/%d %-16s FAILED after %.1f s: %s: %s (%s)" % (
+            image, i + 1, n, kind, took, code,
+            (op.get("error") or {}).get("message", ""), where), flush=True)
+        api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
+                   validate_body=False, timeout=180)
+        exists = False
     return times, failures
 
 

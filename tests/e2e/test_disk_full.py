@@ -12,7 +12,7 @@ import tempfile
 
 import pytest
 
-from daemon import Daemon
+from daemon import netns_daemon
 from test_vms import (BANGER, BOOT_S, RUNTIME, console_tail, qemu_missing,
                       wait_until)
 
@@ -36,28 +36,17 @@ def small_disk():
     os.makedirs(vms)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%dm" % size_mib,
                     "bgfull", vms], check=True)
-    ns = "bgfull-%d" % os.getpid()
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    d = Daemon(runtime=RUNTIME, netns_path="/run/netns/" + ns, state=state,
-               config={"health_timeout_s": BOOT_S, "stop_grace_s": 30,
-                       "disk_reserve_mib": 32, "rootfs_spares": 0})
-    d.ns = ns
-    d.vms_mount = vms
-    d.size_mib = size_mib
     try:
-        d.start()
-        yield d
+        with netns_daemon("bgfull", runtime=RUNTIME, state=state,
+                          config={"health_timeout_s": BOOT_S,
+                                  "stop_grace_s": 30, "disk_reserve_mib": 32,
+                                  "rootfs_spares": 0}) as d:
+            d.vms_mount = vms
+            d.size_mib = size_mib
+            yield d
     finally:
-        try:
-            if d.proc is not None:
-                for vm in d.client.get("/v1/vms", validate=False).json()["vms"]:
-                    d.client.delete_vm(vm["name"])
-            d.cleanup()
-        finally:
-            subprocess.run(["umount", "-l", vms])
-            subprocess.run(["ip", "netns", "del", ns])
-            subprocess.run(["rm", "-rf", state])
+        subprocess.run(["umount", "-l", vms])
+        subprocess.run(["rm", "-rf", state])
 
 
 def ssh(d, cmd, timeout=300):

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from daemon import Daemon, BANGER
+from daemon import BANGER, netns_daemon
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RUNTIME = os.path.abspath(os.environ.get("BANGER_E2E_RUNTIME")
@@ -49,23 +49,10 @@ def e2e():
                if not os.path.exists(os.path.join(RUNTIME, p))]
     assert not missing, "runtime bundle %s lacks %s: run make runtime-bundle" % (
         RUNTIME, ", ".join(missing))
-    ns = "bge2e-%d" % os.getpid()
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    d = Daemon(runtime=RUNTIME, netns_path="/run/netns/" + ns,
-               config={"health_timeout_s": BOOT_S, "stop_grace_s": 30})
-    d.ns = ns
-    try:
-        d.start()
+    with netns_daemon("bge2e", runtime=RUNTIME,
+                      config={"health_timeout_s": BOOT_S,
+                              "stop_grace_s": 30}) as d:
         yield d
-    finally:
-        try:
-            if d.proc is not None:
-                for vm in d.client.get("/v1/vms", validate=False).json()["vms"]:
-                    d.client.delete_vm(vm["name"])
-            d.cleanup()
-        finally:
-            subprocess.run(["ip", "netns", "del", ns])
 
 
 def console_tail(api, name, size=4000):

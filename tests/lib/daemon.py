@@ -5,6 +5,7 @@ bytes), its own runtime bundle (a dummy kernel, small ext4 rootfs and work
 seed), its own network namespace when we are root, and a client that checks
 every JSON response against openapi.yaml.
 """
+import contextlib
 import json
 import os
 import shutil
@@ -219,3 +220,27 @@ class Daemon:
                               text=True, timeout=timeout)
 
 
+
+
+@contextlib.contextmanager
+def netns_daemon(prefix, **kw):
+    """A started Daemon in a named network namespace of its own (so a
+    restarted bangerd finds its bridge and TAPs, and nothing touches the
+    host's network): real boots.  d.ns is the namespace's name.  On the
+    way out every VM is deleted, bangerd stopped, the namespace removed."""
+    ns = "%s-%d" % (prefix, os.getpid())
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    d = Daemon(netns_path="/run/netns/" + ns, **kw)
+    d.ns = ns
+    try:
+        d.start()
+        yield d
+    finally:
+        try:
+            if d.proc is not None:
+                for vm in d.client.get("/v1/vms", validate=False).json()["vms"]:
+                    d.client.delete_vm(vm["name"])
+            d.cleanup()
+        finally:
+            subprocess.run(["ip", "netns", "del", ns])
