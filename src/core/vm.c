@@ -259,6 +259,16 @@ console_last_line(const char *path, char *out, size_t outsz)
 	out[j] = '\0';
 }
 
+/* May the boot wait connect to the guest's vsock yet?  Not while the
+ * VMM's vsock backend could be broken by it (vmm.h vsock_ready). */
+static bool
+vsock_may_dial(const struct vm *vm, const struct vmm_params *p)
+{
+	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
+
+	return drv->vsock_ready == NULL || drv->vsock_ready(p) != 0;
+}
+
 /* Wait for the guest agent to answer and say it is ready (sshd listens,
  * /root is mounted, the network is up), in slices so that a VMM that dies
  * during boot (or a cancel) ends the wait at once instead of at the
@@ -285,11 +295,15 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		 * booting guest gets (vmm/vsock.c). */
 		long long left = deadline - time_mono_ms();
 		vsock_health_clear(h);
-		vsock_probe_health(p->vsock_uds, agent_port(c), left > 2000 ? 2000 :
-		    left > 100 ? (int)left : 100, h);
-		probes++;
-		if (h->status == VSOCK_HEALTH_OK || h->status == VSOCK_HEALTH_DEGRADED)
-			return 0;
+		bool dial = vsock_may_dial(vm, p);
+		if (dial) {
+			vsock_probe_health(p->vsock_uds, agent_port(c), left > 2000 ?
+			    2000 : left > 100 ? (int)left : 100, h);
+			probes++;
+			if (h->status == VSOCK_HEALTH_OK ||
+			    h->status == VSOCK_HEALTH_DEGRADED)
+				return 0;
+		}
 		now = time_mono_ms();
 		if (h->status == VSOCK_HEALTH_STARTING) {
 			progress_at = now;   /* the agent answers */
@@ -313,9 +327,10 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		if (c->cfg.boot_stall_s > 0 &&
 		    now - progress_at >= (long long)c->cfg.boot_stall_s * 1000) {
 			char last[120];
-			char reason[sizeof(h->reason)];
-			snprintf(reason, sizeof(reason), "%s", h->reason[0] ?
-			    h->reason : "none");
+			char reason[64];
+			snprintf(reason, sizeof(reason), "%s", !dial ? "none, the "
+			    "VM's vsock has not started" : h->reason[0] ? h->reason :
+			    "none");
 			console_last_line(p->console_log, last, sizeof(last));
 			bn_fail(err, BN_EBOOT_STALLED, 0, "the boot stalled: no "
 			    "console output and no answer from the guest agent "
@@ -332,8 +347,10 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 			return vsock_health_fail(h, p->vsock_uds, agent_port(c), probes,
 			    err);
 		/* 10 ms, doubling to 250 ms: quick for a guest that is up at
-		 * once (the test double), few connections for a real boot. */
-		long long pause = probes < 6 ? 10LL << (probes - 1) : 250;
+		 * once (the test double), few connections for a real boot;
+		 * 50 ms between looks while the vsock has not started. */
+		long long pause = !dial ? 50 : probes < 6 ? 10LL << (probes - 1) :
+		    250;
 		sleep_ms((int)(now + pause < deadline ? pause : deadline - now));
 	}
 }
@@ -1129,6 +1146,17 @@ core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
 	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
 	    path_join(uds, sizeof(uds), err, "%s/vsock.sock", dir) < 0)
 		return -1;
+	if (booting) {
+		/* Not a connection the VM's vsock could die of (vsock_may_dial). */
+		static __thread struct vmm_params vp;
+		snprintf(vp.vmdir, sizeof(vp.vmdir), "%s", dir);
+		if (!vsock_may_dial(&vm, &vp)) {
+			ret->status = VSOCK_HEALTH_STARTING;
+			snprintf(ret->reason, sizeof(ret->reason),
+			    "vsock_not_started");
+			return 0;
+		}
+	}
 	vsock_probe_health(uds, agent_port(c), 2000, ret);
 	if (booting)
 		return 0;   /* its operation records the outcome */

@@ -62,7 +62,8 @@ enum vsock_health_status {
 struct vsock_health {
 	enum vsock_health_status status;
 	/* ok | vsock_connect_failed | no_ack | timeout | bad_response |
-	 * legacy_ping | agent_degraded | not_ready */
+	 * legacy_ping | agent_degraded | not_ready | vsock_not_started (set
+	 * by core for a booting VM whose vsock is not up: no probe made) */
 	char reason[32];
 	/* With not_ready: the agent's first failing check, "sshd: ...". */
 	char not_ready[160];
