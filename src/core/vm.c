@@ -285,9 +285,11 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 {
 	long long now = time_mono_ms();
 	long long deadline = now + (long long)c->cfg.health_timeout_s * 1000;
-	long long progress_at = now, console_size = -1;
+	long long start = now, progress_at = now, console_size = -1;
 	char said[sizeof(h->not_ready)] = "";
+	char seen[sizeof(h->reason) + sizeof(h->how)] = "";
 	int probes = 0;
+	bool gated = false;
 
 	for (;;) {
 		/* One probe at a time, paced: each is a connection through the
@@ -296,6 +298,10 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		long long left = deadline - time_mono_ms();
 		vsock_health_clear(h);
 		bool dial = vsock_may_dial(vm, p);
+		if (dial && gated)
+			log_debug("vm '%s': vsock up after %lld ms", vm->name,
+			    time_mono_ms() - start);
+		gated = !dial;
 		if (dial) {
 			vsock_probe_health(p->vsock_uds, agent_port(c), left > 2000 ?
 			    2000 : left > 100 ? (int)left : 100, h);
@@ -303,6 +309,17 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 			if (h->status == VSOCK_HEALTH_OK ||
 			    h->status == VSOCK_HEALTH_DEGRADED)
 				return 0;
+			/* Each new way a probe ends, once, for the diagnosis of
+			 * a boot that never gets an answer. */
+			char now_seen[sizeof(seen)];
+			snprintf(now_seen, sizeof(now_seen), "%s/%s", h->reason,
+			    h->how);
+			if (strcmp(now_seen, seen) != 0) {
+				snprintf(seen, sizeof(seen), "%s", now_seen);
+				log_debug("vm '%s': agent probe %d: %s%s%s after %d ms",
+				    vm->name, probes, h->reason, h->how[0] ? " " : "",
+				    h->how, h->latency_ms);
+			}
 		}
 		now = time_mono_ms();
 		if (h->status == VSOCK_HEALTH_STARTING) {
@@ -328,9 +345,10 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		    now - progress_at >= (long long)c->cfg.boot_stall_s * 1000) {
 			char last[120];
 			char reason[64];
-			snprintf(reason, sizeof(reason), "%s", !dial ? "none, the "
-			    "VM's vsock has not started" : h->reason[0] ? h->reason :
-			    "none");
+			snprintf(reason, sizeof(reason), "%s%s%s%s", !dial ? "none, "
+			    "the VM's vsock has not started" : h->reason[0] ?
+			    h->reason : "none", h->how[0] ? " (" : "", h->how,
+			    h->how[0] ? ")" : "");
 			console_last_line(p->console_log, last, sizeof(last));
 			bn_fail(err, BN_EBOOT_STALLED, 0, "the boot stalled: no "
 			    "console output and no answer from the guest agent "
