@@ -252,14 +252,18 @@ bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 
 ## stress-boot: N real boots per image (default 20) through bangerd in the
 ##              cycles users run (create, start after stop, restart,
-##              recreate), IMAGES=tiny,debian, LOAD=none|cpu|io|cpu+io:
-##              time to ready per boot, the distribution, and the console
-##              and vmm.log of every failure under build/stress/
+##              recreate), IMAGES=tiny,debian, LOAD=none|cpu|io|cpu+io,
+##              VCPUS=1, PARALLEL=1|2 (VMs booting at once), STORM=1 (an
+##              outside client hammers vsock.sock during boots): time to
+##              ready per boot, the distribution, and the console, vmm.log
+##              and bangerd log of every failure under build/stress/
 stress-boot: build
 	$(MAKE) runtime-bundle
 	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) BUILD=$(CURDIR)/$(BUILD) \
-	    $(PYTHON) tests/e2e/stress_boot.py -n $(or $(N),20) \
-	    --images $(or $(IMAGES),tiny,debian) --load $(or $(LOAD),none)
+	    $(PYTHON) tests/stress/stress_boot.py -n $(or $(N),20) \
+	    --images $(or $(IMAGES),tiny,debian) --load $(or $(LOAD),none) \
+	    --vcpus $(or $(VCPUS),1) --parallel $(or $(PARALLEL),1) \
+	    $(if $(filter 1,$(STORM)),--storm)
 
 ## stress-ready: N stop/start cycles (default 20) of the Debian image
 ##               through bangerd, one ssh the instant each start returns:
@@ -267,7 +271,7 @@ stress-boot: build
 stress-ready: build
 	$(MAKE) runtime-bundle
 	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) \
-	    $(PYTHON) tests/e2e/ready_cycles.py -n $(or $(N),20)
+	    $(PYTHON) tests/stress/ready_cycles.py -n $(or $(N),20)
 
 ## bench-create: VM create latency through the API with the test double
 ##               (pooled TAP vs none; rootfs copy on ext4 and reflink XFS),

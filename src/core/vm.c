@@ -275,6 +275,16 @@ console_last_line(const char *path, char *out, size_t outsz)
 	out[j] = '\0';
 }
 
+/* May the boot wait connect to the guest's vsock yet?  Not while the
+ * VMM's vsock backend could be broken by it (vmm.h vsock_ready). */
+static bool
+vsock_may_dial(const struct vm *vm, const struct vmm_params *p)
+{
+	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
+
+	return drv->vsock_ready == NULL || drv->vsock_ready(p) != 0;
+}
+
 /* Wait for the guest agent to answer and say it is ready (sshd listens,
  * /root is mounted, the network is up), one short probe at a time, so that
  * a VMM that dies during boot (or a cancel) ends the wait at once instead
@@ -291,9 +301,11 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 {
 	long long now = time_mono_ms();
 	long long deadline = now + (long long)c->cfg.health_timeout_s * 1000;
-	long long progress_at = now, console_size = -1;
+	long long start = now, progress_at = now, console_size = -1;
 	char said[sizeof(h->not_ready)] = "";
+	char seen[sizeof(h->reason) + sizeof(h->how)] = "";
 	int probes = 0;
+	bool gated = false;
 
 	for (;;) {
 		/* One probe at a time, paced: each is a connection through the
@@ -301,11 +313,30 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		 * booting guest gets (vmm/vsock.c). */
 		long long left = deadline - time_mono_ms();
 		vsock_health_clear(h);
-		vsock_probe_health(p->vsock_uds, agent_port(c), left > 2000 ? 2000 :
-		    left > 100 ? (int)left : 100, h);
-		probes++;
-		if (h->status == VSOCK_HEALTH_OK || h->status == VSOCK_HEALTH_DEGRADED)
-			return 0;
+		bool dial = vsock_may_dial(vm, p);
+		if (dial && gated)
+			log_debug("vm '%s': vsock up after %lld ms", vm->name,
+			    time_mono_ms() - start);
+		gated = !dial;
+		if (dial) {
+			vsock_probe_health(p->vsock_uds, agent_port(c), left > 2000 ?
+			    2000 : left > 100 ? (int)left : 100, h);
+			probes++;
+			if (h->status == VSOCK_HEALTH_OK ||
+			    h->status == VSOCK_HEALTH_DEGRADED)
+				return 0;
+			/* Each new way a probe ends, once, for the diagnosis of
+			 * a boot that never gets an answer. */
+			char now_seen[sizeof(seen)];
+			snprintf(now_seen, sizeof(now_seen), "%s/%s", h->reason,
+			    h->how);
+			if (strcmp(now_seen, seen) != 0) {
+				snprintf(seen, sizeof(seen), "%s", now_seen);
+				log_debug("vm '%s': agent probe %d: %s%s%s after %d ms",
+				    vm->name, probes, h->reason, h->how[0] ? " " : "",
+				    h->how, h->latency_ms);
+			}
+		}
 		now = time_mono_ms();
 		if (h->status == VSOCK_HEALTH_STARTING) {
 			progress_at = now;   /* the agent answers */
@@ -329,9 +360,11 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		if (c->cfg.boot_stall_s > 0 &&
 		    now - progress_at >= (long long)c->cfg.boot_stall_s * 1000) {
 			char last[120];
-			char reason[sizeof(h->reason)];
-			snprintf(reason, sizeof(reason), "%s", h->reason[0] ?
-			    h->reason : "none");
+			char reason[64];
+			snprintf(reason, sizeof(reason), "%s%s%s%s", !dial ? "none, "
+			    "the VM's vsock has not started" : h->reason[0] ?
+			    h->reason : "none", h->how[0] ? " (" : "", h->how,
+			    h->how[0] ? ")" : "");
 			console_last_line(p->console_log, last, sizeof(last));
 			bn_fail(err, BN_EBOOT_STALLED, 0, "the boot stalled: no "
 			    "console output and no answer from the guest agent "
@@ -349,10 +382,13 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 			    err);
 		/* 10 ms, doubling to VSOCK_WAIT_INTERVAL_MS: quick for a guest
 		 * that is up at once (the test double), few connections for a
-		 * real boot. */
+		 * real boot; 50 ms between looks while the vsock has not
+		 * started. */
 		long long pause = probes < 6 ? 10LL << (probes - 1) : 0;
 		if (pause == 0 || pause > VSOCK_WAIT_INTERVAL_MS)
 			pause = VSOCK_WAIT_INTERVAL_MS;
+		if (!dial)
+			pause = 50;
 		sleep_ms((int)(now + pause < deadline ? pause : deadline - now));
 	}
 }
@@ -1126,7 +1162,6 @@ core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
     char ret_checked_at[32], struct bn_err *err)
 {
 	struct vm vm;
-	char dir[PATH_MAX], uds[PATH_MAX];
 
 	if (core_vm_get(c, name, &vm, err) < 0)
 		return -1;
@@ -1141,10 +1176,20 @@ core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
 		snprintf(ret->reason, sizeof(ret->reason), "vm_not_running");
 		return 0;
 	}
-	if (vm_dir(c, vm.id, dir, sizeof(dir), err) < 0 ||
-	    path_join(uds, sizeof(uds), err, "%s/vsock.sock", dir) < 0)
+	struct vmm_params *p = xcalloc(1, sizeof(*p));
+	if (vm_ctl_params(c, &vm, p, err) < 0) {
+		free(p);
 		return -1;
-	vsock_probe_health(uds, agent_port(c), 2000, ret);
+	}
+	if (booting && !vsock_may_dial(&vm, p)) {
+		/* Not a connection the VM's vsock could die of. */
+		free(p);
+		ret->status = VSOCK_HEALTH_STARTING;
+		snprintf(ret->reason, sizeof(ret->reason), "vsock_not_started");
+		return 0;
+	}
+	vsock_probe_health(p->vsock_uds, agent_port(c), 2000, ret);
+	free(p);
 	if (booting)
 		return 0;   /* its operation records the outcome */
 	/* A running VM was ready once: a check failing now (sshd died) makes

@@ -9,6 +9,7 @@
  * on QEMU's command line: there is nothing to configure over QMP. */
 #include "vmm.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -16,6 +17,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -631,6 +633,98 @@ qemu_cleanup(const struct vmm_params *p, bool hard)
 	qemu_unlink_sockets(p, &f);
 }
 
+/* ---------- may bangerd connect to the guest's vsock yet? ---------- */
+
+/* vhost-device-vsock 0.3.0 loses its vsock for good when a host connection
+ * reaches vsock.sock after QEMU has sent the guest's memory table (the
+ * guest's vsock driver starting) but before the TX ring is set up: the
+ * event makes the backend process a ring that is not ready, the error
+ * goes up to vhost-user-backend's vring worker, whose loop returns on any
+ * error, and that thread ends without a word.  The helper and QEMU live
+ * on; the kernel still queues connections on vsock.sock, but nothing
+ * reads them, so every CONNECT after that waits in vain (no_ack) until
+ * the VM stops.  Later upstream releases skip such events; 0.3.0 is what
+ * Debian ships.  bangerd's boot probes were the only connections in that
+ * window, so they now wait until both rings are up.
+ *
+ * What shows it from outside: the worker's epoll (vhost-user-backend)
+ * watches its exit event under id 3 (the queue count) and the vsock
+ * backend's own epoll under id 4 from the start; QEMU starting a ring
+ * adds that ring's kick eventfd under its index, 0 (RX) and 1 (TX), and
+ * the backend marks the ring ready just before.  /proc/PID/fdinfo of an
+ * epoll lists each watched fd as "tfd: FD events: HEX data: HEX ...". */
+int
+qemu_helper_epoll_state(const char *fdinfo)
+{
+	unsigned long long ids = 0;
+	const char *line = fdinfo;
+
+	while (line != NULL && *line) {
+		const char *d;
+		if (strncmp(line, "tfd:", 4) == 0 &&
+		    (d = strstr(line, " data:")) != NULL) {
+			char *end;
+			unsigned long long v = strtoull(d + 6, &end, 16);
+			if (end != d + 6 && v < 64)
+				ids |= 1ULL << v;
+		}
+		line = strchr(line, '\n');
+		if (line != NULL)
+			line++;
+	}
+	if ((ids & 0x18) != 0x18)
+		return -1;      /* not the vring worker's epoll */
+	return (ids & 0x3) == 0x3 ? 1 : 0;
+}
+
+/* 1 when the helper's rings are up (or it is not ours to judge: no helper
+ * running, an unknown layout), 0 while a connection could still kill its
+ * vsock. */
+static int
+qemu_vsock_ready(const struct vmm_params *p)
+{
+	struct qemu_files f;
+	struct bn_err ignored;
+	char dirpath[64], path[128], link[64], buf[8192];
+	int state = -1;
+
+	if (qemu_files(p->vmdir, &f, &ignored) < 0)
+		return 1;
+	pid_t pid = helper_pid_read(&f);
+	const char *needle[] = { f.vhu_arg };
+	if (pid <= 0 || !proc_cmdline_has(pid, needle, 1))
+		return 1;
+	snprintf(dirpath, sizeof(dirpath), "/proc/%d/fd", (int)pid);
+	DIR *dir = opendir(dirpath);
+	if (dir == NULL)
+		return 1;
+	struct dirent *de;
+	while (state < 0 && (de = readdir(dir)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name);
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(link, "anon_inode:[eventpoll]") != 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)pid,
+		    de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		state = qemu_helper_epoll_state(buf);
+	}
+	closedir(dir);
+	return state != 0;
+}
+
 /* ---------- vmm.log ---------- */
 
 static void
@@ -1015,4 +1109,5 @@ const struct vmm_driver vmm_qemu = {
 	.stop = qemu_stop,
 	.kill = qemu_kill,
 	.probe = qemu_probe,
+	.vsock_ready = qemu_vsock_ready,
 };

@@ -69,6 +69,10 @@ struct vmm_driver {
 	    struct bn_err *err);
 	/* Let a paused guest run again.  NULL: not supported. */
 	int (*resume)(const struct vmm_params *p, struct bn_err *err);
+	/* May the host connect to the guest's vsock yet?  0 while a
+	 * connection could break the VM's vsock (QEMU: vhost-device-vsock
+	 * before it has set up its rings, qemu.c), else 1.  NULL: always. */
+	int (*vsock_ready)(const struct vmm_params *p);
 };
 
 extern const struct vmm_driver vmm_firecracker;
@@ -142,5 +146,9 @@ int qmp_execute(struct qmp_conn *q, const char *cmd, struct json_t *args,
     struct json_t **ret, struct bn_err *err);
 /* Close and free; NULL is fine. */
 void qmp_close(struct qmp_conn *q);
+/* One epoll's /proc/PID/fdinfo text from vhost-device-vsock: -1 when it is
+ * not its vring worker's epoll, 0 when it is and the RX and TX rings are
+ * not both set up yet, 1 when they are (qemu.c says why it matters). */
+int qemu_helper_epoll_state(const char *fdinfo);
 
 #endif

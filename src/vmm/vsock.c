@@ -214,7 +214,7 @@ enum dial_stage {
  * *stage and err filled. */
 static int
 dial_internal(const char *uds_path, unsigned port, long long deadline,
-    int retry, enum dial_stage *stage, struct bn_err *err)
+    int retry, enum dial_stage *stage, struct attempt *last, struct bn_err *err)
 {
 	struct sockaddr_un sa;
 	*stage = STAGE_CONNECT;
@@ -225,10 +225,12 @@ dial_internal(const char *uds_path, unsigned port, long long deadline,
 
 	int connected_once = 0;
 	int attempts = 0;
-	struct attempt at;
+	struct attempt at = { .res = ATTEMPT_FAIL_CONNECT, .sys_errno = EINVAL };
 	for (;;) {
 		attempts++;
 		int fd = dial_attempt(&sa, port, deadline, &at);
+		if (last != NULL)
+			*last = at;
 		if (fd >= 0) {
 			*stage = STAGE_NONE;
 			return fd;
@@ -277,7 +279,8 @@ vsock_dial(const char *uds_path, unsigned port, long long deadline_ms,
     int *ret_fd, struct bn_err *err)
 {
 	enum dial_stage stage;
-	int fd = dial_internal(uds_path, port, deadline_ms, 1, &stage, err);
+	int fd = dial_internal(uds_path, port, deadline_ms, 1, &stage, NULL,
+	    err);
 	if (fd < 0)
 		return -1;
 	int fl = fcntl(fd, F_GETFL);
@@ -301,11 +304,39 @@ set_result(struct vsock_health *h, enum vsock_health_status st,
 	snprintf(h->protocol, sizeof(h->protocol), "%s", protocol);
 }
 
+/* How a dial attempt ended, for the logs: a VMM that hangs up (eof,
+ * reset) has no guest listener yet; one that says nothing (timeout) may
+ * be wedged. */
+static const char *
+attempt_how(const struct attempt *at)
+{
+	switch (at->res) {
+	case ATTEMPT_OK: return "ok";
+	case ATTEMPT_TIMEOUT_ACK: return "timeout";
+	case ATTEMPT_BAD_ACK: return "bad_ack";
+	case ATTEMPT_RETRY_ACK:
+		return at->sys_errno == 0 ? "eof" : at->sys_errno == ECONNRESET ?
+		    "reset" : at->sys_errno == EPIPE ? "epipe" : "read_error";
+	case ATTEMPT_RETRY_CONNECT:
+	case ATTEMPT_FAIL_CONNECT:
+		switch (at->sys_errno) {
+		case ENOENT: return "no_socket";
+		case ECONNREFUSED: return "refused";
+		case EAGAIN: return "backlog_full";
+		case ETIMEDOUT: return "connect_timeout";
+		default: return "connect_error";
+		}
+	}
+	return "";
+}
+
 static void
-set_dial_failure(struct vsock_health *h, enum dial_stage stage)
+set_dial_failure(struct vsock_health *h, enum dial_stage stage,
+    const struct attempt *at)
 {
 	set_result(h, VSOCK_HEALTH_UNREACHABLE,
 	    stage == STAGE_ACK ? "no_ack" : "vsock_connect_failed", "");
+	snprintf(h->how, sizeof(h->how), "%s", attempt_how(at));
 }
 
 /* The status code of an HTTP reply ("HTTP/x.y SSS ..."), or -1. */
@@ -375,10 +406,11 @@ probe_ping(const char *uds_path, unsigned port, long long deadline,
 {
 	struct bn_err err;
 	enum dial_stage stage;
+	struct attempt at = { .res = ATTEMPT_FAIL_CONNECT, .sys_errno = EINVAL };
 	memset(&err, 0, sizeof(err));
-	int fd = dial_internal(uds_path, port, deadline, 0, &stage, &err);
+	int fd = dial_internal(uds_path, port, deadline, 0, &stage, &at, &err);
 	if (fd < 0) {
-		set_dial_failure(h, stage);
+		set_dial_failure(h, stage, &at);
 		return;
 	}
 	int w = uhttp_write(fd, "PING\n", 5, deadline);
@@ -428,10 +460,11 @@ vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
 
 	struct bn_err err;
 	enum dial_stage stage;
+	struct attempt at = { .res = ATTEMPT_FAIL_CONNECT, .sys_errno = EINVAL };
 	memset(&err, 0, sizeof(err));
-	int fd = dial_internal(uds_path, port, deadline, 0, &stage, &err);
+	int fd = dial_internal(uds_path, port, deadline, 0, &stage, &at, &err);
 	if (fd < 0) {
-		set_dial_failure(ret, stage);
+		set_dial_failure(ret, stage, &at);
 		goto out;
 	}
 
@@ -541,7 +574,7 @@ vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
 	long long deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms :
 	    VSOCK_PROBE_DEFAULT_TIMEOUT_MS);
 	enum dial_stage stage;
-	int fd = dial_internal(uds_path, port, deadline, 0, &stage, err);
+	int fd = dial_internal(uds_path, port, deadline, 0, &stage, NULL, err);
 	if (fd < 0)
 		return -1;
 	char req[160];

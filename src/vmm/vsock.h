@@ -62,10 +62,16 @@ enum vsock_health_status {
 struct vsock_health {
 	enum vsock_health_status status;
 	/* ok | vsock_connect_failed | no_ack | timeout | bad_response |
-	 * legacy_ping | agent_degraded | not_ready */
+	 * legacy_ping | agent_degraded | not_ready | vsock_not_started (set
+	 * by core for a booting VM whose vsock is not up: no probe made) */
 	char reason[32];
 	/* With not_ready: the agent's first failing check, "sshd: ...". */
 	char not_ready[160];
+	/* With no_ack / vsock_connect_failed: how the dial ended, for logs:
+	 * eof | reset | epipe | read_error | timeout (the VMM never
+	 * answered) | no_socket | refused | backlog_full | connect_timeout |
+	 * connect_error | bad_ack; else "". */
+	char how[16];
 	char protocol[8];   /* "http", "ping" or "" */
 	int latency_ms;
 	json_t *agent;      /* parsed /healthz object, owned; NULL if none */

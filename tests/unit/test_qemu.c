@@ -443,9 +443,14 @@ test_qmp_errors(void)
 
 /* A fake vhost-device-vsock: listens on --socket and --uds-path, like the
  * real one, until killed. */
+/* A fake vhost-device-vsock: listens on both sockets and, like the real
+ * one (vhost-user-backend's vring worker), has an epoll watching an exit
+ * event under id 3, the backend's events under 4 and a sibling doorbell
+ * under 5; SIGUSR1 starts "the rings": eventfds under ids 0 and 1, as
+ * QEMU's SET_VRING_KICK does.  FAKE_HELPER_LAYOUT=none: no such epoll. */
 static const char fake_helper_py[] =
 "#!/usr/bin/python3\n"
-"import os, signal, socket, sys\n"
+"import ctypes, os, platform, signal, socket, struct, sys\n"
 "a = dict(x.split('=', 1) for x in sys.argv[1:])\n"
 "socks = []\n"
 "for k in ('--socket', '--uds-path'):\n"
@@ -453,8 +458,18 @@ static const char fake_helper_py[] =
 "    try: os.unlink(a[k])\n"
 "    except FileNotFoundError: pass\n"
 "    s.bind(a[k]); s.listen(4); socks.append(s)\n"
+"libc = ctypes.CDLL(None, use_errno=True)\n"
+"ep = libc.epoll_create1(0)\n"
+"fmt = '=IQ' if platform.machine() == 'x86_64' else '@IQ'\n"
+"def watch(data):\n"
+"    ev = ctypes.create_string_buffer(struct.pack(fmt, 1, data))\n"
+"    if libc.epoll_ctl(ep, 1, os.eventfd(0), ev) != 0:\n"
+"        raise OSError(ctypes.get_errno(), 'epoll_ctl')\n"
+"if os.environ.get('FAKE_HELPER_LAYOUT') != 'none':\n"
+"    for d in (3, 4, 5): watch(d)\n"
+"signal.signal(signal.SIGUSR1, lambda *_: [watch(d) for d in (0, 1)])\n"
 "print('fake helper: cid', a['--guest-cid'], flush=True)\n"
-"signal.pause()\n";
+"while True: signal.pause()\n";
 
 /* A fake QEMU: records its argv, connects to the vhost-user socket, serves
  * QMP.  FAKE_QEMU_MODE: normal (powerdown ends it), deaf (never answers),
@@ -719,6 +734,104 @@ test_stop_fallbacks(void)
 	vmm_qemu.kill(&p, pid);
 	if (check_clean(dir, pid, hpid) < 0)
 		return -1;
+	return 0;
+}
+
+/* vhost-device-vsock's vring worker epoll, as /proc/PID/fdinfo shows it
+ * (taken from a real one), before and after QEMU starts the rings. */
+static int
+test_helper_epoll_state(void)
+{
+	static const char head[] = "pos:\t0\nflags:\t02000002\nmnt_id:\t17\n"
+	    "ino:\t1038\n";
+	static const char worker[] =
+	    "tfd:       10 events:       19 data:                3  pos:0 ino:40e sdev:10\n"
+	    "tfd:        5 events:       19 data:                5  pos:0 ino:40e sdev:10\n"
+	    "tfd:        4 events:       19 data:                4  pos:0 ino:40e sdev:10\n";
+	static const char rx[] =
+	    "tfd:       22 events:       19 data:                0  pos:0 ino:40e sdev:10\n";
+	static const char tx[] =
+	    "tfd:       23 events:       19 data:                1  pos:0 ino:40e sdev:10\n";
+	/* The backend's own epoll: the listener and streams, by fd number. */
+	static const char backend[] =
+	    "tfd:        3 events:       19 data:                3  pos:0 ino:ab132 sdev:9\n"
+	    "tfd:       21 events:       19 data:               15  pos:0 ino:abbc1 sdev:9\n";
+	char buf[2048];
+
+	snprintf(buf, sizeof(buf), "%s%s", head, worker);
+	fail_unless(qemu_helper_epoll_state(buf) == 0, "worker, no rings: %d",
+	    qemu_helper_epoll_state(buf));
+	snprintf(buf, sizeof(buf), "%s%s%s", head, worker, rx);
+	fail_unless(qemu_helper_epoll_state(buf) == 0, "RX ring alone is not up");
+	snprintf(buf, sizeof(buf), "%s%s%s", head, worker, tx);
+	fail_unless(qemu_helper_epoll_state(buf) == 0, "TX ring alone is not up");
+	snprintf(buf, sizeof(buf), "%s%s%s%s", head, tx, worker, rx);
+	fail_unless(qemu_helper_epoll_state(buf) == 1, "both rings: %d",
+	    qemu_helper_epoll_state(buf));
+	snprintf(buf, sizeof(buf), "%s%s", head, backend);
+	fail_unless(qemu_helper_epoll_state(buf) == -1, "backend epoll taken "
+	    "for the worker's");
+	fail_unless(qemu_helper_epoll_state(head) == -1, "empty epoll");
+	fail_unless(qemu_helper_epoll_state("") == -1, "empty text");
+	fail_unless(qemu_helper_epoll_state("tfd: 4 events: 19 data: zz\n"
+	    "tfd: 3 events: 19 data:\n") == -1, "junk data");
+	return 0;
+}
+
+/* The boot wait connects to a QEMU VM's vsock only once the helper's
+ * rings are up (qemu.c: earlier connections kill vhost-device-vsock
+ * 0.3.0's vsock); a helper whose layout is unknown is not held back. */
+static int
+test_vsock_gate(void)
+{
+	struct vmm_params p;
+	struct bn_err err;
+	char dir[128];
+	pid_t pid = 0, hpid;
+	int ready = 0;
+
+	if (!have_python())
+		skip_test("no /usr/bin/python3 for the fake qemu");
+	fail_unless(vmm_qemu.vsock_ready != NULL, "qemu has no vsock gate");
+	fail_unless(fake_vm(&p, "gate", dir, sizeof(dir)) == 0, "vm dir");
+	setenv("FAKE_QEMU_MODE", "normal", 1);
+	fail_unless(vmm_qemu.spawn(&p, &pid, &err) == 0, "spawn: %s", err.msg);
+	hpid = helper_pid(dir);
+	fail_unless(hpid > 0, "helper pid");
+	/* The fake sets its epoll up after it listens: wait for it. */
+	for (int i = 0; i < 100 && !ready; i++) {
+		char line[128];
+		FILE *f = fopen(p.vmm_log, "r");
+		while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+			ready |= strstr(line, "fake helper: cid") != NULL;
+		if (f != NULL)
+			fclose(f);
+		if (!ready)
+			usleep(20000);
+	}
+	fail_unless(ready, "the fake helper never started");
+	fail_unless(vmm_qemu.vsock_ready(&p) == 0, "gate open before the rings");
+	kill(hpid, SIGUSR1);
+	ready = 0;
+	for (int i = 0; i < 150 && !ready; i++) {
+		ready = vmm_qemu.vsock_ready(&p);
+		if (!ready)
+			usleep(20000);
+	}
+	fail_unless(ready == 1, "gate still closed with both rings up");
+	fail_unless(vmm_qemu.stop(&p, pid, 5000, NULL, &err) == 0, "stop: %s",
+	    err.msg);
+	/* No helper running: nothing to hold the probe back for. */
+	fail_unless(vmm_qemu.vsock_ready(&p) == 1, "gate closed without a helper");
+
+	/* A helper of another make: no vring worker epoll to read. */
+	setenv("FAKE_HELPER_LAYOUT", "none", 1);
+	fail_unless(vmm_qemu.spawn(&p, &pid, &err) == 0, "spawn: %s", err.msg);
+	unsetenv("FAKE_HELPER_LAYOUT");
+	usleep(300000);
+	fail_unless(vmm_qemu.vsock_ready(&p) == 1, "unknown helper held back");
+	fail_unless(vmm_qemu.stop(&p, pid, 5000, NULL, &err) == 0, "stop: %s",
+	    err.msg);
 	return 0;
 }
 
@@ -1070,7 +1183,9 @@ main(void)
 	RUN_TEST(test_qmp_handshake);
 	RUN_TEST(test_qmp_execute_skips_events);
 	RUN_TEST(test_qmp_errors);
+	RUN_TEST(test_helper_epoll_state);
 	RUN_TEST(test_lifecycle_fake);
+	RUN_TEST(test_vsock_gate);
 	RUN_TEST(test_stop_fallbacks);
 	RUN_TEST(test_paused_on_enospc);
 	RUN_TEST(test_spawn_failures);

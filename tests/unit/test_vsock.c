@@ -569,12 +569,15 @@ test_no_ack(void)
 	long long el = vsock_now_ms() - t0;
 	fake_stop(&f);
 	enum vsock_health_status st = h.status;
-	char reason[32];
+	char reason[32], how[16];
 	snprintf(reason, sizeof(reason), "%s", h.reason);
+	snprintf(how, sizeof(how), "%s", h.how);
 	vsock_health_clear(&h);
 	fail_unless(st == VSOCK_HEALTH_UNREACHABLE, "status %d", st);
 	fail_unless(strcmp(reason, "no_ack") == 0 ||
 	    strcmp(reason, "timeout") == 0, "reason %s", reason);
+	/* A VMM that says nothing is not one that hangs up. */
+	fail_unless(strcmp(how, "timeout") == 0, "how %s", how);
 	/* No answer at all: bounded by the ack floor, not by the timeout. */
 	fail_unless(el >= VSOCK_ACK_MIN_MS - 50 && el < VSOCK_ACK_MIN_MS + 1000,
 	    "bounded by the ack floor: %lld ms", el);
@@ -615,9 +618,12 @@ test_hangup_before_ok(void)
 	vsock_probe_health(f.path, 1024, 2000, &h);
 	long long el = vsock_now_ms() - t0;
 	enum vsock_health_status st = h.status;
-	char reason[32];
+	char reason[32], how[16];
 	snprintf(reason, sizeof(reason), "%s", h.reason);
+	snprintf(how, sizeof(how), "%s", h.how);
 	vsock_health_clear(&h);
+	fail_unless(strcmp(how, "eof") == 0 || strcmp(how, "reset") == 0,
+	    "how %s", how);
 
 	/* vsock_dial keeps retrying EOF-before-OK until its deadline. */
 	struct bn_err err;
@@ -648,13 +654,15 @@ test_no_socket(void)
 	vsock_probe_health(path, 1024, 1000, &h);
 	long long el = vsock_now_ms() - t0;
 	enum vsock_health_status st = h.status;
-	char reason[32], proto[8];
+	char reason[32], proto[8], how[16];
 	snprintf(reason, sizeof(reason), "%s", h.reason);
 	snprintf(proto, sizeof(proto), "%s", h.protocol);
+	snprintf(how, sizeof(how), "%s", h.how);
 	vsock_health_clear(&h);
 	fail_unless(st == VSOCK_HEALTH_UNREACHABLE, "status %d", st);
 	fail_unless(strcmp(reason, "vsock_connect_failed") == 0, "reason %s",
 	    reason);
+	fail_unless(strcmp(how, "no_socket") == 0, "how %s", how);
 	fail_unless(proto[0] == '\0', "no protocol");
 	fail_unless(el < 1000, "fast: %lld ms", el);
 

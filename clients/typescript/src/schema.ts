@@ -871,10 +871,10 @@ export interface components {
             /** @enum {string} */
             status: "ok" | "degraded" | "unreachable" | "starting";
             /**
-             * @description Why `status` has its value.
+             * @description Why `status` has its value.  `vsock_not_started`: the VM is booting and its vsock device has not started yet, so the agent was not asked.
              * @enum {string}
              */
-            reason: "ok" | "vm_not_running" | "vsock_connect_failed" | "no_ack" | "timeout" | "bad_response" | "legacy_ping" | "agent_degraded" | "not_ready";
+            reason: "ok" | "vm_not_running" | "vsock_connect_failed" | "no_ack" | "timeout" | "bad_response" | "legacy_ping" | "agent_degraded" | "not_ready" | "vsock_not_started";
             /** @description With `not_ready`: the first readiness check that fails, for example `sshd: nothing listens on port 22`; else null. */
             detail: string | null;
             /**

@@ -18,6 +18,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 
 from daemon import BANGER, netns_daemon  # noqa: E402
 from test_vms import console_tail, in_ns  # noqa: E402

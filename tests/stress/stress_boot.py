@@ -3,6 +3,7 @@
 load, with time-to-ready for every boot and the evidence of every failure.
 
     make stress-boot [N=20] [IMAGES=tiny,debian] [LOAD=none|cpu|io|cpu+io]
+                     [VCPUS=1] [PARALLEL=1] [STORM=1]
 
 For each image, N boots of one VM in the cycles users run: create, then
 stop+start (a start right after a stop), restart, delete+create, in turn.
@@ -19,19 +20,33 @@ cloud kernel, a busybox initrd with the agent); "debian" is the runtime
 bundle's default image.  Each runs under its own bangerd, in a network
 namespace of its own.  LOAD starts background work for the whole run:
 "cpu" one busy loop per core, "io" a writer that syncs 64 MiB at a time
-under build/stress, "cpu+io" both.
+under build/stress, "cpu+io" both.  --vcpus sets the VMs' vCPUs;
+--parallel 2 boots two VMs at once (each its own cycle, same bangerd).
+--storm has an outside client connect to each booting VM's vsock.sock (and
+hang up at once) every few milliseconds, as no user does: it shows the
+vhost-device-vsock bug bangerd's boot wait steps around (vmm/qemu.c), so
+expect boot_stalled with it.
+
+vhost-device-vsock runs with RUST_LOG=debug (unless RUST_LOG is set), so
+vmm.log has what it reports.  A boot still not ready after SLOW_S is
+looked at while it is slow (diagnosis.txt): QEMU and the helper alive, the
+helper's threads (vring_worker gone means its vsock is dead), what
+CONNECTs get, whether the guest answers on its network.
 """
 import argparse
 import json
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+E2E = os.path.join(HERE, "..", "e2e")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 from daemon import netns_daemon  # noqa: E402
@@ -46,7 +61,7 @@ BOOT_S = 300
 def tiny_runtime(out):
     """A runtime bundle for the tiny e2e guest (built by qemu-boot.sh)."""
     guest = os.path.join(BUILD, "e2e", "guest")
-    r = subprocess.run(["bash", os.path.join(HERE, "qemu-boot.sh"),
+    r = subprocess.run(["bash", os.path.join(E2E, "qemu-boot.sh"),
                         "--guest-only"], env=dict(os.environ, BUILD=BUILD),
                        capture_output=True, text=True)
     if r.returncode != 0:
@@ -93,6 +108,34 @@ def pct(xs, p):
 SLOW_S = 25
 
 
+def proc_threads(pid):
+    """State and thread names: vhost-device-vsock runs a vring_worker
+    thread; without it nothing serves the VM's vsock."""
+    try:
+        st = [x for x in open("/proc/%s/status" % pid).read().split("\n")
+              if x.startswith("State")]
+        names = []
+        for t in sorted(os.listdir("/proc/%s/task" % pid)):
+            with open("/proc/%s/task/%s/comm" % (pid, t)) as f:
+                names.append(f.read().strip())
+        return "%s threads %s" % (st, names)
+    except OSError as e:
+        return str(e)
+
+
+def storm(path, stop):
+    """Connect to a booting VM's vsock.sock and hang up, every 2 ms."""
+    while not stop.is_set():
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+        except OSError:
+            pass
+        finally:
+            s.close()
+        time.sleep(0.002)
+
+
 def diagnose(d, name):
     """A boot slower than SLOW_S, looked at while it is stuck: are QEMU and
     vhost-device-vsock alive, what does a CONNECT to the agent's port (and
@@ -111,13 +154,7 @@ def diagnose(d, name):
         for line in r.stdout.split("\n"):
             if line.strip():
                 pid = line.split()[0]
-                try:
-                    st = open("/proc/%s/status" % pid).read()
-                    out.append("  %s %s" % (pid, [x for x in st.split("\n")
-                                                  if x.startswith(("State",
-                                                                   "Threads"))]))
-                except OSError:
-                    pass
+                out.append("  %s %s" % (pid, proc_threads(pid)))
     for port in (1024, 4242):
         s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
         s.settimeout(5)
@@ -168,17 +205,9 @@ def keep_evidence(d, api, name, vm_id, op, outdir, tag):
     return dest
 
 
-def run_image(image, runtime, n, outdir):
-    with netns_daemon("bgstress-" + image, runtime=runtime,
-                      config={"health_timeout_s": BOOT_S,
-                              "stop_grace_s": 30}) as d:
-        return boots(d, image, n, outdir)
-
-
-def boots(d, image, n, outdir):
+def cycle(d, image, name, n, opts, outdir, times, failures, lock):
+    """n boots of VM `name` in the user cycles; results under lock."""
     api = d.client
-    name = "stress"
-    times, failures = [], []
     exists = False
     vm_id = None
     for i in range(n):
@@ -194,12 +223,14 @@ def boots(d, image, n, outdir):
                                                   "wait": 120},
                        validate_body=False, timeout=180)
             exists = False
+        stop_storm = threading.Event()
+        stormer = None
         t0 = time.monotonic()
         # Started without waiting, then followed: a boot that is slow
         # is looked at while it is still slow (diagnose()).
         async_ = {"validate_body": False, "timeout": 60}
         if not exists:
-            r = api.post("/v1/vms", {"name": name, "vcpus": 1,
+            r = api.post("/v1/vms", {"name": name, "vcpus": opts.vcpus,
                                      "memory_mib": 512}, **async_)
         elif kind == "start-after-stop":
             r = api.post("/v1/vms/%s/start" % name, **async_)
@@ -208,32 +239,71 @@ def boots(d, image, n, outdir):
         op = r.json()
         diag = None
         while op.get("state") in ("pending", "running"):
-            time.sleep(0.2)
+            if opts.storm and stormer is None:
+                # A new VM has an id (and a directory) once its create runs.
+                vm = api.get("/v1/vms/" + name, validate=False)
+                if vm.status_code == 200:
+                    vmdir = os.path.join(d.state, "vms", vm.json()["id"])
+                    stormer = threading.Thread(target=storm, daemon=True,
+                                               args=(os.path.join(
+                                                   vmdir, "vsock.sock"),
+                                                   stop_storm))
+                    stormer.start()
+            time.sleep(0.05 if opts.storm and stormer is None else 0.2)
             op = api.get("/v1/operations/" + op["id"], validate=False).json()
             if diag is None and time.monotonic() - t0 > SLOW_S:
                 diag = diagnose(d, name)
+        stop_storm.set()
         took = time.monotonic() - t0
         vm = api.get("/v1/vms/" + name, validate=False)
         vm_id = vm.json()["id"] if vm.status_code == 200 else vm_id
+        tag = "%s-%s-%03d" % (image, name, i + 1)
         if op.get("state") == "succeeded":
             exists = True
-            times.append(took)
-            print("%-6s boot %3d/%d %-16s ready in %6.2f s" % (
-                image, i + 1, n, kind, took), flush=True)
+            with lock:
+                times.append(took)
+                print("%-6s %-9s boot %3d/%d %-16s ready in %6.2f s" % (
+                    image, name, i + 1, n, kind, took), flush=True)
             continue
         code = (op.get("error") or {}).get("code", "?")
-        where = keep_evidence(d, api, name, vm_id, op, outdir,
-                              "%s-%03d" % (image, i + 1))
-        if diag:
-            with open(os.path.join(where, "diagnosis.txt"), "w") as f:
-                f.write(diag)
-        failures.append((i + 1, kind, code, where))
-        print("%-6s boot %3d/%d %-16s FAILED after %.1f s: %s: %s (%s)" % (
-            image, i + 1, n, kind, took, code,
-            (op.get("error") or {}).get("message", ""), where), flush=True)
+        with lock:
+            where = keep_evidence(d, api, name, vm_id, op, outdir, tag)
+            if diag:
+                with open(os.path.join(where, "diagnosis.txt"), "w") as f:
+                    f.write(diag)
+            failures.append((i + 1, kind, code, where))
+            print("%-6s %-9s boot %3d/%d %-16s FAILED after %.1f s: %s: %s "
+                  "(%s)" % (image, name, i + 1, n, kind, took, code,
+                            (op.get("error") or {}).get("message", ""),
+                            where), flush=True)
         api.delete("/v1/vms/" + name, params={"force": "true", "wait": 120},
                    validate_body=False, timeout=180)
         exists = False
+
+
+def run_image(image, runtime, n, opts, outdir):
+    names = ["stress%d" % k for k in range(opts.parallel)]
+    times, failures = [], []
+    lock = threading.Lock()
+    errors = []
+
+    def worker(d, name):
+        try:
+            cycle(d, image, name, n, opts, outdir, times, failures, lock)
+        except Exception as e:  # noqa: BLE001 - reported, run goes on
+            errors.append("%s: %r" % (name, e))
+
+    with netns_daemon("bgstress-" + image, runtime=runtime,
+                      config={"health_timeout_s": BOOT_S,
+                              "stop_grace_s": 30}) as d:
+        threads = [threading.Thread(target=worker, args=(d, nm))
+                   for nm in names]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    if errors:
+        sys.exit("stress_boot: " + "; ".join(errors))
     return times, failures
 
 
@@ -243,7 +313,11 @@ def main():
     ap.add_argument("--images", default="tiny,debian")
     ap.add_argument("--load", default="none",
                     choices=["none", "cpu", "io", "cpu+io"])
+    ap.add_argument("--vcpus", type=int, default=1)
+    ap.add_argument("--parallel", type=int, default=1, choices=[1, 2])
+    ap.add_argument("--storm", action="store_true")
     args = ap.parse_args()
+    os.environ.setdefault("RUST_LOG", "debug")
     if os.geteuid() != 0:
         sys.exit("stress_boot: needs root (TAP networking, namespaces)")
     # A SIGTERM (make interrupted, a CI timeout) still ends the load, the
@@ -265,7 +339,7 @@ def main():
                 runtime = RUNTIME
             else:
                 sys.exit("stress_boot: unknown image %s" % image)
-            results[image] = run_image(image, runtime, args.n, outdir)
+            results[image] = run_image(image, runtime, args.n, args, outdir)
     finally:
         for p in load:
             p.kill()
@@ -274,8 +348,10 @@ def main():
             os.unlink(os.path.join(outdir, "io-load.bin"))
         except FileNotFoundError:
             pass
-    print("\nboot stress: %d boots per image, load %s (%d cores)" % (
-        args.n, args.load, os.cpu_count() or 1))
+    print("\nboot stress: %d boots per image and VM, load %s, %d vCPU, %d "
+          "VM(s) at once%s (%d host cores)" % (
+              args.n, args.load, args.vcpus, args.parallel,
+              ", vsock storm" if args.storm else "", os.cpu_count() or 1))
     total_fail = 0
     for image, (times, failures) in results.items():
         total_fail += len(failures)
