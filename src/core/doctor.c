@@ -82,28 +82,6 @@ add(json_t *checks, const char *name, const char *feature, enum chk st,
 	    "message", msg, "fix", fix ? fix : ""));
 }
 
-int
-kvm_state(char *why, size_t whysz)
-{
-	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-
-	if (fd < 0) {
-		snprintf(why, whysz, "/dev/kvm: %s", strerror(errno));
-		return errno == ENOENT ? KVM_MISSING : KVM_DENIED;
-	}
-	close(fd);
-	/* PVM (kvm_pvm) is paravirtual nested KVM: it runs only guests
-	 * built for it, not a standard kernel, and the CPU shows no
-	 * vmx/svm. */
-	if (access("/sys/module/kvm_pvm", F_OK) == 0) {
-		snprintf(why, whysz, "/dev/kvm is nested PVM (kvm_pvm): it cannot "
-		    "boot a standard guest kernel");
-		return KVM_PVM;
-	}
-	snprintf(why, whysz, "/dev/kvm is present and writable");
-	return KVM_OK;
-}
-
 /* Without a usable KVM, QEMU runs VMs with TCG: that is a warning then,
  * not a failure. */
 static void
@@ -112,7 +90,7 @@ check_kvm(json_t *checks, bool qemu_runs_vms)
 	char msg[256];
 	enum chk bad = qemu_runs_vms ? CHK_WARN : CHK_FAIL;
 
-	switch (kvm_state(msg, sizeof(msg))) {
+	switch (vmm_kvm_state(msg, sizeof(msg))) {
 	case KVM_OK:
 		add(checks, "kvm", "vms", CHK_OK, msg, NULL);
 		break;
@@ -230,8 +208,7 @@ check_firecracker(struct core *c, json_t *checks, enum chk bad)
 	char bin[PATH_MAX], out[256], msg[PATH_MAX + 300];
 	struct bn_err err;
 
-	if (proc_find_exe(c->bundle.firecracker, bin, sizeof(bin), &err) < 0 &&
-	    proc_find_exe("firecracker", bin, sizeof(bin), &err) < 0) {
+	if (!vmm_find_exe(c->bundle.firecracker, "firecracker", bin, sizeof(bin))) {
 		snprintf(msg, sizeof(msg), "firecracker not found at %s or in PATH",
 		    c->bundle.firecracker);
 		add(checks, "vmm_firecracker", "vms", bad, msg,
@@ -260,8 +237,7 @@ check_qemu(struct core *c, json_t *checks, enum chk bad)
 	static __thread char out[16384];
 	struct bn_err err;
 
-	if (proc_find_exe(c->bundle.qemu, bin, sizeof(bin), &err) < 0 &&
-	    proc_find_exe("qemu-system-x86_64", bin, sizeof(bin), &err) < 0) {
+	if (!vmm_find_exe(c->bundle.qemu, "qemu-system-x86_64", bin, sizeof(bin))) {
 		snprintf(msg, sizeof(msg), "qemu-system-x86_64 not found at %s or "
 		    "in PATH", c->bundle.qemu);
 		add(checks, "vmm_qemu", "vms", bad, msg, "apt-get install "
@@ -285,9 +261,8 @@ check_qemu(struct core *c, json_t *checks, enum chk bad)
 			add(checks, "vmm_qemu", "vms", CHK_OK, msg, NULL);
 		}
 	}
-	if (proc_find_exe(c->bundle.vhost_user_vsock, helper, sizeof(helper),
-	    &err) < 0 && proc_find_exe("vhost-device-vsock", helper, sizeof(helper),
-	    &err) < 0) {
+	if (!vmm_find_exe(c->bundle.vhost_user_vsock, "vhost-device-vsock", helper,
+	    sizeof(helper))) {
 		snprintf(msg, sizeof(msg), "vhost-device-vsock not found at %s or in "
 		    "PATH (QEMU VMs need it for vsock)", c->bundle.vhost_user_vsock);
 		add(checks, "vsock_helper", "vms", bad, msg, "run "

@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "core/core.h"
 #include "vmm/vmm.h"
@@ -112,17 +113,21 @@ void vm_set_state(struct core *c, struct vm *vm, enum vm_state st);
  * event's data. */
 void vm_set_state_ev(struct core *c, struct vm *vm, enum vm_state st,
     json_t *extra);
-/* What a VM boots with: the driver, its executables and (QEMU) the
- * accelerator with the reason for it, shown in VM status and doctor. */
-struct vmm_choice {
-	const struct vmm_driver *drv;
-	char binary[PATH_MAX];
-	char helper[PATH_MAX];      /* QEMU: vhost-device-vsock */
-	bool kvm;                   /* QEMU: -accel kvm; else tcg */
-	char accel[8];              /* "kvm" | "tcg" */
-	char accel_reason[256];
-};
-int vmm_pick(struct core *c, struct vmm_choice *ret, struct bn_err *err);
+/* What VMs boot with now: config.json's vmm unless the bundle names one,
+ * and the bundle's executables (vmm/select.c decides). */
+static inline int
+vmm_pick(struct core *c, struct vmm_choice *ret, struct bn_err *err)
+{
+	struct vmm_wants w = {
+		.want = strcmp(c->bundle.vmm, "auto") == 0 ? c->cfg.vmm :
+		    c->bundle.vmm,
+		.firecracker = c->bundle.firecracker,
+		.qemu = c->bundle.qemu,
+		.vsock_helper = c->bundle.vhost_user_vsock,
+		.bundle_dir = c->bundle.dir,
+	};
+	return vmm_select(&w, ret, err);
+}
 
 /* The host's disk (core/host.c). */
 struct host_capacity {
@@ -167,9 +172,6 @@ void spares_forget(struct core *c, const char *src);
 void core_net_start(struct core *c);
 void core_net_stop(struct core *c);
 
-/* /dev/kvm: usable, nested PVM (no standard guests), missing, denied. */
-enum { KVM_OK, KVM_PVM, KVM_MISSING, KVM_DENIED };
-int kvm_state(char *why, size_t whysz);
 
 /* Reconcile the store with running processes (daemon start). */
 void core_reconcile(struct core *c);

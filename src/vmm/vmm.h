@@ -95,6 +95,44 @@ vmm_by_name(const char *name)
  * fit in sun_path. */
 int vmm_params_paths(struct vmm_params *p, const char *vmdir, struct bn_err *err);
 
+/* ---- choosing a VMM (select.c) and the host facts it needs (host.c) ---- */
+
+/* What is asked for: "auto", "firecracker" or "qemu", and where the
+ * runtime bundle says each executable is (a path or a name in PATH). */
+struct vmm_wants {
+	const char *want;
+	const char *firecracker;
+	const char *qemu;
+	const char *vsock_helper;
+	const char *bundle_dir;     /* for hints */
+};
+
+/* What a VM boots with: the driver, its executables and (QEMU) the
+ * accelerator with the reason for it, shown in VM status and doctor. */
+struct vmm_choice {
+	const struct vmm_driver *drv;
+	char binary[PATH_MAX];
+	char helper[PATH_MAX];      /* QEMU: vhost-device-vsock */
+	bool kvm;                   /* QEMU: -accel kvm; else tcg */
+	char accel[8];              /* "kvm" | "tcg" */
+	char accel_reason[256];
+};
+int vmm_select(const struct vmm_wants *w, struct vmm_choice *ret,
+    struct bn_err *err);
+
+/* /dev/kvm: usable, nested PVM (no standard guests), missing, denied;
+ * why says which in words. */
+enum { KVM_OK, KVM_PVM, KVM_MISSING, KVM_DENIED };
+int vmm_kvm_state(char *why, size_t whysz);
+/* bundled (a path, or a name looked up in PATH), else name in PATH. */
+bool vmm_find_exe(const char *bundled, const char *name, char *out,
+    size_t outsz);
+/* Can a disk at path be opened with O_DIRECT (cache=none)?  tmpfs cannot. */
+bool vmm_host_direct_io(const char *path);
+/* The host's TSC rate in kHz (0 when it is not invariant) and whether it
+ * is reliable, measured once: what a TCG guest reads with rdtsc. */
+void vmm_host_tsc(unsigned long *khz, bool *reliable);
+
 /* ---- QEMU driver internals (qemu.c), exposed for tests/unit/test_qemu.c ---- */
 
 struct json_t;
