@@ -125,6 +125,10 @@ uint64_t core_events_last_id(struct core *c);
 void core_emit(struct core *c, const char *type, const char *vm,
     const char *op_id, json_t *data);
 
+/* Every VM operation's steps in order, for tests and docs:
+ * [{"kind": "vm.create", "steps": [{"name", "undo", "conditional"}]}]. */
+json_t *core_lifecycle_steps(void);
+
 /* ---- doctor ---- */
 json_t *core_doctor(struct core *c);
 /* GET /v1/host: free, committed and reserved bytes of the state dir's

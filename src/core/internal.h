@@ -88,6 +88,8 @@ bool vm_trylock(struct core *c, const char *name);
  * or NULL with *err filled to fail the operation. */
 typedef json_t *(*op_fn)(struct core *c, struct op *op, void *arg,
     struct bn_err *err);
+/* arg belongs to the operation from the call on: arg_free runs when it
+ * ends, or at once when it cannot start. */
 int op_start(struct core *c, const char *kind, const char *target, op_fn fn,
     void *arg, void (*arg_free)(void *), char ret_id[24], struct bn_err *err);
 void op_stage(struct core *c, struct op *op, const char *stage, int progress);
@@ -100,13 +102,13 @@ bool op_cancelled(struct op *op);
 int op_fail_cancelled(struct op *op, struct bn_err *err);
 void op_set_child(struct core *c, struct op *op, pid_t pgid);
 
-/* Lifecycle steps used by the operation bodies (VM lock held). */
+/* A VM's directory, driver parameters and recorded state (vmrow.c). */
 struct vm_net;
-struct vmm_choice;
-int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
-    const struct vmm_choice **ret_choice, struct vmm_params *p, char *cmdline,
-    size_t cmdsz, struct bn_err *err);
 int vm_dir(struct core *c, const char *id, char *out, size_t outsz,
+    struct bn_err *err);
+/* The per-VM paths a driver needs to act on a VM that exists (stop,
+ * kill, probe, pause, resume): no binary, no boot parameters. */
+int vm_ctl_params(struct core *c, const struct vm *vm, struct vmm_params *p,
     struct bn_err *err);
 void vm_set_state(struct core *c, struct vm *vm, enum vm_state st);
 /* The same; extra (consumed, may be NULL) is merged into the vm.state
@@ -128,6 +130,49 @@ vmm_pick(struct core *c, struct vmm_choice *ret, struct bn_err *err)
 	};
 	return vmm_select(&w, ret, err);
 }
+
+/* What a boot and a stop say to the VMM and the guest (boot.c). */
+/* The VMM's parameters and the kernel command line for booting vm with
+ * the VMM ch (p points into ch and cmdline: keep them alive). */
+int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
+    const struct vmm_choice *ch, struct vmm_params *p, char *cmdline,
+    size_t cmdsz, struct bn_err *err);
+unsigned agent_port(struct core *c);
+/* May bangerd connect to the VM's vsock yet (vmm.h vsock_ready)? */
+bool vsock_may_dial(const struct vm *vm, const struct vmm_params *p);
+/* Wait until the guest agent says the VM is ready, the VMM dies, the op
+ * is cancelled, the boot stalls or the deadline passes. */
+int wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
+    const struct vmm_params *p, struct vsock_health *h, struct bn_err *err);
+/* Ask the guest agent to power the guest off; 0 when it took the request. */
+int agent_poweroff(struct core *c, const struct vm *vm,
+    const struct vmm_driver *drv, const struct vmm_params *p, int timeout_ms);
+/* The work disk at path for a VM of disk_gib from the image (disks.c). */
+struct image_view;
+int make_workdisk(struct core *c, const struct image_view *iv,
+    const char *path, int disk_gib, struct bn_err *err);
+/* Grow the ext4 file system in the image at path to the file's size. */
+int grow_ext4(const char *path, struct bn_err *err);
+
+/* VM operations as step tables (lifecycle.c).  A request is checked and
+ * filled in by vm.c, then run as an operation: life_op takes the VM's
+ * lock and runs the kind's table; life_run is the same without the
+ * operation's own thread (bulk actions). */
+enum life_kind { LIFE_CREATE, LIFE_START, LIFE_STOP, LIFE_RESTART,
+	LIFE_DELETE, LIFE_KINDS };
+struct life_req {
+	enum life_kind kind;
+	char name[VM_NAME_MAX];
+	struct vm vm;               /* create: the VM as recorded */
+	struct image_view iv;       /* create: the image it was checked with */
+	struct vmm_choice choice;   /* create, start, restart: the VMM picked */
+	bool force;                 /* delete: a running VM too */
+	int grace_s;                /* stop, restart, delete */
+};
+json_t *life_op(struct core *c, struct op *op, void *arg, struct bn_err *err);
+json_t *life_run(struct core *c, struct op *op, struct life_req *req,
+    struct bn_err *err);
+const char *life_kind_name(enum life_kind k);
 
 /* The host's disk (core/host.c). */
 struct host_capacity {

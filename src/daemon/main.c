@@ -41,6 +41,7 @@ usage(FILE *f)
 	    "  --runtime DIR      runtime bundle (env BANGER_RUNTIME_DIR)\n"
 	    "  --config FILE      config.json (env BANGER_CONFIG)\n"
 	    "  --log-level L      error|warn|info|debug\n"
+	    "  --list-steps       print every VM operation's steps (JSON) and exit\n"
 	    "  --version          print the version\n");
 }
 
@@ -173,6 +174,7 @@ main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "list-steps", no_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -199,6 +201,13 @@ main(int argc, char **argv)
 		case 'l': f_level = optarg; break;
 		case 'V': printf("bangerd %s\n", BANGER_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
+		case 'L': {
+			json_t *t = core_lifecycle_steps();
+			json_dumpf(t, stdout, JSON_INDENT(2));
+			putchar('\n');
+			json_decref(t);
+			return 0;
+		}
 		default: usage(stderr); return 2;
 		}
 	}

@@ -1,0 +1,638 @@
+/* lifecycle.c - VM operations as step tables.
+ *
+ * Each operation kind (create, start, stop, restart, delete) is an ordered
+ * table of steps {name, stage, progress, when, run, undo}.  One runner
+ * walks a table: it skips a step whose `when` says no, honours a cancel
+ * before every step, announces the step's stage, runs it and, when a step
+ * fails (or the operation is cancelled), undoes the steps already done in
+ * reverse order.  A step that fails cleans up its own half-made work; its
+ * undo is only for after it succeeded.  Steps without an undo make nothing
+ * that a failure should take back (a stop is not undone: the VM stays
+ * stopped).
+ *
+ * Steps share one struct life: the VM as it changes, the request it came
+ * from (the image and the VMM picked when it was accepted) and what the
+ * steps made (directory, network, VMM parameters, process).
+ *
+ * Tests walk every table through `bangerd --list-steps` and make each
+ * step fail in turn through the failpoint file (BANGERD_FAILPOINT_FILE,
+ * see life_failpoint), asserting that nothing is left behind. */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "common/util.h"
+
+struct life {
+	struct core *c;
+	struct op *op;
+	struct life_req *req;
+	struct vm vm;
+	/* made by the steps */
+	char dir[PATH_MAX];
+	struct vm_net net;
+	struct vmm_params p;
+	char cmdline[1024];
+	pid_t pid;
+	enum vm_state booting;      /* VM_CREATING or VM_STARTING */
+	bool halting;               /* the stop steps have a VM to stop */
+	bool asked;                 /* the agent took the power-off request */
+	long long halt_t0;
+	int grace_s;
+	json_t *result;             /* NULL: the VM's JSON */
+};
+
+struct step {
+	const char *name;           /* unique in its table: failpoints, docs */
+	const char *stage;          /* the operation's stage, or NULL */
+	int progress;
+	bool (*when)(const struct life *l);
+	/* 0: done, go on; 1: done, and the operation is complete; -1: failed
+	 * (err filled, own half-made work removed). */
+	int (*run)(struct life *l, struct bn_err *err);
+	/* Take back what run made; why is the failure being rolled back. */
+	void (*undo)(struct life *l, const struct bn_err *why);
+};
+
+/* ---- create ---- */
+
+/* The row recorded when the create was accepted is still this create's
+ * (a delete may have taken the name while the operation waited). */
+static int
+record_run(struct life *l, struct bn_err *err)
+{
+	struct vm cur;
+
+	if (store_vm_get(l->c->store, l->vm.name, &cur, err) < 0)
+		return -1;
+	if (strcmp(cur.id, l->vm.id) != 0)
+		return bn_fail(err, BN_ESTATE, 0, "vm '%s' was replaced while "
+		    "it was being created", l->vm.name);
+	return 0;
+}
+
+/* A failed create leaves nothing behind: not even its record. */
+static void
+record_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	if (store_vm_delete(l->c->store, l->vm.name, NULL) == 0)
+		core_emit(l->c, "vm.deleted", l->vm.name, l->op->row.id, NULL);
+}
+
+static int
+disks_run(struct life *l, struct bn_err *err)
+{
+	char rootfs[PATH_MAX];
+	const struct image_view *iv = &l->req->iv;
+
+	if (vm_dir(l->c, l->vm.id, l->dir, sizeof(l->dir), err) < 0 ||
+	    path_join(rootfs, sizeof(rootfs), err, "%s/rootfs.ext4", l->dir) < 0)
+		return -1;
+	if (mkdir(l->dir, 0700) < 0)
+		return bn_fail(err, BN_ESYS, errno, "mkdir %s", l->dir);
+	if (!spares_take(l->c, iv->img.rootfs, rootfs) &&
+	    fs_copy_sparse(iv->img.rootfs, rootfs, 0600, err) < 0) {
+		fs_remove_tree(l->dir, NULL);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+disks_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	fs_remove_tree(l->dir, NULL);
+}
+
+/* A half-written work disk goes with the directory (disks_undo). */
+static int
+workdisk_run(struct life *l, struct bn_err *err)
+{
+	char work[PATH_MAX];
+
+	if (path_join(work, sizeof(work), err, "%s/work.ext4", l->dir) < 0)
+		return -1;
+	return make_workdisk(l->c, &l->req->iv, work, l->vm.disk_gib, err);
+}
+
+/* ---- boot ---- */
+
+/* Nothing to do; its undo is what every failed boot ends with. */
+static int
+boot_begin_run(struct life *l, struct bn_err *err)
+{
+	(void)err;
+	l->booting = l->vm.state == VM_CREATING ? VM_CREATING : VM_STARTING;
+	return 0;
+}
+
+static void
+boot_failed(struct life *l, const struct bn_err *why)
+{
+	struct vm *vm = &l->vm;
+
+	vm->pid = 0;
+	if (why->code != BN_ECANCELLED)
+		snprintf(vm->last_error, sizeof(vm->last_error), "%s", why->msg);
+	snprintf(vm->health, sizeof(vm->health), "unknown");
+	time_rfc3339(vm->stopped_at);
+	vm_set_state(l->c, vm, VM_STOPPED);
+}
+
+static int
+network_run(struct life *l, struct bn_err *err)
+{
+	return core_net_vm_up(l->c, &l->vm, &l->net, err);
+}
+
+static void
+network_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	core_net_vm_down(l->c, &l->vm);
+}
+
+static int
+spawn_run(struct life *l, struct bn_err *err)
+{
+	const struct vmm_choice *ch = &l->req->choice;
+	struct vm *vm = &l->vm;
+
+	if (vm_params(l->c, vm, &l->net, ch, &l->p, l->cmdline,
+	    sizeof(l->cmdline), err) < 0)
+		return -1;
+	if (access(l->p.kernel, R_OK) < 0) {
+		bn_fail(err, BN_EIMG_UNAVAIL, errno, "kernel %s", l->p.kernel);
+		return bn_err_hint(err, "run 'make runtime-bundle' or set "
+		    "\"kernel\" in bundle.json");
+	}
+	snprintf(vm->vmm, sizeof(vm->vmm), "%s", ch->drv->name);
+	/* For status and doctor: the accelerator and why. */
+	snprintf(vm->accel, sizeof(vm->accel), "%s", ch->accel);
+	snprintf(vm->accel_reason, sizeof(vm->accel_reason), "%s",
+	    ch->accel_reason);
+	snprintf(vm->last_error, sizeof(vm->last_error), "%s", "");
+	/* A VM being created stays "creating" until it is up: if bangerd dies
+	 * meanwhile, the next start removes it instead of adopting it. */
+	vm_set_state(l->c, vm, l->booting);
+	if (ch->drv->spawn(&l->p, &l->pid, err) < 0)
+		return -1;
+	/* Record the pid at once: a daemon crash from here on must find it. */
+	vm->pid = l->pid;
+	vm_set_state(l->c, vm, l->booting);
+	return 0;
+}
+
+static void
+spawn_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	l->req->choice.drv->kill(&l->p, l->pid);
+	l->vm.pid = 0;
+	vm_set_state(l->c, &l->vm, l->booting == VM_CREATING ? VM_CREATING :
+	    VM_STOPPING);
+}
+
+static int
+configure_run(struct life *l, struct bn_err *err)
+{
+	return l->req->choice.drv->configure(&l->p, l->pid, err);
+}
+
+static int
+instance_start_run(struct life *l, struct bn_err *err)
+{
+	return l->req->choice.drv->start(&l->p, err);
+}
+
+static int
+wait_health_run(struct life *l, struct bn_err *err)
+{
+	struct vm *vm = &l->vm;
+	struct vsock_health h = { 0 };
+
+	snprintf(vm->health, sizeof(vm->health), "starting");
+	vm_set_state(l->c, vm, l->booting);
+	int rc = wait_agent(l->c, l->op, vm, l->pid, &l->p, &h, err);
+	if (rc < 0) {
+		if (err->code == BN_ENOT_READY) {
+			bn_err_hint(err, "see the console log: banger vm console %s",
+			    vm->name);
+		} else if (err->code != BN_ECANCELLED &&
+		    err->code != BN_EBOOT_STALLED) {
+			bn_err_prefix(err, "waiting for the guest agent");
+			bn_err_hint(err, "see the console log: banger vm console %s",
+			    vm->name);
+		}
+	} else {
+		snprintf(vm->health, sizeof(vm->health), "%s",
+		    vsock_health_status_name(h.status));
+	}
+	vsock_health_clear(&h);
+	return rc;
+}
+
+static int
+running_run(struct life *l, struct bn_err *err)
+{
+	(void)err;
+	time_rfc3339(l->vm.started_at);
+	vm_set_state(l->c, &l->vm, VM_RUNNING);
+	return 0;
+}
+
+/* No longer running: a NAT VM's rules go with that. */
+static void
+running_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	vm_set_state(l->c, &l->vm, l->booting == VM_CREATING ? VM_CREATING :
+	    VM_STOPPING);
+	if (l->vm.nat)
+		core_net_nat_sync(l->c, NULL);
+}
+
+static bool
+has_nat(const struct life *l)
+{
+	return l->vm.nat;
+}
+
+static int
+nat_run(struct life *l, struct bn_err *err)
+{
+	if (core_net_nat_sync(l->c, err) < 0)
+		return bn_err_prefix(err, "nat");
+	return 0;
+}
+
+/* ---- stop ---- */
+
+static bool
+is_up(const struct life *l)
+{
+	return l->vm.state != VM_STOPPED && l->vm.state != VM_CREATING;
+}
+
+static bool
+halting(const struct life *l)
+{
+	return l->halting;
+}
+
+static int
+halt_begin_run(struct life *l, struct bn_err *err)
+{
+	struct vm *vm = &l->vm;
+	/* The driver that started it, whatever vmm says now; stopping needs
+	 * no binary, only the per-VM paths. */
+	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
+
+	l->halting = true;
+	l->grace_s = l->req->grace_s;
+	vm_set_state(l->c, vm, VM_STOPPING);
+	if (vm_ctl_params(l->c, vm, &l->p, err) < 0)
+		return -1;
+	l->p.api_timeout_ms = l->c->cfg.vmm_api_timeout_ms;
+	/* A guest the VMM paused cannot hear a request to power off.  With
+	 * space back it runs again first and stops cleanly; on a host that is
+	 * still full, running it would only fail its writes, so it is ended
+	 * where it stands (its disks hold what was written before the pause). */
+	if (vm->paused_reason[0] != '\0') {
+		struct bn_err ignored;
+		if (drv->resume != NULL &&
+		    core_host_room(l->c, 0, "a resume", &ignored) == 0 &&
+		    drv->resume(&l->p, &ignored) == 0)
+			log_info("vm '%s': resumed to stop it cleanly", vm->name);
+		else
+			l->grace_s = 0;
+		vm->paused_reason[0] = '\0';
+	}
+	l->halt_t0 = time_mono_ms();
+	return 0;
+}
+
+static bool
+may_ask_guest(const struct life *l)
+{
+	return l->halting && l->grace_s > 0 && l->vm.pid > 0 &&
+	    proc_alive(l->vm.pid);
+}
+
+/* The agent gets the first 2/3 of the grace to power the guest off. */
+static int
+guest_poweroff_run(struct life *l, struct bn_err *err)
+{
+	long long grace_ms = (long long)l->grace_s * 1000;
+
+	(void)err;
+	l->asked = agent_poweroff(l->c, &l->vm, vmm_by_name(l->vm.vmm), &l->p,
+	    grace_ms < 2000 ? (int)grace_ms : 2000) == 0;
+	long long wait = l->halt_t0 + grace_ms * 2 / 3 - time_mono_ms();
+	if (l->asked && wait > 0)
+		proc_wait_gone(l->vm.pid, (int)wait);
+	return 0;
+}
+
+/* The VMM's own signal for the rest of the grace, then the kill. */
+static int
+vmm_stop_run(struct life *l, struct bn_err *err)
+{
+	struct vm *vm = &l->vm;
+	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
+	enum vmm_stop_how how;
+	long long left = l->halt_t0 + (long long)l->grace_s * 1000 -
+	    time_mono_ms();
+
+	if (vm->pid > 0 && proc_alive(vm->pid))
+		op_stage(l->c, l->op, drv == &vmm_qemu ? "power_button" :
+		    "ctrl_alt_del", 40);
+	if (drv->stop(&l->p, vm->pid, left > 0 ? (int)left : 0, &how, err) < 0) {
+		snprintf(vm->last_error, sizeof(vm->last_error), "%s", err->msg);
+		vm_set_state(l->c, vm, VM_ERROR);
+		return -1;
+	}
+	long long took = time_mono_ms() - l->halt_t0;
+	vm->stop_ms = took > 0x7fffffff ? 0x7fffffff : (int)took;
+	snprintf(vm->stop_result, sizeof(vm->stop_result), "%s",
+	    how == VMM_STOP_FORCED ? "forced" : "clean");
+	snprintf(vm->stop_method, sizeof(vm->stop_method), "%s",
+	    how == VMM_STOP_FORCED ? "kill" : l->asked ? "agent" :
+	    how == VMM_STOP_GONE ? "exited" :
+	    drv == &vmm_qemu ? "acpi" : "ctrl_alt_del");
+	return 0;
+}
+
+static int
+halt_end_run(struct life *l, struct bn_err *err)
+{
+	struct vm *vm = &l->vm;
+	json_t *stop = vm_last_stop_json(vm);
+
+	if (strcmp(vm->stop_result, "forced") == 0)
+		log_warnx("vm '%s': stop %s: the guest did not shut down", vm->name,
+		    json_string_value(json_object_get(stop, "summary")));
+	if (store_stop_record(l->c->store, vm, err) < 0)
+		log_warnx("vm '%s': %s", vm->name, err->msg);
+	vm->pid = 0;
+	core_net_vm_down(l->c, vm);
+	snprintf(vm->health, sizeof(vm->health), "unknown");
+	time_rfc3339(vm->stopped_at);
+	vm_set_state_ev(l->c, vm, VM_STOPPED, json_pack("{s:o}", "stop", stop));
+	if (vm->nat && core_net_nat_sync(l->c, err) < 0)
+		return bn_err_prefix(err, "nat");
+	return 0;
+}
+
+/* ---- start, restart, delete ---- */
+
+static int
+start_check_run(struct life *l, struct bn_err *err)
+{
+	struct vm *vm = &l->vm;
+
+	if (vm->state == VM_RUNNING)
+		return 1;
+	if (vm->state == VM_PAUSED) {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' is paused (%s)", vm->name,
+		    vm->paused_reason);
+		return bn_err_hint(err, "resume it: banger vm resume %s", vm->name);
+	}
+	return core_host_room(l->c, 0, "a start", err);
+}
+
+static int
+restart_check_run(struct life *l, struct bn_err *err)
+{
+	return core_host_room(l->c, 0, "a restart", err);
+}
+
+static int
+delete_check_run(struct life *l, struct bn_err *err)
+{
+	struct vm *vm = &l->vm;
+
+	if ((vm->state == VM_RUNNING || vm->state == VM_STARTING ||
+	    vm->state == VM_PAUSED) && !l->req->force) {
+		bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is %s", vm->name,
+		    vm_state_name(vm->state));
+		return bn_err_hint(err, "stop it first or delete with --force");
+	}
+	return 0;
+}
+
+static int
+remove_run(struct life *l, struct bn_err *err)
+{
+	if (vm_dir(l->c, l->vm.id, l->dir, sizeof(l->dir), err) < 0 ||
+	    fs_remove_tree(l->dir, err) < 0 ||
+	    store_vm_delete(l->c->store, l->vm.name, err) < 0)
+		return -1;
+	core_emit(l->c, "vm.deleted", l->vm.name, l->op->row.id, NULL);
+	l->result = json_null();
+	return 0;
+}
+
+/* ---- the tables ---- */
+
+#define BOOT_STEPS(base) \
+	{ "boot", NULL, 0, NULL, boot_begin_run, boot_failed }, \
+	{ "network", "network", (base), NULL, network_run, network_undo }, \
+	{ "spawn_vmm", "spawn_vmm", (base) + 5, NULL, spawn_run, spawn_undo }, \
+	{ "configure", "configure", (base) + 10, NULL, configure_run, NULL }, \
+	{ "instance_start", "instance_start", (base) + 20, NULL, \
+	    instance_start_run, NULL }, \
+	{ "wait_health", "wait_health", (base) + 30, NULL, wait_health_run, \
+	    NULL }, \
+	{ "running", NULL, 0, NULL, running_run, running_undo }, \
+	{ "nat", NULL, 0, has_nat, nat_run, NULL }
+
+#define HALT_STEPS \
+	{ "stopping", "stopping", 10, is_up, halt_begin_run, NULL }, \
+	{ "guest_poweroff", "guest_poweroff", 15, may_ask_guest, \
+	    guest_poweroff_run, NULL }, \
+	{ "vmm_stop", NULL, 0, halting, vmm_stop_run, NULL }, \
+	{ "stopped", NULL, 0, halting, halt_end_run, NULL }
+
+static const struct step create_steps[] = {
+	{ "record", NULL, 0, NULL, record_run, record_undo },
+	{ "prepare_disks", "prepare_disks", 5, NULL, disks_run, disks_undo },
+	{ "prepare_work_disk", "prepare_work_disk", 15, NULL, workdisk_run,
+	    NULL },
+	BOOT_STEPS(30),
+};
+
+static const struct step start_steps[] = {
+	{ "check", NULL, 0, NULL, start_check_run, NULL },
+	BOOT_STEPS(10),
+};
+
+static const struct step stop_steps[] = {
+	HALT_STEPS,
+};
+
+static const struct step restart_steps[] = {
+	{ "check", NULL, 0, NULL, restart_check_run, NULL },
+	HALT_STEPS,
+	BOOT_STEPS(40),
+};
+
+static const struct step delete_steps[] = {
+	{ "check", NULL, 0, NULL, delete_check_run, NULL },
+	HALT_STEPS,
+	{ "remove_disks", "remove_disks", 60, NULL, remove_run, NULL },
+};
+
+#define LIFE_STEPS_MAX 32
+_Static_assert(ARRAY_SIZE(create_steps) <= LIFE_STEPS_MAX &&
+    ARRAY_SIZE(start_steps) <= LIFE_STEPS_MAX &&
+    ARRAY_SIZE(stop_steps) <= LIFE_STEPS_MAX &&
+    ARRAY_SIZE(restart_steps) <= LIFE_STEPS_MAX &&
+    ARRAY_SIZE(delete_steps) <= LIFE_STEPS_MAX, "raise LIFE_STEPS_MAX");
+
+static const struct {
+	const char *kind;
+	const struct step *steps;
+	size_t n;
+} tables[LIFE_KINDS] = {
+	[LIFE_CREATE] = { "vm.create", create_steps, ARRAY_SIZE(create_steps) },
+	[LIFE_START] = { "vm.start", start_steps, ARRAY_SIZE(start_steps) },
+	[LIFE_STOP] = { "vm.stop", stop_steps, ARRAY_SIZE(stop_steps) },
+	[LIFE_RESTART] = { "vm.restart", restart_steps,
+	    ARRAY_SIZE(restart_steps) },
+	[LIFE_DELETE] = { "vm.delete", delete_steps, ARRAY_SIZE(delete_steps) },
+};
+
+const char *
+life_kind_name(enum life_kind k)
+{
+	return tables[k].kind;
+}
+
+json_t *
+core_lifecycle_steps(void)
+{
+	json_t *arr = json_array();
+
+	for (int k = 0; k < LIFE_KINDS; k++) {
+		json_t *steps = json_array();
+		for (size_t i = 0; i < tables[k].n; i++) {
+			const struct step *s = &tables[k].steps[i];
+			json_array_append_new(steps, json_pack("{s:s, s:b, s:b}",
+			    "name", s->name, "undo", s->undo != NULL,
+			    "conditional", s->when != NULL));
+		}
+		json_array_append_new(arr, json_pack("{s:s, s:o}", "kind",
+		    tables[k].kind, "steps", steps));
+	}
+	return arr;
+}
+
+/* ---- the runner ---- */
+
+/* Tests make a step fail: the file named by BANGERD_FAILPOINT_FILE
+ * (read at each step, so one daemon serves many cases) holds
+ * "KIND:STEP", e.g. "vm.create:spawn_vmm".  Without the variable this
+ * is one getenv. */
+static bool
+life_failpoint(const char *kind, const char *step)
+{
+	const char *path = getenv("BANGERD_FAILPOINT_FILE");
+	char want[96], buf[96];
+
+	if (path == NULL || *path == '\0')
+		return false;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	snprintf(want, sizeof(want), "%s:%s", kind, step);
+	return strcmp(buf, want) == 0;
+}
+
+static int
+steps_run(struct life *l, enum life_kind k, struct bn_err *err)
+{
+	const struct step *t = tables[k].steps;
+	size_t n = tables[k].n;
+	size_t done[LIFE_STEPS_MAX], ndone = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct step *s = &t[i];
+		if (s->when != NULL && !s->when(l))
+			continue;
+		if (op_cancelled(l->op)) {
+			op_fail_cancelled(l->op, err);
+			goto undo;
+		}
+		if (s->stage != NULL)
+			op_stage(l->c, l->op, s->stage, s->progress);
+		if (life_failpoint(tables[k].kind, s->name)) {
+			bn_fail(err, BN_EINTERNAL, 0, "failpoint %s:%s",
+			    tables[k].kind, s->name);
+			goto undo;
+		}
+		int rc = s->run(l, err);
+		if (rc < 0)
+			goto undo;
+		done[ndone++] = i;
+		if (rc > 0)
+			break;
+	}
+	return 0;
+undo:
+	while (ndone > 0) {
+		const struct step *s = &t[done[--ndone]];
+		if (s->undo != NULL)
+			s->undo(l, err);
+	}
+	return -1;
+}
+
+json_t *
+life_run(struct core *c, struct op *op, struct life_req *req,
+    struct bn_err *err)
+{
+	struct life *l = xcalloc(1, sizeof(*l));
+	json_t *res = NULL;
+
+	l->c = c;
+	l->op = op;
+	l->req = req;
+	vm_lock(c, req->name);
+	/* A create acts on the VM it recorded; any other action on the VM as
+	 * it is now that it holds the lock. */
+	if (req->kind == LIFE_CREATE)
+		l->vm = req->vm;
+	else if (store_vm_get(c->store, req->name, &l->vm, err) < 0)
+		goto out;
+	if (steps_run(l, req->kind, err) == 0)
+		res = l->result != NULL ? l->result : vm_to_json(&l->vm);
+out:
+	vm_unlock(c, req->name);
+	free(l);
+	return res;
+}
+
+json_t *
+life_op(struct core *c, struct op *op, void *arg, struct bn_err *err)
+{
+	return life_run(c, op, arg, err);
+}
