@@ -56,6 +56,10 @@ struct step {
 	const char *name;           /* unique in its table: failpoints, docs */
 	const char *stage;          /* the operation's stage, or NULL */
 	int progress;
+	/* What this step's undo takes back was made when the request was
+	 * accepted (a create's row): undone on any failure, even one before
+	 * the step runs; run only checks it. */
+	bool made_at_request;
 	bool (*when)(const struct life *l);
 	/* 0: done, go on; 1: done, and the operation is complete; -1: failed
 	 * (err filled, own half-made work removed). */
@@ -81,12 +85,17 @@ record_run(struct life *l, struct bn_err *err)
 	return 0;
 }
 
-/* A failed create leaves nothing behind: not even its record. */
+/* A failed create leaves nothing behind: not even its record, if the
+ * record is still its own. */
 static void
 record_undo(struct life *l, const struct bn_err *why)
 {
+	struct vm cur;
+
 	(void)why;
-	if (store_vm_delete(l->c->store, l->vm.name, NULL) == 0)
+	if (store_vm_get(l->c->store, l->vm.name, &cur, NULL) == 0 &&
+	    strcmp(cur.id, l->vm.id) == 0 &&
+	    store_vm_delete(l->c->store, l->vm.name, NULL) == 0)
 		core_emit(l->c, "vm.deleted", l->vm.name, l->op->row.id, NULL);
 }
 
@@ -300,11 +309,11 @@ halt_begin_run(struct life *l, struct bn_err *err)
 	 * no binary, only the per-VM paths. */
 	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
 
+	if (vm_ctl_params(l->c, vm, &l->p, err) < 0)
+		return -1;
 	l->halting = true;
 	l->grace_s = l->req->grace_s;
 	vm_set_state(l->c, vm, VM_STOPPING);
-	if (vm_ctl_params(l->c, vm, &l->p, err) < 0)
-		return -1;
 	l->p.api_timeout_ms = l->c->cfg.vmm_api_timeout_ms;
 	/* A guest the VMM paused cannot hear a request to power off.  With
 	 * space back it runs again first and stops cleanly; on a host that is
@@ -322,6 +331,35 @@ halt_begin_run(struct life *l, struct bn_err *err)
 	}
 	l->halt_t0 = time_mono_ms();
 	return 0;
+}
+
+/* A stop that failed or was cancelled leaves the VM recorded as it is: a
+ * VMM that still runs is running (with the failure as its last error),
+ * one that is gone is cleaned up as stopped.  A failed VMM stop has
+ * already said so (error). */
+static void
+halt_undo(struct life *l, const struct bn_err *why)
+{
+	struct vm *vm = &l->vm;
+
+	if (vm->state == VM_STOPPED || vm->state == VM_ERROR)
+		return;
+	if (vm->pid > 0 && proc_alive(vm->pid)) {
+		if (why->code != BN_ECANCELLED)
+			snprintf(vm->last_error, sizeof(vm->last_error), "%s",
+			    why->msg);
+		vm_set_state(l->c, vm, VM_RUNNING);
+		return;
+	}
+	/* Gone by itself: its sockets (and QEMU's helper) go too. */
+	vmm_by_name(vm->vmm)->kill(&l->p, 0);
+	vm->pid = 0;
+	core_net_vm_down(l->c, vm);
+	snprintf(vm->health, sizeof(vm->health), "unknown");
+	time_rfc3339(vm->stopped_at);
+	vm_set_state(l->c, vm, VM_STOPPED);
+	if (vm->nat)
+		core_net_nat_sync(l->c, NULL);
 }
 
 static bool
@@ -445,37 +483,42 @@ remove_run(struct life *l, struct bn_err *err)
 	return 0;
 }
 
-/* ---- the tables ---- */
+/* ---- the tables ----
+ *
+ * Columns: name, stage (announced, or NULL), progress, made_at_request,
+ * when (NULL: always), run, undo (NULL: nothing to take back).  Boot and
+ * stop steps are shared by the tables that boot or stop; their progress
+ * is relative to where the table puts them. */
 
 #define BOOT_STEPS(base) \
-	{ "boot", NULL, 0, NULL, boot_begin_run, boot_failed }, \
-	{ "network", "network", (base), NULL, network_run, network_undo }, \
-	{ "spawn_vmm", "spawn_vmm", (base) + 5, NULL, spawn_run, spawn_undo }, \
-	{ "configure", "configure", (base) + 10, NULL, configure_run, NULL }, \
-	{ "instance_start", "instance_start", (base) + 20, NULL, \
+	{ "boot", NULL, 0, false, NULL, boot_begin_run, boot_failed }, \
+	{ "network", "network", (base), false, NULL, network_run, network_undo }, \
+	{ "spawn_vmm", "spawn_vmm", (base) + 5, false, NULL, spawn_run, spawn_undo }, \
+	{ "configure", "configure", (base) + 10, false, NULL, configure_run, NULL }, \
+	{ "instance_start", "instance_start", (base) + 20, false, NULL, \
 	    instance_start_run, NULL }, \
-	{ "wait_health", "wait_health", (base) + 30, NULL, wait_health_run, \
+	{ "wait_health", "wait_health", (base) + 30, false, NULL, wait_health_run, \
 	    NULL }, \
-	{ "running", NULL, 0, NULL, running_run, running_undo }, \
-	{ "nat", NULL, 0, has_nat, nat_run, NULL }
+	{ "running", NULL, 0, false, NULL, running_run, running_undo }, \
+	{ "nat", NULL, 0, false, has_nat, nat_run, NULL }
 
 #define HALT_STEPS \
-	{ "stopping", "stopping", 10, is_up, halt_begin_run, NULL }, \
-	{ "guest_poweroff", "guest_poweroff", 15, may_ask_guest, \
+	{ "stopping", "stopping", 10, false, is_up, halt_begin_run, halt_undo }, \
+	{ "guest_poweroff", "guest_poweroff", 15, false, may_ask_guest, \
 	    guest_poweroff_run, NULL }, \
-	{ "vmm_stop", NULL, 0, halting, vmm_stop_run, NULL }, \
-	{ "stopped", NULL, 0, halting, halt_end_run, NULL }
+	{ "vmm_stop", NULL, 0, false, halting, vmm_stop_run, NULL }, \
+	{ "stopped", NULL, 0, false, halting, halt_end_run, NULL }
 
 static const struct step create_steps[] = {
-	{ "record", NULL, 0, NULL, record_run, record_undo },
-	{ "prepare_disks", "prepare_disks", 5, NULL, disks_run, disks_undo },
-	{ "prepare_work_disk", "prepare_work_disk", 15, NULL, workdisk_run,
+	{ "record", NULL, 0, true, NULL, record_run, record_undo },
+	{ "prepare_disks", "prepare_disks", 5, false, NULL, disks_run, disks_undo },
+	{ "prepare_work_disk", "prepare_work_disk", 15, false, NULL, workdisk_run,
 	    NULL },
 	BOOT_STEPS(30),
 };
 
 static const struct step start_steps[] = {
-	{ "check", NULL, 0, NULL, start_check_run, NULL },
+	{ "check", NULL, 0, false, NULL, start_check_run, NULL },
 	BOOT_STEPS(10),
 };
 
@@ -484,15 +527,15 @@ static const struct step stop_steps[] = {
 };
 
 static const struct step restart_steps[] = {
-	{ "check", NULL, 0, NULL, restart_check_run, NULL },
+	{ "check", NULL, 0, false, NULL, restart_check_run, NULL },
 	HALT_STEPS,
 	BOOT_STEPS(40),
 };
 
 static const struct step delete_steps[] = {
-	{ "check", NULL, 0, NULL, delete_check_run, NULL },
+	{ "check", NULL, 0, false, NULL, delete_check_run, NULL },
 	HALT_STEPS,
-	{ "remove_disks", "remove_disks", 60, NULL, remove_run, NULL },
+	{ "remove_disks", "remove_disks", 60, false, NULL, remove_run, NULL },
 };
 
 #define LIFE_STEPS_MAX 32
@@ -574,6 +617,8 @@ steps_run(struct life *l, enum life_kind k, struct bn_err *err)
 	size_t n = tables[k].n;
 	size_t done[LIFE_STEPS_MAX], ndone = 0;
 
+	for (size_t i = 0; i < n && t[i].made_at_request; i++)
+		done[ndone++] = i;
 	for (size_t i = 0; i < n; i++) {
 		const struct step *s = &t[i];
 		if (s->when != NULL && !s->when(l))
@@ -592,7 +637,8 @@ steps_run(struct life *l, enum life_kind k, struct bn_err *err)
 		int rc = s->run(l, err);
 		if (rc < 0)
 			goto undo;
-		done[ndone++] = i;
+		if (!s->made_at_request)
+			done[ndone++] = i;
 		if (rc > 0)
 			break;
 	}
