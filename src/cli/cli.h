@@ -288,6 +288,9 @@ struct events_opts {
 	                     * negative means forever */
 	int cancel_fd;      /* when readable, stop (never read); -1: none */
 	bool silent;        /* don't print the final error on stderr */
+	/* Last-Event-ID of the first request: replay the ring after it ("0":
+	 * all of it).  NULL: only events from now on. */
+	const char *since;
 	/* Required.  Called with each Event (borrowed: json_incref() to keep
 	 * it).  Return 0 to go on, non-zero to end the stream. */
 	int (*on_event)(json_t *event, void *ctx);

@@ -546,6 +546,8 @@ events_follow(struct cli *cli, const struct events_opts *o)
 		goto out;
 	}
 	url = events_url(easy, o);
+	if (o->since != NULL)
+		snprintf(st.last_id, sizeof(st.last_id), "%s", o->since);
 
 	for (;;) {
 		struct curl_slist *hdrs = NULL;

@@ -150,6 +150,10 @@ op_follow_events(struct cli *cli, const char *id, op_snapshot_fn fn,
 		return 0;
 	f.stop_fd = pfd[1];
 	o.types = "operation.updated,operation.finished";
+	/* The operation started before the stream opened: replay the ring so
+	 * that its first stages (a fast one under load) are seen too, in
+	 * order.  Events of other operations are skipped (ev_on_event). */
+	o.since = "0";
 	o.max_retries = 3;
 	o.cancel_fd = pfd[0];
 	o.silent = true;
