@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #include "common/json.h"
@@ -239,43 +240,38 @@ static const struct json_field create_fields[] = {
 	{ "nat", JF_BOOL, false, false },
 };
 
+/* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
+ * range is core's to check. */
+static int
+size_field(json_t *j, const char *key, long long *ret, struct bn_err *err)
+{
+	return json_get_int(j, key, LLONG_MIN + 1, LLONG_MAX, VM_SIZE_UNSET, ret,
+	    err);
+}
+
 static enum MHD_Result
 h_vm_create(struct api_req *r)
 {
-	const struct config *cfg = core_config(r->core);
 	struct vm_create_req req = { 0 };
 	struct bn_err err;
 	json_t *j = NULL;
-	long long v;
 	long wait_s;
 	bool waited;
 	char op_id[24];
-	const char *s;
 
 	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
 	    body_object(r, false, create_fields, ARRAY_SIZE(create_fields), &j, &err) < 0)
 		return api_reply_error(r->conn, &err);
-	s = json_get_str(j, "name");
-	if (name_check("vm", s, &err) < 0)
+	if (size_field(j, "vcpus", &req.vcpus, &err) < 0 ||
+	    size_field(j, "memory_mib", &req.memory_mib, &err) < 0 ||
+	    size_field(j, "disk_gib", &req.disk_gib, &err) < 0)
 		goto fail;
-	snprintf(req.name, sizeof(req.name), "%s", s);
-	s = json_get_str(j, "image");
-	if (s && name_check("image", s, &err) < 0)
-		goto fail;
-	snprintf(req.image, sizeof(req.image), "%s", s ? s : "default");
-	if (json_get_int(j, "vcpus", 1, 32, cfg->default_vcpus, &v, &err) < 0)
-		goto fail;
-	req.vcpus = (int)v;
-	if (json_get_int(j, "memory_mib", 128, 1048576, cfg->default_memory_mib, &v,
-	    &err) < 0)
-		goto fail;
-	req.memory_mib = (int)v;
-	if (json_get_int(j, "disk_gib", 1, 1024, cfg->default_disk_gib, &v, &err) < 0)
-		goto fail;
-	req.disk_gib = (int)v;
+	req.name = json_get_str(j, "name");
+	req.image = json_get_str(j, "image");
 	req.nat = json_is_true(json_object_get(j, "nat"));
+	int rc = core_vm_create(r->core, &req, op_id, &err);
 	json_decref(j);
-	if (core_vm_create(r->core, &req, op_id, &err) < 0)
+	if (rc < 0)
 		return api_reply_error(r->conn, &err);
 	return reply_op(r, op_id, waited, wait_s);
 fail:
@@ -308,20 +304,16 @@ h_vm_patch(struct api_req *r)
 	struct bn_err err;
 	struct vm vm;
 	json_t *j = NULL, *nat;
-	long long v;
 
-	if (name_check("vm", r->param, &err) < 0 ||
-	    body_object(r, false, patch_fields, ARRAY_SIZE(patch_fields), &j, &err) < 0)
+	if (body_object(r, false, patch_fields, ARRAY_SIZE(patch_fields), &j,
+	    &err) < 0)
 		return api_reply_error(r->conn, &err);
-	if (json_get_int(j, "vcpus", 1, 32, 0, &v, &err) < 0)
-		goto fail;
-	p.vcpus = (int)v;
-	if (json_get_int(j, "memory_mib", 128, 1048576, 0, &v, &err) < 0)
-		goto fail;
-	p.memory_mib = (int)v;
-	if (json_get_int(j, "disk_gib", 1, 1024, 0, &v, &err) < 0)
-		goto fail;
-	p.disk_gib = (int)v;
+	if (size_field(j, "vcpus", &p.vcpus, &err) < 0 ||
+	    size_field(j, "memory_mib", &p.memory_mib, &err) < 0 ||
+	    size_field(j, "disk_gib", &p.disk_gib, &err) < 0) {
+		json_decref(j);
+		return api_reply_error(r->conn, &err);
+	}
 	nat = json_object_get(j, "nat");
 	if (json_is_boolean(nat))
 		p.nat = json_is_true(nat);
@@ -329,9 +321,6 @@ h_vm_patch(struct api_req *r)
 	if (core_vm_patch(r->core, r->param, &p, &vm, &err) < 0)
 		return api_reply_error(r->conn, &err);
 	return api_reply_json(r->conn, 200, vm_to_json(&vm));
-fail:
-	json_decref(j);
-	return api_reply_error(r->conn, &err);
 }
 
 static enum MHD_Result
@@ -386,20 +375,11 @@ static enum MHD_Result h_vm_delete(struct api_req *r) { return vm_action(r, VM_A
 static enum MHD_Result
 h_vm_health(struct api_req *r)
 {
-	struct vsock_health h;
 	struct bn_err err;
-	char checked[32];
-	json_t *j;
+	json_t *j = core_vm_health(r->core, r->param, &err);
 
-	if (core_vm_health(r->core, r->param, &h, checked, &err) < 0)
+	if (j == NULL)
 		return api_reply_error(r->conn, &err);
-	j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:O}", "name", r->param,
-	    "status", vsock_health_status_name(h.status), "reason", h.reason,
-	    "detail", json_str_or_null(h.not_ready),
-	    "protocol", json_str_or_null(h.protocol), "checked_at", checked,
-	    "latency_ms", strcmp(h.reason, "vm_not_running") == 0 ? json_null() :
-	    json_integer(h.latency_ms), "agent", h.agent ? h.agent : json_null());
-	vsock_health_clear(&h);
 	return api_reply_json(r->conn, 200, j);
 }
 

@@ -11,6 +11,15 @@
 
 #define LEGACY_MAX 4
 
+/* What a VM may ask for: the ranges that creates, patches and
+ * config.json's default_* settings (core/config.c) are checked against. */
+#define VM_VCPUS_MIN 1
+#define VM_VCPUS_MAX 32
+#define VM_MEMORY_MIB_MIN 128
+#define VM_MEMORY_MIB_MAX 1048576
+#define VM_DISK_GIB_MIN 1
+#define VM_DISK_GIB_MAX 1024
+
 struct legacy_keys {
 	int n;
 	char keys[LEGACY_MAX][32];  /* "config.json: ping_port" etc. */

@@ -9,8 +9,7 @@
 
 #include "common/err.h"
 #include "core/config.h"
-#include "store/store.h"
-#include "vmm/vsock.h"
+#include "common/model.h"
 
 struct core;
 
@@ -27,16 +26,22 @@ uint64_t core_generation(struct core *c);
 long long core_uptime_s(struct core *c);
 
 /* ---- VMs ---- */
+
+/* A size the request did not give: the default (create) or unchanged
+ * (patch). */
+#define VM_SIZE_UNSET LLONG_MIN
+
+/* A create as the client sent it: core checks it and fills defaults. */
 struct vm_create_req {
-	char name[VM_NAME_MAX];
-	char image[VM_NAME_MAX];
-	int vcpus, memory_mib, disk_gib;
+	const char *name;
+	const char *image;                  /* NULL = the default image */
+	long long vcpus, memory_mib, disk_gib;  /* or VM_SIZE_UNSET */
 	bool nat;
 };
 
 struct vm_patch {
-	int vcpus, memory_mib, disk_gib;   /* 0 = unchanged */
-	int nat;                           /* -1 = unchanged */
+	long long vcpus, memory_mib, disk_gib;  /* VM_SIZE_UNSET = unchanged */
+	int nat;                               /* -1 = unchanged */
 };
 
 /* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off. */
@@ -70,8 +75,9 @@ struct vm_ssh {
 };
 int core_vm_ssh(struct core *c, const char *name, struct vm_ssh *ret,
     struct bn_err *err);
-int core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
-    char ret_checked_at[32], struct bn_err *err);
+/* The VM's health as GET /v1/vms/{name}/health shows it (asks the guest
+ * agent of a running or booting VM), or NULL with err. */
+json_t *core_vm_health(struct core *c, const char *name, struct bn_err *err);
 /* Last tail bytes of the serial console log (malloc'd). */
 int core_vm_console(struct core *c, const char *name, long tail, char **ret,
     size_t *ret_len, struct bn_err *err);

@@ -9,7 +9,6 @@
 #include "common/fs.h"
 #include "common/util.h"
 
-#define DEFAULT_IMAGE "default"
 
 /* Whether a rootfs is (still) an ext4 image a VM can boot from. */
 static bool

@@ -7,9 +7,13 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "store/store.h"
+#include "vmm/vsock.h"
 #include "vmm/vmm.h"
 
 #define EVENT_RING 1024
+/* The runtime bundle's image, always there. */
+#define DEFAULT_IMAGE "default"
 #define SPARE_WANTED_MAX 4
 
 struct vm_lock {
@@ -217,6 +221,10 @@ void spares_forget(struct core *c, const char *src);
 void core_net_start(struct core *c);
 void core_net_stop(struct core *c);
 
+
+/* GET /v1/vms/{name}/health's body (views.c). */
+json_t *health_to_json(const char *name, const struct vsock_health *h,
+    const char *checked_at);
 
 /* Reconcile the store with running processes (daemon start). */
 void core_reconcile(struct core *c);

@@ -211,7 +211,7 @@ spares_main(void *arg)
 void
 spares_start(struct core *c)
 {
-	struct image_view iv;
+	struct bn_err ignored;
 
 	pthread_mutex_init(&c->spare_mu, NULL);
 	pthread_cond_init(&c->spare_cond, NULL);
@@ -222,9 +222,10 @@ spares_start(struct core *c)
 		return;
 	}
 	c->spare_started = true;
-	/* The first create of the day is usually from the default image. */
-	if (core_image_get(c, "default", &iv, NULL) == 0 && iv.available)
-		spares_want(c, iv.img.rootfs);
+	/* The first create of the day is usually from the default image,
+	 * the bundle's rootfs. */
+	if (fs_check_ext4_image("rootfs", c->bundle.rootfs, &ignored) == 0)
+		spares_want(c, c->bundle.rootfs);
 }
 
 void

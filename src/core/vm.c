@@ -54,6 +54,46 @@ core_vm_list(struct core *c, struct vm **ret, int *ret_n, struct bn_err *err)
 	return store_vm_list(c->store, ret, ret_n, err);
 }
 
+/* The sizes a request asks for, checked against the one table of limits
+ * (core/config.h) and this host's memory.  With defaults, unset sizes
+ * become config.json's defaults; without, they stay unset. */
+static int
+vm_sizes(struct core *c, long long *vcpus, long long *memory_mib,
+    long long *disk_gib, bool defaults, struct bn_err *err)
+{
+	const struct {
+		const char *field;
+		long long *v, lo, hi, def;
+	} f[] = {
+		{ "vcpus", vcpus, VM_VCPUS_MIN, VM_VCPUS_MAX,
+		    c->cfg.default_vcpus },
+		{ "memory_mib", memory_mib, VM_MEMORY_MIB_MIN, VM_MEMORY_MIB_MAX,
+		    c->cfg.default_memory_mib },
+		{ "disk_gib", disk_gib, VM_DISK_GIB_MIN, VM_DISK_GIB_MAX,
+		    c->cfg.default_disk_gib },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+		if (*f[i].v == VM_SIZE_UNSET) {
+			if (defaults)
+				*f[i].v = f[i].def;
+			continue;
+		}
+		if (*f[i].v < f[i].lo || *f[i].v > f[i].hi) {
+			bn_fail(err, BN_EINVAL, 0, "field '%s' must be between %lld "
+			    "and %lld (got %lld)", f[i].field, f[i].lo, f[i].hi,
+			    *f[i].v);
+			return bn_err_detail(err, "field", f[i].field);
+		}
+	}
+	if (*memory_mib > c->host_mem_mib) {
+		bn_fail(err, BN_EINVAL, 0, "memory_mib %lld is more than this host "
+		    "has (%lld MiB)", *memory_mib, (long long)c->host_mem_mib);
+		return bn_err_detail(err, "field", "memory_mib");
+	}
+	return 0;
+}
+
 int
 core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[24],
     struct bn_err *err)
@@ -62,18 +102,20 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 	struct vmm_params *p = NULL;
 	int count;
 
-	if (name_check("vm", req->name, err) < 0)
+	long long vcpus = req->vcpus, memory_mib = req->memory_mib,
+	    disk_gib = req->disk_gib;
+
+	if (req->name == NULL)
+		return bn_fail(err, BN_EINVAL, 0, "a create needs a name");
+	if (name_check("vm", req->name, err) < 0 ||
+	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, true, err) < 0)
 		return -1;
-	if (req->memory_mib > c->host_mem_mib) {
-		bn_fail(err, BN_EINVAL, 0, "memory_mib %d is more than this host "
-		    "has (%lld MiB)", req->memory_mib, (long long)c->host_mem_mib);
-		return bn_err_detail(err, "field", "memory_mib");
-	}
 	struct life_req *lr = xcalloc(1, sizeof(*lr));
 	struct image_view *ivp = &lr->iv;
 	struct vm *vmp = &lr->vm;
 	lr->kind = LIFE_CREATE;
-	if (core_image_get(c, req->image, ivp, err) < 0)
+	if (core_image_get(c, req->image != NULL ? req->image : DEFAULT_IMAGE,
+	    ivp, err) < 0)
 		goto fail;
 	/* The image's files may have changed since it was registered: check
 	 * them again where they touch the host, just before use. */
@@ -110,9 +152,9 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 		goto fail;
 	snprintf(vmp->name, sizeof(vmp->name), "%s", req->name);
 	snprintf(vmp->image, sizeof(vmp->image), "%s", ivp->img.name);
-	vmp->vcpus = req->vcpus;
-	vmp->memory_mib = req->memory_mib;
-	vmp->disk_gib = req->disk_gib;
+	vmp->vcpus = (int)vcpus;
+	vmp->memory_mib = (int)memory_mib;
+	vmp->disk_gib = (int)disk_gib;
 	vmp->nat = req->nat;
 	vmp->state = VM_CREATING;
 	snprintf(vmp->health, sizeof(vmp->health), "unknown");
@@ -178,19 +220,25 @@ core_vm_action(struct core *c, const char *name, enum vm_action act, bool force,
 }
 
 int
-core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
+core_vm_patch(struct core *c, const char *name, const struct vm_patch *req,
     struct vm *ret, struct bn_err *err)
 {
 	struct vm vm;
 	int rc = -1;
+	long long vcpus = req->vcpus, memory_mib = req->memory_mib,
+	    disk_gib = req->disk_gib;
 
-	if (name_check("vm", name, err) < 0)
+	if (name_check("vm", name, err) < 0 ||
+	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, false, err) < 0)
 		return -1;
-	if (p->memory_mib > c->host_mem_mib) {
-		bn_fail(err, BN_EINVAL, 0, "memory_mib %d is more than this host "
-		    "has (%lld MiB)", p->memory_mib, (long long)c->host_mem_mib);
-		return bn_err_detail(err, "field", "memory_mib");
-	}
+	/* 0 = unchanged from here on. */
+	const struct vm_patch pv = {
+		vcpus == VM_SIZE_UNSET ? 0 : vcpus,
+		memory_mib == VM_SIZE_UNSET ? 0 : memory_mib,
+		disk_gib == VM_SIZE_UNSET ? 0 : disk_gib,
+		req->nat,
+	};
+	const struct vm_patch *p = &pv;
 	vm_lock(c, name);
 	if (store_vm_get(c->store, name, &vm, err) < 0)
 		goto out;
@@ -219,12 +267,12 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *p,
 		}
 		if (grow_ext4(work, err) < 0)
 			goto out;
-		vm.disk_gib = p->disk_gib;
+		vm.disk_gib = (int)p->disk_gib;
 	}
 	if (p->vcpus)
-		vm.vcpus = p->vcpus;
+		vm.vcpus = (int)p->vcpus;
 	if (p->memory_mib)
-		vm.memory_mib = p->memory_mib;
+		vm.memory_mib = (int)p->memory_mib;
 	if (p->nat >= 0)
 		vm.nat = p->nat != 0;
 	time_rfc3339(vm.updated_at);
@@ -273,7 +321,8 @@ bulk_one_main(void *arg)
 
 	/* Each VM's action takes that VM's lock, like a single action. */
 	if (o->b->act == VM_ACT_SET) {
-		struct vm_patch p = { 0, 0, 0, o->b->nat };
+		struct vm_patch p = { VM_SIZE_UNSET, VM_SIZE_UNSET, VM_SIZE_UNSET,
+			o->b->nat };
 		struct vm vm;
 		vmj = core_vm_patch(o->c, name, &p, &vm, &err) == 0 ?
 		    vm_to_json(&vm) : NULL;
@@ -365,8 +414,8 @@ core_vms_bulk(struct core *c, enum vm_action act, char **names, int n, bool forc
 
 /* ---- health and console ---- */
 
-int
-core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
+static int
+vm_probe_health(struct core *c, const char *name, struct vsock_health *ret,
     char ret_checked_at[32], struct bn_err *err)
 {
 	struct vm vm;
@@ -419,6 +468,19 @@ core_vm_health(struct core *c, const char *name, struct vsock_health *ret,
 		vm_unlock(c, name);
 	}
 	return 0;
+}
+
+json_t *
+core_vm_health(struct core *c, const char *name, struct bn_err *err)
+{
+	struct vsock_health h;
+	char checked[32];
+
+	if (vm_probe_health(c, name, &h, checked, err) < 0)
+		return NULL;
+	json_t *j = health_to_json(name, &h, checked);
+	vsock_health_clear(&h);
+	return j;
 }
 
 /* The guest's sshd listens on 22 and takes the bundle's key for root

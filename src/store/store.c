@@ -87,30 +87,6 @@ static const char *const migrations[] = {
 	"ALTER TABLE vms ADD COLUMN paused_reason TEXT NOT NULL DEFAULT '';",
 };
 
-static const char *const vm_state_names[] = {
-	"creating", "stopped", "starting", "running", "stopping", "error",
-	"paused"
-};
-static const char *const image_source_names[] = { "bundle", "registered", "built" };
-static const char *const op_state_names[] = {
-	"pending", "running", "succeeded", "failed"
-};
-
-const char *vm_state_name(enum vm_state st) { return vm_state_names[st]; }
-const char *image_source_name(enum image_source src) { return image_source_names[src]; }
-const char *op_state_name(enum op_state st) { return op_state_names[st]; }
-
-int
-vm_state_parse(const char *s, enum vm_state *ret)
-{
-	for (size_t i = 0; i < ARRAY_SIZE(vm_state_names); i++)
-		if (strcmp(s, vm_state_names[i]) == 0) {
-			*ret = (enum vm_state)i;
-			return 0;
-		}
-	return -1;
-}
-
 static int
 db_fail(struct store *s, struct bn_err *err, const char *what)
 {
@@ -792,14 +768,6 @@ store_image_list(struct store *s, struct image **ret, int *ret_n,
 #define OP_COLS "id, kind, target, state, stage, progress, error, result, " \
 	"created_at, updated_at, finished_at"
 
-void
-op_row_clear(struct op_row *op)
-{
-	free(op->error_json);
-	free(op->result_json);
-	op->error_json = op->result_json = NULL;
-}
-
 static void
 op_from_row(sqlite3_stmt *st, struct op_row *op)
 {
@@ -811,10 +779,8 @@ op_from_row(sqlite3_stmt *st, struct op_row *op)
 	col_text(st, 1, op->kind, sizeof(op->kind));
 	col_text(st, 2, op->target, sizeof(op->target));
 	col_text(st, 3, state, sizeof(state));
-	op->state = OP_FAILED;
-	for (size_t i = 0; i < ARRAY_SIZE(op_state_names); i++)
-		if (strcmp(state, op_state_names[i]) == 0)
-			op->state = (enum op_state)i;
+	if (op_state_parse(state, &op->state) < 0)
+		op->state = OP_FAILED;
 	col_text(st, 4, op->stage, sizeof(op->stage));
 	op->progress = sqlite3_column_int(st, 5);
 	if ((t = sqlite3_column_text(st, 6)) != NULL)

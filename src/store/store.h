@@ -12,67 +12,7 @@
 #include <sys/types.h>
 
 #include "common/err.h"
-
-#define VM_NAME_MAX 64
-#define VM_ID_LEN 16
-
-enum vm_state {
-	VM_CREATING, VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_ERROR,
-	VM_PAUSED,   /* the VMM holds the vCPUs (QEMU on a full host disk) */
-};
-
-struct vm {
-	char id[VM_ID_LEN + 1];
-	char name[VM_NAME_MAX];
-	char image[VM_NAME_MAX];
-	int vcpus;
-	int memory_mib;
-	int disk_gib;
-	bool nat;
-	enum vm_state state;
-	char vmm[16];          /* "firecracker", "qemu" or "" */
-	pid_t pid;             /* 0 when not running */
-	unsigned cid;          /* vsock guest CID, >= 3 */
-	char health[16];       /* ok | degraded | unreachable | unknown */
-	char last_error[256];
-	char created_at[32], started_at[32], stopped_at[32], updated_at[32];
-	char tap[16];          /* host TAP while running, "" otherwise */
-	char accel[8];         /* "kvm" | "tcg" | "" (not booted yet) */
-	char accel_reason[256];
-	char ip[16];           /* leased address, "" when none (read-only) */
-	/* How the last stop ended: result "clean" (the guest shut down and
-	 * its VMM exited) or "forced" (the VMM was ended), "" before any;
-	 * method agent | acpi | ctrl_alt_del | exited | kill; how long. */
-	char stop_result[8];
-	char stop_method[16];
-	int stop_ms;
-	char paused_reason[32];  /* with VM_PAUSED: host_disk_full */
-};
-
-enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };
-
-struct image {
-	char name[VM_NAME_MAX];
-	enum image_source source;
-	bool managed;
-	char rootfs[4096];
-	char work_seed[4096];  /* "" when none */
-	char created_at[32], updated_at[32];
-};
-
-enum op_state { OP_PENDING, OP_RUNNING, OP_SUCCEEDED, OP_FAILED };
-
-struct op_row {
-	char id[24];
-	char kind[24];
-	char target[VM_NAME_MAX];
-	enum op_state state;
-	char stage[32];
-	int progress;
-	char *error_json;    /* owned, may be NULL */
-	char *result_json;   /* owned, may be NULL */
-	char created_at[32], updated_at[32], finished_at[32];
-};
+#include "common/model.h"
 
 struct store;
 
@@ -82,10 +22,6 @@ int store_schema_version(struct store *s);
 /* Bumped after every committed VM or image change. */
 uint64_t store_generation(struct store *s);
 
-const char *vm_state_name(enum vm_state st);
-int vm_state_parse(const char *s, enum vm_state *ret);
-const char *image_source_name(enum image_source src);
-const char *op_state_name(enum op_state st);
 
 /* VMs.  Lookups by name; BN_EVM_NOTFOUND when missing. */
 int store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err);
@@ -131,7 +67,6 @@ int store_op_get(struct store *s, const char *id, struct op_row *ret,
 /* Newest first, at most limit rows. */
 int store_op_list(struct store *s, int limit, struct op_row **ret, int *ret_n,
     struct bn_err *err);
-void op_row_clear(struct op_row *op);
 /* Mark operations that were pending or running as failed (daemon restart). */
 int store_op_fail_unfinished(struct store *s, const char *error_json,
     int *ret_n, struct bn_err *err);
