@@ -105,6 +105,17 @@ random_hex(char *out, size_t nbytes, struct bn_err *err)
 }
 
 bool
+label_chars_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool
 name_valid(const char *name)
 {
 	size_t n;
@@ -114,12 +125,7 @@ name_valid(const char *name)
 	n = strlen(name);
 	if (n < 1 || n > 63 || name[0] == '-' || name[n - 1] == '-')
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-			return false;
-	}
-	return true;
+	return label_chars_ok(name, n);
 }
 
 int

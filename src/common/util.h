@@ -42,6 +42,8 @@ int random_hex(char *out, size_t nbytes, struct bn_err *err);
 /* A VM or image name: a DNS label, 1-63 of [a-z0-9-], no leading or
  * trailing '-'. */
 bool name_valid(const char *name);
+/* Only a-z, 0-9 and '-' in the n bytes at s. */
+bool label_chars_ok(const char *s, size_t n);
 int name_check(const char *what, const char *name, struct bn_err *err);
 
 /* An absolute host path without NUL, "//"-free components like ".." and

@@ -419,24 +419,38 @@ tcp_slot(struct dns_server *s)
 	return free_slot;
 }
 
+/* 1 when fd is readable, 0 to look again (EINTR), -1 once the server is
+ * stopping. */
+static int
+wait_in(struct dns_server *s, int fd)
+{
+	struct pollfd p[2] = {
+		{ .fd = fd, .events = POLLIN },
+		{ .fd = s->stop_fd, .events = POLLIN },
+	};
+
+	if (poll(p, 2, -1) < 0) {
+		if (errno != EINTR) {
+			log_warn("dns: poll");
+			sleep_ms(100);
+		}
+		return 0;
+	}
+	if (p[1].revents)
+		return -1;
+	return p[0].revents ? 1 : 0;
+}
+
 static void *
 tcp_main(void *arg)
 {
 	struct dns_server *s = arg;
 
 	for (;;) {
-		struct pollfd p[2] = {
-			{ .fd = s->tcp_fd, .events = POLLIN },
-			{ .fd = s->stop_fd, .events = POLLIN },
-		};
-		if (poll(p, 2, -1) < 0 && errno != EINTR) {
-			log_warn("dns: poll");
-			sleep_ms(100);
-			continue;
-		}
-		if (p[1].revents)
+		int w = wait_in(s, s->tcp_fd);
+		if (w < 0)
 			break;
-		if (!p[0].revents)
+		if (w == 0)
 			continue;
 		int fd = accept4(s->tcp_fd, NULL, NULL,
 		    SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -495,18 +509,10 @@ udp_main(void *arg)
 	_cleanup_free_ uint8_t *buf = xmalloc(65536);
 
 	for (;;) {
-		struct pollfd p[2] = {
-			{ .fd = s->udp_fd, .events = POLLIN },
-			{ .fd = s->stop_fd, .events = POLLIN },
-		};
-		if (poll(p, 2, -1) < 0 && errno != EINTR) {
-			log_warn("dns: poll");
-			sleep_ms(100);
-			continue;
-		}
-		if (p[1].revents)
+		int w = wait_in(s, s->udp_fd);
+		if (w < 0)
 			break;
-		if (!p[0].revents)
+		if (w == 0)
 			continue;
 		struct sockaddr_in from;
 		socklen_t fromlen = sizeof(from);

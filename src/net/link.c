@@ -24,14 +24,7 @@ net_ifname_valid(const char *name)
 {
 	size_t n = name ? strlen(name) : 0;
 
-	if (n < 1 || n >= NET_IFNAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = name[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
-			return false;
-	}
-	return true;
+	return n >= 1 && n < NET_IFNAME_MAX && label_chars_ok(name, n);
 }
 
 static int
