@@ -358,16 +358,20 @@ static const struct json_field stop_fields[] = {
 
 static enum MHD_Result h_vm_start(struct api_req *r) { return vm_action(r, VM_ACT_START, NULL, 0); }
 
+/* Pause and resume are quick and synchronous: the VM's new view. */
 static enum MHD_Result
-h_vm_resume(struct api_req *r)
+vm_hold(struct api_req *r, int (*fn)(struct core *, const char *, struct vm *,
+    struct bn_err *))
 {
 	struct bn_err err;
 	struct vm vm;
 
-	if (core_vm_resume(r->core, r->param, &vm, &err) < 0)
+	if (fn(r->core, r->param, &vm, &err) < 0)
 		return api_reply_error(r->conn, &err);
 	return api_reply_json(r->conn, 200, vm_to_json(&vm));
 }
+static enum MHD_Result h_vm_pause(struct api_req *r) { return vm_hold(r, core_vm_pause); }
+static enum MHD_Result h_vm_resume(struct api_req *r) { return vm_hold(r, core_vm_resume); }
 static enum MHD_Result h_vm_stop(struct api_req *r) { return vm_action(r, VM_ACT_STOP, stop_fields, 1); }
 static enum MHD_Result h_vm_restart(struct api_req *r) { return vm_action(r, VM_ACT_RESTART, NULL, 0); }
 static enum MHD_Result h_vm_delete(struct api_req *r) { return vm_action(r, VM_ACT_DELETE, NULL, 0); }
@@ -753,6 +757,7 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/vms/{name}/start", h_vm_start },
 	{ "POST", "/v1/vms/{name}/stop", h_vm_stop },
 	{ "POST", "/v1/vms/{name}/restart", h_vm_restart },
+	{ "POST", "/v1/vms/{name}/pause", h_vm_pause },
 	{ "POST", "/v1/vms/{name}/resume", h_vm_resume },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console },

@@ -140,7 +140,11 @@ json_t *core_doctor(struct core *c);
 /* GET /v1/host: free, committed and reserved bytes of the state dir's
  * file system, and what each VM may still claim. */
 json_t *core_host_json(struct core *c, struct bn_err *err);
-/* Let a VM that the VMM paused (a full host disk) run again. */
+/* Pause a running VM (paused_reason "user"). */
+int core_vm_pause(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err);
+/* Let a paused VM run again: one a user paused, or one the VMM paused on
+ * a full host disk once there is room; then ask its agent again. */
 int core_vm_resume(struct core *c, const char *name, struct vm *ret,
     struct bn_err *err);
 /* Which bangerd this is: pid, binary, socket, state and runtime dirs, and

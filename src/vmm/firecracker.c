@@ -246,6 +246,30 @@ fc_probe(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 	return rc;
 }
 
+/* PATCH /vm: "Paused" holds the vCPUs, "Resumed" lets them run again. */
+static int
+fc_vm_state(const struct vmm_params *p, const char *state, struct bn_err *err)
+{
+	json_t *body = json_pack("{s:s}", "state", state);
+	int rc = fc_call(p, "PATCH", "/vm", body, p->api_timeout_ms > 0 ?
+	    p->api_timeout_ms : 2000, NULL, NULL, err);
+
+	json_decref(body);
+	return rc < 0 ? bn_err_prefix(err, "firecracker %s", state) : 0;
+}
+
+static int
+fc_pause(const struct vmm_params *p, struct bn_err *err)
+{
+	return fc_vm_state(p, "Paused", err);
+}
+
+static int
+fc_resume(const struct vmm_params *p, struct bn_err *err)
+{
+	return fc_vm_state(p, "Resumed", err);
+}
+
 const struct vmm_driver vmm_firecracker = {
 	.name = "firecracker",
 	.spawn = fc_spawn,
@@ -254,4 +278,6 @@ const struct vmm_driver vmm_firecracker = {
 	.stop = fc_stop,
 	.kill = fc_kill,
 	.probe = fc_probe,
+	.pause = fc_pause,
+	.resume = fc_resume,
 };

@@ -614,8 +614,9 @@ qemu_paused(const struct vmm_params *p, char *reason, size_t reasonsz,
 	return 1;
 }
 
+/* One QMP command with no arguments and no answer: stop or cont. */
 static int
-qemu_resume(const struct vmm_params *p, struct bn_err *err)
+qemu_run_state(const struct vmm_params *p, const char *cmd, struct bn_err *err)
 {
 	struct qemu_files f;
 	struct qmp_conn *q;
@@ -625,14 +626,27 @@ qemu_resume(const struct vmm_params *p, struct bn_err *err)
 	    qmp_connect(f.qmp, time_mono_ms() + (p->api_timeout_ms > 0 ?
 	    p->api_timeout_ms : 2000), &q, err) < 0)
 		return -1;
-	rc = qmp_execute(q, "cont", NULL, NULL, err);
+	rc = qmp_execute(q, cmd, NULL, NULL, err);
 	qmp_close(q);
-	return rc < 0 ? bn_err_prefix(err, "qemu cont") : 0;
+	return rc < 0 ? bn_err_prefix(err, "qemu %s", cmd) : 0;
+}
+
+static int
+qemu_pause(const struct vmm_params *p, struct bn_err *err)
+{
+	return qemu_run_state(p, "stop", err);
+}
+
+static int
+qemu_resume(const struct vmm_params *p, struct bn_err *err)
+{
+	return qemu_run_state(p, "cont", err);
 }
 
 const struct vmm_driver vmm_qemu = {
 	.name = "qemu",
 	.paused = qemu_paused,
+	.pause = qemu_pause,
 	.resume = qemu_resume,
 	.spawn = qemu_spawn,
 	.configure = qemu_configure,

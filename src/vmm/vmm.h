@@ -67,6 +67,8 @@ struct vmm_driver {
 	 * a VMM that never pauses on its own (Firecracker fails the I/O). */
 	int (*paused)(const struct vmm_params *p, char *reason, size_t reasonsz,
 	    struct bn_err *err);
+	/* Hold the guest's vCPUs (a user's pause).  NULL: not supported. */
+	int (*pause)(const struct vmm_params *p, struct bn_err *err);
 	/* Let a paused guest run again.  NULL: not supported. */
 	int (*resume)(const struct vmm_params *p, struct bn_err *err);
 	/* May the host connect to the guest's vsock yet?  0 while a

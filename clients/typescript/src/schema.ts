@@ -232,6 +232,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Pause a running VM
+         * @description Holds the guest's vCPUs (Firecracker `PATCH /vm` `Paused`, QEMU `stop`) and answers with the VM, `paused` with `paused_reason: user`. Memory, disks and the network stay as they are; stop, restart and delete work from `paused` (the guest is resumed first so that it can shut down cleanly). A VM that is not running, or is busy with an operation, is `409 invalid_state`.
+         */
+        post: operations["pauseVM"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms/{name}/resume": {
         parameters: {
             query?: never;
@@ -245,8 +268,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Resume a VM the VMM paused
-         * @description Lets a `paused` VM run again (QEMU `cont`) and answers with it, `running`. A VM paused for `host_disk_full` is resumed only when the state directory's file system has `disk_reserve_mib` free again (`507 host_disk_full` otherwise). A VM that is not paused is `409 invalid_state`.
+         * Resume a paused VM
+         * @description Lets a `paused` VM run again (Firecracker `PATCH /vm` `Resumed`, QEMU `cont`), asks its agent for health again (a `vm.health` event when it changed) and answers with it, `running`. A VM paused for `host_disk_full` is resumed only when the state directory's file system has `disk_reserve_mib` free again (`507 host_disk_full` otherwise). A VM that is not paused is `409 invalid_state`.
          */
         post: operations["resumeVM"];
         delete?: never;
@@ -641,7 +664,7 @@ export interface components {
         /** @description Observed state of a VM. */
         VMStatus: {
             /**
-             * @description `paused`: the VMM holds the guest's vCPUs (QEMU does when a disk write finds the host disk full); `paused_reason` says why.
+             * @description `paused`: the VMM holds the guest's vCPUs (on request, or QEMU when a disk write finds the host disk full); `paused_reason` says why.
              * @enum {string}
              */
             state: "creating" | "stopped" | "starting" | "running" | "stopping" | "error" | "paused";
@@ -675,10 +698,10 @@ export interface components {
             /** @description Message of the last failure, null when there was none. */
             last_error: string | null;
             /**
-             * @description With state `paused`, why; null otherwise.
+             * @description With state `paused`, why: `user` (POST .../pause), `host_disk_full` or `io_error` (the VMM paused it); null otherwise.
              * @enum {string|null}
              */
-            paused_reason?: "host_disk_full" | "io_error" | null;
+            paused_reason?: "user" | "host_disk_full" | "io_error" | null;
             /** @description How the last stop ended; null before the first. */
             last_stop?: components["schemas"]["LastStop"] | null;
         };
@@ -1655,6 +1678,27 @@ export interface operations {
             503: components["responses"]["VMMUnavailable"];
         };
     };
+    pauseVM: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["VMOk"];
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+            502: components["responses"]["VMMError"];
+        };
+    };
     resumeVM: {
         parameters: {
             query?: never;
@@ -1668,6 +1712,7 @@ export interface operations {
         requestBody?: never;
         responses: {
             200: components["responses"]["VMOk"];
+            400: components["responses"]["BadRequest"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["VMNotFound"];
             409: components["responses"]["VMConflict"];

@@ -1,0 +1,107 @@
+/* pause.c - pausing and resuming a running VM: by a user's request, or
+ * (resume only) after the VMM paused it on a full host disk. */
+#include "core/internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+
+/* A user's pause: the VMM holds the guest's vCPUs; memory and devices
+ * stay as they are until a resume (or a stop, which resumes first). */
+int
+core_vm_pause(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err)
+{
+	struct vm vm;
+	struct vmm_params p;
+	int rc = -1;
+
+	if (name_check("vm", name, err) < 0)
+		return -1;
+	if (!vm_trylock(c, name))
+		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
+		    "operation", name);
+	if (store_vm_get(c->store, name, &vm, err) < 0)
+		goto out;
+	if (vm.state != VM_RUNNING) {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not running", name,
+		    vm_state_name(vm.state));
+		goto out;
+	}
+	const struct vmm_driver *drv = vmm_by_name(vm.vmm);
+	if (drv->pause == NULL) {
+		bn_fail(err, BN_ESTATE, 0, "%s cannot pause vm '%s'", drv->name,
+		    name);
+		goto out;
+	}
+	if (vm_ctl_params(c, &vm, &p, err) < 0)
+		goto out;
+	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
+	if (drv->pause(&p, err) < 0)
+		goto out;
+	snprintf(vm.paused_reason, sizeof(vm.paused_reason), "user");
+	vm_set_state_ev(c, &vm, VM_PAUSED, json_pack("{s:s}", "reason", "user"));
+	log_info("vm '%s': paused", name);
+	*ret = vm;
+	rc = 0;
+out:
+	vm_unlock(c, name);
+	return rc;
+}
+
+/* A paused VM whose host disk has room again is not resumed behind the
+ * user's back: it waits for POST /v1/vms/NAME/resume. */
+int
+core_vm_resume(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err)
+{
+	struct vm vm;
+	struct vmm_params p;
+	int rc = -1;
+
+	if (!vm_trylock(c, name))
+		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
+		    "operation", name);
+	if (store_vm_get(c->store, name, &vm, err) < 0)
+		goto out;
+	if (vm.state != VM_PAUSED) {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not paused", name,
+		    vm_state_name(vm.state));
+		goto out;
+	}
+	const struct vmm_driver *drv = vmm_by_name(vm.vmm);
+	if (drv->resume == NULL) {
+		bn_fail(err, BN_ESTATE, 0, "%s cannot resume vm '%s'", drv->name,
+		    name);
+		goto out;
+	}
+	if (strcmp(vm.paused_reason, "host_disk_full") == 0 &&
+	    core_host_room(c, 0, "a resume", err) < 0) {
+		bn_err_prefix(err, "the host disk is still full");
+		goto out;
+	}
+	if (vm_ctl_params(c, &vm, &p, err) < 0)
+		goto out;
+	p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
+	if (drv->resume(&p, err) < 0)
+		goto out;
+	vm.paused_reason[0] = '\0';
+	vm_set_state_ev(c, &vm, VM_RUNNING, json_pack("{s:s}", "reason",
+	    "resumed"));
+	log_info("vm '%s': resumed", name);
+	rc = 0;
+out:
+	vm_unlock(c, name);
+	if (rc == 0) {
+		/* Ask the agent again: health (and its vm.health event) says
+		 * whether the guest came back well. */
+		struct bn_err ignored;
+		json_decref(core_vm_health(c, name, &ignored));
+		if (store_vm_get(c->store, name, ret, err) < 0)
+			*ret = vm;
+	}
+	return rc;
+}

@@ -1,0 +1,82 @@
+"""Pause and resume a running VM, against the Firecracker test double:
+PATCH /vm Paused and Resumed as Firecracker's API has them, the paused
+state and its reason in the VM and its events, and stop, restart and
+delete from paused."""
+import json
+import os
+
+
+def calls(daemon):
+    if not os.path.exists(daemon.fc_log):
+        return []
+    with open(daemon.fc_log) as f:
+        return [json.loads(line) for line in f]
+
+
+def vm_state_patches(daemon, skip):
+    return [json.loads(c["body"])["state"] for c in calls(daemon)[skip:]
+            if c["method"] == "PATCH" and c["path"] == "/vm"]
+
+
+def test_pause_and_resume(api, daemon):
+    api.create_vm("holdme", vcpus=1)
+    n = len(calls(daemon))
+    r = api.post("/v1/vms/holdme/pause")
+    assert r.status_code == 200, r.text
+    st = r.json()["status"]
+    assert st["state"] == "paused" and st["paused_reason"] == "user", st
+    assert api.get("/v1/vms/holdme").json()["status"]["state"] == "paused"
+    patches = vm_state_patches(daemon, n)
+    assert patches == ["Paused"], calls(daemon)[n:]
+
+    # Pausing twice, or resuming what runs, is a state error.
+    r = api.post("/v1/vms/holdme/pause")
+    assert r.status_code == 409 and r.json()["code"] == "invalid_state", r.text
+
+    r = api.post("/v1/vms/holdme/resume")
+    assert r.status_code == 200, r.text
+    st = r.json()["status"]
+    assert st["state"] == "running" and st["paused_reason"] is None, st
+    assert st["health"] == "ok", st
+    patches = vm_state_patches(daemon, n)
+    assert patches == ["Paused", "Resumed"], patches
+    r = api.post("/v1/vms/holdme/resume")
+    assert r.status_code == 409 and r.json()["code"] == "invalid_state", r.text
+    api.delete_vm("holdme")
+
+
+def test_pause_needs_a_running_vm(api):
+    api.create_vm("cold", vcpus=1)
+    api.action("cold", "stop")
+    r = api.post("/v1/vms/cold/pause")
+    assert r.status_code == 409 and "stopped" in r.json()["message"], r.text
+    r = api.post("/v1/vms/nosuch/pause")
+    assert r.status_code == 404, r.text
+    r = api.post("/v1/vms/Bad_Name/pause")
+    assert r.status_code == 400 and r.json()["code"] == "invalid_name", r.text
+    api.delete_vm("cold")
+
+
+def test_stop_restart_and_delete_from_paused(api, daemon):
+    api.create_vm("frozen", vcpus=1)
+    assert api.post("/v1/vms/frozen/pause").status_code == 200
+    # A stop resumes the guest first, so that it shuts down cleanly.
+    op = api.action("frozen", "stop")
+    assert op["state"] == "succeeded", op
+    vm = op["result"]
+    assert vm["status"]["state"] == "stopped"
+    assert vm["status"]["last_stop"]["result"] == "clean", vm["status"]
+
+    api.action("frozen", "start")
+    assert api.post("/v1/vms/frozen/pause").status_code == 200
+    op = api.action("frozen", "restart")
+    assert op["state"] == "succeeded", op
+    assert op["result"]["status"]["state"] == "running"
+
+    assert api.post("/v1/vms/frozen/pause").status_code == 200
+    r = api.delete("/v1/vms/frozen", params={"wait": 60})
+    assert r.json()["state"] == "failed", r.text
+    assert r.json()["error"]["code"] == "vm_running"
+    r = api.delete_vm("frozen", force=True)
+    assert r.json()["state"] == "succeeded", r.text
+    assert api.get("/v1/vms/frozen").status_code == 404
