@@ -224,6 +224,38 @@ def test_durable_clean_stop_and_ready(e2e):
             assert bad not in ext4, "cycle %d: %s\n%s" % (cycle, bad, ext4)
 
 
+def test_pause_and_resume_the_debian_image(e2e):
+    """Pause holds QEMU's vCPUs (QMP status paused); resume lets the guest
+    run on where it was: its shell works at once, its uptime went on."""
+    api = e2e.client
+    vm = api.get("/v1/vms/dura")
+    if vm.status_code == 404:
+        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
+                      params={"wait": BOOT_S + 60}).json()
+        assert op["state"] == "succeeded", op
+        vm = api.get("/v1/vms/dura")
+    vm = vm.json()
+    sock = os.path.join(e2e.state, "vms", vm["id"], "qmp.sock")
+    r = ssh_now(e2e, "dura", "cat /proc/uptime")
+    assert r.returncode == 0, r.stderr
+    before = float(r.stdout.split()[0])
+    r = api.post("/v1/vms/dura/pause")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"]["paused_reason"] == "user"
+    assert qmp(sock, "query-status")["return"]["status"] == "paused"
+    t0 = time.time()
+    r = api.post("/v1/vms/dura/resume")
+    took = time.time() - t0
+    assert r.status_code == 200, r.text
+    st = r.json()["status"]
+    assert st["state"] == "running" and st["health"] == "ok", st
+    print("resume -> healthy: %.2f s" % took)
+    assert qmp(sock, "query-status")["return"]["status"] == "running"
+    r = ssh_now(e2e, "dura", "cat /proc/uptime")
+    assert r.returncode == 0, r.stderr + console_tail(api, "dura")
+    assert float(r.stdout.split()[0]) >= before
+
+
 def test_power_button_stops_the_debian_image(e2e):
     """The fallback for hosts and steps without the agent's route: QEMU's
     ACPI power button, which the image's agent acts on."""
