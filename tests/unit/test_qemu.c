@@ -513,6 +513,9 @@ static const char fake_qemu_py[] =
 "            full = mode == 'enospc' and state == 'prelaunch'\n"
 "            state = 'io-error' if full else 'running'\n"
 "            say({'return': {}, 'id': i})\n"
+"        elif cmd == 'stop':\n"
+"            state = 'paused'\n"
+"            say({'return': {}, 'id': i})\n"
 "        elif cmd == 'query-block':\n"
 "            io = 'nospace' if state == 'io-error' else 'ok'\n"
 "            say({'return': [{'device': 'rootfs', 'io-status': 'ok'},\n"
@@ -668,8 +671,15 @@ test_paused_on_enospc(void)
 	fail_unless(vmm_qemu.resume(&p, &err) == 0, "resume: %s", err.msg);
 	fail_unless(vmm_qemu.paused(&p, reason, sizeof(reason), &err) == 0,
 	    "still paused after cont");
-	fail_unless(vmm_firecracker.paused == NULL && vmm_firecracker.resume == NULL,
+	/* A user's pause is not the VMM's own: the monitor leaves it alone. */
+	fail_unless(vmm_qemu.pause(&p, &err) == 0, "pause: %s", err.msg);
+	fail_unless(vmm_qemu.paused(&p, reason, sizeof(reason), &err) == 0,
+	    "a user's pause taken for an I/O error");
+	fail_unless(vmm_qemu.resume(&p, &err) == 0, "resume: %s", err.msg);
+	fail_unless(vmm_firecracker.paused == NULL,
 	    "Firecracker never pauses on its own");
+	fail_unless(vmm_firecracker.pause != NULL && vmm_firecracker.resume != NULL,
+	    "Firecracker pauses and resumes on request (PATCH /vm)");
 	fail_unless(vmm_qemu.stop(&p, pid, 0, NULL, &err) == 0, "stop: %s", err.msg);
 	unsetenv("FAKE_QEMU_MODE");
 	return check_clean(dir, pid, hpid);
