@@ -2,9 +2,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "store/store.h"
+#include "store/store_int.h"
 #include "tap.h"
 
 static struct vm
@@ -274,6 +276,46 @@ test_stops(void)
 	return 0;
 }
 
+/* A database a first release left (schema 1, one VM) opens with every
+ * migration applied and its VM intact. */
+static int
+test_migrate_from_v1(void)
+{
+	char path[] = "/tmp/banger-test-store-v1-XXXXXX";
+	int fd = mkstemp(path);
+	sqlite3 *db;
+	struct store *s;
+	struct bn_err err;
+	struct vm got;
+	char *msg = NULL;
+
+	fail_unless(fd >= 0, "mkstemp");
+	close(fd);
+	fail_unless(sqlite3_open(path, &db) == SQLITE_OK, "open v1");
+	fail_unless(sqlite3_exec(db, store_migrations[0], NULL, NULL, &msg) ==
+	    SQLITE_OK, "schema 1: %s", msg ? msg : "");
+	fail_unless(sqlite3_exec(db, "PRAGMA user_version = 1; INSERT INTO vms "
+	    "(id, name, image, vcpus, memory_mib, disk_gib, nat, state, cid, "
+	    "created_at, updated_at) VALUES ('00000000000000aa', 'old', 'default', "
+	    "1, 256, 4, 0, 'stopped', 9, 'then', 'then')", NULL, NULL, &msg) ==
+	    SQLITE_OK, "v1 row: %s", msg ? msg : "");
+	sqlite3_close(db);
+	fail_unless(store_open(path, &s, &err) == 0, "%s", err.msg);
+	fail_unless(store_schema_version(s) == (int)store_nmigrations,
+	    "migrated to %d", store_schema_version(s));
+	fail_unless(store_vm_get(s, "old", &got, &err) == 0, "%s", err.msg);
+	fail_unless(got.cid == 9 && got.vcpus == 1 && got.state == VM_STOPPED &&
+	    got.paused_reason[0] == '\0' && got.stop_ms == 0, "v1 row read back");
+	store_close(s);
+	unlink(path);
+	char side[64];
+	snprintf(side, sizeof(side), "%s-wal", path);
+	unlink(side);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	unlink(side);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -282,6 +324,7 @@ main(void)
 	RUN_TEST(test_images);
 	RUN_TEST(test_operations);
 	RUN_TEST(test_reopen_file);
+	RUN_TEST(test_migrate_from_v1);
 	RUN_TEST(test_leases);
 	RUN_TEST(test_stops);
 	return tap_end();
