@@ -60,7 +60,7 @@ SDK_TS_GEN = npx --no-install openapi-typescript ../../openapi.yaml \
 
 
 .PHONY: run bench-create stress-boot stress-ready test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
-.PHONY: sdk check-sdk test-sdk sdk-deps
+.PHONY: sdk check-sdk test-sdk sdk-deps check-layers
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean install uninstall test-system
 
@@ -89,9 +89,12 @@ $(BANGER): $(CLI_OBJ)
 
 # The agent runs inside any guest (glibc or musl): always static, never
 # sanitized.
-$(AGENT): $(AGENT_SRC) $(wildcard agent/*.h)
+# It shares src/common/uhttp_msg.c (libc only) with bangerd.
+AGENT_SHARED = src/common/uhttp_msg.c
+$(AGENT): $(AGENT_SRC) $(AGENT_SHARED) $(wildcard agent/*.h) src/common/uhttp_msg.h
 	@mkdir -p runtime
-	$(CC) -std=gnu11 $(WARN) -O2 -static -o $@ $(AGENT_SRC) -pthread
+	$(CC) -std=gnu11 $(WARN) -O2 -D_GNU_SOURCE -Isrc -static -o $@ $(AGENT_SRC) \
+	    $(AGENT_SHARED) -pthread
 
 $(FAKE_FC): tests/fakes/firecracker.c
 	@mkdir -p $(dir $@)
@@ -142,6 +145,11 @@ test-e2e: build $(BUILD)/tests/test_qemu
 test-unit: $(UNIT_BIN) $(CLI_UNIT_BIN) $(AGENT)
 	@set -e; for t in $(UNIT_BIN) $(CLI_UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
+
+## check-layers: what may include and call what (ARCHITECTURE.md), and
+##               file sizes; lists what is left to split
+check-layers:
+	$(PYTHON) tests/unit/layers.py
 
 ## test-fake: the Firecracker test double against the published API
 test-fake: $(FAKE_FC) $(AGENT)

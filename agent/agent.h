@@ -9,10 +9,11 @@
 #include <stddef.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.2.0"
+#define AGENT_VERSION "0.3.0"
 /* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
- * /healthz, and POST /poweroff. */
-#define AGENT_PROTOCOL 2
+ * /healthz, and POST /poweroff.  3: "capabilities" in /healthz, request
+ * bodies (Content-Length). */
+#define AGENT_PROTOCOL 3
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -33,6 +34,7 @@ enum {
 #define AGENT_MAX_HEAD 8192        /* request line + headers */
 #define AGENT_IO_TIMEOUT_MS 5000   /* whole request head, and the reply */
 #define AGENT_MAX_CONNS 64         /* concurrent connections */
+#define AGENT_MAX_BODY (64 * 1024) /* a request body (Content-Length) */
 
 struct agent_config {
 	const char *layout_state;
@@ -94,11 +96,48 @@ int power_request(const struct agent_config *cfg, enum power_mode mode);
 /* Watch input devices for the power key (ACPI power button). */
 int power_key_start(const struct agent_config *cfg);
 
-/* ---- http.c: one connection ---- */
+/* ---- http.c: the server core ---- */
 
+/* One request as a handler sees it. */
+struct agent_request {
+	int fd;
+	const char *method;
+	const char *query;          /* after '?', or NULL */
+	const char *body;           /* Content-Length bytes, NUL-terminated */
+	size_t body_len;
+	int head_only;              /* HEAD of a GET route: no body sent */
+	const struct agent_config *cfg;
+	/* Run once the reply has left and the connection is closed. */
+	void (*after)(const struct agent_config *cfg, int arg);
+	int after_arg;
+};
+
+/* Answer once: status and a JSON body (Content-Length, Connection: close). */
+void agent_reply(struct agent_request *rq, int status, const char *body,
+    size_t len);
+/* {"error": msg} with status. */
+void agent_reply_error(struct agent_request *rq, int status, const char *msg);
+/* The value of key in a query string ("a=1&b=2"); its length, or -1. */
+int agent_query_value(const char *query, const char *key, const char **ret);
+/* Serve one accepted connection to its end. */
 void serve_connection(int fd, const struct agent_config *cfg);
 
-/* ---- logging, clock ---- */
+/* ---- routes.c: method, path, capability, handler ---- */
+
+struct agent_route {
+	const char *method;
+	const char *path;
+	const char *capability;     /* listed in /healthz "capabilities" */
+	void (*fn)(struct agent_request *rq);
+};
+extern const struct agent_route agent_routes[];
+extern const size_t agent_nroutes;
+
+/* The handlers, one file per capability. */
+void health_route(struct agent_request *rq);   /* health.c: GET /healthz */
+void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
+
+/* ---- log.c: logging, clock ---- */
 long long agent_now_ms(void);
 void agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -487,6 +487,20 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 	sb_json_str(sb, mounted ? "ok" : "degraded");
 	sb_puts(sb, ",\"agent_version\":\"" AGENT_VERSION "\"");
 	sb_printf(sb, ",\"protocol\":%d", AGENT_PROTOCOL);
+	/* What this agent can do, from its route table, each once. */
+	sb_puts(sb, ",\"capabilities\":[");
+	for (size_t i = 0; i < agent_nroutes; i++) {
+		size_t j = 0;
+		while (j < i && strcmp(agent_routes[j].capability,
+		    agent_routes[i].capability) != 0)
+			j++;
+		if (j < i)
+			continue;
+		if (i > 0)
+			sb_puts(sb, ",");
+		sb_json_str(sb, agent_routes[i].capability);
+	}
+	sb_puts(sb, "]");
 	put_readiness(sb, &rd);
 	sb_puts(sb, ",\"hostname\":");
 	sb_json_str(sb, have_un ? un.nodename : NULL);
@@ -523,4 +537,19 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 	sb_puts(sb, ",\"layout\":");
 	sb_json_str(sb, read_layout(cfg->layout_state));
 	sb_puts(sb, "}}");
+}
+
+void
+health_route(struct agent_request *rq)
+{
+	struct strbuf body;
+	sb_init(&body);
+	health_json(rq->cfg, &body);
+	if (body.oom) {
+		agent_log("out of memory building /healthz");
+		agent_reply_error(rq, 500, "internal error");
+	} else {
+		agent_reply(rq, 200, body.buf, body.len);
+	}
+	sb_free(&body);
 }

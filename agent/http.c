@@ -1,132 +1,40 @@
-/* http.c - one agent connection: legacy PING line or a minimal HTTP/1.x request.
+/* http.c - the agent's HTTP server core: one connection per thread (see
+ * banger-vsock-agent.c), the legacy PING line or one HTTP/1.1 request.
  *
- * The connection reads at most AGENT_MAX_HEAD bytes within AGENT_IO_TIMEOUT_MS,
- * answers exactly once and closes ("Connection: close", always a
- * Content-Length).  Routes are a table (GET /healthz, POST /poweroff).
- * Request bodies are never read; the reply is followed by a
- * short, bounded drain so that unread input cannot turn the close into a reset
- * that destroys the reply in flight.
- */
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+ * The head (at most AGENT_MAX_HEAD bytes) is parsed by the parser shared
+ * with bangerd (src/common/uhttp_msg.c); a Content-Length body of at most
+ * AGENT_MAX_BODY bytes is read before the handler runs (413 above it,
+ * 501 for chunked request bodies).  The route table is routes.c; handlers
+ * answer once through agent_reply (always a Content-Length, "Connection:
+ * close").  After the reply a short, bounded drain keeps unread input from
+ * turning the close into a reset that destroys the reply in flight; then
+ * the handler's after-reply action runs (a power-off). */
 #include "agent.h"
 
 #include <errno.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "common/uhttp_msg.h"
 
 #define DRAIN_MS 250
 #define DRAIN_MAX (64 * 1024)
-
-long long
-agent_now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void
-agent_log(const char *fmt, ...)
-{
-	char line[512];
-	int n = snprintf(line, sizeof(line), "%s: ", AGENT_NAME);
-	if (n < 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	va_end(ap);
-	if (m < 0)
-		return;
-	size_t len = (size_t)n + (size_t)m;
-	if (len > sizeof(line) - 2)
-		len = sizeof(line) - 2;
-	line[len++] = '\n';
-	/* One write per line so lines from concurrent threads never mix. */
-	ssize_t w = write(STDERR_FILENO, line, len);
-	(void)w;
-}
-
-/* Wait for fd to become readable/writable until deadline; 1 ready, 0 timeout,
- * -1 error. */
-static int
-wait_fd(int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - agent_now_ms();
-		if (left <= 0)
-			return 0;
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r > 0)
-			return 1;
-	}
-}
-
-/* Read what is available; >0 bytes, 0 EOF, -1 error, -2 timeout. */
-static ssize_t
-read_some(int fd, char *buf, size_t cap, long long deadline)
-{
-	for (;;) {
-		int w = wait_fd(fd, POLLIN, deadline);
-		if (w == 0)
-			return -2;
-		if (w < 0)
-			return -1;
-		ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-			continue;
-		return -1;
-	}
-}
-
-static int
-write_all(int fd, const char *buf, size_t len, long long deadline)
-{
-	while (len > 0) {
-		int w = wait_fd(fd, POLLOUT, deadline);
-		if (w <= 0) {
-			if (w == 0)
-				errno = ETIMEDOUT;
-			return -1;
-		}
-		ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN ||
-			    errno == EWOULDBLOCK)
-				continue;
-			return -1;
-		}
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Half-close, then swallow whatever the peer still sends for a moment. */
 static void
 finish(int fd)
 {
-	shutdown(fd, SHUT_WR);
 	long long deadline = agent_now_ms() + DRAIN_MS;
 	char junk[4096];
 	size_t total = 0;
+
+	shutdown(fd, SHUT_WR);
 	while (total < DRAIN_MAX) {
-		ssize_t n = read_some(fd, junk, sizeof(junk), deadline);
+		ssize_t n = uhttp_read(fd, junk, sizeof(junk), deadline);
 		if (n <= 0)
 			break;
 		total += (size_t)n;
@@ -144,8 +52,10 @@ reason_phrase(int status)
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
 	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
 	case 505: return "HTTP Version Not Supported";
 	default: return "Error";
 	}
@@ -172,8 +82,8 @@ send_response(int fd, int status, const char *body, size_t body_len,
 		sb_add(&sb, body, body_len);
 	if (sb.oom) {
 		agent_log("out of memory building a %d reply", status);
-	} else if (write_all(fd, sb.buf, sb.len,
-	    agent_now_ms() + AGENT_IO_TIMEOUT_MS) < 0 && errno != EPIPE &&
+	} else if (uhttp_write(fd, sb.buf, sb.len,
+	    agent_now_ms() + AGENT_IO_TIMEOUT_MS) != 0 && errno != EPIPE &&
 	    errno != ECONNRESET) {
 		/* A client that already left is not worth a log line. */
 		agent_log("writing %d reply: %s", status, strerror(errno));
@@ -196,29 +106,34 @@ send_error(int fd, int status, const char *msg, const char *extra_headers)
 	sb_free(&body);
 }
 
-/* RFC 9110 token characters. */
-static int
-is_tchar(unsigned char c)
+void
+agent_reply(struct agent_request *rq, int status, const char *body,
+    size_t len)
 {
-	if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	    (c >= 'A' && c <= 'Z'))
-		return 1;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+	send_response(rq->fd, status, body, len, rq->head_only, NULL);
 }
 
-/* Position just past the blank line that ends the head, or 0. */
-static size_t
-head_end(const char *buf, size_t len)
+void
+agent_reply_error(struct agent_request *rq, int status, const char *msg)
 {
-	for (size_t i = 0; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (i + 1 < len && buf[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-			return i + 3;
+	send_error(rq->fd, status, msg, NULL);
+}
+
+int
+agent_query_value(const char *query, const char *key, const char **ret)
+{
+	size_t kl = strlen(key);
+	for (const char *q = query; q != NULL && *q; ) {
+		size_t n = strcspn(q, "&");
+		if (n > kl && strncmp(q, key, kl) == 0 && q[kl] == '=') {
+			*ret = q + kl + 1;
+			return (int)(n - kl - 1);
+		}
+		q += n;
+		if (*q == '&')
+			q++;
 	}
-	return 0;
+	return -1;
 }
 
 enum ping_match { PING_NO, PING_PARTIAL, PING_YES };
@@ -238,208 +153,110 @@ match_ping(const char *buf, size_t len)
 	return best;
 }
 
-/* What a handler leaves to be done once its reply is out. */
-struct after_reply {
-	int power;
-	enum power_mode mode;
-};
-
-struct request {
-	int fd;
-	const char *query;          /* after '?', or NULL */
-	int head_only;
-	const struct agent_config *cfg;
-	struct after_reply *after;
-};
-
-static void route_healthz(const struct request *rq);
-static void route_poweroff(const struct request *rq);
-
-/* Every route the agent serves (HEAD is implied by GET). */
-static const struct route {
-	const char *method;
-	const char *path;
-	void (*fn)(const struct request *rq);
-} routes[] = {
-	{ "GET", "/healthz", route_healthz },
-	{ "POST", "/poweroff", route_poweroff },
-};
-
-/* Parse and answer a complete request head (NUL-terminated, len bytes). */
-static void
-handle_http(int fd, char *head, const struct agent_config *cfg,
-    struct after_reply *after)
+static const char *
+status_text(int status)
 {
-	/* Request line. */
-	char *line = head;
-	char *nl = strchr(line, '\n');
-	if (nl == NULL) {
-		send_error(fd, 400, "bad request", NULL);
-		return;
+	switch (status) {
+	case 413: return "request body too large";
+	case 505: return "http version not supported";
+	default: return "bad request";
 	}
-	*nl = '\0';
-	if (nl > line && nl[-1] == '\r')
-		nl[-1] = '\0';
-	char *rest = nl + 1;
+}
 
-	char *sp1 = strchr(line, ' ');
-	char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (sp1 == NULL || sp2 == NULL || sp1 == line || sp2 == sp1 + 1 ||
-	    strchr(sp2 + 1, ' ') != NULL) {
-		agent_log("malformed request line");
-		send_error(fd, 400, "bad request", NULL);
-		return;
-	}
-	*sp1 = '\0';
-	*sp2 = '\0';
-	char *method = line, *target = sp1 + 1, *version = sp2 + 1;
-	for (char *p = method; *p; p++) {
-		if (!is_tchar((unsigned char)*p)) {
-			agent_log("malformed request method");
-			send_error(fd, 400, "bad request", NULL);
-			return;
-		}
-	}
-	for (char *p = target; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-		if (c <= 0x20 || c >= 0x7f) {
-			agent_log("malformed request target");
-			send_error(fd, 400, "bad request", NULL);
-			return;
-		}
-	}
-	if (strncmp(version, "HTTP/", 5) != 0 || version[5] < '0' ||
-	    version[5] > '9' || version[6] != '.' || version[7] < '0' ||
-	    version[7] > '9' || version[8] != '\0') {
-		agent_log("malformed HTTP version");
-		send_error(fd, 400, "bad request", NULL);
-		return;
-	}
-	if (version[5] != '1') {
-		agent_log("unsupported HTTP version %s", version);
-		send_error(fd, 505, "http version not supported", NULL);
-		return;
-	}
+/* The route for the request, or an error reply sent and NULL. */
+static const struct agent_route *
+route_of(int fd, const struct uhttp_request *u, int *head_only)
+{
+	const struct agent_route *rt = NULL;
 
-	/* Header lines: only validated, none is needed. */
-	while (*rest) {
-		char *hl = rest;
-		char *e = strchr(hl, '\n');
-		if (e == NULL)
-			break;
-		*e = '\0';
-		if (e > hl && e[-1] == '\r')
-			e[-1] = '\0';
-		rest = e + 1;
-		if (*hl == '\0')
-			break;           /* the blank line */
-		char *colon = strchr(hl, ':');
-		int ok = colon != NULL && colon != hl;
-		for (char *p = hl; ok && p < colon; p++)
-			ok = is_tchar((unsigned char)*p);
-		if (!ok) {
-			agent_log("malformed header line");
-			send_error(fd, 400, "bad request", NULL);
-			return;
-		}
-	}
-
-	/* Origin-form, or absolute-form (http://host/path). */
-	char *path = target;
-	if (strncmp(path, "http://", 7) == 0) {
-		path = strchr(path + 7, '/');
-		if (path == NULL)
-			path = "/";
-	}
-	if (*path != '/' && strcmp(path, "*") != 0) {
-		agent_log("malformed request target");
-		send_error(fd, 400, "bad request", NULL);
-		return;
-	}
-	size_t plen = strcspn(path, "?#");
-	const char *query = path[plen] == '?' ? path + plen + 1 : NULL;
-
-	const struct route *rt = NULL;
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strlen(routes[i].path) == plen &&
-		    strncmp(path, routes[i].path, plen) == 0)
-			rt = &routes[i];
+	for (size_t i = 0; i < agent_nroutes; i++)
+		if (strlen(agent_routes[i].path) == u->path_len &&
+		    strncmp(u->path, agent_routes[i].path, u->path_len) == 0)
+			rt = &agent_routes[i];
 	if (rt == NULL) {
 		send_error(fd, 404, "not found", NULL);
-		return;
+		return NULL;
 	}
-	int head_only = strcmp(method, "HEAD") == 0 &&
+	*head_only = strcmp(u->method, "HEAD") == 0 &&
 	    strcmp(rt->method, "GET") == 0;
-	if (strcmp(method, rt->method) != 0 && !head_only) {
+	if (strcmp(u->method, rt->method) != 0 && !*head_only) {
 		char allow[64];
 		snprintf(allow, sizeof(allow), "Allow: %s%s\r\n", rt->method,
 		    strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
 		send_error(fd, 405, "method not allowed", allow);
-		return;
+		return NULL;
 	}
-	struct request rq = { .fd = fd, .query = query, .head_only = head_only,
-		.cfg = cfg, .after = after };
-	rt->fn(&rq);
+	return rt;
 }
 
-/* The value of key in a query string ("a=1&b=2"); its length, or -1. */
-static int
-query_value(const char *query, const char *key, const char **ret)
+/* Answer the request whose head is buf[0..end) (NUL at end); have bytes
+ * already read past it.  Reads the body, runs the route. */
+static void
+handle_http(int fd, char *buf, size_t end, size_t have,
+    const struct agent_config *cfg, long long deadline,
+    struct agent_request *rq)
 {
-	size_t kl = strlen(key);
-	for (const char *q = query; q != NULL && *q && *q != '#'; ) {
-		size_t n = strcspn(q, "&#");
-		if (n > kl && strncmp(q, key, kl) == 0 && q[kl] == '=') {
-			*ret = q + kl + 1;
-			return (int)(n - kl - 1);
+	struct uhttp_request u;
+	char saved = buf[end];
+	int st, head_only = 0;
+
+	buf[end] = '\0';
+	if (memchr(buf, '\0', end) != NULL) {
+		agent_log("NUL byte in request");
+		send_error(fd, 400, "bad request", NULL);
+		return;
+	}
+	if ((st = uhttp_parse_request(buf, AGENT_MAX_BODY, &u)) != 0) {
+		agent_log("rejected a request: %d %s", st, status_text(st));
+		send_error(fd, st, status_text(st), NULL);
+		return;
+	}
+	if (u.chunked) {
+		send_error(fd, 501, "chunked request bodies are not supported",
+		    NULL);
+		return;
+	}
+	const struct agent_route *rt = route_of(fd, &u, &head_only);
+	if (rt == NULL)
+		return;
+	size_t blen = u.content_length > 0 ? (size_t)u.content_length : 0;
+	char *body = calloc(1, blen + 1);
+	if (body == NULL) {
+		send_error(fd, 500, "out of memory", NULL);
+		return;
+	}
+	buf[end] = saved;
+	size_t got = have - end < blen ? have - end : blen;
+	memcpy(body, buf + end, got);
+	while (got < blen) {
+		ssize_t n = uhttp_read(fd, body + got, blen - got, deadline);
+		if (n <= 0) {
+			if (n == -2)
+				send_error(fd, 408, "request timeout", NULL);
+			else
+				agent_log("request body cut short");
+			free(body);
+			return;
 		}
-		q += n;
-		if (*q == '&')
-			q++;
+		got += (size_t)n;
 	}
-	return -1;
+	rq->fd = fd;
+	rq->method = u.method;
+	rq->query = u.query;
+	rq->body = body;
+	rq->body_len = blen;
+	rq->head_only = head_only;
+	rq->cfg = cfg;
+	rt->fn(rq);
+	free(body);
+	rq->body = NULL;
 }
 
 static void
-route_healthz(const struct request *rq)
+send_pong(int fd)
 {
-	struct strbuf body;
-	sb_init(&body);
-	health_json(rq->cfg, &body);
-	if (body.oom) {
-		agent_log("out of memory building /healthz");
-		send_error(rq->fd, 500, "internal error", NULL);
-	} else {
-		send_response(rq->fd, 200, body.buf, body.len, rq->head_only,
-		    NULL);
-	}
-	sb_free(&body);
-}
-
-/* POST /poweroff[?mode=poweroff|reboot]: 202 now, the shutdown after the
- * reply has left (serve_connection runs rq->after). */
-static void
-route_poweroff(const struct request *rq)
-{
-	enum power_mode mode = POWER_OFF;
-	const char *v;
-	int n = query_value(rq->query, "mode", &v);
-	if (n >= 0 && power_mode_parse(v, (size_t)n, &mode) < 0) {
-		send_error(rq->fd, 400, "mode must be poweroff or reboot", NULL);
-		return;
-	}
-	if (!power_allowed(rq->cfg)) {
-		send_error(rq->fd, 403, "this agent does not run in a guest "
-		    "(no --poweroff-cmd): refusing to power off its host",
-		    NULL);
-		return;
-	}
-	char body[64];
-	int bl = snprintf(body, sizeof(body),
-	    "{\"status\":\"accepted\",\"mode\":\"%s\"}", power_mode_name(mode));
-	send_response(rq->fd, 202, body, (size_t)bl, 0, NULL);
-	rq->after->power = 1;
-	rq->after->mode = mode;
+	if (uhttp_write(fd, "PONG\n", 5, agent_now_ms() + AGENT_IO_TIMEOUT_MS) != 0)
+		agent_log("writing PONG: %s", strerror(errno));
 }
 
 void
@@ -448,7 +265,7 @@ serve_connection(int fd, const struct agent_config *cfg)
 	char buf[AGENT_MAX_HEAD + 1];
 	size_t len = 0;
 	long long deadline = agent_now_ms() + AGENT_IO_TIMEOUT_MS;
-	struct after_reply after = { 0 };
+	struct agent_request rq = { 0 };
 
 	for (;;) {
 		/* RFC 9112 2.2: ignore empty lines before the request line. */
@@ -459,34 +276,20 @@ serve_connection(int fd, const struct agent_config *cfg)
 			memmove(buf, buf + skip, len - skip);
 			len -= skip;
 		}
-
 		if (len > 0) {
 			enum ping_match pm = match_ping(buf, len);
 			if (pm == PING_YES) {
-				if (write_all(fd, "PONG\n", 5,
-				    agent_now_ms() + AGENT_IO_TIMEOUT_MS) < 0)
-					agent_log("writing PONG: %s",
-					    strerror(errno));
+				send_pong(fd);
 				finish(fd);
 				return;
 			}
-			if (pm == PING_NO) {
-				size_t end = head_end(buf, len);
-				if (end > 0) {
-					buf[end] = '\0';
-					if (memchr(buf, '\0', end) != NULL) {
-						agent_log("NUL byte in request");
-						send_error(fd, 400,
-						    "bad request", NULL);
-					} else {
-						handle_http(fd, buf, cfg,
-						    &after);
-					}
-					finish(fd);
-					if (after.power)
-						power_request(cfg, after.mode);
-					return;
-				}
+			size_t end = pm == PING_NO ? uhttp_head_end(buf, len, 0) : 0;
+			if (end > 0) {
+				handle_http(fd, buf, end, len, cfg, deadline, &rq);
+				finish(fd);
+				if (rq.after != NULL)
+					rq.after(cfg, rq.after_arg);
+				return;
 			}
 		}
 		if (len >= AGENT_MAX_HEAD) {
@@ -496,8 +299,7 @@ serve_connection(int fd, const struct agent_config *cfg)
 			finish(fd);
 			return;
 		}
-
-		ssize_t n = read_some(fd, buf + len, AGENT_MAX_HEAD - len,
+		ssize_t n = uhttp_read(fd, buf + len, AGENT_MAX_HEAD - len,
 		    deadline);
 		if (n > 0) {
 			len += (size_t)n;
@@ -506,10 +308,7 @@ serve_connection(int fd, const struct agent_config *cfg)
 		if (n == 0) {
 			/* EOF: a bare "PING" without newline still gets PONG. */
 			if (len == 4 && memcmp(buf, "PING", 4) == 0) {
-				if (write_all(fd, "PONG\n", 5,
-				    agent_now_ms() + AGENT_IO_TIMEOUT_MS) < 0)
-					agent_log("writing PONG: %s",
-					    strerror(errno));
+				send_pong(fd);
 			} else if (len > 0) {
 				agent_log("incomplete request before EOF");
 				send_error(fd, 400, "bad request", NULL);

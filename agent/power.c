@@ -307,3 +307,34 @@ power_key_start(const struct agent_config *cfg)
 	}
 	return 0;
 }
+
+static void
+power_after(const struct agent_config *cfg, int mode)
+{
+	power_request(cfg, (enum power_mode)mode);
+}
+
+/* POST /poweroff[?mode=poweroff|reboot]: 202 now, the shutdown after the
+ * reply has left (the request's after-reply action). */
+void
+power_route(struct agent_request *rq)
+{
+	enum power_mode mode = POWER_OFF;
+	const char *v;
+	int n = agent_query_value(rq->query, "mode", &v);
+	if (n >= 0 && power_mode_parse(v, (size_t)n, &mode) < 0) {
+		agent_reply_error(rq, 400, "mode must be poweroff or reboot");
+		return;
+	}
+	if (!power_allowed(rq->cfg)) {
+		agent_reply_error(rq, 403, "this agent does not run in a guest "
+		    "(no --poweroff-cmd): refusing to power off its host");
+		return;
+	}
+	char body[64];
+	int bl = snprintf(body, sizeof(body),
+	    "{\"status\":\"accepted\",\"mode\":\"%s\"}", power_mode_name(mode));
+	agent_reply(rq, 202, body, (size_t)bl);
+	rq->after = power_after;
+	rq->after_arg = (int)mode;
+}

@@ -13,73 +13,6 @@
 
 #include "common/util.h"
 
-/* Wait for events on fd.  1 ready, 0 deadline passed, -1 error (errno).
- * A passed deadline still gets one non-waiting poll. */
-int
-uhttp_wait_fd(int fd, short events, long long deadline)
-{
-	for (;;) {
-		long long left = deadline - time_mono_ms();
-		if (left < 0)
-			left = 0;
-		struct pollfd p = { .fd = fd, .events = events };
-		int r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		if (r > 0)
-			return 1;
-		if (left == 0)
-			return 0;
-	}
-}
-
-/* >0 bytes read, 0 EOF, -1 error (errno; ECONNRESET counts as EOF for
- * callers that care), -2 deadline passed. */
-ssize_t
-uhttp_read(int fd, void *buf, size_t cap, long long deadline)
-{
-	for (;;) {
-		int w = uhttp_wait_fd(fd, POLLIN, deadline);
-		if (w == 0)
-			return -2;
-		if (w < 0)
-			return -1;
-		ssize_t n = recv(fd, buf, cap, MSG_DONTWAIT);
-		if (n >= 0)
-			return n;
-		if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
-			continue;
-		return -1;
-	}
-}
-
-/* 0 written, -1 error (errno), -2 deadline passed. */
-int
-uhttp_write(int fd, const void *buf, size_t len, long long deadline)
-{
-	const char *p = buf;
-	while (len > 0) {
-		int w = uhttp_wait_fd(fd, POLLOUT, deadline);
-		if (w == 0)
-			return -2;
-		if (w < 0)
-			return -1;
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR || errno == EAGAIN ||
-			    errno == EWOULDBLOCK)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 uhttp_sockaddr(struct sockaddr_un *sa, const char *path)
 {
@@ -140,61 +73,6 @@ reply_reserve(struct uhttp_reply *r)
 	return 0;
 }
 
-/* Offset of the body (just past the blank line), or 0 if the head is not
- * complete yet. */
-static size_t
-find_body(const char *buf, size_t len, size_t from)
-{
-	for (size_t i = from; i < len; i++) {
-		if (buf[i] != '\n')
-			continue;
-		if (i + 1 < len && buf[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < len && buf[i + 1] == '\r' && buf[i + 2] == '\n')
-			return i + 3;
-	}
-	return 0;
-}
-
-/* Content-Length from a complete head; -1 when absent, -2 when invalid. */
-long long
-uhttp_content_length(const char *head, size_t head_len, size_t max)
-{
-	const char *p = head;
-	const char *end = head + head_len;
-	long long found = -1;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		if (nl == NULL)
-			nl = end;
-		static const char key[] = "content-length:";
-		size_t kl = sizeof(key) - 1;
-		if ((size_t)(nl - p) > kl && strncasecmp(p, key, kl) == 0) {
-			const char *v = p + kl;
-			while (v < nl && (*v == ' ' || *v == '\t'))
-				v++;
-			long long val = 0;
-			int digits = 0;
-			while (v < nl && *v >= '0' && *v <= '9') {
-				if (val > (long long)max)
-					return -2;
-				val = val * 10 + (*v - '0');
-				v++;
-				digits++;
-			}
-			while (v < nl && (*v == ' ' || *v == '\t' || *v == '\r'))
-				v++;
-			if (!digits || v != nl)
-				return -2;
-			if (found >= 0 && found != val)
-				return -2;
-			found = val;
-		}
-		p = nl + 1;
-	}
-	return found;
-}
-
 /* Read an HTTP reply: until EOF, or until the head and Content-Length bytes
  * of body are in, or until the first bytes show it is not HTTP. */
 enum uhttp_outcome
@@ -210,7 +88,7 @@ uhttp_read_reply(int fd, long long deadline, struct uhttp_reply *r)
 			/* Resume a little early: the blank line may straddle
 			 * two reads. */
 			size_t from = r->scanned > 2 ? r->scanned - 2 : 0;
-			r->body = find_body(r->buf, r->len, from);
+			r->body = uhttp_head_end(r->buf, r->len, from);
 			r->scanned = r->len;
 			if (r->body > 0)
 				r->clen = uhttp_content_length(r->buf, r->body, r->max);

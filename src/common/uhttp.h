@@ -16,6 +16,7 @@
 #include <sys/un.h>
 
 #include "common/err.h"
+#include "common/uhttp_msg.h"
 
 struct uhttp_reply {
 	char *buf;
@@ -34,13 +35,6 @@ enum uhttp_outcome {
 	UHTTP_TOO_BIG,
 };
 
-/* 1 ready, 0 deadline passed, -1 error (errno).  A passed deadline still
- * gets one non-waiting poll. */
-int uhttp_wait_fd(int fd, short events, long long deadline);
-/* >0 bytes read, 0 EOF, -1 error (errno), -2 deadline passed. */
-ssize_t uhttp_read(int fd, void *buf, size_t cap, long long deadline);
-/* 0 written, -1 error (errno), -2 deadline passed. */
-int uhttp_write(int fd, const void *buf, size_t len, long long deadline);
 /* Fill a sockaddr_un; -1 when the path is empty or does not fit. */
 int uhttp_sockaddr(struct sockaddr_un *sa, const char *path);
 /* connect() a non-blocking socket by the deadline; -1 with errno. */
@@ -50,8 +44,6 @@ int uhttp_connect(int fd, const struct sockaddr_un *sa, long long deadline);
  * zeroed with max set; free r->buf afterwards. */
 enum uhttp_outcome uhttp_read_reply(int fd, long long deadline,
     struct uhttp_reply *r);
-/* Content-Length from a complete head; -1 when absent, -2 when invalid. */
-long long uhttp_content_length(const char *head, size_t head_len, size_t max);
 /* The status code of a reply head, or -1. */
 int uhttp_status(const struct uhttp_reply *r);
 

@@ -93,7 +93,7 @@ start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 
 # --- binary ---
 check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
-check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.2.0'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.3.0'"
 check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
 rc=0
 "$agent" --bogus >/dev/null 2>&1 || rc=$?
@@ -122,8 +122,10 @@ check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
 len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
-check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.2.0
-check "protocol 2" test "$(jget "$tmp/h.json" protocol)" = 2
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.3.0
+check "protocol 3" test "$(jget "$tmp/h.json" protocol)" = 3
+check "capabilities from the route table" test \
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -169,6 +171,37 @@ check "bad header is 400" reply_starts "$good" \
 	"b'GET /healthz HTTP/1.1\\r\\nno colon\\r\\n\\r\\n'" "HTTP/1.1 400 "
 check "HTTP/2.0 is 505" reply_starts "$good" "b'GET /healthz HTTP/2.0\\r\\n\\r\\n'" "HTTP/1.1 505 "
 check "truncated head at EOF is 400" reply_starts "$good" "b'GET /healthz HTTP/1.1\\r\\n'" "HTTP/1.1 400 "
+check "Content-Length too large is 413" reply_starts "$good" \
+	"b'POST /poweroff HTTP/1.1\\r\\nContent-Length: 70000\\r\\n\\r\\n'" "HTTP/1.1 413 "
+check "a huge Content-Length is 413 too" reply_starts "$good" \
+	"b'POST /poweroff HTTP/1.1\\r\\nContent-Length: 99999999999999\\r\\n\\r\\n'" "HTTP/1.1 413 "
+check "a bad Content-Length is 400" reply_starts "$good" \
+	"b'POST /poweroff HTTP/1.1\\r\\nContent-Length: 1x\\r\\n\\r\\n'" "HTTP/1.1 400 "
+check "two different Content-Lengths are 400" reply_starts "$good" \
+	"b'POST /poweroff HTTP/1.1\\r\\nContent-Length: 1\\r\\nContent-Length: 2\\r\\n\\r\\nab'" "HTTP/1.1 400 "
+check "a chunked request body is 501" reply_starts "$good" \
+	"b'POST /poweroff HTTP/1.1\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n'" "HTTP/1.1 501 "
+# The body is read (split over writes) before the handler answers.
+check "a request with a body gets its handler's answer" reply_starts "$good" \
+	"b'POST /poweroff HTTP/1.1\\r\\nContent-Length: 20000\\r\\n\\r\\n$(printf 'x%.0s' {1..20000})'" "HTTP/1.1 403 "
+check "a body cut short gets no answer" test -z "$(raw "$good" \
+	"b'POST /poweroff HTTP/1.1\\r\\nContent-Length: 10\\r\\n\\r\\nabc'")"
+# A client that says nothing holds only its own connection.
+"$py" - "$good" "$tmp/silent.ok" <<'EOF2' &
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b"GET /healthz HTTP/1.1\r\n")   # and nothing more
+open(sys.argv[2], "w").close()
+time.sleep(3)
+EOF2
+silent=$!
+for ((i = 0; i < 100; i++)); do [[ -e $tmp/silent.ok ]] && break; sleep 0.02; done
+t0=$(date +%s%N)
+code=$(curl -sS --max-time 2 --unix-socket "$good" -o /dev/null -w '%{http_code}' http://agent/healthz)
+t1=$(date +%s%N)
+check "another client is answered while one is silent" test "$code" = 200 -a $(((t1 - t0) / 1000000)) -lt 1500
+wait "$silent" || true
 check "PING -> PONG" test "$(raw "$good" "b'PING\\n'")" = PONG
 check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 

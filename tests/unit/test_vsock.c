@@ -436,9 +436,11 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	fail_unless(strcmp(json_string_value(json_object_get(doc, "status")),
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
-	    "agent_version")), "0.2.0") == 0, "agent_version");
-	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 2,
-	    "protocol 2");
+	    "agent_version")), "0.3.0") == 0, "agent_version");
+	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 3,
+	    "protocol 3");
+	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 2,
+	    "capabilities: health, power");
 	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
 	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),

@@ -1,0 +1,12 @@
+/* routes.c - every route the agent serves, and the capability each one
+ * belongs to (listed in /healthz, so bangerd knows what an agent can do).
+ * HEAD is implied by GET.  A new capability gets its own file (health.c,
+ * power.c; later exec, files, forward) and its rows here. */
+#include "agent.h"
+
+const struct agent_route agent_routes[] = {
+	{ "GET", "/healthz", "health", health_route },
+	{ "POST", "/poweroff", "power", power_route },
+};
+
+const size_t agent_nroutes = sizeof(agent_routes) / sizeof(agent_routes[0]);
