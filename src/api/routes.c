@@ -9,8 +9,7 @@
 
 #include "common/json.h"
 #include "common/util.h"
-
-#define BANGER_VERSION "0.1.0"
+#include "common/wire.h"
 
 /* ---- query helpers ---- */
 

@@ -19,9 +19,7 @@
 
 #include <jansson.h>
 
-#ifndef BANGER_VERSION
-#define BANGER_VERSION "0.1.0"
-#endif
+#include "common/wire.h"
 
 /* Exit statuses, documented in 'banger help'. */
 enum cli_exit {
@@ -155,9 +153,7 @@ struct reply {
 #define CLIENT_NO_AUTOSTART 0x1u  /* never spawn bangerd for this call */
 #define CLIENT_SILENT       0x2u  /* don't print transport errors */
 
-/* Fill cli->socket_path: --socket, $BANGER_SOCKET, /run/banger/bangerd.sock
- * as root, else $XDG_RUNTIME_DIR/banger/bangerd.sock (or
- * /run/user/<uid>/banger/bangerd.sock). */
+/* Fill cli->socket_path: --socket, else wire_socket_resolve()'s rules. */
 void cli_socket_resolve(struct cli *cli);
 /* One HTTP exchange with bangerd.  Returns 0 when a response arrived (any
  * status) and fills *ret; else prints why (unless CLIENT_SILENT) and returns
@@ -393,11 +389,5 @@ struct list_spec {
 	void (*cell)(json_t *item, int col, char *buf, size_t len);
 };
 int out_list(struct cli *cli, const struct list_spec *ls);
-
-/* Out-of-memory is not recoverable in a CLI. */
-void *xmalloc(size_t n);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

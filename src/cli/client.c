@@ -38,28 +38,8 @@ volatile sig_atomic_t cli_interrupted;
 void
 cli_socket_resolve(struct cli *cli)
 {
-	const char *env;
-	size_t n = sizeof(cli->socket_path);
-
-	if (cli->socket_flag != NULL) {
-		snprintf(cli->socket_path, n, "%s", cli->socket_flag);
-		return;
-	}
-	env = getenv("BANGER_SOCKET");
-	if (env != NULL && env[0] != '\0') {
-		snprintf(cli->socket_path, n, "%s", env);
-		return;
-	}
-	if (geteuid() == 0) {
-		snprintf(cli->socket_path, n, "/run/banger/bangerd.sock");
-		return;
-	}
-	env = getenv("XDG_RUNTIME_DIR");
-	if (env != NULL && env[0] != '\0')
-		snprintf(cli->socket_path, n, "%s/banger/bangerd.sock", env);
-	else
-		snprintf(cli->socket_path, n, "/run/user/%u/banger/bangerd.sock",
-		    (unsigned)getuid());
+	wire_socket_resolve(cli->socket_flag, cli->socket_path,
+	    sizeof(cli->socket_path));
 }
 
 void

@@ -1,5 +1,5 @@
 /* output.c - printing for people: tables, key/value lines, sizes; the
- * raw body for --json; the progress line; allocation that cannot fail.
+ * raw body for --json; the progress line.
  *
  * Strings from bangerd are printed with control characters replaced, so
  * a VM's last_error cannot move the cursor or rewrite the terminal.
@@ -9,62 +9,10 @@
 #endif
 #include "cli.h"
 
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
-
-static void
-oom(void)
-{
-	fputs("banger: out of memory\n", stderr);
-	abort();
-}
-
-void *
-xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-
-	if (p == NULL)
-		oom();
-	return p;
-}
-
-void *
-xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (p == NULL)
-		oom();
-	return p;
-}
-
-char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		oom();
-	return p;
-}
-
-char *
-xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		oom();
-	return s;
-}
 
 const char *
 jstr(json_t *obj, const char *key)

@@ -11,34 +11,6 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "log.h"
-
-void *
-xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (p == NULL)
-		fatalx("out of memory");
-	return p;
-}
-
-void *
-xcalloc(size_t n, size_t m)
-{
-	void *p = calloc(n ? n : 1, m ? m : 1);
-	if (p == NULL)
-		fatalx("out of memory");
-	return p;
-}
-
-char *
-xstrdup(const char *s)
-{
-	char *p = strdup(s);
-	if (p == NULL)
-		fatalx("out of memory");
-	return p;
-}
 
 void
 time_rfc3339(char buf[32])
@@ -203,10 +175,7 @@ file_read_all(const char *path, size_t max, char **ret, size_t *ret_len,
 				return bn_fail(err, BN_EINVAL, 0,
 				    "%s is larger than %zu bytes", path, max);
 			cap *= 2;
-			char *nb = realloc(buf, cap + 1);
-			if (nb == NULL)
-				fatalx("out of memory");
-			buf = nb;
+			buf = xrealloc(buf, cap + 1);
 		}
 		r = read(fd, buf + len, cap - len);
 		if (r < 0) {

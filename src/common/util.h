@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "wire.h"
 
 static inline void freep(void *p) { free(*(void **)p); }
 static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
@@ -22,11 +23,6 @@ static inline void closep(int *fd) { if (*fd >= 0) close(*fd); }
 #define TAKE_FD(fd) ({ int take_ = (fd); (fd) = -1; take_; })
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-
-/* Allocation failure aborts: the daemon cannot do anything useful then. */
-void *xmalloc(size_t n);
-void *xcalloc(size_t n, size_t m);
-char *xstrdup(const char *s);
 
 /* Wall-clock time as RFC 3339 UTC ("2026-11-25T21:43:02Z") into buf[32]. */
 void time_rfc3339(char buf[32]);

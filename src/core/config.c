@@ -12,6 +12,7 @@
 
 #include "common/json.h"
 #include "common/util.h"
+#include "common/wire.h"
 
 enum cfg_type { CFG_INT, CFG_STR, CFG_ENUM };
 
@@ -105,17 +106,11 @@ config_defaults(struct config *cfg)
 	char tmp[PATH_MAX];
 
 	memset(cfg, 0, sizeof(*cfg));
+	wire_socket_default(cfg->socket, sizeof(cfg->socket));
 	if (root) {
-		snprintf(cfg->socket, sizeof(cfg->socket), "/run/banger/bangerd.sock");
 		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "/var/lib/banger");
 		snprintf(cfg->config_path, sizeof(cfg->config_path), "/etc/banger/config.json");
 	} else {
-		xdg = getenv("XDG_RUNTIME_DIR");
-		if (xdg && *xdg)
-			snprintf(cfg->socket, sizeof(cfg->socket), "%s/banger/bangerd.sock", xdg);
-		else
-			snprintf(cfg->socket, sizeof(cfg->socket), "/run/user/%u/banger/bangerd.sock",
-			    (unsigned)getuid());
 		xdg = getenv("XDG_STATE_HOME");
 		if (xdg && *xdg)
 			snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s/banger", xdg);
@@ -162,7 +157,7 @@ config_apply_env(struct config *cfg)
 {
 	const char *v;
 
-	if ((v = getenv("BANGER_SOCKET")) && *v)
+	if ((v = wire_socket_env()) != NULL)
 		snprintf(cfg->socket, sizeof(cfg->socket), "%s", v);
 	if ((v = getenv("BANGER_STATE_DIR")) && *v)
 		snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", v);

@@ -22,10 +22,9 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "common/wire.h"
 #include "core/config.h"
 #include "core/core.h"
-
-#define BANGER_VERSION "0.1.0"
 
 static void
 usage(FILE *f)
