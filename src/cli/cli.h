@@ -342,7 +342,7 @@ int cmd_events(struct cli *cli, const struct command *cmd, int argc,
     char **argv);
 int cmd_tui(struct cli *cli, const struct command *cmd, int argc, char **argv);
 
-/* ---- output (output.c) ---- */
+/* ---- text (text.c): below the transport, calls nothing of ours ---- */
 
 /* Field accessors that tolerate missing keys and wrong types. */
 const char *jstr(json_t *obj, const char *key);
@@ -360,6 +360,9 @@ void out_raw(const struct reply *r);
  * Everything that prints to stderr calls out_status_clear() first. */
 void out_status_line(const char *text);
 void out_status_clear(void);
+
+/* ---- output (output.c): on top of the API layer ---- */
+
 /* "key:" padded, then the value (cleaned). */
 void out_kv(const char *key, const char *value);
 
