@@ -35,7 +35,7 @@ enum cli_exit {
 
 struct client;
 struct command;
-struct opt;
+struct reply;
 
 /* Global state of one banger invocation. */
 struct cli {
@@ -45,13 +45,7 @@ struct cli {
 	const char *socket_flag;    /* --socket PATH, NULL when not given */
 	char socket_path[4096];     /* resolved by cli_socket_resolve() */
 	struct client *client;      /* created on first request */
-	/* Set by 'banger completion': a command's first args_parse*() call
-	 * hands its flag table (and how many NAMEs it takes: 0, 1 or more)
-	 * to opt_probe and makes the command return 0 at once, so the
-	 * completion scripts come from the very tables the commands parse. */
-	void (*opt_probe)(void *ctx, const struct command *cmd,
-	    const struct opt *opts, int max_names);
-	void *opt_probe_ctx;
+	const struct command *commands;  /* the table main() dispatches from */
 };
 
 /* True when messages meant for people should be printed. */
@@ -61,85 +55,24 @@ cli_chatty(const struct cli *cli)
 	return !cli->json && !cli->quiet;
 }
 
-/* ---- commands and argument parsing (args.c, main.c) ---- */
+/* ---- text (text.c): below the transport, calls nothing of ours ---- */
 
-struct command {
-	const char *group;     /* "vm", "image", or NULL for top level */
-	const char *name;      /* "create" */
-	const char *synopsis;  /* arguments after the command words */
-	const char *summary;   /* one line */
-	const char *details;   /* flag descriptions, or NULL */
-	int (*run)(struct cli *cli, const struct command *cmd, int argc,
-	    char **argv);
-};
-
-extern const struct command cli_vm_commands[];
-extern const struct command cli_image_commands[];
-extern const struct command cli_operation_commands[];
-extern const struct command cli_system_commands[];
-
-/* banger completion bash|zsh (cmd_completion.c) */
-int cli_completion(struct cli *cli, const struct command *cmd, int argc,
-    char **argv);
-
-enum opt_kind {
-	OPT_FLAG,    /* bool *: set to true */
-	OPT_STRING,  /* const char **: the next argument or --flag=value */
-	OPT_INT,     /* struct opt_int *: a decimal integer, any sign */
-	OPT_CHOICE,  /* int *: set to .choice (e.g. --nat / --no-nat) */
-	OPT_LIST     /* struct opt_list *: a repeatable string flag */
-};
-
-struct opt_int {
-	bool set;
-	long long value;
-};
-
-#define OPT_LIST_MAX 16
-
-struct opt_list {
-	int n;
-	const char *v[OPT_LIST_MAX];  /* borrowed from argv */
-};
-
-struct opt {
-	const char *name;  /* "--vcpus" */
-	enum opt_kind kind;
-	void *dst;
-	int choice;
-};
-
-#define OPT_END { NULL, OPT_FLAG, NULL, 0 }
-
-/* Parse a command's arguments (argv[0] is the first one after the command
- * words).  Global flags are accepted anywhere.  When 'ret_name' is
- * non-NULL exactly one positional NAME is required, else none is allowed.
- * Returns true to go on; false when the command must return *ret_exit at
- * once (usage printed to stdout for --help, or to stderr with an error). */
-bool args_parse(struct cli *cli, const struct command *cmd, int argc,
-    char **argv, const struct opt *opts, const char **ret_name,
-    int *ret_exit);
-/* The same for commands taking one or more NAMEs (at most max). */
-bool args_parse_names(struct cli *cli, const struct command *cmd, int argc,
-    char **argv, const struct opt *opts, const char **names, int max,
-    int *ret_n, int *ret_exit);
-/* The same, zero NAMEs allowed (commands with --all). */
-bool args_parse_list(struct cli *cli, const struct command *cmd, int argc,
-    char **argv, const struct opt *opts, const char **names, int max,
-    int *ret_n, int *ret_exit);
-/* Print "banger: <msg>" and the command's usage on stderr; returns
- * CLI_EXIT_USAGE. */
-int usage_error(const struct command *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void usage_print(FILE *f, const struct command *cmd);
-void usage_print_group(FILE *f, const char *group);
-void usage_print_main(FILE *f);
-/* If argv[*pos] is a global flag (--json, -q, --no-autostart, --socket),
- * apply it, advance *pos past its value and return 1; return 0 when it is
- * not one; print the error and return -1 when it lacks its value.  'cmd'
- * (may be NULL) selects the usage printed on error. */
-int args_global(struct cli *cli, int argc, char **argv, int *pos,
-    const struct command *cmd);
+/* Field accessors that tolerate missing keys and wrong types. */
+const char *jstr(json_t *obj, const char *key);
+json_t *jobj(json_t *obj, const char *key);
+/* Text for a value, written to buf: "-" for missing/null, yes/no for
+ * booleans; control characters replaced.  Returns buf. */
+const char *jtext(json_t *v, char *buf, size_t len);
+/* Copy 's' with control characters replaced by '?'. */
+const char *out_clean(const char *s, char *buf, size_t len);
+void out_bytes(unsigned long long n, char *buf, size_t len);
+void out_duration(double seconds, char *buf, size_t len);
+/* --json: write the body exactly, plus a newline if it lacks one. */
+void out_raw(const struct reply *r);
+/* A single updating line on stderr (a TTY): progress of an operation.
+ * Everything that prints to stderr calls out_status_clear() first. */
+void out_status_line(const char *text);
+void out_status_clear(void);
 
 /* ---- transport (client.c, autostart.c) ---- */
 
@@ -198,41 +131,6 @@ int api_report_error(json_t *error, long status);
 int api_exit_status(const char *code, long status);
 /* "/v1/vms/" + escaped name + suffix; caller frees. */
 char *api_path(const char *prefix, const char *name, const char *suffix);
-
-/* ---- operations (operation.c) ---- */
-
-/* Called with each snapshot of an operation being followed (borrowed);
- * a non-zero return stops following and is returned. */
-typedef int (*op_snapshot_fn)(json_t *op, void *ctx);
-
-/* The one place that watches an operation: calls 'fn' with snapshots of
- * operation 'id' until it has finished, then sets *ret_final to the last
- * one (a reference the caller owns) and returns 0.  'fine' asks for every
- * stage change (someone is watching); without it fewer, longer requests
- * are made.  Returns CLI_EXIT_INTERRUPTED at once when cli_interrupted is
- * set (the caller's SIGINT handler), or a transport/API exit status
- * (printed).  Today this polls GET /v1/operations/{id}; an event stream
- * can replace it without touching the callers. */
-int op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
-    void *ctx, json_t **ret_final);
-
-struct op_opts {
-	const char *label;  /* names the work for progress: "creating vm 'web'" */
-	bool no_wait;       /* --no-wait: print the id and return */
-	bool cancel;        /* --cancel: Ctrl-C cancels the operation */
-};
-
-/* Run a long operation.  Sends method+path (an operation comes back),
- * then follows it, showing its stage on stderr (one updating line on a
- * TTY, a "stage: ..." line per change otherwise, nothing with --json or
- * -q).  On success returns 0 and sets *ret_op to the final operation (a
- * reference the caller owns; already printed with --json).  With
- * --no-wait prints the id (or with --json the body) and returns 0 leaving
- * *ret_op alone, as does any failure (printed; exit status returned).
- * Ctrl-C stops following (exit 130, the operation goes on) or, with
- * o->cancel, cancels the operation and follows it to its end. */
-int op_run(struct cli *cli, const char *method, const char *path,
-    json_t *body, const struct op_opts *o, json_t **ret_op);
 
 /* ---- event stream (events.c) ----
  *
@@ -336,30 +234,40 @@ void sse_release(struct sse_parser *p);
 int sse_feed(struct sse_parser *p, const char *buf, size_t n,
     sse_frame_fn fn, void *ctx);
 
-/* ---- commands outside the tables' files (cmd_events.c, tui.c) ---- */
+/* ---- operations (operation.c) ---- */
 
-int cmd_events(struct cli *cli, const struct command *cmd, int argc,
-    char **argv);
-int cmd_tui(struct cli *cli, const struct command *cmd, int argc, char **argv);
+/* Called with each snapshot of an operation being followed (borrowed);
+ * a non-zero return stops following and is returned. */
+typedef int (*op_snapshot_fn)(json_t *op, void *ctx);
 
-/* ---- text (text.c): below the transport, calls nothing of ours ---- */
+/* The one place that watches an operation: calls 'fn' with snapshots of
+ * operation 'id' until it has finished, then sets *ret_final to the last
+ * one (a reference the caller owns) and returns 0.  'fine' asks for every
+ * stage change (someone is watching); without it fewer, longer requests
+ * are made.  Returns CLI_EXIT_INTERRUPTED at once when cli_interrupted is
+ * set (the caller's SIGINT handler), or a transport/API exit status
+ * (printed).  Today this polls GET /v1/operations/{id}; an event stream
+ * can replace it without touching the callers. */
+int op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
+    void *ctx, json_t **ret_final);
 
-/* Field accessors that tolerate missing keys and wrong types. */
-const char *jstr(json_t *obj, const char *key);
-json_t *jobj(json_t *obj, const char *key);
-/* Text for a value, written to buf: "-" for missing/null, yes/no for
- * booleans; control characters replaced.  Returns buf. */
-const char *jtext(json_t *v, char *buf, size_t len);
-/* Copy 's' with control characters replaced by '?'. */
-const char *out_clean(const char *s, char *buf, size_t len);
-void out_bytes(unsigned long long n, char *buf, size_t len);
-void out_duration(double seconds, char *buf, size_t len);
-/* --json: write the body exactly, plus a newline if it lacks one. */
-void out_raw(const struct reply *r);
-/* A single updating line on stderr (a TTY): progress of an operation.
- * Everything that prints to stderr calls out_status_clear() first. */
-void out_status_line(const char *text);
-void out_status_clear(void);
+struct op_opts {
+	const char *label;  /* names the work for progress: "creating vm 'web'" */
+	bool no_wait;       /* --no-wait: print the id and return */
+	bool cancel;        /* --cancel: Ctrl-C cancels the operation */
+};
+
+/* Run a long operation.  Sends method+path (an operation comes back),
+ * then follows it, showing its stage on stderr (one updating line on a
+ * TTY, a "stage: ..." line per change otherwise, nothing with --json or
+ * -q).  On success returns 0 and sets *ret_op to the final operation (a
+ * reference the caller owns; already printed with --json).  With
+ * --no-wait prints the id (or with --json the body) and returns 0 leaving
+ * *ret_op alone, as does any failure (printed; exit status returned).
+ * Ctrl-C stops following (exit 130, the operation goes on) or, with
+ * o->cancel, cancels the operation and follows it to its end. */
+int op_run(struct cli *cli, const char *method, const char *path,
+    json_t *body, const struct op_opts *o, json_t **ret_op);
 
 /* ---- output (output.c): on top of the API layer ---- */
 
@@ -392,5 +300,165 @@ struct list_spec {
 	void (*cell)(json_t *item, int col, char *buf, size_t len);
 };
 int out_list(struct cli *cli, const struct list_spec *ls);
+
+/* ---- the command table (commands.c), parsing (args.c), usage (usage.c)
+ *
+ * Every command is declared once, in cli_commands[]: its words, the
+ * positional part of its usage line, a summary, its flags with their help
+ * lines, the prose around them, and its handler.  args.c parses a command
+ * line against that entry, usage.c makes usage lines and help from it,
+ * cmd_completion.c the completion scripts; a handler reads the parsed
+ * flags by name (asking for a flag its entry lacks aborts: a bug).
+ */
+
+enum flag_kind {
+	FLAG_SWITCH,  /* --all: given or not */
+	FLAG_PAIR,    /* --nat and its .neg --no-nat: the last one given wins */
+	FLAG_STRING,  /* --image IMAGE or --image=IMAGE */
+	FLAG_INT,     /* --vcpus N: a decimal integer, any sign */
+	FLAG_LIST     /* --type TYPE, repeatable (at most FLAG_LIST_MAX times) */
+};
+
+#define FLAG_LIST_MAX 16
+
+struct flag {
+	const char *name;   /* "--vcpus" */
+	enum flag_kind kind;
+	const char *arg;    /* the value's metavariable, "N"; NULL for none */
+	const char *help;   /* its help, '\n' between lines; NULL when another
+	                     * flag's line covers it */
+	bool required;      /* "--name is required" unless given */
+	const char *neg;    /* FLAG_PAIR: the flag that turns it off */
+	const char *label;  /* the help line's left column when not "name arg"
+	                     * (or "name, neg") */
+};
+
+/* How many positional arguments a command takes. */
+enum args_count {
+	ARGS_NONE,  /* none */
+	ARGS_ONE,   /* exactly one */
+	ARGS_SOME,  /* one to ARGS_MAX */
+	ARGS_ANY    /* none to ARGS_MAX (commands with --all) */
+};
+
+#define ARGS_MAX 1024  /* bangerd takes at most this many VMs at once */
+#define FLAGS_MAX 16   /* flags of one command */
+
+struct args;
+
+struct command {
+	const char *group;    /* "vm", "image", "operation"; NULL at the top */
+	const char *name;     /* "create" */
+	const char *args;     /* positional part of the usage line: "NAME",
+	                       * "NAME...|--all" (flags it names are not
+	                       * repeated after it); NULL for none */
+	enum args_count nargs;
+	const char *summary;  /* one line */
+	const struct flag *flags;  /* ended by { NULL }; NULL for none */
+	const char *intro;    /* help before the flag lines (NULL: "Flags:\n"
+	                       * when there are flags) */
+	const char *outro;    /* help after them */
+	const char *rest;     /* usage after the flags, "[-- COMMAND ...]": the
+	                       * words after "--" go to args->rest */
+	int (*run)(struct cli *cli, const struct args *a);
+};
+
+/* The table, ended by { NULL }: groups in order, then top-level commands. */
+extern const struct command cli_commands[];
+
+/* A command line parsed against its command's entry. */
+struct args {
+	const struct command *cmd;
+	int n;                      /* positional arguments */
+	const char *v[ARGS_MAX];    /* borrowed from argv */
+	int nrest;                  /* after "--" (commands with .rest) */
+	char **rest;
+	struct flag_val {           /* one per entry of cmd->flags */
+		bool set;
+		const char *s;          /* the value given, as text */
+		long long i;            /* FLAG_INT; FLAG_PAIR: 1, or 0 for neg */
+		int n;                  /* FLAG_LIST */
+		const char *list[FLAG_LIST_MAX];
+	} val[FLAGS_MAX];
+};
+
+/* Parse a command's arguments (argv[0] is the first one after the command
+ * words) into *a: its flags, global flags (anywhere), its positional
+ * arguments, its required flags.  Returns true to run it; false when the
+ * command must return *ret_exit at once (usage printed to stdout for
+ * --help, or to stderr with an error). */
+bool args_parse(struct cli *cli, const struct command *cmd, int argc,
+    char **argv, struct args *a, int *ret_exit);
+/* A flag's value, by its name in the command's entry.  args_flag: was
+ * the switch given; args_pair: -1 neither, 1 the flag, 0 its neg;
+ * args_str: NULL when not given; args_int: false when not given;
+ * args_list: how many times given, the values in *ret. */
+bool args_flag(const struct args *a, const char *name);
+int args_pair(const struct args *a, const char *name);
+const char *args_str(const struct args *a, const char *name);
+bool args_int(const struct args *a, const char *name, long long *ret);
+int args_list(const struct args *a, const char *name,
+    const char *const **ret);
+
+enum global_what {
+	GLOBAL_JSON, GLOBAL_QUIET, GLOBAL_NO_AUTOSTART, GLOBAL_SOCKET,
+	GLOBAL_HELP
+};
+
+struct global_flag {
+	const char *name;   /* "--quiet" */
+	const char *alias;  /* "-q", or NULL */
+	enum global_what what;
+};
+
+/* The global flags, ended by { NULL }. */
+extern const struct global_flag cli_global_flags[];
+
+/* If argv[*pos] is a global flag, apply it, advance *pos past its value
+ * and return 1, or 2 for -h/--help (the caller prints the help); 0 when it
+ * is not one; -1 with 'why' filled when its value is missing or empty. */
+int args_global(struct cli *cli, int argc, char **argv, int *pos, char *why,
+    size_t why_len);
+
+/* Print "banger: <msg>" and the command's usage on stderr; returns
+ * CLI_EXIT_USAGE.  usage_error_main: the same with the main usage. */
+int usage_error(const struct command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int usage_error_main(const struct command *table, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void usage_print(FILE *f, const struct command *cmd);
+void usage_print_group(FILE *f, const struct command *table,
+    const char *group);
+void usage_print_main(FILE *f, const struct command *table);
+/* Is 'flag' one of the words of a usage line's positional part ("a|b",
+ * "NAME...|--all --yes")? */
+bool usage_names_flag(const char *args, const char *flag);
+
+/* ---- the handlers named in cli_commands[] (cmd_*.c, tui.c) ---- */
+
+int cmd_vm_create(struct cli *cli, const struct args *a);
+int cmd_vm_list(struct cli *cli, const struct args *a);
+int cmd_vm_show(struct cli *cli, const struct args *a);
+int cmd_vm_resume(struct cli *cli, const struct args *a);
+int cmd_vm_lifecycle(struct cli *cli, const struct args *a);
+int cmd_vm_set(struct cli *cli, const struct args *a);
+int cmd_vm_ssh(struct cli *cli, const struct args *a);
+int cmd_vm_health(struct cli *cli, const struct args *a);
+int cmd_vm_console(struct cli *cli, const struct args *a);
+int cmd_image_register(struct cli *cli, const struct args *a);
+int cmd_image_build(struct cli *cli, const struct args *a);
+int cmd_image_list(struct cli *cli, const struct args *a);
+int cmd_image_show(struct cli *cli, const struct args *a);
+int cmd_image_delete(struct cli *cli, const struct args *a);
+int cmd_operation_list(struct cli *cli, const struct args *a);
+int cmd_operation_show(struct cli *cli, const struct args *a);
+int cmd_operation_wait(struct cli *cli, const struct args *a);
+int cmd_operation_cancel(struct cli *cli, const struct args *a);
+int cmd_host(struct cli *cli, const struct args *a);
+int cmd_doctor(struct cli *cli, const struct args *a);
+int cmd_version(struct cli *cli, const struct args *a);
+int cmd_events(struct cli *cli, const struct args *a);
+int cmd_tui(struct cli *cli, const struct args *a);
+int cmd_completion(struct cli *cli, const struct args *a);
 
 #endif

@@ -1,14 +1,13 @@
 /* cmd_completion.c - banger completion bash|zsh.
  *
- * The scripts are made from the command tables at run time, so they
- * offer exactly what this banger accepts.  Every command parses its
- * arguments with args_parse*() before doing anything else; with
- * cli->opt_probe set, that call hands over the command's flag table and
- * its NAME count instead of parsing.  A flag's value is completed after
- * its metavariable in the command's synopsis: PATH completes files, IMAGE
- * image names, "a|b" those words, anything else nothing.  NAMEs are VM
- * names in "vm" commands and image names in "image" commands; the script
- * asks bangerd for them ('banger vm list -q' with --no-autostart, errors
+ * The scripts are made from the command table at run time, so they offer
+ * exactly what this banger accepts: each command's flags, which of them
+ * take a value, and how many positional arguments it takes.  A flag's
+ * value completes after its metavariable: PATH or FILE files, IMAGE
+ * image names, "a|b" those words, anything else nothing.  Positional
+ * arguments are VM names in "vm" commands and image names in "image"
+ * commands, else what the usage line's metavariable says; the script asks
+ * bangerd for names ('banger vm list -q' with --no-autostart, errors
  * ignored).
  *
  * Both scripts share the shell code that reads the words before the
@@ -18,120 +17,6 @@
 #include "cli.h"
 
 #include <string.h>
-
-#define PROBE_MAX_OPTS 32
-
-struct probe {
-	bool seen;
-	int max_names;
-	int nopts;
-	struct {
-		const char *name;  /* string literals: outlive the command */
-		bool takes_value;
-	} opts[PROBE_MAX_OPTS];
-};
-
-static const struct command *const tables[] = {
-	cli_vm_commands, cli_image_commands, cli_operation_commands,
-	cli_system_commands,
-};
-
-#define NTABLES (sizeof(tables) / sizeof(tables[0]))
-
-/* What args_global() accepts; tests/cli compares it with 'banger help'. */
-static const char global_flags[] =
-    "--json -q --quiet --no-autostart --socket -h --help";
-
-static void
-probe_cb(void *ctx, const struct command *cmd, const struct opt *opts,
-    int max_names)
-{
-	struct probe *p = ctx;
-
-	(void)cmd;
-	p->seen = true;
-	p->max_names = max_names;
-	p->nopts = 0;
-	for (const struct opt *o = opts; o->name != NULL; o++) {
-		if (p->nopts == PROBE_MAX_OPTS)
-			break;
-		p->opts[p->nopts].name = o->name;
-		p->opts[p->nopts].takes_value = o->kind == OPT_STRING ||
-		    o->kind == OPT_INT;
-		p->nopts++;
-	}
-}
-
-/* Run the command in probe mode.  Should a command ever do work before
- * parsing, it still cannot reach or start a daemon: no autostart and a
- * socket that does not exist. */
-static int
-probe_command(const struct command *c, struct probe *p)
-{
-	char *argv[] = { NULL };
-	struct cli pc;
-
-	memset(&pc, 0, sizeof(pc));
-	memset(p, 0, sizeof(*p));
-	pc.opt_probe = probe_cb;
-	pc.opt_probe_ctx = p;
-	pc.no_autostart = true;
-	pc.socket_flag = "/nonexistent/banger-completion.sock";
-	c->run(&pc, c, 0, argv);
-	client_free(&pc);
-	if (!p->seen) {
-		fprintf(stderr, "banger: internal error: '%s%s%s' does not parse "
-		    "its arguments with args_parse()\n", c->group ? c->group : "",
-		    c->group ? " " : "", c->name);
-		return CLI_EXIT_ERROR;
-	}
-	return CLI_EXIT_OK;
-}
-
-/* The synopsis word 'i' (0-based) without brackets and "...": "[--x" ->
- * "--x", "debian|void]" -> "debian|void".  False past the last word. */
-static bool
-synopsis_word(const char *syn, int i, char *out, size_t outsz)
-{
-	const char *p = syn;
-	size_t n;
-
-	for (;;) {
-		while (*p == ' ')
-			p++;
-		if (*p == '\0')
-			return false;
-		n = strcspn(p, " ");
-		if (i-- == 0)
-			break;
-		p += n;
-	}
-	while (n > 0 && *p == '[') {
-		p++;
-		n--;
-	}
-	while (n > 0 && (p[n - 1] == ']' || p[n - 1] == '.'))
-		n--;
-	snprintf(out, outsz, "%.*s", (int)n, p);
-	return true;
-}
-
-/* Is 'flag' one of the '|'-separated alternatives in 'word'? */
-static bool
-word_names_flag(const char *word, const char *flag)
-{
-	size_t n = strlen(flag);
-
-	for (const char *p = word; *p != '\0';) {
-		size_t len = strcspn(p, "|");
-		if (len == n && strncmp(p, flag, n) == 0)
-			return true;
-		p += len;
-		if (*p == '|')
-			p++;
-	}
-	return false;
-}
 
 /* How a metavariable completes, as the scripts spell it: "file", "image",
  * "words a b", or "none". */
@@ -152,40 +37,29 @@ metavar_kind(const char *mv, char *out, size_t outsz)
 	}
 }
 
-/* The completion of a flag's value, from the word after it. */
-static void
-flag_value_kind(const struct command *c, const char *flag, char *out,
-    size_t outsz)
+static bool
+takes_value(const struct flag *f)
 {
-	char w[128], mv[128];
-
-	snprintf(out, outsz, "none");
-	for (int i = 0; synopsis_word(c->synopsis, i, w, sizeof(w)); i++) {
-		if (!word_names_flag(w, flag))
-			continue;
-		if (synopsis_word(c->synopsis, i + 1, mv, sizeof(mv)) &&
-		    mv[0] != '-' && mv[0] != '\0')
-			metavar_kind(mv, out, outsz);
-		return;
-	}
+	return f->kind == FLAG_STRING || f->kind == FLAG_INT ||
+	    f->kind == FLAG_LIST;
 }
 
-/* The completion of a command's NAMEs. */
+/* The completion of a command's positional arguments. */
 static void
-args_kind(const struct command *c, const struct probe *p, char *out,
-    size_t outsz)
+args_kind(const struct command *c, char *out, size_t outsz)
 {
 	char w[128];
 
 	snprintf(out, outsz, "none");
-	if (p->max_names == 0)
+	if (c->nargs == ARGS_NONE || c->args == NULL)
 		return;
 	if (c->group != NULL) {
 		snprintf(out, outsz, "%s", strcmp(c->group, "vm") == 0 ? "vm" :
 		    strcmp(c->group, "image") == 0 ? "image" : "none");
 		return;
 	}
-	if (synopsis_word(c->synopsis, 0, w, sizeof(w)) && w[0] != '-')
+	snprintf(w, sizeof(w), "%.*s", (int)strcspn(c->args, " "), c->args);
+	if (w[0] != '-' && w[0] != '\0')
 		metavar_kind(w, out, outsz);
 }
 
@@ -205,105 +79,128 @@ put_sq(const char *s)
 
 /* Is 'group' already listed before table entry 'c'? */
 static bool
-group_seen_before(const char *group, const struct command *c)
+group_seen_before(const struct command *table, const char *group,
+    const struct command *c)
 {
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *d = tables[t]; d->name != NULL; d++) {
-			if (d == c)
-				return false;
-			if (d->group != NULL && strcmp(d->group, group) == 0)
-				return true;
-		}
+	for (const struct command *d = table; d != c; d++)
+		if (d->group != NULL && strcmp(d->group, group) == 0)
+			return true;
 	return false;
 }
 
-/* The data and the word reader both shells share. */
-static int
-emit_common(void)
+/* "vm create" or "doctor", as the scripts key commands. */
+static void
+put_key(const struct command *c)
 {
-	struct probe p;
-	char kind[160];
-	bool first;
-	int rc;
+	printf("%s%s%s", c->group ? c->group : "", c->group ? " " : "", c->name);
+}
 
-	/* Top-level words: groups, then the other commands, then help. */
+/* Top-level words (groups, then the other commands, then help), the
+ * global flags and each group's commands. */
+static void
+emit_words(const struct command *table)
+{
+	bool first = true;
+
 	fputs("_banger_groups='", stdout);
-	first = true;
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *c = tables[t]; c->name; c++)
-			if (c->group && !group_seen_before(c->group, c)) {
-				printf("%s%s", first ? "" : " ", c->group);
-				first = false;
-			}
+	for (const struct command *c = table; c->name; c++)
+		if (c->group && !group_seen_before(table, c->group, c)) {
+			printf("%s%s", first ? "" : " ", c->group);
+			first = false;
+		}
 	fputs("'\n_banger_top=\"$_banger_groups", stdout);
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *c = tables[t]; c->name; c++)
-			if (c->group == NULL)
-				printf(" %s", c->name);
-	printf(" help\"\n_banger_global='%s'\n\n", global_flags);
+	for (const struct command *c = table; c->name; c++)
+		if (c->group == NULL)
+			printf(" %s", c->name);
+	fputs(" help\"\n_banger_global='", stdout);
+	for (const struct global_flag *g = cli_global_flags; g->name; g++)
+		printf("%s%s%s%s", g == cli_global_flags ? "" : " ",
+		    g->alias ? g->alias : "", g->alias ? " " : "", g->name);
+	fputs("'\n\n", stdout);
 
 	fputs("# _banger_sub GROUP: the group's commands in _banger_words.\n"
 	    "_banger_sub() {\n\tcase $1 in\n", stdout);
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *c = tables[t]; c->name; c++) {
-			if (c->group == NULL || group_seen_before(c->group, c))
-				continue;
-			printf("\t%s) _banger_words='", c->group);
-			first = true;
-			for (const struct command *d = c; d->name; d++)
-				if (d->group && strcmp(d->group, c->group) == 0) {
-					printf("%s%s", first ? "" : " ", d->name);
-					first = false;
-				}
-			fputs("' ;;\n", stdout);
-		}
+	for (const struct command *c = table; c->name; c++) {
+		if (c->group == NULL || group_seen_before(table, c->group, c))
+			continue;
+		printf("\t%s) _banger_words='", c->group);
+		first = true;
+		for (const struct command *d = c; d->name; d++)
+			if (d->group && strcmp(d->group, c->group) == 0) {
+				printf("%s%s", first ? "" : " ", d->name);
+				first = false;
+			}
+		fputs("' ;;\n", stdout);
+	}
 	fputs("\t*) _banger_words='' ;;\n\tesac\n}\n\n", stdout);
+}
+
+/* Per command: its flags, those taking a value, its NAMEs. */
+static void
+emit_specs(const struct command *table)
+{
+	char kind[160];
 
 	fputs("# _banger_spec 'GROUP COMMAND': its flags, those taking a value,\n"
 	    "# what its NAMEs are (vm, image, words W..., none) and how many.\n"
 	    "_banger_spec() {\n\tcase $1 in\n", stdout);
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *c = tables[t]; c->name; c++) {
-			if ((rc = probe_command(c, &p)) != CLI_EXIT_OK)
-				return rc;
-			printf("\t'%s%s%s')\n\t\t_banger_flags='", c->group ?
-			    c->group : "", c->group ? " " : "", c->name);
-			for (int i = 0; i < p.nopts; i++)
-				printf("%s%s", i ? " " : "", p.opts[i].name);
-			fputs("'\n\t\t_banger_valued='", stdout);
-			first = true;
-			for (int i = 0; i < p.nopts; i++)
-				if (p.opts[i].takes_value) {
-					printf("%s%s", first ? "" : " ", p.opts[i].name);
-					first = false;
-				}
-			args_kind(c, &p, kind, sizeof(kind));
-			printf("'\n\t\t_banger_args='%s'\n\t\t_banger_max=%d\n\t\t;;\n",
-			    kind, p.max_names);
+	for (const struct command *c = table; c->name; c++) {
+		const char *sep = "";
+
+		fputs("\t'", stdout);
+		put_key(c);
+		fputs("')\n\t\t_banger_flags='", stdout);
+		for (const struct flag *f = c->flags; f && f->name; f++) {
+			printf("%s%s%s%s", sep, f->name, f->neg ? " " : "",
+			    f->neg ? f->neg : "");
+			sep = " ";
 		}
+		fputs("'\n\t\t_banger_valued='", stdout);
+		sep = "";
+		for (const struct flag *f = c->flags; f && f->name; f++)
+			if (takes_value(f)) {
+				printf("%s%s", sep, f->name);
+				sep = " ";
+			}
+		args_kind(c, kind, sizeof(kind));
+		printf("'\n\t\t_banger_args='%s'\n\t\t_banger_max=%d\n\t\t;;\n",
+		    kind, c->nargs == ARGS_NONE ? 0 : c->nargs == ARGS_ONE ? 1 :
+		    ARGS_MAX);
+	}
 	fputs("\t*) return 1 ;;\n\tesac\n}\n\n", stdout);
+}
+
+/* How each flag's value completes, where it completes at all. */
+static void
+emit_values(const struct command *table)
+{
+	char kind[160];
 
 	fputs("# _banger_value 'GROUP COMMAND' FLAG: how the flag's value\n"
 	    "# completes, in _banger_val (file, image, words W..., none).\n"
 	    "_banger_value() {\n\tcase \"$1 $2\" in\n", stdout);
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *c = tables[t]; c->name; c++) {
-			if ((rc = probe_command(c, &p)) != CLI_EXIT_OK)
-				return rc;
-			for (int i = 0; i < p.nopts; i++) {
-				if (!p.opts[i].takes_value)
-					continue;
-				flag_value_kind(c, p.opts[i].name, kind, sizeof(kind));
-				if (strcmp(kind, "none") == 0)
-					continue;
-				printf("\t'%s%s%s %s') _banger_val='%s' ;;\n",
-				    c->group ? c->group : "", c->group ? " " : "",
-				    c->name, p.opts[i].name, kind);
-			}
+	for (const struct command *c = table; c->name; c++)
+		for (const struct flag *f = c->flags; f && f->name; f++) {
+			if (!takes_value(f))
+				continue;
+			metavar_kind(f->arg, kind, sizeof(kind));
+			if (strcmp(kind, "none") == 0)
+				continue;
+			fputs("\t'", stdout);
+			put_key(c);
+			printf(" %s') _banger_val='%s' ;;\n", f->name, kind);
 		}
 	fputs("\t*' --socket') _banger_val='file' ;;\n"
 	    "\t*) _banger_val='none' ;;\n\tesac\n}\n\n", stdout);
+}
 
+/* The data and the word reader both shells share. */
+static void
+emit_common(const struct command *table)
+{
+	emit_words(table);
+	emit_specs(table);
+	emit_values(table);
 	fputs(
 	    "# _banger_names vm|image BANGER SOCKET: names from bangerd, or\n"
 	    "# nothing when it does not answer (it is never started for this).\n"
@@ -374,7 +271,6 @@ emit_common(void)
 	    "\t\tfi\n"
 	    "\tdone\n"
 	    "}\n\n", stdout);
-	return CLI_EXIT_OK;
 }
 
 static const char bash_driver[] =
@@ -508,72 +404,64 @@ static const char zsh_driver[] =
 
 /* zsh: the commands of a group (or the top level) with their summaries. */
 static void
-emit_zsh_describe(void)
+emit_zsh_describe(const struct command *table)
 {
 	fputs("# _banger_describe GROUP: offer its commands with their summaries\n"
 	    "# ('' for the top level).\n"
 	    "_banger_describe() {\n\tlocal -a c\n\tcase $1 in\n\t'') c=(", stdout);
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *c = tables[t]; c->name; c++) {
+	for (const struct command *c = table; c->name; c++) {
+		char desc[160];
+
+		if (c->group != NULL) {
+			if (group_seen_before(table, c->group, c))
+				continue;
+			snprintf(desc, sizeof(desc), "%s:%s commands", c->group,
+			    c->group);
+		} else {
+			snprintf(desc, sizeof(desc), "%s:%s", c->name, c->summary);
+		}
+		putchar(' ');
+		put_sq(desc);
+	}
+	fputs(" 'help:show help, or a command'\\''s') ;;\n", stdout);
+	for (const struct command *c = table; c->name; c++) {
+		if (c->group == NULL || group_seen_before(table, c->group, c))
+			continue;
+		printf("\t%s) c=(", c->group);
+		for (const struct command *d = c; d->name; d++) {
 			char desc[160];
 
-			if (c->group != NULL) {
-				if (group_seen_before(c->group, c))
-					continue;
-				snprintf(desc, sizeof(desc), "%s:%s commands", c->group,
-				    c->group);
-			} else {
-				snprintf(desc, sizeof(desc), "%s:%s", c->name, c->summary);
-			}
+			if (d->group == NULL || strcmp(d->group, c->group) != 0)
+				continue;
+			snprintf(desc, sizeof(desc), "%s:%s", d->name, d->summary);
 			putchar(' ');
 			put_sq(desc);
 		}
-	fputs(" 'help:show help, or a command'\\''s') ;;\n", stdout);
-	for (size_t t = 0; t < NTABLES; t++)
-		for (const struct command *c = tables[t]; c->name; c++) {
-			if (c->group == NULL || group_seen_before(c->group, c))
-				continue;
-			printf("\t%s) c=(", c->group);
-			for (const struct command *d = c; d->name; d++) {
-				char desc[160];
-
-				if (d->group == NULL || strcmp(d->group, c->group) != 0)
-					continue;
-				snprintf(desc, sizeof(desc), "%s:%s", d->name, d->summary);
-				putchar(' ');
-				put_sq(desc);
-			}
-			fputs(" ) ;;\n", stdout);
-		}
+		fputs(" ) ;;\n", stdout);
+	}
 	fputs("\t*) return 1 ;;\n\tesac\n"
 	    "\t_describe -t commands 'banger command' c\n}\n\n", stdout);
 }
 
 int
-cli_completion(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+cmd_completion(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
-	const char *shell = NULL;
-	int rc;
+	const char *shell = a->v[0];
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &shell, &rc))
-		return rc;
 	if (strcmp(shell, "bash") == 0) {
 		fputs("# bash completion for banger (made by 'banger completion "
 		    "bash'); needs bash 4.\n\n", stdout);
-		if ((rc = emit_common()) != CLI_EXIT_OK)
-			return rc;
+		emit_common(cli->commands);
 		fputs(bash_driver, stdout);
 	} else if (strcmp(shell, "zsh") == 0) {
 		fputs("#compdef banger\n# zsh completion for banger (made by "
 		    "'banger completion zsh').\n\n", stdout);
-		if ((rc = emit_common()) != CLI_EXIT_OK)
-			return rc;
-		emit_zsh_describe();
+		emit_common(cli->commands);
+		emit_zsh_describe(cli->commands);
 		fputs(zsh_driver, stdout);
 	} else {
-		return usage_error(cmd, "unknown shell '%s' (bash or zsh)", shell);
+		return usage_error(a->cmd, "unknown shell '%s' (bash or zsh)",
+		    shell);
 	}
 	return CLI_EXIT_OK;
 }

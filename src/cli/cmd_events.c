@@ -206,15 +206,11 @@ on_status(enum events_status st, const char *why, int attempt, int retry_ms,
 }
 
 int
-cmd_events(struct cli *cli, const struct command *cmd, int argc, char **argv)
+cmd_events(struct cli *cli, const struct args *a)
 {
-	struct opt_list types = { 0 };
-	const char *vm = NULL;
-	const struct opt opts[] = {
-		{ "--type", OPT_LIST, &types, 0 },
-		{ "--vm", OPT_STRING, &vm, 0 },
-		OPT_END
-	};
+	const struct command *cmd = a->cmd;
+	const char *const *types, *vm = args_str(a, "--vm");
+	int ntypes = args_list(a, "--type", &types);
 	struct events_opts o;
 	struct follow f;
 	struct sigaction sa, old_sa;
@@ -222,14 +218,12 @@ cmd_events(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	char filter[1024] = "";
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
-	for (int i = 0; i < types.n; i++) {
+	for (int i = 0; i < ntypes; i++) {
 		char list[1024], *save = NULL;
 		bool any = false;
 
 		/* --type a,b is the same as --type a --type b. */
-		snprintf(list, sizeof(list), "%s", types.v[i]);
+		snprintf(list, sizeof(list), "%s", types[i]);
 		for (char *t = strtok_r(list, ",", &save); t != NULL;
 		    t = strtok_r(NULL, ",", &save)) {
 			if (!type_append(t, filter, sizeof(filter))) {

@@ -23,32 +23,24 @@ absolute(const char *path)
 }
 
 /* banger image build: one image.build operation, followed. */
-static int
-image_build(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_image_build(struct cli *cli, const struct args *a)
 {
-	const char *name = NULL, *distro = NULL;
+	const char *name = args_str(a, "--name");
+	const char *distro = args_str(a, "--distro");
 	struct op_opts oo = { 0 };
-	const struct opt opts[] = {
-		{ "--name", OPT_STRING, &name, 0 },
-		{ "--distro", OPT_STRING, &distro, 0 },
-		{ "--no-wait", OPT_FLAG, &oo.no_wait, 0 },
-		{ "--cancel", OPT_FLAG, &oo.cancel, 0 },
-		OPT_END
-	};
 	json_t *body, *op = NULL;
 	char *label, buf[128];
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
-	if (name == NULL)
-		return usage_error(cmd, "--name is required");
 	body = json_object();
 	json_object_set_new(body, "name", json_string(name));
 	if (distro != NULL)
 		json_object_set_new(body, "distro", json_string(distro));
 	label = xasprintf("building image '%s'", out_clean(name, buf, sizeof(buf)));
 	oo.label = label;
+	oo.no_wait = args_flag(a, "--no-wait");
+	oo.cancel = args_flag(a, "--cancel");
 	rc = op_run(cli, "POST", "/v1/images/build", body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli))
 		printf("image '%s' built: %s\n", out_clean(name, buf, sizeof(buf)),
@@ -60,28 +52,17 @@ image_build(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	return rc;
 }
 
-static int
-image_register(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+int
+cmd_image_register(struct cli *cli, const struct args *a)
 {
-	const char *name = NULL, *rootfs = NULL, *work_seed = NULL;
-	const struct opt opts[] = {
-		{ "--name", OPT_STRING, &name, 0 },
-		{ "--rootfs", OPT_STRING, &rootfs, 0 },
-		{ "--work-seed", OPT_STRING, &work_seed, 0 },
-		OPT_END
-	};
+	const char *name = args_str(a, "--name");
+	const char *rootfs = args_str(a, "--rootfs");
+	const char *work_seed = args_str(a, "--work-seed");
 	struct reply r = { 0 };
 	json_t *body;
 	char *p;
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
-	if (name == NULL)
-		return usage_error(cmd, "--name is required");
-	if (rootfs == NULL)
-		return usage_error(cmd, "--rootfs is required");
 	body = json_object();
 	json_object_set_new(body, "name", json_string(name));
 	p = absolute(rootfs);
@@ -109,8 +90,8 @@ image_register(struct cli *cli, const struct command *cmd, int argc,
 	return rc;
 }
 
-static int
-image_list(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_image_list(struct cli *cli, const struct args *a)
 {
 	static const char *const headers[] = { "NAME", "SOURCE", "DEFAULT",
 	    "AVAILABLE", "ROOTFS" };
@@ -118,11 +99,8 @@ image_list(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	    "available", "rootfs" };
 	const struct list_spec ls = { "/v1/images", "images", "name", 5, headers,
 		keys, NULL };
-	const struct opt opts[] = { OPT_END };
-	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
+	(void)a;
 	return out_list(cli, &ls);
 }
 
@@ -138,18 +116,14 @@ print_image(json_t *img)
 		out_kv(keys[i], jtext(jobj(img, keys[i]), buf, sizeof(buf)));
 }
 
-static int
-image_show(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_image_show(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
-	const char *name = NULL;
 	struct reply r = { 0 };
 	char *path;
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
-		return rc;
-	path = api_path("/v1/images/", name, NULL);
+	path = api_path("/v1/images/", a->v[0], NULL);
 	rc = api_call(cli, "GET", path, NULL, &r);
 	if (rc == CLI_EXIT_OK) {
 		if (cli->json)
@@ -162,18 +136,14 @@ image_show(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	return rc;
 }
 
-static int
-image_delete(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+int
+cmd_image_delete(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
-	const char *name = NULL;
+	const char *name = a->v[0];
 	struct reply r = { 0 };
 	char *path, buf[128];
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
-		return rc;
 	path = api_path("/v1/images/", name, NULL);
 	rc = api_call(cli, "DELETE", path, NULL, &r);
 	if (rc == CLI_EXIT_OK) {
@@ -188,32 +158,3 @@ image_delete(struct cli *cli, const struct command *cmd, int argc,
 	free(path);
 	return rc;
 }
-
-const struct command cli_image_commands[] = {
-	{ "image", "register", "--name NAME --rootfs PATH [--work-seed PATH]",
-	  "register an ext4 root filesystem as an image (or update one)",
-	  "Flags:\n"
-	  "  --name NAME       image name, a DNS label other than 'default'\n"
-	  "  --rootfs PATH     the rootfs ext4 file (required)\n"
-	  "  --work-seed PATH  ext4 file each VM's work disk is cloned from\n"
-	  "Relative paths are resolved against the current directory.\n",
-	  image_register },
-	{ "image", "build",
-	  "--name NAME [--distro debian|void] [--no-wait] [--cancel]",
-	  "build a managed image with banger's rootfs scripts (bangerd runs "
-	  "the build)",
-	  "Flags:\n"
-	  "  --name NAME     the new image's name\n"
-	  "  --distro D      debian (default) or void (experimental; needs the "
-	  "Void mirrors)\n"
-	  "  --no-wait       print the operation id and return at once\n"
-	  "  --cancel        Ctrl-C cancels the build (its script is terminated)\n"
-	  "                  instead of only stopping the wait\n",
-	  image_build },
-	{ "image", "list", "", "list images (with -q: names only)", NULL,
-	  image_list },
-	{ "image", "show", "NAME", "show an image", NULL, image_show },
-	{ "image", "delete", "NAME", "delete an image",
-	  NULL, image_delete },
-	{ NULL, NULL, NULL, NULL, NULL, NULL }
-};

@@ -1,5 +1,4 @@
-/* cmd_system.c - banger doctor, version, events and tui (the last two
- * live in cmd_events.c and tui.c). */
+/* cmd_system.c - banger host, doctor and version. */
 #include "cli.h"
 
 #include <limits.h>
@@ -77,18 +76,16 @@ checkout_check(json_t *daemon)
 	    "(./bangerd -d), or use the banger that goes with it");
 }
 
-static int
-doctor(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_doctor(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
 	struct reply r = { 0 };
 	json_t *checks, *check;
 	bool failed;
 	size_t i;
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
+	(void)a;
 	rc = api_call(cli, "GET", "/v1/doctor", NULL, &r);
 	if (rc != CLI_EXIT_OK)
 		goto out;
@@ -134,16 +131,14 @@ out:
 	return rc;
 }
 
-static int
-version(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_version(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
 	struct reply r = { 0 };
 	unsigned flags = CLIENT_NO_AUTOSTART;
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
+	(void)a;
 	/* Asking for a version must not start a daemon.  For people an
 	 * absent bangerd is part of the answer, not an error. */
 	if (!cli->json)
@@ -164,16 +159,16 @@ version(struct cli *cli, const struct command *cmd, int argc, char **argv)
 		    jtext(jobj(r.json, "api_version"), api, sizeof(api)));
 		json_t *d = jobj(r.json, "daemon");
 		if (json_is_object(d)) {
-			char a[PATH_MAX], b[PATH_MAX], id[32];
+			char p[PATH_MAX], sock[PATH_MAX], id[32];
 			printf("  pid %lld, %s\n",
 			    (long long)json_integer_value(jobj(d, "pid")),
-			    jtext(jobj(d, "binary"), a, sizeof(a)));
+			    jtext(jobj(d, "binary"), p, sizeof(p)));
 			printf("  runtime %s (bundle %s)\n",
-			    jtext(jobj(d, "runtime_dir"), a, sizeof(a)),
+			    jtext(jobj(d, "runtime_dir"), p, sizeof(p)),
 			    jtext(jobj(jobj(d, "bundle"), "id"), id, sizeof(id)));
 			printf("  state %s, socket %s\n",
-			    jtext(jobj(d, "state_dir"), a, sizeof(a)),
-			    jtext(jobj(d, "socket"), b, sizeof(b)));
+			    jtext(jobj(d, "state_dir"), p, sizeof(p)),
+			    jtext(jobj(d, "socket"), sock, sizeof(sock)));
 			json_t *c = checkout_check(d);
 			if (c != NULL && strcmp(jstr(c, "status"), "ok") != 0)
 				printf("warning: %s\n", jstr(c, "message"));
@@ -189,15 +184,13 @@ version(struct cli *cli, const struct command *cmd, int argc, char **argv)
 
 /* GET /v1/host: the state dir's disk, what VMs may still claim, the
  * reserve. */
-static int
-host(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_host(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
 	struct reply r = { 0 };
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
+	(void)a;
 	rc = api_call(cli, "GET", "/v1/host", NULL, &r);
 	if (rc == CLI_EXIT_OK && cli->json) {
 		out_raw(&r);
@@ -218,41 +211,3 @@ host(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	reply_free(&r);
 	return rc;
 }
-
-const struct command cli_system_commands[] = {
-	{ NULL, "host", "", "the host's disk: free, committed by VMs, reserve",
-	  "VM disks are sparse, so VMs may claim more than is free; creates\n"
-	  "and starts keep disk_reserve_mib free.\n", host },
-	{ NULL, "doctor", "", "check what this host needs to run VMs",
-	  "Prints one line per check; exits 1 when a check fails.\n", doctor },
-	{ NULL, "version", "", "print banger's and bangerd's versions",
-	  "Does not start bangerd.\n", version },
-	{ NULL, "events", "[--type TYPE]... [--vm NAME]",
-	  "follow bangerd's events as they happen",
-	  "Prints one line per event (time, type, VM, summary) until Ctrl-C,\n"
-	  "which exits 0; with --json each event as one JSON line.  Reconnects\n"
-	  "when bangerd restarts, and gives up (exit 5) after 8 failed tries.\n"
-	  "\n"
-	  "  --type TYPE   only events of this type (repeatable, or a,b):\n"
-	  "                vm.created vm.updated vm.state vm.deleted vm.health\n"
-	  "                image.registered image.deleted operation.created\n"
-	  "                operation.updated operation.finished, or a family:\n"
-	  "                vm.* image.* operation.*\n"
-	  "  --vm NAME     only events about this VM (it need not exist yet)\n",
-	  cmd_events },
-	{ NULL, "tui", "", "a full-screen view of VMs, images and doctor",
-	  "VMs with state, IP, health and uptime, kept current from bangerd's\n"
-	  "events.  Keys (shown at the bottom): s start, x stop, r restart,\n"
-	  "d delete (asks y/n), n toggle NAT, c or Enter ssh, up/down select,\n"
-	  "1/2/3 or Tab switch views (VMs, images, doctor), ^L refresh, q quit.\n"
-	  "Actions return at once; their progress shows in the OPERATION column.\n"
-	  "When bangerd goes away the top line says so and the tui reconnects.\n",
-	  cmd_tui },
-	{ NULL, "completion", "bash|zsh", "print a shell completion script",
-	  "Load it into the running shell with\n"
-	  "  source <(banger completion bash)     (or zsh, after compinit)\n"
-	  "'make install' installs both scripts.  VM and image names are\n"
-	  "completed by asking bangerd (never started for that).\n",
-	  cli_completion },
-	{ NULL, NULL, NULL, NULL, NULL, NULL }
-};

@@ -33,49 +33,43 @@ vm_name(json_t *vm, const char *fallback, char *buf, size_t len)
 	return out_clean(name ? name : fallback, buf, len);
 }
 
-static int
-vm_create(struct cli *cli, const struct command *cmd, int argc, char **argv)
+/* The spec fields given as flags (vm create, vm set): only those, as
+ * bangerd owns the defaults. */
+static void
+spec_body(const struct args *a, json_t *body)
 {
-	const char *name = NULL, *image = NULL;
-	struct opt_int vcpus = { 0 }, memory = { 0 }, disk = { 0 };
+	int nat = args_pair(a, "--nat");
+	long long v;
+
+	if (args_int(a, "--vcpus", &v))
+		json_object_set_new(body, "vcpus", json_integer(v));
+	if (args_int(a, "--memory", &v))
+		json_object_set_new(body, "memory_mib", json_integer(v));
+	if (args_int(a, "--disk", &v))
+		json_object_set_new(body, "disk_gib", json_integer(v));
+	if (nat >= 0)
+		json_object_set_new(body, "nat", json_boolean(nat));
+}
+
+int
+cmd_vm_create(struct cli *cli, const struct args *a)
+{
+	const char *name = args_str(a, "--name"), *image = args_str(a, "--image");
 	struct op_opts oo = { 0 };
-	int nat = -1, rc;
-	const struct opt opts[] = {
-		{ "--name", OPT_STRING, &name, 0 },
-		{ "--image", OPT_STRING, &image, 0 },
-		{ "--vcpus", OPT_INT, &vcpus, 0 },
-		{ "--memory", OPT_INT, &memory, 0 },
-		{ "--disk", OPT_INT, &disk, 0 },
-		{ "--nat", OPT_CHOICE, &nat, 1 },
-		{ "--no-nat", OPT_CHOICE, &nat, 0 },
-		{ "--no-wait", OPT_FLAG, &oo.no_wait, 0 },
-		{ "--cancel", OPT_FLAG, &oo.cancel, 0 },
-		OPT_END
-	};
 	json_t *body, *op = NULL;
 	char buf[128], *label;
+	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
-	if (name == NULL)
-		return usage_error(cmd, "--name is required");
-
-	/* Only what was given: bangerd owns the defaults. */
 	body = json_object();
 	json_object_set_new(body, "name", json_string(name));
 	if (image != NULL)
 		json_object_set_new(body, "image", json_string(image));
-	if (vcpus.set)
-		json_object_set_new(body, "vcpus", json_integer(vcpus.value));
-	if (memory.set)
-		json_object_set_new(body, "memory_mib", json_integer(memory.value));
-	if (disk.set)
-		json_object_set_new(body, "disk_gib", json_integer(disk.value));
-	if (nat >= 0)
-		json_object_set_new(body, "nat", json_boolean(nat));
+	spec_body(a, body);
 
 	label = xasprintf("creating vm '%s'", out_clean(name, buf, sizeof(buf)));
 	oo.label = label;
+	oo.no_wait = args_flag(a, "--no-wait");
+	oo.cancel = args_flag(a, "--cancel");
 	rc = op_run(cli, "POST", "/v1/vms", body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli)) {
 		json_t *vm = jobj(op, "result");
@@ -122,18 +116,15 @@ vm_cell(json_t *vm, int col, char *buf, size_t len)
 	}
 }
 
-static int
-vm_list(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_vm_list(struct cli *cli, const struct args *a)
 {
 	static const char *const headers[] = { "NAME", "STATE", "IP", "VCPUS",
 	    "MEMORY", "DISK", "NAT", "IMAGE", "HEALTH" };
 	const struct list_spec ls = { "/v1/vms", "vms", "name", 9, headers,
 		NULL, vm_cell };
-	const struct opt opts[] = { OPT_END };
-	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
+	(void)a;
 	return out_list(cli, &ls);
 }
 
@@ -195,29 +186,20 @@ get_and_show(struct cli *cli, const char *prefix, const char *name,
 	return rc;
 }
 
-static int
-vm_show(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_vm_show(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
-	const char *name = NULL;
-	int rc;
-
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
-		return rc;
-	return get_and_show(cli, "/v1/vms/", name, NULL, print_vm);
+	return get_and_show(cli, "/v1/vms/", a->v[0], NULL, print_vm);
 }
 
 /* POST /v1/vms/NAME/resume: a VM the VMM paused (a full host disk). */
-static int
-vm_resume(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_vm_resume(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
-	const char *name = NULL;
+	const char *name = a->v[0];
 	struct reply r = { 0 };
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
-		return rc;
 	char *path = api_path("/v1/vms/", name, "/resume");
 	rc = api_call(cli, "POST", path, NULL, &r);
 	free(path);
@@ -230,8 +212,6 @@ vm_resume(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	reply_free(&r);
 	return rc;
 }
-
-#define VM_NAMES_MAX 1024  /* bangerd takes at most this many at once */
 
 /* POST /v1/vms/actions: 'action' on every VM in 'names' (a JSON array,
  * borrowed) at once, plus the fields in 'extra' (borrowed, may be NULL).
@@ -314,33 +294,24 @@ out:
 
 /* start, stop, restart and delete: one operation for one NAME, a bulk
  * action for several NAMEs or --all. */
-static int
-vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+int
+cmd_vm_lifecycle(struct cli *cli, const struct args *a)
 {
-	const char *verb = cmd->name, *names[VM_NAMES_MAX];
-	struct opt_int timeout = { 0 };
-	bool force = false, all = false, yes = false;
-	struct op_opts oo = { 0 };
-	struct opt opts[8] = {
-		{ "--no-wait", OPT_FLAG, &oo.no_wait, 0 },
-		{ "--cancel", OPT_FLAG, &oo.cancel, 0 },
-		{ "--all", OPT_FLAG, &all, 0 },
-		OPT_END, OPT_END, OPT_END, OPT_END, OPT_END
-	};
+	const struct command *cmd = a->cmd;
+	const char *verb = cmd->name;
 	bool is_delete = strcmp(verb, "delete") == 0;
+	bool is_stop = strcmp(verb, "stop") == 0;
+	bool all = args_flag(a, "--all");
+	bool force = is_delete && args_flag(a, "--force");
+	bool yes = is_delete && args_flag(a, "--yes");
+	long long timeout = 0;
+	bool has_timeout = is_stop && args_int(a, "--timeout", &timeout);
+	struct op_opts oo = { 0 };
 	const char *doing, *done;
-	int n, rc;
+	int n = a->n, rc;
 
-	if (strcmp(verb, "stop") == 0) {
-		opts[3] = (struct opt){ "--timeout", OPT_INT, &timeout, 0 };
-	} else if (is_delete) {
-		opts[3] = (struct opt){ "--force", OPT_FLAG, &force, 0 };
-		opts[4] = (struct opt){ "--yes", OPT_FLAG, &yes, 0 };
-	}
-	if (!args_parse_list(cli, cmd, argc, argv, opts, names, VM_NAMES_MAX,
-	    &n, &rc))
-		return rc;
+	oo.no_wait = args_flag(a, "--no-wait");
+	oo.cancel = args_flag(a, "--cancel");
 	if (all && n > 0)
 		return usage_error(cmd, "give NAMEs or --all, not both");
 	if (!all && n == 0)
@@ -353,9 +324,9 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 		return usage_error(cmd, "--yes only confirms --all");
 
 	doing = is_delete ? "deleting" : strcmp(verb, "start") == 0 ?
-	    "starting" : strcmp(verb, "stop") == 0 ? "stopping" : "restarting";
+	    "starting" : is_stop ? "stopping" : "restarting";
 	done = is_delete ? "deleted" : strcmp(verb, "start") == 0 ? "started" :
-	    strcmp(verb, "stop") == 0 ? "stopped" : "restarted";
+	    is_stop ? "stopped" : "restarted";
 
 	if (all || n > 1) {
 		json_t *list, *extra = json_object();
@@ -370,7 +341,7 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 		} else {
 			list = json_array();
 			for (int i = 0; i < n; i++)
-				json_array_append_new(list, json_string(names[i]));
+				json_array_append_new(list, json_string(a->v[i]));
 		}
 		if (json_array_size(list) == 0) {
 			if (cli_chatty(cli))
@@ -379,9 +350,9 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 			json_decref(extra);
 			return CLI_EXIT_OK;
 		}
-		if (timeout.set)
+		if (has_timeout)
 			json_object_set_new(extra, "timeout_s",
-			    json_integer(timeout.value));
+			    json_integer(timeout));
 		if (force)
 			json_object_set_new(extra, "force", json_true());
 		label = xasprintf("%s %zu vms", doing, json_array_size(list));
@@ -393,7 +364,7 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 		return rc;
 	}
 
-	const char *name = names[0], *method = "POST";
+	const char *name = a->v[0], *method = "POST";
 	char *path, *label, buf[128], sbuf[64];
 	json_t *body = NULL, *op = NULL;
 
@@ -406,9 +377,9 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 		path = api_path("/v1/vms/", name, suffix);
 		free(suffix);
 		body = json_object();
-		if (timeout.set)
+		if (has_timeout)
 			json_object_set_new(body, "timeout_s",
-			    json_integer(timeout.value));
+			    json_integer(timeout));
 	}
 	label = xasprintf("%s vm '%s'", doing, out_clean(name, buf, sizeof(buf)));
 	oo.label = label;
@@ -419,7 +390,7 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 
 		printf("vm '%s' %s", vm_name(vm, name, buf, sizeof(buf)), done);
 		/* Say where it ended up when that is not implied. */
-		if (state != NULL && strcmp(verb, "stop") != 0)
+		if (state != NULL && !is_stop)
 			printf(" (%s)", out_clean(state, sbuf, sizeof(sbuf)));
 		putchar('\n');
 	}
@@ -432,41 +403,31 @@ vm_lifecycle(struct cli *cli, const struct command *cmd, int argc,
 	return rc;
 }
 
-static int
-vm_set(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_vm_set(struct cli *cli, const struct args *a)
 {
-	struct opt_int vcpus = { 0 }, memory = { 0 }, disk = { 0 };
-	const char *name = NULL;
-	int nat = -1, rc;
-	const struct opt opts[] = {
-		{ "--vcpus", OPT_INT, &vcpus, 0 },
-		{ "--memory", OPT_INT, &memory, 0 },
-		{ "--disk", OPT_INT, &disk, 0 },
-		{ "--nat", OPT_CHOICE, &nat, 1 },
-		{ "--no-nat", OPT_CHOICE, &nat, 0 },
-		OPT_END
-	};
+	const struct command *cmd = a->cmd;
+	long long v;
+	bool sized = args_int(a, "--vcpus", &v) || args_int(a, "--memory", &v) ||
+	    args_int(a, "--disk", &v);
+	int nat = args_pair(a, "--nat"), n = a->n, rc;
+	const char *name;
 	struct reply r = { 0 };
 	json_t *body;
 	char *path;
-	const char *names[VM_NAMES_MAX];
-	int n;
 
-	if (!args_parse_names(cli, cmd, argc, argv, opts, names, VM_NAMES_MAX,
-	    &n, &rc))
-		return rc;
-	if (!vcpus.set && !memory.set && !disk.set && nat < 0)
+	if (!sized && nat < 0)
 		return usage_error(cmd, "nothing to change: give --vcpus, --memory, "
 		    "--disk, --nat or --no-nat");
 	if (n > 1) {
-		if (vcpus.set || memory.set || disk.set || nat < 0)
+		if (sized || nat < 0)
 			return usage_error(cmd, "several VMs at once take only --nat "
 			    "or --no-nat");
 		json_t *list = json_array(), *extra = json_object();
 		struct op_opts oo = { 0 };
 
 		for (int i = 0; i < n; i++)
-			json_array_append_new(list, json_string(names[i]));
+			json_array_append_new(list, json_string(a->v[i]));
 		json_object_set_new(extra, "nat", json_boolean(nat));
 		oo.label = nat ? "turning nat on" : "turning nat off";
 		rc = vm_bulk(cli, "set", list, extra, &oo, nat ? "nat on" :
@@ -475,16 +436,9 @@ vm_set(struct cli *cli, const struct command *cmd, int argc, char **argv)
 		json_decref(extra);
 		return rc;
 	}
-	name = names[0];
+	name = a->v[0];
 	body = json_object();
-	if (vcpus.set)
-		json_object_set_new(body, "vcpus", json_integer(vcpus.value));
-	if (memory.set)
-		json_object_set_new(body, "memory_mib", json_integer(memory.value));
-	if (disk.set)
-		json_object_set_new(body, "disk_gib", json_integer(disk.value));
-	if (nat >= 0)
-		json_object_set_new(body, "nat", json_boolean(nat));
+	spec_body(a, body);
 	path = api_path("/v1/vms/", name, NULL);
 	rc = api_call(cli, "PATCH", path, body, &r);
 	if (rc == CLI_EXIT_OK) {
@@ -604,33 +558,23 @@ print_health(json_t *h)
 	}
 }
 
-static int
-vm_health(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_vm_health(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
-	const char *name = NULL;
-	int rc;
-
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
-		return rc;
-	return get_and_show(cli, "/v1/vms/", name, "/health", print_health);
+	return get_and_show(cli, "/v1/vms/", a->v[0], "/health", print_health);
 }
 
-static int
-vm_console(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_vm_console(struct cli *cli, const struct args *a)
 {
-	struct opt_int tail = { 0 };
-	const struct opt opts[] = { { "--tail", OPT_INT, &tail, 0 }, OPT_END };
-	const char *name = NULL;
 	struct reply r = { 0 };
 	char *path, *suffix;
+	long long tail;
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &name, &rc))
-		return rc;
-	suffix = tail.set ? xasprintf("/console?tail=%lld", tail.value) :
-	    xstrdup("/console");
-	path = api_path("/v1/vms/", name, suffix);
+	suffix = args_int(a, "--tail", &tail) ?
+	    xasprintf("/console?tail=%lld", tail) : xstrdup("/console");
+	path = api_path("/v1/vms/", a->v[0], suffix);
 	/* text/plain: the serial log goes out byte for byte, --json or not. */
 	rc = api_call_ex(cli, "GET", path, NULL, API_TEXT, API_TIMEOUT_S, &r);
 	if (rc == CLI_EXIT_OK && r.len > 0) {
@@ -871,31 +815,17 @@ ssh_option(const char *key, const char *value)
 	return xasprintf("%s=%s", key, value);
 }
 
-static int
-vm_ssh(struct cli *cli, const struct command *cmd, int argc, char **argv)
+int
+cmd_vm_ssh(struct cli *cli, const struct args *a)
 {
-	bool no_reminder = false;
-	const struct opt opts[] = {
-		{ "--no-reminder", OPT_FLAG, &no_reminder, 0 },
-		OPT_END
-	};
-	const char *name = NULL, *ssh_bin = getenv("BANGER_SSH");
+	const char *name = a->v[0], *ssh_bin = getenv("BANGER_SSH");
 	const char *user, *host, *key;
 	char kh[PATH_MAX], port[16], *dest = NULL, *khopt = NULL, *path;
 	char **args = NULL;
 	struct reply r = { 0 };
-	int split, nremote, na = 0, rc;
+	int nremote = a->nrest, na = 0, rc;
 	json_t *jport;
-	bool interactive;
-
-	/* Everything after "--" is the remote command, never our flags. */
-	for (split = 0; split < argc; split++)
-		if (strcmp(argv[split], "--") == 0)
-			break;
-	if (!args_parse(cli, cmd, split, argv, opts, &name, &rc))
-		return rc;
-	nremote = split < argc ? argc - split - 1 : 0;
-	interactive = nremote == 0 && isatty(STDIN_FILENO) == 1;
+	bool interactive = nremote == 0 && isatty(STDIN_FILENO) == 1;
 
 	path = api_path("/v1/vms/", name, "/ssh");
 	rc = api_call(cli, "GET", path, NULL, &r);
@@ -955,14 +885,14 @@ vm_ssh(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	args[na++] = "--";
 	args[na++] = dest;
 	for (int i = 0; i < nremote; i++)
-		args[na++] = argv[split + 1 + i];
+		args[na++] = a->rest[i];
 	args[na] = NULL;
 
 	/* ssh must not inherit our connection to bangerd; a new one is made
 	 * for the reminder. */
 	client_free(cli);
 	rc = run_ssh(args);
-	if (interactive && !no_reminder && cli_chatty(cli))
+	if (interactive && !args_flag(a, "--no-reminder") && cli_chatty(cli))
 		ssh_reminder(cli, name);
 out:
 	free(args);
@@ -971,107 +901,3 @@ out:
 	reply_free(&r);
 	return rc;
 }
-
-#define BULK_HELP \
-	"With several NAMEs (or --all) the VMs are handled at once in one bulk\n" \
-	"operation: a line per VM (\"web: stopped\" on stdout, \"db: error: CODE:\n" \
-	"MESSAGE\" on stderr); the exit status is that of the first VM that\n" \
-	"failed.\n"
-
-const struct command cli_vm_commands[] = {
-	{ "vm", "create",
-	  "--name NAME [--image IMAGE] [--vcpus N] [--memory MIB] [--disk GIB] "
-	  "[--nat|--no-nat] [--no-wait] [--cancel]",
-	  "create a VM and boot it",
-	  "Flags:\n"
-	  "  --name NAME     VM name, a DNS label (required)\n"
-	  "  --image IMAGE   image to boot (default: the bundle's 'default')\n"
-	  "  --vcpus N       virtual CPUs (default 2)\n"
-	  "  --memory MIB    memory in MiB (default 1024)\n"
-	  "  --disk GIB      work disk size in GiB (default 8)\n"
-	  "  --nat, --no-nat give the VM outbound NAT (default off)\n"
-	  "  --no-wait       print the operation id and return at once\n"
-	  "  --cancel        Ctrl-C cancels the create (the VM is removed) instead\n"
-	  "                  of only stopping the wait\n",
-	  vm_create },
-	{ "vm", "list", "", "list VMs (with -q: names only)", NULL, vm_list },
-	{ "vm", "show", "NAME", "show a VM's spec and status", NULL, vm_show },
-	{ "vm", "resume", "NAME", "let a VM the VMM paused run again",
-	  "A QEMU VM whose disk write found the host disk full is paused\n"
-	  "(state paused, reason host_disk_full); free space on the host, then\n"
-	  "resume it.  Refused while the disk is still below the reserve.\n",
-	  vm_resume },
-	{ "vm", "start", "NAME...|--all [--no-wait] [--cancel]",
-	  "boot stopped VMs",
-	  "Flags:\n"
-	  "  --all           every VM (running ones stay as they are)\n"
-	  "  --no-wait       print the operation id and return at once\n"
-	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
-	  "                  stopping the wait\n"
-	  BULK_HELP,
-	  vm_lifecycle },
-	{ "vm", "stop", "NAME...|--all [--timeout S] [--no-wait] [--cancel]",
-	  "shut VMs down",
-	  "Flags:\n"
-	  "  --all           every VM\n"
-	  "  --timeout S     seconds to wait for a clean shutdown before the VMM\n"
-	  "                  is killed (bangerd's default when not given)\n"
-	  "  --no-wait       print the operation id and return at once\n"
-	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
-	  "                  stopping the wait (a shutdown once begun finishes)\n"
-	  BULK_HELP,
-	  vm_lifecycle },
-	{ "vm", "restart", "NAME...|--all [--no-wait] [--cancel]",
-	  "stop VMs and boot them again",
-	  "Flags:\n"
-	  "  --all           every VM\n"
-	  "  --no-wait       print the operation id and return at once\n"
-	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
-	  "                  stopping the wait\n"
-	  BULK_HELP,
-	  vm_lifecycle },
-	{ "vm", "delete", "NAME...|--all --yes [--force] [--no-wait] [--cancel]",
-	  "delete VMs and their disks",
-	  "Flags:\n"
-	  "  --force         stop running VMs first (else they are refused)\n"
-	  "  --all --yes     every VM; --all alone is refused, as there is no\n"
-	  "                  undo (no prompt: banger never asks on a terminal)\n"
-	  "  --no-wait       print the operation id and return at once\n"
-	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
-	  "                  stopping the wait\n"
-	  BULK_HELP,
-	  vm_lifecycle },
-	{ "vm", "set", "NAME... [--vcpus N] [--memory MIB] [--disk GIB] "
-	  "[--nat|--no-nat]",
-	  "change a VM's resources or NAT",
-	  "Flags (vcpus, memory and disk only while the VM is stopped):\n"
-	  "  --vcpus N       virtual CPUs\n"
-	  "  --memory MIB    memory in MiB\n"
-	  "  --disk GIB      work disk size in GiB\n"
-	  "  --nat, --no-nat turn outbound NAT on or off\n"
-	  "Several NAMEs at once take only --nat or --no-nat (one bulk action;\n"
-	  "a line per VM, non-zero exit when any failed).\n",
-	  vm_set },
-	{ "vm", "ssh", "NAME [--no-reminder] [-- COMMAND [ARGS...]]",
-	  "log in to a running VM over SSH, or run a command there",
-	  "Runs ssh as root@<the VM's address> with the runtime bundle's key and\n"
-	  "a known-hosts file of the VM's own (in its directory, so it goes with\n"
-	  "the VM; a user who cannot write there gets one under\n"
-	  "$XDG_STATE_HOME/banger/known_hosts).  A new host key is accepted on\n"
-	  "first use and checked after that.  COMMAND goes to the remote shell,\n"
-	  "as with ssh.  Exits with ssh's status (255: ssh failed).\n"
-	  "Flags:\n"
-	  "  --no-reminder   after an interactive session, do not remind that\n"
-	  "                  the VM is still running\n"
-	  "Environment:\n"
-	  "  BANGER_SSH      the ssh client to run (default: ssh from PATH)\n",
-	  vm_ssh },
-	{ "vm", "health", "NAME", "ask the VM's guest agent how it is", NULL,
-	  vm_health },
-	{ "vm", "console", "NAME [--tail BYTES]",
-	  "print the VM's serial console log",
-	  "Flags:\n"
-	  "  --tail BYTES    only the last BYTES bytes (bangerd's default: 65536)\n",
-	  vm_console },
-	{ NULL, NULL, NULL, NULL, NULL, NULL }
-};

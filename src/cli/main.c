@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The command 'name' of 'group' (NULL: a top-level command). */
 static const struct command *
 find_command(const struct command *table, const char *group, const char *name)
 {
@@ -18,88 +19,96 @@ find_command(const struct command *table, const char *group, const char *name)
 }
 
 static bool
+is_group(const struct command *table, const char *word)
+{
+	for (const struct command *c = table; c->name != NULL; c++)
+		if (c->group != NULL && strcmp(c->group, word) == 0)
+			return true;
+	return false;
+}
+
+static bool
 is_help_word(const char *s)
 {
 	return strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0 ||
 	    strcmp(s, "help") == 0;
 }
 
-static const struct command *
-group_table(const char *group)
-{
-	if (strcmp(group, "vm") == 0)
-		return cli_vm_commands;
-	if (strcmp(group, "image") == 0)
-		return cli_image_commands;
-	if (strcmp(group, "operation") == 0)
-		return cli_operation_commands;
-	return NULL;
-}
-
 /* banger help [GROUP [COMMAND]] */
 static int
-run_help(int argc, char **argv)
+run_help(const struct command *table, int argc, char **argv)
 {
-	const struct command *table, *cmd;
+	const struct command *cmd;
 
 	if (argc == 0) {
-		usage_print_main(stdout);
+		usage_print_main(stdout, table);
 		return CLI_EXIT_OK;
 	}
-	table = group_table(argv[0]);
-	if (table != NULL) {
+	if (is_group(table, argv[0])) {
 		if (argc == 1) {
-			usage_print_group(stdout, argv[0]);
+			usage_print_group(stdout, table, argv[0]);
 			return CLI_EXIT_OK;
 		}
 		cmd = find_command(table, argv[0], argv[1]);
 		if (cmd == NULL || argc > 2)
-			return usage_error(NULL, "no help for '%s %s'", argv[0],
-			    argv[1]);
+			return usage_error_main(table, "no help for '%s %s'",
+			    argv[0], argv[1]);
 		usage_print(stdout, cmd);
 		return CLI_EXIT_OK;
 	}
-	cmd = find_command(cli_system_commands, NULL, argv[0]);
+	cmd = find_command(table, NULL, argv[0]);
 	if (cmd == NULL || argc > 1)
-		return usage_error(NULL, "no help for '%s'", argv[0]);
+		return usage_error_main(table, "no help for '%s'", argv[0]);
 	usage_print(stdout, cmd);
 	return CLI_EXIT_OK;
+}
+
+/* Parse the command's arguments against its entry and run it. */
+static int
+run(struct cli *cli, const struct command *cmd, int argc, char **argv)
+{
+	struct args *a = xmalloc(sizeof(*a));
+	int rc;
+
+	if (args_parse(cli, cmd, argc, argv, a, &rc))
+		rc = cmd->run(cli, a);
+	free(a);
+	return rc;
 }
 
 static int
 dispatch(struct cli *cli, int argc, char **argv)
 {
-	const struct command *table, *cmd;
+	const struct command *table = cli->commands, *cmd;
 	const char *word = argv[0];
 
 	if (strcmp(word, "help") == 0)
-		return run_help(argc - 1, argv + 1);
+		return run_help(table, argc - 1, argv + 1);
 	if (strcmp(word, "--version") == 0)
 		word = "version";
-	table = group_table(word);
-	if (table != NULL) {
+	if (is_group(table, word)) {
 		if (argc < 2) {
 			fprintf(stderr, "banger: '%s' needs a command\n\n", word);
-			usage_print_group(stderr, word);
+			usage_print_group(stderr, table, word);
 			return CLI_EXIT_USAGE;
 		}
 		if (is_help_word(argv[1])) {
-			usage_print_group(stdout, word);
+			usage_print_group(stdout, table, word);
 			return CLI_EXIT_OK;
 		}
 		cmd = find_command(table, word, argv[1]);
 		if (cmd == NULL) {
 			fprintf(stderr, "banger: unknown command '%s %s'\n\n", word,
 			    argv[1]);
-			usage_print_group(stderr, word);
+			usage_print_group(stderr, table, word);
 			return CLI_EXIT_USAGE;
 		}
-		return cmd->run(cli, cmd, argc - 2, argv + 2);
+		return run(cli, cmd, argc - 2, argv + 2);
 	}
-	cmd = find_command(cli_system_commands, NULL, word);
+	cmd = find_command(table, NULL, word);
 	if (cmd == NULL)
-		return usage_error(NULL, "unknown command '%s'", word);
-	return cmd->run(cli, cmd, argc - 1, argv + 1);
+		return usage_error_main(table, "unknown command '%s'", word);
+	return run(cli, cmd, argc - 1, argv + 1);
 }
 
 int
@@ -109,6 +118,7 @@ main(int argc, char **argv)
 	int i, rc;
 
 	memset(&cli, 0, sizeof(cli));
+	cli.commands = cli_commands;
 	const char *env = getenv("BANGER_NO_AUTOSTART");
 	if (env != NULL && env[0] != '\0' && strcmp(env, "0") != 0)
 		cli.no_autostart = true;
@@ -116,21 +126,25 @@ main(int argc, char **argv)
 	/* Global flags before the command word; the commands accept them
 	 * after it as well. */
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
-		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			usage_print_main(stdout);
-			return CLI_EXIT_OK;
-		}
+		char why[128];
+		int g;
+
 		if (strcmp(argv[i], "--version") == 0)
 			break;
-		int g = args_global(&cli, argc, argv, &i, NULL);
+		g = args_global(&cli, argc, argv, &i, why, sizeof(why));
+		if (g == 2) {
+			usage_print_main(stdout, cli_commands);
+			return CLI_EXIT_OK;
+		}
 		if (g < 0)
-			return CLI_EXIT_USAGE;
+			return usage_error_main(cli_commands, "%s", why);
 		if (g == 0)
-			return usage_error(NULL, "unknown flag '%s'", argv[i]);
+			return usage_error_main(cli_commands, "unknown flag '%s'",
+			    argv[i]);
 	}
 	if (i >= argc) {
 		fputs("banger: missing command\n\n", stderr);
-		usage_print_main(stderr);
+		usage_print_main(stderr, cli_commands);
 		return CLI_EXIT_USAGE;
 	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -447,9 +447,8 @@ out:
 
 /* ---- banger operation ... ---- */
 
-static int
-operation_list(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+int
+cmd_operation_list(struct cli *cli, const struct args *a)
 {
 	static const char *const headers[] = { "ID", "KIND", "TARGET", "STATE",
 	    "STAGE", "CREATED" };
@@ -457,29 +456,21 @@ operation_list(struct cli *cli, const struct command *cmd, int argc,
 	    "stage", "created_at" };
 	const struct list_spec ls = { "/v1/operations", "operations", "id", 6,
 		headers, keys, NULL };
-	const struct opt opts[] = { OPT_END };
-	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
+	(void)a;
 	return out_list(cli, &ls);
 }
 
-static int
-operation_show(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+int
+cmd_operation_show(struct cli *cli, const struct args *a)
 {
 	static const char *const keys[] = { "id", "kind", "target", "state",
 	    "stage", "progress", "created_at", "updated_at", "finished_at" };
-	const struct opt opts[] = { OPT_END };
-	const char *id = NULL;
 	struct reply r = { 0 };
 	char *path, buf[1024];
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &id, &rc))
-		return rc;
-	path = api_path("/v1/operations/", id, NULL);
+	path = api_path("/v1/operations/", a->v[0], NULL);
 	rc = api_call(cli, "GET", path, NULL, &r);
 	if (rc == CLI_EXIT_OK) {
 		if (cli->json) {
@@ -505,21 +496,16 @@ operation_show(struct cli *cli, const struct command *cmd, int argc,
 	return rc;
 }
 
-static int
-operation_wait(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+int
+cmd_operation_wait(struct cli *cli, const struct args *a)
 {
-	bool cancel = false, cancelled;
-	const struct opt opts[] = { { "--cancel", OPT_FLAG, &cancel, 0 },
-	    OPT_END };
-	const char *id = NULL;
+	bool cancel = args_flag(a, "--cancel"), cancelled;
+	const char *id = a->v[0];
 	json_t *final = NULL;
 	struct progress p;
 	char *label, buf[128];
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &id, &rc))
-		return rc;
 	label = xasprintf("operation %s", out_clean(id, buf, sizeof(buf)));
 	progress_init(cli, &p, label);
 	rc = op_watch(cli, id, NULL, &p, cancel, &final, &cancelled);
@@ -539,18 +525,14 @@ operation_wait(struct cli *cli, const struct command *cmd, int argc,
 	return rc;
 }
 
-static int
-operation_cancel(struct cli *cli, const struct command *cmd, int argc,
-    char **argv)
+int
+cmd_operation_cancel(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
-	const char *id = NULL;
+	const char *id = a->v[0];
 	struct reply r = { 0 };
 	char *path, buf[128];
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, &id, &rc))
-		return rc;
 	path = api_path("/v1/operations/", id, "/cancel");
 	rc = api_call(cli, "POST", path, NULL, &r);
 	if (rc == CLI_EXIT_OK) {
@@ -569,23 +551,3 @@ operation_cancel(struct cli *cli, const struct command *cmd, int argc,
 	free(path);
 	return rc;
 }
-
-const struct command cli_operation_commands[] = {
-	{ "operation", "list", "", "list recent operations (with -q: ids only)",
-	  NULL, operation_list },
-	{ "operation", "show", "ID", "show an operation", NULL, operation_show },
-	{ "operation", "wait", "ID [--cancel]",
-	  "follow an operation to its end, showing its stages",
-	  "Flags:\n"
-	  "  --cancel        Ctrl-C cancels the operation instead of only\n"
-	  "                  stopping the wait\n"
-	  "Exits 0 when it succeeds, else with its error's status.\n",
-	  operation_wait },
-	{ "operation", "cancel", "ID",
-	  "ask a running operation to stop at its next safe point",
-	  "It ends failed with error 'cancelled'; what its current step made is\n"
-	  "undone (a VM being created is removed).  Follow it with\n"
-	  "'banger operation wait ID'.\n",
-	  operation_cancel },
-	{ NULL, NULL, NULL, NULL, NULL, NULL }
-};

@@ -1053,9 +1053,8 @@ tui_stop_threads(struct tui *t, bool stream, bool req)
 }
 
 int
-cmd_tui(struct cli *cli, const struct command *cmd, int argc, char **argv)
+cmd_tui(struct cli *cli, const struct args *a)
 {
-	const struct opt opts[] = { OPT_END };
 	struct sigaction sa, old_int, old_term, old_hup, old_pipe;
 	sigset_t block, old_mask;
 	struct reply r = { 0 };
@@ -1064,8 +1063,7 @@ cmd_tui(struct cli *cli, const struct command *cmd, int argc, char **argv)
 	bool stream_ok = false, req_ok = false;
 	int rc;
 
-	if (!args_parse(cli, cmd, argc, argv, opts, NULL, &rc))
-		return rc;
+	(void)a;
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		fputs("banger: tui needs a terminal on stdin and stdout\n", stderr);
 		return CLI_EXIT_USAGE;

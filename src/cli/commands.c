@@ -1,0 +1,285 @@
+/* commands.c - every command of banger, declared once: its words, usage,
+ * summary, flags and help, and the handler that runs it.
+ *
+ * Usage lines, 'banger help', 'banger GROUP --help', usage errors and the
+ * completion scripts are made from this table (usage.c,
+ * cmd_completion.c), and args.c accepts exactly the flags it lists.  The
+ * order here is the order of the help and of the completion words.
+ *
+ * A flag's metavariable also says how the scripts complete its value:
+ * PATH or FILE a file, IMAGE an image name, "a|b" those words.
+ */
+#include "cli.h"
+
+/* One flag line each; see struct flag. */
+#define F_SWITCH(name_, help_, ...) \
+	{ .name = name_, .kind = FLAG_SWITCH, .help = help_, __VA_ARGS__ }
+#define F_PAIR(name_, neg_, help_) \
+	{ .name = name_, .kind = FLAG_PAIR, .neg = neg_, .help = help_ }
+#define F_STRING(name_, arg_, help_, ...) \
+	{ .name = name_, .kind = FLAG_STRING, .arg = arg_, .help = help_, \
+	  __VA_ARGS__ }
+#define F_INT(name_, arg_, help_) \
+	{ .name = name_, .kind = FLAG_INT, .arg = arg_, .help = help_ }
+#define F_LIST(name_, arg_, help_) \
+	{ .name = name_, .kind = FLAG_LIST, .arg = arg_, .help = help_ }
+#define F_END { .name = NULL }
+
+/* --no-wait and --cancel of the commands that start long operations. */
+#define NO_WAIT_FLAG \
+	F_SWITCH("--no-wait", "print the operation id and return at once")
+#define CANCEL_FLAG(what) \
+	F_SWITCH("--cancel", "Ctrl-C cancels " what " instead of only\n" \
+	    "stopping the wait")
+
+#define BULK_HELP \
+	"With several NAMEs (or --all) the VMs are handled at once in one bulk\n" \
+	"operation: a line per VM (\"web: stopped\" on stdout, \"db: error: CODE:\n" \
+	"MESSAGE\" on stderr); the exit status is that of the first VM that\n" \
+	"failed.\n"
+
+static const struct flag vm_create_flags[] = {
+	F_STRING("--name", "NAME", "VM name, a DNS label (required)",
+	    .required = true),
+	F_STRING("--image", "IMAGE",
+	    "image to boot (default: the bundle's 'default')"),
+	F_INT("--vcpus", "N", "virtual CPUs (default 2)"),
+	F_INT("--memory", "MIB", "memory in MiB (default 1024)"),
+	F_INT("--disk", "GIB", "work disk size in GiB (default 8)"),
+	F_PAIR("--nat", "--no-nat", "give the VM outbound NAT (default off)"),
+	NO_WAIT_FLAG,
+	F_SWITCH("--cancel", "Ctrl-C cancels the create (the VM is removed) "
+	    "instead\nof only stopping the wait"),
+	F_END
+};
+
+static const struct flag vm_start_flags[] = {
+	F_SWITCH("--all", "every VM (running ones stay as they are)"),
+	NO_WAIT_FLAG,
+	CANCEL_FLAG("the operation"),
+	F_END
+};
+
+static const struct flag vm_stop_flags[] = {
+	F_SWITCH("--all", "every VM"),
+	F_INT("--timeout", "S", "seconds to wait for a clean shutdown before "
+	    "the VMM\nis killed (bangerd's default when not given)"),
+	NO_WAIT_FLAG,
+	F_SWITCH("--cancel", "Ctrl-C cancels the operation instead of only\n"
+	    "stopping the wait (a shutdown once begun finishes)"),
+	F_END
+};
+
+static const struct flag vm_restart_flags[] = {
+	F_SWITCH("--all", "every VM"),
+	NO_WAIT_FLAG,
+	CANCEL_FLAG("the operation"),
+	F_END
+};
+
+static const struct flag vm_delete_flags[] = {
+	F_SWITCH("--force", "stop running VMs first (else they are refused)"),
+	F_SWITCH("--all", "every VM; --all alone is refused, as there is no\n"
+	    "undo (no prompt: banger never asks on a terminal)",
+	    .label = "--all --yes"),
+	F_SWITCH("--yes", NULL),
+	NO_WAIT_FLAG,
+	CANCEL_FLAG("the operation"),
+	F_END
+};
+
+static const struct flag vm_set_flags[] = {
+	F_INT("--vcpus", "N", "virtual CPUs"),
+	F_INT("--memory", "MIB", "memory in MiB"),
+	F_INT("--disk", "GIB", "work disk size in GiB"),
+	F_PAIR("--nat", "--no-nat", "turn outbound NAT on or off"),
+	F_END
+};
+
+static const struct flag vm_ssh_flags[] = {
+	F_SWITCH("--no-reminder", "after an interactive session, do not "
+	    "remind that\nthe VM is still running"),
+	F_END
+};
+
+static const struct flag vm_console_flags[] = {
+	F_INT("--tail", "BYTES",
+	    "only the last BYTES bytes (bangerd's default: 65536)"),
+	F_END
+};
+
+static const struct flag image_register_flags[] = {
+	F_STRING("--name", "NAME", "image name, a DNS label other than "
+	    "'default'", .required = true),
+	F_STRING("--rootfs", "PATH", "the rootfs ext4 file (required)",
+	    .required = true),
+	F_STRING("--work-seed", "PATH",
+	    "ext4 file each VM's work disk is cloned from"),
+	F_END
+};
+
+static const struct flag image_build_flags[] = {
+	F_STRING("--name", "NAME", "the new image's name", .required = true),
+	F_STRING("--distro", "debian|void", "debian (default) or void "
+	    "(experimental; needs the Void mirrors)", .label = "--distro D"),
+	NO_WAIT_FLAG,
+	F_SWITCH("--cancel", "Ctrl-C cancels the build (its script is "
+	    "terminated)\ninstead of only stopping the wait"),
+	F_END
+};
+
+static const struct flag operation_wait_flags[] = {
+	CANCEL_FLAG("the operation"),
+	F_END
+};
+
+static const struct flag events_flags[] = {
+	F_LIST("--type", "TYPE", "only events of this type (repeatable, or "
+	    "a,b):\n"
+	    "vm.created vm.updated vm.state vm.deleted vm.health\n"
+	    "image.registered image.deleted operation.created\n"
+	    "operation.updated operation.finished, or a family:\n"
+	    "vm.* image.* operation.*"),
+	F_STRING("--vm", "NAME",
+	    "only events about this VM (it need not exist yet)"),
+	F_END
+};
+
+const struct command cli_commands[] = {
+	/* ---- vm ---- */
+	{ .group = "vm", .name = "create", .summary = "create a VM and boot it",
+	  .flags = vm_create_flags, .run = cmd_vm_create },
+	{ .group = "vm", .name = "list",
+	  .summary = "list VMs (with -q: names only)", .run = cmd_vm_list },
+	{ .group = "vm", .name = "show", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "show a VM's spec and status", .run = cmd_vm_show },
+	{ .group = "vm", .name = "resume", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "let a VM the VMM paused run again",
+	  .intro =
+	  "A QEMU VM whose disk write found the host disk full is paused\n"
+	  "(state paused, reason host_disk_full); free space on the host, then\n"
+	  "resume it.  Refused while the disk is still below the reserve.\n",
+	  .run = cmd_vm_resume },
+	{ .group = "vm", .name = "start", .args = "NAME...|--all",
+	  .nargs = ARGS_ANY, .summary = "boot stopped VMs",
+	  .flags = vm_start_flags, .outro = BULK_HELP, .run = cmd_vm_lifecycle },
+	{ .group = "vm", .name = "stop", .args = "NAME...|--all",
+	  .nargs = ARGS_ANY, .summary = "shut VMs down",
+	  .flags = vm_stop_flags, .outro = BULK_HELP, .run = cmd_vm_lifecycle },
+	{ .group = "vm", .name = "restart", .args = "NAME...|--all",
+	  .nargs = ARGS_ANY, .summary = "stop VMs and boot them again",
+	  .flags = vm_restart_flags, .outro = BULK_HELP,
+	  .run = cmd_vm_lifecycle },
+	{ .group = "vm", .name = "delete", .args = "NAME...|--all --yes",
+	  .nargs = ARGS_ANY, .summary = "delete VMs and their disks",
+	  .flags = vm_delete_flags, .outro = BULK_HELP,
+	  .run = cmd_vm_lifecycle },
+	{ .group = "vm", .name = "set", .args = "NAME...", .nargs = ARGS_SOME,
+	  .summary = "change a VM's resources or NAT",
+	  .flags = vm_set_flags,
+	  .intro = "Flags (vcpus, memory and disk only while the VM is "
+	  "stopped):\n",
+	  .outro =
+	  "Several NAMEs at once take only --nat or --no-nat (one bulk action;\n"
+	  "a line per VM, non-zero exit when any failed).\n",
+	  .run = cmd_vm_set },
+	{ .group = "vm", .name = "ssh", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "log in to a running VM over SSH, or run a command there",
+	  .flags = vm_ssh_flags,
+	  .intro =
+	  "Runs ssh as root@<the VM's address> with the runtime bundle's key and\n"
+	  "a known-hosts file of the VM's own (in its directory, so it goes with\n"
+	  "the VM; a user who cannot write there gets one under\n"
+	  "$XDG_STATE_HOME/banger/known_hosts).  A new host key is accepted on\n"
+	  "first use and checked after that.  COMMAND goes to the remote shell,\n"
+	  "as with ssh.  Exits with ssh's status (255: ssh failed).\n"
+	  "Flags:\n",
+	  .outro =
+	  "Environment:\n"
+	  "  BANGER_SSH      the ssh client to run (default: ssh from PATH)\n",
+	  .rest = "[-- COMMAND [ARGS...]]", .run = cmd_vm_ssh },
+	{ .group = "vm", .name = "health", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "ask the VM's guest agent how it is",
+	  .run = cmd_vm_health },
+	{ .group = "vm", .name = "console", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "print the VM's serial console log",
+	  .flags = vm_console_flags, .run = cmd_vm_console },
+
+	/* ---- image ---- */
+	{ .group = "image", .name = "register",
+	  .summary = "register an ext4 root filesystem as an image (or update "
+	  "one)",
+	  .flags = image_register_flags,
+	  .outro = "Relative paths are resolved against the current "
+	  "directory.\n",
+	  .run = cmd_image_register },
+	{ .group = "image", .name = "build",
+	  .summary = "build a managed image with banger's rootfs scripts "
+	  "(bangerd runs the build)",
+	  .flags = image_build_flags, .run = cmd_image_build },
+	{ .group = "image", .name = "list",
+	  .summary = "list images (with -q: names only)", .run = cmd_image_list },
+	{ .group = "image", .name = "show", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "show an image", .run = cmd_image_show },
+	{ .group = "image", .name = "delete", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "delete an image", .run = cmd_image_delete },
+
+	/* ---- operation ---- */
+	{ .group = "operation", .name = "list",
+	  .summary = "list recent operations (with -q: ids only)",
+	  .run = cmd_operation_list },
+	{ .group = "operation", .name = "show", .args = "ID", .nargs = ARGS_ONE,
+	  .summary = "show an operation", .run = cmd_operation_show },
+	{ .group = "operation", .name = "wait", .args = "ID", .nargs = ARGS_ONE,
+	  .summary = "follow an operation to its end, showing its stages",
+	  .flags = operation_wait_flags,
+	  .outro = "Exits 0 when it succeeds, else with its error's status.\n",
+	  .run = cmd_operation_wait },
+	{ .group = "operation", .name = "cancel", .args = "ID",
+	  .nargs = ARGS_ONE,
+	  .summary = "ask a running operation to stop at its next safe point",
+	  .intro =
+	  "It ends failed with error 'cancelled'; what its current step made is\n"
+	  "undone (a VM being created is removed).  Follow it with\n"
+	  "'banger operation wait ID'.\n",
+	  .run = cmd_operation_cancel },
+
+	/* ---- the rest ---- */
+	{ .name = "host",
+	  .summary = "the host's disk: free, committed by VMs, reserve",
+	  .intro =
+	  "VM disks are sparse, so VMs may claim more than is free; creates\n"
+	  "and starts keep disk_reserve_mib free.\n",
+	  .run = cmd_host },
+	{ .name = "doctor", .summary = "check what this host needs to run VMs",
+	  .intro = "Prints one line per check; exits 1 when a check fails.\n",
+	  .run = cmd_doctor },
+	{ .name = "version", .summary = "print banger's and bangerd's versions",
+	  .intro = "Does not start bangerd.\n", .run = cmd_version },
+	{ .name = "events", .summary = "follow bangerd's events as they happen",
+	  .flags = events_flags,
+	  .intro =
+	  "Prints one line per event (time, type, VM, summary) until Ctrl-C,\n"
+	  "which exits 0; with --json each event as one JSON line.  Reconnects\n"
+	  "when bangerd restarts, and gives up (exit 5) after 8 failed tries.\n"
+	  "\n",
+	  .run = cmd_events },
+	{ .name = "tui", .summary = "a full-screen view of VMs, images and doctor",
+	  .intro =
+	  "VMs with state, IP, health and uptime, kept current from bangerd's\n"
+	  "events.  Keys (shown at the bottom): s start, x stop, r restart,\n"
+	  "d delete (asks y/n), n toggle NAT, c or Enter ssh, up/down select,\n"
+	  "1/2/3 or Tab switch views (VMs, images, doctor), ^L refresh, q quit.\n"
+	  "Actions return at once; their progress shows in the OPERATION column.\n"
+	  "When bangerd goes away the top line says so and the tui reconnects.\n",
+	  .run = cmd_tui },
+	{ .name = "completion", .args = "bash|zsh", .nargs = ARGS_ONE,
+	  .summary = "print a shell completion script",
+	  .intro =
+	  "Load it into the running shell with\n"
+	  "  source <(banger completion bash)     (or zsh, after compinit)\n"
+	  "'make install' installs both scripts.  VM and image names are\n"
+	  "completed by asking bangerd (never started for that).\n",
+	  .run = cmd_completion },
+	{ .name = NULL }
+};
