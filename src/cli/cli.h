@@ -65,6 +65,10 @@ json_t *jobj(json_t *obj, const char *key);
 const char *jtext(json_t *v, char *buf, size_t len);
 /* Copy 's' with control characters replaced by '?'. */
 const char *out_clean(const char *s, char *buf, size_t len);
+/* The object's own "name" when it has one (bangerd's spelling), else
+ * 'fallback' (what the user typed); cleaned into buf. */
+const char *out_name(json_t *obj, const char *fallback, char *buf,
+    size_t len);
 void out_bytes(unsigned long long n, char *buf, size_t len);
 void out_duration(double seconds, char *buf, size_t len);
 /* --json: write the body exactly, plus a newline if it lacks one. */
@@ -234,7 +238,7 @@ void sse_release(struct sse_parser *p);
 int sse_feed(struct sse_parser *p, const char *buf, size_t n,
     sse_frame_fn fn, void *ctx);
 
-/* ---- operations (operation.c) ---- */
+/* ---- operations (op.c) ---- */
 
 /* Called with each snapshot of an operation being followed (borrowed);
  * a non-zero return stops following and is returned. */
@@ -268,6 +272,12 @@ struct op_opts {
  * o->cancel, cancels the operation and follows it to its end. */
 int op_run(struct cli *cli, const char *method, const char *path,
     json_t *body, const struct op_opts *o, json_t **ret_op);
+/* The second half of op_run: follow operation 'id' (its first snapshot
+ * in 'first', or NULL) with progress and Ctrl-C handling to its end.
+ * Returns 0 and the final operation in *ret_final (the caller's
+ * reference; printed with --json), or the exit status (explained). */
+int op_wait(struct cli *cli, const char *id, json_t *first,
+    const struct op_opts *o, json_t **ret_final);
 
 /* ---- output (output.c): on top of the API layer ---- */
 
@@ -300,6 +310,13 @@ struct list_spec {
 	void (*cell)(json_t *item, int col, char *buf, size_t len);
 };
 int out_list(struct cli *cli, const struct list_spec *ls);
+/* One request whose answer, with --json, is printed as-is.  Returns the
+ * exit status (errors explained); release *r either way.  The caller
+ * prints its line for people when it returns 0 and cli_chatty(). */
+int out_call(struct cli *cli, const char *method, const char *path,
+    json_t *body, struct reply *r);
+/* GET path and print the answer: as-is with --json, else through show. */
+int out_show(struct cli *cli, const char *path, void (*show)(json_t *));
 
 /* ---- the command table (commands.c), parsing (args.c), usage (usage.c)
  *
@@ -460,5 +477,13 @@ int cmd_version(struct cli *cli, const struct args *a);
 int cmd_events(struct cli *cli, const struct args *a);
 int cmd_tui(struct cli *cli, const struct args *a);
 int cmd_completion(struct cli *cli, const struct args *a);
+
+/* POST /v1/vms/actions: 'action' on every VM in 'names' (a JSON array,
+ * borrowed) at once, plus the fields in 'extra' (borrowed, may be NULL),
+ * followed as an operation.  A line per VM ('done' for those that
+ * succeeded); returns the exit status of the first VM that failed
+ * (cmd_vm_bulk.c; vm set uses it for several NAMEs). */
+int vm_bulk(struct cli *cli, const char *action, json_t *names, json_t *extra,
+    const struct op_opts *oo, const char *done);
 
 #endif

@@ -73,17 +73,12 @@ cmd_image_register(struct cli *cli, const struct args *a)
 		json_object_set_new(body, "work_seed", json_string(p));
 		free(p);
 	}
-	rc = api_call(cli, "POST", "/v1/images", body, &r);
-	if (rc == CLI_EXIT_OK) {
-		if (cli->json) {
-			out_raw(&r);
-		} else if (!cli->quiet) {
-			char buf[128];
-			const char *n = jstr(r.json, "name");
+	rc = out_call(cli, "POST", "/v1/images", body, &r);
+	if (rc == CLI_EXIT_OK && cli_chatty(cli)) {
+		char buf[128];
 
-			printf("image '%s' %s\n", out_clean(n ? n : name, buf,
-			    sizeof(buf)), r.status == 201 ? "registered" : "updated");
-		}
+		printf("image '%s' %s\n", out_name(r.json, name, buf, sizeof(buf)),
+		    r.status == 201 ? "registered" : "updated");
 	}
 	reply_free(&r);
 	json_decref(body);
@@ -119,19 +114,9 @@ print_image(json_t *img)
 int
 cmd_image_show(struct cli *cli, const struct args *a)
 {
-	struct reply r = { 0 };
-	char *path;
-	int rc;
+	char *path = api_path("/v1/images/", a->v[0], NULL);
+	int rc = out_show(cli, path, print_image);
 
-	path = api_path("/v1/images/", a->v[0], NULL);
-	rc = api_call(cli, "GET", path, NULL, &r);
-	if (rc == CLI_EXIT_OK) {
-		if (cli->json)
-			out_raw(&r);
-		else
-			print_image(r.json);
-	}
-	reply_free(&r);
 	free(path);
 	return rc;
 }
@@ -145,15 +130,10 @@ cmd_image_delete(struct cli *cli, const struct args *a)
 	int rc;
 
 	path = api_path("/v1/images/", name, NULL);
-	rc = api_call(cli, "DELETE", path, NULL, &r);
-	if (rc == CLI_EXIT_OK) {
-		/* 204: with --json there is no body to print. */
-		if (cli->json)
-			out_raw(&r);
-		else if (!cli->quiet)
-			printf("image '%s' deleted\n", out_clean(name, buf,
-			    sizeof(buf)));
-	}
+	/* 204: with --json there is no body to print. */
+	rc = out_call(cli, "DELETE", path, NULL, &r);
+	if (rc == CLI_EXIT_OK && cli_chatty(cli))
+		printf("image '%s' deleted\n", out_clean(name, buf, sizeof(buf)));
 	reply_free(&r);
 	free(path);
 	return rc;

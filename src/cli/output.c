@@ -126,3 +126,26 @@ out:
 	reply_free(&r);
 	return rc;
 }
+
+int
+out_call(struct cli *cli, const char *method, const char *path,
+    json_t *body, struct reply *r)
+{
+	int rc = api_call(cli, method, path, body, r);
+
+	if (rc == CLI_EXIT_OK && cli->json)
+		out_raw(r);
+	return rc;
+}
+
+int
+out_show(struct cli *cli, const char *path, void (*show)(json_t *))
+{
+	struct reply r = { 0 };
+	int rc = out_call(cli, "GET", path, NULL, &r);
+
+	if (rc == CLI_EXIT_OK && !cli->json)
+		show(r.json);
+	reply_free(&r);
+	return rc;
+}

@@ -47,6 +47,14 @@ out_clean(const char *s, char *buf, size_t len)
 }
 
 const char *
+out_name(json_t *obj, const char *fallback, char *buf, size_t len)
+{
+	const char *name = jstr(obj, "name");
+
+	return out_clean(name ? name : fallback, buf, len);
+}
+
+const char *
 jtext(json_t *v, char *buf, size_t len)
 {
 	switch (v ? json_typeof(v) : JSON_NULL) {

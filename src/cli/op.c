@@ -1,6 +1,5 @@
-/* operation.c - follow long operations (create, start, stop, restart,
- * delete, bulk actions, image builds) to their end, and banger operation
- * list|show|wait|cancel.
+/* op.c - follow long operations (create, start, stop, restart, delete,
+ * bulk actions, image builds) to their end.
  *
  * A request for long work returns 202 with an operation.  op_follow() is
  * the one place that watches it and hands out snapshots; everything else
@@ -403,13 +402,30 @@ progress_init(struct cli *cli, struct progress *p, const char *label)
 }
 
 int
+op_wait(struct cli *cli, const char *id, json_t *first,
+    const struct op_opts *o, json_t **ret_final)
+{
+	struct progress p;
+	json_t *final = NULL;
+	bool cancelled;
+	int rc;
+
+	progress_init(cli, &p, o->label);
+	rc = op_watch(cli, id, first, &p, o->cancel, &final, &cancelled);
+	if (rc == CLI_EXIT_OK)
+		rc = op_outcome(cli, id, final, cancelled);
+	if (rc == CLI_EXIT_OK)
+		*ret_final = final;
+	else if (final != NULL)
+		json_decref(final);
+	return rc;
+}
+
+int
 op_run(struct cli *cli, const char *method, const char *path, json_t *body,
     const struct op_opts *o, json_t **ret_op)
 {
-	struct progress p;
 	struct reply r = { 0 };
-	json_t *final = NULL;
-	bool cancelled;
 	char id[256];
 	int rc;
 
@@ -431,123 +447,8 @@ op_run(struct cli *cli, const char *method, const char *path, json_t *body,
 			printf("%s\n", id);
 		goto out;
 	}
-	progress_init(cli, &p, o->label);
-	rc = op_watch(cli, id, r.json, &p, o->cancel, &final, &cancelled);
-	if (rc != CLI_EXIT_OK)
-		goto out;
-	rc = op_outcome(cli, id, final, cancelled);
-	if (rc == CLI_EXIT_OK)
-		*ret_op = json_incref(final);
+	rc = op_wait(cli, id, r.json, o, ret_op);
 out:
-	if (final != NULL)
-		json_decref(final);
 	reply_free(&r);
-	return rc;
-}
-
-/* ---- banger operation ... ---- */
-
-int
-cmd_operation_list(struct cli *cli, const struct args *a)
-{
-	static const char *const headers[] = { "ID", "KIND", "TARGET", "STATE",
-	    "STAGE", "CREATED" };
-	static const char *const keys[] = { "id", "kind", "target", "state",
-	    "stage", "created_at" };
-	const struct list_spec ls = { "/v1/operations", "operations", "id", 6,
-		headers, keys, NULL };
-
-	(void)a;
-	return out_list(cli, &ls);
-}
-
-int
-cmd_operation_show(struct cli *cli, const struct args *a)
-{
-	static const char *const keys[] = { "id", "kind", "target", "state",
-	    "stage", "progress", "created_at", "updated_at", "finished_at" };
-	struct reply r = { 0 };
-	char *path, buf[1024];
-	int rc;
-
-	path = api_path("/v1/operations/", a->v[0], NULL);
-	rc = api_call(cli, "GET", path, NULL, &r);
-	if (rc == CLI_EXIT_OK) {
-		if (cli->json) {
-			out_raw(&r);
-		} else {
-			json_t *err = jobj(r.json, "error");
-
-			for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-				out_kv(keys[i], jtext(jobj(r.json, keys[i]), buf,
-				    sizeof(buf)));
-			if (json_is_object(err)) {
-				out_kv("error", jtext(jobj(err, "message"), buf,
-				    sizeof(buf)));
-				out_kv("error_code", jtext(jobj(err, "code"), buf,
-				    sizeof(buf)));
-			} else {
-				out_kv("error", "-");
-			}
-		}
-	}
-	reply_free(&r);
-	free(path);
-	return rc;
-}
-
-int
-cmd_operation_wait(struct cli *cli, const struct args *a)
-{
-	bool cancel = args_flag(a, "--cancel"), cancelled;
-	const char *id = a->v[0];
-	json_t *final = NULL;
-	struct progress p;
-	char *label, buf[128];
-	int rc;
-
-	label = xasprintf("operation %s", out_clean(id, buf, sizeof(buf)));
-	progress_init(cli, &p, label);
-	rc = op_watch(cli, id, NULL, &p, cancel, &final, &cancelled);
-	if (rc == CLI_EXIT_OK) {
-		rc = op_outcome(cli, id, final, cancelled);
-		if (rc == CLI_EXIT_OK && cli_chatty(cli)) {
-			char kind[64], target[128];
-
-			printf("operation %s (%s %s) succeeded\n", buf,
-			    jtext(jobj(final, "kind"), kind, sizeof(kind)),
-			    jtext(jobj(final, "target"), target, sizeof(target)));
-		}
-	}
-	if (final != NULL)
-		json_decref(final);
-	free(label);
-	return rc;
-}
-
-int
-cmd_operation_cancel(struct cli *cli, const struct args *a)
-{
-	const char *id = a->v[0];
-	struct reply r = { 0 };
-	char *path, buf[128];
-	int rc;
-
-	path = api_path("/v1/operations/", id, "/cancel");
-	rc = api_call(cli, "POST", path, NULL, &r);
-	if (rc == CLI_EXIT_OK) {
-		if (cli->json) {
-			out_raw(&r);
-		} else if (!cli->quiet) {
-			char kind[64], target[128];
-
-			printf("operation %s (%s %s): cancel requested\n",
-			    out_clean(id, buf, sizeof(buf)),
-			    jtext(jobj(r.json, "kind"), kind, sizeof(kind)),
-			    jtext(jobj(r.json, "target"), target, sizeof(target)));
-		}
-	}
-	reply_free(&r);
-	free(path);
 	return rc;
 }
