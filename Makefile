@@ -29,7 +29,8 @@ COMMON_SRC = $(wildcard src/common/*.c)
 LIB_SRC    = $(COMMON_SRC) $(wildcard src/store/*.c src/vmm/*.c src/net/*.c \
              src/guest/*.c src/core/*.c src/api/*.c)
 DAEMON_SRC = $(wildcard src/daemon/*.c)
-CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c src/common/wire.c
+CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c src/common/util.c \
+             src/common/wire.c
 AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 # Unit tests of the CLI's own code (linked with it, not with the daemon's).

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
+
 extern char **environ;
 
 static bool
@@ -107,31 +109,15 @@ autostart_log_path(const char *socket_path, char *buf, size_t len)
 
 /* mkdir -p of the directory holding 'file'. */
 static int
-mkdir_parents(const char *file, mode_t mode)
+mkdir_parents(const char *file, mode_t mode, struct bn_err *err)
 {
+	const char *slash = strrchr(file, '/');
 	char dir[PATH_MAX];
-	char *slash;
 
-	if (snprintf(dir, sizeof(dir), "%s", file) >= (int)sizeof(dir)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	slash = strrchr(dir, '/');
-	if (slash == NULL || slash == dir)
+	if (slash == NULL || slash == file)
 		return 0;
-	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char saved = *p;
-		*p = '\0';
-		if (mkdir(dir, mode) < 0 && errno != EEXIST)
-			return -1;
-		*p = saved;
-		if (saved == '\0')
-			break;
-	}
-	return 0;
+	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - file), file);
+	return mkdir_p(dir, (int)mode, err);
 }
 
 int
@@ -142,6 +128,7 @@ autostart_spawn(const char *socket_path, pid_t *ret_pid, char *log_buf,
 	posix_spawnattr_t attr;
 	sigset_t none, defaults;
 	char exe[PATH_MAX];
+	struct bn_err err;
 	int fd, rc;
 	pid_t pid;
 
@@ -150,9 +137,9 @@ autostart_spawn(const char *socket_path, pid_t *ret_pid, char *log_buf,
 	autostart_log_path(socket_path, log_buf, log_len);
 	/* The daemon tightens modes on what it owns; root's runtime dir must
 	 * stay traversable for the banger group. */
-	if (mkdir_parents(log_buf, geteuid() == 0 ? 0755 : 0700) < 0) {
+	if (mkdir_parents(log_buf, geteuid() == 0 ? 0755 : 0700, &err) < 0) {
 		snprintf(why, why_len, "cannot create the directory of %s: %s",
-		    log_buf, strerror(errno));
+		    log_buf, err.sys_errno ? strerror(err.sys_errno) : err.msg);
 		return -1;
 	}
 	fd = open(log_buf, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <sys/types.h>
 
+#include <curl/curl.h>
 #include <jansson.h>
 
 #include "common/wire.h"
@@ -100,6 +101,14 @@ void cli_socket_resolve(struct cli *cli);
 int client_request(struct cli *cli, const char *method, const char *path,
     const char *body, long timeout_s, unsigned flags, struct reply *r);
 void client_free(struct cli *cli);
+/* The options every curl handle to bangerd shares (events.c keeps a
+ * handle of its own): the socket, the connect timeout, no signals, the
+ * user agent, paths sent as given. */
+void client_curl_setup(CURL *curl, const char *socket_path);
+/* curl only says "Couldn't connect": connect() to the socket once more
+ * for the reason (no such file, refused, permission denied).  That
+ * errno, or 0. */
+int client_connect_errno(const char *path);
 void reply_free(struct reply *r);
 /* Set by the SIGINT handler while an operation is being followed. */
 extern volatile sig_atomic_t cli_interrupted;
@@ -315,8 +324,10 @@ int out_list(struct cli *cli, const struct list_spec *ls);
  * prints its line for people when it returns 0 and cli_chatty(). */
 int out_call(struct cli *cli, const char *method, const char *path,
     json_t *body, struct reply *r);
-/* GET path and print the answer: as-is with --json, else through show. */
-int out_show(struct cli *cli, const char *path, void (*show)(json_t *));
+/* GET prefix + name (escaped) + suffix (may be NULL) and print the answer:
+ * as-is with --json, else through show. */
+int out_show(struct cli *cli, const char *prefix, const char *name,
+    const char *suffix, void (*show)(json_t *));
 
 /* ---- the command table (commands.c), parsing (args.c), usage (usage.c)
  *

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
+
 #define REPLY_MAX            (64u << 20)  /* console tail is at most 16 MiB */
 #define CONNECT_TIMEOUT_MS   3000L
 #define AUTOSTART_WAIT_MS    10000L
@@ -81,6 +83,17 @@ on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow,
 	return cli_interrupted ? 1 : 0;
 }
 
+void
+client_curl_setup(CURL *curl, const char *socket_path)
+{
+	curl_easy_setopt(curl, CURLOPT_UNIX_SOCKET_PATH, socket_path);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "banger/" BANGER_VERSION);
+	/* Send names as given ("..", "a/b" escaped); bangerd judges them. */
+	curl_easy_setopt(curl, CURLOPT_PATH_AS_IS, 1L);
+}
+
 static struct client *
 client_get(struct cli *cli)
 {
@@ -106,13 +119,8 @@ client_get(struct cli *cli)
 		fputs("banger: out of memory\n", stderr);
 		abort();
 	}
-	curl_easy_setopt(c->curl, CURLOPT_UNIX_SOCKET_PATH, cli->socket_path);
+	client_curl_setup(c->curl, cli->socket_path);
 	curl_easy_setopt(c->curl, CURLOPT_ERRORBUFFER, c->errbuf);
-	curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-	curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c->curl, CURLOPT_USERAGENT, "banger/" BANGER_VERSION);
-	/* Send names as given ("..", "a/b" escaped); bangerd judges them. */
-	curl_easy_setopt(c->curl, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c->curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c->curl, CURLOPT_XFERINFOFUNCTION, on_progress);
@@ -167,10 +175,8 @@ perform(struct client *c, const char *method, const char *path,
 	return rc;
 }
 
-/* curl only says "Couldn't connect"; connect() ourselves for the reason
- * (no such file, refused, permission denied).  Returns that errno, or 0. */
-static int
-connect_errno(const char *path)
+int
+client_connect_errno(const char *path)
 {
 	struct sockaddr_un sa;
 	int fd, e = 0;
@@ -195,7 +201,8 @@ report_unreachable(struct cli *cli, struct client *c, CURLcode rc,
 {
 	char reason[160] = "";
 	const char *msg = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
-	int e = rc == CURLE_COULDNT_CONNECT ? connect_errno(cli->socket_path) : 0;
+	int e = rc == CURLE_COULDNT_CONNECT ?
+	    client_connect_errno(cli->socket_path) : 0;
 
 	out_status_clear();
 	if (c->reply_too_big)
@@ -208,21 +215,12 @@ report_unreachable(struct cli *cli, struct client *c, CURLcode rc,
 		fprintf(stderr, "hint: %s\n", hint);
 }
 
-static long
-elapsed_ms(const struct timespec *start)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - start->tv_sec) * 1000L +
-	    (now.tv_nsec - start->tv_nsec) / 1000000L;
-}
-
 /* Spawn bangerd and poll GET /v1/healthz every 50 ms for up to 10 s. */
 static int
 autostart(struct cli *cli, struct client *c, char *why, size_t why_len)
 {
-	struct timespec start, pause = { 0, AUTOSTART_POLL_MS * 1000000L };
+	struct timespec pause = { 0, AUTOSTART_POLL_MS * 1000000L };
+	long long start;
 	char log[4096];
 	bool exited = false;
 	pid_t pid;
@@ -234,7 +232,7 @@ autostart(struct cli *cli, struct client *c, char *why, size_t why_len)
 	if (!cli->quiet)
 		fprintf(stderr, "banger: starting bangerd (pid %ld, log %s)\n",
 		    (long)pid, log);
-	clock_gettime(CLOCK_MONOTONIC, &start);
+	start = time_mono_ms();
 	for (;;) {
 		struct reply r = { 0 };
 		CURLcode rc = perform(c, "GET", "/v1/healthz", NULL, 2, &r);
@@ -261,7 +259,7 @@ autostart(struct cli *cli, struct client *c, char *why, size_t why_len)
 				}
 			}
 		}
-		if (elapsed_ms(&start) >= AUTOSTART_WAIT_MS) {
+		if (time_mono_ms() - start >= AUTOSTART_WAIT_MS) {
 			snprintf(why, why_len, "bangerd (pid %ld) did not answer "
 			    "within %ld s; see %s", (long)pid,
 			    AUTOSTART_WAIT_MS / 1000, log);
@@ -289,7 +287,7 @@ client_request(struct cli *cli, const char *method, const char *path,
 	/* Someone else's bangerd we may not use: starting another would not
 	 * help. */
 	if (rc == CURLE_COULDNT_CONNECT) {
-		int e = connect_errno(cli->socket_path);
+		int e = client_connect_errno(cli->socket_path);
 
 		if (e == EACCES || e == EPERM) {
 			c->autostart_done = true;

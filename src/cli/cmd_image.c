@@ -114,11 +114,7 @@ print_image(json_t *img)
 int
 cmd_image_show(struct cli *cli, const struct args *a)
 {
-	char *path = api_path("/v1/images/", a->v[0], NULL);
-	int rc = out_show(cli, path, print_image);
-
-	free(path);
-	return rc;
+	return out_show(cli, "/v1/images/", a->v[0], NULL, print_image);
 }
 
 int

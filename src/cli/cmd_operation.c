@@ -38,11 +38,7 @@ print_operation(json_t *op)
 int
 cmd_operation_show(struct cli *cli, const struct args *a)
 {
-	char *path = api_path("/v1/operations/", a->v[0], NULL);
-	int rc = out_show(cli, path, print_operation);
-
-	free(path);
-	return rc;
+	return out_show(cli, "/v1/operations/", a->v[0], NULL, print_operation);
 }
 
 int

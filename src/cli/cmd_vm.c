@@ -141,11 +141,7 @@ print_vm(json_t *vm)
 int
 cmd_vm_show(struct cli *cli, const struct args *a)
 {
-	char *path = api_path("/v1/vms/", a->v[0], NULL);
-	int rc = out_show(cli, path, print_vm);
-
-	free(path);
-	return rc;
+	return out_show(cli, "/v1/vms/", a->v[0], NULL, print_vm);
 }
 
 /* POST /v1/vms/NAME/resume: a VM the VMM paused (a full host disk). */
@@ -319,11 +315,7 @@ print_health(json_t *h)
 int
 cmd_vm_health(struct cli *cli, const struct args *a)
 {
-	char *path = api_path("/v1/vms/", a->v[0], "/health");
-	int rc = out_show(cli, path, print_health);
-
-	free(path);
-	return rc;
+	return out_show(cli, "/v1/vms/", a->v[0], "/health", print_health);
 }
 
 int

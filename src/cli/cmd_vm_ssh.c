@@ -13,28 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* mkdir -p with mode 0700 for what it creates. */
-static int
-mkdirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, n + 1);
-	for (char *p = buf + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -1;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
+#include "common/util.h"
 
 static bool
 is_vm_id(const char *s)
@@ -90,6 +69,7 @@ known_hosts_file(struct cli *cli, json_t *ssh, char *out, size_t len)
 {
 	const char *theirs = jstr(ssh, "known_hosts_path"), *id = jstr(ssh, "id");
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+	struct bn_err err;
 	char dir[PATH_MAX];
 
 	if (theirs != NULL && theirs[0] == '/' && strlen(theirs) < sizeof(dir)) {
@@ -118,9 +98,9 @@ known_hosts_file(struct cli *cli, json_t *ssh, char *out, size_t len)
 		    "XDG_STATE_HOME\n", stderr);
 		return false;
 	}
-	if (mkdirs(dir) < 0) {
+	if (mkdir_p(dir, 0700, &err) < 0) {
 		fprintf(stderr, "banger: cannot create %s: %s\n", dir,
-		    strerror(errno));
+		    err.sys_errno ? strerror(err.sys_errno) : err.msg);
 		return false;
 	}
 	prune_known_hosts(cli, dir);

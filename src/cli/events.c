@@ -16,12 +16,11 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
-#define CONNECT_TIMEOUT_MS  3000L
+#include "common/util.h"
+
 #define RETRY_FIRST_MS      200
 #define RETRY_MAX_MS        3200
 #define POLL_MS             500
@@ -198,15 +197,6 @@ struct stream {
 	char why[CURL_ERROR_SIZE + 64];
 };
 
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int
 on_frame(const char *id, const char *type, const char *data, size_t len,
     void *ctx)
@@ -245,7 +235,7 @@ on_write(char *data, size_t size, size_t nmemb, void *userdata)
 	struct stream *st = userdata;
 	size_t n = size * nmemb;
 
-	st->last_byte_ms = now_ms();
+	st->last_byte_ms = time_mono_ms();
 	if (st->status != 200) {
 		if (n > ERRBODY_MAX - st->errlen)
 			n = ERRBODY_MAX - st->errlen;
@@ -278,7 +268,7 @@ on_header(char *data, size_t size, size_t nmemb, void *userdata)
 	struct stream *st = userdata;
 	size_t n = size * nmemb;
 
-	st->last_byte_ms = now_ms();
+	st->last_byte_ms = time_mono_ms();
 	if (n > 9 && strncmp(data, "HTTP/", 5) == 0) {
 		const char *sp = memchr(data, ' ', n);
 
@@ -319,34 +309,23 @@ cancelled(const struct events_opts *o, short revents)
 	return cli_interrupted || (o->cancel_fd >= 0 && (revents & POLLIN));
 }
 
-/* Why a connection ended, in words: curl only says "Couldn't connect",
- * so connect() once more for the errno (refused, no such file, ...). */
+/* Why a connection ended, in words (curl only says "Couldn't
+ * connect"). */
 static void
 drop_reason(struct stream *st, CURLcode rc, const char *errbuf)
 {
-	struct sockaddr_un sa;
-	size_t n = strlen(st->socket_path);
-	int fd, e = 0;
+	int e = 0;
 
 	if (rc == CURLE_OK) {
 		snprintf(st->why, sizeof(st->why), "bangerd closed the stream");
 		return;
 	}
-	if (rc == CURLE_COULDNT_CONNECT && n < sizeof(sa.sun_path)) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd >= 0) {
-			memset(&sa, 0, sizeof(sa));
-			sa.sun_family = AF_UNIX;
-			memcpy(sa.sun_path, st->socket_path, n + 1);
-			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-				e = errno;
-			close(fd);
-		}
-		if (e != 0) {
-			snprintf(st->why, sizeof(st->why), "cannot connect to %s: %s",
-			    st->socket_path, strerror(e));
-			return;
-		}
+	if (rc == CURLE_COULDNT_CONNECT)
+		e = client_connect_errno(st->socket_path);
+	if (e != 0) {
+		snprintf(st->why, sizeof(st->why), "cannot connect to %s: %s",
+		    st->socket_path, strerror(e));
+		return;
 	}
 	snprintf(st->why, sizeof(st->why), "%s",
 	    errbuf[0] ? errbuf : curl_easy_strerror(rc));
@@ -363,7 +342,7 @@ run_connection(struct stream *st, CURLM *multi, CURL *easy)
 	errbuf[0] = '\0';
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
 	curl_multi_add_handle(multi, easy);
-	st->last_byte_ms = now_ms();
+	st->last_byte_ms = time_mono_ms();
 	while (end == END_NONE) {
 		struct curl_waitfd wfd = { o->cancel_fd, CURL_WAIT_POLLIN, 0 };
 		int running = 0, left;
@@ -410,7 +389,7 @@ run_connection(struct stream *st, CURLM *multi, CURL *easy)
 			end = END_DROPPED;
 			break;
 		}
-		if (now_ms() - st->last_byte_ms > EVENTS_IDLE_S * 1000LL) {
+		if (time_mono_ms() - st->last_byte_ms > EVENTS_IDLE_S * 1000LL) {
 			snprintf(st->why, sizeof(st->why), "no data (not even a "
 			    "keep-alive) for %d s", EVENTS_IDLE_S);
 			end = END_DROPPED;
@@ -477,10 +456,10 @@ rejected(struct cli *cli, struct stream *st)
 static bool
 backoff(const struct events_opts *o, int ms)
 {
-	long long until = now_ms() + ms;
+	long long until = time_mono_ms() + ms;
 
 	for (;;) {
-		long long left = until - now_ms();
+		long long left = until - time_mono_ms();
 		struct pollfd pfd = { o->cancel_fd, POLLIN, 0 };
 
 		if (cli_interrupted)
@@ -566,13 +545,9 @@ events_follow(struct cli *cli, const struct events_opts *o)
 			abort();
 		}
 		curl_easy_reset(easy);
-		curl_easy_setopt(easy, CURLOPT_UNIX_SOCKET_PATH, cli->socket_path);
+		client_curl_setup(easy, cli->socket_path);
 		curl_easy_setopt(easy, CURLOPT_URL, url);
 		curl_easy_setopt(easy, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, CONNECT_TIMEOUT_MS);
-		curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(easy, CURLOPT_USERAGENT, "banger/" BANGER_VERSION);
-		curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
 		curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_write);
 		curl_easy_setopt(easy, CURLOPT_WRITEDATA, &st);
 		curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);

@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/util.h"
+
 #define OP_POLL_MS  200L  /* between polls, and never faster */
 #define OP_HOLD_S   5     /* ?wait when no stages are shown */
 
@@ -48,16 +50,6 @@ op_finished(json_t *op)
 
 	return state == NULL ||
 	    (strcmp(state, "pending") != 0 && strcmp(state, "running") != 0);
-}
-
-static long
-ms_since(const struct timespec *t0)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return (now.tv_sec - t0->tv_sec) * 1000L +
-	    (now.tv_nsec - t0->tv_nsec) / 1000000L;
 }
 
 /* Following through GET /v1/events: every stage as bangerd reports it. */
@@ -199,13 +191,13 @@ op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
 		return rc;
 	}
 	for (;;) {
-		struct timespec t0;
+		long long t0;
 
 		if (cli_interrupted) {
 			rc = CLI_EXIT_INTERRUPTED;
 			break;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &t0);
+		t0 = time_mono_ms();
 		rc = api_call_ex(cli, "GET", path, NULL, 0, OP_HOLD_S + 60L, &r);
 		if (rc != CLI_EXIT_OK)
 			break;
@@ -223,7 +215,7 @@ op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
 			break;
 		}
 		reply_free(&r);
-		long spent = ms_since(&t0);
+		long spent = (long)(time_mono_ms() - t0);
 		if (spent < OP_POLL_MS) {
 			struct timespec pause = { 0, (OP_POLL_MS - spent) * 1000000L };
 

@@ -139,13 +139,16 @@ out_call(struct cli *cli, const char *method, const char *path,
 }
 
 int
-out_show(struct cli *cli, const char *path, void (*show)(json_t *))
+out_show(struct cli *cli, const char *prefix, const char *name,
+    const char *suffix, void (*show)(json_t *))
 {
 	struct reply r = { 0 };
+	char *path = api_path(prefix, name, suffix);
 	int rc = out_call(cli, "GET", path, NULL, &r);
 
 	if (rc == CLI_EXIT_OK && !cli->json)
 		show(r.json);
 	reply_free(&r);
+	free(path);
 	return rc;
 }

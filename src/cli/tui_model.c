@@ -90,14 +90,11 @@ tui_format_uptime(long long s, char *buf, size_t len)
 {
 	if (s < 0)
 		s = 0;
+	/* Whole seconds below a minute; above, the same as everywhere. */
 	if (s < 60)
 		snprintf(buf, len, "%llds", s);
-	else if (s < 3600)
-		snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
-	else if (s < 86400)
-		snprintf(buf, len, "%lldh%02lldm", s / 3600, s % 3600 / 60);
 	else
-		snprintf(buf, len, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
+		out_duration((double)s, buf, len);
 }
 
 /* ---- the VM list ---- */
