@@ -31,10 +31,10 @@ int
 api_report_error(json_t *error, long status)
 {
 	char buf[1024];
-	const char *code = jstr(error, "code");
-	const char *message = jstr(error, "message");
-	const char *hint = jstr(error, "hint");
-	json_t *st = jobj(error, "status");
+	const char *code = jstr(error, WIRE_CODE);
+	const char *message = jstr(error, WIRE_MESSAGE);
+	const char *hint = jstr(error, WIRE_HINT);
+	json_t *st = jobj(error, WIRE_STATUS);
 
 	out_status_clear();
 	if (json_is_integer(st) && status == 0)
@@ -59,7 +59,7 @@ report_http_error(struct cli *cli, struct reply *r)
 	if (cli->json && r->body != NULL)
 		out_raw(r);
 	body = r->body ? json_loadb(r->body, r->len, 0, &jerr) : NULL;
-	if (json_is_object(body) && jstr(body, "message") != NULL) {
+	if (json_is_object(body) && jstr(body, WIRE_MESSAGE) != NULL) {
 		rc = api_report_error(body, r->status);
 	} else {
 		char buf[256];

@@ -79,29 +79,31 @@ known_types(char *buf, size_t len)
 static void
 summary_vm(json_t *vm, char *buf, size_t len)
 {
-	json_t *spec = jobj(vm, "spec"), *st = jobj(vm, "status");
+	json_t *spec = jobj(vm, WIRE_SPEC), *st = jobj(vm, WIRE_STATUS);
 	char image[64], vcpus[16], mem[16], nat[8], state[32];
 
 	snprintf(buf, len, "image %s, %s vcpus, %s MiB, nat %s, %s",
-	    jtext(jobj(spec, "image"), image, sizeof(image)),
-	    jtext(jobj(spec, "vcpus"), vcpus, sizeof(vcpus)),
-	    jtext(jobj(spec, "memory_mib"), mem, sizeof(mem)),
-	    jtext(jobj(spec, "nat"), nat, sizeof(nat)),
-	    jtext(jobj(st, "state"), state, sizeof(state)));
+	    jtext(jobj(spec, WIRE_IMAGE), image, sizeof(image)),
+	    jtext(jobj(spec, WIRE_VCPUS), vcpus, sizeof(vcpus)),
+	    jtext(jobj(spec, WIRE_MEMORY_MIB), mem, sizeof(mem)),
+	    jtext(jobj(spec, WIRE_NAT), nat, sizeof(nat)),
+	    jtext(jobj(st, WIRE_STATE), state, sizeof(state)));
 }
 
 static void
 summary_op(json_t *op, char *buf, size_t len)
 {
-	const char *state = jstr(op, "state");
+	const char *state = jstr(op, WIRE_STATE);
 	char id[64], kind[32], st[32], stage[64], pct[16], msg[256];
 
-	jtext(jobj(op, "id"), id, sizeof(id));
-	jtext(jobj(op, "kind"), kind, sizeof(kind));
-	jtext(jobj(op, "state"), st, sizeof(st));
+	jtext(jobj(op, WIRE_ID), id, sizeof(id));
+	jtext(jobj(op, WIRE_KIND), kind, sizeof(kind));
+	jtext(jobj(op, WIRE_STATE), st, sizeof(st));
 	if (state != NULL && strcmp(state, "failed") == 0) {
+		json_t *err = jobj(op, WIRE_ERROR);
+
 		snprintf(buf, len, "%s %s failed: %s", id, kind,
-		    jtext(jobj(jobj(op, "error"), "message"), msg, sizeof(msg)));
+		    jtext(jobj(err, WIRE_MESSAGE), msg, sizeof(msg)));
 		return;
 	}
 	if (state != NULL && strcmp(state, "succeeded") == 0) {
@@ -109,8 +111,8 @@ summary_op(json_t *op, char *buf, size_t len)
 		return;
 	}
 	snprintf(buf, len, "%s %s %s: %s (%s%%)", id, kind, st,
-	    jtext(jobj(op, "stage"), stage, sizeof(stage)),
-	    jtext(jobj(op, "progress"), pct, sizeof(pct)));
+	    jtext(jobj(op, WIRE_STAGE), stage, sizeof(stage)),
+	    jtext(jobj(op, WIRE_PROGRESS), pct, sizeof(pct)));
 }
 
 static void
@@ -122,14 +124,14 @@ summary(const char *type, json_t *data, char *buf, size_t len)
 		summary_vm(data, buf, len);
 	} else if (strcmp(type, "vm.state") == 0) {
 		snprintf(buf, len, "%s (was %s)",
-		    jtext(jobj(data, "state"), a, sizeof(a)),
+		    jtext(jobj(data, WIRE_STATE), a, sizeof(a)),
 		    jtext(jobj(data, "previous"), b, sizeof(b)));
 	} else if (strcmp(type, "vm.deleted") == 0) {
 		snprintf(buf, len, "deleted");
 	} else if (strcmp(type, "vm.health") == 0) {
 		const char *reason = jstr(data, "reason");
 
-		jtext(jobj(data, "status"), a, sizeof(a));
+		jtext(jobj(data, WIRE_STATUS), a, sizeof(a));
 		if (reason != NULL && reason[0] != '\0')
 			snprintf(buf, len, "%s (%s)", a, out_clean(reason, b,
 			    sizeof(b)));
@@ -137,11 +139,11 @@ summary(const char *type, json_t *data, char *buf, size_t len)
 			snprintf(buf, len, "%s", a);
 	} else if (strcmp(type, "image.registered") == 0) {
 		snprintf(buf, len, "image %s (%s)",
-		    jtext(jobj(data, "name"), a, sizeof(a)),
+		    jtext(jobj(data, WIRE_NAME), a, sizeof(a)),
 		    jtext(jobj(data, "source"), b, sizeof(b)));
 	} else if (strcmp(type, "image.deleted") == 0) {
 		snprintf(buf, len, "image %s",
-		    jtext(jobj(data, "name"), a, sizeof(a)));
+		    jtext(jobj(data, WIRE_NAME), a, sizeof(a)));
 	} else if (strncmp(type, "operation.", 10) == 0) {
 		summary_op(data, buf, len);
 	} else {
@@ -171,11 +173,11 @@ on_event(json_t *ev, void *ctx)
 		printf("%s\n", s);
 		free(s);
 	} else {
-		jtext(jobj(ev, "type"), type, sizeof(type));
-		summary(type, jobj(ev, "data"), sum, sizeof(sum));
+		jtext(jobj(ev, WIRE_TYPE), type, sizeof(type));
+		summary(type, jobj(ev, WIRE_DATA), sum, sizeof(sum));
 		printf("%-20s  %-18s  %-16s  %s\n",
 		    jtext(jobj(ev, "time"), when, sizeof(when)), type,
-		    jtext(jobj(ev, "vm"), vm, sizeof(vm)), sum);
+		    jtext(jobj(ev, WIRE_VM), vm, sizeof(vm)), sum);
 	}
 	/* Each event as it happens, even into a pipe. */
 	if (fflush(stdout) != 0) {

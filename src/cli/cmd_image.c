@@ -34,9 +34,9 @@ cmd_image_build(struct cli *cli, const struct args *a)
 	int rc;
 
 	body = json_object();
-	json_object_set_new(body, "name", json_string(name));
+	json_object_set_new(body, WIRE_NAME, json_string(name));
 	if (distro != NULL)
-		json_object_set_new(body, "distro", json_string(distro));
+		json_object_set_new(body, WIRE_DISTRO, json_string(distro));
 	label = xasprintf("building image '%s'", out_clean(name, buf, sizeof(buf)));
 	oo.label = label;
 	oo.no_wait = args_flag(a, "--no-wait");
@@ -44,7 +44,7 @@ cmd_image_build(struct cli *cli, const struct args *a)
 	rc = op_run(cli, "POST", "/v1/images/build", body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli))
 		printf("image '%s' built: %s\n", out_clean(name, buf, sizeof(buf)),
-		    jstr(jobj(op, "result"), "rootfs"));
+		    jstr(jobj(op, WIRE_RESULT), WIRE_ROOTFS));
 	if (op != NULL)
 		json_decref(op);
 	json_decref(body);
@@ -64,13 +64,13 @@ cmd_image_register(struct cli *cli, const struct args *a)
 	int rc;
 
 	body = json_object();
-	json_object_set_new(body, "name", json_string(name));
+	json_object_set_new(body, WIRE_NAME, json_string(name));
 	p = absolute(rootfs);
-	json_object_set_new(body, "rootfs", json_string(p));
+	json_object_set_new(body, WIRE_ROOTFS, json_string(p));
 	free(p);
 	if (work_seed != NULL) {
 		p = absolute(work_seed);
-		json_object_set_new(body, "work_seed", json_string(p));
+		json_object_set_new(body, WIRE_WORK_SEED, json_string(p));
 		free(p);
 	}
 	rc = out_call(cli, "POST", "/v1/images", body, &r);
@@ -92,8 +92,8 @@ cmd_image_list(struct cli *cli, const struct args *a)
 	    "AVAILABLE", "ROOTFS" };
 	static const char *const keys[] = { "name", "source", "default",
 	    "available", "rootfs" };
-	const struct list_spec ls = { "/v1/images", "images", "name", 5, headers,
-		keys, NULL };
+	const struct list_spec ls = { "/v1/images", WIRE_IMAGES, WIRE_NAME, 5,
+		headers, keys, NULL };
 
 	(void)a;
 	return out_list(cli, &ls);

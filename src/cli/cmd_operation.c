@@ -10,8 +10,8 @@ cmd_operation_list(struct cli *cli, const struct args *a)
 	    "STAGE", "CREATED" };
 	static const char *const keys[] = { "id", "kind", "target", "state",
 	    "stage", "created_at" };
-	const struct list_spec ls = { "/v1/operations", "operations", "id", 6,
-		headers, keys, NULL };
+	const struct list_spec ls = { "/v1/operations", WIRE_OPERATIONS,
+		WIRE_ID, 6, headers, keys, NULL };
 
 	(void)a;
 	return out_list(cli, &ls);
@@ -22,14 +22,16 @@ print_operation(json_t *op)
 {
 	static const char *const keys[] = { "id", "kind", "target", "state",
 	    "stage", "progress", "created_at", "updated_at", "finished_at" };
-	json_t *err = jobj(op, "error");
+	json_t *err = jobj(op, WIRE_ERROR);
 	char buf[1024];
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		out_kv(keys[i], jtext(jobj(op, keys[i]), buf, sizeof(buf)));
 	if (json_is_object(err)) {
-		out_kv("error", jtext(jobj(err, "message"), buf, sizeof(buf)));
-		out_kv("error_code", jtext(jobj(err, "code"), buf, sizeof(buf)));
+		out_kv("error", jtext(jobj(err, WIRE_MESSAGE), buf,
+		    sizeof(buf)));
+		out_kv("error_code", jtext(jobj(err, WIRE_CODE), buf,
+		    sizeof(buf)));
 	} else {
 		out_kv("error", "-");
 	}
@@ -58,8 +60,8 @@ cmd_operation_wait(struct cli *cli, const struct args *a)
 		char kind[64], target[128];
 
 		printf("operation %s (%s %s) succeeded\n", buf,
-		    jtext(jobj(final, "kind"), kind, sizeof(kind)),
-		    jtext(jobj(final, "target"), target, sizeof(target)));
+		    jtext(jobj(final, WIRE_KIND), kind, sizeof(kind)),
+		    jtext(jobj(final, WIRE_TARGET), target, sizeof(target)));
 	}
 	if (final != NULL)
 		json_decref(final);
@@ -82,8 +84,8 @@ cmd_operation_cancel(struct cli *cli, const struct args *a)
 
 		printf("operation %s (%s %s): cancel requested\n",
 		    out_clean(id, buf, sizeof(buf)),
-		    jtext(jobj(r.json, "kind"), kind, sizeof(kind)),
-		    jtext(jobj(r.json, "target"), target, sizeof(target)));
+		    jtext(jobj(r.json, WIRE_KIND), kind, sizeof(kind)),
+		    jtext(jobj(r.json, WIRE_TARGET), target, sizeof(target)));
 	}
 	reply_free(&r);
 	free(path);

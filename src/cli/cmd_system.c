@@ -99,10 +99,10 @@ cmd_doctor(struct cli *cli, const struct args *a)
 			json_array_append_new(checks, c);
 	}
 	reply_free(&root);
-	failed = jstr(r.json, "status") != NULL &&
-	    strcmp(jstr(r.json, "status"), "fail") == 0;
+	failed = jstr(r.json, WIRE_STATUS) != NULL &&
+	    strcmp(jstr(r.json, WIRE_STATUS), "fail") == 0;
 	json_array_foreach(checks, i, check) {
-		const char *status = jstr(check, "status");
+		const char *status = jstr(check, WIRE_STATUS);
 		const char *fix = jstr(check, "fix");
 		char name[128], msg[1024], fbuf[1024];
 
@@ -111,8 +111,8 @@ cmd_doctor(struct cli *cli, const struct args *a)
 		if (cli->json)
 			continue;
 		printf("%s %s: %s\n", check_tag(status),
-		    jtext(jobj(check, "name"), name, sizeof(name)),
-		    jtext(jobj(check, "message"), msg, sizeof(msg)));
+		    jtext(jobj(check, WIRE_NAME), name, sizeof(name)),
+		    jtext(jobj(check, WIRE_MESSAGE), msg, sizeof(msg)));
 		if ((status == NULL || strcmp(status, "ok") != 0) && fix != NULL &&
 		    fix[0] != '\0')
 			printf("       fix: %s\n", out_clean(fix, fbuf, sizeof(fbuf)));
@@ -165,13 +165,15 @@ cmd_version(struct cli *cli, const struct args *a)
 			    jtext(jobj(d, "binary"), p, sizeof(p)));
 			printf("  runtime %s (bundle %s)\n",
 			    jtext(jobj(d, "runtime_dir"), p, sizeof(p)),
-			    jtext(jobj(jobj(d, "bundle"), "id"), id, sizeof(id)));
+			    jtext(jobj(jobj(d, "bundle"), WIRE_ID), id,
+			    sizeof(id)));
 			printf("  state %s, socket %s\n",
 			    jtext(jobj(d, "state_dir"), p, sizeof(p)),
 			    jtext(jobj(d, "socket"), sock, sizeof(sock)));
 			json_t *c = checkout_check(d);
-			if (c != NULL && strcmp(jstr(c, "status"), "ok") != 0)
-				printf("warning: %s\n", jstr(c, "message"));
+			if (c != NULL &&
+			    strcmp(jstr(c, WIRE_STATUS), "ok") != 0)
+				printf("warning: %s\n", jstr(c, WIRE_MESSAGE));
 			json_decref(c);
 		}
 	} else if (rc == CLI_EXIT_UNREACHABLE) {

@@ -14,13 +14,13 @@ spec_body(const struct args *a, json_t *body)
 	long long v;
 
 	if (args_int(a, "--vcpus", &v))
-		json_object_set_new(body, "vcpus", json_integer(v));
+		json_object_set_new(body, WIRE_VCPUS, json_integer(v));
 	if (args_int(a, "--memory", &v))
-		json_object_set_new(body, "memory_mib", json_integer(v));
+		json_object_set_new(body, WIRE_MEMORY_MIB, json_integer(v));
 	if (args_int(a, "--disk", &v))
-		json_object_set_new(body, "disk_gib", json_integer(v));
+		json_object_set_new(body, WIRE_DISK_GIB, json_integer(v));
 	if (nat >= 0)
-		json_object_set_new(body, "nat", json_boolean(nat));
+		json_object_set_new(body, WIRE_NAT, json_boolean(nat));
 }
 
 int
@@ -33,9 +33,9 @@ cmd_vm_create(struct cli *cli, const struct args *a)
 	int rc;
 
 	body = json_object();
-	json_object_set_new(body, "name", json_string(name));
+	json_object_set_new(body, WIRE_NAME, json_string(name));
 	if (image != NULL)
-		json_object_set_new(body, "image", json_string(image));
+		json_object_set_new(body, WIRE_IMAGE, json_string(image));
 	spec_body(a, body);
 
 	label = xasprintf("creating vm '%s'", out_clean(name, buf, sizeof(buf)));
@@ -44,8 +44,8 @@ cmd_vm_create(struct cli *cli, const struct args *a)
 	oo.cancel = args_flag(a, "--cancel");
 	rc = op_run(cli, "POST", "/v1/vms", body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli)) {
-		json_t *vm = jobj(op, "result");
-		const char *state = jstr(jobj(vm, "status"), "state");
+		json_t *vm = jobj(op, WIRE_RESULT);
+		const char *state = jstr(jobj(vm, WIRE_STATUS), WIRE_STATE);
 		char sbuf[64];
 
 		printf("vm '%s' created", out_name(vm, name, buf, sizeof(buf)));
@@ -73,17 +73,17 @@ size_cell(json_t *v, const char *unit, char *buf, size_t len)
 static void
 vm_cell(json_t *vm, int col, char *buf, size_t len)
 {
-	json_t *spec = jobj(vm, "spec"), *st = jobj(vm, "status");
+	json_t *spec = jobj(vm, WIRE_SPEC), *st = jobj(vm, WIRE_STATUS);
 
 	switch (col) {
-	case 0: jtext(jobj(vm, "name"), buf, len); break;
-	case 1: jtext(jobj(st, "state"), buf, len); break;
+	case 0: jtext(jobj(vm, WIRE_NAME), buf, len); break;
+	case 1: jtext(jobj(st, WIRE_STATE), buf, len); break;
 	case 2: jtext(jobj(st, "ip"), buf, len); break;
-	case 3: jtext(jobj(spec, "vcpus"), buf, len); break;
-	case 4: size_cell(jobj(spec, "memory_mib"), "MiB", buf, len); break;
-	case 5: size_cell(jobj(spec, "disk_gib"), "GiB", buf, len); break;
-	case 6: jtext(jobj(spec, "nat"), buf, len); break;
-	case 7: jtext(jobj(spec, "image"), buf, len); break;
+	case 3: jtext(jobj(spec, WIRE_VCPUS), buf, len); break;
+	case 4: size_cell(jobj(spec, WIRE_MEMORY_MIB), "MiB", buf, len); break;
+	case 5: size_cell(jobj(spec, WIRE_DISK_GIB), "GiB", buf, len); break;
+	case 6: jtext(jobj(spec, WIRE_NAT), buf, len); break;
+	case 7: jtext(jobj(spec, WIRE_IMAGE), buf, len); break;
 	default: jtext(jobj(st, "health"), buf, len); break;
 	}
 }
@@ -93,7 +93,7 @@ cmd_vm_list(struct cli *cli, const struct args *a)
 {
 	static const char *const headers[] = { "NAME", "STATE", "IP", "VCPUS",
 	    "MEMORY", "DISK", "NAT", "IMAGE", "HEALTH" };
-	const struct list_spec ls = { "/v1/vms", "vms", "name", 9, headers,
+	const struct list_spec ls = { "/v1/vms", WIRE_VMS, WIRE_NAME, 9, headers,
 		NULL, vm_cell };
 
 	(void)a;
@@ -103,16 +103,16 @@ cmd_vm_list(struct cli *cli, const struct args *a)
 static void
 print_vm(json_t *vm)
 {
-	json_t *spec = jobj(vm, "spec"), *st = jobj(vm, "status");
+	json_t *spec = jobj(vm, WIRE_SPEC), *st = jobj(vm, WIRE_STATUS);
 	static const char *const spec_keys[] = { "image", "vcpus", "memory_mib",
 	    "disk_gib", "nat" };
 	static const char *const status_keys[] = { "ip", "dns_name", "vmm", "pid",
 	    "health", "created_at", "started_at", "last_error" };
 	char buf[2048];
 
-	out_kv("name", jtext(jobj(vm, "name"), buf, sizeof(buf)));
-	out_kv("id", jtext(jobj(vm, "id"), buf, sizeof(buf)));
-	out_kv("state", jtext(jobj(st, "state"), buf, sizeof(buf)));
+	out_kv("name", jtext(jobj(vm, WIRE_NAME), buf, sizeof(buf)));
+	out_kv("id", jtext(jobj(vm, WIRE_ID), buf, sizeof(buf)));
+	out_kv("state", jtext(jobj(st, WIRE_STATE), buf, sizeof(buf)));
 	for (size_t i = 0; i < sizeof(spec_keys) / sizeof(spec_keys[0]); i++)
 		out_kv(spec_keys[i], jtext(jobj(spec, spec_keys[i]), buf,
 		    sizeof(buf)));
@@ -186,7 +186,7 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 
 		for (int i = 0; i < n; i++)
 			json_array_append_new(list, json_string(a->v[i]));
-		json_object_set_new(extra, "nat", json_boolean(nat));
+		json_object_set_new(extra, WIRE_NAT, json_boolean(nat));
 		oo.label = nat ? "turning nat on" : "turning nat off";
 		rc = vm_bulk(cli, "set", list, extra, &oo, nat ? "nat on" :
 		    "nat off");
@@ -200,15 +200,15 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	path = api_path("/v1/vms/", name, NULL);
 	rc = out_call(cli, "PATCH", path, body, &r);
 	if (rc == CLI_EXIT_OK && cli_chatty(cli)) {
-		json_t *spec = jobj(r.json, "spec");
+		json_t *spec = jobj(r.json, WIRE_SPEC);
 		char b[4][64], nbuf[128];
 
 		printf("vm '%s' updated: vcpus %s, memory %s MiB, disk %s GiB, "
 		    "nat %s\n", out_name(r.json, name, nbuf, sizeof(nbuf)),
-		    jtext(jobj(spec, "vcpus"), b[0], sizeof(b[0])),
-		    jtext(jobj(spec, "memory_mib"), b[1], sizeof(b[1])),
-		    jtext(jobj(spec, "disk_gib"), b[2], sizeof(b[2])),
-		    jtext(jobj(spec, "nat"), b[3], sizeof(b[3])));
+		    jtext(jobj(spec, WIRE_VCPUS), b[0], sizeof(b[0])),
+		    jtext(jobj(spec, WIRE_MEMORY_MIB), b[1], sizeof(b[1])),
+		    jtext(jobj(spec, WIRE_DISK_GIB), b[2], sizeof(b[2])),
+		    jtext(jobj(spec, WIRE_NAT), b[3], sizeof(b[3])));
 	}
 	reply_free(&r);
 	json_decref(body);
@@ -239,7 +239,7 @@ print_health(json_t *h)
 	json_t *wd = jobj(agent, "workdisk");
 	char buf[512];
 
-	out_kv("status", jtext(jobj(h, "status"), buf, sizeof(buf)));
+	out_kv("status", jtext(jobj(h, WIRE_STATUS), buf, sizeof(buf)));
 	out_kv("reason", jtext(jobj(h, "reason"), buf, sizeof(buf)));
 	if (json_is_string(jobj(h, "detail")))
 		out_kv("detail", jtext(jobj(h, "detail"), buf, sizeof(buf)));
@@ -268,7 +268,7 @@ print_health(json_t *h)
 				break;
 			len += (size_t)snprintf(buf + len, sizeof(buf) - len,
 			    "%s%s %s", len ? ", " : "", k,
-			    json_is_true(jobj(v, "ok")) ? "ok" :
+			    json_is_true(jobj(v, WIRE_OK)) ? "ok" :
 			    jtext(jobj(v, "detail"), d, sizeof(d)));
 		}
 		out_kv("ready", buf);
@@ -287,7 +287,7 @@ print_health(json_t *h)
 	}
 	print_space("memory", jobj(agent, "memory"), "available_bytes",
 	    "available");
-	print_space("rootfs", jobj(agent, "rootfs"), "free_bytes", "free");
+	print_space("rootfs", jobj(agent, WIRE_ROOTFS), "free_bytes", "free");
 	if (json_is_object(wd)) {
 		char layout[64], dev[128], at[256], space[96] = "";
 		json_t *fr = jobj(wd, "free_bytes"), *total = jobj(wd, "total_bytes");

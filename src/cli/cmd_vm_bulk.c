@@ -19,22 +19,23 @@ vm_bulk(struct cli *cli, const char *action, json_t *names, json_t *extra,
 	int rc, failed = 0;
 	size_t i;
 
-	json_object_set_new(body, "action", json_string(action));
-	json_object_set(body, "names", names);
+	json_object_set_new(body, WIRE_ACTION, json_string(action));
+	json_object_set(body, WIRE_NAMES, names);
 	if (extra != NULL)
 		json_object_update(body, extra);
 	rc = op_run(cli, "POST", "/v1/vms/actions", body, oo, &op);
 	if (rc != CLI_EXIT_OK || op == NULL)
 		goto out;
-	results = jobj(jobj(op, "result"), "results");
+	results = jobj(jobj(op, WIRE_RESULT), WIRE_RESULTS);
 	json_array_foreach(results, i, res) {
-		json_t *e = jobj(res, "error");
-		const char *nm = jstr(res, "name"), *code = jstr(e, "code");
-		const char *msg = jstr(e, "message");
+		json_t *e = jobj(res, WIRE_ERROR);
+		const char *nm = jstr(res, WIRE_NAME);
+		const char *code = jstr(e, WIRE_CODE);
+		const char *msg = jstr(e, WIRE_MESSAGE);
 		char nb[128], cb[64], mb[512];
 
 		out_clean(nm ? nm : "?", nb, sizeof(nb));
-		if (json_is_true(jobj(res, "ok"))) {
+		if (json_is_true(jobj(res, WIRE_OK))) {
 			if (cli_chatty(cli))
 				printf("%s: %s\n", nb, done);
 			continue;
@@ -46,7 +47,7 @@ vm_bulk(struct cli *cli, const char *action, json_t *names, json_t *extra,
 		    out_clean(msg ? msg : "failed", mb, sizeof(mb)));
 		if (failed++ == 0)
 			rc = api_exit_status(code,
-			    (long)json_integer_value(jobj(e, "status")));
+			    (long)json_integer_value(jobj(e, WIRE_STATUS)));
 	}
 	if (failed > 0) {
 		fflush(stdout);
@@ -71,15 +72,18 @@ all_vm_names(struct cli *cli, int *ret_exit)
 	*ret_exit = api_call(cli, "GET", "/v1/vms", NULL, &r);
 	if (*ret_exit != CLI_EXIT_OK)
 		goto out;
-	if (!json_is_array(jobj(r.json, "vms"))) {
+	if (!json_is_array(jobj(r.json, WIRE_VMS))) {
 		fputs("banger: bangerd's VM list has no \"vms\" array\n", stderr);
 		*ret_exit = CLI_EXIT_SERVER;
 		goto out;
 	}
 	names = json_array();
-	json_array_foreach(jobj(r.json, "vms"), i, vm)
-		if (jstr(vm, "name") != NULL)
-			json_array_append_new(names, json_string(jstr(vm, "name")));
+	json_array_foreach(jobj(r.json, WIRE_VMS), i, vm) {
+		const char *name = jstr(vm, WIRE_NAME);
+
+		if (name != NULL)
+			json_array_append_new(names, json_string(name));
+	}
 out:
 	reply_free(&r);
 	return names;
@@ -144,10 +148,10 @@ cmd_vm_lifecycle(struct cli *cli, const struct args *a)
 			return CLI_EXIT_OK;
 		}
 		if (has_timeout)
-			json_object_set_new(extra, "timeout_s",
+			json_object_set_new(extra, WIRE_TIMEOUT_S,
 			    json_integer(timeout));
 		if (force)
-			json_object_set_new(extra, "force", json_true());
+			json_object_set_new(extra, WIRE_FORCE, json_true());
 		label = xasprintf("%s %zu vms", doing, json_array_size(list));
 		oo.label = label;
 		rc = vm_bulk(cli, verb, list, extra, &oo, done);
@@ -171,15 +175,15 @@ cmd_vm_lifecycle(struct cli *cli, const struct args *a)
 		free(suffix);
 		body = json_object();
 		if (has_timeout)
-			json_object_set_new(body, "timeout_s",
+			json_object_set_new(body, WIRE_TIMEOUT_S,
 			    json_integer(timeout));
 	}
 	label = xasprintf("%s vm '%s'", doing, out_clean(name, buf, sizeof(buf)));
 	oo.label = label;
 	rc = op_run(cli, method, path, body, &oo, &op);
 	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli)) {
-		json_t *vm = jobj(op, "result");
-		const char *state = jstr(jobj(vm, "status"), "state");
+		json_t *vm = jobj(op, WIRE_RESULT);
+		const char *state = jstr(jobj(vm, WIRE_STATUS), WIRE_STATE);
 
 		printf("vm '%s' %s", out_name(vm, name, buf, sizeof(buf)), done);
 		/* Say where it ended up when that is not implied. */

@@ -36,7 +36,7 @@ prune_known_hosts(struct cli *cli, const char *dir)
 	    CLIENT_NO_AUTOSTART, &r) != CLI_EXIT_OK || r.status != 200)
 		goto out;
 	r.json = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
-	json_t *vms = jobj(r.json, "vms");
+	json_t *vms = jobj(r.json, WIRE_VMS);
 	if (!json_is_array(vms) || (d = opendir(dir)) == NULL)
 		goto out;
 	while ((de = readdir(d)) != NULL) {
@@ -47,7 +47,7 @@ prune_known_hosts(struct cli *cli, const char *dir)
 		if (!is_vm_id(de->d_name))
 			continue;
 		json_array_foreach(vms, i, vm) {
-			const char *id = jstr(vm, "id");
+			const char *id = jstr(vm, WIRE_ID);
 
 			if (id != NULL && strcmp(id, de->d_name) == 0)
 				live = true;
@@ -67,7 +67,8 @@ out:
 static bool
 known_hosts_file(struct cli *cli, json_t *ssh, char *out, size_t len)
 {
-	const char *theirs = jstr(ssh, "known_hosts_path"), *id = jstr(ssh, "id");
+	const char *theirs = jstr(ssh, "known_hosts_path");
+	const char *id = jstr(ssh, WIRE_ID);
 	const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
 	struct bn_err err;
 	char dir[PATH_MAX];
@@ -191,15 +192,17 @@ ssh_reminder(struct cli *cli, const char *name)
 	    CLIENT_NO_AUTOSTART, &r) != CLI_EXIT_OK || r.status != 200)
 		goto out;
 	r.json = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
-	state = jstr(jobj(r.json, "status"), "state");
+	state = jstr(jobj(r.json, WIRE_STATUS), WIRE_STATE);
 	if (state == NULL || strcmp(state, "running") != 0)
 		goto out;
 	reply_free(&r);
 	if (client_request(cli, "GET", hpath, NULL, 10, CLIENT_SILENT |
 	    CLIENT_NO_AUTOSTART, &r) == CLI_EXIT_OK && r.status == 200) {
 		r.json = json_loadb(r.body ? r.body : "", r.len, 0, NULL);
-		if (jstr(r.json, "status") != NULL)
-			out_clean(jstr(r.json, "status"), health, sizeof(health));
+		const char *st = jstr(r.json, WIRE_STATUS);
+
+		if (st != NULL)
+			out_clean(st, health, sizeof(health));
 	}
 	out_clean(name, nb, sizeof(nb));
 	fprintf(stderr, "%s is still running (health: %s); stop it with: "

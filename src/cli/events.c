@@ -431,9 +431,9 @@ rejected(struct cli *cli, struct stream *st)
 	int rc;
 
 	(void)cli;
-	if (json_is_object(body) && jstr(body, "message") != NULL) {
-		out_clean(jstr(body, "message"), msg, sizeof(msg));
-		rc = api_exit_status(jstr(body, "code"), st->status);
+	if (json_is_object(body) && jstr(body, WIRE_MESSAGE) != NULL) {
+		out_clean(jstr(body, WIRE_MESSAGE), msg, sizeof(msg));
+		rc = api_exit_status(jstr(body, WIRE_CODE), st->status);
 		if (!o->silent)
 			api_report_error(body, st->status);
 	} else {

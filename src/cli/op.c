@@ -46,7 +46,7 @@ on_sigint(int sig)
 static bool
 op_finished(json_t *op)
 {
-	const char *state = jstr(op, "state");
+	const char *state = jstr(op, WIRE_STATE);
 
 	return state == NULL ||
 	    (strcmp(state, "pending") != 0 && strcmp(state, "running") != 0);
@@ -81,13 +81,13 @@ static int
 ev_on_event(json_t *ev, void *arg)
 {
 	struct ev_follow *f = arg;
-	const char *opid = jstr(ev, "operation");
-	json_t *op = jobj(ev, "data");
+	const char *opid = jstr(ev, WIRE_OPERATION);
+	json_t *op = jobj(ev, WIRE_DATA);
 
 	if (f->final != NULL)
 		return 1;
 	if (opid == NULL || strcmp(opid, f->id) != 0 || !json_is_object(op) ||
-	    jstr(op, "state") == NULL)
+	    jstr(op, WIRE_STATE) == NULL)
 		return 0;
 	return ev_snapshot(f, op);
 }
@@ -111,7 +111,7 @@ ev_on_status(enum events_status st, const char *why, int attempt,
 	f->rc = api_call_ex(f->cli, "GET", path, NULL, 0, API_TIMEOUT_S, &r);
 	free(path);
 	if (f->rc == CLI_EXIT_OK && json_is_object(r.json) &&
-	    jstr(r.json, "state") != NULL) {
+	    jstr(r.json, WIRE_STATE) != NULL) {
 		if (!op_finished(r.json)) {
 			reply_free(&r);
 			return;
@@ -201,7 +201,8 @@ op_follow(struct cli *cli, const char *id, bool fine, op_snapshot_fn fn,
 		rc = api_call_ex(cli, "GET", path, NULL, 0, OP_HOLD_S + 60L, &r);
 		if (rc != CLI_EXIT_OK)
 			break;
-		if (!json_is_object(r.json) || jstr(r.json, "state") == NULL) {
+		if (!json_is_object(r.json) ||
+		    jstr(r.json, WIRE_STATE) == NULL) {
 			out_status_clear();
 			fprintf(stderr, "banger: bangerd's answer for operation %s "
 			    "is not an operation\n", id);
@@ -233,14 +234,14 @@ static int
 progress_show(json_t *op, void *ctx)
 {
 	struct progress *p = ctx;
-	const char *stage = jstr(op, "stage");
-	json_t *pct = jobj(op, "progress");
+	const char *stage = jstr(op, WIRE_STAGE);
+	json_t *pct = jobj(op, WIRE_PROGRESS);
 	char buf[128], line[256];
 
 	if (!p->enabled)
 		return 0;
 	if (stage == NULL || stage[0] == '\0')
-		stage = jstr(op, "state");
+		stage = jstr(op, WIRE_STATE);
 	out_clean(stage ? stage : "?", buf, sizeof(buf));
 	if (p->tty) {
 		if (json_is_integer(pct))
@@ -356,8 +357,8 @@ op_watch(struct cli *cli, const char *id, json_t *first, struct progress *p,
 static int
 op_outcome(struct cli *cli, const char *id, json_t *final, bool cancelled)
 {
-	const char *state = jstr(final, "state");
-	json_t *err = jobj(final, "error");
+	const char *state = jstr(final, WIRE_STATE);
+	json_t *err = jobj(final, WIRE_ERROR);
 
 	if (cli->json) {
 		char *text = json_dumps(final, JSON_COMPACT);
@@ -371,7 +372,7 @@ op_outcome(struct cli *cli, const char *id, json_t *final, bool cancelled)
 		return CLI_EXIT_OK;
 	if (json_is_object(err)) {
 		int rc = api_report_error(err, 0);
-		const char *code = jstr(err, "code");
+		const char *code = jstr(err, WIRE_CODE);
 
 		if (cancelled && code != NULL && strcmp(code, "cancelled") == 0)
 			return CLI_EXIT_INTERRUPTED;
@@ -424,14 +425,14 @@ op_run(struct cli *cli, const char *method, const char *path, json_t *body,
 	rc = api_call(cli, method, path, body, &r);
 	if (rc != CLI_EXIT_OK)
 		goto out;
-	if (!json_is_object(r.json) || jstr(r.json, "id") == NULL) {
+	if (!json_is_object(r.json) || jstr(r.json, WIRE_ID) == NULL) {
 		out_status_clear();
 		fprintf(stderr, "banger: bangerd did not answer %s %s with an "
 		    "operation\n", method, path);
 		rc = CLI_EXIT_SERVER;
 		goto out;
 	}
-	snprintf(id, sizeof(id), "%s", jstr(r.json, "id"));
+	snprintf(id, sizeof(id), "%s", jstr(r.json, WIRE_ID));
 	if (o->no_wait) {
 		if (cli->json)
 			out_raw(&r);

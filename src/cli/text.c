@@ -49,7 +49,7 @@ out_clean(const char *s, char *buf, size_t len)
 const char *
 out_name(json_t *obj, const char *fallback, char *buf, size_t len)
 {
-	const char *name = jstr(obj, "name");
+	const char *name = jstr(obj, WIRE_NAME);
 
 	return out_clean(name ? name : fallback, buf, len);
 }

@@ -212,7 +212,7 @@ draw_images(struct tui *t, int y0, int rows)
 		return;
 	}
 	json_array_foreach(images, i, img) {
-		const char *name = jstr(img, "name");
+		const char *name = jstr(img, WIRE_NAME);
 		int n = name ? (int)strlen(name) : 0;
 
 		if (n > namew)
@@ -227,11 +227,11 @@ draw_images(struct tui *t, int y0, int rows)
 		char name[64], src[32], def[8], avail[8], rootfs[512];
 
 		snprintf(line, sizeof(line), " %-*.*s %-10s %-7s %-9s %s", namew,
-		    namew, jtext(jobj(img, "name"), name, sizeof(name)),
+		    namew, jtext(jobj(img, WIRE_NAME), name, sizeof(name)),
 		    jtext(jobj(img, "source"), src, sizeof(src)),
 		    jtext(jobj(img, "default"), def, sizeof(def)),
 		    jtext(jobj(img, "available"), avail, sizeof(avail)),
-		    jtext(jobj(img, "rootfs"), rootfs, sizeof(rootfs)));
+		    jtext(jobj(img, WIRE_ROOTFS), rootfs, sizeof(rootfs)));
 		emit(&l, line, json_is_false(jobj(img, "available")) ?
 		    pair_attr(t, PAIR_BAD) : A_NORMAL);
 	}
@@ -250,20 +250,20 @@ draw_doctor(struct tui *t, int y0, int rows)
 		put(y0, 1, "running checks...", A_NORMAL);
 		return;
 	}
-	jtext(jobj(doc, "status"), st, sizeof(st));
+	jtext(jobj(doc, WIRE_STATUS), st, sizeof(st));
 	snprintf(line, sizeof(line), " host readiness: %s", st);
 	put(y0, 0, line, A_BOLD | pair_attr(t, word_pair(st)));
 	checks = jobj(doc, "checks");
 	json_array_foreach(checks, i, check) {
-		const char *status = jstr(check, "status");
+		const char *status = jstr(check, WIRE_STATUS);
 		const char *fix = jstr(check, "fix");
 		char name[64], feat[32], msg[512], tag[8];
 
 		snprintf(tag, sizeof(tag), "%-4s", status ? status : "??");
 		snprintf(line, sizeof(line), " [%s] %s (%s): %s", tag,
-		    jtext(jobj(check, "name"), name, sizeof(name)),
+		    jtext(jobj(check, WIRE_NAME), name, sizeof(name)),
 		    jtext(jobj(check, "feature"), feat, sizeof(feat)),
-		    jtext(jobj(check, "message"), msg, sizeof(msg)));
+		    jtext(jobj(check, WIRE_MESSAGE), msg, sizeof(msg)));
 		emit(&l, line, pair_attr(t, word_pair(status ? status : "")));
 		if (status != NULL && strcmp(status, "ok") != 0 && fix != NULL &&
 		    fix[0] != '\0') {

@@ -70,7 +70,7 @@ tui_enqueue(struct tui *t, enum job_kind kind, const char *name,
 static const char *
 reply_message(json_t *body, long status, char *buf, size_t len)
 {
-	const char *msg = jstr(body, "message");
+	const char *msg = jstr(body, WIRE_MESSAGE);
 
 	if (msg != NULL)
 		return out_clean(msg, buf, len);
@@ -88,8 +88,8 @@ job_apply(struct tui *t, const struct job *j, long status, json_t *body)
 
 	switch (j->kind) {
 	case JOB_LIST_VMS:
-		if (ok && json_is_array(jobj(body, "vms")))
-			tui_model_set_vms(m, jobj(body, "vms"));
+		if (ok && json_is_array(jobj(body, WIRE_VMS)))
+			tui_model_set_vms(m, jobj(body, WIRE_VMS));
 		else
 			tui_model_message(m, true, "listing VMs: %s",
 			    reply_message(body, status, msg, sizeof(msg)));
@@ -101,10 +101,10 @@ job_apply(struct tui *t, const struct job *j, long status, json_t *body)
 			tui_model_remove_vm(m, j->name);
 		return;
 	case JOB_LIST_IMAGES:
-		if (ok && json_is_array(jobj(body, "images"))) {
+		if (ok && json_is_array(jobj(body, WIRE_IMAGES))) {
 			if (m->images != NULL)
 				json_decref(m->images);
-			m->images = json_incref(jobj(body, "images"));
+			m->images = json_incref(jobj(body, WIRE_IMAGES));
 		} else {
 			tui_model_message(m, true, "listing images: %s",
 			    reply_message(body, status, msg, sizeof(msg)));
@@ -122,13 +122,15 @@ job_apply(struct tui *t, const struct job *j, long status, json_t *body)
 		return;
 	case JOB_ACTION:
 	case JOB_DELETE:
-		if (ok && jstr(body, "id") != NULL) {
+		if (ok && jstr(body, WIRE_ID) != NULL) {
+			const char *kind = jstr(body, WIRE_KIND);
+
 			/* A stale reply must not undo the "done" already
 			 * shown from the operation's events. */
 			if (tui_model_set_op(m, body) && status == 202)
 				tui_model_message(m, false, "%s %s: accepted (%s)",
-				    jstr(body, "kind") ? jstr(body, "kind") : "",
-				    j->name, jstr(body, "id"));
+				    kind ? kind : "", j->name,
+				    jstr(body, WIRE_ID));
 		} else if (ok) {
 			tui_model_message(m, false, "%s %s: done",
 			    j->kind == JOB_DELETE ? "delete" : j->action, j->name);
@@ -140,10 +142,11 @@ job_apply(struct tui *t, const struct job *j, long status, json_t *body)
 		return;
 	case JOB_NAT:
 		if (ok) {
+			json_t *spec = jobj(body, WIRE_SPEC);
+
 			tui_model_put_vm(m, body);
 			tui_model_message(m, false, "%s: NAT %s", j->name,
-			    json_is_true(jobj(jobj(body, "spec"), "nat")) ?
-			    "on" : "off");
+			    json_is_true(jobj(spec, WIRE_NAT)) ? "on" : "off");
 		} else {
 			tui_model_message(m, true, "NAT %s: %s", j->name,
 			    reply_message(body, status, msg, sizeof(msg)));

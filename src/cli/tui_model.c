@@ -130,16 +130,16 @@ tui_model_find(struct tui_model *m, const char *name)
 static void
 vm_fill(struct tui_vm *v, json_t *vm)
 {
-	json_t *spec = jobj(vm, "spec"), *st = jobj(vm, "status");
+	json_t *spec = jobj(vm, WIRE_SPEC), *st = jobj(vm, WIRE_STATUS);
 	long long t;
 
-	copy(v->name, sizeof(v->name), jstr(vm, "name"));
-	copy(v->state, sizeof(v->state), jstr(st, "state"));
+	copy(v->name, sizeof(v->name), jstr(vm, WIRE_NAME));
+	copy(v->state, sizeof(v->state), jstr(st, WIRE_STATE));
 	copy(v->ip, sizeof(v->ip), jstr(st, "ip"));
 	copy(v->health, sizeof(v->health), jstr(st, "health"));
-	copy(v->image, sizeof(v->image), jstr(spec, "image"));
+	copy(v->image, sizeof(v->image), jstr(spec, WIRE_IMAGE));
 	copy(v->last_error, sizeof(v->last_error), jstr(st, "last_error"));
-	v->nat = json_is_true(jobj(spec, "nat"));
+	v->nat = json_is_true(jobj(spec, WIRE_NAT));
 	t = tui_parse_time(jstr(st, "started_at"));
 	v->started_at = t > 0 ? t : 0;
 }
@@ -167,7 +167,7 @@ vm_insert(struct tui_model *m, const char *name)
 void
 tui_model_put_vm(struct tui_model *m, json_t *vm)
 {
-	const char *name = jstr(vm, "name");
+	const char *name = jstr(vm, WIRE_NAME);
 	struct tui_vm *v;
 
 	if (name == NULL || name[0] == '\0')
@@ -193,7 +193,7 @@ tui_model_set_vms(struct tui_model *m, json_t *vms)
 	m->nvms = m->cap = 0;
 	m->selected[0] = '\0';
 	json_array_foreach(vms, i, vm) {
-		const char *name = jstr(vm, "name");
+		const char *name = jstr(vm, WIRE_NAME);
 
 		tui_model_put_vm(m, vm);
 		if (name == NULL)
@@ -285,9 +285,9 @@ op_is_active(const char *state)
 bool
 tui_model_set_op(struct tui_model *m, json_t *op)
 {
-	const char *kind = jstr(op, "kind"), *target = jstr(op, "target");
-	const char *state = jstr(op, "state"), *id = jstr(op, "id");
-	json_t *pct = jobj(op, "progress");
+	const char *kind = jstr(op, WIRE_KIND), *target = jstr(op, WIRE_TARGET);
+	const char *state = jstr(op, WIRE_STATE), *id = jstr(op, WIRE_ID);
+	json_t *pct = jobj(op, WIRE_PROGRESS);
 	struct tui_vm *v = NULL;
 	char what[96];
 
@@ -303,7 +303,7 @@ tui_model_set_op(struct tui_model *m, json_t *op)
 			return false;
 		copy(v->op_id, sizeof(v->op_id), id);
 		copy(v->op_kind, sizeof(v->op_kind), kind);
-		copy(v->op_stage, sizeof(v->op_stage), jstr(op, "stage"));
+		copy(v->op_stage, sizeof(v->op_stage), jstr(op, WIRE_STAGE));
 		v->op_progress = json_is_integer(pct) ?
 		    (int)json_integer_value(pct) : 0;
 		v->op_active = op_is_active(state);
@@ -317,7 +317,7 @@ tui_model_set_op(struct tui_model *m, json_t *op)
 	if (strcmp(state, "succeeded") == 0) {
 		tui_model_message(m, false, "%s: done", what);
 	} else {
-		const char *msg = jstr(jobj(op, "error"), "message");
+		const char *msg = jstr(jobj(op, WIRE_ERROR), WIRE_MESSAGE);
 
 		tui_model_message(m, true, "%s failed: %s", what,
 		    msg ? msg : state);
@@ -329,8 +329,8 @@ unsigned
 tui_model_apply_event(struct tui_model *m, json_t *ev, char *refetch,
     size_t len)
 {
-	const char *type = jstr(ev, "type"), *name = jstr(ev, "vm");
-	json_t *data = jobj(ev, "data");
+	const char *type = jstr(ev, WIRE_TYPE), *name = jstr(ev, WIRE_VM);
+	json_t *data = jobj(ev, WIRE_DATA);
 	struct tui_vm *v;
 
 	if (refetch != NULL && len > 0)
@@ -340,8 +340,8 @@ tui_model_apply_event(struct tui_model *m, json_t *ev, char *refetch,
 	if (strncmp(type, "image.", 6) == 0)
 		return TUI_REFETCH_IMAGES;
 	if (strncmp(type, "operation.", 10) == 0) {
-		const char *kind = jstr(data, "kind");
-		const char *target = jstr(data, "target");
+		const char *kind = jstr(data, WIRE_KIND);
+		const char *target = jstr(data, WIRE_TARGET);
 
 		tui_model_set_op(m, data);
 		/* A finished VM operation changed the VM: read it again
@@ -363,7 +363,7 @@ tui_model_apply_event(struct tui_model *m, json_t *ev, char *refetch,
 		return 0;
 	}
 	if (strcmp(type, "vm.created") == 0 || strcmp(type, "vm.updated") == 0) {
-		if (jstr(data, "name") != NULL) {
+		if (jstr(data, WIRE_NAME) != NULL) {
 			tui_model_put_vm(m, data);
 			return 0;
 		}
@@ -372,13 +372,15 @@ tui_model_apply_event(struct tui_model *m, json_t *ev, char *refetch,
 	}
 	v = tui_model_find(m, name);
 	if (strcmp(type, "vm.health") == 0 && v != NULL) {
-		if (jstr(data, "status") != NULL)
-			copy(v->health, sizeof(v->health), jstr(data, "status"));
+		const char *st = jstr(data, WIRE_STATUS);
+
+		if (st != NULL)
+			copy(v->health, sizeof(v->health), st);
 		return 0;
 	}
 	if (strcmp(type, "vm.state") == 0 && v != NULL &&
-	    jstr(data, "state") != NULL)
-		copy(v->state, sizeof(v->state), jstr(data, "state"));
+	    jstr(data, WIRE_STATE) != NULL)
+		copy(v->state, sizeof(v->state), jstr(data, WIRE_STATE));
 	/* vm.state, events about a VM not listed yet and unknown vm.*
 	 * types: the state shows at once; IP and times come with the VM. */
 	snprintf(refetch, len, "%s", name);

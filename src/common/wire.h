@@ -29,6 +29,59 @@ const char *wire_socket_env(void);
  * default. */
 void wire_socket_resolve(const char *flag, char *buf, size_t len);
 
+/* ---- JSON field names ----
+ *
+ * The fields both sides act on: request bodies, the error body,
+ * operations, events and the list wrappers.  Fields banger only shows
+ * to people are spelled where it shows them. */
+
+/* Request bodies: VM create and patch, stop, bulk actions, image register
+ * and build. */
+#define WIRE_NAME        "name"
+#define WIRE_IMAGE       "image"
+#define WIRE_VCPUS       "vcpus"
+#define WIRE_MEMORY_MIB  "memory_mib"
+#define WIRE_DISK_GIB    "disk_gib"
+#define WIRE_NAT         "nat"
+#define WIRE_TIMEOUT_S   "timeout_s"
+#define WIRE_ACTION      "action"
+#define WIRE_NAMES       "names"
+#define WIRE_FORCE       "force"
+#define WIRE_ROOTFS      "rootfs"
+#define WIRE_WORK_SEED   "work_seed"
+#define WIRE_DISTRO      "distro"
+
+/* The error body (also an operation's and a bulk result's error). */
+#define WIRE_CODE        "code"
+#define WIRE_MESSAGE     "message"
+#define WIRE_STATUS      "status"   /* the HTTP status; a VM's status object */
+#define WIRE_DETAILS     "details"
+#define WIRE_HINT        "hint"
+
+/* VMs and operations. */
+#define WIRE_ID          "id"
+#define WIRE_SPEC        "spec"
+#define WIRE_STATE       "state"
+#define WIRE_KIND        "kind"
+#define WIRE_TARGET      "target"
+#define WIRE_STAGE       "stage"
+#define WIRE_PROGRESS    "progress"
+#define WIRE_ERROR       "error"
+#define WIRE_RESULT      "result"
+#define WIRE_RESULTS     "results"  /* a bulk action's result: one per VM */
+#define WIRE_OK          "ok"
+
+/* Events. */
+#define WIRE_TYPE        "type"
+#define WIRE_VM          "vm"
+#define WIRE_OPERATION   "operation"
+#define WIRE_DATA        "data"
+
+/* List wrappers: {"vms": [...]}. */
+#define WIRE_VMS         "vms"
+#define WIRE_IMAGES      "images"
+#define WIRE_OPERATIONS  "operations"
+
 /* ---- allocation ----
  *
  * Out of memory is not recoverable in either program: these print
