@@ -231,12 +231,12 @@ h_vm_list(struct api_req *r)
 }
 
 static const struct json_field create_fields[] = {
-	{ "name", JF_STRING, true, false },
-	{ "image", JF_STRING, false, false },
-	{ "vcpus", JF_INT, false, false },
-	{ "memory_mib", JF_INT, false, false },
-	{ "disk_gib", JF_INT, false, false },
-	{ "nat", JF_BOOL, false, false },
+	{ WIRE_NAME, JF_STRING, true, false },
+	{ WIRE_IMAGE, JF_STRING, false, false },
+	{ WIRE_VCPUS, JF_INT, false, false },
+	{ WIRE_MEMORY_MIB, JF_INT, false, false },
+	{ WIRE_DISK_GIB, JF_INT, false, false },
+	{ WIRE_NAT, JF_BOOL, false, false },
 };
 
 /* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
@@ -261,13 +261,13 @@ h_vm_create(struct api_req *r)
 	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
 	    body_object(r, false, create_fields, ARRAY_SIZE(create_fields), &j, &err) < 0)
 		return api_reply_error(r->conn, &err);
-	if (size_field(j, "vcpus", &req.vcpus, &err) < 0 ||
-	    size_field(j, "memory_mib", &req.memory_mib, &err) < 0 ||
-	    size_field(j, "disk_gib", &req.disk_gib, &err) < 0)
+	if (size_field(j, WIRE_VCPUS, &req.vcpus, &err) < 0 ||
+	    size_field(j, WIRE_MEMORY_MIB, &req.memory_mib, &err) < 0 ||
+	    size_field(j, WIRE_DISK_GIB, &req.disk_gib, &err) < 0)
 		goto fail;
-	req.name = json_get_str(j, "name");
-	req.image = json_get_str(j, "image");
-	req.nat = json_is_true(json_object_get(j, "nat"));
+	req.name = json_get_str(j, WIRE_NAME);
+	req.image = json_get_str(j, WIRE_IMAGE);
+	req.nat = json_is_true(json_object_get(j, WIRE_NAT));
 	int rc = core_vm_create(r->core, &req, op_id, &err);
 	json_decref(j);
 	if (rc < 0)
@@ -290,10 +290,10 @@ h_vm_get(struct api_req *r)
 }
 
 static const struct json_field patch_fields[] = {
-	{ "vcpus", JF_INT, false, false },
-	{ "memory_mib", JF_INT, false, false },
-	{ "disk_gib", JF_INT, false, false },
-	{ "nat", JF_BOOL, false, false },
+	{ WIRE_VCPUS, JF_INT, false, false },
+	{ WIRE_MEMORY_MIB, JF_INT, false, false },
+	{ WIRE_DISK_GIB, JF_INT, false, false },
+	{ WIRE_NAT, JF_BOOL, false, false },
 };
 
 static enum MHD_Result
@@ -307,13 +307,13 @@ h_vm_patch(struct api_req *r)
 	if (body_object(r, false, patch_fields, ARRAY_SIZE(patch_fields), &j,
 	    &err) < 0)
 		return api_reply_error(r->conn, &err);
-	if (size_field(j, "vcpus", &p.vcpus, &err) < 0 ||
-	    size_field(j, "memory_mib", &p.memory_mib, &err) < 0 ||
-	    size_field(j, "disk_gib", &p.disk_gib, &err) < 0) {
+	if (size_field(j, WIRE_VCPUS, &p.vcpus, &err) < 0 ||
+	    size_field(j, WIRE_MEMORY_MIB, &p.memory_mib, &err) < 0 ||
+	    size_field(j, WIRE_DISK_GIB, &p.disk_gib, &err) < 0) {
 		json_decref(j);
 		return api_reply_error(r->conn, &err);
 	}
-	nat = json_object_get(j, "nat");
+	nat = json_object_get(j, WIRE_NAT);
 	if (json_is_boolean(nat))
 		p.nat = json_is_true(nat);
 	json_decref(j);
@@ -340,7 +340,7 @@ vm_action(struct api_req *r, enum vm_action act, const struct json_field *fields
 	if (act != VM_ACT_DELETE) {
 		if (body_object(r, true, fields, nfields, &j, &err) < 0)
 			return api_reply_error(r->conn, &err);
-		int rc = json_get_int(j, "timeout_s", 0, 600, -1, &timeout_s, &err);
+		int rc = json_get_int(j, WIRE_TIMEOUT_S, 0, 600, -1, &timeout_s, &err);
 		json_decref(j);
 		if (rc < 0)
 			return api_reply_error(r->conn, &err);
@@ -352,7 +352,7 @@ vm_action(struct api_req *r, enum vm_action act, const struct json_field *fields
 }
 
 static const struct json_field stop_fields[] = {
-	{ "timeout_s", JF_INT, false, false },
+	{ WIRE_TIMEOUT_S, JF_INT, false, false },
 };
 
 static enum MHD_Result h_vm_start(struct api_req *r) { return vm_action(r, VM_ACT_START, NULL, 0); }
@@ -416,11 +416,11 @@ h_vm_console(struct api_req *r)
 }
 
 static const struct json_field bulk_fields[] = {
-	{ "action", JF_STRING, true, false },
-	{ "names", JF_ARRAY, true, false },
-	{ "force", JF_BOOL, false, false },
-	{ "nat", JF_BOOL, false, false },
-	{ "timeout_s", JF_INT, false, false },
+	{ WIRE_ACTION, JF_STRING, true, false },
+	{ WIRE_NAMES, JF_ARRAY, true, false },
+	{ WIRE_FORCE, JF_BOOL, false, false },
+	{ WIRE_NAT, JF_BOOL, false, false },
+	{ WIRE_TIMEOUT_S, JF_INT, false, false },
 };
 
 static enum MHD_Result
@@ -440,29 +440,29 @@ h_vm_bulk(struct api_req *r)
 	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
 	    body_object(r, false, bulk_fields, ARRAY_SIZE(bulk_fields), &j, &err) < 0)
 		return api_reply_error(r->conn, &err);
-	if (vm_action_parse(json_get_str(j, "action"), &act) < 0) {
+	if (vm_action_parse(json_get_str(j, WIRE_ACTION), &act) < 0) {
 		bn_fail(&err, BN_EINVAL, 0, "action must be one of start, stop, "
 		    "restart, delete, set");
 		bn_err_detail(&err, "field", "action");
 		goto fail;
 	}
-	json_t *nat = json_object_get(j, "nat");
+	json_t *nat = json_object_get(j, WIRE_NAT);
 	if ((act == VM_ACT_SET) != json_is_boolean(nat)) {
 		bn_fail(&err, BN_EINVAL, 0, act == VM_ACT_SET ? "action 'set' needs "
 		    "'nat'" : "'nat' goes only with action 'set'");
 		bn_err_detail(&err, "field", "nat");
 		goto fail;
 	}
-	if (json_object_get(j, "timeout_s") != NULL &&
+	if (json_object_get(j, WIRE_TIMEOUT_S) != NULL &&
 	    (act == VM_ACT_START || act == VM_ACT_SET)) {
 		bn_fail(&err, BN_EINVAL, 0, "'timeout_s' goes only with stop, "
 		    "restart and delete");
 		bn_err_detail(&err, "field", "timeout_s");
 		goto fail;
 	}
-	if (json_get_int(j, "timeout_s", 0, 600, -1, &timeout_s, &err) < 0)
+	if (json_get_int(j, WIRE_TIMEOUT_S, 0, 600, -1, &timeout_s, &err) < 0)
 		goto fail;
-	names = json_object_get(j, "names");
+	names = json_object_get(j, WIRE_NAMES);
 	n = json_array_size(names);
 	list = xcalloc(n + 1, sizeof(*list));
 	json_array_foreach(names, i, v) {
@@ -474,7 +474,7 @@ h_vm_bulk(struct api_req *r)
 		list[i] = (char *)json_string_value(v);
 	}
 	rc = core_vms_bulk(r->core, act, list, (int)n,
-	    json_is_true(json_object_get(j, "force")), json_is_true(nat),
+	    json_is_true(json_object_get(j, WIRE_FORCE)), json_is_true(nat),
 	    (int)timeout_s, op_id, &err);
 	free(list);
 	json_decref(j);
@@ -507,9 +507,9 @@ h_image_list(struct api_req *r)
 }
 
 static const struct json_field register_fields[] = {
-	{ "name", JF_STRING, true, false },
-	{ "rootfs", JF_STRING, true, false },
-	{ "work_seed", JF_STRING, false, true },
+	{ WIRE_NAME, JF_STRING, true, false },
+	{ WIRE_ROOTFS, JF_STRING, true, false },
+	{ WIRE_WORK_SEED, JF_STRING, false, true },
 };
 
 static enum MHD_Result
@@ -524,8 +524,8 @@ h_image_register(struct api_req *r)
 	if (body_object(r, false, register_fields, ARRAY_SIZE(register_fields), &j,
 	    &err) < 0)
 		return api_reply_error(r->conn, &err);
-	rc = core_image_register(r->core, json_get_str(j, "name"),
-	    json_get_str(j, "rootfs"), json_get_str(j, "work_seed"), &iv, &created,
+	rc = core_image_register(r->core, json_get_str(j, WIRE_NAME),
+	    json_get_str(j, WIRE_ROOTFS), json_get_str(j, WIRE_WORK_SEED), &iv, &created,
 	    &err);
 	json_decref(j);
 	if (rc < 0)
@@ -534,8 +534,8 @@ h_image_register(struct api_req *r)
 }
 
 static const struct json_field build_fields[] = {
-	{ "name", JF_STRING, true, false },
-	{ "distro", JF_STRING, false, false },
+	{ WIRE_NAME, JF_STRING, true, false },
+	{ WIRE_DISTRO, JF_STRING, false, false },
 };
 
 static enum MHD_Result
@@ -551,8 +551,8 @@ h_image_build(struct api_req *r)
 	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
 	    body_object(r, false, build_fields, ARRAY_SIZE(build_fields), &j, &err) < 0)
 		return api_reply_error(r->conn, &err);
-	rc = core_image_build(r->core, json_get_str(j, "name"),
-	    json_get_str(j, "distro"), op_id, &err);
+	rc = core_image_build(r->core, json_get_str(j, WIRE_NAME),
+	    json_get_str(j, WIRE_DISTRO), op_id, &err);
 	json_decref(j);
 	if (rc < 0)
 		return api_reply_error(r->conn, &err);

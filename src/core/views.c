@@ -11,6 +11,7 @@
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "common/wire.h"
 
 static json_t *
 ts_or_null(const char *ts)
@@ -119,14 +120,14 @@ err_to_json(const struct bn_err *err)
 		    json_string(err->detail_val));
 	if (err->sys_errno)
 		json_object_set_new(details, "errno", json_integer(err->sys_errno));
-	json_t *j = json_pack("{s:s, s:s, s:i, s:o, s:s}", "code", ci->name,
-	    "message", msg, "status", ci->http_status, "details", details,
-	    "hint", err->hint);
+	json_t *j = json_pack("{s:s, s:s, s:i, s:o, s:s}", WIRE_CODE, ci->name,
+	    WIRE_MESSAGE, msg, WIRE_STATUS, ci->http_status, WIRE_DETAILS, details,
+	    WIRE_HINT, err->hint);
 	if (j == NULL) {
 		/* Not valid UTF-8 (user input in the message): say less. */
-		j = json_pack("{s:s, s:s, s:i, s:{}, s:s}", "code", ci->name,
-		    "message", "request rejected (message not representable)",
-		    "status", ci->http_status, "details", "hint", "");
+		j = json_pack("{s:s, s:s, s:i, s:{}, s:s}", WIRE_CODE, ci->name,
+		    WIRE_MESSAGE, "request rejected (message not representable)",
+		    WIRE_STATUS, ci->http_status, WIRE_DETAILS, WIRE_HINT, "");
 	}
 	return j;
 }
