@@ -3,6 +3,21 @@
  * banger links no daemon code: it speaks HTTP over bangerd's Unix socket
  * (client.c, libcurl), maps API errors to exit statuses in one place
  * (api.c) and prints for people or, with --json, the raw response body.
+ * What it shares with bangerd (version, socket path, field names) is in
+ * common/wire.h.
+ *
+ * Layers, bottom up; a file calls only the ones below it:
+ *   text.c               safe text, --json bodies, the progress line
+ *   autostart.c          finding and spawning bangerd
+ *   client.c             HTTP over the socket (libcurl), transport errors
+ *   api.c                JSON requests, API errors -> exit statuses
+ *   events.c             the event stream (SSE)
+ *   op.c                 following long operations
+ *   output.c             key/value lines, tables, list and show requests
+ *   usage.c, args.c      help and usage; parsing against the table
+ *   cmd_*.c, tui*.c      the handlers
+ *   commands.c           the table of commands naming them
+ *   main.c               dispatch
  *
  * Conventions: a command returns its exit status.  Whatever fails prints
  * its own message once ("banger: ..." and an optional "hint: ..." line on
