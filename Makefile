@@ -34,7 +34,8 @@ AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 # Unit tests of the CLI's own code (linked with it, not with the daemon's).
 CLI_UNIT_SRC = $(wildcard tests/unit/cli/test_*.c)
-# The Firecracker test double's body table, generated (make fake-schema).
+# The Firecracker test double; fc_schema.c is generated (make fake-schema).
+FAKE_SRC   = $(wildcard tests/fakes/fc/*.c)
 FAKE_SCHEMA = tests/fakes/fc/fc_schema.c
 # Firecracker's swagger, which fake-schema reads (the repository keeps no
 # copy of it): by default the reference copy next to the checkout.
@@ -43,6 +44,7 @@ FC_SWAGGER ?= ../shared/reference/firecracker/swagger/firecracker.yaml
 LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/cli-obj/%.o)
+FAKE_OBJ   = $(FAKE_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CLI_LIB_OBJ  = $(filter-out %/src/cli/main.o,$(CLI_OBJ))
 CLI_UNIT_BIN = $(CLI_UNIT_SRC:tests/unit/cli/%.c=$(BUILD)/tests-cli/%)
@@ -101,9 +103,9 @@ $(AGENT): $(AGENT_SRC) $(AGENT_SHARED) $(wildcard agent/*.h) src/common/uhttp_ms
 	$(CC) -std=gnu11 $(WARN) -O2 -D_GNU_SOURCE -Isrc -static -o $@ $(AGENT_SRC) \
 	    $(AGENT_SHARED) -pthread
 
-$(FAKE_FC): tests/fakes/firecracker.c
+$(FAKE_FC): $(FAKE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< -lmicrohttpd -ljansson -pthread
+	$(CC) $(LDSAN) -o $@ $^ -lmicrohttpd -ljansson -pthread
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 	@mkdir -p $(dir $@)

@@ -46,8 +46,8 @@ SERDE = "An error occurred when deserializing the json body of a request: "
 
 if not FC.is_file() or not os.access(FC, os.X_OK):
     pytest.skip(
-        f"fake firecracker not built at {FC} (build: gcc ... -o tests/fakes/firecracker "
-        "tests/fakes/firecracker.c -lmicrohttpd -ljansson -lpthread)",
+        f"fake firecracker not built at {FC} (build: make tests/fakes/firecracker, "
+        "from tests/fakes/fc/)",
         allow_module_level=True,
     )
 
