@@ -263,6 +263,16 @@ def vsock_connect(path, port=1024, keyword="CONNECT", timeout=2.0):
     return s, line
 
 
+def boot_with_agent(spawn):
+    """A started fake whose agent has answered over vsock, and the agent's pids."""
+    need_agent()
+    f = spawn()
+    f.configure()
+    f.start()
+    healthz_over_vsock(f.vsock)
+    return f, f.agent_pids()
+
+
 def healthz_over_vsock(path, port=1024, deadline=5.0):
     end = time.monotonic() + deadline
     while time.monotonic() < end:
@@ -649,12 +659,7 @@ def test_long_uds_path_still_reaches_agent(spawn):
 
 
 def test_ctrl_alt_del_exits_cleanly(spawn):
-    need_agent()
-    f = spawn()
-    f.configure()
-    f.start()
-    healthz_over_vsock(f.vsock)
-    agents = f.agent_pids()
+    f, agents = boot_with_agent(spawn)
     assert len(agents) == 1
     f.ok("PUT", "/actions", {"action_type": "SendCtrlAltDel"})
     assert f.proc.wait(3) == 0
@@ -678,12 +683,7 @@ def test_ctrl_alt_del_while_paused_waits_for_resume(spawn):
 
 
 def test_sigterm_kills_fake_and_agent(spawn):
-    need_agent()
-    f = spawn()
-    f.configure()
-    f.start()
-    healthz_over_vsock(f.vsock)
-    agents = f.agent_pids()
+    f, agents = boot_with_agent(spawn)
     f.proc.send_signal(signal.SIGTERM)
     assert f.proc.wait(3) == -signal.SIGTERM
     assert wait_until(lambda: not any(pid_alive(p) for p in agents), 2)
@@ -691,12 +691,7 @@ def test_sigterm_kills_fake_and_agent(spawn):
 
 
 def test_agent_dies_with_sigkilled_fake(spawn):
-    need_agent()
-    f = spawn()
-    f.configure()
-    f.start()
-    healthz_over_vsock(f.vsock)
-    agents = f.agent_pids()
+    f, agents = boot_with_agent(spawn)
     assert agents
     f.proc.kill()
     f.proc.wait()
