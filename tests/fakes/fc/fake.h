@@ -10,10 +10,11 @@
  * libmicrohttpd thread that answers the API, and the vsock relay threads.
  * Everything in `fc` is guarded by fc.mu except what the comments mark.
  *
- * Modules, one direction of calls:
- *   main -> server -> routes -> resources (machine drives net vsock mmds
- *   logger devices) -> core (keyed reply validate log util); main also
- *   calls guest, relay and faults.  Resources never call each other.
+ * Calls go one way: main -> server -> routes -> the resources (machine,
+ * drives, net, vsock, mmds, logger, devices) -> the core (keyed, reply,
+ * validate with its table fc_schema.c, log, util, state).  main also runs
+ * guest, relay and faults; routes asks faults.  Resources never call each
+ * other: what one needs of another's state it reads from `fc`.
  */
 #ifndef FC_FAKE_H
 #define FC_FAKE_H
@@ -105,7 +106,9 @@ struct fake {
 	int metrics_fd;
 	int console_fd;		/* stdout or serial_out_path */
 
-	/* vsock: the listener PUT /vsock binds, the agent behind it. */
+	/* vsock: the listener PUT /vsock binds, the agent behind it.  The
+	 * relay threads read agent_sock and agent_port without the lock:
+	 * both are set before boot and never change after. */
 	int vsock_fd;
 	char vsock_path[PATH_MAX];
 	char agent_sock[PATH_MAX + 16];

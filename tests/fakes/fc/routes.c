@@ -120,8 +120,8 @@ serve(const struct route *r, struct request *rq, const char *body, size_t len)
 		reply_fault(rq, "%s", fault);
 		return;
 	}
-	if (b != NULL && b->id_field != NULL &&
-	    strcmp(rq->id, jstr(rq->body, b->id_field)) != 0)
+	if (b != NULL && b->id_field != NULL && (jstr(rq->body, b->id_field) ==
+	    NULL || strcmp(rq->id, jstr(rq->body, b->id_field)) != 0))
 		reply_fault(rq, "The id from the path does not match the id from "
 		    "the body!");
 	else if (r->keyed != NULL && strcmp(rq->method, "PUT") == 0)
