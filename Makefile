@@ -35,10 +35,17 @@ AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 # Unit tests of the CLI's own code (linked with it, not with the daemon's).
 CLI_UNIT_SRC = $(wildcard tests/unit/cli/test_*.c)
+# The Firecracker test double; fc_schema.c is generated (make fake-schema).
+FAKE_SRC   = $(wildcard tests/fakes/fc/*.c)
+FAKE_SCHEMA = tests/fakes/fc/fc_schema.c
+# Firecracker's swagger, which fake-schema reads (the repository keeps no
+# copy of it): by default the reference copy next to the checkout.
+FC_SWAGGER ?= ../shared/reference/firecracker/swagger/firecracker.yaml
 
 LIB_OBJ    = $(LIB_SRC:%.c=$(BUILD)/%.o)
 DAEMON_OBJ = $(DAEMON_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ    = $(CLI_SRC:%.c=$(BUILD)/cli-obj/%.o)
+FAKE_OBJ   = $(FAKE_SRC:%.c=$(BUILD)/%.o)
 UNIT_BIN   = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CLI_LIB_OBJ  = $(filter-out %/src/cli/main.o,$(CLI_OBJ))
 CLI_UNIT_BIN = $(CLI_UNIT_SRC:tests/unit/cli/%.c=$(BUILD)/tests-cli/%)
@@ -61,7 +68,7 @@ SDK_TS_GEN = npx --no-install openapi-typescript ../../openapi.yaml \
 
 
 .PHONY: run bench-create stress-boot stress-ready test-e2e test-images verify runtime-bundle rootfs rootfs-void verify-void
-.PHONY: sdk check-sdk test-sdk sdk-deps check-layers
+.PHONY: sdk check-sdk test-sdk sdk-deps check-layers fake-schema check-fake-schema
 .PHONY: all build test test-unit test-fake test-api test-san lint lint-openapi \
         lint-shell deps bench help clean install uninstall test-system
 
@@ -97,9 +104,9 @@ $(AGENT): $(AGENT_SRC) $(AGENT_SHARED) $(wildcard agent/*.h) src/common/uhttp_ms
 	$(CC) -std=gnu11 $(WARN) -O2 -D_GNU_SOURCE -Isrc -static -o $@ $(AGENT_SRC) \
 	    $(AGENT_SHARED) -pthread
 
-$(FAKE_FC): tests/fakes/firecracker.c
+$(FAKE_FC): $(FAKE_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDSAN) -o $@ $< -lmicrohttpd -ljansson -pthread
+	$(CC) $(LDSAN) -o $@ $^ -lmicrohttpd -ljansson -pthread
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbangerd.a
 	@mkdir -p $(dir $@)
@@ -199,8 +206,37 @@ test-san:
 	$(MAKE) SAN=1 build test-unit test-api test-system
 
 ## lint: openapi.yaml (Redocly), shell scripts (shellcheck), the generated
-##       TypeScript client is up to date (check-sdk)
-lint: lint-openapi lint-shell check-sdk
+##       TypeScript client and test-double schema are up to date (check-sdk,
+##       check-fake-schema)
+lint: lint-openapi lint-shell check-sdk check-fake-schema
+
+## fake-schema: regenerate tests/fakes/fc/fc_schema.c, the test double's
+##              request-body table, from Firecracker's swagger
+##              (FC_SWAGGER=path/firecracker.yaml, default
+##              ../shared/reference/firecracker/swagger/); commit the result
+fake-schema:
+	$(PYTHON) tests/fakes/fc/gen_schema.py $(FC_SWAGGER) -o $(FAKE_SCHEMA)
+
+## check-fake-schema: fail when tests/fakes/fc/fc_schema.c is not what
+##                    fake-schema makes from FC_SWAGGER; skip (and say why)
+##                    when there is no swagger at FC_SWAGGER
+check-fake-schema:
+	@if [ ! -f "$(FC_SWAGGER)" ]; then \
+	    echo "check-fake-schema: skipped: no Firecracker swagger at" \
+	        "$(FC_SWAGGER) (point FC_SWAGGER at firecracker.yaml to check" \
+	        "$(FAKE_SCHEMA))"; \
+	    exit 0; \
+	fi; \
+	tmp=$$(mktemp) && trap 'rm -f "$$tmp"' EXIT && \
+	$(PYTHON) tests/fakes/fc/gen_schema.py "$(FC_SWAGGER)" -o "$$tmp" && \
+	if ! cmp -s "$$tmp" $(FAKE_SCHEMA); then \
+	    diff -u $(FAKE_SCHEMA) "$$tmp" | head -n 40; \
+	    echo "check-fake-schema: $(FAKE_SCHEMA) is stale (it is not what" \
+	        "$(FC_SWAGGER) makes); run 'make fake-schema' and commit the" \
+	        "result" >&2; \
+	    exit 1; \
+	fi; \
+	echo "check-fake-schema: $(FAKE_SCHEMA) matches $(FC_SWAGGER)"
 
 ## lint-openapi: redocly lint openapi.yaml (after npm ci)
 lint-openapi:

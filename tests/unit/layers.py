@@ -3,8 +3,8 @@
 - api/ reaches nothing of store/ or vmm/, even through the headers it
   includes; daemon/ reaches them only through core/;
 - inside one folder, no two files call each other (a circle of two);
-- no C source file in src/, agent/ or tests/fakes/ is longer than
-  MAX_LINES.
+- no C source file in src/, agent/ or tests/fakes/ (and its fc/) is
+  longer than MAX_LINES.
 
 A rough reader of C: function definitions are lines that start with a
 name and "(" after a line with their type, calls are the name followed by
@@ -18,7 +18,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 MAX_LINES = 800
 FOLDERS = ["src/api", "src/cli", "src/common", "src/core", "src/daemon",
            "src/guest", "src/net", "src/store", "src/vmm", "agent",
-           "tests/fakes"]
+           "tests/fakes", "tests/fakes/fc"]
 # who may not reach what, by folder of src/
 FORBIDDEN = {"api": {"store", "vmm", "net", "guest"},
              "daemon": {"store", "vmm", "net", "guest"}}
