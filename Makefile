@@ -153,6 +153,7 @@ test-e2e: build $(BUILD)/tests/test_qemu
 test-unit: $(UNIT_BIN) $(CLI_UNIT_BIN) $(AGENT)
 	@set -e; for t in $(UNIT_BIN) $(CLI_UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
+	$(PYTHON) tests/unit/layers.py
 
 ## check-layers: what may include and call what (ARCHITECTURE.md), and
 ##               file sizes; lists what is left to split
