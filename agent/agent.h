@@ -9,10 +9,10 @@
 #include <stddef.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.3.0"
+#define AGENT_VERSION "0.4.0"
 /* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
  * /healthz, and POST /poweroff.  3: "capabilities" in /healthz, request
- * bodies (Content-Length). */
+ * bodies (Content-Length), streamed (chunked) replies. */
 #define AGENT_PROTOCOL 3
 
 #define AGENT_DEFAULT_PORT 1024u
@@ -46,6 +46,8 @@ struct agent_config {
 	const char *poweroff_cmd;   /* NULL: the system's poweroff/reboot */
 	int power_key;              /* watch evdev devices for KEY_POWER */
 	const char *input_dir;
+	int test_routes;            /* serve the transport's test routes */
+	const char *clock_file;     /* not in a guest: POST /clock writes here */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -106,6 +108,8 @@ struct agent_request {
 	const char *body;           /* Content-Length bytes, NUL-terminated */
 	size_t body_len;
 	int head_only;              /* HEAD of a GET route: no body sent */
+	int http10;                 /* an HTTP/1.0 client: no chunks */
+	int streaming;              /* agent_stream_begin sent the head */
 	const struct agent_config *cfg;
 	/* Run once the reply has left and the connection is closed. */
 	void (*after)(const struct agent_config *cfg, int arg);
@@ -117,6 +121,14 @@ void agent_reply(struct agent_request *rq, int status, const char *body,
     size_t len);
 /* {"error": msg} with status. */
 void agent_reply_error(struct agent_request *rq, int status, const char *msg);
+/* A streamed reply instead: the head (Transfer-Encoding: chunked; to an
+ * HTTP/1.0 client no framing, the close ends it), then any number of
+ * writes, each sent at once as one chunk within AGENT_IO_TIMEOUT_MS, then
+ * the end.  Each returns -1 once the client is gone (the handler stops). */
+int agent_stream_begin(struct agent_request *rq, int status,
+    const char *content_type);
+int agent_stream_write(struct agent_request *rq, const void *buf, size_t len);
+int agent_stream_end(struct agent_request *rq);
 /* The value of key in a query string ("a=1&b=2"); its length, or -1. */
 int agent_query_value(const char *query, const char *key, const char **ret);
 /* Serve one accepted connection to its end. */
@@ -129,13 +141,19 @@ struct agent_route {
 	const char *path;
 	const char *capability;     /* listed in /healthz "capabilities" */
 	void (*fn)(struct agent_request *rq);
+	int test_only;              /* served only with --test-routes */
 };
 extern const struct agent_route agent_routes[];
 extern const size_t agent_nroutes;
+/* Whether this agent serves the route (test routes need --test-routes). */
+int agent_route_served(const struct agent_route *rt,
+    const struct agent_config *cfg);
 
 /* The handlers, one file per capability. */
 void health_route(struct agent_request *rq);   /* health.c: GET /healthz */
 void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
+void clock_route(struct agent_request *rq);    /* clock.c: POST /clock */
+void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
 
 /* ---- log.c: logging, clock ---- */
 long long agent_now_ms(void);

@@ -90,6 +90,11 @@ usage(FILE *out)
 	    "                        needed on a Unix socket)\n"
 	    "  --power-key           act on the power key (default on vsock)\n"
 	    "  --no-power-key        do not\n"
+	    "  --clock-file PATH     not in a guest: POST /clock writes the time\n"
+	    "                        asked for to PATH (the host clock is never "
+	    "set)\n"
+	    "  --test-routes         also serve POST /echo (tests of the "
+	    "transport)\n"
 	    "  --input-dir DIR       where the evdev devices are (default %s)\n"
 	    "  --version             print the version and exit\n"
 	    "  --help                print this help and exit\n",
@@ -273,6 +278,10 @@ main(int argc, char **argv)
 			printf("%s %s\n", AGENT_NAME, AGENT_VERSION);
 			return 0;
 		}
+		if (strcmp(name, "--test-routes") == 0) {
+			cfg.test_routes = 1;
+			continue;
+		}
 		if (strcmp(name, "--power-key") == 0 ||
 		    strcmp(name, "--no-power-key") == 0) {
 			cfg.power_key = strcmp(name, "--power-key") == 0;
@@ -283,6 +292,7 @@ main(int argc, char **argv)
 		    strcmp(name, "--ssh-port") == 0 ||
 		    strcmp(name, "--poweroff-cmd") == 0 ||
 		    strcmp(name, "--input-dir") == 0 ||
+		    strcmp(name, "--clock-file") == 0 ||
 		    strcmp(name, "--port") == 0 ||
 		    strcmp(name, "--layout-state") == 0 ||
 		    strcmp(name, "--workdisk") == 0 ||
@@ -333,6 +343,8 @@ main(int argc, char **argv)
 				return 2;
 			}
 			cfg.poweroff_cmd = val;
+		} else if (strcmp(name, "--clock-file") == 0) {
+			cfg.clock_file = val;
 		} else if (strcmp(name, "--input-dir") == 0) {
 			cfg.input_dir = val;
 		} else if (strcmp(name, "--layout-state") == 0) {

@@ -489,15 +489,19 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 	sb_printf(sb, ",\"protocol\":%d", AGENT_PROTOCOL);
 	/* What this agent can do, from its route table, each once. */
 	sb_puts(sb, ",\"capabilities\":[");
+	int first = 1;
 	for (size_t i = 0; i < agent_nroutes; i++) {
 		size_t j = 0;
+		if (!agent_route_served(&agent_routes[i], cfg))
+			continue;
 		while (j < i && strcmp(agent_routes[j].capability,
 		    agent_routes[i].capability) != 0)
 			j++;
 		if (j < i)
 			continue;
-		if (i > 0)
+		if (!first)
 			sb_puts(sb, ",");
+		first = 0;
 		sb_json_str(sb, agent_routes[i].capability);
 	}
 	sb_puts(sb, "]");

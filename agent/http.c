@@ -5,8 +5,8 @@
  * with bangerd (src/common/uhttp_msg.c); a Content-Length body of at most
  * AGENT_MAX_BODY bytes is read before the handler runs (413 above it,
  * 501 for chunked request bodies).  The route table is routes.c; handlers
- * answer once through agent_reply (always a Content-Length, "Connection:
- * close").  After the reply a short, bounded drain keeps unread input from
+ * answer once through agent_reply (a Content-Length) or stream through
+ * agent_stream_* (chunked); either way "Connection: close".  After the reply a short, bounded drain keeps unread input from
  * turning the close into a reset that destroys the reply in flight; then
  * the handler's after-reply action runs (a power-off). */
 #include "agent.h"
@@ -61,33 +61,62 @@ reason_phrase(int status)
 	}
 }
 
+/* The head of a reply: a Content-Length (len >= 0), chunked (len -1) or
+ * neither (len -2: the close ends the body). */
 static void
-send_response(int fd, int status, const char *body, size_t body_len,
-    int head_only, const char *extra_headers)
+put_head(struct strbuf *sb, int status, const char *content_type,
+    long long len, const char *extra_headers)
 {
-	struct strbuf sb;
-	sb_init(&sb);
-	sb_printf(&sb,
+	sb_printf(sb,
 	    "HTTP/1.1 %d %s\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n"
+	    "Content-Type: %s\r\n",
+	    status, reason_phrase(status), content_type);
+	if (len >= 0)
+		sb_printf(sb, "Content-Length: %lld\r\n", len);
+	else if (len == -1)
+		sb_puts(sb, "Transfer-Encoding: chunked\r\n");
+	sb_printf(sb,
 	    "Cache-Control: no-store\r\n"
 	    "Connection: close\r\n"
 	    "Server: " AGENT_NAME "/" AGENT_VERSION "\r\n"
 	    "%s"
 	    "\r\n",
-	    status, reason_phrase(status), body_len,
 	    extra_headers ? extra_headers : "");
+}
+
+/* Send what sb holds; -1 when it could not be (logged unless the client
+ * simply left). */
+static int
+send_buf(int fd, struct strbuf *sb, const char *what)
+{
+	if (sb->oom) {
+		agent_log("out of memory building %s", what);
+		return -1;
+	}
+	if (uhttp_write(fd, sb->buf, sb->len,
+	    agent_now_ms() + AGENT_IO_TIMEOUT_MS) != 0) {
+		/* A client that already left is not worth a log line. */
+		if (errno != EPIPE && errno != ECONNRESET)
+			agent_log("writing %s: %s", what, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void
+send_response(int fd, int status, const char *body, size_t body_len,
+    int head_only, const char *extra_headers)
+{
+	struct strbuf sb;
+	char what[32];
+
+	sb_init(&sb);
+	put_head(&sb, status, "application/json", (long long)body_len,
+	    extra_headers);
 	if (!head_only)
 		sb_add(&sb, body, body_len);
-	if (sb.oom) {
-		agent_log("out of memory building a %d reply", status);
-	} else if (uhttp_write(fd, sb.buf, sb.len,
-	    agent_now_ms() + AGENT_IO_TIMEOUT_MS) != 0 && errno != EPIPE &&
-	    errno != ECONNRESET) {
-		/* A client that already left is not worth a log line. */
-		agent_log("writing %d reply: %s", status, strerror(errno));
-	}
+	snprintf(what, sizeof(what), "a %d reply", status);
+	send_buf(fd, &sb, what);
 	sb_free(&sb);
 }
 
@@ -120,6 +149,58 @@ agent_reply_error(struct agent_request *rq, int status, const char *msg)
 }
 
 int
+agent_stream_begin(struct agent_request *rq, int status,
+    const char *content_type)
+{
+	struct strbuf sb;
+
+	sb_init(&sb);
+	put_head(&sb, status, content_type, rq->http10 ? -2 : -1, NULL);
+	int rc = send_buf(rq->fd, &sb, "a stream's head");
+	sb_free(&sb);
+	rq->streaming = rc == 0 && !rq->head_only;
+	return rq->streaming ? 0 : -1;
+}
+
+int
+agent_stream_write(struct agent_request *rq, const void *buf, size_t len)
+{
+	struct strbuf sb;
+
+	if (!rq->streaming)
+		return -1;
+	if (len == 0)
+		return 0;   /* an empty chunk would end the stream */
+	sb_init(&sb);
+	if (!rq->http10)
+		sb_printf(&sb, "%zx\r\n", len);
+	sb_add(&sb, buf, len);
+	if (!rq->http10)
+		sb_puts(&sb, "\r\n");
+	int rc = send_buf(rq->fd, &sb, "a stream");
+	sb_free(&sb);
+	if (rc < 0)
+		rq->streaming = 0;
+	return rc;
+}
+
+int
+agent_stream_end(struct agent_request *rq)
+{
+	if (!rq->streaming)
+		return -1;
+	rq->streaming = 0;
+	if (rq->http10)
+		return 0;
+	struct strbuf sb;
+	sb_init(&sb);
+	sb_puts(&sb, "0\r\n\r\n");
+	int rc = send_buf(rq->fd, &sb, "a stream's end");
+	sb_free(&sb);
+	return rc;
+}
+
+int
 agent_query_value(const char *query, const char *key, const char **ret)
 {
 	size_t kl = strlen(key);
@@ -134,6 +215,12 @@ agent_query_value(const char *query, const char *key, const char **ret)
 			q++;
 	}
 	return -1;
+}
+
+int
+agent_route_served(const struct agent_route *rt, const struct agent_config *cfg)
+{
+	return !rt->test_only || cfg->test_routes;
 }
 
 enum ping_match { PING_NO, PING_PARTIAL, PING_YES };
@@ -165,12 +252,14 @@ status_text(int status)
 
 /* The route for the request, or an error reply sent and NULL. */
 static const struct agent_route *
-route_of(int fd, const struct uhttp_request *u, int *head_only)
+route_of(int fd, const struct uhttp_request *u, const struct agent_config *cfg,
+    int *head_only)
 {
 	const struct agent_route *rt = NULL;
 
 	for (size_t i = 0; i < agent_nroutes; i++)
-		if (strlen(agent_routes[i].path) == u->path_len &&
+		if (agent_route_served(&agent_routes[i], cfg) &&
+		    strlen(agent_routes[i].path) == u->path_len &&
 		    strncmp(u->path, agent_routes[i].path, u->path_len) == 0)
 			rt = &agent_routes[i];
 	if (rt == NULL) {
@@ -216,7 +305,7 @@ handle_http(int fd, char *buf, size_t end, size_t have,
 		    NULL);
 		return;
 	}
-	const struct agent_route *rt = route_of(fd, &u, &head_only);
+	const struct agent_route *rt = route_of(fd, &u, cfg, &head_only);
 	if (rt == NULL)
 		return;
 	size_t blen = u.content_length > 0 ? (size_t)u.content_length : 0;
@@ -246,6 +335,7 @@ handle_http(int fd, char *buf, size_t end, size_t have,
 	rq->body = body;
 	rq->body_len = blen;
 	rq->head_only = head_only;
+	rq->http10 = u.http10;
 	rq->cfg = cfg;
 	rt->fn(rq);
 	free(body);

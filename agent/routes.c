@@ -5,8 +5,10 @@
 #include "agent.h"
 
 const struct agent_route agent_routes[] = {
-	{ "GET", "/healthz", "health", health_route },
-	{ "POST", "/poweroff", "power", power_route },
+	{ "GET", "/healthz", "health", health_route, 0 },
+	{ "POST", "/poweroff", "power", power_route, 0 },
+	{ "POST", "/clock", "clock", clock_route, 0 },
+	{ "POST", "/echo", "echo", echo_route, 1 },
 };
 
 const size_t agent_nroutes = sizeof(agent_routes) / sizeof(agent_routes[0]);

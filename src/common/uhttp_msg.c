@@ -196,6 +196,7 @@ parse_request_line(char *line, struct uhttp_request *r)
 	}
 	if (*path != '/' && strcmp(path, "*") != 0)
 		return 400;
+	r->http10 = version[7] == '0';
 	r->method = line;
 	r->path = path;
 	r->path_len = strcspn(path, "?#");

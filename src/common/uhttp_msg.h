@@ -34,6 +34,7 @@ struct uhttp_request {
 	const char *query;         /* after '?', NUL-terminated, or NULL */
 	long long content_length;  /* -1 when absent */
 	bool chunked;              /* Transfer-Encoding present */
+	bool http10;               /* HTTP/1.0: no chunked replies to it */
 };
 /* Parse the NUL-terminated head (request line and header lines, up to and
  * with the blank line) in place.  0, or the HTTP status that rejects it:

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -273,4 +274,37 @@ agent_poweroff(struct core *c, const struct vm *vm, const struct vmm_driver *drv
 		return -1;
 	}
 	return 0;
+}
+
+int
+agent_set_clock(struct core *c, const struct vm *vm,
+    const struct vmm_params *p, long long *ret_step_ms, struct bn_err *err)
+{
+	struct vsock_health h;
+	struct timespec now;
+	char body[64];
+	int status = 0;
+	json_t *doc = NULL;
+
+	vsock_probe_health(p->vsock_uds, agent_port(c), 2000, &h);
+	unsigned caps = h.agent_caps;
+	vsock_health_clear(&h);
+	if (!(caps & VSOCK_CAP_CLOCK))
+		return bn_fail(err, BN_EVMM, 0, "vm '%s': its agent "
+		    "cannot set the clock (an image from before the clock "
+		    "route, or no agent answered)", vm->name);
+	clock_gettime(CLOCK_REALTIME, &now);
+	snprintf(body, sizeof(body), "{\"realtime_ns\": %lld}",
+	    (long long)now.tv_sec * 1000000000LL + now.tv_nsec);
+	if (vsock_agent_call(p->vsock_uds, agent_port(c), "POST", "/clock",
+	    body, 2000, &status, &doc, err) < 0)
+		return -1;
+	json_t *step = json_object_get(doc, "step_ms");
+	*ret_step_ms = json_is_integer(step) ? json_integer_value(step) : 0;
+	const char *msg = json_string_value(json_object_get(doc, "error"));
+	if (status != 200)
+		bn_fail(err, BN_EVMM, 0, "vm '%s': the agent answered %d to "
+		    "setting the clock: %s", vm->name, status, msg ? msg : "");
+	json_decref(doc);
+	return status == 200 ? 0 : -1;
 }

@@ -151,6 +151,12 @@ int wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 /* Ask the guest agent to power the guest off; 0 when it took the request. */
 int agent_poweroff(struct core *c, const struct vm *vm,
     const struct vmm_driver *drv, const struct vmm_params *p, int timeout_ms);
+/* Set the guest's wall clock to the host's through the agent (a resumed
+ * or restored guest wakes with the time it stopped at).  Skipped, with a
+ * log line, when the agent lacks the "clock" capability.  0 when set;
+ * *ret_step_ms how far the guest was off. */
+int agent_set_clock(struct core *c, const struct vm *vm,
+    const struct vmm_params *p, long long *ret_step_ms, struct bn_err *err);
 /* The work disk at path for a VM of disk_gib from the image (disks.c). */
 struct image_view;
 int make_workdisk(struct core *c, const struct image_view *iv,

@@ -96,6 +96,15 @@ core_vm_resume(struct core *c, const char *name, struct vm *ret,
 out:
 	vm_unlock(c, name);
 	if (rc == 0) {
+		/* The guest's clock stood still while it was paused. */
+		long long step_ms = 0;
+		struct bn_err cerr;
+		if (agent_set_clock(c, &vm, &p, &step_ms, &cerr) < 0)
+			log_warnx("vm '%s': clock not corrected after the resume: "
+			    "%s", name, cerr.msg);
+		else
+			log_info("vm '%s': clock corrected by %lld ms", name,
+			    step_ms);
 		/* Ask the agent again: health (and its vm.health event) says
 		 * whether the guest came back well. */
 		struct bn_err ignored;

@@ -136,11 +136,16 @@ json_t *
 health_to_json(const char *name, const struct vsock_health *h,
     const char *checked_at)
 {
-	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:O}", "name", name,
+	return json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:o, s:o, s:O}",
+	    "name", name,
 	    "status", vsock_health_status_name(h->status), "reason", h->reason,
 	    "detail", json_str_or_null(h->not_ready),
 	    "protocol", json_str_or_null(h->protocol), "checked_at", checked_at,
 	    "latency_ms", strcmp(h->reason, "vm_not_running") == 0 ? json_null() :
-	    json_integer(h->latency_ms), "agent", h->agent ? h->agent :
-	    json_null());
+	    json_integer(h->latency_ms),
+	    "agent_protocol", h->agent_protocol > 0 ?
+	    json_integer(h->agent_protocol) : json_null(),
+	    "capabilities", h->agent_protocol > 0 ?
+	    vsock_caps_json(h->agent_caps) : json_null(),
+	    "agent", h->agent ? h->agent : json_null());
 }

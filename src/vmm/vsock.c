@@ -353,6 +353,53 @@ http_status(const struct uhttp_reply *r)
 	return (sp[1] - '0') * 100 + (sp[2] - '0') * 10 + (sp[3] - '0');
 }
 
+static const struct {
+	const char *name;
+	unsigned cap;
+} cap_names[] = {
+	{ "health", VSOCK_CAP_HEALTH },
+	{ "power", VSOCK_CAP_POWER },
+	{ "clock", VSOCK_CAP_CLOCK },
+};
+
+json_t *
+vsock_caps_json(unsigned caps)
+{
+	json_t *a = json_array();
+
+	for (size_t k = 0; k < ARRAY_SIZE(cap_names); k++)
+		if (caps & cap_names[k].cap)
+			json_array_append_new(a, json_string(cap_names[k].name));
+	return a;
+}
+
+/* The agent's protocol and capabilities from its /healthz document: the
+ * list when it sends one (protocol 3), else what its protocol implies. */
+static void
+read_capabilities(json_t *doc, struct vsock_health *h)
+{
+	json_t *proto = json_object_get(doc, "protocol");
+	json_int_t pv = json_is_integer(proto) ? json_integer_value(proto) : 1;
+	json_t *caps = json_object_get(doc, "capabilities");
+	size_t i;
+	json_t *v;
+
+	h->agent_protocol = pv < 1 ? 1 : pv > 1000 ? 1000 : (int)pv;
+	if (!json_is_array(caps)) {
+		h->agent_caps = VSOCK_CAP_HEALTH;
+		if (h->agent_protocol >= 2)
+			h->agent_caps |= VSOCK_CAP_POWER;
+		return;
+	}
+	h->agent_caps = 0;
+	json_array_foreach(caps, i, v) {
+		const char *name = json_string_value(v);
+		for (size_t k = 0; name != NULL && k < ARRAY_SIZE(cap_names); k++)
+			if (strcmp(name, cap_names[k].name) == 0)
+				h->agent_caps |= cap_names[k].cap;
+	}
+}
+
 /* Judge a complete HTTP reply; fills *h. */
 static void
 judge_http(const struct uhttp_reply *r, struct vsock_health *h)
@@ -386,6 +433,7 @@ judge_http(const struct uhttp_reply *r, struct vsock_health *h)
 		return;
 	}
 	h->agent = doc;
+	read_capabilities(doc, h);
 	json_t *ready = json_object_get(doc, "ready");
 	if (json_is_false(ready)) {
 		const char *why = json_string_value(json_object_get(doc,
@@ -568,33 +616,61 @@ vsock_wait_healthy(const char *uds_path, unsigned port, long long deadline_ms,
 }
 
 int
-vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
-    int timeout_ms, int *ret_status, struct bn_err *err)
+vsock_agent_call(const char *uds_path, unsigned port, const char *method,
+    const char *target, const char *body, int timeout_ms, int *ret_status,
+    json_t **ret_doc, struct bn_err *err)
 {
 	long long deadline = time_mono_ms() + (timeout_ms > 0 ? timeout_ms :
 	    VSOCK_PROBE_DEFAULT_TIMEOUT_MS);
+	size_t blen = body ? strlen(body) : 0;
 	enum dial_stage stage;
+	char head[512];
+
+	if (ret_doc != NULL)
+		*ret_doc = NULL;
+	int n = snprintf(head, sizeof(head), "%s %s HTTP/1.0\r\n"
+	    "Host: banger-agent\r\nUser-Agent: bangerd\r\n"
+	    "Content-Type: application/json\r\n"
+	    "Content-Length: %zu\r\n\r\n", method, target, blen);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return bn_fail(err, BN_EINTERNAL, 0, "agent request %s %s too "
+		    "long", method, target);
 	int fd = dial_internal(uds_path, port, deadline, 0, &stage, NULL, err);
 	if (fd < 0)
 		return -1;
-	char req[160];
-	int n = snprintf(req, sizeof(req), "POST /poweroff?mode=%s HTTP/1.0\r\n"
-	    "Host: banger-agent\r\nUser-Agent: bangerd\r\n"
-	    "Content-Length: 0\r\n\r\n", mode);
-	if (uhttp_write(fd, req, (size_t)n, deadline) < 0) {
+	if (uhttp_write(fd, head, (size_t)n, deadline) < 0 ||
+	    (blen > 0 && uhttp_write(fd, body, blen, deadline) < 0)) {
 		close(fd);
 		return bn_fail(err, BN_EVMM, 0, "vsock %s port %u: the agent "
-		    "closed before the poweroff request", uds_path, port);
+		    "closed before the %s %s request", uds_path, port, method,
+		    target);
 	}
-	struct uhttp_reply r = { .max = 4096 };
+	struct uhttp_reply r = { .max = 64 * 1024 };
 	enum uhttp_outcome res = uhttp_read_reply(fd, deadline, &r);
 	close(fd);
 	int status = res == UHTTP_DONE ? http_status(&r) : -1;
+	if (status >= 0 && ret_doc != NULL && r.body > 0) {
+		size_t have = r.len - r.body;
+		size_t len = r.clen >= 0 && (size_t)r.clen < have ?
+		    (size_t)r.clen : have;
+		*ret_doc = json_loadb(r.buf + r.body, len, 0, NULL);
+	}
 	free(r.buf);
 	if (status < 0)
 		return bn_fail(err, res == UHTTP_TIMEOUT ? BN_ETIMEOUT : BN_EVMM,
-		    0, "vsock %s port %u: no HTTP answer to the poweroff "
-		    "request", uds_path, port);
+		    0, "vsock %s port %u: no HTTP answer to %s %s", uds_path,
+		    port, method, target);
 	*ret_status = status;
 	return 0;
+}
+
+int
+vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
+    int timeout_ms, int *ret_status, struct bn_err *err)
+{
+	char target[64];
+
+	snprintf(target, sizeof(target), "/poweroff?mode=%s", mode);
+	return vsock_agent_call(uds_path, port, "POST", target, NULL,
+	    timeout_ms, ret_status, NULL, err);
 }

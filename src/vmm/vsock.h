@@ -59,6 +59,16 @@ enum vsock_health_status {
 	VSOCK_HEALTH_STARTING,
 };
 
+/* What a guest agent can do.  Protocol 3 agents list it in /healthz
+ * ("capabilities"); older ones are known by their protocol: 1 serves
+ * /healthz, 2 adds POST /poweroff.  A capability is a bit here once
+ * bangerd has code that uses it; names it does not know are ignored. */
+enum vsock_agent_cap {
+	VSOCK_CAP_HEALTH = 1 << 0,   /* GET /healthz */
+	VSOCK_CAP_POWER = 1 << 1,    /* POST /poweroff */
+	VSOCK_CAP_CLOCK = 1 << 2,    /* POST /clock */
+};
+
 struct vsock_health {
 	enum vsock_health_status status;
 	/* ok | vsock_connect_failed | no_ack | timeout | bad_response |
@@ -75,7 +85,14 @@ struct vsock_health {
 	char protocol[8];   /* "http", "ping" or "" */
 	int latency_ms;
 	json_t *agent;      /* parsed /healthz object, owned; NULL if none */
+	/* From a /healthz that was understood, else 0: the agent's
+	 * "protocol" (1 when it names none) and its VSOCK_CAP_* bits. */
+	int agent_protocol;
+	unsigned agent_caps;
 };
+
+/* The names of the VSOCK_CAP_* bits in caps, as a JSON array (new ref). */
+json_t *vsock_caps_json(unsigned caps);
 
 /* Probe the agent once.  One dial attempt (no retry: vsock_wait_healthy()
  * is the retrying caller), then "GET /healthz HTTP/1.0" on the stream.  When
@@ -113,6 +130,15 @@ int vsock_wait_healthy(const char *uds_path, unsigned port,
  * answered "not ready", else BN_ETIMEOUT with the last reason.  -1. */
 int vsock_health_fail(const struct vsock_health *ret, const char *uds_path,
     unsigned port, int probes, struct bn_err *err);
+
+/* One request to the guest agent: METHOD TARGET with an optional JSON
+ * body, on one dial (no retry), bounded by timeout_ms.  0 with
+ * *ret_status the HTTP status and, when ret_doc is given, *ret_doc the
+ * reply's JSON (new ref, NULL when the body is not JSON); -1 when no
+ * agent could be reached or the reply was not HTTP. */
+int vsock_agent_call(const char *uds_path, unsigned port, const char *method,
+    const char *target, const char *body, int timeout_ms, int *ret_status,
+    json_t **ret_doc, struct bn_err *err);
 
 /* Ask the guest agent to shut the guest down: "POST /poweroff?mode=MODE"
  * (poweroff | reboot).  One dial, no retry, bounded by timeout_ms.  0 with

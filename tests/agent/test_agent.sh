@@ -93,7 +93,7 @@ start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 
 # --- binary ---
 check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
-check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.3.0'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.4.0'"
 check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
 rc=0
 "$agent" --bogus >/dev/null 2>&1 || rc=$?
@@ -122,10 +122,10 @@ check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
 len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
-check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.3.0
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.4.0
 check "protocol 3" test "$(jget "$tmp/h.json" protocol)" = 3
 check "capabilities from the route table" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -205,6 +205,49 @@ wait "$silent" || true
 check "PING -> PONG" test "$(raw "$good" "b'PING\\n'")" = PONG
 check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 
+# --- streamed replies: POST /echo (only with --test-routes) ---
+code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -X POST -d x http://agent/echo)
+check "no /echo without --test-routes" test "$code" = 404
+check "no echo capability without --test-routes" test \
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock"]'
+start_agent echo / --test-routes
+echo_sock=$sock
+head -c 50000 /dev/urandom >"$tmp/in.bin"
+curl -sS --unix-socket "$echo_sock" --data-binary @"$tmp/in.bin" -D "$tmp/e.hdr" \
+	-o "$tmp/out.bin" 'http://agent/echo?chunk=7000'
+check "a stream brings the body back whole" cmp -s "$tmp/in.bin" "$tmp/out.bin"
+check "a stream is chunked" grep -qi '^transfer-encoding: chunked' "$tmp/e.hdr"
+check "a stream has no Content-Length" bash -c "! grep -qi '^content-length' '$tmp/e.hdr'"
+curl -0 -sS --unix-socket "$echo_sock" --data-binary @"$tmp/in.bin" -D "$tmp/e0.hdr" \
+	-o "$tmp/out0.bin" 'http://agent/echo?chunk=7000'
+check "to HTTP/1.0 the stream is unframed and whole" bash -c \
+	"cmp -s '$tmp/in.bin' '$tmp/out0.bin' && ! grep -qi '^transfer-encoding' '$tmp/e0.hdr'"
+r=$(raw "$echo_sock" "b'POST /echo?chunk=3 HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\n\r\nabcdefg'")
+# ($(...) drops the final newline.)
+check "chunk framing on the wire" test "${r#*$'\r\n\r\n'}" = $'3\r\nabc\r\n3\r\ndef\r\n1\r\ng\r\n0\r\n\r'
+code=$(curl -sS --unix-socket "$echo_sock" -o /dev/null -w '%{http_code}' -d x 'http://agent/echo?chunk=0')
+check "a bad chunk size is 400" test "$code" = 400
+check "the echo capability is listed with --test-routes" bash -c \
+	"curl -s --unix-socket '$echo_sock' http://agent/healthz | grep -q '\"echo\"'"
+# A slow stream (10 chunks, 200 ms apart) does not hold up /healthz.
+curl -sS --unix-socket "$echo_sock" -d 0123456789 -o "$tmp/slow.out" \
+	'http://agent/echo?chunk=1&delay_ms=200' &
+slow=$!
+sleep 0.3
+t0=$(date +%s%N)
+curl -sS --unix-socket "$echo_sock" -o /dev/null http://agent/healthz
+t1=$(date +%s%N)
+check "/healthz answers while a stream is slow" test $(((t1 - t0) / 1000000)) -lt 1000
+check "the slow stream was still going" kill -0 "$slow"
+wait "$slow"
+check "the slow stream ends whole" test "$(cat "$tmp/slow.out")" = 0123456789
+# A client that leaves mid-stream leaves the agent serving.
+timeout 0.5 curl -sS --unix-socket "$echo_sock" -d 0123456789 -o /dev/null \
+	'http://agent/echo?chunk=1&delay_ms=200' || true
+sleep 0.5
+code=$(curl -sS --unix-socket "$echo_sock" -o /dev/null -w '%{http_code}' http://agent/healthz)
+check "a client gone mid-stream leaves the agent serving" test "$code" = 200
+
 # --- a degraded agent: work disk not mounted ---
 mkdir -p "$tmp/wd"
 start_agent deg "$tmp/wd"
@@ -259,6 +302,27 @@ check "POST /poweroff?mode=reboot is 202" test "$code" = 202
 check "the reply says the mode" test "$(jget "$tmp/p1.json" mode)" = reboot
 for ((i = 0; i < 100; i++)); do [[ -s $tmp/power.out ]] && break; sleep 0.05; done
 check "--poweroff-cmd ran with the mode" test "$(cat "$tmp/power.out" 2>/dev/null)" = reboot
+
+# --- POST /clock ---
+code=$(curl -sS --unix-socket "$good" -o "$tmp/c.json" -w '%{http_code}' \
+	-d '{"realtime_ns": 1700000000000000000}' http://agent/clock)
+check "POST /clock on a host socket without --clock-file is 403" test "$code" = 403
+start_agent clock / --clock-file "$tmp/clock.out"
+clock_sock=$sock
+code=$(curl -sS --unix-socket "$clock_sock" -o "$tmp/c.json" -w '%{http_code}' \
+	-d '{"realtime_ns": 1700000000123456789}' http://agent/clock)
+check "POST /clock is 200" test "$code" = 200
+check "the time asked for reaches --clock-file" test "$(cat "$tmp/clock.out")" = 1700000000123456789
+check "the reply says the step (back to 2023: negative)" test "$(jget "$tmp/c.json" step_ms)" -lt 0
+for body in '' '{}' '{"realtime_ns": -5}' '{"realtime_ns": "1"}' \
+	'{"realtime_ns": 1, "x": 2}' '{"realtime_ns": 99999999999999999999}' \
+	'{"realtime_ns": 1}x'; do
+	code=$(curl -sS --unix-socket "$clock_sock" -o /dev/null -w '%{http_code}' \
+		-d "$body" http://agent/clock)
+	check "POST /clock with body '$body' is 400" test "$code" = 400
+done
+code=$(curl -sS --unix-socket "$clock_sock" -o /dev/null -w '%{http_code}' http://agent/clock)
+check "GET /clock is 405" test "$code" = 405
 
 # --- socket path handling ---
 rc=0

@@ -96,6 +96,9 @@ def test_vm_lifecycle(api, daemon):
     h = r.json()
     assert h["status"] == "ok" and h["protocol"] == "http", h
     assert h["agent"]["agent_version"]
+    # What bangerd may ask of the agent, from its own list.
+    assert h["agent_protocol"] == 3, h
+    assert h["capabilities"] == ["health", "power", "clock"], h
 
     r = api.get("/v1/vms/life/console", validate=True)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")
@@ -108,6 +111,7 @@ def test_vm_lifecycle(api, daemon):
     assert os.path.exists(os.path.join(vmdir, "work.ext4")), "disks are kept"
     h = api.get("/v1/vms/life/health").json()
     assert h["status"] == "unreachable" and h["reason"] == "vm_not_running"
+    assert h["agent_protocol"] is None and h["capabilities"] is None, h
 
     started = api.action("life", "start")
     assert started["result"]["status"]["state"] == "running"

@@ -145,6 +145,15 @@ def test_old_agent_falls_back_to_the_vmm_signal(fresh_daemon):
     assert vm["status"]["health"] == "ok"
     h = api.get("/v1/vms/oldie/health").json()
     assert h["status"] == "ok" and h["agent"]["protocol"] == 1, h
+    # Protocol 1 without a list: bangerd assumes health only.
+    assert h["agent_protocol"] == 1 and h["capabilities"] == ["health"], h
+    # A resume still works; the clock is not asked of an agent without
+    # the capability.
+    assert api.post("/v1/vms/oldie/pause").status_code == 200
+    r = api.post("/v1/vms/oldie/resume")
+    assert r.status_code == 200 and r.json()["status"]["state"] == "running"
+    with open(d.log) as f:
+        assert "cannot set the clock" in f.read()
     t0 = time.time()
     op = api.action("oldie", "stop")
     ls = op["result"]["status"]["last_stop"]

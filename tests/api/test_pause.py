@@ -2,8 +2,10 @@
 PATCH /vm Paused and Resumed as Firecracker's API has them, the paused
 state and its reason in the VM and its events, and stop, restart and
 delete from paused."""
+import glob
 import json
 import os
+import time
 
 
 def calls(daemon):
@@ -40,6 +42,14 @@ def test_pause_and_resume(api, daemon):
     assert st["health"] == "ok", st
     patches = vm_state_patches(daemon, n)
     assert patches == ["Paused", "Resumed"], patches
+    # The resume set the guest's clock through the agent (the double's
+    # agent writes the time it was given to a file next to its socket).
+    clocks = glob.glob(os.path.join(daemon.state, "**", "*.agent.clock"),
+                       recursive=True)
+    assert len(clocks) == 1, clocks
+    with open(clocks[0]) as f:
+        set_ns = int(f.read())
+    assert abs(set_ns - time.time_ns()) < 10 * 10**9, (set_ns, time.time_ns())
     r = api.post("/v1/vms/holdme/resume")
     assert r.status_code == 409 and r.json()["code"] == "invalid_state", r.text
     api.delete_vm("holdme")

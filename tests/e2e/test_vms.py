@@ -243,6 +243,8 @@ def test_pause_and_resume_the_debian_image(e2e):
     assert r.status_code == 200, r.text
     assert r.json()["status"]["paused_reason"] == "user"
     assert qmp(sock, "query-status")["return"]["status"] == "paused"
+    # Long enough that a guest clock left standing would be seen behind.
+    time.sleep(4)
     t0 = time.time()
     r = api.post("/v1/vms/dura/resume")
     took = time.time() - t0
@@ -251,9 +253,14 @@ def test_pause_and_resume_the_debian_image(e2e):
     assert st["state"] == "running" and st["health"] == "ok", st
     print("resume -> healthy: %.2f s" % took)
     assert qmp(sock, "query-status")["return"]["status"] == "running"
-    r = ssh_now(e2e, "dura", "cat /proc/uptime")
+    r = ssh_now(e2e, "dura", "cat /proc/uptime; date +%s.%N")
+    host_now = time.time()
     assert r.returncode == 0, r.stderr + console_tail(api, "dura")
-    assert float(r.stdout.split()[0]) >= before
+    words = r.stdout.split()   # uptime, idle time, the guest's clock
+    uptime, guest_now = float(words[0]), float(words[2])
+    assert uptime >= before
+    # bangerd set the guest's clock through the agent after the resume.
+    assert abs(guest_now - host_now) < 2.5, (guest_now, host_now)
 
 
 def test_power_button_stops_the_debian_image(e2e):

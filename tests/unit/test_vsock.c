@@ -436,11 +436,11 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	fail_unless(strcmp(json_string_value(json_object_get(doc, "status")),
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
-	    "agent_version")), "0.3.0") == 0, "agent_version");
+	    "agent_version")), "0.4.0") == 0, "agent_version");
 	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 3,
 	    "protocol 3");
-	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 2,
-	    "capabilities: health, power");
+	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 3,
+	    "capabilities: health, power, clock");
 	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
 	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),
@@ -499,13 +499,17 @@ test_http_ok(void)
 	}
 	if (rc == 0)
 		rc = check_agent_doc(h.agent, "ok", 1, "ok");
-	int lat = h.latency_ms;
+	int lat = h.latency_ms, proto = h.agent_protocol;
+	unsigned caps = h.agent_caps;
 	vsock_health_clear(&h);
 	fail_unless(rc == 0, "health ok over http");
 	fail_unless(f.last_port == 1024, "CONNECT 1024, got %u", f.last_port);
 	fail_unless(f.connections == 1, "one connection, got %d",
 	    f.connections);
 	fail_unless(lat >= 0 && lat < 3000, "latency %d", lat);
+	fail_unless(proto == 3, "agent protocol %d", proto);
+	fail_unless(caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
+	    VSOCK_CAP_CLOCK), "capabilities 0x%x", caps);
 	return 0;
 }
 
@@ -815,6 +819,51 @@ test_bad_responses(void)
 	return 0;
 }
 
+/* What an agent can do: its own list (names bangerd does not know are
+ * left out), else what its protocol implies. */
+static int
+caps_of(const char *canned, int *proto, unsigned *caps)
+{
+	struct fake f;
+	struct vsock_health h;
+
+	fail_unless(fake_start(&f, "caps", FAKE_CANNED, 0, NULL, canned) == 0,
+	    "fake");
+	vsock_probe_health(f.path, 1024, 1500, &h);
+	fake_stop(&f);
+	*proto = h.agent_protocol;
+	*caps = h.agent_caps;
+	vsock_health_clear(&h);
+	return 0;
+}
+
+static int
+test_agent_capabilities(void)
+{
+	int proto;
+	unsigned caps;
+
+	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\"}", &proto, &caps);
+	fail_unless(proto == 1 && caps == VSOCK_CAP_HEALTH,
+	    "protocol 1: health only (%d, 0x%x)", proto, caps);
+	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":2}",
+	    &proto, &caps);
+	fail_unless(proto == 2 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER),
+	    "protocol 2: health and power (%d, 0x%x)", proto, caps);
+	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":3,"
+	    "\"capabilities\":[\"health\",\"exec\",7,\"clock\"]}", &proto, &caps);
+	fail_unless(proto == 3 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_CLOCK),
+	    "protocol 3: its list, unknown names ignored (%d, 0x%x)", proto,
+	    caps);
+	json_t *names = vsock_caps_json(VSOCK_CAP_POWER | VSOCK_CAP_CLOCK);
+	char *s = json_dumps(names, JSON_COMPACT);
+	json_decref(names);
+	int same = s != NULL && strcmp(s, "[\"power\",\"clock\"]") == 0;
+	free(s);
+	fail_unless(same, "vsock_caps_json names the bits");
+	return 0;
+}
+
 /* A probe that answers "not ready" names the check, and waiting for it
  * ends with not_ready, not a timeout. */
 static int
@@ -1065,6 +1114,7 @@ main(void)
 	RUN_TEST(test_http_ok);
 	RUN_TEST(test_http_degraded);
 	RUN_TEST(test_legacy_ping);
+	RUN_TEST(test_agent_capabilities);
 	RUN_TEST(test_no_ack);
 	RUN_TEST(test_late_ok_finds_us_there);
 	RUN_TEST(test_hangup_before_ok);

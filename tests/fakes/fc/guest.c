@@ -165,10 +165,11 @@ void
 guest_spawn_agent(void)
 {
 	char path[PATH_MAX], listen[PATH_MAX + 32], layout[PATH_MAX + 16];
+	char clock[PATH_MAX + 16];
 	char self[PATH_MAX], pid[32], port[16];
 	const char *ready = getenv("BANGER_FAKE_READY");
 	const char *ssh_port = getenv("BANGER_FAKE_SSH_PORT");
-	char *argv[16];
+	char *argv[20];
 	int ac = 0;
 	pid_t child;
 
@@ -188,6 +189,9 @@ guest_spawn_agent(void)
 	snprintf(listen, sizeof(listen), "unix:%s", fc.agent_sock);
 	snprintf(layout, sizeof(layout), "%s.layout", fc.agent_sock);
 	write_layout(layout);
+	/* POST /clock writes the time bangerd sets there: the host's own
+	 * clock is never the double's to change. */
+	snprintf(clock, sizeof(clock), "%s.clock", fc.agent_sock);
 	/* The host has no sshd of the guest's: readiness checks what the test
 	 * asks for (the work disk by default; with an ssh port the "sshd"
 	 * check looks at that port).  A poweroff or reboot the agent is asked
@@ -208,6 +212,8 @@ guest_spawn_agent(void)
 	argv[ac++] = "/";
 	argv[ac++] = "--layout-state";
 	argv[ac++] = layout;
+	argv[ac++] = "--clock-file";
+	argv[ac++] = clock;
 	argv[ac++] = "--ready";
 	argv[ac++] = (char *)(ready && *ready ? ready : "workdisk");
 	if (ssh_port && *ssh_port) {
@@ -267,11 +273,13 @@ guest_kill_agent(int sig)
 void
 guest_cleanup_files(void)
 {
-	char layout[PATH_MAX + 16];
+	char layout[PATH_MAX + 16], clock[PATH_MAX + 16];
 
 	if (!fc.agent_sock_created || fc.agent_sock[0] == '\0')
 		return;
 	snprintf(layout, sizeof(layout), "%s.layout", fc.agent_sock);
+	snprintf(clock, sizeof(clock), "%s.clock", fc.agent_sock);
 	unlink(fc.agent_sock);
 	unlink(layout);
+	unlink(clock);
 }

@@ -1,0 +1,63 @@
+/* echo.c - POST /echo, the transport's own test route (served only with
+ * --test-routes): the request body comes back as a stream of ?chunk=N
+ * byte pieces with ?delay_ms=M between them, so a test sees a body read
+ * within its limit, a chunked reply, and other connections served while
+ * a stream is slow. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "agent.h"
+
+#include <time.h>
+
+/* The decimal value of key in the query, within [lo, hi]: 1 and *ret set,
+ * 0 when absent, -1 when malformed or out of range. */
+static int
+query_long(const char *query, const char *key, long lo, long hi, long *ret)
+{
+	const char *v;
+	int n = agent_query_value(query, key, &v);
+	long x = 0;
+
+	if (n < 0)
+		return 0;
+	if (n == 0 || n > 9)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	if (x < lo || x > hi)
+		return -1;
+	*ret = x;
+	return 1;
+}
+
+void
+echo_route(struct agent_request *rq)
+{
+	long chunk = 1024, delay_ms = 0;
+
+	if (query_long(rq->query, "chunk", 1, AGENT_MAX_BODY, &chunk) < 0 ||
+	    query_long(rq->query, "delay_ms", 0, 1000, &delay_ms) < 0) {
+		agent_reply_error(rq, 400, "chunk must be 1..65536 and delay_ms "
+		    "0..1000");
+		return;
+	}
+	if (agent_stream_begin(rq, 200, "application/octet-stream") < 0)
+		return;
+	for (size_t off = 0; off < rq->body_len; off += (size_t)chunk) {
+		if (off > 0 && delay_ms > 0) {
+			struct timespec ts = { .tv_sec = delay_ms / 1000,
+				.tv_nsec = (delay_ms % 1000) * 1000000L };
+			nanosleep(&ts, NULL);
+		}
+		size_t n = rq->body_len - off;
+		if (n > (size_t)chunk)
+			n = (size_t)chunk;
+		if (agent_stream_write(rq, rq->body + off, n) < 0)
+			return;
+	}
+	agent_stream_end(rq);
+}
