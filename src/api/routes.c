@@ -442,7 +442,7 @@ h_vm_bulk(struct api_req *r)
 		return api_reply_error(r->conn, &err);
 	if (vm_action_parse(json_get_str(j, WIRE_ACTION), &act) < 0) {
 		bn_fail(&err, BN_EINVAL, 0, "action must be one of start, stop, "
-		    "restart, delete, set");
+		    "restart, delete, set, pause, resume");
 		bn_err_detail(&err, "field", "action");
 		goto fail;
 	}
@@ -454,7 +454,8 @@ h_vm_bulk(struct api_req *r)
 		goto fail;
 	}
 	if (json_object_get(j, WIRE_TIMEOUT_S) != NULL &&
-	    (act == VM_ACT_START || act == VM_ACT_SET)) {
+	    act != VM_ACT_STOP && act != VM_ACT_RESTART &&
+	    act != VM_ACT_DELETE) {
 		bn_fail(&err, BN_EINVAL, 0, "'timeout_s' goes only with stop, "
 		    "restart and delete");
 		bn_err_detail(&err, "field", "timeout_s");

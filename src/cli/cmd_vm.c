@@ -144,23 +144,6 @@ cmd_vm_show(struct cli *cli, const struct args *a)
 	return out_show(cli, "/v1/vms/", a->v[0], NULL, print_vm);
 }
 
-/* POST /v1/vms/NAME/resume: a VM the VMM paused (a full host disk). */
-int
-cmd_vm_resume(struct cli *cli, const struct args *a)
-{
-	const char *name = a->v[0];
-	struct reply r = { 0 };
-	int rc;
-
-	char *path = api_path("/v1/vms/", name, "/resume");
-	rc = out_call(cli, "POST", path, NULL, &r);
-	free(path);
-	if (rc == CLI_EXIT_OK && cli_chatty(cli))
-		printf("%s: running\n", name);
-	reply_free(&r);
-	return rc;
-}
-
 int
 cmd_vm_set(struct cli *cli, const struct args *a)
 {

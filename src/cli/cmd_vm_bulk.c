@@ -1,5 +1,6 @@
-/* cmd_vm_bulk.c - banger vm start|stop|restart|delete: one operation for
- * one NAME, one bulk action (POST /v1/vms/actions) for several or --all.
+/* cmd_vm_bulk.c - banger vm start|stop|restart|delete|pause|resume: one
+ * call for one NAME, one bulk action (POST /v1/vms/actions) for several or
+ * --all.
  */
 #include "cli.h"
 
@@ -61,9 +62,10 @@ out:
 	return rc;
 }
 
-/* Every VM's name, for --all; NULL after printing why. */
+/* Every VM's name (only those in state `only`, when given), for --all;
+ * NULL after printing why. */
 static json_t *
-all_vm_names(struct cli *cli, int *ret_exit)
+all_vm_names(struct cli *cli, const char *only, int *ret_exit)
 {
 	struct reply r = { 0 };
 	json_t *names = NULL, *vm;
@@ -80,7 +82,10 @@ all_vm_names(struct cli *cli, int *ret_exit)
 	names = json_array();
 	json_array_foreach(jobj(r.json, WIRE_VMS), i, vm) {
 		const char *name = jstr(vm, WIRE_NAME);
+		const char *state = jstr(jobj(vm, WIRE_STATUS), WIRE_STATE);
 
+		if (only != NULL && (state == NULL || strcmp(state, only) != 0))
+			continue;
 		if (name != NULL)
 			json_array_append_new(names, json_string(name));
 	}
@@ -130,7 +135,7 @@ cmd_vm_lifecycle(struct cli *cli, const struct args *a)
 		char *label;
 
 		if (all) {
-			list = all_vm_names(cli, &rc);
+			list = all_vm_names(cli, NULL, &rc);
 			if (list == NULL) {
 				json_decref(extra);
 				return rc;
@@ -197,5 +202,66 @@ cmd_vm_lifecycle(struct cli *cli, const struct args *a)
 		json_decref(body);
 	free(label);
 	free(path);
+	return rc;
+}
+
+/* pause and resume: quick and synchronous for one NAME (the VM comes
+ * back), a bulk action for several; --all takes the VMs that are running
+ * (pause) or paused (resume). */
+int
+cmd_vm_hold(struct cli *cli, const struct args *a)
+{
+	const struct command *cmd = a->cmd;
+	bool pause = strcmp(cmd->name, "pause") == 0;
+	bool all = args_flag(a, "--all");
+	const char *done = pause ? "paused" : "running";
+	struct op_opts oo = { 0 };
+	int n = a->n, rc;
+
+	if (all && n > 0)
+		return usage_error(cmd, "give NAMEs or --all, not both");
+	if (!all && n == 0)
+		return usage_error(cmd, "missing NAME argument (or --all)");
+	if (all || n > 1) {
+		json_t *list;
+
+		if (all) {
+			list = all_vm_names(cli, pause ? "running" : "paused", &rc);
+			if (list == NULL)
+				return rc;
+		} else {
+			list = json_array();
+			for (int i = 0; i < n; i++)
+				json_array_append_new(list, json_string(a->v[i]));
+		}
+		if (json_array_size(list) == 0) {
+			if (cli_chatty(cli))
+				printf("no %s vms to %s\n", pause ? "running" :
+				    "paused", cmd->name);
+			json_decref(list);
+			return CLI_EXIT_OK;
+		}
+		char *label = xasprintf("%s %zu vms", pause ? "pausing" :
+		    "resuming", json_array_size(list));
+		oo.label = label;
+		rc = vm_bulk(cli, cmd->name, list, NULL, &oo, done);
+		free(label);
+		json_decref(list);
+		return rc;
+	}
+
+	const char *name = a->v[0];
+	struct reply r = { 0 };
+	char *suffix = xasprintf("/%s", cmd->name);
+	char *path = api_path("/v1/vms/", name, suffix);
+	char buf[128];
+
+	rc = out_call(cli, "POST", path, NULL, &r);
+	if (rc == CLI_EXIT_OK && cli_chatty(cli))
+		printf("vm '%s' %s\n", out_name(r.json, name, buf, sizeof(buf)),
+		    pause ? "paused" : "resumed");
+	reply_free(&r);
+	free(path);
+	free(suffix);
 	return rc;
 }

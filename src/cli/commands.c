@@ -70,6 +70,16 @@ static const struct flag vm_stop_flags[] = {
 	F_END
 };
 
+static const struct flag vm_pause_flags[] = {
+	F_SWITCH("--all", "every running VM"),
+	F_END
+};
+
+static const struct flag vm_resume_flags[] = {
+	F_SWITCH("--all", "every paused VM"),
+	F_END
+};
+
 static const struct flag vm_restart_flags[] = {
 	F_SWITCH("--all", "every VM"),
 	NO_WAIT_FLAG,
@@ -153,13 +163,26 @@ const struct command cli_commands[] = {
 	  .summary = "list VMs (with -q: names only)", .run = cmd_vm_list },
 	{ .group = "vm", .name = "show", .args = "NAME", .nargs = ARGS_ONE,
 	  .summary = "show a VM's spec and status", .run = cmd_vm_show },
-	{ .group = "vm", .name = "resume", .args = "NAME", .nargs = ARGS_ONE,
-	  .summary = "let a VM the VMM paused run again",
+	{ .group = "vm", .name = "pause", .args = "NAME...|--all",
+	  .nargs = ARGS_ANY, .summary = "hold running VMs where they are",
+	  .flags = vm_pause_flags,
 	  .intro =
-	  "A QEMU VM whose disk write found the host disk full is paused\n"
-	  "(state paused, reason host_disk_full); free space on the host, then\n"
-	  "resume it.  Refused while the disk is still below the reserve.\n",
-	  .run = cmd_vm_resume },
+	  "The VMM stops the guest's vCPUs; memory, devices, TAP and .vm name\n"
+	  "stay.  Resume goes on where it stopped (bangerd then sets the\n"
+	  "guest's clock); stop, restart and delete work on paused VMs.\n"
+	  "\nFlags:\n",
+	  .outro = BULK_HELP, .run = cmd_vm_hold },
+	{ .group = "vm", .name = "resume", .args = "NAME...|--all",
+	  .nargs = ARGS_ANY, .summary = "let paused VMs run again",
+	  .flags = vm_resume_flags,
+	  .intro =
+	  "Resumes VMs paused on request, and QEMU VMs whose disk write found\n"
+	  "the host disk full (state paused, reason host_disk_full): free space\n"
+	  "on the host first; they are refused while the disk is still below\n"
+	  "the reserve.  bangerd sets the guest's clock to the host's and\n"
+	  "checks its health again.\n"
+	  "\nFlags:\n",
+	  .outro = BULK_HELP, .run = cmd_vm_hold },
 	{ .group = "vm", .name = "start", .args = "NAME...|--all",
 	  .nargs = ARGS_ANY, .summary = "boot stopped VMs",
 	  .flags = vm_start_flags, .outro = BULK_HELP, .run = cmd_vm_lifecycle },

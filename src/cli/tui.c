@@ -182,6 +182,30 @@ vm_action(struct tui *t, const char *action, const char *verb)
 	tui_enqueue(t, JOB_ACTION, name, action, false);
 }
 
+/* p: pause a running VM, resume a paused one. */
+static void
+vm_pause_toggle(struct tui *t)
+{
+	const struct tui_vm *vm;
+	char name[64];
+	bool paused = false, ok;
+
+	tui_lock(t);
+	vm = tui_model_selected(&t->m);
+	ok = vm != NULL;
+	if (ok) {
+		snprintf(name, sizeof(name), "%s", vm->name);
+		paused = strcmp(vm->state, "paused") == 0;
+	}
+	tui_unlock(t);
+	if (!ok) {
+		say(t, true, "no VM selected", NULL);
+		return;
+	}
+	say(t, false, paused ? "resuming %s..." : "pausing %s...", name);
+	tui_enqueue(t, JOB_ACTION, name, paused ? "resume" : "pause", false);
+}
+
 /* Handle one key; false to quit. */
 static bool
 on_key(struct tui *t, int ch)
@@ -285,6 +309,9 @@ on_key(struct tui *t, int ch)
 		break;
 	case 'r':
 		vm_action(t, "restart", "restarting");
+		break;
+	case 'p':
+		vm_pause_toggle(t);
 		break;
 	case 'd':
 		if (selected_vm(t, name, sizeof(name), NULL))

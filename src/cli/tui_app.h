@@ -25,7 +25,7 @@ enum job_kind {
 	JOB_GET_VM,
 	JOB_LIST_IMAGES,
 	JOB_DOCTOR,
-	JOB_ACTION,   /* POST /v1/vms/{name}/{start,stop,restart} */
+	JOB_ACTION,   /* POST /v1/vms/{name}/{start,stop,restart,pause,resume} */
 	JOB_NAT,      /* PATCH /v1/vms/{name} {"nat": ...} */
 	JOB_DELETE    /* DELETE /v1/vms/{name}?force=true */
 };

@@ -44,7 +44,7 @@ word_pair(const char *w)
 	static const char *const bad[] = { "error", "unreachable", "fail",
 		"failed" };
 	static const char *const busy[] = { "creating", "starting", "stopping",
-		"degraded", "warn" };
+		"paused", "degraded", "warn" };
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 		if (strcmp(w, good[i]) == 0)
@@ -278,7 +278,8 @@ static const char *
 help_text(const struct tui *t)
 {
 	if (t->view == VIEW_VMS)
-		return " s start  x stop  r restart  d delete  n NAT  c/Enter ssh  "
+		return " s start  x stop  r restart  p pause/resume  d delete  "
+		    "n NAT  c/Enter ssh  "
 		    "up/down select  1/2/3/Tab views  ^L refresh  q quit";
 	return " 1 VMs  2 images  3 doctor  Tab next view  up/down scroll  "
 	    "^L refresh  q quit";

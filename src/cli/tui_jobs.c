@@ -122,7 +122,13 @@ job_apply(struct tui *t, const struct job *j, long status, json_t *body)
 		return;
 	case JOB_ACTION:
 	case JOB_DELETE:
-		if (ok && jstr(body, WIRE_ID) != NULL) {
+		if (ok && j->kind == JOB_ACTION && (strcmp(j->action, "pause") == 0 ||
+		    strcmp(j->action, "resume") == 0)) {
+			/* Synchronous: the reply is the VM itself. */
+			tui_model_put_vm(m, body);
+			tui_model_message(m, false, "%s: %s", j->name,
+			    strcmp(j->action, "pause") == 0 ? "paused" : "running");
+		} else if (ok && jstr(body, WIRE_ID) != NULL) {
 			const char *kind = jstr(body, WIRE_KIND);
 
 			/* A stale reply must not undo the "done" already

@@ -464,7 +464,8 @@ tui_vm_row(const struct tui_vm *vm, const struct tui_cols *c, long long now,
 	char up[32], op[128];
 	int p = cell(buf, 0, width, "", 0);
 
-	if (strcmp(vm->state, "running") == 0 && vm->started_at > 0)
+	if ((strcmp(vm->state, "running") == 0 ||
+	    strcmp(vm->state, "paused") == 0) && vm->started_at > 0)
 		tui_format_uptime(now - vm->started_at, up, sizeof(up));
 	else
 		snprintf(up, sizeof(up), "-");

@@ -44,9 +44,10 @@ struct vm_patch {
 	int nat;                               /* -1 = unchanged */
 };
 
-/* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off. */
+/* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off; PAUSE and
+ * RESUME are bulk actions here (one VM: core_vm_pause, core_vm_resume). */
 enum vm_action { VM_ACT_START, VM_ACT_STOP, VM_ACT_RESTART, VM_ACT_DELETE,
-	VM_ACT_SET };
+	VM_ACT_SET, VM_ACT_PAUSE, VM_ACT_RESUME };
 
 int core_vm_get(struct core *c, const char *name, struct vm *ret,
     struct bn_err *err);

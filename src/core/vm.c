@@ -28,7 +28,7 @@ int
 vm_action_parse(const char *s, enum vm_action *ret)
 {
 	static const char *const names[] = { "start", "stop", "restart", "delete",
-		"set" };
+		"set", "pause", "resume" };
 
 	for (size_t i = 0; i < ARRAY_SIZE(names); i++)
 		if (strcmp(s, names[i]) == 0) {
@@ -203,8 +203,8 @@ core_vm_action(struct core *c, const char *name, enum vm_action act, bool force,
 		return bn_err_hint(err, "stop it first, or delete with force "
 		    "(banger vm delete --force)");
 	}
-	if (act == VM_ACT_SET)
-		return bn_fail(err, BN_EINTERNAL, 0, "set is not a single-VM action");
+	if (act == VM_ACT_SET || act == VM_ACT_PAUSE || act == VM_ACT_RESUME)
+		return bn_fail(err, BN_EINTERNAL, 0, "not a single-VM operation");
 	struct life_req *lr = xcalloc(1, sizeof(*lr));
 	lr->kind = kinds[act];
 	snprintf(lr->name, sizeof(lr->name), "%s", name);
@@ -320,7 +320,13 @@ bulk_one_main(void *arg)
 	json_t *vmj = NULL;
 
 	/* Each VM's action takes that VM's lock, like a single action. */
-	if (o->b->act == VM_ACT_SET) {
+	if (o->b->act == VM_ACT_PAUSE || o->b->act == VM_ACT_RESUME) {
+		struct vm vm;
+		int rc = o->b->act == VM_ACT_PAUSE ?
+		    core_vm_pause(o->c, name, &vm, &err) :
+		    core_vm_resume(o->c, name, &vm, &err);
+		vmj = rc == 0 ? vm_to_json(&vm) : NULL;
+	} else if (o->b->act == VM_ACT_SET) {
 		struct vm_patch p = { VM_SIZE_UNSET, VM_SIZE_UNSET, VM_SIZE_UNSET,
 			o->b->nat };
 		struct vm vm;

@@ -90,3 +90,31 @@ def test_stop_restart_and_delete_from_paused(api, daemon):
     r = api.delete_vm("frozen", force=True)
     assert r.json()["state"] == "succeeded", r.text
     assert api.get("/v1/vms/frozen").status_code == 404
+
+
+def test_bulk_pause_and_resume(api):
+    api.create_vm("bulka", vcpus=1)
+    api.create_vm("bulkb", vcpus=1)
+    op = api.post("/v1/vms/actions", {"action": "pause",
+                                      "names": ["bulka", "bulkb", "nosuch"]},
+                  params={"wait": 30}).json()
+    assert op["state"] == "succeeded", op
+    res = {r["name"]: r for r in op["result"]["results"]}
+    assert res["bulka"]["ok"] and res["bulkb"]["ok"], res
+    assert res["bulka"]["vm"]["status"]["state"] == "paused"
+    assert res["nosuch"]["error"]["code"] == "vm_not_found", res
+    # A VM in another state fails on its own.
+    op = api.post("/v1/vms/actions", {"action": "pause", "names": ["bulka"]},
+                  params={"wait": 30}).json()
+    assert op["result"]["results"][0]["error"]["code"] == "invalid_state"
+    r = api.post("/v1/vms/actions", {"action": "resume", "names": ["bulka"],
+                                     "timeout_s": 5})
+    assert r.status_code == 400 and r.json()["details"]["field"] == \
+        "timeout_s", r.text
+    op = api.post("/v1/vms/actions", {"action": "resume",
+                                      "names": ["bulka", "bulkb"]},
+                  params={"wait": 30}).json()
+    assert all(r["ok"] for r in op["result"]["results"]), op
+    assert api.get("/v1/vms/bulkb").json()["status"]["state"] == "running"
+    api.delete_vm("bulka")
+    api.delete_vm("bulkb")

@@ -197,6 +197,45 @@ def test_stop_and_start_are_idempotent(daemon, vm):
     assert r.stdout == "vm '%s' stopped\n" % vm
 
 
+def test_pause_and_resume(daemon, image):
+    """One NAME: the call is synchronous and says where the VM is.  Several:
+    one bulk action, a line per VM, the first failure's exit status.
+    --all takes the running VMs (pause) or the paused ones (resume)."""
+    a, b = uniq("pa"), uniq("pb")
+    ok(run(daemon, *create_args(a, image)))
+    ok(run(daemon, *create_args(b, image)))
+    try:
+        r = ok(run(daemon, "vm", "pause", a))
+        assert r.stdout == "vm '%s' paused\n" % a
+        assert kv(ok(run(daemon, "vm", "show", a)).stdout)["state"] == "paused"
+        assert_error(run(daemon, "vm", "pause", a), 4,
+                     "vm '%s' is paused, not running" % a)
+        r = ok(run(daemon, "vm", "resume", a))
+        assert r.stdout == "vm '%s' resumed\n" % a
+        assert kv(ok(run(daemon, "vm", "show", a)).stdout)["state"] == "running"
+
+        r = ok(run(daemon, "vm", "pause", a, b))
+        assert sorted(r.stdout.splitlines()) == sorted(
+            ["%s: paused" % a, "%s: paused" % b]), r.stdout
+        r = run(daemon, "vm", "resume", a, "ghost-vm", b)
+        assert r.returncode != 0
+        assert "%s: running" % a in r.stdout and "%s: running" % b in r.stdout
+        assert "ghost-vm: error: vm_not_found" in r.stderr, r.stderr
+
+        r = ok(run(daemon, "vm", "pause", "--all"))
+        assert "%s: paused" % a in r.stdout and "%s: paused" % b in r.stdout
+        ok(run(daemon, "vm", "stop", b))   # stop works from paused
+        r = ok(run(daemon, "vm", "resume", "--all"))
+        assert "%s: running" % a in r.stdout and b not in r.stdout, r.stdout
+        r = ok(run(daemon, "vm", "resume", "--all"))
+        assert r.stdout == "no paused vms to resume\n", r.stdout
+        fails(run(daemon, "vm", "pause"), 2)
+        fails(run(daemon, "vm", "pause", "--all", a), 2)
+    finally:
+        run(daemon, "vm", "resume", "--all")
+        run(daemon, "vm", "delete", "--force", a, b)
+
+
 def test_quiet(daemon, image):
     name = uniq("quiet")
     try:

@@ -93,7 +93,8 @@ def test_bash_script_passes_shellcheck(daemon, tmp_path):
 @pytest.mark.parametrize("words,want", [
     (["banger", ""], ["vm", "image", "operation", "host", "doctor",
                       "version", "events", "tui", "completion", "help"]),
-    (["banger", "vm", ""], ["create", "list", "show", "resume", "start", "stop",
+    (["banger", "vm", ""], ["create", "list", "show", "pause", "resume",
+                            "start", "stop",
                             "restart", "delete", "set", "ssh", "health",
                             "console"]),
     (["banger", "vm", "st"], ["start", "stop"]),

@@ -16,7 +16,8 @@ TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(
     TMUX is None, reason="tmux is not installed (.ci/deps.sh installs it)")
 
-STATES = ("creating", "stopped", "starting", "running", "stopping", "error")
+STATES = ("creating", "stopped", "starting", "running", "stopping", "error",
+          "paused")
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
 
@@ -208,6 +209,16 @@ def test_tui(tui_daemon):
         tui.keys("r")
         tui.wait(lambda s: "vm.restart tui-a: done" in s, "the restart")
         assert vm_state(api, a) == "running"
+
+        # p pauses the selected VM, and resumes it when paused.
+        tui.keys("p")
+        poll_api(lambda: vm_state(api, a) == "paused", "a paused")
+        tui.wait(lambda s: row_state(s, a) == "paused", "a paused on screen")
+        tui.wait(lambda s: "tui-a: paused" in s, "the pause's outcome")
+        tui.keys("p")
+        poll_api(lambda: vm_state(api, a) == "running", "a resumed")
+        tui.wait(lambda s: row_state(s, a) == "running" and
+                 "tui-a: running" in s, "a running again on screen")
 
         # n toggles NAT.
         tui.keys("n")

@@ -788,10 +788,10 @@ export interface components {
         /** @description Body of `POST /v1/vms/actions`. */
         VMActionsRequest: {
             /**
-             * @description `set` applies `nat` to every named VM (like `PATCH` with `{"nat": ...}`), and is the only action that takes `nat`.
+             * @description `set` applies `nat` to every named VM (like `PATCH` with `{"nat": ...}`), and is the only action that takes `nat`. `pause` and `resume` do for each VM what `POST /v1/vms/{name}/pause` and `.../resume` do (a VM in another state fails with `invalid_state`).
              * @enum {string}
              */
-            action: "start" | "stop" | "restart" | "delete" | "set";
+            action: "start" | "stop" | "restart" | "delete" | "set" | "pause" | "resume";
             /** @description VMs to act on, processed and reported in this order. */
             names: components["schemas"]["Name"][];
             /**
