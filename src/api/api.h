@@ -26,7 +26,8 @@ struct api_req {
 	const char *path;
 	char *body;
 	size_t len;
-	/* path parameters from the route pattern */
+	/* path parameters from the route pattern, joined with '/' when the
+	 * pattern has several ("web/s1" for /v1/vms/{name}/snapshots/{snap}) */
 	const char *param;
 	char param_buf[256];
 };
@@ -50,9 +51,36 @@ enum MHD_Result api_reply_text(struct MHD_Connection *conn, unsigned status,
     char *text, size_t len, const char *ctype);
 enum MHD_Result api_reply_empty(struct MHD_Connection *conn, unsigned status);
 
+/* Reading a request (request.c).  Each fails with BN_EINVAL naming the
+ * parameter.  query: a query parameter's value, or NULL. */
+struct json_field;
+const char *query(struct api_req *r, const char *key);
+int query_int(struct api_req *r, const char *key, long lo, long hi, long def,
+    long *ret, struct bn_err *err);
+int query_bool(struct api_req *r, const char *key, bool *ret,
+    struct bn_err *err);
+/* The body as a JSON object with only the given fields (empty allowed
+ * when allow_empty); *ret a new reference. */
+int body_object(struct api_req *r, bool allow_empty,
+    const struct json_field *fields, int n, json_t **ret, struct bn_err *err);
+/* ?wait=S: whether given, and its seconds (0..3600). */
+int wait_param(struct api_req *r, bool *ret_given, long *ret_wait,
+    struct bn_err *err);
+/* Reply with an operation: 202 + Location while it runs; with ?wait, hold
+ * the reply until it ends (200) or the wait runs out (202). */
+enum MHD_Result reply_op(struct api_req *r, const char *op_id,
+    bool waited_param, long wait_s);
+
+/* The snapshot routes' handlers (snapshots.c). */
+enum MHD_Result h_snap_create(struct api_req *r);
+enum MHD_Result h_snap_list(struct api_req *r);
+enum MHD_Result h_snap_get(struct api_req *r);
+enum MHD_Result h_snap_delete(struct api_req *r);
+enum MHD_Result h_vm_restore(struct api_req *r);
+
 /* Route matching, exposed for unit tests: returns the route for method and
  * path, or NULL with *ret_path_matched telling 405 from 404.  The path
- * parameter (at most one per route) is copied into param. */
+ * parameters are copied into param, joined with '/' when several. */
 const struct api_route *api_route_match(const char *method, const char *path,
     char *param, size_t paramsz, bool *ret_path_matched, char *allow,
     size_t allowsz);

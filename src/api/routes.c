@@ -11,102 +11,6 @@
 #include "common/util.h"
 #include "common/wire.h"
 
-/* ---- query helpers ---- */
-
-static const char *
-query(struct api_req *r, const char *key)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
-}
-
-static int
-query_int(struct api_req *r, const char *key, long lo, long hi, long def,
-    long *ret, struct bn_err *err)
-{
-	const char *v = query(r, key);
-	char *end;
-
-	if (v == NULL) {
-		*ret = def;
-		return 0;
-	}
-	long x = strtol(v, &end, 10);
-	if (*v == '\0' || *end != '\0' || x < lo || x > hi) {
-		bn_fail(err, BN_EINVAL, 0, "query parameter '%s' must be an integer "
-		    "between %ld and %ld", key, lo, hi);
-		return bn_err_detail(err, "parameter", key);
-	}
-	*ret = x;
-	return 0;
-}
-
-static int
-query_bool(struct api_req *r, const char *key, bool *ret, struct bn_err *err)
-{
-	const char *v = query(r, key);
-
-	*ret = false;
-	if (v == NULL || strcmp(v, "false") == 0 || strcmp(v, "0") == 0)
-		return 0;
-	if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 || *v == '\0') {
-		*ret = true;
-		return 0;
-	}
-	bn_fail(err, BN_EINVAL, 0, "query parameter '%s' must be true or false", key);
-	return bn_err_detail(err, "parameter", key);
-}
-
-static int
-body_object(struct api_req *r, bool allow_empty, const struct json_field *fields,
-    int n, json_t **ret, struct bn_err *err)
-{
-	if (json_parse_object(r->body ? r->body : "", r->len, allow_empty, ret,
-	    err) < 0)
-		return -1;
-	if (json_check_fields(*ret, fields, n, err) < 0) {
-		json_decref(*ret);
-		*ret = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-/* Reply with an operation: 202 + Location while it runs; with ?wait, hold
- * the reply until it ends (200) or the wait runs out (202). */
-static enum MHD_Result
-reply_op(struct api_req *r, const char *op_id, bool waited_param, long wait_s)
-{
-	struct bn_err err;
-	struct op_row op;
-	struct MHD_Response *resp;
-	enum MHD_Result ret;
-	char loc[64], *text;
-	json_t *j;
-
-	if (core_op_get(r->core, op_id, waited_param ? (int)wait_s : 0, &op, &err) < 0)
-		return api_reply_error(r->conn, &err);
-	unsigned status = waited_param && core_op_finished(&op) ? 200 : 202;
-	j = op_to_json(&op);
-	op_row_clear(&op);
-	text = json_dump_compact(j);
-	json_decref(j);
-	snprintf(loc, sizeof(loc), "/v1/operations/%s", op_id);
-	resp = MHD_create_response_from_buffer(strlen(text), text,
-	    MHD_RESPMEM_MUST_FREE);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, loc);
-	ret = MHD_queue_response(r->conn, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static int
-wait_param(struct api_req *r, bool *ret_given, long *ret_wait, struct bn_err *err)
-{
-	*ret_given = query(r, "wait") != NULL;
-	return query_int(r, "wait", 0, 3600, 0, ret_wait, err);
-}
-
 /* ---- system ---- */
 
 static enum MHD_Result
@@ -759,6 +663,11 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/vms/{name}/restart", h_vm_restart },
 	{ "POST", "/v1/vms/{name}/pause", h_vm_pause },
 	{ "POST", "/v1/vms/{name}/resume", h_vm_resume },
+	{ "POST", "/v1/vms/{name}/snapshots", h_snap_create },
+	{ "GET", "/v1/vms/{name}/snapshots", h_snap_list },
+	{ "GET", "/v1/vms/{name}/snapshots/{snap}", h_snap_get },
+	{ "DELETE", "/v1/vms/{name}/snapshots/{snap}", h_snap_delete },
+	{ "POST", "/v1/vms/{name}/restore", h_vm_restore },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console },
 	{ "GET", "/v1/vms/{name}/ssh", h_vm_ssh },

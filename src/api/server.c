@@ -84,16 +84,20 @@ api_route_match(const char *method, const char *path, char *param,
 		val[0] = '\0';
 		while (*p && ok) {
 			if (*p == '{') {
-				/* A parameter is one non-empty path segment. */
+				/* A parameter is one non-empty path segment;
+				 * several are joined with '/'. */
 				const char *end = strchr(q, '/');
 				size_t seg = end ? (size_t)(end - q) : strlen(q);
-				if (seg == 0 || seg >= sizeof(val)) {
+				size_t sep = vlen > 0 ? 1 : 0;
+				if (seg == 0 || vlen + sep + seg >= sizeof(val)) {
 					ok = false;
 					break;
 				}
-				memcpy(val, q, seg);
-				val[seg] = '\0';
-				vlen = seg;
+				if (sep)
+					val[vlen] = '/';
+				memcpy(val + vlen + sep, q, seg);
+				vlen += sep + seg;
+				val[vlen] = '\0';
 				q += seg;
 				p = strchr(p, '}') + 1;
 			} else if (*p++ != *q++) {

@@ -70,6 +70,12 @@ static const struct flag vm_stop_flags[] = {
 	F_END
 };
 
+static const struct flag vm_snapshot_flags[] = {
+	NO_WAIT_FLAG,
+	CANCEL_FLAG("the operation"),
+	F_END
+};
+
 static const struct flag vm_pause_flags[] = {
 	F_SWITCH("--all", "every running VM"),
 	F_END
@@ -197,6 +203,21 @@ const struct command cli_commands[] = {
 	  .nargs = ARGS_ANY, .summary = "delete VMs and their disks",
 	  .flags = vm_delete_flags, .outro = BULK_HELP,
 	  .run = cmd_vm_lifecycle },
+	{ .group = "vm", .name = "snapshot",
+	  .args = "create|list|delete|restore NAME [SNAPSHOT]",
+	  .nargs = ARGS_SOME, .summary = "take, list, delete and restore a VM's "
+	  "snapshots", .flags = vm_snapshot_flags,
+	  .intro =
+	  "  create NAME SNAP   pause NAME, save its memory, device state and\n"
+	  "                     both disks as SNAP, then let it run on\n"
+	  "  list NAME          NAME's snapshots\n"
+	  "  delete NAME SNAP   remove SNAP and its files\n"
+	  "  restore NAME SNAP  put NAME back where SNAP was taken: what it\n"
+	  "                     runs now is ended, its disks replaced\n"
+	  "Firecracker VMs only: QEMU 7.2 cannot save a VM with its vsock\n"
+	  "device (bangerd says why).\n"
+	  "\nFlags (create and restore):\n",
+	  .run = cmd_vm_snapshot },
 	{ .group = "vm", .name = "set", .args = "NAME...", .nargs = ARGS_SOME,
 	  .summary = "change a VM's resources or NAT",
 	  .flags = vm_set_flags,

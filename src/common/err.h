@@ -24,6 +24,7 @@ enum bn_code {
 	BN_EVM_NOTFOUND,    /* vm_not_found 404 */
 	BN_EIMG_NOTFOUND,   /* image_not_found 404 */
 	BN_EOP_NOTFOUND,    /* operation_not_found 404 */
+	BN_ESNAP_NOTFOUND,  /* snapshot_not_found 404 */
 	BN_EMETHOD,         /* method_not_allowed 405 */
 	BN_EVM_EXISTS,      /* vm_exists 409 */
 	BN_EVM_RUNNING,     /* vm_running 409 */
@@ -33,6 +34,9 @@ enum bn_code {
 	BN_EIMG_UNAVAIL,    /* image_unavailable 409 */
 	BN_EIMG_EXISTS,     /* image_exists 409 */
 	BN_ECANCELLED,      /* cancelled 409: an operation stopped on request */
+	BN_ESNAP_EXISTS,    /* snapshot_exists 409 */
+	BN_ESNAP_UNUSABLE,  /* snapshot_unusable 409: bad checksum, other host */
+	BN_EUNSUPPORTED,    /* unsupported_by_vmm 409: this VM's VMM cannot */
 	BN_ETOOBIG,         /* payload_too_large 413 */
 	BN_EMEDIA,          /* unsupported_media_type 415 */
 	BN_ELIMIT,          /* limit_reached 429 */

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <ldns/sha2.h>
+
 #include "util.h"
 
 static int
@@ -275,4 +277,74 @@ fs_check_ext4_image(const char *what, const char *path, struct bn_err *err)
 		return image_fail(err, what, path, "is truncated: %s", why);
 	}
 	return 0;
+}
+
+static void
+to_hex(const uint8_t digest[LDNS_SHA256_DIGEST_LENGTH], char hex[65])
+{
+	for (int i = 0; i < LDNS_SHA256_DIGEST_LENGTH; i++)
+		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
+}
+
+int
+fs_sha256_file(const char *path, char hex[65], struct bn_err *err)
+{
+	enum { CHUNK = 1 << 20 };
+	ldns_sha256_CTX ctx;
+	uint8_t digest[LDNS_SHA256_DIGEST_LENGTH];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	struct stat st;
+
+	if (fd < 0)
+		return bn_fail(err, BN_ESYS, errno, "%s", path);
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return bn_fail(err, BN_ESYS, e, "stat %s", path);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return bn_fail(err, BN_ESYS, 0, "%s: not a regular file", path);
+	}
+	uint8_t *buf = xmalloc(CHUNK);
+	ldns_sha256_init(&ctx);
+	for (;;) {
+		ssize_t n = read(fd, buf, CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			free(buf);
+			close(fd);
+			return bn_fail(err, BN_ESYS, e, "read %s", path);
+		}
+		if (n == 0)
+			break;
+		ldns_sha256_update(&ctx, buf, (size_t)n);
+	}
+	free(buf);
+	close(fd);
+	ldns_sha256_final(digest, &ctx);
+	to_hex(digest, hex);
+	return 0;
+}
+
+void
+fs_sha256_hex(const void *data, size_t len, char hex[65])
+{
+	ldns_sha256_CTX ctx;
+	uint8_t digest[LDNS_SHA256_DIGEST_LENGTH];
+
+	ldns_sha256_init(&ctx);
+	ldns_sha256_update(&ctx, data, len);
+	ldns_sha256_final(digest, &ctx);
+	to_hex(digest, hex);
+}
+
+long long
+fs_allocated(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (long long)st.st_blocks * 512 : 0;
 }

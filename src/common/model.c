@@ -16,6 +16,7 @@ static const char *const op_state_names[] = {
 };
 
 const char *vm_state_name(enum vm_state st) { return vm_state_names[st]; }
+const char *snap_state_name(enum snap_state st) { return st == SNAP_READY ? "ready" : "creating"; }
 const char *image_source_name(enum image_source src) { return image_source_names[src]; }
 const char *op_state_name(enum op_state st) { return op_state_names[st]; }
 

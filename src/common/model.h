@@ -69,6 +69,22 @@ struct op_row {
 	char created_at[32], updated_at[32], finished_at[32];
 };
 
+/* A VM's snapshot: its files live in the VM's directory under
+ * snapshots/NAME (state, memory, both disks, manifest.json). */
+enum snap_state { SNAP_CREATING, SNAP_READY };
+struct snapshot {
+	char vm_id[VM_ID_LEN + 1];
+	char name[VM_NAME_MAX];
+	enum snap_state state;
+	char vmm[16];              /* the driver that took it */
+	char vmm_version[32];
+	int vcpus;
+	int memory_mib;
+	long long bytes;           /* on disk, all files (allocated) */
+	char created_at[32];
+};
+
+const char *snap_state_name(enum snap_state st);
 const char *vm_state_name(enum vm_state st);
 /* 0 and *ret for a known name, else -1. */
 int vm_state_parse(const char *s, enum vm_state *ret);

@@ -79,6 +79,8 @@ void wire_socket_resolve(const char *flag, char *buf, size_t len);
 
 /* List wrappers: {"vms": [...]}. */
 #define WIRE_VMS         "vms"
+#define WIRE_SNAPSHOT    "snapshot"
+#define WIRE_SNAPSHOTS   "snapshots"
 #define WIRE_IMAGES      "images"
 #define WIRE_OPERATIONS  "operations"
 

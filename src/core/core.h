@@ -148,6 +148,20 @@ int core_vm_pause(struct core *c, const char *name, struct vm *ret,
  * a full host disk once there is room; then ask its agent again. */
 int core_vm_resume(struct core *c, const char *name, struct vm *ret,
     struct bn_err *err);
+/* Snapshots of a VM (core/snapshots.c): taking one and restoring one
+ * are operations (vm.snapshot, vm.restore); list, get and delete answer
+ * at once. */
+int core_snapshot_create(struct core *c, const char *vm, const char *snap,
+    char ret_op_id[24], struct bn_err *err);
+int core_snapshot_list(struct core *c, const char *vm,
+    struct snapshot **ret, int *ret_n, struct bn_err *err);
+int core_snapshot_get(struct core *c, const char *vm, const char *snap,
+    struct snapshot *ret, struct bn_err *err);
+int core_snapshot_delete(struct core *c, const char *vm, const char *snap,
+    struct bn_err *err);
+int core_vm_restore(struct core *c, const char *vm, const char *snap,
+    char ret_op_id[24], struct bn_err *err);
+
 /* Which bangerd this is: pid, binary, socket, state and runtime dirs, and
  * the runtime bundle's identity (a hash of its files' identities), so a
  * client can tell which daemon and which bundle answered. */
@@ -158,6 +172,7 @@ json_t *vm_to_json(const struct vm *vm);
 /* status.last_stop: {result, method, duration_ms, summary} or null. */
 json_t *vm_last_stop_json(const struct vm *vm);
 json_t *image_to_json(const struct image_view *iv);
+json_t *snapshot_to_json(const char *vm_name, const struct snapshot *sn);
 json_t *op_to_json(const struct op_row *op);
 json_t *err_to_json(const struct bn_err *err);
 

@@ -136,6 +136,22 @@ vmm_pick(struct core *c, struct vmm_choice *ret, struct bn_err *err)
 }
 
 /* What a boot and a stop say to the VMM and the guest (boot.c). */
+/* The VMM of this kind ("firecracker", "qemu"), whatever the config
+ * would pick for a new VM: a restore needs the one that saved it. */
+static inline int
+vmm_pick_kind(struct core *c, const char *kind, struct vmm_choice *ret,
+    struct bn_err *err)
+{
+	struct vmm_wants w = {
+		.want = kind,
+		.firecracker = c->bundle.firecracker,
+		.qemu = c->bundle.qemu,
+		.vsock_helper = c->bundle.vhost_user_vsock,
+		.bundle_dir = c->bundle.dir,
+	};
+	return vmm_select(&w, ret, err);
+}
+
 /* The VMM's parameters and the kernel command line for booting vm with
  * the VMM ch (p points into ch and cmdline: keep them alive). */
 int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
@@ -169,7 +185,7 @@ int grow_ext4(const char *path, struct bn_err *err);
  * lock and runs the kind's table; life_run is the same without the
  * operation's own thread (bulk actions). */
 enum life_kind { LIFE_CREATE, LIFE_START, LIFE_STOP, LIFE_RESTART,
-	LIFE_DELETE, LIFE_KINDS };
+	LIFE_DELETE, LIFE_SNAPSHOT, LIFE_RESTORE, LIFE_KINDS };
 struct life_req {
 	enum life_kind kind;
 	char name[VM_NAME_MAX];
@@ -178,6 +194,7 @@ struct life_req {
 	struct vmm_choice choice;   /* create, start, restart: the VMM picked */
 	bool force;                 /* delete: a running VM too */
 	int grace_s;                /* stop, restart, delete */
+	char snap[VM_NAME_MAX];     /* snapshot, restore: the snapshot */
 };
 json_t *life_op(struct core *c, struct op *op, void *arg, struct bn_err *err);
 json_t *life_run(struct core *c, struct op *op, struct life_req *req,

@@ -8,6 +8,7 @@
 #define BANGER_CORE_LIFE_H
 
 #include "core/internal.h"
+#include "core/snap.h"
 
 struct life {
 	struct core *c;
@@ -26,6 +27,13 @@ struct life {
 	long long halt_t0;
 	int grace_s;
 	json_t *result;             /* NULL: the VM's JSON */
+	/* snapshot and restore */
+	char snapdir[PATH_MAX];
+	struct snapshot sn;
+	struct snap_facts facts;    /* snapshot: what its manifest records;
+				     * restore: what the manifest said */
+	bool snap_paused;           /* the snapshot paused a running VM */
+	bool disks_swapped;         /* restore: the VM's disks are at .prev */
 };
 
 struct step {
@@ -67,5 +75,25 @@ bool may_ask_guest(const struct life *l);
 int guest_poweroff_run(struct life *l, struct bn_err *err);
 int vmm_stop_run(struct life *l, struct bn_err *err);
 int halt_end_run(struct life *l, struct bn_err *err);
+
+/* ---- life_snap.c: the snapshot and restore steps ---- */
+int snap_check_run(struct life *l, struct bn_err *err);
+int snap_record_run(struct life *l, struct bn_err *err);
+void snap_record_undo(struct life *l, const struct bn_err *why);
+bool snap_vm_running(const struct life *l);
+int snap_pause_run(struct life *l, struct bn_err *err);
+void snap_pause_undo(struct life *l, const struct bn_err *why);
+int snap_save_run(struct life *l, struct bn_err *err);
+int snap_copy_run(struct life *l, struct bn_err *err);
+int snap_manifest_run(struct life *l, struct bn_err *err);
+bool snap_paused_here(const struct life *l);
+int snap_resume_run(struct life *l, struct bn_err *err);
+int restore_check_run(struct life *l, struct bn_err *err);
+int discard_run(struct life *l, struct bn_err *err);
+int restore_disks_run(struct life *l, struct bn_err *err);
+void restore_disks_undo(struct life *l, const struct bn_err *why);
+int load_run(struct life *l, struct bn_err *err);
+int clock_run(struct life *l, struct bn_err *err);
+int keep_disks_run(struct life *l, struct bn_err *err);
 
 #endif

@@ -205,12 +205,45 @@ static const struct step delete_steps[] = {
 	{ "remove_disks", "remove_disks", 60, false, NULL, remove_run, NULL },
 };
 
+/* A snapshot undoes its pause (the VM runs on) and its files. */
+static const struct step snapshot_steps[] = {
+	{ "check", NULL, 0, false, NULL, snap_check_run, NULL },
+	{ "record", "record", 5, false, NULL, snap_record_run, snap_record_undo },
+	{ "pause", "pause", 10, false, snap_vm_running, snap_pause_run,
+	    snap_pause_undo },
+	{ "save_state", "save_state", 20, false, NULL, snap_save_run, NULL },
+	{ "copy_disks", "copy_disks", 50, false, NULL, snap_copy_run, NULL },
+	{ "manifest", "manifest", 80, false, NULL, snap_manifest_run, NULL },
+	{ "resume", "resume", 90, false, snap_paused_here, snap_resume_run,
+	    NULL },
+};
+
+/* A restore boots like a start, with a load in place of configure and
+ * InstanceStart; the VM's own disks come back on any failure. */
+static const struct step restore_steps[] = {
+	{ "check", "check", 5, false, NULL, restore_check_run, NULL },
+	{ "discard", "discard", 10, false, is_up, discard_run, NULL },
+	{ "restore_disks", "restore_disks", 20, false, NULL, restore_disks_run,
+	    restore_disks_undo },
+	{ "boot", NULL, 0, false, NULL, boot_begin_run, boot_failed },
+	{ "network", "network", 40, false, NULL, network_run, network_undo },
+	{ "spawn_vmm", "spawn_vmm", 45, false, NULL, spawn_run, spawn_undo },
+	{ "load", "load", 50, false, NULL, load_run, NULL },
+	{ "wait_health", "wait_health", 70, false, NULL, wait_health_run, NULL },
+	{ "clock", NULL, 0, false, NULL, clock_run, NULL },
+	{ "running", NULL, 0, false, NULL, running_run, running_undo },
+	{ "keep_disks", NULL, 0, false, NULL, keep_disks_run, NULL },
+	{ "nat", NULL, 0, false, has_nat, nat_run, NULL },
+};
+
 #define LIFE_STEPS_MAX 32
 _Static_assert(ARRAY_SIZE(create_steps) <= LIFE_STEPS_MAX &&
     ARRAY_SIZE(start_steps) <= LIFE_STEPS_MAX &&
     ARRAY_SIZE(stop_steps) <= LIFE_STEPS_MAX &&
     ARRAY_SIZE(restart_steps) <= LIFE_STEPS_MAX &&
-    ARRAY_SIZE(delete_steps) <= LIFE_STEPS_MAX, "raise LIFE_STEPS_MAX");
+    ARRAY_SIZE(delete_steps) <= LIFE_STEPS_MAX &&
+    ARRAY_SIZE(snapshot_steps) <= LIFE_STEPS_MAX &&
+    ARRAY_SIZE(restore_steps) <= LIFE_STEPS_MAX, "raise LIFE_STEPS_MAX");
 
 static const struct {
 	const char *kind;
@@ -223,6 +256,10 @@ static const struct {
 	[LIFE_RESTART] = { "vm.restart", restart_steps,
 	    ARRAY_SIZE(restart_steps) },
 	[LIFE_DELETE] = { "vm.delete", delete_steps, ARRAY_SIZE(delete_steps) },
+	[LIFE_SNAPSHOT] = { "vm.snapshot", snapshot_steps,
+	    ARRAY_SIZE(snapshot_steps) },
+	[LIFE_RESTORE] = { "vm.restore", restore_steps,
+	    ARRAY_SIZE(restore_steps) },
 };
 
 const char *

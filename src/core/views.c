@@ -89,6 +89,17 @@ json_text_or_null(const char *text)
 }
 
 json_t *
+snapshot_to_json(const char *vm_name, const struct snapshot *sn)
+{
+	return json_pack("{s:s, s:s, s:s, s:{s:s, s:o}, s:i, s:i, s:I, s:o}",
+	    "name", sn->name, "vm", vm_name, "state", snap_state_name(sn->state),
+	    "vmm", "kind", sn->vmm, "version", json_str_or_null(sn->vmm_version),
+	    "vcpus", sn->vcpus, "memory_mib", sn->memory_mib,
+	    "bytes", (json_int_t)sn->bytes, "created_at",
+	    ts_or_null(sn->created_at));
+}
+
+json_t *
 op_to_json(const struct op_row *op)
 {
 	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:i, s:o, s:o, s:s, s:s, s:o}",

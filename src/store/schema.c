@@ -71,6 +71,18 @@ const char *const store_migrations[] = {
 	"CREATE INDEX stops_image ON stops(image, seq);",
 	/* 5: why a paused VM is paused (host_disk_full). */
 	"ALTER TABLE vms ADD COLUMN paused_reason TEXT NOT NULL DEFAULT '';",
+	/* 6: snapshots of VMs (files under the VM's directory). */
+	"CREATE TABLE snapshots ("
+	"  vm_id TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  state TEXT NOT NULL,"
+	"  vmm TEXT NOT NULL,"
+	"  vmm_version TEXT NOT NULL DEFAULT '',"
+	"  vcpus INTEGER NOT NULL,"
+	"  memory_mib INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  created_at TEXT NOT NULL,"
+	"  PRIMARY KEY (vm_id, name));",
 };
 
 const size_t store_nmigrations = sizeof(store_migrations) /

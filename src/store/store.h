@@ -51,6 +51,21 @@ int store_stop_summary(struct store *s, int last, struct image_stops **ret,
 int store_vm_count_image(struct store *s, const char *image, int *ret,
     struct bn_err *err);
 
+/* Snapshots, by VM id and name; BN_ESNAP_NOTFOUND when missing,
+ * BN_ESNAP_EXISTS when an insert finds the name taken. */
+int store_snap_insert(struct store *s, const struct snapshot *sn,
+    struct bn_err *err);
+int store_snap_update(struct store *s, const struct snapshot *sn,
+    struct bn_err *err);
+int store_snap_get(struct store *s, const char *vm_id, const char *name,
+    struct snapshot *ret, struct bn_err *err);
+/* A VM's snapshots, oldest first, into a malloc'd array. */
+int store_snap_list(struct store *s, const char *vm_id,
+    struct snapshot **ret, int *ret_n, struct bn_err *err);
+/* (A VM's delete removes its snapshots' rows too.) */
+int store_snap_delete(struct store *s, const char *vm_id, const char *name,
+    struct bn_err *err);
+
 /* Images (registered and built; the bundle image is not stored). */
 int store_image_upsert(struct store *s, const struct image *img,
     bool *ret_created, struct bn_err *err);

@@ -153,14 +153,22 @@ static int
 vm_delete_locked(struct store *s, const char *name, struct bn_err *err)
 {
 	_cleanup_stmt_ sqlite3_stmt *lease = NULL;
+	_cleanup_stmt_ sqlite3_stmt *snaps = NULL;
 	_cleanup_stmt_ sqlite3_stmt *vm = NULL;
 	int n;
 
+	/* Its lease and its snapshots' rows go with it (the files go with
+	 * its directory). */
 	if (stmt_prepare(s, "DELETE FROM leases WHERE vm_id = (SELECT id FROM "
-	    "vms WHERE name = ?)", &lease, "prepare delete lease", err) < 0)
+	    "vms WHERE name = ?)", &lease, "prepare delete lease", err) < 0 ||
+	    stmt_prepare(s, "DELETE FROM snapshots WHERE vm_id = (SELECT id "
+	    "FROM vms WHERE name = ?)", &snaps, "prepare delete snapshots",
+	    err) < 0)
 		return -1;
 	sqlite3_bind_text(lease, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(snaps, 1, name, -1, SQLITE_STATIC);
 	if (stmt_done(s, lease, "delete lease", NULL, err) < 0 ||
+	    stmt_done(s, snaps, "delete snapshots", NULL, err) < 0 ||
 	    stmt_prepare(s, "DELETE FROM vms WHERE name = ?", &vm,
 	    "prepare delete vm", err) < 0)
 		return -1;

@@ -75,6 +75,20 @@ struct vmm_driver {
 	 * connection could break the VM's vsock (QEMU: vhost-device-vsock
 	 * before it has set up its rings, qemu.c), else 1.  NULL: always. */
 	int (*vsock_ready)(const struct vmm_params *p);
+	/* The running VMM's version ("1.16.1").  NULL: unknown. */
+	int (*version)(const struct vmm_params *p, char *out, size_t outsz,
+	    struct bn_err *err);
+	/* Save the paused guest: device state to `state`, memory to `mem`
+	 * (Firecracker PUT /snapshot/create).  NULL: this driver cannot;
+	 * snapshot_blocked (when set) says why for a given VM. */
+	int (*snapshot)(const struct vmm_params *p, const char *state,
+	    const char *mem, struct bn_err *err);
+	int (*snapshot_blocked)(const struct vmm_params *p, char *why,
+	    size_t whysz, struct bn_err *err);
+	/* In a VMM just spawned, instead of configure and start: load a
+	 * snapshot with p's TAP and vsock socket, and let the guest run. */
+	int (*restore)(const struct vmm_params *p, pid_t pid, const char *state,
+	    const char *mem, struct bn_err *err);
 };
 
 extern const struct vmm_driver vmm_firecracker;

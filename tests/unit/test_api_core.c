@@ -23,6 +23,11 @@ test_routes(void)
 	r = api_route_match("POST", "/v1/vms/web/start", param, sizeof(param),
 	    &matched, allow, sizeof(allow));
 	fail_unless(r && strcmp(r->pattern, "/v1/vms/{name}/start") == 0, "start");
+	r = api_route_match("DELETE", "/v1/vms/web/snapshots/s1", param,
+	    sizeof(param), &matched, allow, sizeof(allow));
+	fail_unless(r && strcmp(r->pattern, "/v1/vms/{name}/snapshots/{snap}") == 0,
+	    "two parameters");
+	fail_unless(strcmp(param, "web/s1") == 0, "joined with '/': %s", param);
 	r = api_route_match("POST", "/v1/vms/actions", param, sizeof(param),
 	    &matched, allow, sizeof(allow));
 	fail_unless(r && strcmp(r->pattern, "/v1/vms/actions") == 0, "bulk literal");

@@ -38,7 +38,8 @@ test_migrate_and_vms(void)
 	unsigned cid;
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
-	fail_unless(store_schema_version(s) == 5, "version %d", store_schema_version(s));
+	fail_unless(store_schema_version(s) == (int)store_nmigrations &&
+	    store_nmigrations == 6, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");
@@ -316,6 +317,54 @@ test_migrate_from_v1(void)
 	return 0;
 }
 
+/* Snapshots by VM and name: a taken name is refused, rows change and go,
+ * and a VM's delete takes its snapshots' rows with it. */
+static int
+test_snapshots(void)
+{
+	struct store *s;
+	struct bn_err err;
+	struct vm vm = mkvm("snappy", 3);
+	struct snapshot sn = { 0 }, got, *all = NULL;
+	int n = 0;
+
+	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
+	snprintf(sn.vm_id, sizeof(sn.vm_id), "%s", vm.id);
+	snprintf(sn.name, sizeof(sn.name), "one");
+	snprintf(sn.vmm, sizeof(sn.vmm), "firecracker");
+	snprintf(sn.created_at, sizeof(sn.created_at), "2026-12-05T10:00:00Z");
+	sn.vcpus = 2;
+	sn.memory_mib = 256;
+	fail_unless(store_snap_insert(s, &sn, &err) == 0, "%s", err.msg);
+	fail_unless(store_snap_insert(s, &sn, &err) < 0 &&
+	    err.code == BN_ESNAP_EXISTS, "a taken name: %d", err.code);
+	sn.state = SNAP_READY;
+	sn.bytes = 12345;
+	snprintf(sn.vmm_version, sizeof(sn.vmm_version), "1.16.1");
+	fail_unless(store_snap_update(s, &sn, &err) == 0, "%s", err.msg);
+	fail_unless(store_snap_get(s, vm.id, "one", &got, &err) == 0 &&
+	    got.state == SNAP_READY && got.bytes == 12345 && got.vcpus == 2 &&
+	    strcmp(got.vmm_version, "1.16.1") == 0, "update persisted");
+	snprintf(sn.name, sizeof(sn.name), "two");
+	snprintf(sn.created_at, sizeof(sn.created_at), "2026-12-05T11:00:00Z");
+	fail_unless(store_snap_insert(s, &sn, &err) == 0, "%s", err.msg);
+	fail_unless(store_snap_list(s, vm.id, &all, &n, &err) == 0 && n == 2 &&
+	    strcmp(all[0].name, "one") == 0, "listed oldest first (%d)", n);
+	free(all);
+	fail_unless(store_snap_delete(s, vm.id, "one", &err) == 0, "%s", err.msg);
+	fail_unless(store_snap_get(s, vm.id, "one", &got, &err) < 0 &&
+	    err.code == BN_ESNAP_NOTFOUND, "deleted");
+	fail_unless(store_snap_delete(s, vm.id, "one", &err) < 0 &&
+	    err.code == BN_ESNAP_NOTFOUND, "deleting twice: not found");
+	fail_unless(store_vm_delete(s, "snappy", &err) == 0, "%s", err.msg);
+	fail_unless(store_snap_list(s, vm.id, &all, &n, &err) == 0 && n == 0,
+	    "the VM's delete took its snapshots' rows");
+	free(all);
+	store_close(s);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -327,5 +376,6 @@ main(void)
 	RUN_TEST(test_migrate_from_v1);
 	RUN_TEST(test_leases);
 	RUN_TEST(test_stops);
+	RUN_TEST(test_snapshots);
 	return tap_end();
 }

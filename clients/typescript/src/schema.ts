@@ -255,6 +255,82 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{name}/snapshots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * List a VM's snapshots
+         * @description Oldest first; a snapshot still being taken is `creating`.
+         */
+        get: operations["listSnapshots"];
+        put?: never;
+        /**
+         * Take a snapshot of a VM
+         * @description Starts a `vm.snapshot` operation. A running VM is paused (state `paused`, `paused_reason: snapshot`), its VMM writes the guest's device state and memory, both disks are copied (reflinks where the file system has them, sparse copies otherwise), a manifest with the checksums of the state files is written last, and the VM runs on (its clock set through the agent). A VM a user paused stays paused. Stages: `record`, `pause`, `save_state`, `copy_disks`, `manifest`, `resume`. Refused before anything is made: a name that is taken (`409 snapshot_exists`), a VM that is not running (`409 invalid_state`), a VMM that cannot save it (`409 unsupported_by_vmm`, with QEMU's own reasons: QEMU 7.2's vhost-user-vsock device cannot be migrated), too little disk space for memory and both disks above the reserve (`507 host_disk_full`). A snapshot that fails leaves nothing behind and the VM running. Files are 0600 under the VM's directory (`snapshots/NAME`); they go with the VM. The operation's `result` is the Snapshot.
+         */
+        post: operations["createSnapshot"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vms/{name}/snapshots/{snap}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+                /** @description Snapshot name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                snap: components["parameters"]["SnapshotName"];
+            };
+            cookie?: never;
+        };
+        /** Get a snapshot */
+        get: operations["getSnapshot"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a snapshot and its files
+         * @description Waits for an operation the VM is busy with (a snapshot or restore of it) to end first. A snapshot left `creating` by a daemon that died while taking it can be deleted this way.
+         */
+        delete: operations["deleteSnapshot"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vms/{name}/restore": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Restore a VM from one of its snapshots
+         * @description Starts a `vm.restore` operation. Before anything changes, the whole snapshot is checked: its manifest against this host and VM (the VMM that took it, the VM's vcpus and memory, the CPU's flags, the bundle's kernel) and its state and memory files against their sizes and SHA-256; a snapshot that fails is refused with `409 snapshot_unusable` saying what does not match, never half-loaded. Then whatever the VM runs is ended (its state is what the restore replaces), the snapshot's disk copies take the place of the VM's disks (kept aside until the guest answers), and a fresh VMM loads the saved state with the VM's own TAP and vsock socket (Firecracker `PUT /snapshot/load` with `network_overrides` and `vsock_override`; its version must be the one that took it), the guest's clock is set through the agent and its health checked. A restore that fails at any step leaves the VM stopped with its own disks and no process, TAP or file behind. Stages: `check`, `discard`, `restore_disks`, `network`, `spawn_vmm`, `load`, `wait_health`. The operation's `result` is the VM.
+         */
+        post: operations["restoreVM"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms/{name}/resume": {
         parameters: {
             query?: never;
@@ -839,6 +915,36 @@ export interface components {
             created_at: components["schemas"]["NullableTimestamp"];
             updated_at: components["schemas"]["NullableTimestamp"];
         };
+        CreateSnapshot: {
+            name: components["schemas"]["Name"];
+        };
+        RestoreVM: {
+            snapshot: components["schemas"]["Name"];
+        };
+        /** @description A VM's snapshot (guest memory and device state, and point-in-time copies of both disks). */
+        Snapshot: {
+            name: components["schemas"]["Name"];
+            vm: components["schemas"]["Name"];
+            /**
+             * @description `ready` once its manifest is written; only ready snapshots are restored.
+             * @enum {string}
+             */
+            state: "creating" | "ready";
+            vmm: {
+                /** @enum {string} */
+                kind: "firecracker" | "qemu";
+                /** @description The VMM version that took it; a restore needs the same. */
+                version: string | null;
+            };
+            vcpus: number;
+            memory_mib: number;
+            /** @description What its files hold on disk (0 while creating). */
+            bytes: number;
+            created_at: components["schemas"]["Timestamp"];
+        };
+        SnapshotList: {
+            snapshots: components["schemas"]["Snapshot"][];
+        };
         ImageList: {
             images: components["schemas"]["Image"][];
         };
@@ -867,7 +973,7 @@ export interface components {
              */
             id: string;
             /** @enum {string} */
-            kind: "vm.create" | "vm.start" | "vm.stop" | "vm.restart" | "vm.delete" | "vms.actions" | "image.build";
+            kind: "vm.create" | "vm.start" | "vm.stop" | "vm.restart" | "vm.delete" | "vm.snapshot" | "vm.restore" | "vms.actions" | "image.build";
             /** @description Name of the VM or image the work is about; null for bulk actions. */
             target: string | null;
             /** @enum {string} */
@@ -878,8 +984,8 @@ export interface components {
             progress: number;
             /** @description Why the operation failed; null unless `state` is `failed`. */
             error: components["schemas"]["Error"] | null;
-            /** @description Outcome once succeeded: the VM for `vm.create`, `vm.start`, `vm.stop` and `vm.restart`; `{"results": [...]}` for `vms.actions`; the Image for `image.build`; null for `vm.delete` and while the operation has not succeeded. */
-            result: components["schemas"]["VM"] | components["schemas"]["BulkResults"] | components["schemas"]["Image"] | null;
+            /** @description Outcome once succeeded: the VM for `vm.create`, `vm.start`, `vm.stop`, `vm.restart` and `vm.restore`; the Snapshot for `vm.snapshot`; `{"results": [...]}` for `vms.actions`; the Image for `image.build`; null for `vm.delete` and while the operation has not succeeded. */
+            result: components["schemas"]["VM"] | components["schemas"]["Snapshot"] | components["schemas"]["BulkResults"] | components["schemas"]["Image"] | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             finished_at: components["schemas"]["NullableTimestamp"];
@@ -991,7 +1097,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
@@ -1160,6 +1266,33 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description `vm_not_found` or `snapshot_not_found`. */
+        SnapshotNotFound: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "code": "snapshot_not_found",
+                 *       "message": "snapshot 'before-upgrade' not found",
+                 *       "status": 404,
+                 *       "details": {},
+                 *       "hint": ""
+                 *     }
+                 */
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description Codes: `snapshot_exists` (the VM has a snapshot of this name), `invalid_state` (the VM is not running, or is starting or stopping), `unsupported_by_vmm` (the VM's VMM cannot save or load it, with the VMM's reasons), `snapshot_unusable` (the snapshot was never finished, its manifest does not match this host or VM, or a file fails its size or checksum). */
+        SnapshotConflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description The VM's current state does not allow this. Codes: `vm_exists` (name already in use), `vm_running` (delete without `force`, or changing vcpus/memory/disk of a running VM), `invalid_state` (the target is not in a state that allows the change, for example registering over an image that banger built, or SSH to a VM that is not running), `image_unavailable` (the image's rootfs file is missing, or the runtime bundle's SSH key). Actions on one VM are queued, never refused as busy. */
         VMConflict: {
             headers: {
@@ -1254,6 +1387,8 @@ export interface components {
     parameters: {
         /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
         VMName: components["schemas"]["Name"];
+        /** @description Snapshot name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+        SnapshotName: components["schemas"]["Name"];
         /** @description Image name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
         ImageName: components["schemas"]["Name"];
         /** @description Operation id as returned in `Operation.id` (for example `op-000000000000002a`). */
@@ -1703,6 +1838,159 @@ export interface operations {
             409: components["responses"]["VMConflict"];
             500: components["responses"]["InternalError"];
             502: components["responses"]["VMMError"];
+        };
+    };
+    listSnapshots: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The VM's snapshots. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SnapshotList"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    createSnapshot: {
+        parameters: {
+            query?: {
+                /** @description Hold the reply up to this many seconds until the operation finishes. A finished operation is returned with `200`; otherwise the route's usual status is used. A value that is not an integer in 0..3600 gives `400 invalid_request`. */
+                wait?: components["parameters"]["Wait"];
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "before-upgrade"
+                 *     }
+                 */
+                "application/json": components["schemas"]["CreateSnapshot"];
+            };
+        };
+        responses: {
+            200: components["responses"]["OperationFinished"];
+            202: components["responses"]["OperationAccepted"];
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            409: components["responses"]["SnapshotConflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getSnapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+                /** @description Snapshot name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                snap: components["parameters"]["SnapshotName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The snapshot. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Snapshot"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["SnapshotNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    deleteSnapshot: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+                /** @description Snapshot name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                snap: components["parameters"]["SnapshotName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["SnapshotNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    restoreVM: {
+        parameters: {
+            query?: {
+                /** @description Hold the reply up to this many seconds until the operation finishes. A finished operation is returned with `200`; otherwise the route's usual status is used. A value that is not an integer in 0..3600 gives `400 invalid_request`. */
+                wait?: components["parameters"]["Wait"];
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "snapshot": "before-upgrade"
+                 *     }
+                 */
+                "application/json": components["schemas"]["RestoreVM"];
+            };
+        };
+        responses: {
+            200: components["responses"]["OperationFinished"];
+            202: components["responses"]["OperationAccepted"];
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["SnapshotNotFound"];
+            409: components["responses"]["SnapshotConflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
         };
     };
     resumeVM: {
