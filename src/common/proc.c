@@ -56,7 +56,20 @@ int
 proc_spawn_detached(char *const argv[], const char *out_path, pid_t *ret_pid,
     struct bn_err *err)
 {
+	return proc_spawn_detached_in(argv, NULL, out_path, ret_pid, err);
+}
+
+int
+proc_spawn_detached_in(char *const argv[], const char *cwd,
+    const char *out_path, pid_t *ret_pid, struct bn_err *err)
+{
+	char exe[PATH_MAX];
 	int pfd[2];
+
+	/* A relative program path means the one from here, not from cwd. */
+	if (cwd != NULL && argv[0][0] != '/' && realpath(argv[0], exe) == NULL)
+		return bn_fail(err, errno == ENOENT ? BN_EVMM_MISSING : BN_ESYS,
+		    errno, "%s", argv[0]);
 	pid_t mid;
 	struct {
 		pid_t pid;
@@ -91,7 +104,13 @@ proc_spawn_detached(char *const argv[], const char *out_path, pid_t *ret_pid,
 		}
 		child_reset_signals();
 		child_redirect(out_path);
-		execv(argv[0], argv);
+		if (cwd != NULL && chdir(cwd) < 0) {
+			msg.pid = -1;
+			msg.err = errno;
+			(void)!write(pfd[1], &msg, sizeof(msg));
+			_exit(127);
+		}
+		execv(cwd != NULL && argv[0][0] != '/' ? exe : argv[0], argv);
 		msg.pid = -1;
 		msg.err = errno;
 		(void)!write(pfd[1], &msg, sizeof(msg));

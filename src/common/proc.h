@@ -13,6 +13,9 @@
  * Returns the grandchild's pid, after its exec succeeded. */
 int proc_spawn_detached(char *const argv[], const char *out_path,
     pid_t *ret_pid, struct bn_err *err);
+/* The same, in directory cwd (NULL: bangerd's own). */
+int proc_spawn_detached_in(char *const argv[], const char *cwd,
+    const char *out_path, pid_t *ret_pid, struct bn_err *err);
 
 /* Run argv to completion (stdout/stderr to /dev/null unless capture is
  * given, which receives up to capsz-1 bytes of stderr+stdout).  Fails with

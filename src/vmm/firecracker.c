@@ -63,6 +63,19 @@ fc_call(const struct vmm_params *p, const char *method, const char *path,
 	return rc;
 }
 
+/* A file of the VM's directory as Firecracker is told it: relative to
+ * the directory it runs in (the VM's), so that the paths a snapshot
+ * records hold for a clone loaded in another VM's directory. */
+static const char *
+vm_file(const struct vmm_params *p, const char *path)
+{
+	size_t n = strlen(p->vmdir);
+
+	if (n > 0 && strncmp(path, p->vmdir, n) == 0 && path[n] == '/')
+		return path + n + 1;
+	return path;
+}
+
 static void
 fc_unlink_sockets(const struct vmm_params *p)
 {
@@ -80,7 +93,11 @@ fc_spawn(const struct vmm_params *p, pid_t *ret_pid, struct bn_err *err)
 	};
 
 	fc_unlink_sockets(p);
-	if (proc_spawn_detached(argv, p->console_log, ret_pid, err) < 0) {
+	/* In the VM's directory: the disks are named relative to it (see
+	 * vm_file), so a snapshot loads the disks of whichever VM's
+	 * directory its Firecracker runs in. */
+	if (proc_spawn_detached_in(argv, p->vmdir, p->console_log, ret_pid,
+	    err) < 0) {
 		if (err->code == BN_EVMM_MISSING)
 			bn_err_hint(err, "install Firecracker or set \"firecracker\" "
 			    "in bundle.json (or BANGER_FIRECRACKER)");
@@ -154,11 +171,13 @@ fc_configure(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 	if (fc_put(p, "/boot-source", boot, err) < 0)
 		return -1;
 	if (fc_put(p, "/drives/rootfs", json_pack("{s:s, s:s, s:b, s:b}",
-	    "drive_id", "rootfs", "path_on_host", p->rootfs, "is_root_device", 1,
+	    "drive_id", "rootfs", "path_on_host", vm_file(p, p->rootfs),
+	    "is_root_device", 1,
 	    "is_read_only", 0), err) < 0)
 		return -1;
 	if (fc_put(p, "/drives/work", json_pack("{s:s, s:s, s:b, s:b}",
-	    "drive_id", "work", "path_on_host", p->workdisk, "is_root_device", 0,
+	    "drive_id", "work", "path_on_host", vm_file(p, p->workdisk),
+	    "is_root_device", 0,
 	    "is_read_only", 0), err) < 0)
 		return -1;
 	if (p->tap != NULL && fc_put(p, "/network-interfaces/eth0",
