@@ -48,6 +48,7 @@ struct agent_config {
 	const char *input_dir;
 	int test_routes;            /* serve the transport's test routes */
 	const char *clock_file;     /* not in a guest: POST /clock writes here */
+	const char *identity_file;  /* not in a guest: POST /identity too */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -153,6 +154,7 @@ int agent_route_served(const struct agent_route *rt,
 void health_route(struct agent_request *rq);   /* health.c: GET /healthz */
 void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
 void clock_route(struct agent_request *rq);    /* clock.c: POST /clock */
+void identity_route(struct agent_request *rq); /* identity.c */
 void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
 
 /* ---- log.c: logging, clock ---- */

@@ -93,6 +93,8 @@ usage(FILE *out)
 	    "  --clock-file PATH     not in a guest: POST /clock writes the time\n"
 	    "                        asked for to PATH (the host clock is never "
 	    "set)\n"
+	    "  --identity-file PATH  not in a guest: POST /identity writes what\n"
+	    "                        it would set to PATH\n"
 	    "  --test-routes         also serve POST /echo (tests of the "
 	    "transport)\n"
 	    "  --input-dir DIR       where the evdev devices are (default %s)\n"
@@ -293,6 +295,7 @@ main(int argc, char **argv)
 		    strcmp(name, "--poweroff-cmd") == 0 ||
 		    strcmp(name, "--input-dir") == 0 ||
 		    strcmp(name, "--clock-file") == 0 ||
+		    strcmp(name, "--identity-file") == 0 ||
 		    strcmp(name, "--port") == 0 ||
 		    strcmp(name, "--layout-state") == 0 ||
 		    strcmp(name, "--workdisk") == 0 ||
@@ -345,6 +348,8 @@ main(int argc, char **argv)
 			cfg.poweroff_cmd = val;
 		} else if (strcmp(name, "--clock-file") == 0) {
 			cfg.clock_file = val;
+		} else if (strcmp(name, "--identity-file") == 0) {
+			cfg.identity_file = val;
 		} else if (strcmp(name, "--input-dir") == 0) {
 			cfg.input_dir = val;
 		} else if (strcmp(name, "--layout-state") == 0) {

@@ -8,6 +8,7 @@ const struct agent_route agent_routes[] = {
 	{ "GET", "/healthz", "health", health_route, 0 },
 	{ "POST", "/poweroff", "power", power_route, 0 },
 	{ "POST", "/clock", "clock", clock_route, 0 },
+	{ "POST", "/identity", "identity", identity_route, 0 },
 	{ "POST", "/echo", "echo", echo_route, 1 },
 };
 

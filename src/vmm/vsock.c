@@ -360,6 +360,7 @@ static const struct {
 	{ "health", VSOCK_CAP_HEALTH },
 	{ "power", VSOCK_CAP_POWER },
 	{ "clock", VSOCK_CAP_CLOCK },
+	{ "identity", VSOCK_CAP_IDENTITY },
 };
 
 json_t *

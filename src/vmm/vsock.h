@@ -67,6 +67,7 @@ enum vsock_agent_cap {
 	VSOCK_CAP_HEALTH = 1 << 0,   /* GET /healthz */
 	VSOCK_CAP_POWER = 1 << 1,    /* POST /poweroff */
 	VSOCK_CAP_CLOCK = 1 << 2,    /* POST /clock */
+	VSOCK_CAP_IDENTITY = 1 << 3, /* POST /identity (clones) */
 };
 
 struct vsock_health {

@@ -125,7 +125,7 @@ check "status ok" test "$(jget "$tmp/h.json" status)" = ok
 check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.4.0
 check "protocol 3" test "$(jget "$tmp/h.json" protocol)" = 3
 check "capabilities from the route table" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -209,7 +209,7 @@ check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -X POST -d x http://agent/echo)
 check "no /echo without --test-routes" test "$code" = 404
 check "no echo capability without --test-routes" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity"]'
 start_agent echo / --test-routes
 echo_sock=$sock
 head -c 50000 /dev/urandom >"$tmp/in.bin"
@@ -323,6 +323,26 @@ for body in '' '{}' '{"realtime_ns": -5}' '{"realtime_ns": "1"}' \
 done
 code=$(curl -sS --unix-socket "$clock_sock" -o /dev/null -w '%{http_code}' http://agent/clock)
 check "GET /clock is 405" test "$code" = 405
+
+# --- POST /identity ---
+idbody='hostname=clone-b&mac=02:fc:00:00:00:0b&address=172.30.0.9/24&gateway=172.30.0.1&machine_id=0123456789abcdef0123456789abcdef&seed=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff'
+code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -d "$idbody" http://agent/identity)
+check "POST /identity on a host socket without --identity-file is 403" test "$code" = 403
+start_agent ident / --identity-file "$tmp/identity.out"
+ident_sock=$sock
+code=$(curl -sS --unix-socket "$ident_sock" -o "$tmp/i.json" -w '%{http_code}' -d "$idbody" http://agent/identity)
+check "POST /identity is 200" test "$code" = 200
+check "what it would set reaches --identity-file" grep -qx 'address=172.30.0.9/24' "$tmp/identity.out"
+check "the seed is read as bytes" grep -qx 'seed_bytes=32' "$tmp/identity.out"
+check "the reply names the new host" test "$(jget "$tmp/i.json" hostname)" = clone-b
+for bad in 'hostname=Clone' 'mac=02:FC:00:00:00:0b' 'mac=02-fc-00-00-00-0b' \
+	'address=172.30.0.9' 'address=300.1.1.1/24' 'gateway=1.2.3' \
+	'machine_id=0123' 'seed=abc' 'seed=zz' 'hostname=a%20b'; do
+	key=${bad%%=*}
+	body=$(printf '%s' "$idbody" | sed "s|$key=[^&]*|$bad|")
+	code=$(curl -sS --unix-socket "$ident_sock" -o /dev/null -w '%{http_code}' -d "$body" http://agent/identity)
+	check "POST /identity with $bad is 400" test "$code" = 400
+done
 
 # --- socket path handling ---
 rc=0

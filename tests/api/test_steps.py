@@ -20,9 +20,15 @@ pytestmark = pytest.mark.skipif(
     reason="the step tests need root and unshare (TAPs, nftables)")
 
 NAME = "fp"
-# What each kind needs before it runs: no VM, a stopped one, a running one.
+# What each kind needs before it runs: no VM, a stopped one, a running one,
+# a running one with a snapshot (SNAP) taken before its work disk changed.
 SETUP = {"vm.create": None, "vm.start": "stopped", "vm.stop": "running",
-         "vm.restart": "running", "vm.delete": "running"}
+         "vm.restart": "running", "vm.delete": "running",
+         "vm.snapshot": "running", "vm.restore": "snapshot"}
+SNAP = "s0"
+# Written at the end of the work disk file after SNAP was taken: a restore
+# takes it away, a failed restore must leave it.
+MARK = b"written-after-the-snapshot"
 
 
 def tables():
@@ -76,8 +82,16 @@ def host_view(d):
     try:
         leases = {r[0] for r in db.execute("SELECT vm_id FROM leases")}
         rows = {r[0] for r in db.execute("SELECT name FROM vms")}
+        snaps = {(r[0], r[1]) for r in
+                 db.execute("SELECT vm_id, name FROM snapshots")}
     finally:
         db.close()
+    snapdirs = set()
+    if os.path.isdir(vmdir):
+        for vid in os.listdir(vmdir):
+            sd = os.path.join(vmdir, vid, "snapshots")
+            if os.path.isdir(sd):
+                snapdirs |= {(vid, n) for n in os.listdir(sd)}
     return {
         "vms": vms,
         "rows": rows,
@@ -86,6 +100,8 @@ def host_view(d):
         "taps": {l["ifname"] for l in links if l["ifname"].startswith("bt-")},
         "nft": nft.stdout if nft.returncode == 0 else "",
         "leases": leases,
+        "snaps": snaps,
+        "snapdirs": snapdirs,
     }
 
 
@@ -97,6 +113,7 @@ def assert_consistent(d, case):
     ids = {vm["id"] for vm in v["vms"].values()}
     assert v["dirs"] <= ids, "a directory without its VM: " + why
     assert v["leases"] <= ids, "a lease without its VM: " + why
+    assert v["snaps"] == v["snapdirs"], "snapshot rows and files differ: " + why
     live = set()
     for vm in v["vms"].values():
         st = vm["status"]
@@ -132,6 +149,23 @@ def prepare(d, kind):
         assert vm["state"] == "succeeded", vm
         if want == "stopped":
             api.action(NAME, "stop")
+        if want == "snapshot":
+            op = api.post("/v1/vms/%s/snapshots" % NAME, {"name": SNAP},
+                          params={"wait": 60}).json()
+            assert op["state"] == "succeeded", op
+            with open(work_disk(d), "ab") as f:
+                f.write(MARK)
+
+
+def work_disk(d):
+    vm = d.client.get("/v1/vms/" + NAME).json()
+    return os.path.join(d.state, "vms", vm["id"], "work.ext4")
+
+
+def marked(d):
+    with open(work_disk(d), "rb") as f:
+        f.seek(-len(MARK), os.SEEK_END)
+        return f.read() == MARK
 
 
 def run(d, kind):
@@ -142,6 +176,12 @@ def run(d, kind):
     elif kind == "vm.delete":
         r = api.delete("/v1/vms/" + NAME, params={"wait": 60,
                                                   "force": "true"})
+    elif kind == "vm.snapshot":
+        r = api.post("/v1/vms/%s/snapshots" % NAME, {"name": "s1"},
+                     params={"wait": 60})
+    elif kind == "vm.restore":
+        r = api.post("/v1/vms/%s/restore" % NAME, {"snapshot": SNAP},
+                     params={"wait": 60})
     else:
         r = api.post("/v1/vms/%s/%s" % (NAME, kind[3:]), params={"wait": 60})
     assert r.status_code == 200, r.text
@@ -167,6 +207,15 @@ def test_a_failing_step_leaves_nothing_behind(stepd, kind, step):
         assert after["dirs"] == before["dirs"]
     elif kind == "vm.start":
         assert vm["status"]["state"] == "stopped", vm
+    elif kind == "vm.snapshot":
+        # The VM runs on; the snapshot is not there.
+        assert vm["status"]["state"] == "running", vm
+        snaps = d.client.get("/v1/vms/%s/snapshots" % NAME).json()
+        assert [s["name"] for s in snaps["snapshots"]] == [], snaps
+    elif kind == "vm.restore":
+        # Untouched (a failed check), or stopped with its own disks.
+        assert vm["status"]["state"] in ("running", "stopped"), vm
+        assert marked(d), "a failed restore must give the VM its disks back"
     else:
         # A stop is not undone: the VM is still up, or stopped for good.
         assert vm is not None and vm["status"]["state"] in ("running",
@@ -177,6 +226,8 @@ def test_a_failing_step_leaves_nothing_behind(stepd, kind, step):
         again = run(d, kind)
         assert again["state"] == "succeeded", again
         assert_consistent(d, "%s again" % kind)
+        if kind == "vm.restore":
+            assert not marked(d), "the restored work disk is the snapshot's"
 
 
 def test_every_operation_has_a_table():

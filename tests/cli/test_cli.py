@@ -236,6 +236,29 @@ def test_pause_and_resume(daemon, image):
         run(daemon, "vm", "delete", "--force", a, b)
 
 
+def test_vm_snapshot(daemon, vm):
+    r = ok(run(daemon, "vm", "snapshot", "create", vm, "s1"))
+    assert r.stdout == "vm '%s' saved as 's1'\n" % vm, r.stdout
+    header, rows = table(ok(run(daemon, "vm", "snapshot", "list", vm)).stdout)
+    assert header == ["NAME", "STATE", "VMM", "SHAPE", "SIZE", "CREATED"]
+    assert rows[0]["NAME"] == "s1" and rows[0]["STATE"] == "ready" and \
+        rows[0]["VMM"] == "firecracker" and rows[0]["SHAPE"] == "1v/128M", rows
+    r = ok(run(daemon, "-q", "vm", "snapshot", "list", vm))
+    assert r.stdout == "s1\n"
+    r = ok(run(daemon, "vm", "snapshot", "restore", vm, "s1"))
+    assert r.stdout == "vm '%s' restored from 's1'\n" % vm, r.stdout
+    assert kv(ok(run(daemon, "vm", "show", vm)).stdout)["state"] == "running"
+    assert_error(run(daemon, "vm", "snapshot", "create", vm, "s1"), 4)
+    assert_error(run(daemon, "vm", "snapshot", "restore", vm, "nope"), 3)
+    r = ok(run(daemon, "vm", "snapshot", "delete", vm, "s1"))
+    assert r.stdout == "snapshot 's1' of vm '%s' deleted\n" % vm, r.stdout
+    assert ok(run(daemon, "-q", "vm", "snapshot", "list", vm)).stdout == ""
+    fails(run(daemon, "vm", "snapshot"), 2)
+    fails(run(daemon, "vm", "snapshot", "bogus", vm, "x"), 2)
+    fails(run(daemon, "vm", "snapshot", "create", vm), 2)
+    fails(run(daemon, "vm", "snapshot", "list", vm, "extra"), 2)
+
+
 def test_quiet(daemon, image):
     name = uniq("quiet")
     try:

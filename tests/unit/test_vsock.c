@@ -439,8 +439,8 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	    "agent_version")), "0.4.0") == 0, "agent_version");
 	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 3,
 	    "protocol 3");
-	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 3,
-	    "capabilities: health, power, clock");
+	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 4,
+	    "capabilities: health, power, clock, identity");
 	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
 	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),
@@ -509,7 +509,7 @@ test_http_ok(void)
 	fail_unless(lat >= 0 && lat < 3000, "latency %d", lat);
 	fail_unless(proto == 3, "agent protocol %d", proto);
 	fail_unless(caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
-	    VSOCK_CAP_CLOCK), "capabilities 0x%x", caps);
+	    VSOCK_CAP_CLOCK | VSOCK_CAP_IDENTITY), "capabilities 0x%x", caps);
 	return 0;
 }
 

@@ -1017,7 +1017,7 @@ export interface components {
             /** @description The agent's protocol version (its `/healthz` `protocol`, 1 when it names none); null unless it answered over HTTP. */
             agent_protocol: number | null;
             /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
-            capabilities: ("health" | "power" | "clock")[] | null;
+            capabilities: ("health" | "power" | "clock" | "identity")[] | null;
             /** @description The agent's `/healthz` document as received; null unless it answered over HTTP. */
             agent: components["schemas"]["AgentHealth"] | null;
         };
@@ -2045,7 +2045,8 @@ export interface operations {
                      *       "capabilities": [
                      *         "health",
                      *         "power",
-                     *         "clock"
+                     *         "clock",
+                     *         "identity"
                      *       ],
                      *       "agent": {
                      *         "status": "ok",
@@ -2054,7 +2055,8 @@ export interface operations {
                      *         "capabilities": [
                      *           "health",
                      *           "power",
-                     *           "clock"
+                     *           "clock",
+                     *           "identity"
                      *         ],
                      *         "hostname": "web",
                      *         "boot_id": "0b6f0c1e-3f7a-4c55-9d1a-2e8c5a7b9f10",

@@ -165,7 +165,7 @@ void
 guest_spawn_agent(void)
 {
 	char path[PATH_MAX], listen[PATH_MAX + 32], layout[PATH_MAX + 16];
-	char clock[PATH_MAX + 16];
+	char clock[PATH_MAX + 16], ident[PATH_MAX + 16];
 	char self[PATH_MAX], pid[32], port[16];
 	const char *ready = getenv("BANGER_FAKE_READY");
 	const char *ssh_port = getenv("BANGER_FAKE_SSH_PORT");
@@ -192,6 +192,7 @@ guest_spawn_agent(void)
 	/* POST /clock writes the time bangerd sets there: the host's own
 	 * clock is never the double's to change. */
 	snprintf(clock, sizeof(clock), "%s.clock", fc.agent_sock);
+	snprintf(ident, sizeof(ident), "%s.identity", fc.agent_sock);
 	/* The host has no sshd of the guest's: readiness checks what the test
 	 * asks for (the work disk by default; with an ssh port the "sshd"
 	 * check looks at that port).  A poweroff or reboot the agent is asked
@@ -214,6 +215,8 @@ guest_spawn_agent(void)
 	argv[ac++] = layout;
 	argv[ac++] = "--clock-file";
 	argv[ac++] = clock;
+	argv[ac++] = "--identity-file";
+	argv[ac++] = ident;
 	argv[ac++] = "--ready";
 	argv[ac++] = (char *)(ready && *ready ? ready : "workdisk");
 	if (ssh_port && *ssh_port) {
@@ -273,13 +276,14 @@ guest_kill_agent(int sig)
 void
 guest_cleanup_files(void)
 {
-	char layout[PATH_MAX + 16], clock[PATH_MAX + 16];
+	static const char *const sfx[] = { "layout", "clock", "identity" };
+	char path[PATH_MAX + 16];
 
 	if (!fc.agent_sock_created || fc.agent_sock[0] == '\0')
 		return;
-	snprintf(layout, sizeof(layout), "%s.layout", fc.agent_sock);
-	snprintf(clock, sizeof(clock), "%s.clock", fc.agent_sock);
 	unlink(fc.agent_sock);
-	unlink(layout);
-	unlink(clock);
+	for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		snprintf(path, sizeof(path), "%s.%s", fc.agent_sock, sfx[i]);
+		unlink(path);
+	}
 }
