@@ -83,6 +83,10 @@ struct fake {
 	bool boot_timer;
 
 	enum vm_state state;
+	/* A boot-specific resource was configured (even when refused after
+	 * the state check): from then on no snapshot may be loaded.  The
+	 * logger, metrics, serial and the MMDS data store leave it alone. */
+	bool boot_path;
 	/* The configuration as accepted, in GET /vm/config's shape. */
 	json_t *boot_source;	/* object or NULL */
 	json_t *drives;		/* array, the root device first */
@@ -207,6 +211,9 @@ void reply_json(struct request *rq, json_t *o);
 void reply_ok(struct request *rq);
 /* True before InstanceStart; otherwise replies NOT_SUPPORTED_POST. */
 bool preboot_or_reply(struct request *rq);
+/* preboot_or_reply for a boot-specific resource: true also marks
+ * fc.boot_path, as Firecracker does before it checks the body. */
+bool boot_resource_or_reply(struct request *rq);
 /* True after InstanceStart; otherwise replies NOT_SUPPORTED_PRE. */
 bool postboot_or_reply(struct request *rq);
 

@@ -117,7 +117,7 @@ machine_set(struct request *rq, bool patch)
 		LOG_WARN("%s /machine-config: cpu_template field is deprecated.",
 		    rq->method);
 	}
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	m = json_deep_copy(fc.machine);
 	if (!patch) {
@@ -167,7 +167,7 @@ machine_put_boot_source(struct request *rq)
 	const char *args = jstr(rq->body, "boot_args");
 	char e[128];
 
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	if (can_open(jstr(rq->body, "kernel_image_path")) < 0) {
 		io_err_str(e, sizeof(e), errno);

@@ -57,7 +57,7 @@ vsock_put(struct request *rq)
 		rq->deprecation = true;
 		LOG_WARN("PUT /vsock: vsock_id field is deprecated.");
 	}
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	if (cid < cid_range->min) {
 		reply_fault(rq, "Vsock config error: Cannot create vsock device: "
