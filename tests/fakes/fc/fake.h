@@ -89,6 +89,10 @@ struct fake {
 	bool boot_path;
 	/* The configuration as accepted, in GET /vm/config's shape. */
 	json_t *boot_source;	/* object or NULL */
+	/* The boot source the guest runs with: boot_source at InstanceStart,
+	 * the snapshot's after a load (when boot_source stays NULL). */
+	json_t *guest_boot;
+	char guest_boot_id[33];	/* made at InstanceStart, kept by snapshots */
 	json_t *drives;		/* array, the root device first */
 	json_t *machine;	/* object */
 	json_t *nets;		/* array */
@@ -136,6 +140,10 @@ extern struct fake fc;
 /* state.c: a fresh Firecracker's configuration; dropped on an orderly exit. */
 void state_init(void);
 void state_free(void);
+/* The vsock device is fd, listening at path, for guest cid: it replaces
+ * the one before (whose socket file stays) and says where the agent
+ * listens. */
+void state_set_vsock(int fd, const char *path, json_int_t cid);
 
 /* One API call.  Handlers read method, id and body and fill in the reply. */
 struct request {
@@ -159,6 +167,9 @@ const char *os_strerror(int e);
 /* Rust's Display of an OS io::Error: "No such file or directory (os error 2)". */
 void io_err_str(char *buf, size_t cap, int e);
 uint64_t now_ms(void);
+/* nbytes (at most 64) random bytes as 2 * nbytes lowercase hex digits and
+ * a NUL in out. */
+void random_hex(char *out, size_t nbytes);
 void write_all_fd(int fd, const char *buf, size_t len);
 int send_all(int fd, const char *buf, size_t len);
 /* Append-only, non-blocking: how Firecracker opens logs, metrics and fifos. */
@@ -166,6 +177,9 @@ int open_append(const char *path);
 /* An AF_UNIX stream socket and the address of path, to bind or connect;
  * -1 with errno (ENAMETOOLONG: path does not fit in sun_path). */
 int unix_socket(const char *path, struct sockaddr_un *ret_sa);
+/* A listening AF_UNIX socket bound at path; -1 with errno (EADDRINUSE when
+ * the file exists, as a socket Firecracker left behind does). */
+int unix_listen(const char *path);
 /* Rust's {:?} of a str (quoted, escaped) to f. */
 void rust_debug_str(FILE *f, const char *s, size_t n);
 /* String member of o, or NULL. */
@@ -286,6 +300,8 @@ bool faults_fail_matches(const char *method, const char *url);
 
 /* ---- guest.c, relay.c ------------------------------------------------ */
 
+/* Send the console to serial_out_path when PUT /serial asked for it. */
+void guest_open_console(void);
 /* The kernel's first lines on the console, as the guest boots. */
 void guest_boot_console(void);
 /* One console line at t seconds since boot, when console=ttyS0. */

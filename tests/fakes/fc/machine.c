@@ -212,6 +212,8 @@ instance_start(struct request *rq)
 	}
 	fc.state = ST_RUNNING;
 	fc.start_ms = now_ms();
+	fc.guest_boot = json_incref(fc.boot_source);
+	random_hex(fc.guest_boot_id, 16);
 	rq->post = POST_STARTED;
 	reply_ok(rq);
 }
