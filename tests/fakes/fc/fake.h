@@ -53,7 +53,12 @@ enum vm_state { ST_NOT_STARTED, ST_RUNNING, ST_PAUSED };
 enum log_level { LV_OFF = 0, LV_ERROR, LV_WARN, LV_INFO, LV_DEBUG, LV_TRACE };
 
 /* What an API call asks of the main thread once its reply is sent. */
-enum post_cmd { POST_NONE = 0, POST_STARTED = 'S', POST_SHUTDOWN = 'C' };
+enum post_cmd {
+	POST_NONE = 0,
+	POST_STARTED = 'S',	/* InstanceStart: boot the guest */
+	POST_SHUTDOWN = 'C',	/* the guest shuts down */
+	POST_RESUMED = 'U',	/* PATCH /vm Resumed: the vCPUs run again */
+};
 
 /* The faults file (BANGER_FAKE_FC_FAULTS), see faults.c. */
 struct faults {
@@ -128,6 +133,9 @@ struct fake {
 
 	int cmd_pipe[2];	/* API thread -> main: enum post_cmd bytes */
 	bool ctrl_alt_del_pending; /* received while paused */
+	/* A snapshot was taken: the guest's vsock driver ends every
+	 * connection when it next runs. */
+	bool vsock_reset_pending;
 	int reqlog_fd;		/* BANGER_FAKE_FC_LOG */
 
 	struct faults faults;
@@ -315,5 +323,8 @@ void guest_kill_agent(int sig);
 void guest_cleanup_files(void);
 /* Accept hybrid-vsock connections on fc.vsock_fd from now on. */
 void relay_start(void);
+/* End every open vsock connection, as the guest's driver does after a
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (the listener stays). */
+void relay_reset(void);
 
 #endif

@@ -279,6 +279,7 @@ machine_patch_vm(struct request *rq)
 		fc.state = ST_RUNNING;
 		LOG_INFO("'resume vm' VMM action took %" PRIu64 " us.",
 		    (now_ms() - t0) * 1000 + 41);
+		rq->post = POST_RESUMED;
 		if (fc.ctrl_alt_del_pending) {
 			fc.ctrl_alt_del_pending = false;
 			rq->post = POST_SHUTDOWN;

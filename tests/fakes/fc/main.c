@@ -426,6 +426,9 @@ on_command(char c, struct timers *t)
 			t->die_at = now_ms() + 50;
 	} else if (c == POST_SHUTDOWN && !t->shutdown_at) {
 		t->shutdown_at = now_ms() + (uint64_t)fc.faults.shutdown_delay_ms;
+	} else if (c == POST_RESUMED && fc.vsock_reset_pending) {
+		fc.vsock_reset_pending = false;
+		relay_reset();
 	}
 }
 
