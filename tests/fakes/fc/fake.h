@@ -306,6 +306,32 @@ void faults_read(void);
 /* The faults file asks "METHOD url" to fail. */
 bool faults_fail_matches(const char *method, const char *url);
 
+/* ---- snapfile.c: the two files of a snapshot ------------------------- */
+
+/* What the memory file's first page says of it. */
+struct snapmem {
+	const char *id;		/* the snapshot's, in the state file too */
+	const char *type;	/* "Full" or "Diff" */
+	json_int_t mem_mib;	/* the file's size */
+	const char *boot_id;	/* the guest's */
+};
+
+/* Write the state file (magic, format version, state as JSON, CRC64);
+ * -1 with Firecracker's words after "Create snapshot error: " in err. */
+int snapfile_write_state(const char *path, json_t *state, char *err,
+    size_t cap);
+/* Write the memory file: m->mem_mib MiB, sparse, the header first; -1 as
+ * snapfile_write_state. */
+int snapfile_write_memory(const char *path, const struct snapmem *m,
+    char *err, size_t cap);
+/* The state a state file holds, checked as Firecracker checks it; NULL
+ * with the words after "Failed to restore from snapshot: " in err. */
+json_t *snapfile_read_state(const char *path, char *err, size_t cap);
+/* 0 when path is the memory file of the snapshot want describes; -1 as
+ * snapfile_read_state. */
+int snapfile_check_memory(const char *path, const struct snapmem *want,
+    char *err, size_t cap);
+
 /* ---- guest.c, relay.c ------------------------------------------------ */
 
 /* Send the console to serial_out_path when PUT /serial asked for it. */
