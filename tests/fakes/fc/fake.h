@@ -290,6 +290,8 @@ void metrics_put(struct request *rq);
 /* devices.c */
 void serial_put(struct request *rq);
 void entropy_put(struct request *rq);
+/* snapshot.c */
+void snapshot_create(struct request *rq);
 
 /* ---- routes.c, server.c ---------------------------------------------- */
 

@@ -53,6 +53,7 @@ static const struct route routes[] = {
 	UNSERVED("PUT", "balloon", ANY),
 	UNSERVED("PUT", "cpu-config", ANY),
 	UNSERVED("PUT", "pmem", ANY),
+	SERVED("PUT", "snapshot", "create", "/snapshot/create", snapshot_create),
 	UNSERVED("PUT", "snapshot", ANY),
 	UNSERVED("PUT", "hotplug", "memory"),
 
