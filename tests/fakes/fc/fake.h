@@ -58,6 +58,8 @@ enum post_cmd {
 	POST_STARTED = 'S',	/* InstanceStart: boot the guest */
 	POST_SHUTDOWN = 'C',	/* the guest shuts down */
 	POST_RESUMED = 'U',	/* PATCH /vm Resumed: the vCPUs run again */
+	POST_RESTORED = 'R',	/* a snapshot was loaded */
+	POST_FATAL = 'F',	/* a load failed: the process ends */
 };
 
 /* The faults file (BANGER_FAKE_FC_FAULTS), see faults.c. */
@@ -98,6 +100,10 @@ struct fake {
 	 * the snapshot's after a load (when boot_source stays NULL). */
 	json_t *guest_boot;
 	char guest_boot_id[33];	/* made at InstanceStart, kept by snapshots */
+	char restored_from[33];	/* the id of the snapshot loaded, or "" */
+	/* Loaded from a snapshot, the guest has not run yet: it carries on
+	 * (console line, agent) when its vCPUs first run. */
+	bool wake_pending;
 	json_t *drives;		/* array, the root device first */
 	json_t *machine;	/* object */
 	json_t *nets;		/* array */
@@ -202,6 +208,7 @@ void fc_log_at(enum log_level lvl, int line, const char *fmt, ...)
 #define LOG_ERROR(...) fc_log_at(LV_ERROR, __LINE__, __VA_ARGS__)
 #define LOG_WARN(...) fc_log_at(LV_WARN, __LINE__, __VA_ARGS__)
 #define LOG_INFO(...) fc_log_at(LV_INFO, __LINE__, __VA_ARGS__)
+#define LOG_DEBUG(...) fc_log_at(LV_DEBUG, __LINE__, __VA_ARGS__)
 /* Name the thread in Firecracker's log lines ("fc_api", "fc_vmm"). */
 void log_thread_name(const char *name);
 /* The double's own remarks, on stderr: "[fake-firecracker <id>] ...". */
@@ -292,6 +299,8 @@ void serial_put(struct request *rq);
 void entropy_put(struct request *rq);
 /* snapshot.c */
 void snapshot_create(struct request *rq);
+void snapshot_load(struct request *rq);
+void snapshot_other(struct request *rq);
 
 /* ---- routes.c, server.c ---------------------------------------------- */
 
@@ -338,6 +347,8 @@ int snapfile_check_memory(const char *path, const struct snapmem *want,
 
 /* Send the console to serial_out_path when PUT /serial asked for it. */
 void guest_open_console(void);
+/* The guest of a snapshot runs again: one line on its console. */
+void guest_resume_console(void);
 /* The kernel's first lines on the console, as the guest boots. */
 void guest_boot_console(void);
 /* One console line at t seconds since boot, when console=ttyS0. */

@@ -117,6 +117,13 @@ guest_boot_console(void)
 	guest_console_line(0.061, "banger-fake: guest userspace up");
 }
 
+void
+guest_resume_console(void)
+{
+	guest_console_line((double)(now_ms() - fc.start_ms) / 1000.0,
+	    "banger-fake: guest resumed from snapshot %s", fc.restored_from);
+}
+
 /* BANGER_FAKE_AGENT, else the runtime bundle next to this binary:
  * tests/fakes/firecracker -> ../../runtime, build/firecracker -> ../runtime. */
 static void
