@@ -406,6 +406,12 @@ def test_load_hugetlbfs_needs_uffd(spawn):
     assert ended(g)
 
 
+def test_fault_snapshot_load_error(spawn):
+    g = spawn(faults={"snapshot_load_error": "disk gone"})
+    assert g.fault("PUT", "/snapshot/load", load_body("s", "m")) == RESTORE + "disk gone"
+    assert ended(g)
+
+
 def test_fault_fail_snapshot_calls(spawn):
     # The route-generic "fail" refuses a call with no side effect, as
     # Firecracker refuses a body it cannot parse: the process lives on.

@@ -76,6 +76,7 @@ struct faults {
 	bool ignore_ctrl_alt_del;
 	bool ignore_poweroff;
 	char agent_ready[64];	/* the agent's --ready, over BANGER_FAKE_READY */
+	char snapshot_load_error[512]; /* a load fails so, and the process ends */
 	long agent_ssh_port;	/* its --ssh-port, over BANGER_FAKE_SSH_PORT */
 	long shutdown_delay_ms;
 };

@@ -284,6 +284,10 @@ restore(const struct load *ld, const char **ret_huge, int *ret_vsock_fd,
 {
 	json_t *st, *m;
 
+	if (fc.faults.active && fc.faults.snapshot_load_error[0]) {
+		snprintf(err, cap, "%s", fc.faults.snapshot_load_error);
+		return NULL;
+	}
 	if ((st = snapfile_read_state(ld->state_path, err, cap)) == NULL)
 		return NULL;
 	m = json_object_get(st, "machine-config");
