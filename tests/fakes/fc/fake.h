@@ -5,16 +5,20 @@
  * (validate.c, from the table fc_schema.c generated from the swagger),
  * keeps the pre-boot / post-boot state machine, fakes a serial console and,
  * once "booted", runs the real guest agent behind a hybrid-vsock socket.
+ * A paused microVM can be snapshotted into files of the double's own
+ * format, and a fresh process loaded from them carries the guest on.
  *
  * Threads: main.c's event loop (signals, timers, guest lifecycle), the
  * libmicrohttpd thread that answers the API, and the vsock relay threads.
- * Everything in `fc` is guarded by fc.mu except what the comments mark.
+ * Everything in `fc` is guarded by fc.mu except what the comments mark;
+ * relay.c's list of open connections has a lock of its own.
  *
  * Calls go one way: main -> server -> routes -> the resources (machine,
- * drives, net, vsock, mmds, logger, devices) -> the core (keyed, reply,
- * validate with its table fc_schema.c, log, util, state).  main also runs
- * guest, relay and faults; routes asks faults.  Resources never call each
- * other: what one needs of another's state it reads from `fc`.
+ * drives, net, vsock, mmds, logger, devices, snapshot) -> the core (keyed,
+ * reply, validate with its table fc_schema.c, snapfile, log, util, state).
+ * main also runs guest, relay and faults; routes asks faults.  Resources
+ * never call each other: what one needs of another's state it reads from
+ * `fc`.
  */
 #ifndef FC_FAKE_H
 #define FC_FAKE_H

@@ -1,6 +1,8 @@
 /* main.c - Firecracker's command line, the API socket, and the event loop
  * that plays the guest's lifecycle: boot, agent start, Ctrl-Alt-Del,
- * poweroff and reboot from inside, injected crashes, signals.
+ * poweroff and reboot from inside, injected crashes, signals; after a
+ * snapshot, the vsock reset at resume; after a load, the guest waking (or
+ * the process ending when the load failed).
  *
  * Test hooks (environment):
  *   BANGER_FAKE_FC_FAULTS   JSON file with injected faults (faults.c).
