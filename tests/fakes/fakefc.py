@@ -103,7 +103,8 @@ def wait_until(pred, timeout=3.0, step=0.01):
 class Fake:
     """One fake Firecracker process in its own short temp dir."""
 
-    def __init__(self, d, vm_id="vm-test", faults=None, extra_args=(), env=None, wait=True):
+    def __init__(self, d, vm_id="vm-test", faults=None, extra_args=(), env=None, wait=True,
+                 cwd=None):
         self.dir = Path(d)
         self.sock = str(self.dir / "api.sock")
         self.vsock = str(self.dir / "v.sock")
@@ -129,6 +130,7 @@ class Fake:
             stdout=open(self.stdout_path, "wb"),
             stderr=open(self.stderr_path, "wb"),
             env=e,
+            cwd=cwd,
         )
         if wait:
             self.wait_ready()

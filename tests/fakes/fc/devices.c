@@ -15,7 +15,7 @@ serial_put(struct request *rq)
 void
 entropy_put(struct request *rq)
 {
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	json_decref(fc.entropy);
 	fc.entropy = json_pack("{s:O?}", "rate_limiter",

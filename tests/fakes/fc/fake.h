@@ -5,16 +5,20 @@
  * (validate.c, from the table fc_schema.c generated from the swagger),
  * keeps the pre-boot / post-boot state machine, fakes a serial console and,
  * once "booted", runs the real guest agent behind a hybrid-vsock socket.
+ * A paused microVM can be snapshotted into files of the double's own
+ * format, and a fresh process loaded from them carries the guest on.
  *
  * Threads: main.c's event loop (signals, timers, guest lifecycle), the
  * libmicrohttpd thread that answers the API, and the vsock relay threads.
- * Everything in `fc` is guarded by fc.mu except what the comments mark.
+ * Everything in `fc` is guarded by fc.mu except what the comments mark;
+ * relay.c's list of open connections has a lock of its own.
  *
  * Calls go one way: main -> server -> routes -> the resources (machine,
- * drives, net, vsock, mmds, logger, devices) -> the core (keyed, reply,
- * validate with its table fc_schema.c, log, util, state).  main also runs
- * guest, relay and faults; routes asks faults.  Resources never call each
- * other: what one needs of another's state it reads from `fc`.
+ * drives, net, vsock, mmds, logger, devices, snapshot) -> the core (keyed,
+ * reply, validate with its table fc_schema.c, snapfile, log, util, state).
+ * main also runs guest, relay and faults; routes asks faults.  Resources
+ * never call each other: what one needs of another's state it reads from
+ * `fc`.
  */
 #ifndef FC_FAKE_H
 #define FC_FAKE_H
@@ -53,7 +57,14 @@ enum vm_state { ST_NOT_STARTED, ST_RUNNING, ST_PAUSED };
 enum log_level { LV_OFF = 0, LV_ERROR, LV_WARN, LV_INFO, LV_DEBUG, LV_TRACE };
 
 /* What an API call asks of the main thread once its reply is sent. */
-enum post_cmd { POST_NONE = 0, POST_STARTED = 'S', POST_SHUTDOWN = 'C' };
+enum post_cmd {
+	POST_NONE = 0,
+	POST_STARTED = 'S',	/* InstanceStart: boot the guest */
+	POST_SHUTDOWN = 'C',	/* the guest shuts down */
+	POST_RESUMED = 'U',	/* PATCH /vm Resumed: the vCPUs run again */
+	POST_RESTORED = 'R',	/* a snapshot was loaded */
+	POST_FATAL = 'F',	/* a load failed: the process ends */
+};
 
 /* The faults file (BANGER_FAKE_FC_FAULTS), see faults.c. */
 struct faults {
@@ -69,6 +80,7 @@ struct faults {
 	bool ignore_ctrl_alt_del;
 	bool ignore_poweroff;
 	char agent_ready[64];	/* the agent's --ready, over BANGER_FAKE_READY */
+	char snapshot_load_error[512]; /* a load fails so, and the process ends */
 	long agent_ssh_port;	/* its --ssh-port, over BANGER_FAKE_SSH_PORT */
 	long shutdown_delay_ms;
 };
@@ -83,8 +95,20 @@ struct fake {
 	bool boot_timer;
 
 	enum vm_state state;
+	/* A boot-specific resource was configured (even when refused after
+	 * the state check): from then on no snapshot may be loaded.  The
+	 * logger, metrics, serial and the MMDS data store leave it alone. */
+	bool boot_path;
 	/* The configuration as accepted, in GET /vm/config's shape. */
 	json_t *boot_source;	/* object or NULL */
+	/* The boot source the guest runs with: boot_source at InstanceStart,
+	 * the snapshot's after a load (when boot_source stays NULL). */
+	json_t *guest_boot;
+	char guest_boot_id[33];	/* made at InstanceStart, kept by snapshots */
+	char restored_from[33];	/* the id of the snapshot loaded, or "" */
+	/* Loaded from a snapshot, the guest has not run yet: it carries on
+	 * (console line, agent) when its vCPUs first run. */
+	bool wake_pending;
 	json_t *drives;		/* array, the root device first */
 	json_t *machine;	/* object */
 	json_t *nets;		/* array */
@@ -120,6 +144,9 @@ struct fake {
 
 	int cmd_pipe[2];	/* API thread -> main: enum post_cmd bytes */
 	bool ctrl_alt_del_pending; /* received while paused */
+	/* A snapshot was taken: the guest's vsock driver ends every
+	 * connection when it next runs. */
+	bool vsock_reset_pending;
 	int reqlog_fd;		/* BANGER_FAKE_FC_LOG */
 
 	struct faults faults;
@@ -132,6 +159,10 @@ extern struct fake fc;
 /* state.c: a fresh Firecracker's configuration; dropped on an orderly exit. */
 void state_init(void);
 void state_free(void);
+/* The vsock device is fd, listening at path, for guest cid: it replaces
+ * the one before (whose socket file stays) and says where the agent
+ * listens. */
+void state_set_vsock(int fd, const char *path, json_int_t cid);
 
 /* One API call.  Handlers read method, id and body and fill in the reply. */
 struct request {
@@ -155,6 +186,9 @@ const char *os_strerror(int e);
 /* Rust's Display of an OS io::Error: "No such file or directory (os error 2)". */
 void io_err_str(char *buf, size_t cap, int e);
 uint64_t now_ms(void);
+/* nbytes (at most 64) random bytes as 2 * nbytes lowercase hex digits and
+ * a NUL in out. */
+void random_hex(char *out, size_t nbytes);
 void write_all_fd(int fd, const char *buf, size_t len);
 int send_all(int fd, const char *buf, size_t len);
 /* Append-only, non-blocking: how Firecracker opens logs, metrics and fifos. */
@@ -162,6 +196,9 @@ int open_append(const char *path);
 /* An AF_UNIX stream socket and the address of path, to bind or connect;
  * -1 with errno (ENAMETOOLONG: path does not fit in sun_path). */
 int unix_socket(const char *path, struct sockaddr_un *ret_sa);
+/* A listening AF_UNIX socket bound at path; -1 with errno (EADDRINUSE when
+ * the file exists, as a socket Firecracker left behind does). */
+int unix_listen(const char *path);
 /* Rust's {:?} of a str (quoted, escaped) to f. */
 void rust_debug_str(FILE *f, const char *s, size_t n);
 /* String member of o, or NULL. */
@@ -176,6 +213,7 @@ void fc_log_at(enum log_level lvl, int line, const char *fmt, ...)
 #define LOG_ERROR(...) fc_log_at(LV_ERROR, __LINE__, __VA_ARGS__)
 #define LOG_WARN(...) fc_log_at(LV_WARN, __LINE__, __VA_ARGS__)
 #define LOG_INFO(...) fc_log_at(LV_INFO, __LINE__, __VA_ARGS__)
+#define LOG_DEBUG(...) fc_log_at(LV_DEBUG, __LINE__, __VA_ARGS__)
 /* Name the thread in Firecracker's log lines ("fc_api", "fc_vmm"). */
 void log_thread_name(const char *name);
 /* The double's own remarks, on stderr: "[fake-firecracker <id>] ...". */
@@ -207,6 +245,9 @@ void reply_json(struct request *rq, json_t *o);
 void reply_ok(struct request *rq);
 /* True before InstanceStart; otherwise replies NOT_SUPPORTED_POST. */
 bool preboot_or_reply(struct request *rq);
+/* preboot_or_reply for a boot-specific resource: true also marks
+ * fc.boot_path, as Firecracker does before it checks the body. */
+bool boot_resource_or_reply(struct request *rq);
 /* True after InstanceStart; otherwise replies NOT_SUPPORTED_PRE. */
 bool postboot_or_reply(struct request *rq);
 
@@ -261,6 +302,10 @@ void metrics_put(struct request *rq);
 /* devices.c */
 void serial_put(struct request *rq);
 void entropy_put(struct request *rq);
+/* snapshot.c */
+void snapshot_create(struct request *rq);
+void snapshot_load(struct request *rq);
+void snapshot_other(struct request *rq);
 
 /* ---- routes.c, server.c ---------------------------------------------- */
 
@@ -277,8 +322,38 @@ void faults_read(void);
 /* The faults file asks "METHOD url" to fail. */
 bool faults_fail_matches(const char *method, const char *url);
 
+/* ---- snapfile.c: the two files of a snapshot ------------------------- */
+
+/* What the memory file's first page says of it. */
+struct snapmem {
+	const char *id;		/* the snapshot's, in the state file too */
+	const char *type;	/* "Full" or "Diff" */
+	json_int_t mem_mib;	/* the file's size */
+	const char *boot_id;	/* the guest's */
+};
+
+/* Write the state file (magic, format version, state as JSON, CRC64);
+ * -1 with Firecracker's words after "Create snapshot error: " in err. */
+int snapfile_write_state(const char *path, json_t *state, char *err,
+    size_t cap);
+/* Write the memory file: m->mem_mib MiB, sparse, the header first; -1 as
+ * snapfile_write_state. */
+int snapfile_write_memory(const char *path, const struct snapmem *m,
+    char *err, size_t cap);
+/* The state a state file holds, checked as Firecracker checks it; NULL
+ * with the words after "Failed to restore from snapshot: " in err. */
+json_t *snapfile_read_state(const char *path, char *err, size_t cap);
+/* 0 when path is the memory file of the snapshot want describes; -1 as
+ * snapfile_read_state. */
+int snapfile_check_memory(const char *path, const struct snapmem *want,
+    char *err, size_t cap);
+
 /* ---- guest.c, relay.c ------------------------------------------------ */
 
+/* Send the console to serial_out_path when PUT /serial asked for it. */
+void guest_open_console(void);
+/* The guest of a snapshot runs again: one line on its console. */
+void guest_resume_console(void);
 /* The kernel's first lines on the console, as the guest boots. */
 void guest_boot_console(void);
 /* One console line at t seconds since boot, when console=ttyS0. */
@@ -292,5 +367,8 @@ void guest_kill_agent(int sig);
 void guest_cleanup_files(void);
 /* Accept hybrid-vsock connections on fc.vsock_fd from now on. */
 void relay_start(void);
+/* End every open vsock connection, as the guest's driver does after a
+ * VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (the listener stays). */
+void relay_reset(void);
 
 #endif

@@ -1,5 +1,8 @@
 /* faults.c - faults a test asks for in the JSON file BANGER_FAKE_FC_FAULTS:
  * failing API calls, slow or dying VMMs, a guest that ignores requests.
+ * "fail" refuses a call with no side effect; "snapshot_load_error" makes a
+ * snapshot load fail in its restore, which ends the process as a real
+ * failed load ends Firecracker.
  * A file that does not parse, or has a key or type we do not know, exits
  * with 2: a test's typo must not pass silently. */
 #include "fake.h"
@@ -32,6 +35,9 @@ static const struct {
 	{ "agent_ready", FT_STRING, offsetof(struct faults, agent_ready),
 	  sizeof(((struct faults *)0)->agent_ready) },
 	{ "agent_ssh_port", FT_LONG, offsetof(struct faults, agent_ssh_port), 0 },
+	{ "snapshot_load_error", FT_STRING,
+	  offsetof(struct faults, snapshot_load_error),
+	  sizeof(((struct faults *)0)->snapshot_load_error) },
 	{ "shutdown_delay_ms", FT_LONG,
 	  offsetof(struct faults, shutdown_delay_ms), 0 },
 	{ "match_id", FT_MATCH, 0, 0 },

@@ -202,6 +202,74 @@ static const struct fc_schema SerialDevice = {
 	sizeof(SerialDevice_fields) / sizeof(SerialDevice_fields[0])
 };
 
+static const char *const SnapshotCreateParams_snapshot_type[] = {
+	"Full", "Diff", NULL
+};
+static const struct fc_field SnapshotCreateParams_fields[] = {
+	{ .name = "snapshot_type", .kind = FC_ENUM, .flags = 0,
+	    .rust = "SnapshotType", .values = SnapshotCreateParams_snapshot_type },
+	{ .name = "snapshot_path", .kind = FC_PATH, .flags = FC_REQUIRED },
+	{ .name = "mem_file_path", .kind = FC_PATH, .flags = FC_REQUIRED },
+};
+static const struct fc_schema SnapshotCreateParams = {
+	"SnapshotCreateParams", "CreateSnapshotParams", SnapshotCreateParams_fields,
+	sizeof(SnapshotCreateParams_fields) / sizeof(SnapshotCreateParams_fields[0])
+};
+
+static const char *const MemoryBackend_backend_type[] = {
+	"File", "Uffd", NULL
+};
+static const struct fc_field MemoryBackend_fields[] = {
+	{ .name = "backend_path", .kind = FC_PATH, .flags = FC_REQUIRED },
+	{ .name = "backend_type", .kind = FC_ENUM, .flags = FC_REQUIRED,
+	    .rust = "MemBackendType", .values = MemoryBackend_backend_type },
+};
+static const struct fc_schema MemoryBackend = {
+	"MemoryBackend", "MemBackendConfig", MemoryBackend_fields,
+	sizeof(MemoryBackend_fields) / sizeof(MemoryBackend_fields[0])
+};
+
+static const struct fc_field NetworkOverride_fields[] = {
+	{ .name = "iface_id", .kind = FC_STRING, .flags = FC_REQUIRED },
+	{ .name = "host_dev_name", .kind = FC_STRING, .flags = FC_REQUIRED },
+};
+static const struct fc_schema NetworkOverride = {
+	"NetworkOverride", "NetworkOverride", NetworkOverride_fields,
+	sizeof(NetworkOverride_fields) / sizeof(NetworkOverride_fields[0])
+};
+
+static const struct fc_field VsockOverride_fields[] = {
+	{ .name = "uds_path", .kind = FC_STRING, .flags = FC_REQUIRED },
+};
+static const struct fc_schema VsockOverride = {
+	"VsockOverride", "VsockOverride", VsockOverride_fields,
+	sizeof(VsockOverride_fields) / sizeof(VsockOverride_fields[0])
+};
+
+static const char *const SnapshotLoadParams_huge_pages[] = {
+	"Snapshot", "None", "Transparent", "2M", NULL
+};
+static const struct fc_field SnapshotLoadParams_fields[] = {
+	{ .name = "snapshot_path", .kind = FC_PATH, .flags = FC_REQUIRED },
+	{ .name = "mem_file_path", .kind = FC_PATH, .flags = FC_NULLABLE },
+	{ .name = "mem_backend", .kind = FC_OBJECT, .flags = FC_NULLABLE,
+	    .object = &MemoryBackend },
+	{ .name = "enable_diff_snapshots", .kind = FC_BOOL, .flags = 0 },
+	{ .name = "track_dirty_pages", .kind = FC_BOOL, .flags = 0 },
+	{ .name = "resume_vm", .kind = FC_BOOL, .flags = 0 },
+	{ .name = "network_overrides", .kind = FC_OBJECTS, .flags = 0,
+	    .object = &NetworkOverride },
+	{ .name = "vsock_override", .kind = FC_OBJECT, .flags = FC_NULLABLE,
+	    .object = &VsockOverride },
+	{ .name = "clock_realtime", .kind = FC_BOOL, .flags = 0 },
+	{ .name = "huge_pages", .kind = FC_ENUM, .flags = 0,
+	    .rust = "SnapshotLoadHugePageConfig", .values = SnapshotLoadParams_huge_pages },
+};
+static const struct fc_schema SnapshotLoadParams = {
+	"SnapshotLoadParams", "LoadSnapshotConfig", SnapshotLoadParams_fields,
+	sizeof(SnapshotLoadParams_fields) / sizeof(SnapshotLoadParams_fields[0])
+};
+
 static const char *const Vm_state[] = {
 	"Paused", "Resumed", NULL
 };
@@ -241,6 +309,8 @@ const struct fc_body fc_bodies[] = {
 	{ "PUT", "/network-interfaces/{iface_id}", &NetworkInterface, "iface_id", NULL },
 	{ "PATCH", "/network-interfaces/{iface_id}", &PartialNetworkInterface, "iface_id", NULL },
 	{ "PUT", "/serial", &SerialDevice, NULL, NULL },
+	{ "PUT", "/snapshot/create", &SnapshotCreateParams, NULL, NULL },
+	{ "PUT", "/snapshot/load", &SnapshotLoadParams, NULL, NULL },
 	{ "PATCH", "/vm", &Vm, NULL, NULL },
 	{ "PUT", "/vsock", &Vsock, NULL, NULL },
 };
@@ -261,6 +331,11 @@ const struct fc_schema *const fc_definitions[] = {
 	&NetworkInterface,
 	&PartialNetworkInterface,
 	&SerialDevice,
+	&SnapshotCreateParams,
+	&MemoryBackend,
+	&NetworkOverride,
+	&VsockOverride,
+	&SnapshotLoadParams,
 	&Vm,
 	&Vsock,
 };

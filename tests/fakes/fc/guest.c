@@ -15,7 +15,7 @@
 static bool
 console_enabled(void)
 {
-	const char *args = fc.boot_source ? jstr(fc.boot_source, "boot_args") : NULL;
+	const char *args = fc.guest_boot ? jstr(fc.guest_boot, "boot_args") : NULL;
 
 	return args != NULL && strstr(args, "console=ttyS0") != NULL;
 }
@@ -50,7 +50,7 @@ guest_cmdline(json_t *root)
 
 	if (f == NULL)
 		abort();
-	fputs(jstr(fc.boot_source, "boot_args"), f);
+	fputs(jstr(fc.guest_boot, "boot_args"), f);
 	if (root != NULL) {
 		if (jstr(root, "partuuid"))
 			fprintf(f, " root=PARTUUID=%s", jstr(root, "partuuid"));
@@ -68,22 +68,29 @@ guest_cmdline(json_t *root)
 }
 
 void
-guest_boot_console(void)
+guest_open_console(void)
 {
 	const char *out = fc.serial_cfg ? jstr(fc.serial_cfg, "serial_out_path") : NULL;
+	int fd;
+
+	if (out == NULL)
+		return;
+	if ((fd = open_append(out)) >= 0)
+		fc.console_fd = fd;
+	else
+		LOG_ERROR("Failed to open serial_out_path %s: %s", out,
+		    os_strerror(errno));
+}
+
+void
+guest_boot_console(void)
+{
 	json_t *root = json_array_get(fc.drives, 0), *d;
 	json_int_t vcpus, mem;
 	char letter = 'a', *cl;
 	size_t k;
-	int fd;
 
-	if (out != NULL) {
-		if ((fd = open_append(out)) >= 0)
-			fc.console_fd = fd;
-		else
-			LOG_ERROR("Failed to open serial_out_path %s: %s", out,
-			    os_strerror(errno));
-	}
+	guest_open_console();
 	if (!console_enabled())
 		return;
 	if (root != NULL && !jbool(root, "is_root_device", false))
@@ -108,6 +115,13 @@ guest_boot_console(void)
 		    "ordered data mode. Quota mode: none.");
 	guest_console_line(0.054, "Run /sbin/init as init process");
 	guest_console_line(0.061, "banger-fake: guest userspace up");
+}
+
+void
+guest_resume_console(void)
+{
+	guest_console_line((double)(now_ms() - fc.start_ms) / 1000.0,
+	    "banger-fake: guest resumed from snapshot %s", fc.restored_from);
 }
 
 /* BANGER_FAKE_AGENT, else the runtime bundle next to this binary:

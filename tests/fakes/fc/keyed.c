@@ -21,7 +21,7 @@ keyed_put(const struct keyed *k, struct request *rq)
 	ssize_t idx;
 	json_t *dev;
 
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	idx = keyed_find(k, rq);
 	if ((dev = k->build(rq, idx)) == NULL)

@@ -117,7 +117,7 @@ machine_set(struct request *rq, bool patch)
 		LOG_WARN("%s /machine-config: cpu_template field is deprecated.",
 		    rq->method);
 	}
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	m = json_deep_copy(fc.machine);
 	if (!patch) {
@@ -167,7 +167,7 @@ machine_put_boot_source(struct request *rq)
 	const char *args = jstr(rq->body, "boot_args");
 	char e[128];
 
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	if (can_open(jstr(rq->body, "kernel_image_path")) < 0) {
 		io_err_str(e, sizeof(e), errno);
@@ -212,6 +212,8 @@ instance_start(struct request *rq)
 	}
 	fc.state = ST_RUNNING;
 	fc.start_ms = now_ms();
+	fc.guest_boot = json_incref(fc.boot_source);
+	random_hex(fc.guest_boot_id, 16);
 	rq->post = POST_STARTED;
 	reply_ok(rq);
 }
@@ -277,6 +279,7 @@ machine_patch_vm(struct request *rq)
 		fc.state = ST_RUNNING;
 		LOG_INFO("'resume vm' VMM action took %" PRIu64 " us.",
 		    (now_ms() - t0) * 1000 + 41);
+		rq->post = POST_RESUMED;
 		if (fc.ctrl_alt_del_pending) {
 			fc.ctrl_alt_del_pending = false;
 			rq->post = POST_SHUTDOWN;

@@ -1,6 +1,8 @@
 /* main.c - Firecracker's command line, the API socket, and the event loop
  * that plays the guest's lifecycle: boot, agent start, Ctrl-Alt-Del,
- * poweroff and reboot from inside, injected crashes, signals.
+ * poweroff and reboot from inside, injected crashes, signals; after a
+ * snapshot, the vsock reset at resume; after a load, the guest waking (or
+ * the process ending when the load failed).
  *
  * Test hooks (environment):
  *   BANGER_FAKE_FC_FAULTS   JSON file with injected faults (faults.c).
@@ -412,11 +414,41 @@ on_signal(int sig, struct timers *t)
 	}
 }
 
+/* A snapshot's guest runs for the first time in this process: it carries
+ * on where it was, its agent answering again. */
+static void
+guest_wake(struct timers *t)
+{
+	fc.wake_pending = false;
+	guest_resume_console();
+	if (fc.vsock_fd >= 0)
+		t->agent_at = now_ms() + 1 + (uint64_t)(fc.faults.active ?
+		    fc.faults.agent_delay_ms : 0);
+}
+
+/* A load failed: Firecracker gives up on the process, in these words. */
+static void __attribute__((noreturn))
+restore_failed(void)
+{
+	LOG_ERROR("RunWithApiError error: Failed to build MicroVM: Loading "
+	    "snapshot failed..");
+	fprintf(stderr, "Error: RunWithApi(BuildMicroVmError(Restore))\n");
+	pthread_mutex_unlock(&fc.mu);
+	fc_exit(EXIT_GENERIC);
+}
+
 /* What an API call started, once its reply is out. */
 static void
 on_command(char c, struct timers *t)
 {
-	if (c == POST_STARTED) {
+	if (c == POST_FATAL)
+		restore_failed();
+	if (c == POST_RESTORED) {
+		relay_start();
+		guest_open_console();
+		if (fc.state == ST_RUNNING)
+			guest_wake(t);
+	} else if (c == POST_STARTED) {
 		relay_start();
 		guest_boot_console();
 		if (fc.vsock_fd >= 0)
@@ -426,6 +458,12 @@ on_command(char c, struct timers *t)
 			t->die_at = now_ms() + 50;
 	} else if (c == POST_SHUTDOWN && !t->shutdown_at) {
 		t->shutdown_at = now_ms() + (uint64_t)fc.faults.shutdown_delay_ms;
+	} else if (c == POST_RESUMED) {
+		if (fc.vsock_reset_pending)
+			relay_reset();
+		fc.vsock_reset_pending = false;
+		if (fc.wake_pending)
+			guest_wake(t);
 	}
 }
 

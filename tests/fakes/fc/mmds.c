@@ -81,7 +81,7 @@ mmds_put_config(struct request *rq)
 	const char *addr = jstr(rq->body, "ipv4_address");
 	size_t k;
 
-	if (!preboot_or_reply(rq))
+	if (!boot_resource_or_reply(rq))
 		return;
 	json_array_foreach(ifaces, k, id)
 		if (!have_iface(json_string_value(id))) {

@@ -1,7 +1,9 @@
 /* relay.c - Firecracker's hybrid vsock from the host side: a client sends
  * "CONNECT <port>\n", gets "OK <host port>\n" and then talks to the guest's
  * port.  The guest agent's port leads to its Unix socket; nothing else
- * listens.  One detached thread per connection, two pumps each. */
+ * listens.  One detached thread per connection, two pumps each.  The open
+ * connections are listed (under their own lock, not fc.mu) so that a
+ * vsock transport reset can end them all. */
 #include "fake.h"
 
 #include <ctype.h>
@@ -12,6 +14,13 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+/* Firecracker's limit of connections per vsock device. */
+#define MAX_CONNS 1023
+
+static pthread_mutex_t conns_mu = PTHREAD_MUTEX_INITIALIZER;
+static int conns[MAX_CONNS];	/* host ends of the open connections */
+static size_t nconns;
 
 struct pump {
 	int from, to;
@@ -97,6 +106,43 @@ dial_agent(void)
 	return fd;
 }
 
+/* List c among the open connections; -1 when there are too many. */
+static int
+conn_add(int c)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&conns_mu);
+	if (nconns < MAX_CONNS) {
+		conns[nconns++] = c;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&conns_mu);
+	return rc;
+}
+
+/* Before c is closed, so that a reset never touches a reused fd. */
+static void
+conn_del(int c)
+{
+	pthread_mutex_lock(&conns_mu);
+	for (size_t k = 0; k < nconns; k++)
+		if (conns[k] == c) {
+			conns[k] = conns[--nconns];
+			break;
+		}
+	pthread_mutex_unlock(&conns_mu);
+}
+
+void
+relay_reset(void)
+{
+	pthread_mutex_lock(&conns_mu);
+	for (size_t k = 0; k < nconns; k++)
+		shutdown(conns[k], SHUT_RDWR);
+	pthread_mutex_unlock(&conns_mu);
+}
+
 static void *
 relay_conn(void *arg)
 {
@@ -111,16 +157,18 @@ relay_conn(void *arg)
 	if (read_line(c, line, sizeof(line)) < 0 ||
 	    connect_port(line) != (long)fc.agent_port || (a = dial_agent()) < 0)
 		goto out;
+	if (conn_add(c) < 0)
+		goto out;
 	n = snprintf(ok, sizeof(ok), "OK %u\n",
 	    atomic_fetch_add(&fc.next_host_port, 1));
-	if (send_all(c, ok, (size_t)n) < 0)
-		goto out;
 	up = (struct pump){ .from = c, .to = a, .a = c, .b = a };
 	down = (struct pump){ .from = a, .to = c, .a = c, .b = a };
-	if (pthread_create(&th, NULL, pump_run, &down) != 0)
-		goto out;
-	pump_run(&up);
-	pthread_join(th, NULL);
+	if (send_all(c, ok, (size_t)n) == 0 &&
+	    pthread_create(&th, NULL, pump_run, &down) == 0) {
+		pump_run(&up);
+		pthread_join(th, NULL);
+	}
+	conn_del(c);
 out:
 	if (a >= 0)
 		close(a);

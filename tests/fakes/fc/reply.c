@@ -46,6 +46,15 @@ preboot_or_reply(struct request *rq)
 }
 
 bool
+boot_resource_or_reply(struct request *rq)
+{
+	if (!preboot_or_reply(rq))
+		return false;
+	fc.boot_path = true;
+	return true;
+}
+
+bool
 postboot_or_reply(struct request *rq)
 {
 	if (fc.state != ST_NOT_STARTED)

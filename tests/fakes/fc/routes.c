@@ -53,7 +53,9 @@ static const struct route routes[] = {
 	UNSERVED("PUT", "balloon", ANY),
 	UNSERVED("PUT", "cpu-config", ANY),
 	UNSERVED("PUT", "pmem", ANY),
-	UNSERVED("PUT", "snapshot", ANY),
+	SERVED("PUT", "snapshot", "create", "/snapshot/create", snapshot_create),
+	SERVED("PUT", "snapshot", "load", "/snapshot/load", snapshot_load),
+	SERVED("PUT", "snapshot", ANY, NULL, snapshot_other),
 	UNSERVED("PUT", "hotplug", "memory"),
 
 	/* The balloon's hinting commands come without a body. */

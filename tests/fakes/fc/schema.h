@@ -22,6 +22,7 @@ enum fc_kind {
 	FC_BOOL,
 	FC_UINT,	/* an unsigned Rust integer, at most rust_max */
 	FC_OBJECT,	/* a nested struct: object */
+	FC_OBJECTS,	/* Vec<struct>: an array of object */
 	FC_STRINGS,	/* Vec<String> */
 	FC_STRING_MAP,	/* HashMap<String, String> */
 };
@@ -41,7 +42,7 @@ struct fc_field {
 	uint64_t rust_max;		/* FC_UINT */
 	int64_t min, max;		/* FC_HAS_MIN, FC_HAS_MAX */
 	const char *const *values;	/* FC_ENUM, FC_FROMSTR: NULL-terminated */
-	const struct fc_schema *object;	/* FC_OBJECT */
+	const struct fc_schema *object;	/* FC_OBJECT, FC_OBJECTS */
 };
 
 struct fc_schema {

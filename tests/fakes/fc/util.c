@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +51,21 @@ void
 io_err_str(char *buf, size_t cap, int e)
 {
 	snprintf(buf, cap, "%s (os error %d)", os_strerror(e), e);
+}
+
+void
+random_hex(char *out, size_t nbytes)
+{
+	unsigned char b[64];
+	size_t n = nbytes < sizeof(b) ? nbytes : sizeof(b);
+	uint64_t seed = now_ms() ^ ((uint64_t)getpid() << 32);
+
+	if (getrandom(b, n, 0) != (ssize_t)n)
+		for (size_t k = 0; k < n; k++, seed = seed * 6364136223846793005u + 1)
+			b[k] = (unsigned char)(seed >> 33);
+	for (size_t k = 0; k < n; k++)
+		snprintf(out + 2 * k, 3, "%02x", b[k]);
+	out[2 * n] = '\0';
 }
 
 uint64_t
@@ -106,6 +123,24 @@ unix_socket(const char *path, struct sockaddr_un *ret_sa)
 	}
 	strcpy(ret_sa->sun_path, path);
 	return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+}
+
+int
+unix_listen(const char *path)
+{
+	struct sockaddr_un sa;
+	int fd, e;
+
+	if ((fd = unix_socket(path, &sa)) < 0)
+		return -1;
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, 128) < 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
 }
 
 void

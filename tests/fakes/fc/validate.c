@@ -441,7 +441,8 @@ expected(const struct fc_field *f, char *buf, size_t cap)
 	case FC_IPV4: return "IPv4 address";
 	case FC_BOOL: return "a boolean";
 	case FC_UINT: return f->rust;
-	case FC_STRINGS: return "a sequence";
+	case FC_STRINGS:
+	case FC_OBJECTS: return "a sequence";
 	case FC_STRING_MAP: return "a map";
 	case FC_ENUM:
 		snprintf(buf, cap, "enum %s", f->rust);
@@ -455,7 +456,8 @@ fits(const struct fc_field *f, char c)
 {
 	switch (f->kind) {
 	case FC_BOOL: return c == 't' || c == 'f';
-	case FC_STRINGS: return c == '[';
+	case FC_STRINGS:
+	case FC_OBJECTS: return c == '[';
 	case FC_STRING_MAP: return c == '{';
 	case FC_UINT: return starts_number(c);
 	default: return c == '"';
@@ -527,6 +529,7 @@ check_value(struct walk *w, const struct fc_field *f, json_t *v)
 
 static json_t *object(struct walk *w, const struct fc_schema *sc,
     const char *update);
+static json_t *objects(struct walk *w, const struct fc_schema *sc);
 
 /* One member's value; NULL without a problem for an Option's null. */
 static json_t *
@@ -548,6 +551,8 @@ field(struct walk *w, const struct fc_field *f, bool nullable)
 		invalid_type(w, expected(f, exp, sizeof(exp)));
 		return NULL;
 	}
+	if (f->kind == FC_OBJECTS)
+		return objects(w, f->object);
 	if (f->kind != FC_UINT) {
 		v = read_value(w);
 		if (v != NULL && check_value(w, f, v) < 0) {
@@ -665,6 +670,42 @@ done:
 	return obj;
 fail:
 	json_decref(obj);
+	return NULL;
+}
+
+/* A Vec of structs of the table, the cursor on its '['. */
+static json_t *
+objects(struct walk *w, const struct fc_schema *sc)
+{
+	json_t *list = json_array(), *o;
+
+	w->i++;
+	if (!more(w, "a list"))
+		goto fail;
+	while (w->s[w->i] != ']') {
+		if ((o = object(w, sc, NULL)) == NULL)
+			goto fail;
+		json_array_append_new(list, o);
+		if (!more(w, "a list"))
+			goto fail;
+		if (w->s[w->i] == ']')
+			break;
+		if (w->s[w->i] != ',') {
+			fail(w, w->i + 1, "expected `,` or `]`");
+			goto fail;
+		}
+		w->i++;
+		if (!more(w, "a value"))
+			goto fail;
+		if (w->s[w->i] == ']') {
+			fail(w, w->i + 1, "trailing comma");
+			goto fail;
+		}
+	}
+	w->i++;
+	return list;
+fail:
+	json_decref(list);
 	return NULL;
 }
 
