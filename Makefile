@@ -20,7 +20,7 @@ LDSAN      = -fsanitize=address,undefined
 endif
 
 NL_CFLAGS  := $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
-DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns \
+DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns -lnettle \
               -lsystemd -pthread
 CLI_LIBS    = -lcurl -ljansson -lncursesw -pthread
 

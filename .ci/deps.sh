@@ -10,7 +10,7 @@ fi
 
 PKGS="build-essential pkg-config
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
-libnl-3-dev libnl-route-3-dev libnftables-dev libldns-dev libsystemd-dev
+libnl-3-dev libnl-route-3-dev libnftables-dev libldns-dev libsystemd-dev nettle-dev
 e2fsprogs util-linux procps iproute2 nftables dnsutils curl file jq
 python3 python3-pytest python3-requests python3-requests-unixsocket
 python3-jsonschema python3-yaml

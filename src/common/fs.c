@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <ldns/sha2.h>
+#include <nettle/sha2.h>
 
 #include "util.h"
 
@@ -280,9 +280,9 @@ fs_check_ext4_image(const char *what, const char *path, struct bn_err *err)
 }
 
 static void
-to_hex(const uint8_t digest[LDNS_SHA256_DIGEST_LENGTH], char hex[65])
+to_hex(const uint8_t digest[SHA256_DIGEST_SIZE], char hex[65])
 {
-	for (int i = 0; i < LDNS_SHA256_DIGEST_LENGTH; i++)
+	for (int i = 0; i < SHA256_DIGEST_SIZE; i++)
 		snprintf(hex + 2 * i, 3, "%02x", digest[i]);
 }
 
@@ -290,8 +290,8 @@ int
 fs_sha256_file(const char *path, char hex[65], struct bn_err *err)
 {
 	enum { CHUNK = 1 << 20 };
-	ldns_sha256_CTX ctx;
-	uint8_t digest[LDNS_SHA256_DIGEST_LENGTH];
+	struct sha256_ctx ctx;
+	uint8_t digest[SHA256_DIGEST_SIZE];
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	struct stat st;
 
@@ -307,37 +307,63 @@ fs_sha256_file(const char *path, char hex[65], struct bn_err *err)
 		return bn_fail(err, BN_ESYS, 0, "%s: not a regular file", path);
 	}
 	uint8_t *buf = xmalloc(CHUNK);
-	ldns_sha256_init(&ctx);
-	for (;;) {
-		ssize_t n = read(fd, buf, CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(buf);
-			close(fd);
-			return bn_fail(err, BN_ESYS, e, "read %s", path);
+	static const uint8_t zeros[CHUNK];
+	off_t off = 0;
+	sha256_init(&ctx);
+	/* Holes read as zeros: hash them from memory instead of having the
+	 * kernel copy them (a guest's memory file is mostly holes until it
+	 * has used its memory). */
+	while (off < st.st_size) {
+		off_t data = lseek(fd, off, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			data = st.st_size;          /* a hole to the end */
+		else if (data < 0)
+			data = off;                 /* no SEEK_DATA: read it all */
+		for (; off < data; ) {
+			size_t n = data - off > CHUNK ? CHUNK : (size_t)(data - off);
+			sha256_update(&ctx, n, zeros);
+			off += (off_t)n;
 		}
-		if (n == 0)
+		if (off >= st.st_size)
 			break;
-		ldns_sha256_update(&ctx, buf, (size_t)n);
+		off_t hole = lseek(fd, off, SEEK_HOLE);
+		if (hole < 0 || hole <= off)
+			hole = st.st_size;
+		if (lseek(fd, off, SEEK_SET) < 0)
+			goto fail;
+		while (off < hole) {
+			size_t want = hole - off > CHUNK ? CHUNK : (size_t)(hole - off);
+			ssize_t n = read(fd, buf, want);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				goto fail;
+			sha256_update(&ctx, (size_t)n, buf);
+			off += n;
+		}
 	}
 	free(buf);
 	close(fd);
-	ldns_sha256_final(digest, &ctx);
+	sha256_digest(&ctx, SHA256_DIGEST_SIZE, digest);
 	to_hex(digest, hex);
 	return 0;
+fail:;
+	int e = errno;
+	free(buf);
+	close(fd);
+	return bn_fail(err, BN_ESYS, e ? e : EIO, "read %s (it changed while "
+	    "it was read)", path);
 }
 
 void
 fs_sha256_hex(const void *data, size_t len, char hex[65])
 {
-	ldns_sha256_CTX ctx;
-	uint8_t digest[LDNS_SHA256_DIGEST_LENGTH];
+	struct sha256_ctx ctx;
+	uint8_t digest[SHA256_DIGEST_SIZE];
 
-	ldns_sha256_init(&ctx);
-	ldns_sha256_update(&ctx, data, len);
-	ldns_sha256_final(digest, &ctx);
+	sha256_init(&ctx);
+	sha256_update(&ctx, len, data);
+	sha256_digest(&ctx, SHA256_DIGEST_SIZE, digest);
 	to_hex(digest, hex);
 }
 

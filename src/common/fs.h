@@ -17,8 +17,9 @@ int fs_copy_sparse(const char *src, const char *dst, int mode,
  * follow symlinks.  Missing is not an error. */
 int fs_remove_tree(const char *path, struct bn_err *err);
 
-/* The SHA-256 of a file's bytes as 64 hex digits (ldns's SHA-256; no
- * other library of ours has one).  BN_ESYS when it cannot be read. */
+/* The SHA-256 of a file's bytes as 64 hex digits (nettle's, which uses
+ * the CPU's SHA instructions where it has them: a guest's memory is
+ * gigabytes).  BN_ESYS when it cannot be read. */
 int fs_sha256_file(const char *path, char hex[65], struct bn_err *err);
 /* The SHA-256 of len bytes at data as 64 hex digits. */
 void fs_sha256_hex(const void *data, size_t len, char hex[65]);

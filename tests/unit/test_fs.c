@@ -160,6 +160,49 @@ test_kinds(void)
 	return 0;
 }
 
+/* SHA-256 of files, holes included: known digests, and a sparse file
+ * hashes as the same bytes written out. */
+static int
+test_sha256(void)
+{
+	char tmpd[] = "/tmp/banger-sha.XXXXXX", a[64], b[64], ha[65], hb[65];
+	struct bn_err err;
+	static char block[8192];
+
+	fail_unless(mkdtemp(tmpd) != NULL, "mkdtemp");
+	snprintf(a, sizeof(a), "%s/sparse", tmpd);
+	snprintf(b, sizeof(b), "%s/dense", tmpd);
+	int fa = open(a, O_WRONLY | O_CREAT, 0600);
+	int fb = open(b, O_WRONLY | O_CREAT, 0600);
+	memset(block, 'x', sizeof(block));
+	/* sparse: hole, data, hole to 3 MiB; dense: the same bytes */
+	fail_unless(pwrite(fa, block, sizeof(block), 1 << 20) ==
+	    (ssize_t)sizeof(block) && ftruncate(fa, 3 << 20) == 0, "sparse");
+	static char zeros[1 << 20];
+	for (int i = 0; i < 3; i++)
+		fail_unless(write(fb, zeros, sizeof(zeros)) == sizeof(zeros), "dense");
+	fail_unless(pwrite(fb, block, sizeof(block), 1 << 20) ==
+	    (ssize_t)sizeof(block), "dense data");
+	close(fa);
+	close(fb);
+	fail_unless(fs_sha256_file(a, ha, &err) == 0, "%s", err.msg);
+	fail_unless(fs_sha256_file(b, hb, &err) == 0, "%s", err.msg);
+	fail_unless(strcmp(ha, hb) == 0, "holes hash as zeros: %s %s", ha, hb);
+	fs_sha256_hex("abc", 3, ha);
+	fail_unless(strcmp(ha, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9c"
+	    "b410ff61f20015ad") == 0, "sha256(abc) %s", ha);
+	fail_unless(truncate(a, 0) == 0, "truncate");
+	fail_unless(fs_sha256_file(a, ha, &err) == 0 && strcmp(ha,
+	    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+	    == 0, "empty file %s", ha);
+	fail_unless(fs_sha256_file(tmpd, ha, &err) < 0, "a directory is refused");
+	snprintf(b, sizeof(b), "%s/none", tmpd);
+	fail_unless(fs_sha256_file(b, ha, &err) < 0 && err.sys_errno == ENOENT,
+	    "missing");
+	fail_unless(fs_remove_tree(tmpd, &err) == 0, "%s", err.msg);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -171,6 +214,7 @@ main(void)
 	tap_begin();
 	RUN_TEST(test_superblocks);
 	RUN_TEST(test_kinds);
+	RUN_TEST(test_sha256);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
