@@ -1,7 +1,7 @@
 /* monitor.c - the store against the processes: reconcile at daemon start
  * (adopt live VMMs, clear dead ones), the monitor thread that notices VMs
  * that exited or were paused by their VMM, and resuming such a VM. */
-#include "core/internal.h"
+#include "core/snap.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,7 +63,22 @@ core_reconcile(struct core *c)
 			log_info("reconcile: removed half-created vm '%s'", vm->name);
 			continue;
 		}
-		if (vm->pid > 0 && drv->probe(&p, vm->pid, &err) == 0) {
+		bool alive = vm->pid > 0 && drv->probe(&p, vm->pid, &err) == 0;
+		snap_reconcile(c, vm, alive);
+		if (alive && strcmp(vm->paused_reason, "snapshot") == 0 &&
+		    drv->resume != NULL) {
+			/* Paused by a snapshot that will never finish. */
+			p.api_timeout_ms = c->cfg.vmm_api_timeout_ms;
+			if (drv->resume(&p, &err) == 0) {
+				vm->paused_reason[0] = '\0';
+				vm->state = VM_RUNNING;
+				time_rfc3339(vm->updated_at);
+				store_vm_update(c->store, vm, NULL);
+				log_info("reconcile: resumed vm '%s' (a snapshot "
+				    "did not finish)", vm->name);
+			}
+		}
+		if (alive) {
 			/* A VM the VMM paused stays paused; the monitor
 			 * looks again. */
 			if (vm->state != VM_RUNNING && vm->state != VM_PAUSED) {

@@ -51,4 +51,8 @@ int snap_manifest_write(const char *dir, const struct snap_facts *f,
 int snap_manifest_check(const char *dir, const struct snap_facts *now,
     struct snap_facts *ret, struct bn_err *err);
 
+/* At daemon start, what an interrupted snapshot or restore left of vm
+ * (alive: its VMM still runs) is cleared (snapshots.c). */
+void snap_reconcile(struct core *c, const struct vm *vm, bool alive);
+
 #endif

@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include "common/fs.h"
+#include "common/log.h"
 #include "common/util.h"
 
 static int
@@ -111,4 +114,49 @@ core_snapshot_delete(struct core *c, const char *vm, const char *snap,
 out:
 	vm_unlock(c, vm);
 	return rc;
+}
+
+/* What an interrupted snapshot or restore left of vm, set right at daemon
+ * start (alive: its VMM runs on).  A snapshot never finished goes; a
+ * restore whose VMM runs kept the snapshot's disks, one whose VMM does
+ * not gets its own disks back (they were set aside as *.prev). */
+void
+snap_reconcile(struct core *c, const struct vm *vm, bool alive)
+{
+	static const char *const disks[] = { SNAP_ROOTFS, SNAP_WORK };
+	struct snapshot *list = NULL;
+	char dir[PATH_MAX], live[PATH_MAX], prev[PATH_MAX];
+	int n = 0;
+
+	if (store_snap_list(c->store, vm->id, &list, &n, NULL) == 0) {
+		for (int i = 0; i < n; i++) {
+			if (list[i].state == SNAP_READY ||
+			    snap_dir(c, vm->id, list[i].name, dir, sizeof(dir),
+			    NULL) < 0)
+				continue;
+			fs_remove_tree(dir, NULL);
+			store_snap_delete(c->store, vm->id, list[i].name, NULL);
+			log_info("reconcile: removed unfinished snapshot '%s' of "
+			    "vm '%s'", list[i].name, vm->name);
+		}
+		free(list);
+	}
+	if (vm_dir(c, vm->id, dir, sizeof(dir), NULL) < 0)
+		return;
+	for (size_t i = 0; i < ARRAY_SIZE(disks); i++) {
+		if (path_join(live, sizeof(live), NULL, "%s/%s", dir, disks[i]) < 0 ||
+		    path_join(prev, sizeof(prev), NULL, "%s.prev", live) < 0 ||
+		    access(prev, F_OK) != 0)
+			continue;
+		if (alive) {
+			unlink(prev);
+		} else {
+			unlink(live);
+			if (rename(prev, live) < 0)
+				log_warn("reconcile: putting back %s", live);
+			else
+				log_info("reconcile: vm '%s' has its own %s back "
+				    "(a restore did not finish)", vm->name, disks[i]);
+		}
+	}
 }
