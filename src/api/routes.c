@@ -141,6 +141,7 @@ static const struct json_field create_fields[] = {
 	{ WIRE_MEMORY_MIB, JF_INT, false, false },
 	{ WIRE_DISK_GIB, JF_INT, false, false },
 	{ WIRE_NAT, JF_BOOL, false, false },
+	{ WIRE_FROM, JF_STRING, false, false },
 };
 
 /* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
@@ -171,6 +172,7 @@ h_vm_create(struct api_req *r)
 		goto fail;
 	req.name = json_get_str(j, WIRE_NAME);
 	req.image = json_get_str(j, WIRE_IMAGE);
+	req.from = json_get_str(j, WIRE_FROM);
 	req.nat = json_is_true(json_object_get(j, WIRE_NAT));
 	int rc = core_vm_create(r->core, &req, op_id, &err);
 	json_decref(j);

@@ -484,6 +484,7 @@ int cmd_vm_list(struct cli *cli, const struct args *a);
 int cmd_vm_show(struct cli *cli, const struct args *a);
 int cmd_vm_hold(struct cli *cli, const struct args *a);
 int cmd_vm_snapshot(struct cli *cli, const struct args *a);
+int cmd_vm_clone(struct cli *cli, const struct args *a);
 int cmd_vm_lifecycle(struct cli *cli, const struct args *a);
 int cmd_vm_set(struct cli *cli, const struct args *a);
 int cmd_vm_ssh(struct cli *cli, const struct args *a);

@@ -115,3 +115,43 @@ cmd_vm_snapshot(struct cli *cli, const struct args *a)
 	return snap_op(cli, a->v[1], "/restore", WIRE_SNAPSHOT, a->v[2],
 	    "restoring", "restored from", &oo);
 }
+
+/* banger vm clone VM@SNAPSHOT NAME: POST /v1/vms {"name", "from"}. */
+int
+cmd_vm_clone(struct cli *cli, const struct args *a)
+{
+	struct op_opts oo = { 0 };
+	json_t *body, *op = NULL;
+	char nb[128], fb[128];
+
+	if (a->n != 2)
+		return usage_error(a->cmd, "give VM@SNAPSHOT and the new NAME");
+	const char *from = a->v[0], *name = a->v[1];
+	if (strchr(from, '@') == NULL)
+		return usage_error(a->cmd, "the source is VM@SNAPSHOT");
+	body = json_pack("{s:s, s:s}", WIRE_NAME, name, WIRE_FROM, from);
+	if (args_flag(a, "--nat"))
+		json_object_set_new(body, WIRE_NAT, json_true());
+	char *label = xasprintf("cloning '%s' as vm '%s'",
+	    out_clean(from, fb, sizeof(fb)), out_clean(name, nb, sizeof(nb)));
+	oo.label = label;
+	oo.no_wait = args_flag(a, "--no-wait");
+	oo.cancel = args_flag(a, "--cancel");
+	int rc = op_run(cli, "POST", "/v1/vms", body, &oo, &op);
+	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli)) {
+		json_t *vm = jobj(op, WIRE_RESULT);
+		const char *ip = jstr(jobj(vm, WIRE_STATUS), "ip");
+		char ib[64];
+
+		printf("vm '%s' cloned from '%s'", out_name(vm, name, nb,
+		    sizeof(nb)), fb);
+		if (ip != NULL)
+			printf(" (%s)", out_clean(ip, ib, sizeof(ib)));
+		putchar('\n');
+	}
+	if (op != NULL)
+		json_decref(op);
+	json_decref(body);
+	free(label);
+	return rc;
+}

@@ -94,6 +94,20 @@ out:
 	return names;
 }
 
+/* The VMs a bulk command acts on: every VM (in state `only`, when
+ * given) with --all, else the NAMEs given.  NULL after printing why. */
+static json_t *
+bulk_names(struct cli *cli, const struct args *a, bool all, const char *only,
+    int *ret_exit)
+{
+	if (all)
+		return all_vm_names(cli, only, ret_exit);
+	json_t *list = json_array();
+	for (int i = 0; i < a->n; i++)
+		json_array_append_new(list, json_string(a->v[i]));
+	return list;
+}
+
 /* start, stop, restart and delete: one operation for one NAME, a bulk
  * action for several NAMEs or --all. */
 int
@@ -134,16 +148,10 @@ cmd_vm_lifecycle(struct cli *cli, const struct args *a)
 		json_t *list, *extra = json_object();
 		char *label;
 
-		if (all) {
-			list = all_vm_names(cli, NULL, &rc);
-			if (list == NULL) {
-				json_decref(extra);
-				return rc;
-			}
-		} else {
-			list = json_array();
-			for (int i = 0; i < n; i++)
-				json_array_append_new(list, json_string(a->v[i]));
+		list = bulk_names(cli, a, all, NULL, &rc);
+		if (list == NULL) {
+			json_decref(extra);
+			return rc;
 		}
 		if (json_array_size(list) == 0) {
 			if (cli_chatty(cli))
@@ -225,15 +233,9 @@ cmd_vm_hold(struct cli *cli, const struct args *a)
 	if (all || n > 1) {
 		json_t *list;
 
-		if (all) {
-			list = all_vm_names(cli, pause ? "running" : "paused", &rc);
-			if (list == NULL)
-				return rc;
-		} else {
-			list = json_array();
-			for (int i = 0; i < n; i++)
-				json_array_append_new(list, json_string(a->v[i]));
-		}
+		list = bulk_names(cli, a, all, pause ? "running" : "paused", &rc);
+		if (list == NULL)
+			return rc;
 		if (json_array_size(list) == 0) {
 			if (cli_chatty(cli))
 				printf("no %s vms to %s\n", pause ? "running" :

@@ -76,6 +76,13 @@ static const struct flag vm_snapshot_flags[] = {
 	F_END
 };
 
+static const struct flag vm_clone_flags[] = {
+	F_SWITCH("--nat", "give the clone outbound NAT"),
+	NO_WAIT_FLAG,
+	CANCEL_FLAG("the clone"),
+	F_END
+};
+
 static const struct flag vm_pause_flags[] = {
 	F_SWITCH("--all", "every running VM"),
 	F_END
@@ -218,6 +225,15 @@ const struct command cli_commands[] = {
 	  "device (bangerd says why).\n"
 	  "\nFlags (create and restore):\n",
 	  .run = cmd_vm_snapshot },
+	{ .group = "vm", .name = "clone", .args = "VM@SNAPSHOT NAME",
+	  .nargs = ARGS_SOME, .summary = "a new VM from a snapshot, with its "
+	  "own identity", .flags = vm_clone_flags,
+	  .intro =
+	  "NAME starts where the snapshot was taken, in a VM of its own: its\n"
+	  "own disks, TAP, address, MAC and NAME.vm; the agent gives the guest\n"
+	  "its hostname, new SSH host keys, machine-id, RNG seed and clock.\n"
+	  "\nFlags:\n",
+	  .run = cmd_vm_clone },
 	{ .group = "vm", .name = "set", .args = "NAME...", .nargs = ARGS_SOME,
 	  .summary = "change a VM's resources or NAT",
 	  .flags = vm_set_flags,

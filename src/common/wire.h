@@ -81,6 +81,7 @@ void wire_socket_resolve(const char *flag, char *buf, size_t len);
 #define WIRE_VMS         "vms"
 #define WIRE_SNAPSHOT    "snapshot"
 #define WIRE_SNAPSHOTS   "snapshots"
+#define WIRE_FROM        "from"
 #define WIRE_IMAGES      "images"
 #define WIRE_OPERATIONS  "operations"
 

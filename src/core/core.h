@@ -37,6 +37,9 @@ struct vm_create_req {
 	const char *image;                  /* NULL = the default image */
 	long long vcpus, memory_mib, disk_gib;  /* or VM_SIZE_UNSET */
 	bool nat;
+	/* "vm@snapshot": a clone of that snapshot instead of a boot of the
+	 * image (its image, vcpus, memory and disk are the snapshot's). */
+	const char *from;
 };
 
 struct vm_patch {

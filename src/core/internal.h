@@ -185,7 +185,7 @@ int grow_ext4(const char *path, struct bn_err *err);
  * lock and runs the kind's table; life_run is the same without the
  * operation's own thread (bulk actions). */
 enum life_kind { LIFE_CREATE, LIFE_START, LIFE_STOP, LIFE_RESTART,
-	LIFE_DELETE, LIFE_SNAPSHOT, LIFE_RESTORE, LIFE_KINDS };
+	LIFE_DELETE, LIFE_SNAPSHOT, LIFE_RESTORE, LIFE_CLONE, LIFE_KINDS };
 struct life_req {
 	enum life_kind kind;
 	char name[VM_NAME_MAX];
@@ -194,7 +194,8 @@ struct life_req {
 	struct vmm_choice choice;   /* create, start, restart: the VMM picked */
 	bool force;                 /* delete: a running VM too */
 	int grace_s;                /* stop, restart, delete */
-	char snap[VM_NAME_MAX];     /* snapshot, restore: the snapshot */
+	char snap[VM_NAME_MAX];     /* snapshot, restore, clone: the snapshot */
+	char src_id[VM_ID_LEN + 1]; /* clone: the VM the snapshot is of */
 };
 json_t *life_op(struct core *c, struct op *op, void *arg, struct bn_err *err);
 json_t *life_run(struct core *c, struct op *op, struct life_req *req,

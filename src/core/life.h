@@ -95,5 +95,9 @@ void restore_disks_undo(struct life *l, const struct bn_err *why);
 int load_run(struct life *l, struct bn_err *err);
 int clock_run(struct life *l, struct bn_err *err);
 int keep_disks_run(struct life *l, struct bn_err *err);
+int clone_check_run(struct life *l, struct bn_err *err);
+int clone_disks_run(struct life *l, struct bn_err *err);
+void clone_disks_undo(struct life *l, const struct bn_err *why);
+int reidentify_run(struct life *l, struct bn_err *err);
 
 #endif

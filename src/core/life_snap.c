@@ -15,6 +15,7 @@
  * disks back and leaves it stopped. */
 #include "core/life.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -418,5 +419,112 @@ keep_disks_run(struct life *l, struct bn_err *err)
 	for (int i = 0; i < 2; i++)
 		unlink(d[i].prev);
 	l->disks_swapped = false;
+	return 0;
+}
+
+/* ---- clone ---- */
+
+/* The source's snapshot, checked as a restore checks it, for a VM of
+ * the snapshot's shape on this host. */
+int
+clone_check_run(struct life *l, struct bn_err *err)
+{
+	struct snap_facts now;
+	char root[PATH_MAX], work[PATH_MAX];
+
+	if (snap_dir(l->c, l->req->src_id, l->req->snap, l->snapdir,
+	    sizeof(l->snapdir), err) < 0 ||
+	    snap_facts_now(l->c, &l->vm, &now, err) < 0)
+		return -1;
+	snprintf(now.vmm, sizeof(now.vmm), "%s", l->req->choice.drv->name);
+	snprintf(now.name, sizeof(now.name), "%s", l->req->snap);
+	if (snap_manifest_check(l->snapdir, &now, &l->facts, err) < 0)
+		return -1;
+	if (l->req->choice.drv->restore == NULL)
+		return bn_fail(err, BN_EUNSUPPORTED, 0, "%s cannot load a "
+		    "snapshot", l->req->choice.drv->name);
+	snprintf(l->sn.name, sizeof(l->sn.name), "%s", l->req->snap);
+	if (snap_file(l->snapdir, SNAP_ROOTFS, root, sizeof(root), err) < 0 ||
+	    snap_file(l->snapdir, SNAP_WORK, work, sizeof(work), err) < 0)
+		return -1;
+	return core_host_room(l->c, fs_allocated(root) + fs_allocated(work),
+	    "a clone", err);
+}
+
+/* The clone's own copies of the snapshot's disks, in its own directory
+ * (Firecracker opens them relative to it). */
+int
+clone_disks_run(struct life *l, struct bn_err *err)
+{
+	static const char *const names[] = { SNAP_ROOTFS, SNAP_WORK };
+	char from[PATH_MAX], to[PATH_MAX];
+
+	if (vm_dir(l->c, l->vm.id, l->dir, sizeof(l->dir), err) < 0)
+		return -1;
+	if (mkdir(l->dir, 0700) < 0)
+		return bn_fail(err, BN_ESYS, errno, "mkdir %s", l->dir);
+	for (int i = 0; i < 2; i++)
+		if (snap_file(l->snapdir, names[i], from, sizeof(from), err) < 0 ||
+		    path_join(to, sizeof(to), err, "%s/%s", l->dir, names[i]) < 0 ||
+		    fs_copy_sparse(from, to, 0600, err) < 0) {
+			fs_remove_tree(l->dir, NULL);
+			return -1;
+		}
+	return 0;
+}
+
+void
+clone_disks_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	fs_remove_tree(l->dir, NULL);
+}
+
+/* The guest still thinks it is the VM the snapshot was taken of: its
+ * agent gives it the clone's name, MAC, address, machine-id, host keys
+ * and a fresh RNG seed before anyone can reach it by name. */
+int
+reidentify_run(struct life *l, struct bn_err *err)
+{
+	struct vsock_health h;
+	char machine_id[33], seed[129], body[512];
+	struct in_addr mask;
+	int status = 0, prefix = 0;
+	json_t *doc = NULL;
+
+	vsock_probe_health(l->p.vsock_uds, agent_port(l->c), 2000, &h);
+	unsigned caps = h.agent_caps;
+	vsock_health_clear(&h);
+	if (!(caps & VSOCK_CAP_IDENTITY)) {
+		bn_fail(err, BN_EUNSUPPORTED, 0, "the agent of image '%s' cannot "
+		    "give a clone its own identity (it predates POST /identity)",
+		    l->vm.image);
+		return bn_err_hint(err, "rebuild the image, then take the "
+		    "snapshot again");
+	}
+	if (l->net.ip[0] == '\0')
+		return bn_fail(err, BN_ESTATE, 0, "a clone needs the network "
+		    "(its address is the one thing it must not share)");
+	if (inet_pton(AF_INET, l->net.netmask, &mask) != 1)
+		return bn_fail(err, BN_EINTERNAL, 0, "netmask %s", l->net.netmask);
+	for (uint32_t m = ntohl(mask.s_addr); m & 0x80000000u; m <<= 1)
+		prefix++;
+	if (random_hex(machine_id, 16, err) < 0 || random_hex(seed, 64, err) < 0)
+		return -1;
+	snprintf(body, sizeof(body), "hostname=%s&mac=%s&address=%s/%d&"
+	    "gateway=%s&machine_id=%s&seed=%s", l->vm.name, l->net.mac,
+	    l->net.ip, prefix, l->net.gateway, machine_id, seed);
+	if (vsock_agent_call(l->p.vsock_uds, agent_port(l->c), "POST",
+	    "/identity", body, 30000, &status, &doc, err) < 0)
+		return bn_err_prefix(err, "giving the clone its identity");
+	const char *msg = json_string_value(json_object_get(doc, "error"));
+	if (status != 200)
+		bn_fail(err, BN_EVMM, 0, "the agent answered %d to the clone's "
+		    "identity: %s", status, msg ? msg : "");
+	json_decref(doc);
+	if (status != 200)
+		return -1;
+	log_info("vm '%s': cloned from %s, now %s", l->vm.name, l->sn.name,
+	    l->net.ip);
 	return 0;
 }

@@ -232,7 +232,26 @@ static const struct step restore_steps[] = {
 	{ "wait_health", "wait_health", 70, false, NULL, wait_health_run, NULL },
 	{ "clock", NULL, 0, false, NULL, clock_run, NULL },
 	{ "running", NULL, 0, false, NULL, running_run, running_undo },
+	{ "nat", NULL, 0, false, has_nat, nat_run, NULL },
 	{ "keep_disks", NULL, 0, false, NULL, keep_disks_run, NULL },
+};
+
+/* A clone is a create from a snapshot: its row was recorded with the
+ * request; it gets its own copies of the snapshot's disks, its own TAP,
+ * lease and vsock socket, and from the agent its own identity. */
+static const struct step clone_steps[] = {
+	{ "record", NULL, 0, true, NULL, record_run, record_undo },
+	{ "check", "check", 5, false, NULL, clone_check_run, NULL },
+	{ "clone_disks", "clone_disks", 15, false, NULL, clone_disks_run,
+	    clone_disks_undo },
+	{ "boot", NULL, 0, false, NULL, boot_begin_run, boot_failed },
+	{ "network", "network", 40, false, NULL, network_run, network_undo },
+	{ "spawn_vmm", "spawn_vmm", 45, false, NULL, spawn_run, spawn_undo },
+	{ "load", "load", 50, false, NULL, load_run, NULL },
+	{ "wait_health", "wait_health", 70, false, NULL, wait_health_run, NULL },
+	{ "reidentify", "reidentify", 85, false, NULL, reidentify_run, NULL },
+	{ "clock", NULL, 0, false, NULL, clock_run, NULL },
+	{ "running", NULL, 0, false, NULL, running_run, running_undo },
 	{ "nat", NULL, 0, false, has_nat, nat_run, NULL },
 };
 
@@ -243,7 +262,8 @@ _Static_assert(ARRAY_SIZE(create_steps) <= LIFE_STEPS_MAX &&
     ARRAY_SIZE(restart_steps) <= LIFE_STEPS_MAX &&
     ARRAY_SIZE(delete_steps) <= LIFE_STEPS_MAX &&
     ARRAY_SIZE(snapshot_steps) <= LIFE_STEPS_MAX &&
-    ARRAY_SIZE(restore_steps) <= LIFE_STEPS_MAX, "raise LIFE_STEPS_MAX");
+    ARRAY_SIZE(restore_steps) <= LIFE_STEPS_MAX &&
+    ARRAY_SIZE(clone_steps) <= LIFE_STEPS_MAX, "raise LIFE_STEPS_MAX");
 
 static const struct {
 	const char *kind;
@@ -260,6 +280,7 @@ static const struct {
 	    ARRAY_SIZE(snapshot_steps) },
 	[LIFE_RESTORE] = { "vm.restore", restore_steps,
 	    ARRAY_SIZE(restore_steps) },
+	[LIFE_CLONE] = { "vm.clone", clone_steps, ARRAY_SIZE(clone_steps) },
 };
 
 const char *
@@ -369,7 +390,7 @@ life_run(struct core *c, struct op *op, struct life_req *req,
 	vm_lock(c, req->name);
 	/* A create acts on the VM it recorded; any other action on the VM as
 	 * it is now that it holds the lock. */
-	if (req->kind == LIFE_CREATE)
+	if (req->kind == LIFE_CREATE || req->kind == LIFE_CLONE)
 		l->vm = req->vm;
 	else if (store_vm_get(c->store, req->name, &l->vm, err) < 0)
 		goto out;

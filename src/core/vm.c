@@ -94,6 +94,50 @@ vm_sizes(struct core *c, long long *vcpus, long long *memory_mib,
 	return 0;
 }
 
+/* A clone of "vm@snap": the snapshot's shape, image and VMM.  Sizes the
+ * request gives must be the snapshot's (its memory holds a guest of that
+ * shape); the disk is the copy's. */
+static int
+clone_source(struct core *c, const struct vm_create_req *req,
+    struct life_req *lr, long long *vcpus, long long *memory_mib,
+    long long *disk_gib, struct bn_err *err)
+{
+	const char *at = strchr(req->from, '@');
+	char src[VM_NAME_MAX];
+	struct vm sv;
+	struct snapshot sn;
+
+	if (at == NULL || (size_t)(at - req->from) >= sizeof(src)) {
+		bn_fail(err, BN_EINVAL, 0, "'from' must be VM@SNAPSHOT");
+		return bn_err_detail(err, "field", "from");
+	}
+	snprintf(src, sizeof(src), "%.*s", (int)(at - req->from), req->from);
+	if (name_check("vm", src, err) < 0 || name_check("snapshot", at + 1,
+	    err) < 0 || store_vm_get(c->store, src, &sv, err) < 0 ||
+	    store_snap_get(c->store, sv.id, at + 1, &sn, err) < 0)
+		return -1;
+	if (sn.state != SNAP_READY)
+		return bn_fail(err, BN_ESNAP_UNUSABLE, 0, "snapshot '%s' of vm "
+		    "'%s' was never finished", sn.name, src);
+	if ((req->vcpus != VM_SIZE_UNSET && req->vcpus != sn.vcpus) ||
+	    (req->memory_mib != VM_SIZE_UNSET && req->memory_mib != sn.memory_mib) ||
+	    (req->disk_gib != VM_SIZE_UNSET && req->disk_gib != sv.disk_gib)) {
+		bn_fail(err, BN_EINVAL, 0, "a clone of '%s' has %d vcpus, %d MiB "
+		    "and a %d GiB disk, as the snapshot holds", req->from,
+		    sn.vcpus, sn.memory_mib, sv.disk_gib);
+		return bn_err_hint(err, "leave vcpus, memory_mib and disk_gib "
+		    "out, or change them on the clone once it is stopped");
+	}
+	*vcpus = sn.vcpus;
+	*memory_mib = sn.memory_mib;
+	*disk_gib = sv.disk_gib;
+	lr->kind = LIFE_CLONE;
+	snprintf(lr->snap, sizeof(lr->snap), "%s", sn.name);
+	snprintf(lr->src_id, sizeof(lr->src_id), "%s", sv.id);
+	snprintf(lr->iv.img.name, sizeof(lr->iv.img.name), "%s", sv.image);
+	return vmm_pick_kind(c, sn.vmm, &lr->choice, err);
+}
+
 int
 core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[24],
     struct bn_err *err)
@@ -108,12 +152,25 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 	if (req->name == NULL)
 		return bn_fail(err, BN_EINVAL, 0, "a create needs a name");
 	if (name_check("vm", req->name, err) < 0 ||
-	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, true, err) < 0)
+	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, req->from == NULL,
+	    err) < 0)
 		return -1;
 	struct life_req *lr = xcalloc(1, sizeof(*lr));
 	struct image_view *ivp = &lr->iv;
 	struct vm *vmp = &lr->vm;
 	lr->kind = LIFE_CREATE;
+	if (req->from != NULL) {
+		if (req->image != NULL) {
+			bn_fail(err, BN_EINVAL, 0, "a clone has its snapshot's "
+			    "image: give 'image' or 'from', not both");
+			bn_err_detail(err, "field", "image");
+			goto fail;
+		}
+		if (clone_source(c, req, lr, &vcpus, &memory_mib, &disk_gib,
+		    err) < 0)
+			goto fail;
+		goto checked;
+	}
 	if (core_image_get(c, req->image != NULL ? req->image : DEFAULT_IMAGE,
 	    ivp, err) < 0)
 		goto fail;
@@ -133,6 +190,7 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 		goto fail;
 	if (vmm_pick(c, &lr->choice, err) < 0)
 		goto fail;
+checked:
 	if (store_vm_count(c->store, &count, err) < 0)
 		goto fail;
 	if (count >= c->cfg.max_vms) {
@@ -175,8 +233,8 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 	snprintf(lr->name, sizeof(lr->name), "%s", vmp->name);
 	free(p);
 	/* The operation owns lr from here, whatever op_start returns. */
-	if (op_start(c, "vm.create", lr->name, life_op, lr, free, ret_op_id,
-	    err) < 0) {
+	if (op_start(c, life_kind_name(lr->kind), lr->name, life_op, lr, free,
+	    ret_op_id, err) < 0) {
 		store_vm_delete(c->store, req->name, NULL);
 		return -1;
 	}

@@ -150,6 +150,15 @@ fc_put(const struct vmm_params *p, const char *path, json_t *body,
 	return rc;
 }
 
+/* The first call to a fresh Firecracker, booting or loading alike. */
+static int
+fc_logger(const struct vmm_params *p, struct bn_err *err)
+{
+	return fc_put(p, "/logger", json_pack("{s:s, s:s, s:b, s:b}",
+	    "log_path", p->vmm_log, "level", "Info", "show_level", 1,
+	    "show_log_origin", 0), err);
+}
+
 static int
 fc_configure(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 {
@@ -157,9 +166,7 @@ fc_configure(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 
 	if (fc_wait_ready(p, pid, err) < 0)
 		return -1;
-	if (fc_put(p, "/logger", json_pack("{s:s, s:s, s:b, s:b}",
-	    "log_path", p->vmm_log, "level", "Info", "show_level", 1,
-	    "show_log_origin", 0), err) < 0)
+	if (fc_logger(p, err) < 0)
 		return -1;
 	if (fc_put(p, "/machine-config", json_pack("{s:i, s:i, s:b}",
 	    "vcpu_count", p->vcpus, "mem_size_mib", p->memory_mib, "smt", 0), err) < 0)
@@ -342,9 +349,7 @@ fc_restore(const struct vmm_params *p, pid_t pid, const char *state,
 {
 	if (fc_wait_ready(p, pid, err) < 0)
 		return -1;
-	if (fc_put(p, "/logger", json_pack("{s:s, s:s, s:b, s:b}",
-	    "log_path", p->vmm_log, "level", "Info", "show_level", 1,
-	    "show_log_origin", 0), err) < 0)
+	if (fc_logger(p, err) < 0)
 		return -1;
 	json_t *body = json_pack("{s:s, s:{s:s, s:s}, s:b, s:{s:s}}",
 	    "snapshot_path", state, "mem_backend", "backend_type", "File",

@@ -614,35 +614,6 @@ qemu_paused(const struct vmm_params *p, char *reason, size_t reasonsz,
 	return 1;
 }
 
-/* One QMP command with no arguments and no answer: stop or cont. */
-static int
-qemu_run_state(const struct vmm_params *p, const char *cmd, struct bn_err *err)
-{
-	struct qemu_files f;
-	struct qmp_conn *q;
-	int rc;
-
-	if (qemu_files(p->vmdir, &f, err) < 0 ||
-	    qmp_connect(f.qmp, time_mono_ms() + (p->api_timeout_ms > 0 ?
-	    p->api_timeout_ms : 2000), &q, err) < 0)
-		return -1;
-	rc = qmp_execute(q, cmd, NULL, NULL, err);
-	qmp_close(q);
-	return rc < 0 ? bn_err_prefix(err, "qemu %s", cmd) : 0;
-}
-
-static int
-qemu_pause(const struct vmm_params *p, struct bn_err *err)
-{
-	return qemu_run_state(p, "stop", err);
-}
-
-static int
-qemu_resume(const struct vmm_params *p, struct bn_err *err)
-{
-	return qemu_run_state(p, "cont", err);
-}
-
 /* One QMP query on a fresh connection; *ret the "return" value. */
 static int
 qemu_query(const struct vmm_params *p, const char *cmd, json_t **ret,
@@ -659,6 +630,25 @@ qemu_query(const struct vmm_params *p, const char *cmd, json_t **ret,
 	rc = qmp_execute(q, cmd, NULL, ret, err);
 	qmp_close(q);
 	return rc < 0 ? bn_err_prefix(err, "qemu %s", cmd) : 0;
+}
+
+/* One QMP command with no arguments and no answer: stop or cont. */
+static int
+qemu_run_state(const struct vmm_params *p, const char *cmd, struct bn_err *err)
+{
+	return qemu_query(p, cmd, NULL, err);
+}
+
+static int
+qemu_pause(const struct vmm_params *p, struct bn_err *err)
+{
+	return qemu_run_state(p, "stop", err);
+}
+
+static int
+qemu_resume(const struct vmm_params *p, struct bn_err *err)
+{
+	return qemu_run_state(p, "cont", err);
 }
 
 static int

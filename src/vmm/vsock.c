@@ -631,8 +631,10 @@ vsock_agent_call(const char *uds_path, unsigned port, const char *method,
 		*ret_doc = NULL;
 	int n = snprintf(head, sizeof(head), "%s %s HTTP/1.0\r\n"
 	    "Host: banger-agent\r\nUser-Agent: bangerd\r\n"
-	    "Content-Type: application/json\r\n"
-	    "Content-Length: %zu\r\n\r\n", method, target, blen);
+	    "Content-Type: %s\r\n"
+	    "Content-Length: %zu\r\n\r\n", method, target,
+	    body != NULL && body[0] != '{' ? "application/x-www-form-urlencoded" :
+	    "application/json", blen);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return bn_fail(err, BN_EINTERNAL, 0, "agent request %s %s too "
 		    "long", method, target);

@@ -132,8 +132,8 @@ int vsock_wait_healthy(const char *uds_path, unsigned port,
 int vsock_health_fail(const struct vsock_health *ret, const char *uds_path,
     unsigned port, int probes, struct bn_err *err);
 
-/* One request to the guest agent: METHOD TARGET with an optional JSON
- * body, on one dial (no retry), bounded by timeout_ms.  0 with
+/* One request to the guest agent: METHOD TARGET with an optional body
+ * (JSON when it starts with '{', else a form), on one dial (no retry), bounded by timeout_ms.  0 with
  * *ret_status the HTTP status and, when ret_doc is given, *ret_doc the
  * reply's JSON (new ref, NULL when the body is not JSON); -1 when no
  * agent could be reached or the reply was not HTTP. */

@@ -6,6 +6,7 @@ bring the disks of the snapshot back."""
 import json
 import os
 import shutil
+import sqlite3
 import stat
 
 
@@ -133,7 +134,7 @@ def test_snapshot_then_restore(api, daemon):
 
 
 def test_snapshot_refusals(api):
-    api.create_vm("snapno", vcpus=1)
+    api.create_vm("snapno", vcpus=1, memory_mib=128)
     assert snap(api, "snapno", "one")["state"] == "succeeded"
     err_of(api.post("/v1/vms/snapno/snapshots", {"name": "one"}), 409,
            "snapshot_exists")
@@ -159,7 +160,7 @@ def test_snapshot_refusals(api):
 
 
 def test_a_paused_vm_stays_paused(api, daemon):
-    vm = api.create_vm("snaphold", vcpus=1)["result"]
+    vm = api.create_vm("snaphold", vcpus=1, memory_mib=128)["result"]
     assert api.post("/v1/vms/snaphold/pause").status_code == 200
     n = ncalls(daemon)
     assert snap(api, "snaphold", "held")["state"] == "succeeded"
@@ -171,7 +172,7 @@ def test_a_paused_vm_stays_paused(api, daemon):
 
 
 def test_broken_snapshots_are_refused_before_anything_changes(api, daemon):
-    vm = api.create_vm("snapbad", vcpus=1)["result"]
+    vm = api.create_vm("snapbad", vcpus=1, memory_mib=128)["result"]
     sd = os.path.join(daemon.state, "vms", vm["id"], "snapshots")
     for name in ("flip", "cut", "shape"):
         assert snap(api, "snapbad", name)["state"] == "succeeded"
@@ -209,7 +210,7 @@ def test_broken_snapshots_are_refused_before_anything_changes(api, daemon):
 
 
 def test_restore_a_stopped_vm_and_delete_takes_snapshots(api, daemon):
-    vm = api.create_vm("snapcold", vcpus=1)["result"]
+    vm = api.create_vm("snapcold", vcpus=1, memory_mib=128)["result"]
     assert snap(api, "snapcold", "warm")["state"] == "succeeded"
     api.action("snapcold", "stop")
     op = restore(api, "snapcold", "warm")
@@ -228,7 +229,7 @@ def test_no_room_for_a_snapshot(fresh_daemon):
     made and the VM runs on."""
     d = fresh_daemon.start()
     api = d.client
-    api.create_vm("full", vcpus=1)
+    api.create_vm("full", vcpus=1, memory_mib=128)
     d.stop()
     free_mib = shutil.disk_usage(d.state).free >> 20
     with open(d.config_path) as f:
@@ -242,3 +243,126 @@ def test_no_room_for_a_snapshot(fresh_daemon):
     assert op["error"]["code"] == "host_disk_full", op
     assert api.get("/v1/vms/full/snapshots").json()["snapshots"] == []
     assert api.get("/v1/vms/full").json()["status"]["state"] == "running"
+
+
+def identity_of(daemon, vm_id):
+    """What the double's agent was asked to become (POST /identity)."""
+    path = os.path.join(daemon.state, "vms", vm_id, "vsock.sock.agent.identity")
+    with open(path) as f:
+        return dict(line.strip().split("=", 1) for line in f if "=" in line)
+
+
+def test_clones_are_machines_of_their_own(api, daemon):
+    src = api.create_vm("origin", vcpus=1, memory_mib=256)["result"]
+    assert snap(api, "origin", "base")["state"] == "succeeded"
+    sd = os.path.join(daemon.state, "vms", src["id"], "snapshots", "base")
+    clones = {}
+    for name in ("twin-a", "twin-b"):
+        n = ncalls(daemon)
+        r = api.post("/v1/vms", {"name": name, "from": "origin@base"},
+                     params={"wait": 60})
+        assert r.status_code == 200, r.text
+        op = r.json()
+        assert op["kind"] == "vm.clone" and op["state"] == "succeeded", op
+        vm = op["result"]
+        clones[name] = vm
+        assert vm["spec"]["vcpus"] == 1 and vm["spec"]["memory_mib"] == 256
+        assert vm["spec"]["image"] == src["spec"]["image"], vm
+        assert vm["status"]["state"] == "running", vm
+        assert vm["status"]["health"] == "ok", vm
+        vdir = os.path.join(daemon.state, "vms", vm["id"])
+        # Its own disks, loaded from its own directory.
+        assert sorted(f for f in os.listdir(vdir) if f.endswith(".ext4")) == \
+            ["rootfs.ext4", "work.ext4"]
+        cs = [c for c in calls(daemon, vm["id"], n)
+              if c["path"] not in ("/", "/version")]
+        assert [(c["method"], c["path"]) for c in cs[:2]] == \
+            [("PUT", "/logger"), ("PUT", "/snapshot/load")], cs
+        load = body(cs[1])
+        assert load["snapshot_path"] == os.path.join(sd, "vmstate"), load
+        assert load["vsock_override"]["uds_path"] == \
+            os.path.join(vdir, "vsock.sock"), load
+        assert load["network_overrides"] == [{
+            "iface_id": "eth0", "host_dev_name": "bt-" + vm["id"][:12]}], load
+        # The guest was told who it is now.
+        ident = identity_of(daemon, vm["id"])
+        assert ident["hostname"] == name, ident
+        assert ident["address"] == vm["status"]["ip"] + "/24", ident
+        assert ident["gateway"] == "172.30.0.1", ident
+        assert len(ident["machine_id"]) == 32, ident
+        assert ident["seed_bytes"] == "64", ident
+    a, b = clones["twin-a"], clones["twin-b"]
+    assert len({src["status"]["ip"], a["status"]["ip"], b["status"]["ip"]}) == 3
+    assert identity_of(daemon, a["id"])["mac"] != \
+        identity_of(daemon, b["id"])["mac"]
+    assert identity_of(daemon, a["id"])["machine_id"] != \
+        identity_of(daemon, b["id"])["machine_id"]
+    for name in clones:
+        assert api.get("/v1/vms/%s/health" % name).json()["status"] == "ok"
+    # A clone is a VM like any other: it stops, starts cold and goes.
+    api.action("twin-a", "stop")
+    assert api.action("twin-a", "start")["state"] == "succeeded"
+    for name in clones:
+        api.delete_vm(name)
+    # The source's snapshot is untouched by its clones.
+    assert os.path.exists(os.path.join(sd, "manifest.json"))
+    api.delete_vm("origin")
+
+
+def test_clone_refusals(api):
+    api.create_vm("proto", vcpus=1, memory_mib=128)
+    assert snap(api, "proto", "p1")["state"] == "succeeded"
+    err_of(api.post("/v1/vms", {"name": "c1", "from": "proto"}), 400,
+           "invalid_request")
+    err_of(api.post("/v1/vms", {"name": "c1", "from": "proto@BAD"}), 400,
+           "invalid_name")
+    err_of(api.post("/v1/vms", {"name": "c1", "from": "ghost@p1"}), 404,
+           "vm_not_found")
+    err_of(api.post("/v1/vms", {"name": "c1", "from": "proto@nope"}), 404,
+           "snapshot_not_found")
+    e = err_of(api.post("/v1/vms", {"name": "c1", "from": "proto@p1",
+                                    "vcpus": 2}), 400, "invalid_request")
+    assert "1 vcpus" in e["message"], e
+    err_of(api.post("/v1/vms", {"name": "c1", "from": "proto@p1",
+                                "image": "default"}), 400, "invalid_request")
+    err_of(api.post("/v1/vms", {"name": "proto", "from": "proto@p1"}), 409,
+           "vm_exists")
+    assert api.get("/v1/vms/c1").status_code == 404
+    api.delete_vm("proto")
+
+
+def test_restart_clears_what_an_interrupted_snapshot_left(fresh_daemon):
+    """bangerd died mid-restore (the VM's disks set aside as *.prev) and
+    mid-snapshot (a row still creating): at its next start the VM has its
+    own disks back and the unfinished snapshot is gone."""
+    d = fresh_daemon.start()
+    api = d.client
+    vm = api.create_vm("crashy", vcpus=1, memory_mib=128)["result"]
+    assert snap(api, "crashy", "ok")["state"] == "succeeded"
+    api.action("crashy", "stop")
+    d.stop()
+    vdir = os.path.join(d.state, "vms", vm["id"])
+    work = os.path.join(vdir, "work.ext4")
+    mine = b"the VM's own work disk"
+    with open(work, "ab") as f:
+        f.write(mine)
+    os.rename(work, work + ".prev")
+    with open(work, "wb") as f:
+        f.write(b"half-copied")
+    os.makedirs(os.path.join(vdir, "snapshots", "half"))
+    db = sqlite3.connect(os.path.join(d.state, "banger.db"))
+    db.execute("INSERT INTO snapshots (vm_id, name, state, vmm, vcpus, "
+               "memory_mib, created_at) VALUES (?, 'half', 'creating', "
+               "'firecracker', 1, 128, '2026-12-05T00:00:00Z')", (vm["id"],))
+    db.commit()
+    db.close()
+    d.start()
+    with open(work, "rb") as f:
+        f.seek(-len(mine), os.SEEK_END)
+        assert f.read() == mine, "the VM's own work disk is back"
+    assert not os.path.exists(work + ".prev")
+    names = [s["name"] for s in
+             api.get("/v1/vms/crashy/snapshots").json()["snapshots"]]
+    assert names == ["ok"], names
+    assert not os.path.exists(os.path.join(vdir, "snapshots", "half"))
+    assert api.action("crashy", "start")["state"] == "succeeded"

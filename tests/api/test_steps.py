@@ -24,8 +24,10 @@ NAME = "fp"
 # a running one with a snapshot (SNAP) taken before its work disk changed.
 SETUP = {"vm.create": None, "vm.start": "stopped", "vm.stop": "running",
          "vm.restart": "running", "vm.delete": "running",
-         "vm.snapshot": "running", "vm.restore": "snapshot"}
+         "vm.snapshot": "running", "vm.restore": "snapshot",
+         "vm.clone": "snapshot"}
 SNAP = "s0"
+CLONE = "fpc"
 # Written at the end of the work disk file after SNAP was taken: a restore
 # takes it away, a failed restore must leave it.
 MARK = b"written-after-the-snapshot"
@@ -141,8 +143,9 @@ def assert_consistent(d, case):
 def prepare(d, kind):
     api = d.client
     set_failpoint(d, "")
-    if api.get("/v1/vms/" + NAME).status_code == 200:
-        api.delete_vm(NAME)
+    for name in (CLONE, NAME):
+        if api.get("/v1/vms/" + name).status_code == 200:
+            api.delete_vm(name)
     want = SETUP[kind]
     if want is not None:
         vm = api.create_vm(NAME, vcpus=1, nat=True)
@@ -182,6 +185,9 @@ def run(d, kind):
     elif kind == "vm.restore":
         r = api.post("/v1/vms/%s/restore" % NAME, {"snapshot": SNAP},
                      params={"wait": 60})
+    elif kind == "vm.clone":
+        r = api.post("/v1/vms", {"name": CLONE, "from": NAME + "@" + SNAP,
+                                 "nat": True}, params={"wait": 60})
     else:
         r = api.post("/v1/vms/%s/%s" % (NAME, kind[3:]), params={"wait": 60})
     assert r.status_code == 200, r.text
@@ -205,6 +211,10 @@ def test_a_failing_step_leaves_nothing_behind(stepd, kind, step):
     if kind == "vm.create":
         assert vm is None, vm
         assert after["dirs"] == before["dirs"]
+    elif kind == "vm.clone":
+        assert CLONE not in after["vms"], after["vms"]
+        assert after["dirs"] == before["dirs"]
+        assert vm["status"]["state"] == "running", vm
     elif kind == "vm.start":
         assert vm["status"]["state"] == "stopped", vm
     elif kind == "vm.snapshot":

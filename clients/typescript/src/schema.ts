@@ -847,6 +847,8 @@ export interface components {
              * @default false
              */
             nat?: boolean;
+            /** @description `VM@SNAPSHOT`: make the VM a clone of that snapshot (a `vm.clone` operation) instead of booting an image. The clone has the snapshot's image, vcpus and memory and the source's disk size (giving other values, or `image`, is `400 invalid_request`), and its own copies of both disks, TAP, lease, MAC, `NAME.vm` and vsock socket. Right after the restore, before the operation succeeds, the agent gives the guest its own identity: hostname, MAC and address (the snapshot's kernel `ip=` is stale), machine-id, new SSH host keys, a kernel RNG reseeded from the host, and the clock. Stages: `check`, `clone_disks`, `network`, `spawn_vmm`, `load`, `wait_health`, `reidentify`. A snapshot whose manifest does not match this host is `snapshot_unusable` (in the operation); an image whose agent cannot re-identify a guest fails with `unsupported_by_vmm`. Firecracker only. */
+            from?: string;
         };
         /** @description Body of `PATCH /v1/vms/{name}`. Every field is optional; absent fields are left unchanged. `vcpus`, `memory_mib` and `disk_gib` require a stopped VM. */
         PatchVM: {
@@ -973,7 +975,7 @@ export interface components {
              */
             id: string;
             /** @enum {string} */
-            kind: "vm.create" | "vm.start" | "vm.stop" | "vm.restart" | "vm.delete" | "vm.snapshot" | "vm.restore" | "vms.actions" | "image.build";
+            kind: "vm.create" | "vm.start" | "vm.stop" | "vm.restart" | "vm.delete" | "vm.snapshot" | "vm.restore" | "vm.clone" | "vms.actions" | "image.build";
             /** @description Name of the VM or image the work is about; null for bulk actions. */
             target: string | null;
             /** @enum {string} */
@@ -984,7 +986,7 @@ export interface components {
             progress: number;
             /** @description Why the operation failed; null unless `state` is `failed`. */
             error: components["schemas"]["Error"] | null;
-            /** @description Outcome once succeeded: the VM for `vm.create`, `vm.start`, `vm.stop`, `vm.restart` and `vm.restore`; the Snapshot for `vm.snapshot`; `{"results": [...]}` for `vms.actions`; the Image for `image.build`; null for `vm.delete` and while the operation has not succeeded. */
+            /** @description Outcome once succeeded: the VM for `vm.create`, `vm.clone`, `vm.start`, `vm.stop`, `vm.restart` and `vm.restore`; the Snapshot for `vm.snapshot`; `{"results": [...]}` for `vms.actions`; the Image for `image.build`; null for `vm.delete` and while the operation has not succeeded. */
             result: components["schemas"]["VM"] | components["schemas"]["Snapshot"] | components["schemas"]["BulkResults"] | components["schemas"]["Image"] | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
