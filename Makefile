@@ -321,10 +321,13 @@ stress-ready: build
 
 ## bench-create: VM create latency through the API with the test double
 ##               (pooled TAP vs none; rootfs copy on ext4 and reflink XFS),
-##               then real boots of the default image next to raw QEMU
-##               boots of the same argv (needs the runtime bundle)
+##               warm starts with the double (pause/resume, snapshot and
+##               restore against memory size, clone vs cold create), then
+##               real boots of the default image next to raw QEMU boots
+##               of the same argv (needs the runtime bundle)
 bench-create: build
 	$(PYTHON) tests/bench/bench.py create
+	$(PYTHON) tests/bench/bench_snap.py
 	$(PYTHON) tests/bench/bench_boot.py --rounds $(or $(ROUNDS),3)
 
 BINDIR      = $(PREFIX)/bin

@@ -176,6 +176,8 @@ def test_broken_snapshots_are_refused_before_anything_changes(api, daemon):
     sd = os.path.join(daemon.state, "vms", vm["id"], "snapshots")
     for name in ("flip", "cut", "shape"):
         assert snap(api, "snapbad", name)["state"] == "succeeded"
+    # Verified once (and remembered), then changed: checked again.
+    assert restore(api, "snapbad", "flip")["state"] == "succeeded"
     pid = api.get("/v1/vms/snapbad").json()["status"]["pid"]
 
     with open(os.path.join(sd, "flip", "memory"), "r+b") as f:
