@@ -59,7 +59,11 @@ def test_typescript_client_vm_lifecycle(daemon, compiled):
     for name in ("create answers 202 with an operation",
                  "list contains the VM with the requested spec",
                  "delete with force and wait removes the VM",
-                 "is 404 vm_not_found"):
+                 "is 404 vm_not_found",
+                 "pause and resume answer with the VM",
+                 "a snapshot is an operation whose result is the Snapshot",
+                 "restore and clone",
+                 "a missing snapshot is 404 snapshot_not_found"):
         assert re.search(r"^\s*ok \d+ - .*%s" % re.escape(name), out, re.M), \
             "%r did not pass:\n%s" % (name, out)
 

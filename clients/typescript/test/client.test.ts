@@ -162,3 +162,95 @@ describe("VM lifecycle through bangerd", { skip: socketPath ? false : "BANGER_SO
     assert.equal(error?.code, "invalid_name");
   });
 });
+
+describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOCKET is not set" }, () => {
+  let banger: BangerClient;
+  const name = "tsw-" + randomBytes(4).toString("hex");
+  const clone = name + "-c";
+
+  const wait = async (id: string): Promise<Schemas["Operation"]> => {
+    const { data, response } = await banger.GET("/v1/operations/{id}", {
+      params: { path: { id }, query: { wait: 60 } },
+    });
+    assert.equal(response.status, 200);
+    assert.ok(data);
+    return data;
+  };
+
+  before(async () => {
+    banger = createBangerClient();
+    const created = await banger.POST("/v1/vms", {
+      body: { name, vcpus: 1, memory_mib: 128, disk_gib: 1 },
+    });
+    assert.equal(created.response.status, 202);
+    assert.equal((await wait(created.data!.id)).state, "succeeded");
+  });
+
+  after(async () => {
+    for (const n of [clone, name]) {
+      await banger.DELETE("/v1/vms/{name}", {
+        params: { path: { name: n }, query: { force: true, wait: 60 } },
+      });
+    }
+    await banger.close();
+  });
+
+  test("pause and resume answer with the VM", async () => {
+    const paused = await banger.POST("/v1/vms/{name}/pause", { params: { path: { name } } });
+    assert.equal(paused.response.status, 200);
+    assert.equal(paused.data?.status.state, "paused");
+    assert.equal(paused.data?.status.paused_reason, "user");
+    const resumed = await banger.POST("/v1/vms/{name}/resume", { params: { path: { name } } });
+    assert.equal(resumed.data?.status.state, "running");
+  });
+
+  test("a snapshot is an operation whose result is the Snapshot", async () => {
+    const taken = await banger.POST("/v1/vms/{name}/snapshots", {
+      params: { path: { name } },
+      body: { name: "s1" },
+    });
+    assert.equal(taken.response.status, 202);
+    const op = await wait(taken.data!.id);
+    assert.equal(op.kind, "vm.snapshot");
+    assert.equal(op.state, "succeeded", JSON.stringify(op.error));
+    const snap = op.result as Schemas["Snapshot"];
+    assert.equal(snap.name, "s1");
+    assert.equal(snap.state, "ready");
+    assert.equal(snap.vmm.kind, "firecracker");
+
+    const list = await banger.GET("/v1/vms/{name}/snapshots", { params: { path: { name } } });
+    assert.deepEqual(list.data?.snapshots.map((s) => s.name), ["s1"]);
+    const one = await banger.GET("/v1/vms/{name}/snapshots/{snap}", {
+      params: { path: { name, snap: "s1" } },
+    });
+    assert.equal(one.data?.memory_mib, 128);
+  });
+
+  test("restore and clone", async () => {
+    const restored = await banger.POST("/v1/vms/{name}/restore", {
+      params: { path: { name }, query: { wait: 60 } },
+      body: { snapshot: "s1" },
+    });
+    assert.equal(restored.response.status, 200);
+    assert.equal(restored.data?.kind, "vm.restore");
+    assert.equal(restored.data?.state, "succeeded", JSON.stringify(restored.data?.error));
+
+    const cloned = await banger.POST("/v1/vms", {
+      params: { query: { wait: 60 } },
+      body: { name: clone, from: `${name}@s1` },
+    });
+    assert.equal(cloned.data?.kind, "vm.clone");
+    assert.equal(cloned.data?.state, "succeeded", JSON.stringify(cloned.data?.error));
+    const vm = cloned.data?.result as Schemas["VM"];
+    assert.equal(vm.name, clone);
+    assert.equal(vm.status.state, "running");
+  });
+
+  test("a missing snapshot is 404 snapshot_not_found", async () => {
+    const { error, response } = await banger.DELETE("/v1/vms/{name}/snapshots/{snap}", {
+      params: { path: { name, snap: "nope" } },
+    });
+    assert.equal(response.status, 404);
+    assert.equal(error?.code, "snapshot_not_found");
+  });
+});
