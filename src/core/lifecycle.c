@@ -396,6 +396,8 @@ life_run(struct core *c, struct op *op, struct life_req *req,
 		goto out;
 	if (steps_run(l, req->kind, err) == 0)
 		res = l->result != NULL ? l->result : vm_to_json(&l->vm);
+	else
+		json_decref(l->result);  /* set by a step that was undone */
 out:
 	vm_unlock(c, req->name);
 	free(l);
