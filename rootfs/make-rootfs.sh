@@ -479,6 +479,7 @@ chmod 0644 -- "$tree/etc/ssh/banger/root.keys"
 inst 0755 "$agent" /usr/local/bin/banger-vsock-agent
 inst 0755 "$files/repair-root" /usr/local/lib/banger/repair-root
 inst 0755 "$files/guest-setup" /usr/local/lib/banger/guest-setup
+inst 0755 "$files/mount-work" /usr/local/lib/banger/mount-work
 
 # Units, enabled offline: what `systemctl enable` would link.
 units=(banger-hostkeys banger-workdisk banger-vsock-agent banger-guest)
@@ -494,7 +495,7 @@ enable() { # enable UNIT TARGET-DIR...
 	done
 }
 enable banger-hostkeys multi-user.target.wants ssh.service.requires
-enable banger-workdisk multi-user.target.wants
+enable banger-workdisk local-fs.target.wants
 enable banger-vsock-agent multi-user.target.wants
 enable banger-guest sysinit.target.wants
 [[ -L $tree/etc/systemd/system/multi-user.target.wants/ssh.service ]] ||

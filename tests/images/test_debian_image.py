@@ -207,7 +207,7 @@ def test_per_vm_identity(rootfs):
 
 ENABLED = {
     "multi-user.target.wants/banger-vsock-agent.service": UNIT_DIR + "/banger-vsock-agent.service",
-    "multi-user.target.wants/banger-workdisk.service": UNIT_DIR + "/banger-workdisk.service",
+    "local-fs.target.wants/banger-workdisk.service": UNIT_DIR + "/banger-workdisk.service",
     "multi-user.target.wants/banger-hostkeys.service": UNIT_DIR + "/banger-hostkeys.service",
     "ssh.service.requires/banger-hostkeys.service": UNIT_DIR + "/banger-hostkeys.service",
     "sysinit.target.wants/banger-guest.service": UNIT_DIR + "/banger-guest.service",
@@ -256,9 +256,13 @@ def test_agent_unit(rootfs):
 def test_workdisk_unit(rootfs):
     s = unit_settings(rootfs.text(UNIT_DIR + "/banger-workdisk.service"))
     assert s["Type"] == ["oneshot"]
-    assert s["After"] == ["root.mount"]
-    assert set(s["Before"][0].split()) == {"ssh.service", "banger-vsock-agent.service"}
+    assert s["DefaultDependencies"] == ["no"]
+    assert set(s["After"][0].split()) == {"systemd-remount-fs.service",
+                                          "systemd-journald.socket"}
+    assert set(s["Before"][0].split()) == {"local-fs.target", "ssh.service",
+                                           "banger-vsock-agent.service"}
     assert s["ExecStart"] == [
+        "/usr/local/lib/banger/mount-work",
         "/usr/local/lib/banger/repair-root --state /run/banger/layout-state /root"]
 
 
@@ -283,7 +287,7 @@ def test_agent_installed(rootfs):
         assert dump(rootfs, "/usr/local/bin/banger-vsock-agent") == f.read()
 
 
-@pytest.mark.parametrize("name", ["repair-root", "guest-setup"])
+@pytest.mark.parametrize("name", ["repair-root", "guest-setup", "mount-work"])
 def test_boot_helpers_installed(rootfs, name):
     path = "/usr/local/lib/banger/" + name
     st = rootfs.stat(path)
@@ -304,9 +308,9 @@ def test_mise_and_opencode(rootfs):
 def test_fstab(rootfs):
     lines = [line.split() for line in rootfs.text("/etc/fstab").splitlines()
              if line.strip() and not line.startswith("#")]
-    assert ["/dev/vdb", "/root", "ext4", "defaults,nofail,x-systemd.device-timeout=60s",
-            "0", "2"] in lines
-    assert lines[0][:2] == ["/dev/vda", "/"]
+    # The work disk is banger-workdisk.service's (mount-work), not fstab's:
+    # an fstab line would make systemd wait for udev to announce it.
+    assert lines == [["/dev/vda", "/", "ext4", "defaults", "0", "1"]]
 
 
 def test_baseline_packages_installed(rootfs):
