@@ -500,6 +500,11 @@ enable banger-vsock-agent multi-user.target.wants
 enable banger-guest sysinit.target.wants
 [[ -L $tree/etc/systemd/system/multi-user.target.wants/ssh.service ]] ||
 	die "ssh.service is not enabled in the bootstrapped tree"
+# sshd early: ordered after what it needs rather than after sysinit.target.
+inst 0644 "$files/ssh-early.conf" /etc/systemd/system/ssh.service.d/banger.conf
+for u in systemd-udevd systemd-udev-trigger; do
+	inst 0644 "$files/udev-late.conf" "/etc/systemd/system/$u.service.d/banger.conf"
+done
 # No background apt downloads in short-lived VMs.
 rm -f -- "$tree/etc/systemd/system/timers.target.wants/apt-daily.timer" \
 	"$tree/etc/systemd/system/timers.target.wants/apt-daily-upgrade.timer"

@@ -175,6 +175,9 @@ def test_hostkeys_unit(rootfs):
     (cmd,) = s["ExecStart"]
     assert "/usr/bin/ssh-keygen" in cmd and "ed25519 ecdsa" in cmd and "rsa" not in cmd
     assert "ssh.service" in s["Before"][0].split()
+    # Early, as sshd is: after / is writable, not after sysinit.target.
+    assert s["DefaultDependencies"] == ["no"]
+    assert s["After"] == ["systemd-remount-fs.service"]
     assert rootfs.stat("/usr/bin/ssh-keygen")["type"] == "regular"
 
 
@@ -236,6 +239,27 @@ def test_boot_extras_masked(rootfs):
         assert st is not None and st["link"] == "/dev/null", unit
 
 
+def test_ssh_starts_early(rootfs):
+    text = rootfs.read("/etc/systemd/system/ssh.service.d/banger.conf")
+    assert text == repo_file("files", "ssh-early.conf")
+    s = unit_settings(text.decode())
+    assert s["DefaultDependencies"] == ["no"]
+    assert set(s["After"][0].split()) == {
+        "systemd-tmpfiles-setup.service", "banger-guest.service",
+        "banger-hostkeys.service", "banger-workdisk.service"}
+    assert s["Conflicts"] == ["shutdown.target"] and s["Before"] == ["shutdown.target"]
+    assert s["ExecStartPre"] == [""]
+
+
+@pytest.mark.parametrize("unit", ["systemd-udevd", "systemd-udev-trigger"])
+def test_udev_after_sshd(rootfs, unit):
+    text = rootfs.read("/etc/systemd/system/%s.service.d/banger.conf" % unit)
+    assert text == repo_file("files", "udev-late.conf")
+    s = unit_settings(text.decode())
+    assert s["After"] == ["ssh.service banger-vsock-agent.service"]
+    assert s["Nice"] == ["10"]
+
+
 def test_ssh_enabled_and_apt_timers_off(rootfs):
     wants = rootfs.ls(WANTS + "/multi-user.target.wants")
     assert "ssh.service" in wants
@@ -249,8 +273,10 @@ def test_agent_unit(rootfs):
     assert s["Type"] == ["simple"]
     assert s["Restart"] == ["always"]
     assert s["ExecStart"] == ["/usr/local/bin/banger-vsock-agent --listen vsock:1024"]
+    assert s["DefaultDependencies"] == ["no"]
     after = s["After"][0].split()
-    assert "local-fs.target" in after and "banger-workdisk.service" in after
+    assert "banger-workdisk.service" in after and "local-fs.target" not in after
+    assert s["Conflicts"] == ["shutdown.target"] and s["Before"] == ["shutdown.target"]
 
 
 def test_workdisk_unit(rootfs):
