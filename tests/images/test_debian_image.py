@@ -234,9 +234,51 @@ def test_unit_files_match_the_repo(rootfs):
 
 def test_boot_extras_masked(rootfs):
     for unit in ("getty-static.service", "getty@tty1.service",
-                 "e2scrub_reap.service"):
+                 "e2scrub_reap.service", "modprobe@configfs.service",
+                 "modprobe@dm_mod.service", "modprobe@efi_pstore.service",
+                 "modprobe@fuse.service", "modprobe@loop.service",
+                 "systemd-modules-load.service", "sys-kernel-debug.mount",
+                 "sys-kernel-tracing.mount", "dev-hugepages.mount"):
         st = rootfs.stat(WANTS + "/" + unit)
         assert st is not None and st["link"] == "/dev/null", unit
+    # The image has no kernel modules for those units to load.
+    assert not rootfs.ls("/usr/lib/modules")
+
+
+MASKED_GENERATORS = ("systemd-gpt-auto-generator", "systemd-cryptsetup-generator",
+                     "systemd-integritysetup-generator", "systemd-veritysetup-generator",
+                     "systemd-hibernate-resume-generator", "systemd-system-update-generator",
+                     "systemd-run-generator", "systemd-debug-generator",
+                     "systemd-getty-generator")
+
+
+def test_generators_masked(rootfs):
+    d = "/etc/systemd/system-generators/"
+    for g in MASKED_GENERATORS:
+        assert rootfs.stat("/usr/lib/systemd/system-generators/" + g) is not None, g
+        st = rootfs.stat(d + g)
+        assert st is not None and st["link"] == "/dev/null", g
+    for g in ("systemd-fstab-generator", "systemd-rc-local-generator",
+              "systemd-sysv-generator"):
+        assert rootfs.stat(d + g) is None, g + " must stay"
+    # What the getty generator did for console=ttyS0, done once here.
+    st = rootfs.stat(WANTS + "/getty.target.wants/serial-getty@ttyS0.service")
+    assert st is not None and st["link"] == "/lib/systemd/system/serial-getty@.service"
+
+
+def test_needs_update_stamps(rootfs):
+    """/etc/.updated and /var/.updated as systemd-update-done writes them,
+    with /usr's mtime: ConditionNeedsUpdate= units (sysusers) skip."""
+    usr = rootfs.stat("/usr")
+    for d in ("/etc", "/var"):
+        st = rootfs.stat(d + "/.updated")
+        assert st is not None and st["mtime"] == usr["mtime"], d
+        assert re.fullmatch(r"TIMESTAMP_NSEC=\d+\n", rootfs.text(d + "/.updated")), d
+
+
+def test_no_dynamic_motd(rootfs):
+    assert rootfs.stat("/etc/update-motd.d") is None
+    assert rootfs.stat("/etc/motd") is not None
 
 
 def test_ssh_starts_early(rootfs):
