@@ -332,12 +332,13 @@ bench-create: build
 ## bench-boot: cold boots, real: a new VM of the Debian image from create
 ##             to SSH next to the tiny test guest from create to healthy,
 ##             alternating in one run; prints the ratio (goal <= 2.5).
-##             ROUNDS=3, VCPUS=2; skips, saying why, without root, QEMU or
-##             the runtime bundle
+##             ROUNDS=3, VCPUS=2, BASELINE=DIR (also boot the image built
+##             in DIR, e.g. an older runtime/); skips, saying why, without
+##             root, QEMU or the runtime bundle
 bench-boot: build
 	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) BUILD=$(CURDIR)/$(BUILD) \
 	    $(PYTHON) tests/bench/bench_cold.py --rounds $(or $(ROUNDS),3) \
-	    --vcpus $(or $(VCPUS),2)
+	    --vcpus $(or $(VCPUS),2) $(if $(BASELINE),--baseline $(BASELINE))
 
 BINDIR      = $(PREFIX)/bin
 LIBDIR      = $(PREFIX)/lib/banger
