@@ -48,10 +48,13 @@
 #  7. configure_root: runit services (sshd, the agent with an svlogd log, a
 #     ttyS0 getty; no tty1-6 gettys), root's shell bash with a '*' password,
 #     /bin/sh kept dash, sshd_config written whole with the key in
-#     /etc/ssh/banger/root.keys and no host keys baked in, fstab with the
-#     work disk on /root (nofail), a runit core service that runs
-#     rootfs/files/guest-setup (hostname, DNS) and rootfs/files/repair-root
-#     (the work-disk repair step) before any service, root's dotfiles.
+#     /etc/ssh/banger/root.keys and no host keys baked in (sshd's service
+#     makes Ed25519 and ECDSA ones at its first start, never RSA), fstab
+#     without the work disk, a runit core service that runs
+#     rootfs/files/guest-setup (hostname, DNS), rootfs/files/mount-work
+#     (checks the work disk and mounts it on /root) and
+#     rootfs/files/repair-root (the work-disk repair step) before any
+#     service, root's dotfiles.
 #  8. make_images: mkfs.ext4 -d (no loop mounts) into temporary names in
 #     --out, renamed into place once both are complete. A failure leaves
 #     the previous images untouched and no temporary files behind.
@@ -362,14 +365,14 @@ check_pubkey() {
 # configure_root ROOT AGENT PUBKEY FILES_DIR: everything after the install
 # that needs no network. ROOT needs etc/passwd (root line), etc/sv/sshd,
 # etc/sv/agetty-ttyS0 and, for the dotfiles, etc/skel. FILES_DIR holds
-# repair-root and guest-setup.
+# repair-root, guest-setup and mount-work.
 configure_root() {
 	local root=$1 agent=$2 pubkey=$3 gfiles=$4
 	local sv=$root/etc/sv rsv=$root/etc/runit/runsvdir/default s f
 	check_pubkey "$pubkey"
 	if [[ $PLAN == 0 ]]; then
 		[[ -f $agent ]] || die "no agent binary at $agent"
-		for f in repair-root guest-setup; do
+		for f in repair-root guest-setup mount-work; do
 			[[ -f $gfiles/$f ]] || die "no $f in $gfiles"
 		done
 		[[ -f $root/etc/passwd ]] || die "$root/etc/passwd is missing"
@@ -377,12 +380,17 @@ configure_root() {
 		[[ -d $sv/agetty-ttyS0 ]] || die "$sv/agetty-ttyS0 is missing (runit-void not installed?)"
 	fi
 
-	step "runit services: sshd, banger-vsock-agent (+ svlogd), agetty-ttyS0; no tty1-6 gettys"
+	step "runit services: sshd (banger-sshd), banger-vsock-agent (+ svlogd), agetty-ttyS0; no tty1-6 gettys"
 	run install -D -m 0755 "$agent" "$root/usr/local/bin/banger-vsock-agent"
 	run install -D -m 0755 "$VOID_DIR/sv/banger-vsock-agent/run" "$sv/banger-vsock-agent/run"
 	run install -D -m 0755 "$VOID_DIR/sv/banger-vsock-agent/log/run" "$sv/banger-vsock-agent/log/run"
+	run install -D -m 0755 "$VOID_DIR/sv/banger-sshd/run" "$sv/banger-sshd/run"
 	run mkdir -p "$rsv"
-	for s in sshd banger-vsock-agent agetty-ttyS0; do
+	# The service is still called sshd (sv status sshd), but runs our run
+	# script: the package's does ssh-keygen -A, whose RSA key takes about
+	# 30 s under emulation, on every new VM.
+	run ln -sfn /etc/sv/banger-sshd "$rsv/sshd"
+	for s in banger-vsock-agent agetty-ttyS0; do
 		run ln -sfn "/etc/sv/$s" "$rsv/$s"
 	done
 	run rm -f "$rsv/agetty-tty1" "$rsv/agetty-tty2" "$rsv/agetty-tty3" \
@@ -402,13 +410,14 @@ configure_root() {
 	run install -d -m 0755 "$root/etc/ssh/banger"
 	run install -m 0644 "$pubkey" "$root/etc/ssh/banger/root.keys"
 	run find "$root/etc/ssh" -maxdepth 1 -name 'ssh_host_*' -delete
-	note "(sshd's run script does ssh-keygen -A at every start: keys are per VM)"
+	note "(the sshd service makes Ed25519 and ECDSA host keys at its first start: keys are per VM)"
 
-	step "fstab: / on /dev/vda, the work disk /dev/vdb on /root with nofail"
+	step "fstab: / on /dev/vda; the work disk is not in it (mount-work mounts it)"
 	run install -D -m 0644 "$VOID_DIR/fstab" "$root/etc/fstab"
 
-	step "boot steps as a runit core service, before any service starts: guest-setup, repair-root"
+	step "boot steps as a runit core service, before any service starts: guest-setup, mount-work, repair-root"
 	run install -D -m 0755 "$gfiles/guest-setup" "$root/usr/local/lib/banger/guest-setup"
+	run install -D -m 0755 "$gfiles/mount-work" "$root/usr/local/lib/banger/mount-work"
 	run install -D -m 0755 "$gfiles/repair-root" "$root/usr/local/lib/banger/repair-root"
 	run install -D -m 0644 "$VOID_DIR/core-services/50-banger.sh" \
 		"$root/etc/runit/core-services/50-banger.sh"
@@ -528,7 +537,7 @@ main() {
 		note "out:      $out/rootfs-void.ext4, $out/work-seed-void.ext4"
 		note "agent:    $agent"
 		note "pubkey:   $pubkey"
-		for f in repair-root guest-setup; do
+		for f in repair-root guest-setup mount-work; do
 			note "$(printf '%-9s' "$f:") $FILES_DIR/$f$([[ -f $FILES_DIR/$f ]] || printf ' (not present yet)')"
 		done
 		note "mirror:   $mirror (packages: $repo, XBPS_ARCH=$VOID_ARCH)"
@@ -537,7 +546,7 @@ main() {
 		work=$out/.rootfs-void.XXXXXX
 	else
 		[[ $(id -u) == 0 ]] || die "run as root: the packages' INSTALL scripts must run chrooted (or use --plan)"
-		for f in repair-root guest-setup; do
+		for f in repair-root guest-setup mount-work; do
 			[[ -f $FILES_DIR/$f ]] || die "$FILES_DIR/$f is missing"
 		done
 		need_tools curl sha256sum tar xz unshare mount usermod ssh-keygen base64 \

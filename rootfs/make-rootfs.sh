@@ -479,6 +479,7 @@ chmod 0644 -- "$tree/etc/ssh/banger/root.keys"
 inst 0755 "$agent" /usr/local/bin/banger-vsock-agent
 inst 0755 "$files/repair-root" /usr/local/lib/banger/repair-root
 inst 0755 "$files/guest-setup" /usr/local/lib/banger/guest-setup
+inst 0755 "$files/mount-work" /usr/local/lib/banger/mount-work
 
 # Units, enabled offline: what `systemctl enable` would link.
 units=(banger-hostkeys banger-workdisk banger-vsock-agent banger-guest)
@@ -494,11 +495,16 @@ enable() { # enable UNIT TARGET-DIR...
 	done
 }
 enable banger-hostkeys multi-user.target.wants ssh.service.requires
-enable banger-workdisk multi-user.target.wants
+enable banger-workdisk local-fs.target.wants
 enable banger-vsock-agent multi-user.target.wants
 enable banger-guest sysinit.target.wants
 [[ -L $tree/etc/systemd/system/multi-user.target.wants/ssh.service ]] ||
 	die "ssh.service is not enabled in the bootstrapped tree"
+# sshd early: ordered after what it needs rather than after sysinit.target.
+inst 0644 "$files/ssh-early.conf" /etc/systemd/system/ssh.service.d/banger.conf
+for u in systemd-udevd systemd-udev-trigger; do
+	inst 0644 "$files/udev-late.conf" "/etc/systemd/system/$u.service.d/banger.conf"
+done
 # No background apt downloads in short-lived VMs.
 rm -f -- "$tree/etc/systemd/system/timers.target.wants/apt-daily.timer" \
 	"$tree/etc/systemd/system/timers.target.wants/apt-daily-upgrade.timer"
@@ -508,6 +514,40 @@ rm -f -- "$tree/etc/systemd/system/timers.target.wants/apt-daily.timer" \
 for u in getty-static.service getty@tty1.service e2scrub_reap.service; do
 	ln -sfn /dev/null "$tree/etc/systemd/system/$u"
 done
+# Also masked: early-boot units that cannot do anything here, each a
+# process that competes with sshd's path for the one or two vCPUs.  The
+# image has no kernel modules (the bundle's kernel keeps them in its
+# initrd), so modprobe and modules-load always find nothing; no one uses
+# debugfs, tracefs or huge pages in a developer VM (mount them by hand, or
+# unmask, when you do).
+for u in modprobe@configfs.service modprobe@dm_mod.service modprobe@efi_pstore.service \
+	modprobe@fuse.service modprobe@loop.service systemd-modules-load.service \
+	sys-kernel-debug.mount sys-kernel-tracing.mount dev-hugepages.mount; do
+	ln -sfn /dev/null "$tree/etc/systemd/system/$u"
+done
+# Generators systemd runs before it loads any unit (each 0.25-1 s of CPU
+# under TCG, 4.5 s in all), masked when they cannot find anything to do
+# here: a GPT root partition to discover (the root is a bare filesystem
+# on /dev/vda), crypttab, integritytab, veritytab, hibernation, offline
+# updates; and the ones whose only input is the kernel command line,
+# which bangerd writes (systemd.run=, systemd.mask= and the like).  The
+# getty generator would start a serial getty on console=ttyS0, which
+# bangerd always passes: that getty is enabled here instead.  fstab,
+# rc-local and sysv stay: their inputs are files a user may add.
+install -d -m 0755 -- "$tree/etc/systemd/system-generators"
+for g in systemd-gpt-auto-generator systemd-cryptsetup-generator \
+	systemd-integritysetup-generator systemd-veritysetup-generator \
+	systemd-hibernate-resume-generator systemd-system-update-generator \
+	systemd-run-generator systemd-debug-generator systemd-getty-generator; do
+	ln -sfn /dev/null "$tree/etc/systemd/system-generators/$g"
+done
+install -d -m 0755 -- "$tree/etc/systemd/system/getty.target.wants"
+ln -sfn /lib/systemd/system/serial-getty@.service \
+	"$tree/etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service"
+# No dynamic motd: pam_motd runs /etc/update-motd.d through sh, env and
+# run-parts at every SSH login (only to print uname -a), half a second of
+# each login under TCG.  /etc/motd is still shown.
+rm -rf -- "$tree/etc/update-motd.d"
 
 # Work disk at /root, names, tmux, shell.
 inst 0644 "$files/fstab" /etc/fstab
@@ -541,6 +581,14 @@ if [[ $plugin_status == installed ]]; then
 	done
 	chown -R root:root -- "$tree/usr/share/banger"
 fi
+
+# /etc and /var are up to date with /usr (the packages' scripts ran at
+# build time): what systemd-update-done would record, so units with
+# ConditionNeedsUpdate= (systemd-sysusers) do not run on every new VM.
+for d in etc var; do
+	printf 'TIMESTAMP_NSEC=%s\n' "$(stat -c %.9Y -- "$tree/usr" | tr -d .)" >"$tree/$d/.updated"
+	touch -r "$tree/usr" -- "$tree/$d/.updated"
+done
 
 agent_sha=$(sha256_of "$agent")
 key_sha=$(sha256_of "$tree/etc/ssh/banger/root.keys")

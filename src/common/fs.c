@@ -107,6 +107,19 @@ fail:
 	return -1;
 }
 
+int
+fs_sync_file(const char *path, struct bn_err *err)
+{
+	_cleanup_close_ int fd = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return bn_fail(err, BN_ESYS, errno, "open %s", path);
+	if (fdatasync(fd) < 0)
+		return bn_fail(err, BN_ESYS, errno, "sync %s", path);
+	return 0;
+}
+
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {

@@ -13,6 +13,9 @@
 int fs_copy_sparse(const char *src, const char *dst, int mode,
     struct bn_err *err);
 
+/* Write path's data to its disk (fdatasync) and wait for it. */
+int fs_sync_file(const char *path, struct bn_err *err);
+
 /* Remove a directory tree that we created (VM directories); does not
  * follow symlinks.  Missing is not an error. */
 int fs_remove_tree(const char *path, struct bn_err *err);

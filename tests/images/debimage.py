@@ -260,7 +260,8 @@ class Ext4:
         return None if data is None else data.decode()
 
     def stat(self, path):
-        """{'type', 'mode', 'uid', 'gid', 'size', 'link'} or None."""
+        """{'type', 'mode', 'uid', 'gid', 'size', 'link', 'mtime'} or None
+        (mtime: debugfs's "0xSECONDS:EXTRA" text, exact to the nanosecond)."""
         out, err = self.run("stat " + path)
         text = out.decode(errors="replace")
         m = re.search(r"Type: (\S+)\s+Mode:\s+(\d+)", text)
@@ -271,6 +272,8 @@ class Ext4:
         st["uid"], st["gid"] = int(u.group(1)), int(u.group(2))
         s = re.search(r"Size: (\d+)", text)
         st["size"] = int(s.group(1)) if s else None
+        t = re.search(r"^ mtime: (0x[0-9a-f]+(?::[0-9a-f]+)?)", text, re.M)
+        st["mtime"] = t.group(1) if t else None
         link = re.search(r'Fast link dest: "(.*)"', text)
         st["link"] = link.group(1) if link else None
         if st["type"] == "symlink" and st["link"] is None:

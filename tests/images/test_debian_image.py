@@ -175,6 +175,9 @@ def test_hostkeys_unit(rootfs):
     (cmd,) = s["ExecStart"]
     assert "/usr/bin/ssh-keygen" in cmd and "ed25519 ecdsa" in cmd and "rsa" not in cmd
     assert "ssh.service" in s["Before"][0].split()
+    # Early, as sshd is: after / is writable, not after sysinit.target.
+    assert s["DefaultDependencies"] == ["no"]
+    assert s["After"] == ["systemd-remount-fs.service"]
     assert rootfs.stat("/usr/bin/ssh-keygen")["type"] == "regular"
 
 
@@ -207,7 +210,7 @@ def test_per_vm_identity(rootfs):
 
 ENABLED = {
     "multi-user.target.wants/banger-vsock-agent.service": UNIT_DIR + "/banger-vsock-agent.service",
-    "multi-user.target.wants/banger-workdisk.service": UNIT_DIR + "/banger-workdisk.service",
+    "local-fs.target.wants/banger-workdisk.service": UNIT_DIR + "/banger-workdisk.service",
     "multi-user.target.wants/banger-hostkeys.service": UNIT_DIR + "/banger-hostkeys.service",
     "ssh.service.requires/banger-hostkeys.service": UNIT_DIR + "/banger-hostkeys.service",
     "sysinit.target.wants/banger-guest.service": UNIT_DIR + "/banger-guest.service",
@@ -231,9 +234,72 @@ def test_unit_files_match_the_repo(rootfs):
 
 def test_boot_extras_masked(rootfs):
     for unit in ("getty-static.service", "getty@tty1.service",
-                 "e2scrub_reap.service"):
+                 "e2scrub_reap.service", "modprobe@configfs.service",
+                 "modprobe@dm_mod.service", "modprobe@efi_pstore.service",
+                 "modprobe@fuse.service", "modprobe@loop.service",
+                 "systemd-modules-load.service", "sys-kernel-debug.mount",
+                 "sys-kernel-tracing.mount", "dev-hugepages.mount"):
         st = rootfs.stat(WANTS + "/" + unit)
         assert st is not None and st["link"] == "/dev/null", unit
+    # The image has no kernel modules for those units to load.
+    assert not rootfs.ls("/usr/lib/modules")
+
+
+MASKED_GENERATORS = ("systemd-gpt-auto-generator", "systemd-cryptsetup-generator",
+                     "systemd-integritysetup-generator", "systemd-veritysetup-generator",
+                     "systemd-hibernate-resume-generator", "systemd-system-update-generator",
+                     "systemd-run-generator", "systemd-debug-generator",
+                     "systemd-getty-generator")
+
+
+def test_generators_masked(rootfs):
+    d = "/etc/systemd/system-generators/"
+    for g in MASKED_GENERATORS:
+        assert rootfs.stat("/usr/lib/systemd/system-generators/" + g) is not None, g
+        st = rootfs.stat(d + g)
+        assert st is not None and st["link"] == "/dev/null", g
+    for g in ("systemd-fstab-generator", "systemd-rc-local-generator",
+              "systemd-sysv-generator"):
+        assert rootfs.stat(d + g) is None, g + " must stay"
+    # What the getty generator did for console=ttyS0, done once here.
+    st = rootfs.stat(WANTS + "/getty.target.wants/serial-getty@ttyS0.service")
+    assert st is not None and st["link"] == "/lib/systemd/system/serial-getty@.service"
+
+
+def test_needs_update_stamps(rootfs):
+    """/etc/.updated and /var/.updated as systemd-update-done writes them,
+    with /usr's mtime: ConditionNeedsUpdate= units (sysusers) skip."""
+    usr = rootfs.stat("/usr")
+    for d in ("/etc", "/var"):
+        st = rootfs.stat(d + "/.updated")
+        assert st is not None and st["mtime"] == usr["mtime"], d
+        assert re.fullmatch(r"TIMESTAMP_NSEC=\d+\n", rootfs.text(d + "/.updated")), d
+
+
+def test_no_dynamic_motd(rootfs):
+    assert rootfs.stat("/etc/update-motd.d") is None
+    assert rootfs.stat("/etc/motd") is not None
+
+
+def test_ssh_starts_early(rootfs):
+    text = rootfs.read("/etc/systemd/system/ssh.service.d/banger.conf")
+    assert text == repo_file("files", "ssh-early.conf")
+    s = unit_settings(text.decode())
+    assert s["DefaultDependencies"] == ["no"]
+    assert set(s["After"][0].split()) == {
+        "systemd-tmpfiles-setup.service", "banger-guest.service",
+        "banger-hostkeys.service", "banger-workdisk.service"}
+    assert s["Conflicts"] == ["shutdown.target"] and s["Before"] == ["shutdown.target"]
+    assert s["ExecStartPre"] == [""]
+
+
+@pytest.mark.parametrize("unit", ["systemd-udevd", "systemd-udev-trigger"])
+def test_udev_after_sshd(rootfs, unit):
+    text = rootfs.read("/etc/systemd/system/%s.service.d/banger.conf" % unit)
+    assert text == repo_file("files", "udev-late.conf")
+    s = unit_settings(text.decode())
+    assert s["After"] == ["ssh.service banger-vsock-agent.service"]
+    assert s["Nice"] == ["10"]
 
 
 def test_ssh_enabled_and_apt_timers_off(rootfs):
@@ -249,16 +315,21 @@ def test_agent_unit(rootfs):
     assert s["Type"] == ["simple"]
     assert s["Restart"] == ["always"]
     assert s["ExecStart"] == ["/usr/local/bin/banger-vsock-agent --listen vsock:1024"]
+    assert s["DefaultDependencies"] == ["no"]
     after = s["After"][0].split()
-    assert "local-fs.target" in after and "banger-workdisk.service" in after
+    assert "banger-workdisk.service" in after and "local-fs.target" not in after
+    assert s["Conflicts"] == ["shutdown.target"] and s["Before"] == ["shutdown.target"]
 
 
 def test_workdisk_unit(rootfs):
     s = unit_settings(rootfs.text(UNIT_DIR + "/banger-workdisk.service"))
     assert s["Type"] == ["oneshot"]
-    assert s["After"] == ["root.mount"]
-    assert set(s["Before"][0].split()) == {"ssh.service", "banger-vsock-agent.service"}
+    assert s["DefaultDependencies"] == ["no"]
+    assert s["After"] == ["systemd-journald.socket"]
+    assert set(s["Before"][0].split()) == {"local-fs.target", "ssh.service",
+                                           "banger-vsock-agent.service"}
     assert s["ExecStart"] == [
+        "/usr/local/lib/banger/mount-work",
         "/usr/local/lib/banger/repair-root --state /run/banger/layout-state /root"]
 
 
@@ -283,7 +354,7 @@ def test_agent_installed(rootfs):
         assert dump(rootfs, "/usr/local/bin/banger-vsock-agent") == f.read()
 
 
-@pytest.mark.parametrize("name", ["repair-root", "guest-setup"])
+@pytest.mark.parametrize("name", ["repair-root", "guest-setup", "mount-work"])
 def test_boot_helpers_installed(rootfs, name):
     path = "/usr/local/lib/banger/" + name
     st = rootfs.stat(path)
@@ -304,9 +375,9 @@ def test_mise_and_opencode(rootfs):
 def test_fstab(rootfs):
     lines = [line.split() for line in rootfs.text("/etc/fstab").splitlines()
              if line.strip() and not line.startswith("#")]
-    assert ["/dev/vdb", "/root", "ext4", "defaults,nofail,x-systemd.device-timeout=60s",
-            "0", "2"] in lines
-    assert lines[0][:2] == ["/dev/vda", "/"]
+    # The work disk is banger-workdisk.service's (mount-work), not fstab's:
+    # an fstab line would make systemd wait for udev to announce it.
+    assert lines == [["/dev/vda", "/", "ext4", "defaults", "0", "1"]]
 
 
 def test_baseline_packages_installed(rootfs):

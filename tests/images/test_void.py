@@ -140,6 +140,7 @@ def gfiles(tmp_path):
     d = tmp_path / "files"
     write(d / "repair-root", "#!/bin/sh\necho ok\n", 0o755)
     write(d / "guest-setup", "#!/bin/sh\nexit 0\n", 0o755)
+    write(d / "mount-work", "#!/bin/sh\nexit 0\n", 0o755)
     return d
 
 
@@ -222,7 +223,8 @@ def test_plan_prints_every_step_and_exits_0(tmp_path):
         "$ mount -t proc proc ",
         "check that no repository key was imported",
         # configure_root
-        "$ ln -sfn /etc/sv/sshd ",
+        "$ ln -sfn /etc/sv/banger-sshd ",
+        "/etc/sv/banger-sshd/run",
         "$ ln -sfn /etc/sv/banger-vsock-agent ",
         "$ ln -sfn /etc/sv/agetty-ttyS0 ",
         "/runsvdir/default/agetty-tty1 ",
@@ -239,6 +241,7 @@ def test_plan_prints_every_step_and_exits_0(tmp_path):
         "/etc/fstab",
         "/usr/local/lib/banger/repair-root",
         "/usr/local/lib/banger/guest-setup",
+        "/usr/local/lib/banger/mount-work",
         "/etc/runit/core-services/50-banger.sh",
         # images
         "$ mkfs.ext4 -q -F -L rootfs ",
@@ -286,7 +289,7 @@ def test_shellcheck_clean():
     r = run(["shellcheck", str(SCRIPT)])
     assert r.returncode == 0, r.stdout + r.stderr
     guest = [VOID / "sv/banger-vsock-agent/run", VOID / "sv/banger-vsock-agent/log/run",
-             VOID / "core-services/50-banger.sh"]
+             VOID / "core-services/50-banger.sh", VOID / "sv/banger-sshd/run"]
     r = run(["shellcheck", "-s", "sh", *map(str, guest)])
     assert r.returncode == 0, r.stdout + r.stderr
     r = run(["shellcheck", str(VOID / "versions.env")])
@@ -454,7 +457,7 @@ def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, gfiles, s
     # services: enabled by symlink, tty1-6 gettys gone
     rsv = root / "etc/runit/runsvdir/default"
     links = {p.name: os.readlink(p) for p in rsv.iterdir()}
-    assert links == {"sshd": "/etc/sv/sshd",
+    assert links == {"sshd": "/etc/sv/banger-sshd",
                      "banger-vsock-agent": "/etc/sv/banger-vsock-agent",
                      "agetty-ttyS0": "/etc/sv/agetty-ttyS0"}
     assert os.readlink(root / "etc/runit/runsvdir/current") == "default"
@@ -463,7 +466,9 @@ def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, gfiles, s
                       VOID / "sv/banger-vsock-agent/log/run"),
                      ("usr/local/bin/banger-vsock-agent", agent),
                      ("usr/local/lib/banger/repair-root", gfiles / "repair-root"),
-                     ("usr/local/lib/banger/guest-setup", gfiles / "guest-setup")]:
+                     ("usr/local/lib/banger/guest-setup", gfiles / "guest-setup"),
+                     ("usr/local/lib/banger/mount-work", gfiles / "mount-work"),
+                     ("etc/sv/banger-sshd/run", VOID / "sv/banger-sshd/run")]:
         p = root / rel
         assert p.read_bytes() == Path(src).read_bytes(), rel
         assert stat.S_IMODE(p.stat().st_mode) == 0o755, rel
@@ -498,11 +503,20 @@ def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, gfiles, s
     assert stat.S_IMODE(keys.stat().st_mode) == 0o644
     assert stat.S_IMODE(keys.parent.stat().st_mode) == 0o755
     assert not list((root / "etc/ssh").glob("ssh_host_*"))
+    # Host keys: the ones sshd_config names, made by our run script, no RSA.
+    assert re.findall(r"^HostKey (\S+)$", text, re.M) == [
+        "/etc/ssh/ssh_host_ed25519_key", "/etc/ssh/ssh_host_ecdsa_key"]
+    sshd_run = (root / "etc/sv/banger-sshd/run").read_text()
+    code = [l for l in sshd_run.splitlines() if not l.lstrip().startswith("#")]
+    assert not [l for l in code if "ssh-keygen -A" in l]
+    assert "for t in ed25519 ecdsa; do" in code
+    # the package's service is kept as it is, just not linked
+    assert "ssh-keygen -A" in (root / "etc/sv/sshd/run").read_text()
 
-    # fstab, repair hook
+    # fstab (no work disk: mount-work's), repair hook
     fstab = (root / "etc/fstab").read_text()
-    vdb = [l.split() for l in fstab.splitlines() if l.startswith("/dev/vdb")]
-    assert len(vdb) == 1 and vdb[0][1] == "/root" and "nofail" in vdb[0][3].split(",")
+    mounts = [l.split() for l in fstab.splitlines() if l.strip() and not l.startswith("#")]
+    assert [m[1] for m in mounts] == ["/", "/tmp"]
     hook = root / "etc/runit/core-services/50-banger.sh"
     assert hook.read_text() == (VOID / "core-services/50-banger.sh").read_text()
 
@@ -586,13 +600,14 @@ def test_make_images_writes_two_ext4_images(tmp_path, fixture_root, agent, pubke
     assert "Filesystem volume name:   rootfs" in debugfs(rootfs, "stats")
     assert ls_names(rootfs, "/etc/runit/runsvdir/default") == {
         "sshd", "banger-vsock-agent", "agetty-ttyS0"}
-    assert 'Fast link dest: "/etc/sv/sshd"' in debugfs(
+    assert 'Fast link dest: "/etc/sv/banger-sshd"' in debugfs(
         rootfs, "stat /etc/runit/runsvdir/default/sshd")
     assert debugfs(rootfs, "cat /etc/ssh/banger/root.keys") == pubkey.read_text()
     assert "root:x:0:0:root:/root:/bin/bash" in debugfs(rootfs, "cat /etc/passwd")
     assert debugfs(rootfs, "cat /etc/ssh/sshd_config") == (VOID / "sshd_config").read_text()
-    assert "/dev/vdb" in debugfs(rootfs, "cat /etc/fstab")
-    assert ls_names(rootfs, "/usr/local/lib/banger") == {"repair-root", "guest-setup"}
+    assert not re.search(r"^/dev/vdb", debugfs(rootfs, "cat /etc/fstab"), re.M)
+    assert ls_names(rootfs, "/usr/local/lib/banger") == {"repair-root", "guest-setup",
+                                                         "mount-work"}
     assert not {n for n in ls_names(rootfs, "/etc/ssh") if n.startswith("ssh_host_")}
     st = debugfs(rootfs, "stat /usr/local/bin/banger-vsock-agent")
     assert re.search(r"User:\s+0\s+Group:\s+0", st) and "Mode:  0755" in st
@@ -644,7 +659,7 @@ def private_ns(script, env=None):
 
 
 def hook_ns(tmp_path, repair_text, extra="", cmdline="console=ttyS0 banger.hostname=web7\n",
-            repair_path=None):
+            repair_path=None, mount_text='#!/bin/sh\necho "mount-work" >>/run/order\n'):
     """Source the core-service hook with dash the way runit's stage 1 does,
     with stand-ins at /usr/local/lib/banger; print what it left in /run."""
     cmd = write(tmp_path / "cmdline", cmdline)
@@ -654,11 +669,13 @@ def hook_ns(tmp_path, repair_text, extra="", cmdline="console=ttyS0 banger.hostn
     # guest-setup stand-in: records that it ran (and in which order)
     write(libdir / "guest-setup",
           '#!/bin/sh\necho "guest-setup $(cat /proc/cmdline)" >>/run/order\n', 0o755)
+    mount_path = write(libdir / "mount-work", mount_text, 0o755)
     return private_ns(f"""
         mount -t tmpfs tmpfs /run
         mount -t tmpfs tmpfs /usr/local
         mkdir -p /usr/local/lib/banger
         cp {libdir}/guest-setup /usr/local/lib/banger/guest-setup
+        cp {mount_path} /usr/local/lib/banger/mount-work
         cp {repair_path} /usr/local/lib/banger/repair-root
         mount --bind {cmd} /proc/cmdline
         {extra}
@@ -677,8 +694,9 @@ def test_core_service_hook_publishes_the_repair_word(tmp_path, word):
     assert r.returncode == 0, r.stderr
     assert "still here" in r.stdout          # sourced: it must not end stage 1
     assert f"state={word}\n" in r.stdout
-    # guest-setup first (it reads the cmdline), then repair-root on /root
-    assert "order=guest-setup console=ttyS0 banger.hostname=web7;repair /root;\n" in r.stdout
+    # guest-setup first (it reads the cmdline), mount-work, repair-root on /root
+    assert ("order=guest-setup console=ttyS0 banger.hostname=web7;mount-work;"
+            "repair /root;\n") in r.stdout
     assert "log=noise;\n" in r.stdout
 
 
@@ -692,9 +710,25 @@ def test_core_service_hook_leaves_no_state_when_repair_fails(tmp_path):
 
 
 @needs_root
+def test_core_service_hook_without_a_mounted_work_disk(tmp_path):
+    """mount-work failed (a check left errors): said on the console, no
+    repair on the image's own /root, no state (the agent says unknown and
+    that /root is not mounted), and stage 1 goes on."""
+    r = hook_ns(tmp_path, '#!/bin/sh\necho "repair $*" >>/run/order\necho ok\n',
+                mount_text="#!/bin/sh\necho e2fsck said no >&2\nexit 1\n")
+    assert r.returncode == 0, r.stderr
+    assert "still here" in r.stdout
+    assert "the work disk is not mounted on /root" in r.stdout
+    assert "state=none\n" in r.stdout
+    assert "repair" not in r.stdout.split("order=")[1].split("\n")[0]
+    assert "log=e2fsck said no;mount-work exited 1;\n" in r.stdout
+
+
+@needs_root
 def test_core_service_hook_with_the_real_repair_step(tmp_path):
-    """The hook and rootfs/files/repair-root together, on a nested layout in
-    a private tmpfs mounted over /root; a second boot finds nothing to do."""
+    """The hook with rootfs/files/mount-work and repair-root, on a nested
+    layout in a private tmpfs mounted over /root; a second boot finds
+    nothing to do."""
     real = REPO / "rootfs/files/repair-root"
     if not real.exists():
         pytest.skip("rootfs/files/repair-root is not in the tree yet")
@@ -702,9 +736,12 @@ def test_core_service_hook_with_the_real_repair_step(tmp_path):
                   f"echo nested >/root/root/.bashrc; "
                   f"dash -c '. {VOID}/core-services/50-banger.sh' >/dev/null; "
                   'echo "first=$(cat /run/banger/layout-state) bashrc=$(cat /root/.bashrc)"')
-    r = hook_ns(tmp_path, "", repair_path=real, extra=first_boot)
+    # The real mount-work too: it finds /root already mounted.
+    r = hook_ns(tmp_path, "", repair_path=real, extra=first_boot,
+                mount_text=(REPO / "rootfs/files/mount-work").read_text())
     assert r.returncode == 0, r.stderr
     assert "first=repaired bashrc=nested\n" in r.stdout
+    assert "/root is already a mount point" in r.stdout
     assert "state=ok\n" in r.stdout          # the second boot: already repaired
 
 
@@ -770,7 +807,7 @@ def test_full_build_with_a_stand_in_xbps(tmp_path, agent, pubkey, gfiles):
     shutil.copy(SCRIPT, copy / SCRIPT.name)
     shutil.copytree(VOID, copy / "void")
     (copy / "files").mkdir()
-    for name in ("repair-root", "guest-setup"):
+    for name in ("repair-root", "guest-setup", "mount-work"):
         real = REPO / "rootfs/files" / name
         shutil.copy(real if real.exists() else gfiles / name, copy / "files" / name)
     env_file = copy / "void/versions.env"

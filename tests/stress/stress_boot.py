@@ -46,41 +46,16 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-E2E = os.path.join(HERE, "..", "e2e")
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 from daemon import netns_daemon  # noqa: E402
+from tinyguest import tiny_runtime  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 BUILD = os.path.abspath(os.environ.get("BUILD") or os.path.join(REPO, "build"))
 RUNTIME = os.path.abspath(os.environ.get("BANGER_E2E_RUNTIME")
                           or os.path.join(REPO, "runtime"))
 BOOT_S = 300
-
-
-def tiny_runtime(out):
-    """A runtime bundle for the tiny e2e guest (built by qemu-boot.sh)."""
-    guest = os.path.join(BUILD, "e2e", "guest")
-    r = subprocess.run(["bash", os.path.join(E2E, "qemu-boot.sh"),
-                        "--guest-only"], env=dict(os.environ, BUILD=BUILD),
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit("stress_boot: cannot build the tiny guest:\n" + r.stdout +
-                 r.stderr)
-    os.makedirs(out, exist_ok=True)
-    bundle = {"vmm": "qemu",
-              "qemu": shutil.which("qemu-system-x86_64"),
-              "vhost_user_vsock": os.path.join(BUILD, "tools",
-                                               "vhost-device-vsock"),
-              "kernel": os.path.join(guest, "vmlinuz"),
-              "initrd": os.path.join(guest, "initrd.img"),
-              "rootfs": os.path.join(guest, "rootfs.ext4"),
-              "work_seed": os.path.join(guest, "work.ext4"),
-              "agent": os.path.join(REPO, "runtime", "banger-vsock-agent"),
-              "agent_port": 1024}
-    with open(os.path.join(out, "bundle.json"), "w") as f:
-        json.dump(bundle, f)
-    return out
 
 
 def start_load(kind, workdir):
@@ -331,8 +306,11 @@ def main():
     try:
         for image in args.images.split(","):
             if image == "tiny":
-                runtime = tiny_runtime(os.path.join(BUILD, "stress",
-                                                    "tiny-runtime"))
+                try:
+                    runtime = tiny_runtime(os.path.join(BUILD, "stress",
+                                                        "tiny-runtime"), BUILD)
+                except RuntimeError as e:
+                    sys.exit("stress_boot: %s" % e)
             elif image == "debian":
                 if not os.path.exists(os.path.join(RUNTIME, "bundle.json")):
                     sys.exit("stress_boot: no runtime bundle in %s" % RUNTIME)

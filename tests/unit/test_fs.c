@@ -1,5 +1,6 @@
 /* fs_check_ext4_image on hand-made superblocks: the magic, the block size,
- * the 64-bit block count and the length the superblock promises. */
+ * the 64-bit block count and the length the superblock promises; and
+ * fs_sync_file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -203,6 +204,24 @@ test_sha256(void)
 	return 0;
 }
 
+static int
+test_sync_file(void)
+{
+	char p[512];
+	struct bn_err err;
+
+	snprintf(p, sizeof(p), "%s/synced", dir);
+	FILE *f = fopen(p, "w");
+	fail_unless(f != NULL, "create %s", p);
+	fputs("data\n", f);
+	fclose(f);
+	fail_unless(fs_sync_file(p, &err) == 0, "sync: %s", err.msg);
+	snprintf(p, sizeof(p), "%s/not-there", dir);
+	fail_unless(fs_sync_file(p, &err) < 0 && err.code == BN_ESYS &&
+	    strstr(err.msg, "not-there") != NULL, "missing: %s", err.msg);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -215,6 +234,7 @@ main(void)
 	RUN_TEST(test_superblocks);
 	RUN_TEST(test_kinds);
 	RUN_TEST(test_sha256);
+	RUN_TEST(test_sync_file);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

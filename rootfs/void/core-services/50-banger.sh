@@ -1,13 +1,16 @@
 # shellcheck shell=sh
 # banger: a runit core service. /etc/runit/1 sources every
 # /etc/runit/core-services/*.sh in name order; this one comes after
-# 03-filesystems (mount -a has mounted the work disk on /root, / is
-# read-write) and 05-misc (hostname from /etc/hostname), and before stage 2
-# starts sshd and the agent.
+# 03-filesystems (/ is read-write) and 05-misc (hostname from /etc/hostname),
+# and before stage 2 starts sshd and the agent.
 #
 # 1. guest-setup: hostname, /etc/hosts and /etc/resolv.conf from the kernel
 #    command line (banger.hostname=, ip=), as banger-guest.service on Debian.
-# 2. repair-root: the work-disk repair step for a stale nested /root/root
+# 2. mount-work: check the work disk (banger.workdev=, /dev/vdb) and mount
+#    it on /root, as banger-workdisk.service on Debian. A check that leaves
+#    errors keeps it unmounted (said on the console), and step 3 is skipped:
+#    the agent then reports the work disk as not mounted.
+# 3. repair-root: the work-disk repair step for a stale nested /root/root
 #    layout. Its result word (ok, repaired or conflicts) goes to
 #    /run/banger/layout-state, which the agent reports in /healthz. Anything
 #    else is logged and leaves the state file out: the agent says "unknown".
@@ -20,16 +23,21 @@
 	"$lib/guest-setup" 2>>"$log" ||
 		echo "=> banger: guest-setup failed (hostname, DNS), see $log"
 
-	out=$("$lib/repair-root" /root 2>>"$log") ||
-		echo "repair-root exited $?" >>"$log"
-	word=$(printf '%s\n' "$out" | awk 'NF { print $1; exit }')
-	case $word in
-	ok | repaired | conflicts)
-		printf '%s\n' "$word" >/run/banger/layout-state
-		echo "=> banger: work disk layout: $word"
-		;;
-	*)
-		echo "=> banger: work disk repair step failed, see $log"
-		;;
-	esac
+	if "$lib/mount-work" 2>>"$log"; then
+		out=$("$lib/repair-root" /root 2>>"$log") ||
+			echo "repair-root exited $?" >>"$log"
+		word=$(printf '%s\n' "$out" | awk 'NF { print $1; exit }')
+		case $word in
+		ok | repaired | conflicts)
+			printf '%s\n' "$word" >/run/banger/layout-state
+			echo "=> banger: work disk layout: $word"
+			;;
+		*)
+			echo "=> banger: work disk repair step failed, see $log"
+			;;
+		esac
+	else
+		echo "mount-work exited $?" >>"$log"
+		echo "=> banger: the work disk is not mounted on /root, see $log"
+	fi
 )
