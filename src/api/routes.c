@@ -487,6 +487,31 @@ h_image_delete(struct api_req *r)
 	return api_reply_empty(r->conn, 204);
 }
 
+/* POST /v1/images/{name}/warm: an operation (image.warm), ?wait. */
+static enum MHD_Result
+h_image_warm(struct api_req *r)
+{
+	struct bn_err err;
+	char op_id[24];
+	long wait_s;
+	bool waited;
+
+	if (wait_param(r, &waited, &wait_s, &err) < 0 ||
+	    core_image_warm(r->core, r->param, op_id, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return reply_op(r, op_id, waited, wait_s);
+}
+
+static enum MHD_Result
+h_image_cool(struct api_req *r)
+{
+	struct bn_err err;
+
+	if (core_image_cool(r->core, r->param, &err) < 0)
+		return api_reply_error(r->conn, &err);
+	return api_reply_empty(r->conn, 204);
+}
+
 /* ---- operations ---- */
 
 static enum MHD_Result
@@ -678,6 +703,8 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/images/build", h_image_build },
 	{ "GET", "/v1/images/{name}", h_image_get },
 	{ "DELETE", "/v1/images/{name}", h_image_delete },
+	{ "POST", "/v1/images/{name}/warm", h_image_warm },
+	{ "DELETE", "/v1/images/{name}/warm", h_image_cool },
 	{ "GET", "/v1/operations", h_op_list },
 	{ "GET", "/v1/operations/{id}", h_op_get },
 	{ "POST", "/v1/operations/{id}/cancel", h_op_cancel },

@@ -64,6 +64,7 @@ struct op_row {
 	enum op_state state;
 	char stage[32];
 	int progress;
+	char note[256];      /* for the reader: e.g. why a create booted cold */
 	char *error_json;    /* owned, may be NULL */
 	char *result_json;   /* owned, may be NULL */
 	char created_at[32], updated_at[32], finished_at[32];
@@ -81,6 +82,23 @@ struct snapshot {
 	int vcpus;
 	int memory_mib;
 	long long bytes;           /* on disk, all files (allocated) */
+	char created_at[32];
+};
+
+/* An image's warm snapshot: a VM of the image booted once, paused and
+ * saved under <state>/warm/IMAGE (the files of a snapshot); a create of
+ * the image with the same shape restores a copy instead of booting. */
+struct warm {
+	char image[VM_NAME_MAX];
+	enum snap_state state;
+	char vm[VM_NAME_MAX];      /* while creating: the VM it is taken of */
+	char vmm[16];
+	char vmm_version[32];
+	int vcpus;
+	int memory_mib;
+	int disk_gib;
+	long long bytes;
+	char image_id[128];        /* the image's files when it was taken */
 	char created_at[32];
 };
 

@@ -66,6 +66,8 @@ void wire_socket_resolve(const char *flag, char *buf, size_t len);
 #define WIRE_TARGET      "target"
 #define WIRE_STAGE       "stage"
 #define WIRE_PROGRESS    "progress"
+#define WIRE_NOTE        "note"     /* an operation's line for its reader */
+#define WIRE_WARM        "warm"     /* an image's warm snapshot */
 #define WIRE_ERROR       "error"
 #define WIRE_RESULT      "result"
 #define WIRE_RESULTS     "results"  /* a bulk action's result: one per VM */

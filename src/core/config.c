@@ -48,6 +48,8 @@ static const struct cfg_entry config_table[] = {
 	{ "bridge_cidr", NULL, CFG_STR, CSTR(bridge_cidr), 0, 0, NULL },
 	{ "tap_pool_size", NULL, CFG_INT, CINT(tap_pool_size), 0, 64, NULL },
 	{ "rootfs_spares", NULL, CFG_INT, CINT(rootfs_spares), 0, 8, NULL },
+	{ "warm_default_image", NULL, CFG_ENUM, CSTR(warm_default_image), 0, 0,
+	    "off|on" },
 	{ "dns_port", NULL, CFG_INT, CINT(dns_port), 0, 65535, NULL },
 };
 
@@ -149,6 +151,7 @@ config_defaults(struct config *cfg)
 	snprintf(cfg->bridge_cidr, sizeof(cfg->bridge_cidr), "172.30.0.1/24");
 	cfg->tap_pool_size = 4;
 	cfg->rootfs_spares = 1;
+	snprintf(cfg->warm_default_image, sizeof(cfg->warm_default_image), "off");
 	cfg->dns_port = 53;
 }
 

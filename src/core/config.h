@@ -57,6 +57,9 @@ struct config {
 	char bridge_cidr[20];      /* bridge address/prefix, e.g. 172.30.0.1/24 */
 	int tap_pool_size;
 	int rootfs_spares;         /* ready rootfs copies per recent image */
+	/* on: the first cold create of the default image warms it (a warm
+	 * snapshot, core/warm.c) in the background */
+	char warm_default_image[4];
 	int dns_port;              /* 0: no .vm DNS responder */
 	struct legacy_keys legacy;
 };

@@ -53,6 +53,7 @@ core_open(const struct config *cfg, const struct bundle *bundle,
 	}
 	core_reconcile(c);
 	core_net_start(c);
+	warm_reconcile(c);
 	spares_start(c);
 	if (pthread_create(&c->monitor, NULL, core_monitor_main, c) != 0) {
 		store_close(c->store);

@@ -92,11 +92,18 @@ struct image_view {
 	struct image img;
 	bool is_default;
 	bool available;
+	bool has_warm;              /* warm: its warm snapshot (or warming) */
+	struct warm warm;
 };
 int core_image_list(struct core *c, struct image_view **ret, int *ret_n,
     struct bn_err *err);
 int core_image_get(struct core *c, const char *name, struct image_view *ret,
     struct bn_err *err);
+/* Warm an image (operation image.warm): boot it once, keep a snapshot
+ * that creates of its shape restore; cool drops that snapshot. */
+int core_image_warm(struct core *c, const char *name, char ret_op_id[24],
+    struct bn_err *err);
+int core_image_cool(struct core *c, const char *name, struct bn_err *err);
 int core_image_register(struct core *c, const char *name, const char *rootfs,
     const char *work_seed, struct image_view *ret, bool *ret_created,
     struct bn_err *err);

@@ -32,14 +32,18 @@ default_image(struct core *c, struct image_view *iv)
 		    c->bundle.work_seed);
 	iv->is_default = true;
 	iv->available = image_usable(iv->img.rootfs);
+	iv->has_warm = store_warm_get(c->store, iv->img.name, &iv->warm,
+	    NULL) == 0;
 }
 
 static void
-view_of(const struct image *img, struct image_view *iv)
+view_of(struct core *c, const struct image *img, struct image_view *iv)
 {
 	iv->img = *img;
 	iv->is_default = false;
 	iv->available = image_usable(img->rootfs);
+	iv->has_warm = store_warm_get(c->store, img->name, &iv->warm,
+	    NULL) == 0;
 }
 
 int
@@ -55,7 +59,7 @@ core_image_list(struct core *c, struct image_view **ret, int *ret_n,
 	out = xcalloc((size_t)n + 1, sizeof(*out));
 	default_image(c, &out[0]);
 	for (int i = 0; i < n; i++)
-		view_of(&imgs[i], &out[i + 1]);
+		view_of(c, &imgs[i], &out[i + 1]);
 	free(imgs);
 	*ret = out;
 	*ret_n = n + 1;
@@ -76,7 +80,7 @@ core_image_get(struct core *c, const char *name, struct image_view *ret,
 	}
 	if (store_image_get(c->store, name, &img, err) < 0)
 		return -1;
-	view_of(&img, ret);
+	view_of(c, &img, ret);
 	return 0;
 }
 
@@ -116,6 +120,7 @@ core_image_register(struct core *c, const char *name, const char *rootfs,
 	memcpy(img.updated_at, img.created_at, sizeof(img.updated_at));
 	if (store_image_upsert(c->store, &img, ret_created, err) < 0)
 		return -1;
+	warm_drop(c, name, "registered again");
 	if (core_image_get(c, name, ret, err) < 0)
 		return -1;
 	core_emit(c, "image.registered", NULL, NULL, image_to_json(ret));
@@ -148,6 +153,7 @@ core_image_delete(struct core *c, const char *name, struct bn_err *err)
 	 * them.  Managed (built) images live in our state dir. */
 	if (store_image_delete(c->store, name, err) < 0)
 		return -1;
+	warm_drop(c, name, "deleted");
 	spares_forget(c, img.rootfs);
 	if (img.managed) {
 		char dir[PATH_MAX];

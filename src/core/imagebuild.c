@@ -212,6 +212,7 @@ op_build(struct core *c, struct op *op, void *arg, struct bn_err *err)
 		fs_remove_tree(dir, NULL);
 		goto out;
 	}
+	warm_drop(c, b->name, "rebuilt");
 	struct image_view iv = { .img = img, .is_default = false, .available = true };
 	res = image_to_json(&iv);
 	core_emit(c, "image.registered", NULL, op->row.id, image_to_json(&iv));

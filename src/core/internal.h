@@ -61,6 +61,9 @@ struct core {
 
 	pthread_t monitor;
 	_Atomic bool stopping;
+	/* A cold create of the default image succeeded: the monitor thread
+	 * warms it (warm_default_image). */
+	_Atomic bool warm_wanted;
 
 	/* networking (core/net.c) */
 	pthread_mutex_t net_mu;    /* pool changes, bridge_ready */
@@ -97,6 +100,8 @@ typedef json_t *(*op_fn)(struct core *c, struct op *op, void *arg,
 int op_start(struct core *c, const char *kind, const char *target, op_fn fn,
     void *arg, void (*arg_free)(void *), char ret_id[24], struct bn_err *err);
 void op_stage(struct core *c, struct op *op, const char *stage, int progress);
+/* A line for whoever reads the operation (why a create booted cold). */
+void op_note(struct core *c, struct op *op, const char *note);
 /* Cancellation is cooperative: operation bodies call op_cancelled() at
  * their safe points (between steps, in waits) and stop there, undoing
  * what they made, with op_fail_cancelled().  A child process registered
@@ -185,7 +190,8 @@ int grow_ext4(const char *path, struct bn_err *err);
  * lock and runs the kind's table; life_run is the same without the
  * operation's own thread (bulk actions). */
 enum life_kind { LIFE_CREATE, LIFE_START, LIFE_STOP, LIFE_RESTART,
-	LIFE_DELETE, LIFE_SNAPSHOT, LIFE_RESTORE, LIFE_CLONE, LIFE_KINDS };
+	LIFE_DELETE, LIFE_SNAPSHOT, LIFE_RESTORE, LIFE_CLONE, LIFE_WARM_CREATE,
+	LIFE_KINDS };
 struct life_req {
 	enum life_kind kind;
 	char name[VM_NAME_MAX];
@@ -196,8 +202,28 @@ struct life_req {
 	int grace_s;                /* stop, restart, delete */
 	char snap[VM_NAME_MAX];     /* snapshot, restore, clone: the snapshot */
 	char src_id[VM_ID_LEN + 1]; /* clone: the VM the snapshot is of */
+	bool warm;                  /* the snapshot is the image's warm one */
+	bool uncancellable;         /* a clean-up: runs to its end */
+	char note[256];             /* set on the operation as it starts */
 };
 json_t *life_op(struct core *c, struct op *op, void *arg, struct bn_err *err);
+/* A create's checks, choices and record, without its operation (vm.c). */
+int vm_create_prepare(struct core *c, const struct vm_create_req *req,
+    struct life_req **ret, struct bn_err *err);
+
+/* Images' warm snapshots: where they are, whether a create uses one,
+ * dropping one (warm.c); taking one (warming.c). */
+#define WARM_SNAP "warm"            /* the name it has while it is taken */
+int warm_dir(struct core *c, const char *image, char *out, size_t outsz,
+    struct bn_err *err);
+/* The identity of an image's files and the bundle's kernel. */
+void warm_image_identity(struct core *c, const struct image_view *iv,
+    char out[128]);
+void warm_choose(struct core *c, const char *name, struct life_req *lr,
+    long long vcpus, long long memory_mib, long long disk_gib);
+void warm_drop(struct core *c, const char *image, const char *why);
+void warm_auto(struct core *c);
+void warm_reconcile(struct core *c);
 json_t *life_run(struct core *c, struct op *op, struct life_req *req,
     struct bn_err *err);
 const char *life_kind_name(enum life_kind k);

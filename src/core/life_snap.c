@@ -432,8 +432,9 @@ clone_check_run(struct life *l, struct bn_err *err)
 	struct snap_facts now;
 	char root[PATH_MAX], work[PATH_MAX];
 
-	if (snap_dir(l->c, l->req->src_id, l->req->snap, l->snapdir,
-	    sizeof(l->snapdir), err) < 0 ||
+	if ((l->req->warm ? warm_dir(l->c, l->req->iv.img.name, l->snapdir,
+	    sizeof(l->snapdir), err) : snap_dir(l->c, l->req->src_id,
+	    l->req->snap, l->snapdir, sizeof(l->snapdir), err)) < 0 ||
 	    snap_facts_now(l->c, &l->vm, &now, err) < 0)
 		return -1;
 	snprintf(now.vmm, sizeof(now.vmm), "%s", l->req->choice.drv->name);

@@ -255,6 +255,10 @@ static const struct step clone_steps[] = {
 	{ "nat", NULL, 0, false, has_nat, nat_run, NULL },
 };
 
+/* A create of a warm image is a clone of the image's warm snapshot
+ * (clone_check_run finds it under warm/IMAGE). */
+#define warm_create_steps clone_steps
+
 #define LIFE_STEPS_MAX 32
 _Static_assert(ARRAY_SIZE(create_steps) <= LIFE_STEPS_MAX &&
     ARRAY_SIZE(start_steps) <= LIFE_STEPS_MAX &&
@@ -281,6 +285,8 @@ static const struct {
 	[LIFE_RESTORE] = { "vm.restore", restore_steps,
 	    ARRAY_SIZE(restore_steps) },
 	[LIFE_CLONE] = { "vm.clone", clone_steps, ARRAY_SIZE(clone_steps) },
+	[LIFE_WARM_CREATE] = { "vm.create_warm", warm_create_steps,
+	    ARRAY_SIZE(warm_create_steps) },
 };
 
 const char *
@@ -348,7 +354,7 @@ steps_run(struct life *l, enum life_kind k, struct bn_err *err)
 		const struct step *s = &t[i];
 		if (s->when != NULL && !s->when(l))
 			continue;
-		if (op_cancelled(l->op)) {
+		if (!l->req->uncancellable && op_cancelled(l->op)) {
 			op_fail_cancelled(l->op, err);
 			goto undo;
 		}
@@ -387,10 +393,13 @@ life_run(struct core *c, struct op *op, struct life_req *req,
 	l->c = c;
 	l->op = op;
 	l->req = req;
+	if (req->note[0] != '\0')
+		op_note(c, op, req->note);
 	vm_lock(c, req->name);
 	/* A create acts on the VM it recorded; any other action on the VM as
 	 * it is now that it holds the lock. */
-	if (req->kind == LIFE_CREATE || req->kind == LIFE_CLONE)
+	if (req->kind == LIFE_CREATE || req->kind == LIFE_CLONE ||
+	    req->kind == LIFE_WARM_CREATE)
 		l->vm = req->vm;
 	else if (store_vm_get(c->store, req->name, &l->vm, err) < 0)
 		goto out;
@@ -401,6 +410,8 @@ life_run(struct core *c, struct op *op, struct life_req *req,
 out:
 	vm_unlock(c, req->name);
 	free(l);
+	if (res != NULL && req->kind == LIFE_CREATE && req->iv.is_default)
+		c->warm_wanted = true;
 	return res;
 }
 

@@ -150,6 +150,7 @@ core_monitor_main(void *arg)
 		pthread_mutex_unlock(&c->ev_mu);
 		if (stop)
 			return NULL;
+		warm_auto(c);
 
 		struct vm *vms = NULL;
 		int n = 0;

@@ -58,6 +58,21 @@ op_stage(struct core *c, struct op *op, const char *stage, int progress)
 	op_emit(c, "operation.updated", &snap);
 }
 
+void
+op_note(struct core *c, struct op *op, const char *note)
+{
+	struct op_row snap;
+
+	log_info("operation %s: %s", op->row.id, note);
+	pthread_mutex_lock(&c->ops_mu);
+	snprintf(op->row.note, sizeof(op->row.note), "%s", note);
+	op_persist(c, op);
+	snap = op->row;
+	snap.error_json = snap.result_json = NULL;
+	pthread_mutex_unlock(&c->ops_mu);
+	op_emit(c, "operation.updated", &snap);
+}
+
 static void
 ops_prune_locked(struct core *c)
 {

@@ -65,16 +65,32 @@ vm_to_json(const struct vm *vm)
 	    "paused_reason", json_str_or_null(vm->paused_reason));
 }
 
+static json_t *
+warm_to_json(const struct image_view *iv)
+{
+	const struct warm *w = &iv->warm;
+
+	if (!iv->has_warm)
+		return json_null();
+	return json_pack("{s:s, s:{s:s, s:o}, s:i, s:i, s:i, s:I, s:o}",
+	    "state", snap_state_name(w->state), "vmm", "kind", w->vmm,
+	    "version", json_str_or_null(w->vmm_version), "vcpus", w->vcpus,
+	    "memory_mib", w->memory_mib, "disk_gib", w->disk_gib,
+	    "bytes", (json_int_t)w->bytes, "created_at",
+	    ts_or_null(w->created_at));
+}
+
 json_t *
 image_to_json(const struct image_view *iv)
 {
-	return json_pack("{s:s, s:s, s:b, s:b, s:b, s:s, s:o, s:o, s:o}",
+	return json_pack("{s:s, s:s, s:b, s:b, s:b, s:s, s:o, s:o, s:o, s:o}",
 	    "name", iv->img.name, "source", image_source_name(iv->img.source),
 	    "managed", iv->img.managed, "default", iv->is_default,
 	    "available", iv->available, "rootfs", iv->img.rootfs,
 	    "work_seed", json_str_or_null(iv->img.work_seed),
 	    "created_at", ts_or_null(iv->img.created_at),
-	    "updated_at", ts_or_null(iv->img.updated_at));
+	    "updated_at", ts_or_null(iv->img.updated_at),
+	    "warm", warm_to_json(iv));
 }
 
 static json_t *
@@ -102,13 +118,15 @@ snapshot_to_json(const char *vm_name, const struct snapshot *sn)
 json_t *
 op_to_json(const struct op_row *op)
 {
-	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:i, s:o, s:o, s:s, s:s, s:o}",
+	return json_pack("{s:s, s:s, s:o, s:s, s:s, s:i, s:o, s:o, s:s, s:s, s:o, "
+	    "s:o}",
 	    "id", op->id, "kind", op->kind, "target", json_str_or_null(op->target),
 	    "state", op_state_name(op->state), "stage", op->stage,
 	    "progress", op->progress, "error", json_text_or_null(op->error_json),
 	    "result", json_text_or_null(op->result_json),
 	    "created_at", op->created_at, "updated_at", op->updated_at,
-	    "finished_at", ts_or_null(op->finished_at));
+	    "finished_at", ts_or_null(op->finished_at),
+	    "note", json_str_or_null(op->note));
 }
 
 json_t *

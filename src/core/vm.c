@@ -138,9 +138,13 @@ clone_source(struct core *c, const struct vm_create_req *req,
 	return vmm_pick_kind(c, sn.vmm, &lr->choice, err);
 }
 
+/* Everything a create decides before its operation: the request checked,
+ * sizes, image, VMM and whether it boots or restores the image's warm
+ * snapshot; the VM recorded (state creating).  *ret is the operation's
+ * request. */
 int
-core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[24],
-    struct bn_err *err)
+vm_create_prepare(struct core *c, const struct vm_create_req *req,
+    struct life_req **ret, struct bn_err *err)
 {
 	char dir[PATH_MAX];
 	struct vmm_params *p = NULL;
@@ -190,6 +194,7 @@ core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[2
 		goto fail;
 	if (vmm_pick(c, &lr->choice, err) < 0)
 		goto fail;
+	warm_choose(c, req->name, lr, vcpus, memory_mib, disk_gib);
 checked:
 	if (store_vm_count(c->store, &count, err) < 0)
 		goto fail;
@@ -232,6 +237,22 @@ checked:
 	core_emit(c, "vm.created", vmp->name, NULL, vm_to_json(vmp));
 	snprintf(lr->name, sizeof(lr->name), "%s", vmp->name);
 	free(p);
+	*ret = lr;
+	return 0;
+fail:
+	free(p);
+	free(lr);
+	return -1;
+}
+
+int
+core_vm_create(struct core *c, const struct vm_create_req *req, char ret_op_id[24],
+    struct bn_err *err)
+{
+	struct life_req *lr;
+
+	if (vm_create_prepare(c, req, &lr, err) < 0)
+		return -1;
 	/* The operation owns lr from here, whatever op_start returns. */
 	if (op_start(c, life_kind_name(lr->kind), lr->name, life_op, lr, free,
 	    ret_op_id, err) < 0) {
@@ -239,10 +260,6 @@ checked:
 		return -1;
 	}
 	return 0;
-fail:
-	free(p);
-	free(lr);
-	return -1;
 }
 
 int

@@ -10,7 +10,7 @@
 #include "common/util.h"
 
 #define OP_COLS "id, kind, target, state, stage, progress, error, result, " \
-	"created_at, updated_at, finished_at"
+	"created_at, updated_at, finished_at, note"
 
 static void
 op_from_row(sqlite3_stmt *st, struct op_row *op)
@@ -34,6 +34,7 @@ op_from_row(sqlite3_stmt *st, struct op_row *op)
 	col_text(st, 8, op->created_at, sizeof(op->created_at));
 	col_text(st, 9, op->updated_at, sizeof(op->updated_at));
 	col_text(st, 10, op->finished_at, sizeof(op->finished_at));
+	col_text(st, 11, op->note, sizeof(op->note));
 }
 
 int
@@ -43,9 +44,9 @@ store_op_put(struct store *s, const struct op_row *op, struct bn_err *err)
 	_cleanup_stmt_ sqlite3_stmt *st = NULL;
 
 	if (stmt_prepare(s, "INSERT INTO operations (" OP_COLS ") VALUES "
-	    "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) ON CONFLICT(id) DO UPDATE SET "
-	    "state=?4, stage=?5, progress=?6, error=?7, result=?8, updated_at=?10, "
-	    "finished_at=?11", &st, "prepare put operation", err) < 0)
+	    "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12) ON CONFLICT(id) DO UPDATE "
+	    "SET state=?4, stage=?5, progress=?6, error=?7, result=?8, "
+	    "updated_at=?10, finished_at=?11, note=?12", &st, "prepare put operation", err) < 0)
 		return -1;
 	sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, op->kind, -1, SQLITE_STATIC);
@@ -60,6 +61,7 @@ store_op_put(struct store *s, const struct op_row *op, struct bn_err *err)
 	sqlite3_bind_text(st, 9, op->created_at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 10, op->updated_at, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 11, op->finished_at, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 12, op->note, -1, SQLITE_STATIC);
 	return stmt_done(s, st, "put operation", NULL, err) < 0 ? -1 : 0;
 }
 

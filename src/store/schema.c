@@ -83,6 +83,21 @@ const char *const store_migrations[] = {
 	"  bytes INTEGER NOT NULL DEFAULT 0,"
 	"  created_at TEXT NOT NULL,"
 	"  PRIMARY KEY (vm_id, name));",
+	/* 7: images' warm snapshots (files under warm/IMAGE) and a note an
+	 * operation leaves for its reader (a create that booted cold). */
+	"ALTER TABLE operations ADD COLUMN note TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE warm ("
+	"  image TEXT PRIMARY KEY,"
+	"  state TEXT NOT NULL,"
+	"  vm TEXT NOT NULL DEFAULT '',"
+	"  vmm TEXT NOT NULL,"
+	"  vmm_version TEXT NOT NULL DEFAULT '',"
+	"  vcpus INTEGER NOT NULL,"
+	"  memory_mib INTEGER NOT NULL,"
+	"  disk_gib INTEGER NOT NULL,"
+	"  bytes INTEGER NOT NULL DEFAULT 0,"
+	"  image_id TEXT NOT NULL,"
+	"  created_at TEXT NOT NULL);",
 };
 
 const size_t store_nmigrations = sizeof(store_migrations) /

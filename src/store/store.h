@@ -66,6 +66,15 @@ int store_snap_list(struct store *s, const char *vm_id,
 int store_snap_delete(struct store *s, const char *vm_id, const char *name,
     struct bn_err *err);
 
+/* Warm snapshots, one per image at most; BN_ESNAP_NOTFOUND when the
+ * image has none.  Put inserts or replaces. */
+int store_warm_put(struct store *s, const struct warm *w, struct bn_err *err);
+int store_warm_get(struct store *s, const char *image, struct warm *ret,
+    struct bn_err *err);
+int store_warm_list(struct store *s, struct warm **ret, int *ret_n,
+    struct bn_err *err);
+int store_warm_delete(struct store *s, const char *image, struct bn_err *err);
+
 /* Images (registered and built; the bundle image is not stored). */
 int store_image_upsert(struct store *s, const struct image *img,
     bool *ret_created, struct bn_err *err);

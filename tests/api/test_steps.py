@@ -21,11 +21,12 @@ pytestmark = pytest.mark.skipif(
 
 NAME = "fp"
 # What each kind needs before it runs: no VM, a stopped one, a running one,
-# a running one with a snapshot (SNAP) taken before its work disk changed.
+# a running one with a snapshot (SNAP) taken before its work disk changed,
+# or no VM and the default image warm.
 SETUP = {"vm.create": None, "vm.start": "stopped", "vm.stop": "running",
          "vm.restart": "running", "vm.delete": "running",
          "vm.snapshot": "running", "vm.restore": "snapshot",
-         "vm.clone": "snapshot"}
+         "vm.clone": "snapshot", "vm.create_warm": "warm"}
 SNAP = "s0"
 CLONE = "fpc"
 # Written at the end of the work disk file after SNAP was taken: a restore
@@ -77,6 +78,7 @@ def host_view(d):
     api = d.client
     vms = {v["name"]: v for v in api.get("/v1/vms").json()["vms"]}
     vmdir = os.path.join(d.state, "vms")
+    warmdir = os.path.join(d.state, "warm")
     links = json.loads(ns(d, "ip", "-j", "link", "show").stdout)
     nft = ns(d, "nft", "list", "table", "inet", "banger")
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.state, "banger.db"),
@@ -86,6 +88,7 @@ def host_view(d):
         rows = {r[0] for r in db.execute("SELECT name FROM vms")}
         snaps = {(r[0], r[1]) for r in
                  db.execute("SELECT vm_id, name FROM snapshots")}
+        warm = {r[0] for r in db.execute("SELECT image FROM warm")}
     finally:
         db.close()
     snapdirs = set()
@@ -104,6 +107,9 @@ def host_view(d):
         "leases": leases,
         "snaps": snaps,
         "snapdirs": snapdirs,
+        "warm": warm,
+        "warmdirs": set(os.listdir(warmdir)) if os.path.isdir(warmdir)
+        else set(),
     }
 
 
@@ -116,6 +122,7 @@ def assert_consistent(d, case):
     assert v["dirs"] <= ids, "a directory without its VM: " + why
     assert v["leases"] <= ids, "a lease without its VM: " + why
     assert v["snaps"] == v["snapdirs"], "snapshot rows and files differ: " + why
+    assert v["warm"] == v["warmdirs"], "warm rows and files differ: " + why
     live = set()
     for vm in v["vms"].values():
         st = vm["status"]
@@ -147,7 +154,12 @@ def prepare(d, kind):
         if api.get("/v1/vms/" + name).status_code == 200:
             api.delete_vm(name)
     want = SETUP[kind]
-    if want is not None:
+    if want == "warm":
+        if api.get("/v1/images/default").json()["warm"] is None:
+            op = api.post("/v1/images/default/warm",
+                          params={"wait": 60}).json()
+            assert op["state"] == "succeeded", op
+    elif want is not None:
         vm = api.create_vm(NAME, vcpus=1, nat=True)
         assert vm["state"] == "succeeded", vm
         if want == "stopped":
@@ -188,6 +200,10 @@ def run(d, kind):
     elif kind == "vm.clone":
         r = api.post("/v1/vms", {"name": CLONE, "from": NAME + "@" + SNAP,
                                  "nat": True}, params={"wait": 60})
+    elif kind == "vm.create_warm":
+        # The default image's shape: a copy of its warm snapshot.
+        r = api.post("/v1/vms", {"name": CLONE, "nat": True},
+                     params={"wait": 60})
     else:
         r = api.post("/v1/vms/%s/%s" % (NAME, kind[3:]), params={"wait": 60})
     assert r.status_code == 200, r.text
@@ -215,6 +231,10 @@ def test_a_failing_step_leaves_nothing_behind(stepd, kind, step):
         assert CLONE not in after["vms"], after["vms"]
         assert after["dirs"] == before["dirs"]
         assert vm["status"]["state"] == "running", vm
+    elif kind == "vm.create_warm":
+        assert CLONE not in after["vms"], after["vms"]
+        assert after["dirs"] == before["dirs"]
+        assert after["warm"] == {"default"}, "the warm snapshot stays"
     elif kind == "vm.start":
         assert vm["status"]["state"] == "stopped", vm
     elif kind == "vm.snapshot":

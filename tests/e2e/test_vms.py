@@ -281,6 +281,14 @@ def test_qemu_says_why_it_cannot_snapshot(e2e):
     assert api.get("/v1/vms/dura/snapshots").json()["snapshots"] == []
     st = api.get("/v1/vms/dura").json()["status"]
     assert st["state"] == "running", st
+    # Nor can it keep a warm snapshot of an image: refused before a VM
+    # is booted for it.
+    before = {v["name"] for v in api.get("/v1/vms").json()["vms"]}
+    r = api.post("/v1/images/default/warm")
+    assert r.status_code == 409, r.text
+    assert r.json()["code"] == "unsupported_by_vmm", r.text
+    assert {v["name"] for v in api.get("/v1/vms").json()["vms"]} == before
+    assert api.get("/v1/images/default").json()["warm"] is None
 
 
 def test_power_button_stops_the_debian_image(e2e):

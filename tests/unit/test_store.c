@@ -39,7 +39,7 @@ test_migrate_and_vms(void)
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
 	fail_unless(store_schema_version(s) == (int)store_nmigrations &&
-	    store_nmigrations == 6, "version %d", store_schema_version(s));
+	    store_nmigrations == 7, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");
@@ -135,9 +135,11 @@ test_operations(void)
 	time_rfc3339(op.updated_at);
 	fail_unless(store_op_put(s, &op, &err) == 0, "%s", err.msg);
 	op.progress = 50;
+	snprintf(op.note, sizeof(op.note), "booted cold");
 	fail_unless(store_op_put(s, &op, &err) == 0, "%s", err.msg);
 	fail_unless(store_op_get(s, "op-1", &got, &err) == 0 && got.progress == 50,
 	    "upsert");
+	fail_unless(strcmp(got.note, "booted cold") == 0, "note: %s", got.note);
 	op_row_clear(&got);
 	fail_unless(store_op_fail_unfinished(s, "{\"code\":\"internal\"}", &failed,
 	    &err) == 0 && failed == 1, "interrupted ops failed: %d", failed);
@@ -319,6 +321,48 @@ test_migrate_from_v1(void)
 
 /* Snapshots by VM and name: a taken name is refused, rows change and go,
  * and a VM's delete takes its snapshots' rows with it. */
+/* One warm snapshot per image: put replaces, get and delete say
+ * snapshot_not_found for an image without one. */
+static int
+test_warm(void)
+{
+	struct store *s;
+	struct bn_err err;
+	struct warm w, got, *list;
+	int n;
+
+	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
+	memset(&w, 0, sizeof(w));
+	snprintf(w.image, sizeof(w.image), "default");
+	w.state = SNAP_CREATING;
+	snprintf(w.vm, sizeof(w.vm), "warm-0a1b2c3d");
+	snprintf(w.vmm, sizeof(w.vmm), "firecracker");
+	snprintf(w.image_id, sizeof(w.image_id), "801.12.34.56;-;801.9.8.7;");
+	time_rfc3339(w.created_at);
+	fail_unless(store_warm_put(s, &w, &err) == 0, "%s", err.msg);
+	w.state = SNAP_READY;
+	w.vm[0] = '\0';
+	w.vcpus = 2;
+	w.memory_mib = 1024;
+	w.disk_gib = 8;
+	w.bytes = 123456789;
+	fail_unless(store_warm_put(s, &w, &err) == 0, "%s", err.msg);
+	fail_unless(store_warm_get(s, "default", &got, &err) == 0, "%s", err.msg);
+	fail_unless(got.state == SNAP_READY && got.vm[0] == '\0' &&
+	    got.vcpus == 2 && got.memory_mib == 1024 && got.disk_gib == 8 &&
+	    got.bytes == 123456789 && strcmp(got.image_id, w.image_id) == 0,
+	    "round trip");
+	fail_unless(store_warm_list(s, &list, &n, &err) == 0 && n == 1, "list");
+	free(list);
+	fail_unless(store_warm_get(s, "other", &got, &err) < 0 &&
+	    err.code == BN_ESNAP_NOTFOUND && strstr(err.msg, "other"), "missing");
+	fail_unless(store_warm_delete(s, "default", &err) == 0, "%s", err.msg);
+	fail_unless(store_warm_delete(s, "default", &err) < 0 &&
+	    err.code == BN_ESNAP_NOTFOUND, "deleted twice");
+	store_close(s);
+	return 0;
+}
+
 static int
 test_snapshots(void)
 {
@@ -377,5 +421,6 @@ main(void)
 	RUN_TEST(test_leases);
 	RUN_TEST(test_stops);
 	RUN_TEST(test_snapshots);
+	RUN_TEST(test_warm);
 	return tap_end();
 }

@@ -496,6 +496,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/images/{name}/warm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Image name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["ImageName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Keep a warm snapshot of an image
+         * @description Starts an `image.warm` operation: a VM of the image is created the ordinary way (the configured default vcpus, memory and disk; named `warm-` and 8 hex digits while it exists), snapshotted once its agent answers, and deleted; the snapshot's files are kept under the state directory's `warm/NAME`. From then on a create of this image with the warm snapshot's vcpus, memory and disk size and the same VMM restores a copy of it (a `vm.create_warm` operation, the steps of a clone: its own disks, TAP, lease, MAC, name and guest identity) instead of booting; any other create boots cold and says why in its operation's `note`. Warming again replaces the warm snapshot; registering, building or deleting the image drops it, and a create that finds the image's files or the bundle's kernel changed since drops it and boots cold. A warming that fails, is cancelled or is interrupted by a daemon restart leaves no VM, file or row behind. Refused with `409 invalid_state` while the image is being warmed and `409 unsupported_by_vmm` when the VMM cannot load snapshots (QEMU). The operation's `result` is the Image.
+         */
+        post: operations["warmImage"];
+        /**
+         * Drop an image's warm snapshot
+         * @description Removes the image's warm snapshot; creates boot cold again. `404 snapshot_not_found` when it has none, `409 invalid_state` while it is being warmed (cancel that operation instead).
+         */
+        delete: operations["coolImage"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/operations": {
         parameters: {
             query?: never;
@@ -593,7 +620,7 @@ export interface paths {
          *     when a stop ends), `vm.deleted`, `vm.health` (data
          *     `{"status", "reason"}`, plus `detail` naming the failing readiness
          *     check while a VM boots),
-         *     `image.registered`, `image.deleted`, `operation.created`,
+         *     `image.registered`, `image.deleted`, `image.warmed`, `image.cooled`, `operation.created`,
          *     `operation.updated` and `operation.finished` (data is the `Operation`).
          *
          *     `type` and `vm` narrow the stream. On reconnect, send the last seen
@@ -916,6 +943,27 @@ export interface components {
             work_seed: string | null;
             created_at: components["schemas"]["NullableTimestamp"];
             updated_at: components["schemas"]["NullableTimestamp"];
+            /** @description The image's warm snapshot (see `POST /v1/images/{name}/warm`), null when it has none. */
+            warm: components["schemas"]["WarmSnapshot"] | null;
+        };
+        WarmSnapshot: {
+            /**
+             * @description `creating` while an `image.warm` operation takes it.
+             * @enum {string}
+             */
+            state: "creating" | "ready";
+            vmm: {
+                /** @enum {string} */
+                kind: "firecracker" | "qemu";
+                version: string | null;
+            };
+            /** @description The shape a create must have to restore it. */
+            vcpus: number;
+            memory_mib: number;
+            disk_gib: number;
+            /** @description What its files take on disk (0 while creating). */
+            bytes: number;
+            created_at: components["schemas"]["NullableTimestamp"];
         };
         CreateSnapshot: {
             name: components["schemas"]["Name"];
@@ -975,7 +1023,7 @@ export interface components {
              */
             id: string;
             /** @enum {string} */
-            kind: "vm.create" | "vm.start" | "vm.stop" | "vm.restart" | "vm.delete" | "vm.snapshot" | "vm.restore" | "vm.clone" | "vms.actions" | "image.build";
+            kind: "vm.create" | "vm.create_warm" | "vm.start" | "vm.stop" | "vm.restart" | "vm.delete" | "vm.snapshot" | "vm.restore" | "vm.clone" | "vms.actions" | "image.build" | "image.warm";
             /** @description Name of the VM or image the work is about; null for bulk actions. */
             target: string | null;
             /** @enum {string} */
@@ -986,11 +1034,13 @@ export interface components {
             progress: number;
             /** @description Why the operation failed; null unless `state` is `failed`. */
             error: components["schemas"]["Error"] | null;
-            /** @description Outcome once succeeded: the VM for `vm.create`, `vm.clone`, `vm.start`, `vm.stop`, `vm.restart` and `vm.restore`; the Snapshot for `vm.snapshot`; `{"results": [...]}` for `vms.actions`; the Image for `image.build`; null for `vm.delete` and while the operation has not succeeded. */
+            /** @description Outcome once succeeded: the VM for `vm.create`, `vm.create_warm`, `vm.clone`, `vm.start`, `vm.stop`, `vm.restart` and `vm.restore`; the Snapshot for `vm.snapshot`; `{"results": [...]}` for `vms.actions`; the Image for `image.build` and `image.warm`; null for `vm.delete` and while the operation has not succeeded. */
             result: components["schemas"]["VM"] | components["schemas"]["Snapshot"] | components["schemas"]["BulkResults"] | components["schemas"]["Image"] | null;
             created_at: components["schemas"]["Timestamp"];
             updated_at: components["schemas"]["Timestamp"];
             finished_at: components["schemas"]["NullableTimestamp"];
+            /** @description A line for the reader, e.g. why a create of a warm image booted cold (`... booted cold`), or `warm start: ...` for a `vm.create_warm`. Null when there is none. */
+            note: string | null;
         };
         OperationList: {
             /** @description At most 100 operations, newest first. */
@@ -1084,7 +1134,7 @@ export interface components {
             /** @description Increasing sequence number; also the SSE `id:`. */
             id: number;
             /** @enum {string} */
-            type: "vm.created" | "vm.updated" | "vm.state" | "vm.deleted" | "vm.health" | "image.registered" | "image.deleted" | "operation.created" | "operation.updated" | "operation.finished";
+            type: "vm.created" | "vm.updated" | "vm.state" | "vm.deleted" | "vm.health" | "image.registered" | "image.deleted" | "image.warmed" | "image.cooled" | "operation.created" | "operation.updated" | "operation.finished";
             time: components["schemas"]["Timestamp"];
             /** @description VM the event is about, if any. */
             vm: string | null;
@@ -1169,7 +1219,8 @@ export interface components {
                  *       "result": null,
                  *       "created_at": "2026-11-25T21:43:02Z",
                  *       "updated_at": "2026-11-25T21:43:02Z",
-                 *       "finished_at": null
+                 *       "finished_at": null,
+                 *       "note": null
                  *     }
                  */
                 "application/json": components["schemas"]["Operation"];
@@ -1304,7 +1355,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The image cannot be changed, built or removed. Codes: `image_in_use` (a VM uses it), `image_default` (it is the bundle's default image), `image_exists` (a build under a name that is taken or being built), `image_unavailable` (the bundle lacks what a build needs), `invalid_state` (registering over a built image). */
+        /** @description The image cannot be changed, built or removed. Codes: `image_in_use` (a VM uses it), `image_default` (it is the bundle's default image), `image_exists` (a build under a name that is taken or being built), `image_unavailable` (the bundle lacks what a build needs, or the image's rootfs is missing), `invalid_state` (registering over a built image; warming an image being warmed), `unsupported_by_vmm` (warming with a VMM that cannot load snapshots). */
         ImageConflict: {
             headers: {
                 [name: string]: unknown;
@@ -2040,6 +2091,7 @@ export interface operations {
                      *       "name": "web",
                      *       "status": "ok",
                      *       "reason": "ok",
+                     *       "detail": null,
                      *       "protocol": "http",
                      *       "checked_at": "2026-11-25T21:43:02Z",
                      *       "latency_ms": 3,
@@ -2303,6 +2355,56 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["ImageNotFound"];
+            409: components["responses"]["ImageConflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    warmImage: {
+        parameters: {
+            query?: {
+                /** @description Hold the reply up to this many seconds until the operation finishes. A finished operation is returned with `200`; otherwise the route's usual status is used. A value that is not an integer in 0..3600 gives `400 invalid_request`. */
+                wait?: components["parameters"]["Wait"];
+            };
+            header?: never;
+            path: {
+                /** @description Image name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["ImageName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: components["responses"]["OperationFinished"];
+            202: components["responses"]["OperationAccepted"];
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["ImageNotFound"];
+            409: components["responses"]["ImageConflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    coolImage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Image name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["ImageName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The warm snapshot was dropped. No body. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["SnapshotNotFound"];
             409: components["responses"]["ImageConflict"];
             500: components["responses"]["InternalError"];
         };

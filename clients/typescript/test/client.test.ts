@@ -167,6 +167,7 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
   let banger: BangerClient;
   const name = "tsw-" + randomBytes(4).toString("hex");
   const clone = name + "-c";
+  const hot = name + "-w";
 
   const wait = async (id: string): Promise<Schemas["Operation"]> => {
     const { data, response } = await banger.GET("/v1/operations/{id}", {
@@ -187,7 +188,7 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
   });
 
   after(async () => {
-    for (const n of [clone, name]) {
+    for (const n of [hot, clone, name]) {
       await banger.DELETE("/v1/vms/{name}", {
         params: { path: { name: n }, query: { force: true, wait: 60 } },
       });
@@ -244,6 +245,32 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
     const vm = cloned.data?.result as Schemas["VM"];
     assert.equal(vm.name, clone);
     assert.equal(vm.status.state, "running");
+  });
+
+  test("a warm image starts creates of its shape from its snapshot", async () => {
+    const warmed = await banger.POST("/v1/images/{name}/warm", {
+      params: { path: { name: "default" }, query: { wait: 60 } },
+    });
+    assert.equal(warmed.response.status, 200);
+    assert.equal(warmed.data?.kind, "image.warm");
+    assert.equal(warmed.data?.state, "succeeded", JSON.stringify(warmed.data?.error));
+    const img = warmed.data?.result as Schemas["Image"];
+    assert.equal(img.warm?.state, "ready");
+
+    const created = await banger.POST("/v1/vms", {
+      params: { query: { wait: 60 } },
+      body: { name: hot },
+    });
+    assert.equal(created.data?.kind, "vm.create_warm");
+    assert.equal(created.data?.state, "succeeded", JSON.stringify(created.data?.error));
+    assert.match(created.data?.note ?? "", /^warm start/);
+
+    const dropped = await banger.DELETE("/v1/images/{name}/warm", {
+      params: { path: { name: "default" } },
+    });
+    assert.equal(dropped.response.status, 204);
+    const after = await banger.GET("/v1/images/{name}", { params: { path: { name: "default" } } });
+    assert.equal(after.data?.warm, null);
   });
 
   test("a missing snapshot is 404 snapshot_not_found", async () => {
