@@ -15,7 +15,7 @@
 /* The types openapi.yaml lists for Event.type. */
 static const char *const event_types[] = {
 	"vm.created", "vm.updated", "vm.state", "vm.deleted", "vm.health",
-	"image.registered", "image.deleted",
+	"image.registered", "image.deleted", "image.warmed", "image.cooled",
 	"operation.created", "operation.updated", "operation.finished",
 };
 /* "vm.*" selects a family: the API matches types by prefix. */
@@ -141,9 +141,14 @@ summary(const char *type, json_t *data, char *buf, size_t len)
 		snprintf(buf, len, "image %s (%s)",
 		    jtext(jobj(data, WIRE_NAME), a, sizeof(a)),
 		    jtext(jobj(data, "source"), b, sizeof(b)));
-	} else if (strcmp(type, "image.deleted") == 0) {
+	} else if (strcmp(type, "image.deleted") == 0 ||
+	    strcmp(type, "image.warmed") == 0) {
 		snprintf(buf, len, "image %s",
 		    jtext(jobj(data, WIRE_NAME), a, sizeof(a)));
+	} else if (strcmp(type, "image.cooled") == 0) {
+		snprintf(buf, len, "image %s (%s)",
+		    jtext(jobj(data, WIRE_NAME), a, sizeof(a)),
+		    jtext(jobj(data, "why"), b, sizeof(b)));
 	} else if (strncmp(type, "operation.", 10) == 0) {
 		summary_op(data, buf, len);
 	} else {

@@ -52,6 +52,49 @@ cmd_image_build(struct cli *cli, const struct args *a)
 	return rc;
 }
 
+/* banger image warm NAME: an image.warm operation, followed; --drop:
+ * DELETE the warm snapshot. */
+int
+cmd_image_warm(struct cli *cli, const struct args *a)
+{
+	const char *name = a->v[0];
+	struct op_opts oo = { 0 };
+	struct reply r = { 0 };
+	json_t *op = NULL;
+	char *path, *label, buf[128];
+	int rc;
+
+	path = api_path("/v1/images/", name, "/warm");
+	out_clean(name, buf, sizeof(buf));
+	if (args_flag(a, "--drop")) {
+		rc = out_call(cli, "DELETE", path, NULL, &r);
+		if (rc == CLI_EXIT_OK && cli_chatty(cli))
+			printf("image '%s': warm snapshot dropped\n", buf);
+		reply_free(&r);
+		free(path);
+		return rc;
+	}
+	label = xasprintf("warming image '%s'", buf);
+	oo.label = label;
+	oo.no_wait = args_flag(a, "--no-wait");
+	oo.cancel = args_flag(a, "--cancel");
+	rc = op_run(cli, "POST", path, NULL, &oo, &op);
+	if (rc == CLI_EXIT_OK && op != NULL && cli_chatty(cli)) {
+		json_t *w = jobj(jobj(op, WIRE_RESULT), WIRE_WARM);
+
+		printf("image '%s' is warm: creates with %lld vcpus, %lld MiB and "
+		    "a %lld GiB disk start from its snapshot\n", buf,
+		    (long long)json_integer_value(jobj(w, "vcpus")),
+		    (long long)json_integer_value(jobj(w, "memory_mib")),
+		    (long long)json_integer_value(jobj(w, "disk_gib")));
+	}
+	if (op != NULL)
+		json_decref(op);
+	free(label);
+	free(path);
+	return rc;
+}
+
 int
 cmd_image_register(struct cli *cli, const struct args *a)
 {
@@ -85,15 +128,40 @@ cmd_image_register(struct cli *cli, const struct args *a)
 	return rc;
 }
 
+/* The warm snapshot as a word: -, warming, or its shape. */
+static void
+warm_text(json_t *w, char *buf, size_t len)
+{
+	if (!json_is_object(w))
+		snprintf(buf, len, "-");
+	else if (strcmp(jstr(w, "state") ? jstr(w, "state") : "", "ready") != 0)
+		snprintf(buf, len, "warming");
+	else
+		snprintf(buf, len, "%lldcpu/%lldM/%lldG",
+		    (long long)json_integer_value(jobj(w, "vcpus")),
+		    (long long)json_integer_value(jobj(w, "memory_mib")),
+		    (long long)json_integer_value(jobj(w, "disk_gib")));
+}
+
+static const char *const list_keys[] = { "name", "source", "default",
+    "available", WIRE_WARM, "rootfs" };
+
+static void
+image_cell(json_t *img, int col, char *buf, size_t len)
+{
+	if (strcmp(list_keys[col], WIRE_WARM) == 0)
+		warm_text(jobj(img, WIRE_WARM), buf, len);
+	else
+		jtext(jobj(img, list_keys[col]), buf, len);
+}
+
 int
 cmd_image_list(struct cli *cli, const struct args *a)
 {
 	static const char *const headers[] = { "NAME", "SOURCE", "DEFAULT",
-	    "AVAILABLE", "ROOTFS" };
-	static const char *const keys[] = { "name", "source", "default",
-	    "available", "rootfs" };
-	const struct list_spec ls = { "/v1/images", WIRE_IMAGES, WIRE_NAME, 5,
-		headers, keys, NULL };
+	    "AVAILABLE", "WARM", "ROOTFS" };
+	const struct list_spec ls = { "/v1/images", WIRE_IMAGES, WIRE_NAME, 6,
+		headers, list_keys, image_cell };
 
 	(void)a;
 	return out_list(cli, &ls);
@@ -109,6 +177,8 @@ print_image(json_t *img)
 
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
 		out_kv(keys[i], jtext(jobj(img, keys[i]), buf, sizeof(buf)));
+	warm_text(jobj(img, WIRE_WARM), buf, sizeof(buf));
+	out_kv("warm", buf);
 }
 
 int

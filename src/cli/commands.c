@@ -151,6 +151,13 @@ static const struct flag image_build_flags[] = {
 	F_END
 };
 
+static const struct flag image_warm_flags[] = {
+	F_SWITCH("--drop", "drop the image's warm snapshot instead"),
+	NO_WAIT_FLAG,
+	CANCEL_FLAG("the warming"),
+	F_END
+};
+
 static const struct flag operation_wait_flags[] = {
 	CANCEL_FLAG("the operation"),
 	F_END
@@ -160,7 +167,8 @@ static const struct flag events_flags[] = {
 	F_LIST("--type", "TYPE", "only events of this type (repeatable, or "
 	    "a,b):\n"
 	    "vm.created vm.updated vm.state vm.deleted vm.health\n"
-	    "image.registered image.deleted operation.created\n"
+	    "image.registered image.deleted image.warmed image.cooled\n"
+	    "operation.created "
 	    "operation.updated operation.finished, or a family:\n"
 	    "vm.* image.* operation.*"),
 	F_STRING("--vm", "NAME",
@@ -283,6 +291,18 @@ const struct command cli_commands[] = {
 	  .summary = "show an image", .run = cmd_image_show },
 	{ .group = "image", .name = "delete", .args = "NAME", .nargs = ARGS_ONE,
 	  .summary = "delete an image", .run = cmd_image_delete },
+	{ .group = "image", .name = "warm", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "keep a warm snapshot of the image: creates of its shape "
+	  "restore it instead of booting",
+	  .flags = image_warm_flags,
+	  .outro = "bangerd boots a VM of the image once (the default vcpus, "
+	  "memory and disk),\nsnapshots it and deletes it.  Creates with that "
+	  "shape then start from a copy\nof the snapshot with their own "
+	  "identity; others boot cold and say why.\nRebuilding, registering "
+	  "or deleting the image drops the snapshot.  Needs\nFirecracker.  "
+	  "config.json \"warm_default_image\": \"on\" warms the default "
+	  "image\nafter its first create.\n",
+	  .run = cmd_image_warm },
 
 	/* ---- operation ---- */
 	{ .group = "operation", .name = "list",

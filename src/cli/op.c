@@ -34,6 +34,7 @@ struct progress {
 	bool tty;           /* one updating line, else a line per stage */
 	const char *label;  /* "creating vm 'web'" */
 	char shown[256];    /* what was shown last */
+	bool noted;         /* the operation's note was shown */
 };
 
 static void
@@ -240,6 +241,17 @@ progress_show(json_t *op, void *ctx)
 
 	if (!p->enabled)
 		return 0;
+	/* The note once, on its own line (e.g. why a create booted cold). */
+	const char *note = jstr(op, WIRE_NOTE);
+	if (note != NULL && note[0] != '\0' && !p->noted) {
+		if (p->tty && p->shown[0] != '\0')
+			out_status_line("");
+		char nbuf[320];
+
+		fprintf(stderr, "note: %s\n", out_clean(note, nbuf, sizeof(nbuf)));
+		p->noted = true;
+		p->shown[0] = '\0';
+	}
 	if (stage == NULL || stage[0] == '\0')
 		stage = jstr(op, WIRE_STATE);
 	out_clean(stage ? stage : "?", buf, sizeof(buf));

@@ -1,7 +1,7 @@
 """Warm-start benchmarks through bangerd with the Firecracker test double
 (make bench-create): pause/resume latency, snapshot time and size against
-guest memory size, restore time, and a clone next to a cold create of
-the same VM.
+guest memory size, restore time, a clone next to a cold create of the
+same VM, and creates of a warm image next to cold ones.
 
 The double boots at once and its memory file is sparse until a guest
 writes to it, so these numbers are bangerd's own share of the work:
@@ -94,17 +94,42 @@ def bench_clone(api, rounds):
     api.delete_vm("src")
 
 
+def bench_warm(api, rounds):
+    """Creates of the default image (the daemon's default shape): cold,
+    then warmed, then from its warm snapshot."""
+    cold, warm = [], []
+    for i in range(rounds):
+        _, t = op(api, "POST", "/v1/vms", {"name": "c%d" % i})
+        cold.append(t)
+        api.delete_vm("c%d" % i)
+    _, wtook = op(api, "POST", "/v1/images/default/warm")
+    for i in range(rounds):
+        j, t = op(api, "POST", "/v1/vms", {"name": "w%d" % i})
+        assert j["kind"] == "vm.create_warm", j
+        warm.append(t)
+        api.delete_vm("w%d" % i)
+    print("warm image: %d creates each of the default image, %d MiB" %
+          (rounds, api.get("/v1/images/default").json()["warm"]["memory_mib"]))
+    print("  warming     %7.1f ms (boot, snapshot, delete)" % wtook)
+    print("  cold    p50 %7.1f ms" % p50(cold))
+    print("  warm    p50 %7.1f ms   (warm/cold %.2f; bangerd's share only: "
+          "the double does not boot)" % (p50(warm), p50(warm) / p50(cold)))
+    assert api.delete("/v1/images/default/warm").status_code == 204
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--sizes", default="128,512,2048")
     args = ap.parse_args()
-    d = Daemon().start()
+    d = Daemon(config={"default_vcpus": 1, "default_memory_mib": 256,
+                       "default_disk_gib": 1}).start()
     try:
         api = d.client
         bench_pause(api, args.rounds)
         bench_snapshots(api, [int(x) for x in args.sizes.split(",")])
         bench_clone(api, max(3, args.rounds // 2))
+        bench_warm(api, max(3, args.rounds // 2))
     finally:
         d.cleanup()
 

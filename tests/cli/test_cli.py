@@ -609,10 +609,11 @@ def test_image_register_list_show_delete(daemon):
         assert r.stdout == "image '%s' updated\n" % name
 
         header, rows = table(ok(run(daemon, "image", "list")).stdout)
-        assert header == ["NAME", "SOURCE", "DEFAULT", "AVAILABLE", "ROOTFS"]
+        assert header == ["NAME", "SOURCE", "DEFAULT", "AVAILABLE", "WARM",
+                          "ROOTFS"]
         row = [x for x in rows if x["NAME"] == name]
         assert row == [{"NAME": name, "SOURCE": "registered", "DEFAULT": "no",
-                        "AVAILABLE": "yes", "ROOTFS": rootfs}]
+                        "AVAILABLE": "yes", "WARM": "-", "ROOTFS": rootfs}]
 
         f = kv(ok(run(daemon, "image", "show", name)).stdout)
         assert f["name"] == name and f["rootfs"] == rootfs
@@ -623,6 +624,34 @@ def test_image_register_list_show_delete(daemon):
         assert_error(run(daemon, "image", "show", name), 3)
     finally:
         run(daemon, "image", "delete", name)
+
+
+def test_image_warm(daemon, image):
+    """banger image warm: the image keeps a snapshot; a create of its
+    shape starts from it, another boots cold and the note says why."""
+    r = ok(run(daemon, "image", "warm", image))
+    assert r.stdout == ("image '%s' is warm: creates with 2 vcpus, 1024 MiB "
+                        "and a 8 GiB disk start from its snapshot\n" % image), \
+        r.stdout
+    header, rows = table(ok(run(daemon, "image", "list")).stdout)
+    assert [x["WARM"] for x in rows if x["NAME"] == image] == ["2cpu/1024M/8G"]
+    assert kv(ok(run(daemon, "image", "show", image)).stdout)["warm"] == \
+        "2cpu/1024M/8G"
+    hot, cold = uniq("hot"), uniq("cold")
+    try:
+        r = ok(run(daemon, "vm", "create", "--name", hot, "--image", image))
+        assert "note: warm start" in r.stderr, r.stderr
+        r = ok(run(daemon, *create_args(cold, image)))
+        notes = [l for l in r.stderr.splitlines() if l.startswith("note: ")]
+        assert len(notes) == 1 and "booted cold" in notes[0], r.stderr
+    finally:
+        run(daemon, "vm", "delete", "--force", hot)
+        run(daemon, "vm", "delete", "--force", cold)
+    r = ok(run(daemon, "image", "warm", "--drop", image))
+    assert r.stdout == "image '%s': warm snapshot dropped\n" % image, r.stdout
+    assert_error(run(daemon, "image", "warm", "--drop", image), 3)
+    assert_error(run(daemon, "image", "warm", uniq("ghost")), 3)
+    fails(run(daemon, "image", "warm"), 2)
 
 
 def test_image_errors(daemon, vm, image):

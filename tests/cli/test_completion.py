@@ -100,7 +100,7 @@ def test_bash_script_passes_shellcheck(daemon, tmp_path):
                             "health", "console"]),
     (["banger", "vm", "st"], ["start", "stop"]),
     (["banger", "image", ""], ["register", "build", "list", "show",
-                               "delete"]),
+                               "delete", "warm"]),
     (["banger", "--json", "vm", "cr"], ["create"]),
     (["banger", "--socket", "/x.sock", "im"], ["image"]),
     (["banger", "help", "vm", "de"], ["delete"]),
@@ -142,6 +142,7 @@ def test_bash_completes_names_from_bangerd(daemon, names):
     assert bash_complete(daemon, ["banger", "vm", "delete", "--force",
                                   vm]) == [vm]
     assert image in bash_complete(daemon, ["banger", "image", "show", ""])
+    assert image in bash_complete(daemon, ["banger", "image", "warm", ""])
     assert image in bash_complete(daemon, ["banger", "vm", "create",
                                            "--image", ""])
     assert vm not in bash_complete(daemon, ["banger", "image", "show", ""])
@@ -340,7 +341,7 @@ def test_zsh_completes(zsh, daemon, names):
     assert zsh.complete("banger image build --distro=v") == ["void"]
     assert zsh.complete("banger completion ") == ["bash", "zsh"]
     assert zsh.complete("banger help image ") == sorted(
-        ["register", "build", "list", "show", "delete"])
+        ["register", "build", "list", "show", "delete", "warm"])
     # Names from the live bangerd.
     assert names["vm"] in zsh.complete("banger vm stop ")
     assert zsh.complete("banger vm stop %s" % names["vm"][:-1]) == \
