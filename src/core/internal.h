@@ -90,6 +90,9 @@ struct core {
 void vm_lock(struct core *c, const char *name);
 void vm_unlock(struct core *c, const char *name);
 bool vm_trylock(struct core *c, const char *name);
+/* The lock within ms milliseconds: what holds it briefly (the monitor's
+ * checks, a health probe) is waited out, an operation is not. */
+bool vm_lock_within(struct core *c, const char *name, long ms);
 
 /* Operations: fn runs in its own thread; it returns a result (consumed)
  * or NULL with *err filled to fail the operation. */

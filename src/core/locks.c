@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/json.h"
 #include "common/log.h"
@@ -62,6 +63,25 @@ vm_trylock(struct core *c, const char *name)
 	struct vm_lock *l = lock_ref(c, name);
 
 	if (pthread_mutex_trylock(&l->mu) == 0)
+		return true;
+	lock_unref(c, l);
+	return false;
+}
+
+bool
+vm_lock_within(struct core *c, const char *name, long ms)
+{
+	struct vm_lock *l = lock_ref(c, name);
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	if (pthread_mutex_timedlock(&l->mu, &until) == 0)
 		return true;
 	lock_unref(c, l);
 	return false;

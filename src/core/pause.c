@@ -9,6 +9,11 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* Pause and resume answer at once: they wait this long for a VM's lock
+ * (held for a moment by the monitor or a health probe) and refuse a VM
+ * that an operation holds. */
+#define PAUSE_LOCK_MS 3000
+
 /* A user's pause: the VMM holds the guest's vCPUs; memory and devices
  * stay as they are until a resume (or a stop, which resumes first). */
 int
@@ -21,7 +26,7 @@ core_vm_pause(struct core *c, const char *name, struct vm *ret,
 
 	if (name_check("vm", name, err) < 0)
 		return -1;
-	if (!vm_trylock(c, name))
+	if (!vm_lock_within(c, name, PAUSE_LOCK_MS))
 		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
 		    "operation", name);
 	if (store_vm_get(c->store, name, &vm, err) < 0)
@@ -62,7 +67,7 @@ core_vm_resume(struct core *c, const char *name, struct vm *ret,
 	struct vmm_params p;
 	int rc = -1;
 
-	if (!vm_trylock(c, name))
+	if (!vm_lock_within(c, name, PAUSE_LOCK_MS))
 		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
 		    "operation", name);
 	if (store_vm_get(c->store, name, &vm, err) < 0)

@@ -67,6 +67,33 @@ def test_pause_needs_a_running_vm(api):
     api.delete_vm("cold")
 
 
+def test_pause_waits_out_a_moment_but_not_an_operation(api, daemon):
+    """Pause and resume wait a moment for the VM's lock (the monitor and
+    health probes hold it briefly) but refuse a VM an operation holds."""
+    api.create_vm("busy", vcpus=1)
+    for _ in range(20):
+        # Health probes take the lock now and then: never a refusal.
+        r = api.post("/v1/vms/busy/pause")
+        assert r.status_code == 200, r.text
+        api.get("/v1/vms/busy/health")
+        r = api.post("/v1/vms/busy/resume")
+        assert r.status_code == 200, r.text
+    api.action("busy", "stop")
+    # A start whose guest is slow to answer holds the lock for seconds.
+    daemon.set_faults({"agent_delay_ms": 6000})
+    r = api.post("/v1/vms/busy/start")
+    assert r.status_code == 202, r.text
+    start = r.json()
+    t0 = time.time()
+    r = api.post("/v1/vms/busy/pause")
+    took = time.time() - t0
+    assert r.status_code == 409 and "busy" in r.json()["message"], r.text
+    assert 2.5 < took < 5.5, took
+    assert api.wait_op(start)["state"] == "succeeded"
+    daemon.clear_faults()
+    api.delete_vm("busy")
+
+
 def test_stop_restart_and_delete_from_paused(api, daemon):
     api.create_vm("frozen", vcpus=1)
     assert api.post("/v1/vms/frozen/pause").status_code == 200
