@@ -22,7 +22,7 @@ endif
 NL_CFLAGS  := $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
 DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns -lnettle \
               -lsystemd -pthread
-CLI_LIBS    = -lcurl -ljansson -lncursesw -pthread
+CLI_LIBS    = -lcurl -ljansson -lncursesw -lnettle -pthread
 
 COMMON_SRC = $(wildcard src/common/*.c)
 # Daemon code except main(): also linked into the unit tests.
@@ -30,7 +30,7 @@ LIB_SRC    = $(COMMON_SRC) $(wildcard src/store/*.c src/vmm/*.c src/net/*.c \
              src/guest/*.c src/core/*.c src/api/*.c)
 DAEMON_SRC = $(wildcard src/daemon/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c src/common/util.c \
-             src/common/wire.c
+             src/common/wire.c src/common/b64.c
 AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 # Unit tests of the CLI's own code (linked with it, not with the daemon's).

@@ -15,6 +15,7 @@
 /* The types openapi.yaml lists for Event.type. */
 static const char *const event_types[] = {
 	"vm.created", "vm.updated", "vm.state", "vm.deleted", "vm.health",
+	"vm.exec",
 	"image.registered", "image.deleted", "image.warmed", "image.cooled",
 	"operation.created", "operation.updated", "operation.finished",
 };
@@ -137,6 +138,18 @@ summary(const char *type, json_t *data, char *buf, size_t len)
 			    sizeof(b)));
 		else
 			snprintf(buf, len, "%s", a);
+	} else if (strcmp(type, "vm.exec") == 0) {
+		json_t *argv = jobj(data, "argv");
+		size_t i;
+		json_t *v;
+		size_t used = (size_t)snprintf(buf, len, "exec");
+		json_array_foreach(argv, i, v) {
+			if (used >= len)
+				break;
+			used += (size_t)snprintf(buf + used, len - used, " %s",
+			    out_clean(json_string_value(v) ? json_string_value(v) :
+			    "", a, sizeof(a)));
+		}
 	} else if (strcmp(type, "image.registered") == 0) {
 		snprintf(buf, len, "image %s (%s)",
 		    jtext(jobj(data, WIRE_NAME), a, sizeof(a)),

@@ -119,6 +119,17 @@ static const struct flag vm_set_flags[] = {
 	F_END
 };
 
+static const struct flag vm_exec_flags[] = {
+	F_LIST("--env", "NAME=VALUE", "set a variable for the command "
+	    "(repeatable)"),
+	F_STRING("--cwd", "DIR", "run it in DIR (default: the user's home)"),
+	F_STRING("--user", "USER", "run it as USER (default: root)"),
+	F_INT("--timeout", "S", "kill it after S seconds (exit status 124)"),
+	F_SWITCH("--no-stdin", "do not send standard input (sent when it is "
+	    "not a\nterminal, at most 64 KiB)"),
+	F_END
+};
+
 static const struct flag vm_ssh_flags[] = {
 	F_SWITCH("--no-reminder", "after an interactive session, do not "
 	    "remind that\nthe VM is still running"),
@@ -166,7 +177,7 @@ static const struct flag operation_wait_flags[] = {
 static const struct flag events_flags[] = {
 	F_LIST("--type", "TYPE", "only events of this type (repeatable, or "
 	    "a,b):\n"
-	    "vm.created vm.updated vm.state vm.deleted vm.health\n"
+	    "vm.created vm.updated vm.state vm.deleted vm.health vm.exec\n"
 	    "image.registered image.deleted image.warmed image.cooled\n"
 	    "operation.created "
 	    "operation.updated operation.finished, or a family:\n"
@@ -266,6 +277,17 @@ const struct command cli_commands[] = {
 	  "Environment:\n"
 	  "  BANGER_SSH      the ssh client to run (default: ssh from PATH)\n",
 	  .rest = "[-- COMMAND [ARGS...]]", .run = cmd_vm_ssh },
+	{ .group = "vm", .name = "exec", .args = "NAME", .nargs = ARGS_ONE,
+	  .summary = "run a command in a running VM through its agent (no "
+	  "SSH)",
+	  .flags = vm_exec_flags,
+	  .intro =
+	  "Runs COMMAND with its arguments (no shell: use sh -c for one) in the\n"
+	  "VM by its guest agent over vsock, so it works without a network.\n"
+	  "Its output comes back as it is written; banger exits with its status\n"
+	  "(128+N when signal N ended it).  Ctrl-C ends it.\n"
+	  "Flags:\n",
+	  .rest = "-- COMMAND [ARGS...]", .run = cmd_vm_exec },
 	{ .group = "vm", .name = "health", .args = "NAME", .nargs = ARGS_ONE,
 	  .summary = "ask the VM's guest agent how it is",
 	  .run = cmd_vm_health },

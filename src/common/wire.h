@@ -67,6 +67,13 @@ void wire_socket_resolve(const char *flag, char *buf, size_t len);
 #define WIRE_STAGE       "stage"
 #define WIRE_PROGRESS    "progress"
 #define WIRE_NOTE        "note"     /* an operation's line for its reader */
+/* POST /v1/vms/{name}/exec */
+#define WIRE_ARGV        "argv"
+#define WIRE_ENV         "env"
+#define WIRE_CWD         "cwd"
+#define WIRE_USER        "user"
+#define WIRE_STDIN       "stdin"    /* base64 */
+#define WIRE_TIMEOUT_S   "timeout_s"
 #define WIRE_WARM        "warm"     /* an image's warm snapshot */
 #define WIRE_ERROR       "error"
 #define WIRE_RESULT      "result"

@@ -87,6 +87,40 @@ int core_vm_console(struct core *c, const char *name, long tail, char **ret,
     size_t *ret_len, struct bn_err *err);
 int vm_action_parse(const char *s, enum vm_action *ret);
 
+/* ---- exec: a command in a VM through its agent (core/exec.c) ---- */
+#define EXEC_ARGS_MAX 7168          /* argv, env, cwd, user percent-encoded */
+#define EXEC_STDIN_MAX (64 * 1024)
+struct exec_req {
+	const char *const *argv;
+	size_t argc;
+	const char *const *env;     /* "KEY=VALUE" */
+	size_t nenv;
+	const char *cwd, *user;     /* NULL: the user's home, root */
+	const void *stdin_data;
+	size_t stdin_len;
+	int timeout_s;              /* 0: none */
+	int peer_uid;               /* who asked (the event's audit trail) */
+};
+enum exec_kind { EXEC_STDOUT = 1, EXEC_STDERR = 2, EXEC_EXIT = 3 };
+struct exec_frame {
+	enum exec_kind kind;
+	const char *data;           /* stdout, stderr: len bytes */
+	size_t len;
+	int exit_code;              /* exit: -1 when a signal ended it */
+	int signal;
+	bool timed_out;
+};
+struct exec_stream;
+/* Start req in VM name (an event vm.exec records it): 0 and *ret. */
+int core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
+    struct exec_stream **ret, struct bn_err *err);
+/* The next frame: 1 and *f (valid until the next call), 0 after the exit
+ * frame, -1 the stream broke (err), -2 watch_fd (>= 0) hung up. */
+int core_exec_next(struct exec_stream *s, int watch_fd, struct exec_frame *f,
+    struct bn_err *err);
+/* Closing before the exit frame makes the agent kill the command. */
+void core_exec_close(struct exec_stream *s);
+
 /* ---- images ---- */
 struct image_view {
 	struct image img;

@@ -361,6 +361,7 @@ static const struct {
 	{ "power", VSOCK_CAP_POWER },
 	{ "clock", VSOCK_CAP_CLOCK },
 	{ "identity", VSOCK_CAP_IDENTITY },
+	{ "exec", VSOCK_CAP_EXEC },
 };
 
 json_t *

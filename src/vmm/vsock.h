@@ -13,6 +13,7 @@
 #define BANGER_VMM_VSOCK_H
 
 #include <jansson.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 
@@ -68,6 +69,7 @@ enum vsock_agent_cap {
 	VSOCK_CAP_POWER = 1 << 1,    /* POST /poweroff */
 	VSOCK_CAP_CLOCK = 1 << 2,    /* POST /clock */
 	VSOCK_CAP_IDENTITY = 1 << 3, /* POST /identity (clones) */
+	VSOCK_CAP_EXEC = 1 << 4,     /* POST /exec */
 };
 
 struct vsock_health {
@@ -148,6 +150,28 @@ int vsock_agent_call(const char *uds_path, unsigned port, const char *method,
  * not HTTP. */
 int vsock_agent_poweroff(const char *uds_path, unsigned port, const char *mode,
     int timeout_ms, int *ret_status, struct bn_err *err);
+
+/* A request whose reply body is read as it comes (vsock_stream.c): sent
+ * as HTTP/1.0 with body (blen bytes, octet-stream), so the agent ends
+ * the body by closing.  0 with *ret open (its status set) once the reply's
+ * head arrived within timeout_ms; close it with vsock_stream_close. */
+struct vsock_stream {
+	int fd;
+	int status;
+	char *pending;      /* body bytes read with the head */
+	size_t npending, off;
+};
+int vsock_agent_open(const char *uds_path, unsigned port, const char *method,
+    const char *target, const void *body, size_t blen, int timeout_ms,
+    struct vsock_stream *ret, struct bn_err *err);
+/* Up to len bytes of the body: > 0 read, 0 the end, -1 an error, -2 the
+ * deadline (absolute, monotonic ms; < 0 none) passed, -3 watch_fd (when
+ * >= 0: the client the bytes go to) hung up or sent something. */
+ssize_t vsock_stream_read(struct vsock_stream *s, void *buf, size_t len,
+    long long deadline, int watch_fd);
+ssize_t vsock_stream_wait_read(int fd, void *buf, size_t len,
+    long long deadline, int watch_fd);
+void vsock_stream_close(struct vsock_stream *s);
 
 /* Free ret->agent and reset *h. */
 void vsock_health_clear(struct vsock_health *h);

@@ -331,6 +331,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{name}/exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a command in a running VM (no SSH)
+         * @description Runs `argv` (no shell; use `["sh", "-c", "..."]` for one) in the VM through its guest agent over vsock, so it works with the VM's network or NAT off, on both VMMs. The agent runs it in a session and process group of its own as `user` (default root) in `cwd` (default the user's home) with a minimal environment (PATH, HOME, USER, LOGNAME, SHELL, TERM=dumb) plus `env`, feeds it `stdin` (base64, at most 64 KiB) and closes its stdin. `timeout_s` ends it: SIGTERM to its group, SIGKILL 2 s later. argv, env, cwd and user take at most 7168 bytes percent-encoded (`400 invalid_request` beyond: pass large input on stdin).
+         *
+         *     The reply is `200` with a stream of JSON objects, one per line (`application/x-ndjson`), written as the command produces output: `{"type": "stdout", "data": BASE64}`, `{"type": "stderr", "data": BASE64}`, and last `{"type": "exit", "exit_code": N, "signal": S, "timed_out": B}` (`exit_code` -1 when signal `S` ended it; a command that cannot be started exits 127 or 126 with the reason on stderr, as a shell would) or, when the stream broke, `{"type": "error", "code": C, "message": M}`. For the example request: `{"type":"stdout","data":"aGkK"}`, `{"type":"stderr","data":"b29wcwo="}`, `{"type":"exit","exit_code":3,"signal":0,"timed_out":false}`. A client that disconnects ends the command: its whole process group is killed. With curl: `curl --unix-socket SOCK -N -d '{"argv": ["uname", "-a"]}' http://b/v1/vms/web/exec | jq -r 'select(.type == "stdout") | .data | @base64d'`. Each exec is in the event stream as `vm.exec` (argv, user, cwd and the caller's uid). Refused with `409 invalid_state` unless the VM runs and `409 unsupported_by_vmm` when its image's agent predates exec.
+         */
+        post: operations["execInVM"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms/{name}/resume": {
         parameters: {
             query?: never;
@@ -946,6 +971,38 @@ export interface components {
             /** @description The image's warm snapshot (see `POST /v1/images/{name}/warm`), null when it has none. */
             warm: components["schemas"]["WarmSnapshot"] | null;
         };
+        ExecRequest: {
+            /** @description The command and its arguments; argv[0] is looked up in PATH. */
+            argv: string[];
+            /** @description Variables added to (or replacing) the minimal environment. */
+            env?: {
+                [key: string]: string;
+            };
+            /** @description Absolute directory to run in (default the user's home). */
+            cwd?: string;
+            /** @description Guest user to run as (default root). */
+            user?: string;
+            /** @description The command's standard input, base64 (at most 64 KiB decoded). */
+            stdin?: string;
+            /** @description End the command after this many seconds; 0 or absent for never. */
+            timeout_s?: number;
+        };
+        /** @description One line of an exec's reply stream. */
+        ExecEvent: {
+            /** @enum {string} */
+            type: "stdout" | "stderr" | "exit" | "error";
+            /** @description stdout, stderr: the bytes, base64. */
+            data?: string;
+            /** @description exit: the status, -1 when a signal ended it. */
+            exit_code?: number;
+            /** @description exit: the signal that ended it, 0 for none. */
+            signal?: number;
+            /** @description exit: whether timeout_s ended it. */
+            timed_out?: boolean;
+            /** @description error: the error code (as in Error). */
+            code?: string;
+            message?: string;
+        };
         WarmSnapshot: {
             /**
              * @description `creating` while an `image.warm` operation takes it.
@@ -1134,13 +1191,13 @@ export interface components {
             /** @description Increasing sequence number; also the SSE `id:`. */
             id: number;
             /** @enum {string} */
-            type: "vm.created" | "vm.updated" | "vm.state" | "vm.deleted" | "vm.health" | "image.registered" | "image.deleted" | "image.warmed" | "image.cooled" | "operation.created" | "operation.updated" | "operation.finished";
+            type: "vm.created" | "vm.updated" | "vm.state" | "vm.deleted" | "vm.health" | "image.registered" | "image.deleted" | "image.warmed" | "image.cooled" | "vm.exec" | "operation.created" | "operation.updated" | "operation.finished";
             time: components["schemas"]["Timestamp"];
             /** @description VM the event is about, if any. */
             vm: string | null;
             /** @description Operation the event belongs to, if any. */
             operation: string | null;
-            /** @description Type-specific payload: the `VM` for `vm.created` and `vm.updated`, `{"state", "previous"}` for `vm.state` (with `stop` when a stop ends), `{"status", "reason"}` for `vm.health` (with `detail` for `not_ready`), the `Operation` for `operation.*`. */
+            /** @description Type-specific payload: the `VM` for `vm.created` and `vm.updated`, `{"state", "previous"}` for `vm.state` (with `stop` when a stop ends), `{"status", "reason"}` for `vm.health` (with `detail` for `not_ready`), `{"argv", "user", "cwd", "peer_uid"}` for `vm.exec` (who ran what), the `Image` for `image.registered` and `image.warmed`, `{"name"}` for `image.deleted`, `{"name", "why"}` for `image.cooled`, the `Operation` for `operation.*`. */
             data: Record<string, never>;
         };
         /** @description Body of every 4xx and 5xx reply, and of failed operations and bulk results. */
@@ -2041,6 +2098,53 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["SnapshotNotFound"];
             409: components["responses"]["SnapshotConflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    execInVM: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "argv": [
+                 *         "sh",
+                 *         "-c",
+                 *         "echo hi; echo oops >&2; exit 3"
+                 *       ],
+                 *       "env": {
+                 *         "GREETING": "hello"
+                 *       },
+                 *       "timeout_s": 60
+                 *     }
+                 */
+                "application/json": components["schemas"]["ExecRequest"];
+            };
+        };
+        responses: {
+            /** @description The command's output and exit, one JSON object per line. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": components["schemas"]["ExecEvent"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            409: components["responses"]["VMConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];

@@ -1,0 +1,228 @@
+/* exec.c - a command run in a VM by its guest agent (POST /exec), its
+ * output read as it comes.
+ *
+ * The request to the agent carries argv, env, cwd, user and timeout in
+ * its query (percent-encoded, so at most EXEC_ARGS_MAX bytes: the agent
+ * reads a head of 8 KiB) and stdin as its body.  The agent answers with
+ * frames: a byte of type (1 stdout, 2 stderr, 3 exit), three zero bytes,
+ * a 4-byte big-endian length and the payload; the exit frame's payload
+ * is "exit_code=N\nsignal=S\ntimed_out=0|1\n".  Closing the stream before
+ * the exit frame makes the agent kill the command's process group. */
+#include "core/internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#define EXEC_FRAME_MAX (1 << 20)    /* a payload larger than this is bad */
+
+struct exec_stream {
+	struct vsock_stream vs;
+	char *payload;
+	bool ended;
+};
+
+/* " KEY=VALUE" appended, VALUE percent-encoded (RFC 3986 unreserved
+ * kept); the first with '?', the rest with '&'. */
+static void
+query_add(FILE *f, bool *first, const char *key, const char *value)
+{
+	fprintf(f, "%c%s=", *first ? '?' : '&', key);
+	*first = false;
+	for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("-._~", *p) != NULL)
+			fputc(*p, f);
+		else
+			fprintf(f, "%%%02X", *p);
+	}
+}
+
+/* The agent's target for req (malloc'd), or NULL when it is too long. */
+static char *
+exec_target(const struct exec_req *req, struct bn_err *err)
+{
+	char *buf = NULL, n[16];
+	size_t len = 0;
+	bool first = true;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (f == NULL) {
+		bn_fail(err, BN_ESYS, errno, "open_memstream");
+		return NULL;
+	}
+	fputs("/exec", f);
+	for (size_t i = 0; i < req->argc; i++)
+		query_add(f, &first, "arg", req->argv[i]);
+	for (size_t i = 0; i < req->nenv; i++)
+		query_add(f, &first, "env", req->env[i]);
+	if (req->cwd != NULL)
+		query_add(f, &first, "cwd", req->cwd);
+	if (req->user != NULL)
+		query_add(f, &first, "user", req->user);
+	snprintf(n, sizeof(n), "%d", req->timeout_s);
+	query_add(f, &first, "timeout_s", n);
+	fclose(f);
+	if (len > EXEC_ARGS_MAX) {
+		bn_fail(err, BN_EINVAL, 0, "argv, env, cwd and user take %zu "
+		    "bytes encoded; at most %d", len, EXEC_ARGS_MAX);
+		bn_err_hint(err, "pass long input on stdin instead");
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int
+core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
+    struct exec_stream **ret, struct bn_err *err)
+{
+	struct vm vm;
+	struct vmm_params p;
+	struct vsock_health h;
+	struct exec_stream *s;
+	char *target;
+
+	if (core_vm_get(c, name, &vm, err) < 0)
+		return -1;
+	if (vm.state != VM_RUNNING) {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not running", name,
+		    vm_state_name(vm.state));
+		return bn_err_hint(err, "start it first: banger vm start %s", name);
+	}
+	if (req->argc == 0)
+		return bn_fail(err, BN_EINVAL, 0, "argv is empty");
+	if (req->stdin_len > EXEC_STDIN_MAX)
+		return bn_fail(err, BN_EINVAL, 0, "stdin is %zu bytes; at most %d",
+		    req->stdin_len, EXEC_STDIN_MAX);
+	if (vm_ctl_params(c, &vm, &p, err) < 0)
+		return -1;
+	vsock_probe_health(p.vsock_uds, agent_port(c), 2000, &h);
+	unsigned caps = h.agent_caps;
+	bool reached = h.status == VSOCK_HEALTH_OK ||
+	    h.status == VSOCK_HEALTH_DEGRADED;
+	vsock_health_clear(&h);
+	if (!reached)
+		return bn_fail(err, BN_EVMM, 0, "vm '%s': its agent does not "
+		    "answer", name);
+	if (!(caps & VSOCK_CAP_EXEC)) {
+		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot run "
+		    "commands (an image from before exec)", name);
+		return bn_err_hint(err, "rebuild the image, or use banger vm ssh");
+	}
+	if ((target = exec_target(req, err)) == NULL)
+		return -1;
+	s = xcalloc(1, sizeof(*s));
+	int rc = vsock_agent_open(p.vsock_uds, agent_port(c), "POST",
+	    target, req->stdin_data, req->stdin_len, 5000, &s->vs, err);
+	free(target);
+	if (rc < 0) {
+		free(s);
+		return -1;
+	}
+	if (s->vs.status != 200) {
+		char msg[256];
+		ssize_t n = vsock_stream_read(&s->vs, msg, sizeof(msg) - 1,
+		    time_mono_ms() + 1000, -1);
+		msg[n > 0 ? n : 0] = '\0';
+		bn_fail(err, s->vs.status == 400 ? BN_EINVAL : BN_EVMM, 0,
+		    "vm '%s': the agent refused the command (%d): %s", name,
+		    s->vs.status, msg);
+		core_exec_close(s);
+		return -1;
+	}
+	json_t *args = json_array();
+	for (size_t i = 0; i < req->argc; i++)
+		json_array_append_new(args, json_string(req->argv[i]));
+	log_info("vm '%s': exec %s (uid %d)", name, req->argv[0], req->peer_uid);
+	core_emit(c, "vm.exec", name, NULL, json_pack("{s:o, s:s?, s:s?, s:i}",
+	    "argv", args, "user", req->user, "cwd", req->cwd, "peer_uid",
+	    req->peer_uid));
+	*ret = s;
+	return 0;
+}
+
+/* Exactly len bytes of the stream: 0, or what vsock_stream_read said. */
+static int
+read_full(struct exec_stream *s, void *buf, size_t len, int watch_fd)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = vsock_stream_read(&s->vs, (char *)buf + got, len - got,
+		    -1, watch_fd);
+		if (n <= 0)
+			return n == 0 ? -4 : (int)n;
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+static void
+parse_exit(const char *text, struct exec_frame *f)
+{
+	const char *v;
+
+	f->exit_code = -1;
+	if ((v = strstr(text, "exit_code=")) != NULL)
+		f->exit_code = atoi(v + 10);
+	if ((v = strstr(text, "signal=")) != NULL)
+		f->signal = atoi(v + 7);
+	if ((v = strstr(text, "timed_out=")) != NULL)
+		f->timed_out = v[10] == '1';
+}
+
+int
+core_exec_next(struct exec_stream *s, int watch_fd, struct exec_frame *f,
+    struct bn_err *err)
+{
+	unsigned char h[8];
+
+	memset(f, 0, sizeof(*f));
+	free(s->payload);
+	s->payload = NULL;
+	if (s->ended)
+		return 0;
+	int rc = read_full(s, h, sizeof(h), watch_fd);
+	if (rc == -3)
+		return -2;
+	if (rc < 0)
+		return bn_fail(err, BN_EVMM, 0, "the agent's stream ended before "
+		    "the command's exit");
+	size_t len = (size_t)h[4] << 24 | (size_t)h[5] << 16 |
+	    (size_t)h[6] << 8 | h[7];
+	if (h[0] < 1 || h[0] > 3 || len > EXEC_FRAME_MAX)
+		return bn_fail(err, BN_EVMM, 0, "the agent sent a bad frame "
+		    "(type %u, %zu bytes)", h[0], len);
+	s->payload = xmalloc(len + 1);
+	rc = read_full(s, s->payload, len, watch_fd);
+	if (rc == -3)
+		return -2;
+	if (rc < 0)
+		return bn_fail(err, BN_EVMM, 0, "the agent's stream ended in a "
+		    "frame");
+	s->payload[len] = '\0';
+	f->kind = (enum exec_kind)h[0];
+	f->data = s->payload;
+	f->len = len;
+	if (f->kind == EXEC_EXIT) {
+		parse_exit(s->payload, f);
+		s->ended = true;
+	}
+	return 1;
+}
+
+void
+core_exec_close(struct exec_stream *s)
+{
+	if (s == NULL)
+		return;
+	vsock_stream_close(&s->vs);
+	free(s->payload);
+	free(s);
+}

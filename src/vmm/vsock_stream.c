@@ -1,0 +1,144 @@
+/* vsock_stream.c - a request to the guest agent whose reply is read as it
+ * comes: the request goes out as HTTP/1.0, so the agent sends its body
+ * unframed and ends it by closing (agent/http.c), and the caller reads
+ * the body in pieces while the command behind it runs. */
+#include "vmm/vsock.h"
+
+#include "common/uhttp_msg.h"
+#include "common/util.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HEAD_MAX 8192
+
+/* Read until the end of the head ("\r\n\r\n"); what came after it stays
+ * in s->pending. */
+static int
+read_head(struct vsock_stream *s, long long deadline, struct bn_err *err)
+{
+	char *buf = xmalloc(HEAD_MAX);
+	size_t len = 0;
+	char *end = NULL;
+
+	while (end == NULL) {
+		if (len == HEAD_MAX) {
+			free(buf);
+			return bn_fail(err, BN_EVMM, 0, "the agent's reply head is "
+			    "longer than %d bytes", HEAD_MAX);
+		}
+		ssize_t n = vsock_stream_wait_read(s->fd, buf + len, HEAD_MAX - len,
+		    deadline, -1);
+		if (n <= 0) {
+			free(buf);
+			return bn_fail(err, n == -2 ? BN_ETIMEOUT : BN_EVMM, 0,
+			    "the agent closed before its reply");
+		}
+		len += (size_t)n;
+		end = memmem(buf, len, "\r\n\r\n", 4);
+	}
+	if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') {
+		free(buf);
+		return bn_fail(err, BN_EVMM, 0, "the agent's reply is not HTTP");
+	}
+	s->status = atoi(buf + 9);
+	size_t body = (size_t)(end + 4 - buf);
+	s->npending = len - body;
+	s->pending = s->npending > 0 ? xmalloc(s->npending) : NULL;
+	if (s->npending > 0)
+		memcpy(s->pending, buf + body, s->npending);
+	free(buf);
+	return 0;
+}
+
+ssize_t
+vsock_stream_wait_read(int fd, void *buf, size_t len, long long deadline,
+    int watch_fd)
+{
+	for (;;) {
+		long long now = time_mono_ms();
+		int wait = deadline < 0 ? 1000 : deadline <= now ? 0 :
+		    (int)(deadline - now > 1000 ? 1000 : deadline - now);
+		struct pollfd pf[2] = {
+			{ .fd = fd, .events = POLLIN },
+			{ .fd = watch_fd, .events = POLLIN | POLLRDHUP },
+		};
+		int rc = poll(pf, watch_fd >= 0 ? 2 : 1, wait);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return -1;
+		if (watch_fd >= 0 && (pf[1].revents & (POLLRDHUP | POLLHUP |
+		    POLLERR | POLLIN)))
+			return -3;
+		if (pf[0].revents != 0) {
+			ssize_t n = read(fd, buf, len);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			return n < 0 ? -1 : n;
+		}
+		if (deadline >= 0 && time_mono_ms() >= deadline)
+			return -2;
+	}
+}
+
+int
+vsock_agent_open(const char *uds_path, unsigned port, const char *method,
+    const char *target, const void *body, size_t blen, int timeout_ms,
+    struct vsock_stream *ret, struct bn_err *err)
+{
+	long long deadline = time_mono_ms() + timeout_ms;
+	char *head;
+	int fd;
+
+	memset(ret, 0, sizeof(*ret));
+	ret->fd = -1;
+	head = xasprintf("%s %s HTTP/1.0\r\nHost: banger-agent\r\n"
+	    "User-Agent: bangerd\r\nContent-Type: application/octet-stream\r\n"
+	    "Content-Length: %zu\r\n\r\n", method, target, blen);
+	if (vsock_dial(uds_path, port, deadline, &fd, err) < 0) {
+		free(head);
+		return -1;
+	}
+	ret->fd = fd;
+	int wrc = uhttp_write(fd, head, strlen(head), deadline);
+	free(head);
+	if (wrc < 0 || (blen > 0 && uhttp_write(fd, body, blen, deadline) < 0)) {
+		vsock_stream_close(ret);
+		return bn_fail(err, BN_EVMM, 0, "vsock %s port %u: the agent "
+		    "closed before the %s request", uds_path, port, method);
+	}
+	if (read_head(ret, deadline, err) < 0) {
+		vsock_stream_close(ret);
+		return -1;
+	}
+	return 0;
+}
+
+ssize_t
+vsock_stream_read(struct vsock_stream *s, void *buf, size_t len,
+    long long deadline, int watch_fd)
+{
+	if (s->off < s->npending) {
+		size_t n = s->npending - s->off < len ? s->npending - s->off : len;
+		memcpy(buf, s->pending + s->off, n);
+		s->off += n;
+		return (ssize_t)n;
+	}
+	return vsock_stream_wait_read(s->fd, buf, len, deadline, watch_fd);
+}
+
+void
+vsock_stream_close(struct vsock_stream *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	free(s->pending);
+	s->pending = NULL;
+	s->npending = s->off = 0;
+}
