@@ -10,11 +10,12 @@
 #include <sys/types.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.4.0"
+#define AGENT_VERSION "0.5.0"
 /* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
  * /healthz, and POST /poweroff.  3: "capabilities" in /healthz, request
- * bodies (Content-Length), streamed (chunked) replies. */
-#define AGENT_PROTOCOL 3
+ * bodies (Content-Length), streamed (chunked) replies.  4: POST /exec
+ * (capability "exec"). */
+#define AGENT_PROTOCOL 4
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -50,6 +51,7 @@ struct agent_config {
 	int test_routes;            /* serve the transport's test routes */
 	const char *clock_file;     /* not in a guest: POST /clock writes here */
 	const char *identity_file;  /* not in a guest: POST /identity too */
+	int allow_exec;             /* not in a guest: POST /exec runs anyway */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -186,6 +188,7 @@ void health_route(struct agent_request *rq);   /* health.c: GET /healthz */
 void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
 void clock_route(struct agent_request *rq);    /* clock.c: POST /clock */
 void identity_route(struct agent_request *rq); /* identity.c */
+void exec_route(struct agent_request *rq);     /* exec.c: POST /exec */
 void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
 
 /* ---- log.c: logging, clock ---- */

@@ -93,7 +93,7 @@ start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 
 # --- binary ---
 check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
-check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.4.0'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.5.0'"
 check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
 rc=0
 "$agent" --bogus >/dev/null 2>&1 || rc=$?
@@ -122,10 +122,10 @@ check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
 len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
-check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.4.0
-check "protocol 3" test "$(jget "$tmp/h.json" protocol)" = 3
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.5.0
+check "protocol 4" test "$(jget "$tmp/h.json" protocol)" = 4
 check "capabilities from the route table" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -209,7 +209,7 @@ check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -X POST -d x http://agent/echo)
 check "no /echo without --test-routes" test "$code" = 404
 check "no echo capability without --test-routes" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec"]'
 start_agent echo / --test-routes
 echo_sock=$sock
 head -c 50000 /dev/urandom >"$tmp/in.bin"
