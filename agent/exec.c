@@ -47,19 +47,16 @@
 #define _GNU_SOURCE
 #endif
 #include "agent.h"
+#include "exec.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,35 +68,8 @@
 #define EXEC_TICK_MS 50                 /* without a pidfd */
 #define EXEC_READ_MAX (64 * 1024)       /* one frame's payload */
 #define EXEC_CONTENT_TYPE "application/vnd.banger.exec-stream"
-#define EXEC_DEFAULT_PATH \
-	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 enum { FRAME_STDOUT = 1, FRAME_STDERR = 2, FRAME_EXIT = 3 };
 #define FRAME_HEAD 8
-
-/* What the child could not do before the exec, told to the parent. */
-enum child_step { STEP_SETSID, STEP_SETGROUPS, STEP_SETGID, STEP_SETUID,
-	STEP_CHDIR, STEP_EXEC };
-struct child_fail {
-	int step;
-	int err;
-};
-
-/* A NULL-terminated vector of owned strings. */
-struct strv {
-	char **v;
-	size_t n, cap;
-};
-
-struct exec_spec {
-	struct strv args;   /* v[0] is spare room (for /bin/sh), not owned */
-	struct strv env;
-	char *cwd;          /* NULL: the user's home */
-	char *user_name;
-	struct agent_user user;
-	long timeout_s;
-	const char *path;   /* PATH in env, for the search */
-};
 
 static int
 strv_push(struct strv *s, char *str)
@@ -305,245 +275,15 @@ fail:
 	return status;
 }
 
-/* ---- the child: async-signal-safe calls only (the agent has threads) ---- */
-
-static void __attribute__((noreturn))
-child_fail(int step, int err)
-{
-	struct child_fail f = { step, err };
-	ssize_t w = write(3, &f, sizeof(f));
-
-	(void)w;
-	_exit(step == STEP_EXEC && err == ENOENT ? 127 : 126);
-}
-
-/* Close every descriptor from low up. */
-static void
-close_from(int low)
-{
-	struct rlimit rl;
-	long max = 65536;
-
-#ifdef SYS_close_range
-	if (syscall(SYS_close_range, (unsigned)low, ~0U, 0) == 0)
-		return;
-#endif
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-	    rl.rlim_cur < (rlim_t)(1 << 20))
-		max = (long)rl.rlim_cur;
-	for (long fd = low; fd < max; fd++)
-		close((int)fd);
-}
-
-/* execvp's search, in the command's own PATH; returns with errno set. */
-static void
-exec_search(char **argv, char **envp, const char *path)
-{
-	const char *file = argv[0];
-	size_t fl = strlen(file);
-	char buf[PATH_MAX];
-	int eacces = 0;
-
-	if (fl == 0) {
-		errno = ENOENT;
-		return;
-	}
-	if (strchr(file, '/') != NULL) {
-		execve(file, argv, envp);
-		if (errno == ENOEXEC) {
-			argv[-1] = "/bin/sh";
-			execve("/bin/sh", argv - 1, envp);
-		}
-		return;
-	}
-	if (path == NULL)
-		path = EXEC_DEFAULT_PATH;
-	for (const char *p = path; ; p++) {
-		const char *end = strchrnul(p, ':');
-		size_t dl = (size_t)(end - p);
-		if (dl == 0) {
-			buf[0] = '.';
-			dl = 1;
-		} else if (dl < sizeof(buf)) {
-			memcpy(buf, p, dl);
-		}
-		if (dl + 1 + fl < sizeof(buf)) {
-			buf[dl] = '/';
-			memcpy(buf + dl + 1, file, fl + 1);
-			execve(buf, argv, envp);
-			switch (errno) {
-			case EACCES:
-				eacces = 1;
-				break;
-			case ENOEXEC: {
-				char *keep = argv[0];
-				argv[-1] = "/bin/sh";
-				argv[0] = buf;
-				execve("/bin/sh", argv - 1, envp);
-				argv[0] = keep;
-				return;
-			}
-			case ENOENT:
-			case ENOTDIR:
-			case ENAMETOOLONG:
-			case ELOOP:
-			case ESTALE:
-			case ENODEV:
-			case ETIMEDOUT:
-				break;
-			default:
-				return;
-			}
-		}
-		if (*end == '\0')
-			break;
-		p = end;
-	}
-	errno = eacces ? EACCES : ENOENT;
-}
-
-/* fds: stdin, stdout, stderr, the failure pipe. */
-static void __attribute__((noreturn))
-child_main(struct exec_spec *sp, const int fds[4])
-{
-	struct sigaction dfl;
-	sigset_t none;
-	int hi[4];
-
-	/* The agent ignores SIGPIPE and blocks SIGTERM, SIGINT and SIGHUP:
-	 * an ignored signal and the mask survive exec.  Dispositions first,
-	 * so a signal let through by the mask meets the default. */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
-	for (int sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &dfl, NULL);   /* KILL, STOP, libc's: refused */
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-
-	/* Out of the way first, as a pipe end may be 0, 1 or 2 (the agent
-	 * started with them closed), then into place; the rest closed: the
-	 * listener and every other connection. */
-	for (int i = 0; i < 4; i++)
-		if ((hi[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 10)) < 0)
-			_exit(126);
-	if (dup2(hi[0], 0) < 0 || dup2(hi[1], 1) < 0 || dup2(hi[2], 2) < 0 ||
-	    dup2(hi[3], 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) < 0)
-		_exit(126);
-	close_from(4);
-
-	if (setsid() < 0)
-		child_fail(STEP_SETSID, errno);
-	if (sp->user.uid != geteuid() || sp->user.gid != getegid()) {
-		if (setgroups((size_t)sp->user.ngroups, sp->user.groups) < 0)
-			child_fail(STEP_SETGROUPS, errno);
-		if (setgid(sp->user.gid) < 0)
-			child_fail(STEP_SETGID, errno);
-		if (setuid(sp->user.uid) < 0)
-			child_fail(STEP_SETUID, errno);
-	}
-	/* As the user: its permissions decide.  A home that cannot be
-	 * entered is no error (login and sshd go to / then). */
-	if (chdir(sp->cwd ? sp->cwd : sp->user.home) < 0 &&
-	    (sp->cwd != NULL || chdir("/") < 0))
-		child_fail(STEP_CHDIR, errno);
-	exec_search(sp->args.v + 1, sp->env.v, sp->path);
-	child_fail(STEP_EXEC, errno);
-}
-
 /* ---- the parent ---- */
 
 struct exec_run {
 	struct agent_request *rq;
-	pid_t pid;
-	int pidfd;          /* -1: look every EXEC_TICK_MS */
-	int in_w, out_r, err_r;
+	struct exec_child c;    /* without a pidfd: look every EXEC_TICK_MS */
 	const char *in;     /* what is left of the body */
 	size_t in_len;
 	char *frame;        /* FRAME_HEAD + EXEC_READ_MAX */
 };
-
-static int
-set_nonblock(int fd)
-{
-	int fl = fcntl(fd, F_GETFL);
-	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-}
-
-static void
-close_fd(int *fd)
-{
-	if (*fd >= 0)
-		close(*fd);
-	*fd = -1;
-}
-
-static int
-open_pidfd(pid_t pid)
-{
-#ifdef SYS_pidfd_open
-	return (int)syscall(SYS_pidfd_open, pid, 0);
-#else
-	(void)pid;
-	return -1;
-#endif
-}
-
-/* Fork the child.  0 with r set, and *fail filled when it could not
- * exec (it has then exited); -1 with errno when there is no child. */
-static int
-spawn(struct exec_spec *sp, struct exec_run *r, struct child_fail *fail)
-{
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
-	int st[2] = { -1, -1 };
-	int e;
-
-	fail->step = -1;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-	    pipe2(err, O_CLOEXEC) < 0 || pipe2(st, O_CLOEXEC) < 0)
-		goto fail;
-	r->pid = fork();
-	if (r->pid < 0)
-		goto fail;
-	if (r->pid == 0) {
-		const int fds[4] = { in[0], out[1], err[1], st[1] };
-		child_main(sp, fds);
-	}
-	close_fd(&in[0]);
-	close_fd(&out[1]);
-	close_fd(&err[1]);
-	close_fd(&st[1]);
-	r->in_w = in[1];
-	r->out_r = out[0];
-	r->err_r = err[0];
-	set_nonblock(r->in_w);
-	set_nonblock(r->out_r);
-	set_nonblock(r->err_r);
-	r->pidfd = open_pidfd(r->pid);
-	/* EOF when the exec closed it; a report when it failed. */
-	size_t got = 0;
-	while (got < sizeof(*fail)) {
-		ssize_t n = read(st[0], (char *)fail + got, sizeof(*fail) - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-	}
-	if (got < sizeof(*fail))
-		fail->step = -1;
-	close_fd(&st[0]);
-	return 0;
-fail:
-	e = errno;
-	for (int i = 0; i < 2; i++) {
-		close_fd(&in[i]);
-		close_fd(&out[i]);
-		close_fd(&err[i]);
-		close_fd(&st[i]);
-	}
-	errno = e;
-	return -1;
-}
 
 /* Send the frame whose payload (len bytes) is at r->frame + FRAME_HEAD;
  * -1 once the client is gone. */
@@ -597,7 +337,7 @@ pump(struct exec_run *r, int *fd, int type)
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
 	if (n <= 0) {
-		close_fd(fd);
+		exec_close_fd(fd);
 		return 0;
 	}
 	return send_frame(r, type, (size_t)n);
@@ -606,7 +346,7 @@ pump(struct exec_run *r, int *fd, int type)
 static void
 feed_stdin(struct exec_run *r)
 {
-	ssize_t n = r->in_len > 0 ? write(r->in_w, r->in, r->in_len) : 0;
+	ssize_t n = r->in_len > 0 ? write(r->c.in_w, r->in, r->in_len) : 0;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -615,7 +355,7 @@ feed_stdin(struct exec_run *r)
 		r->in_len -= (size_t)n;
 	}
 	if (n <= 0 || r->in_len == 0)
-		close_fd(&r->in_w);   /* all of it, or nobody reads (EPIPE) */
+		exec_close_fd(&r->c.in_w);   /* all of it, or nobody reads (EPIPE) */
 }
 
 static int
@@ -643,24 +383,24 @@ supervise(struct exec_run *r, long timeout_s, int *timed_out)
 	*timed_out = 0;
 	for (;;) {
 		now = agent_now_ms();
-		if (!exited && child_exited(r->pid)) {
+		if (!exited && child_exited(r->c.pid)) {
 			exited = 1;
 			drain_until = now + EXEC_DRAIN_MS;
-			close_fd(&r->pidfd);
-			close_fd(&r->in_w);
+			exec_close_fd(&r->c.pidfd);
+			exec_close_fd(&r->c.in_w);
 		}
-		if (exited && r->out_r < 0 && r->err_r < 0)
+		if (exited && r->c.out_r < 0 && r->c.err_r < 0)
 			return END_DONE;
 		if (exited && now >= drain_until)
 			return END_HELD;
 		if (term_at > 0 && now >= term_at) {
-			kill(-r->pid, SIGTERM);
+			kill(-r->c.pid, SIGTERM);
 			*timed_out = 1;
 			term_at = 0;
 			kill_at = now + EXEC_TERM_GRACE_MS;
 		}
 		if (kill_at > 0 && now >= kill_at) {
-			kill(-r->pid, SIGKILL);
+			kill(-r->c.pid, SIGKILL);
 			kill_at = 0;
 		}
 
@@ -671,17 +411,17 @@ supervise(struct exec_run *r, long timeout_s, int *timed_out)
 			wake = kill_at;
 		if (exited && drain_until < wake)
 			wake = drain_until;
-		if (!exited && r->pidfd < 0 && now + EXEC_TICK_MS < wake)
+		if (!exited && r->c.pidfd < 0 && now + EXEC_TICK_MS < wake)
 			wake = now + EXEC_TICK_MS;
 		int timeout_ms = wake == LLONG_MAX ? -1 :
 		    wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 
 		struct pollfd p[5] = {
 			{ .fd = r->rq->fd, .events = POLLIN | POLLRDHUP },
-			{ .fd = r->out_r, .events = POLLIN },
-			{ .fd = r->err_r, .events = POLLIN },
-			{ .fd = r->in_w, .events = POLLOUT },
-			{ .fd = r->pidfd, .events = POLLIN },
+			{ .fd = r->c.out_r, .events = POLLIN },
+			{ .fd = r->c.err_r, .events = POLLIN },
+			{ .fd = r->c.in_w, .events = POLLOUT },
+			{ .fd = r->c.pidfd, .events = POLLIN },
 		};
 		if (poll(p, 5, timeout_ms) < 0) {
 			if (errno == EINTR)
@@ -691,9 +431,9 @@ supervise(struct exec_run *r, long timeout_s, int *timed_out)
 		}
 		if (client_gone(r->rq->fd, p[0].revents))
 			return END_GONE;
-		if (p[1].revents && pump(r, &r->out_r, FRAME_STDOUT) < 0)
+		if (p[1].revents && pump(r, &r->c.out_r, FRAME_STDOUT) < 0)
 			return END_GONE;
-		if (p[2].revents && pump(r, &r->err_r, FRAME_STDERR) < 0)
+		if (p[2].revents && pump(r, &r->c.err_r, FRAME_STDERR) < 0)
 			return END_GONE;
 		if (p[3].revents)
 			feed_stdin(r);
@@ -703,8 +443,8 @@ supervise(struct exec_run *r, long timeout_s, int *timed_out)
 static void
 run(struct agent_request *rq, struct exec_spec *sp)
 {
-	struct exec_run r = { .rq = rq, .pidfd = -1, .in_w = -1, .out_r = -1,
-		.err_r = -1, .in = rq->body, .in_len = rq->body_len };
+	struct exec_run r = { .rq = rq, .c = { .pidfd = -1, .in_w = -1,
+		.out_r = -1, .err_r = -1 }, .in = rq->body, .in_len = rq->body_len };
 	struct child_fail fail;
 	enum exec_end end = END_DONE;
 	int timed_out = 0, st = 0;
@@ -715,7 +455,7 @@ run(struct agent_request *rq, struct exec_spec *sp)
 		agent_reply_error(rq, 500, "out of memory");
 		return;
 	}
-	if (spawn(sp, &r, &fail) < 0) {
+	if (exec_spawn(sp, &r.c, &fail) < 0) {
 		snprintf(text, sizeof(text), "starting the command: %s",
 		    strerror(errno));
 		agent_log("exec: %s", text);
@@ -738,17 +478,17 @@ run(struct agent_request *rq, struct exec_spec *sp)
 			end = END_GONE;
 	} else {
 		if (r.in_len == 0)
-			close_fd(&r.in_w);
+			exec_close_fd(&r.c.in_w);
 		end = supervise(&r, sp->timeout_s, &timed_out);
 	}
-	close_fd(&r.in_w);
-	close_fd(&r.out_r);
-	close_fd(&r.err_r);
-	close_fd(&r.pidfd);
+	exec_close_fd(&r.c.in_w);
+	exec_close_fd(&r.c.out_r);
+	exec_close_fd(&r.c.err_r);
+	exec_close_fd(&r.c.pidfd);
 	/* The leader is still unreaped here, so the group id is still ours. */
 	if (end != END_DONE || timed_out)
-		kill(-r.pid, SIGKILL);
-	while (waitpid(r.pid, &st, 0) < 0 && errno == EINTR)
+		kill(-r.c.pid, SIGKILL);
+	while (waitpid(r.c.pid, &st, 0) < 0 && errno == EINTR)
 		;
 	if (end == END_GONE)
 		agent_log("exec %s: the client left; its processes were killed",
