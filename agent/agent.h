@@ -7,13 +7,15 @@
 #define BANGER_AGENT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.4.0"
+#define AGENT_VERSION "0.5.0"
 /* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
  * /healthz, and POST /poweroff.  3: "capabilities" in /healthz, request
- * bodies (Content-Length), streamed (chunked) replies. */
-#define AGENT_PROTOCOL 3
+ * bodies (Content-Length), streamed (chunked) replies.  4: POST /exec
+ * (capability "exec"). */
+#define AGENT_PROTOCOL 4
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -49,6 +51,7 @@ struct agent_config {
 	int test_routes;            /* serve the transport's test routes */
 	const char *clock_file;     /* not in a guest: POST /clock writes here */
 	const char *identity_file;  /* not in a guest: POST /identity too */
+	int allow_exec;             /* not in a guest: POST /exec runs anyway */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -99,6 +102,26 @@ int power_request(const struct agent_config *cfg, enum power_mode mode);
 /* Watch input devices for the power key (ACPI power button). */
 int power_key_start(const struct agent_config *cfg);
 
+/* ---- user.c: who a command runs as ---- */
+
+#define AGENT_MAX_GROUPS 64
+
+struct agent_user {
+	char name[64];
+	uid_t uid;
+	gid_t gid;
+	char home[256];
+	char shell[256];
+	gid_t groups[AGENT_MAX_GROUPS];  /* the primary group first */
+	int ngroups;
+};
+
+/* Look name up in /etc/passwd and its supplementary groups in /etc/group
+ * (the files themselves, no NSS).  0 and *ret set; -1 with errno ENOENT
+ * when there is no such user (root is uid 0 even when not listed), else
+ * the error reading the file. */
+int agent_user_lookup(const char *name, struct agent_user *ret);
+
 /* ---- http.c: the server core ---- */
 
 /* One request as a handler sees it. */
@@ -132,6 +155,16 @@ int agent_stream_write(struct agent_request *rq, const void *buf, size_t len);
 int agent_stream_end(struct agent_request *rq);
 /* The value of key in a query string ("a=1&b=2"); its length, or -1. */
 int agent_query_value(const char *query, const char *key, const char **ret);
+/* Walk a query string ("a=1&b&c=3") pair by pair: from *pos (the query
+ * at first; NULL is an empty one), the next pair, still percent-encoded,
+ * and *pos moved past it.  1 with the key and value (NULL and 0 when the
+ * pair has no '='), 0 at the end.  Empty pairs ("&&") are skipped. */
+int agent_query_next(const char **pos, const char **ret_key,
+    size_t *ret_klen, const char **ret_val, size_t *ret_vlen);
+/* Decode n bytes of a query value (%XX escapes, '+' a space, as in a
+ * form) into out, which has room for n + 1 bytes; NUL-terminated.  The
+ * decoded length, or -1 for a bad escape or an encoded NUL (%00). */
+int agent_query_decode(const char *s, size_t n, char *out);
 /* Serve one accepted connection to its end. */
 void serve_connection(int fd, const struct agent_config *cfg);
 
@@ -155,6 +188,7 @@ void health_route(struct agent_request *rq);   /* health.c: GET /healthz */
 void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
 void clock_route(struct agent_request *rq);    /* clock.c: POST /clock */
 void identity_route(struct agent_request *rq); /* identity.c */
+void exec_route(struct agent_request *rq);     /* exec.c: POST /exec */
 void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
 
 /* ---- log.c: logging, clock ---- */

@@ -4,7 +4,8 @@
  * socket, and answers each connection once: a bare "PING" line gets "PONG",
  * an HTTP "GET /healthz" gets the JSON document built in health.c (with the
  * readiness checks bangerd waits for), "POST /poweroff" shuts the guest
- * down through its init system (power.c).  In a guest it also acts on the
+ * down through its init system (power.c), "POST /exec" runs a command and
+ * streams its output (exec.c).  In a guest it also acts on the
  * power key, so the ACPI power button stops images that have no handler.
  *
  * One detached thread per connection (at most AGENT_MAX_CONNS at a time);
@@ -95,6 +96,9 @@ usage(FILE *out)
 	    "set)\n"
 	    "  --identity-file PATH  not in a guest: POST /identity writes what\n"
 	    "                        it would set to PATH\n"
+	    "  --allow-exec          not in a guest: serve POST /exec anyway "
+	    "(the\n"
+	    "                        commands run on this host)\n"
 	    "  --test-routes         also serve POST /echo (tests of the "
 	    "transport)\n"
 	    "  --input-dir DIR       where the evdev devices are (default %s)\n"
@@ -284,6 +288,10 @@ main(int argc, char **argv)
 			cfg.test_routes = 1;
 			continue;
 		}
+		if (strcmp(name, "--allow-exec") == 0) {
+			cfg.allow_exec = 1;
+			continue;
+		}
 		if (strcmp(name, "--power-key") == 0 ||
 		    strcmp(name, "--no-power-key") == 0) {
 			cfg.power_key = strcmp(name, "--power-key") == 0;
@@ -367,6 +375,10 @@ main(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Children are waited for by pid (exec.c says how); an ignored
+	 * SIGCHLD inherited from whoever started us would have the kernel
+	 * reap them first and lose their status. */
+	signal(SIGCHLD, SIG_DFL);
 	/* Block the stop signals everywhere; the main loop takes them from a
 	 * signalfd. Threads created later inherit the mask. */
 	sigset_t stop;

@@ -218,6 +218,63 @@ agent_query_value(const char *query, const char *key, const char **ret)
 }
 
 int
+agent_query_next(const char **pos, const char **ret_key, size_t *ret_klen,
+    const char **ret_val, size_t *ret_vlen)
+{
+	const char *q = *pos;
+
+	while (q != NULL && *q == '&')
+		q++;
+	if (q == NULL || *q == '\0') {
+		*pos = q;
+		return 0;
+	}
+	size_t n = strcspn(q, "&");
+	const char *eq = memchr(q, '=', n);
+	*ret_key = q;
+	*ret_klen = eq != NULL ? (size_t)(eq - q) : n;
+	*ret_val = eq != NULL ? eq + 1 : NULL;
+	*ret_vlen = eq != NULL ? n - *ret_klen - 1 : 0;
+	*pos = q + n;
+	return 1;
+}
+
+static int
+hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+agent_query_decode(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '+') {
+			out[o++] = ' ';
+		} else if (s[i] == '%') {
+			int hi = i + 2 < n ? hex_digit(s[i + 1]) : -1;
+			int lo = i + 2 < n ? hex_digit(s[i + 2]) : -1;
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+				return -1;
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return (int)o;
+}
+
+int
 agent_route_served(const struct agent_route *rt, const struct agent_config *cfg)
 {
 	return !rt->test_only || cfg->test_routes;

@@ -1,7 +1,7 @@
 /* routes.c - every route the agent serves, and the capability each one
  * belongs to (listed in /healthz, so bangerd knows what an agent can do).
  * HEAD is implied by GET.  A new capability gets its own file (health.c,
- * power.c; later exec, files, forward) and its rows here. */
+ * power.c, exec.c; later files, forward) and its rows here. */
 #include "agent.h"
 
 const struct agent_route agent_routes[] = {
@@ -9,6 +9,7 @@ const struct agent_route agent_routes[] = {
 	{ "POST", "/poweroff", "power", power_route, 0 },
 	{ "POST", "/clock", "clock", clock_route, 0 },
 	{ "POST", "/identity", "identity", identity_route, 0 },
+	{ "POST", "/exec", "exec", exec_route, 0 },
 	{ "POST", "/echo", "echo", echo_route, 1 },
 };
 

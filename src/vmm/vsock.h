@@ -60,16 +60,16 @@ enum vsock_health_status {
 	VSOCK_HEALTH_STARTING,
 };
 
-/* What a guest agent can do.  Protocol 3 agents list it in /healthz
- * ("capabilities"); older ones are known by their protocol: 1 serves
- * /healthz, 2 adds POST /poweroff.  A capability is a bit here once
+/* What a guest agent can do.  Protocol 3 and later agents list it in
+ * /healthz ("capabilities"); older ones are known by their protocol: 1
+ * serves /healthz, 2 adds POST /poweroff.  A capability is a bit here once
  * bangerd has code that uses it; names it does not know are ignored. */
 enum vsock_agent_cap {
 	VSOCK_CAP_HEALTH = 1 << 0,   /* GET /healthz */
 	VSOCK_CAP_POWER = 1 << 1,    /* POST /poweroff */
 	VSOCK_CAP_CLOCK = 1 << 2,    /* POST /clock */
 	VSOCK_CAP_IDENTITY = 1 << 3, /* POST /identity (clones) */
-	VSOCK_CAP_EXEC = 1 << 4,     /* POST /exec */
+	VSOCK_CAP_EXEC = 1 << 4,     /* POST /exec (protocol 4) */
 };
 
 struct vsock_health {

@@ -2,7 +2,8 @@
 # test_agent.sh - black-box tests of banger-vsock-agent over --listen unix:.
 #
 # Uses curl --unix-socket for HTTP, /usr/bin/python3 for raw socket I/O and
-# JSON checks, and file(1) for the static-link check.  Prints TAP.
+# JSON checks (POST /exec through exec_client.py, which decodes the
+# frames), and file(1) for the static-link check.  Prints TAP.
 # The binary is $BANGER_AGENT, default runtime/banger-vsock-agent (relative
 # to the repository root).
 set -euo pipefail
@@ -93,7 +94,7 @@ start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 
 # --- binary ---
 check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
-check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.4.0'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.5.0'"
 check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
 rc=0
 "$agent" --bogus >/dev/null 2>&1 || rc=$?
@@ -122,10 +123,10 @@ check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
 len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
-check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.4.0
-check "protocol 3" test "$(jget "$tmp/h.json" protocol)" = 3
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.5.0
+check "protocol 4" test "$(jget "$tmp/h.json" protocol)" = 4
 check "capabilities from the route table" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -209,7 +210,7 @@ check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -X POST -d x http://agent/echo)
 check "no /echo without --test-routes" test "$code" = 404
 check "no echo capability without --test-routes" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec"]'
 start_agent echo / --test-routes
 echo_sock=$sock
 head -c 50000 /dev/urandom >"$tmp/in.bin"
@@ -343,6 +344,111 @@ for bad in 'hostname=Clone' 'mac=02:FC:00:00:00:0b' 'mac=02-fc-00-00-00-0b' \
 	code=$(curl -sS --unix-socket "$ident_sock" -o /dev/null -w '%{http_code}' -d "$body" http://agent/identity)
 	check "POST /identity with $bad is 400" test "$code" = 400
 done
+
+# --- POST /exec ---
+# exec_client.py prints the reply as JSON: status, frames (types in
+# order), stdout, stderr, exit.{exit_code,signal,timed_out}, elapsed_s.
+exe() { # exe SOCKET OUTFILE [CLIENT ARGS...] [-- ARG...]
+	"$py" "$root/tests/agent/exec_client.py" "$1" "${@:3}" >"$2"
+}
+code=$(curl -sS --unix-socket "$good" -o "$tmp/x.json" -w '%{http_code}' -X POST 'http://agent/exec?arg=true')
+check "POST /exec on a host socket without --allow-exec is 403" test "$code" = 403
+check "the 403 says why" grep -q -- '--allow-exec' "$tmp/x.json"
+start_agent exec / --allow-exec
+ex=$sock
+expid=${pids[-1]}
+exe "$ex" "$tmp/x1.json" -- echo hi
+check "exec: 200, the exec-stream type" test \
+	"$(jget "$tmp/x1.json" status) $(jget "$tmp/x1.json" content_type)" = "200 application/vnd.banger.exec-stream"
+check "exec echo hi: a stdout frame, then the exit frame" test "$(jget "$tmp/x1.json" frames)" = "[1, 3]"
+check "exec echo hi: stdout is hi\\n" test "$(jget "$tmp/x1.json" stdout)" = hi
+check "exec echo hi: exit_code=0 signal=0 timed_out=0" test \
+	"$(jget "$tmp/x1.json" exit.exit_code)/$(jget "$tmp/x1.json" exit.signal)/$(jget "$tmp/x1.json" exit.timed_out)" = 0/0/0
+# (curl removes the chunks, and unlike raw it does not half-close: a
+# client's EOF would be taken for it leaving, and the command killed.)
+curl -sS --unix-socket "$ex" -X POST -o "$tmp/x1.bin" 'http://agent/exec?arg=echo&arg=hi'
+check "exec frames on the wire: type, 3 zero bytes, big-endian length, payload" test \
+	"$(od -An -tx1 "$tmp/x1.bin" | tr -d ' \n')" = \
+	"$(printf '\001\000\000\000\000\000\000\003hi\n\003\000\000\000\000\000\000\041exit_code=0\nsignal=0\ntimed_out=0\n' | od -An -tx1 | tr -d ' \n')"
+exe "$ex" "$tmp/x2.json" -- sh -c 'echo oops >&2; exit 7'
+check "exec: stderr comes in a type 2 frame" test \
+	"$(jget "$tmp/x2.json" frames) $(jget "$tmp/x2.json" stderr)" = "[2, 3] oops"
+check "exec sh -c 'exit 7': exit_code=7" test "$(jget "$tmp/x2.json" exit.exit_code)" = 7
+# shellcheck disable=SC2016 # $$ is the command's own shell
+exe "$ex" "$tmp/x3.json" -- sh -c 'kill -TERM $$'
+check "exec killed by SIGTERM: signal=15, exit_code=-1" test \
+	"$(jget "$tmp/x3.json" exit.signal)/$(jget "$tmp/x3.json" exit.exit_code)" = 15/-1
+printf 'line one\nline two\n' >"$tmp/stdin.txt"
+head -c 60000 /dev/urandom >>"$tmp/stdin.txt"
+exe "$ex" "$tmp/x4.json" --stdin-file "$tmp/stdin.txt" -- cat
+check "exec: the body is the command's stdin (cat echoes 60 KB back)" test \
+	"$(jget "$tmp/x4.json" stdout_is_stdin)" = true
+exe "$ex" "$tmp/x4b.json" --stdin-file "$tmp/stdin.txt" -- true
+check "exec: a command that reads no stdin still ends" test "$(jget "$tmp/x4b.json" exit.exit_code)" = 0
+exe "$ex" "$tmp/x5.json" --env FOO=b%r+z --env TERM=xterm --cwd /tmp -- sh -c 'pwd; env'
+check "exec: cwd is applied" test "$(jget "$tmp/x5.json" stdout | sed -n 1p)" = /tmp
+check "exec: env is added, decoded" grep -q 'FOO=b%r+z\\n' "$tmp/x5.json"
+check "exec: env overrides a default (TERM)" grep -q 'TERM=xterm\\n' "$tmp/x5.json"
+check "exec: the default PATH" grep -q 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\\n' "$tmp/x5.json"
+check "exec: USER and LOGNAME are root by default" bash -c "grep -q 'USER=root\\\\n' '$tmp/x5.json' && grep -q 'LOGNAME=root\\\\n' '$tmp/x5.json'"
+exe "$ex" "$tmp/x5b.json" -- env
+check "exec: TERM=dumb unless given, and nothing of the agent's own" bash -c \
+	"grep -q 'TERM=dumb' '$tmp/x5b.json' && ! grep -q 'BANGER_AGENT=' '$tmp/x5b.json'"
+if [[ $(id -u) -eq 0 ]] && getent passwd nobody >/dev/null; then
+	# shellcheck disable=SC2016 # the command's own USER and HOME
+	exe "$ex" "$tmp/x6.json" --user nobody -- sh -c 'id -un; echo "$USER $HOME"'
+	check "exec user=nobody runs as nobody, with its USER and HOME" test \
+		"$(jget "$tmp/x6.json" stdout)" = "nobody
+nobody $(getent passwd nobody | cut -d: -f6)"
+else
+	echo "# skipped exec user=nobody: needs root and a user nobody"
+fi
+exe "$ex" "$tmp/x7.json" -- no-such-command-banger
+check "exec of a missing command: exit_code 127" test "$(jget "$tmp/x7.json" exit.exit_code)" = 127
+check "exec of a missing command: a stderr frame says why" test \
+	"$(jget "$tmp/x7.json" frames) $(jget "$tmp/x7.json" stderr)" = \
+	"[2, 3] banger-vsock-agent: exec no-such-command-banger: No such file or directory"
+exe "$ex" "$tmp/x7b.json" -- /etc/passwd
+check "exec of a file that is not executable: 126" test "$(jget "$tmp/x7b.json" exit.exit_code)" = 126
+exe "$ex" "$tmp/x8.json" --timeout-s 1 -- sleep 30.4242001
+check "exec timeout_s=1 on sleep 30: timed_out=1, SIGTERM" test \
+	"$(jget "$tmp/x8.json" exit.timed_out)/$(jget "$tmp/x8.json" exit.signal)" = 1/15
+check "exec timeout: over within 3 s" "$py" -c 'import json,sys; sys.exit(not 0.9 < json.load(open(sys.argv[1]))["elapsed_s"] < 3)' "$tmp/x8.json"
+check "exec timeout: no sleep left" bash -c "! pgrep -f '^sleep 30.4242001'"
+exe "$ex" "$tmp/x9.json" --leave-after 0.3 -- sh -c 'sleep 30.4242002; true'
+gone=0
+for ((i = 0; i < 100; i++)); do
+	pgrep -f '^(sh -c )?sleep 30.4242002' >/dev/null || { gone=1; break; }
+	sleep 0.02
+done
+check "exec: a client that leaves mid-run has the process group killed" test "$gone" = 1
+exe "$ex" "$tmp/x10.json" -- sh -c 'sleep 300.4242003 & echo started'
+check "exec: a background grandchild holding stdout ends the request in ~1 s" \
+	"$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not (d["elapsed_s"] < 2.5 and d["stdout"] == "started\n" and d["exit"]["exit_code"] == "0"))' "$tmp/x10.json"
+check "exec: and the grandchild is killed" bash -c "! pgrep -f '^sleep 300.4242003'"
+exe "$ex" "$tmp/x11.json" -- sleep 2 &
+slow=$!
+sleep 0.3
+t0=$(date +%s%N)
+curl -sS --unix-socket "$ex" -o "$tmp/xh.json" http://agent/healthz
+t1=$(date +%s%N)
+check "/healthz answers while an exec runs" test $(((t1 - t0) / 1000000)) -lt 1000
+check "the exec was still running" kill -0 "$slow"
+wait "$slow"
+check "/healthz lists exec, protocol 4" test \
+	"$(jget "$tmp/xh.json" capabilities) $(jget "$tmp/xh.json" protocol)" = '["health", "power", "clock", "identity", "exec"] 4'
+exe "$ex" "$tmp/x12.json" -- head -c 5000000 /dev/zero
+check "exec: 5 MB of output arrives whole, over many frames" "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not (d["stdout_bytes"] == 5000000 and len(d["frames"]) > 2 and d["frames"][-1] == 3 and d["trailing_bytes"] == 0))' "$tmp/x12.json"
+for q in '' 'arg=true&bogus=1' 'arg=true&cwd=tmp' 'arg=true&timeout_s=abc' \
+	'arg=true&timeout_s=86401' 'arg=true&timeout_s=-1' 'arg=true&user=no-such-user-x' \
+	'arg=true&env=NOEQUALS' 'arg=%zz' 'arg=a%00b' 'arg=true&cwd=/a&cwd=/b' 'arg'; do
+	exe "$ex" "$tmp/xq.json" --query "$q"
+	check "exec with query '$q' is 400" test "$(jget "$tmp/xq.json" status)" = 400
+done
+check "a 400 names the unknown key" bash -c \
+	"$py '$root/tests/agent/exec_client.py' '$ex' --query 'arg=true&bogus=1' | grep \"unknown query key 'bogus'\" >/dev/null"
+sleep 0.2
+check "exec leaves no child of the agent behind (no zombies)" test -z "$(ps -o pid= --ppid "$expid")"
 
 # --- socket path handling ---
 rc=0

@@ -91,6 +91,31 @@ def test_vsock_relay_to_real_agent(spawn):
     assert Path(f.vsock + ".agent").exists()
 
 
+def test_agent_runs_exec(spawn):
+    # The double starts its agent with --allow-exec: POST /exec runs here.
+    need_agent()
+    f = spawn()
+    f.configure()
+    f.start()
+    healthz_over_vsock(f.vsock)   # the agent is up
+    s, line = vsock_connect(f.vsock)
+    assert s is not None and line.startswith(b"OK ")
+    # HTTP/1.0: no chunks, the frames run to the close
+    s.sendall(b"POST /exec?arg=echo&arg=hi HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        data += d
+    s.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n", 1)[0], head
+    exit_text = b"exit_code=0\nsignal=0\ntimed_out=0\n"
+    assert body == (b"\x01\0\0\0\0\0\0\x03hi\n" + b"\x03\0\0\0" +
+                    len(exit_text).to_bytes(4, "big") + exit_text), body
+
+
 def test_long_uds_path_still_reaches_agent(spawn):
     need_agent()
     f = spawn()

@@ -1125,8 +1125,8 @@ export interface components {
             latency_ms: number | null;
             /** @description The agent's protocol version (its `/healthz` `protocol`, 1 when it names none); null unless it answered over HTTP. */
             agent_protocol: number | null;
-            /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
-            capabilities: ("health" | "power" | "clock" | "identity")[] | null;
+            /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3 and later), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
+            capabilities: ("health" | "power" | "clock" | "identity" | "exec")[] | null;
             /** @description The agent's `/healthz` document as received; null unless it answered over HTTP. */
             agent: components["schemas"]["AgentHealth"] | null;
         };
@@ -1135,9 +1135,9 @@ export interface components {
             /** @description `ok` when the agent considers the guest healthy; anything else means degraded. */
             status: string;
             agent_version?: string;
-            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies. */
+            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies; 4 adds `POST /exec` (capability `exec`). */
             protocol?: number;
-            /** @description Protocol 3: the agent's route families (`health`, `power`, `clock`, ...), each once. */
+            /** @description Protocol 3 and later: the agent's route families (`health`, `power`, `clock`, `identity`, `exec`, ...), each once. */
             capabilities?: string[];
             /** @description Whether every readiness check passes (protocol 2). bangerd keeps a booting VM `starting` until it does; agents without the field count as ready. */
             ready?: boolean;
@@ -2199,22 +2199,24 @@ export interface operations {
                      *       "protocol": "http",
                      *       "checked_at": "2026-11-25T21:43:02Z",
                      *       "latency_ms": 3,
-                     *       "agent_protocol": 3,
+                     *       "agent_protocol": 4,
                      *       "capabilities": [
                      *         "health",
                      *         "power",
                      *         "clock",
-                     *         "identity"
+                     *         "identity",
+                     *         "exec"
                      *       ],
                      *       "agent": {
                      *         "status": "ok",
-                     *         "agent_version": "0.4.0",
-                     *         "protocol": 3,
+                     *         "agent_version": "0.5.0",
+                     *         "protocol": 4,
                      *         "capabilities": [
                      *           "health",
                      *           "power",
                      *           "clock",
-                     *           "identity"
+                     *           "identity",
+                     *           "exec"
                      *         ],
                      *         "hostname": "web",
                      *         "boot_id": "0b6f0c1e-3f7a-4c55-9d1a-2e8c5a7b9f10",

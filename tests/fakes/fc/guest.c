@@ -204,7 +204,8 @@ guest_spawn_agent(void)
 	snprintf(layout, sizeof(layout), "%s.layout", fc.agent_sock);
 	write_layout(layout);
 	/* POST /clock writes the time bangerd sets there: the host's own
-	 * clock is never the double's to change. */
+	 * clock is never the double's to change.  POST /exec does run its
+	 * commands here, on the host (--allow-exec), as the guest's would. */
 	snprintf(clock, sizeof(clock), "%s.clock", fc.agent_sock);
 	snprintf(ident, sizeof(ident), "%s.identity", fc.agent_sock);
 	/* The host has no sshd of the guest's: readiness checks what the test
@@ -231,6 +232,7 @@ guest_spawn_agent(void)
 	argv[ac++] = clock;
 	argv[ac++] = "--identity-file";
 	argv[ac++] = ident;
+	argv[ac++] = "--allow-exec";
 	argv[ac++] = "--ready";
 	argv[ac++] = (char *)(ready && *ready ? ready : "workdisk");
 	if (ssh_port && *ssh_port) {

@@ -1,0 +1,55 @@
+/* exec.h - what POST /exec's two halves share: exec.c (the request, the
+ * stream, the supervision) and exec_spawn.c (the fork and the child). */
+#ifndef BANGER_AGENT_EXEC_H
+#define BANGER_AGENT_EXEC_H
+
+#include "agent.h"
+
+#define EXEC_DEFAULT_PATH \
+	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* A NULL-terminated vector of owned strings. */
+struct strv {
+	char **v;
+	size_t n, cap;
+};
+
+/* The command, as the query asked for it. */
+struct exec_spec {
+	struct strv args;   /* v[0] is spare room (for /bin/sh), not owned */
+	struct strv env;
+	char *cwd;          /* NULL: the user's home */
+	char *user_name;
+	struct agent_user user;
+	long timeout_s;
+	const char *path;   /* PATH in env, for the search */
+};
+
+/* What the child could not do before the exec, told to the parent. */
+enum child_step { STEP_SETSID, STEP_SETGROUPS, STEP_SETGID, STEP_SETUID,
+	STEP_CHDIR, STEP_EXEC };
+struct child_fail {
+	int step;           /* -1: it did exec */
+	int err;
+};
+
+/* A started command: its pid (also its process group and session) and
+ * the parent's ends of its pipes, non-blocking. */
+struct exec_child {
+	pid_t pid;
+	int pidfd;          /* -1 without pidfd_open (Linux < 5.3) */
+	int in_w, out_r, err_r;
+};
+
+/* Fork the command of sp: its own session, default signals, the three
+ * pipes and nothing else open, the user's groups and ids, the cwd, then
+ * exec with execvp's search in its own PATH.  0 with *ret set, and
+ * fail->step >= 0 when it could not get to its exec (it has then exited
+ * 127 or 126, unreaped); -1 with errno when there is no child.  The
+ * caller reaps ret->pid and closes the fds. */
+int exec_spawn(struct exec_spec *sp, struct exec_child *ret,
+    struct child_fail *fail);
+/* Close *fd unless it is -1, and make it -1. */
+void exec_close_fd(int *fd);
+
+#endif
