@@ -174,7 +174,7 @@ def test_banger_vm_exec(daemon, vm):
     r = banger(daemon, "vm", "exec", vm, "--", "sh", "-c", "kill -9 $$")
     assert r.returncode == 137, r
     r = banger(daemon, "vm", "exec", "ghost", "--", "true")
-    assert r.returncode == 3 and "vm_not_found" in r.stderr, r
+    assert r.returncode == 3 and "vm 'ghost' not found" in r.stderr, r
     r = banger(daemon, "vm", "exec", vm)
     assert r.returncode == 2, r
 

@@ -96,7 +96,7 @@ def test_bash_script_passes_shellcheck(daemon, tmp_path):
     (["banger", "vm", ""], ["create", "list", "show", "pause", "resume",
                             "start", "stop",
                             "restart", "delete", "snapshot", "clone", "set",
-                            "ssh",
+                            "ssh", "exec",
                             "health", "console"]),
     (["banger", "vm", "st"], ["start", "stop"]),
     (["banger", "image", ""], ["register", "build", "list", "show",
@@ -143,6 +143,7 @@ def test_bash_completes_names_from_bangerd(daemon, names):
                                   vm]) == [vm]
     assert image in bash_complete(daemon, ["banger", "image", "show", ""])
     assert image in bash_complete(daemon, ["banger", "image", "warm", ""])
+    assert vm in bash_complete(daemon, ["banger", "vm", "exec", ""])
     assert image in bash_complete(daemon, ["banger", "vm", "create",
                                            "--image", ""])
     assert vm not in bash_complete(daemon, ["banger", "image", "show", ""])

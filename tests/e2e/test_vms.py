@@ -13,6 +13,7 @@ network); the host side of every check (ssh, dig, verify.sh) runs in it.
   status passed through, bangerd restarted while they run (they keep
   running and are adopted), delete leaves no process.
 """
+import hashlib
 import os
 import shutil
 import subprocess
@@ -61,13 +62,13 @@ def console_tail(api, name, size=4000):
     return "console of %s (HTTP %d):\n%s" % (name, r.status_code, r.text)
 
 
-def in_ns(d, argv, timeout=120, env=None):
+def in_ns(d, argv, timeout=120, env=None, input=None):
     """Run argv in the daemon's network namespace, with its environment."""
     e = dict(d.env)
     e.update(env or {})
     return subprocess.run(["nsenter", "--net=/run/netns/" + d.ns] + argv,
                           env=e, cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, input=input)
 
 
 def banger(d, *args, timeout=120):
@@ -289,6 +290,33 @@ def test_qemu_says_why_it_cannot_snapshot(e2e):
     assert r.json()["code"] == "unsupported_by_vmm", r.text
     assert {v["name"] for v in api.get("/v1/vms").json()["vms"]} == before
     assert api.get("/v1/images/default").json()["warm"] is None
+
+
+def test_exec_in_the_debian_image(e2e):
+    """banger vm exec through the agent over vsock: the guest's own
+    hostname and root, stdin, the exit status, and a timeout that ends
+    the command inside the guest."""
+    api = e2e.client
+    vm = api.get("/v1/vms/dura")
+    if vm.status_code == 404:
+        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
+                      params={"wait": BOOT_S + 60}).json()
+        assert op["state"] == "succeeded", op
+    r = banger(e2e, "vm", "exec", "-n", "dura", "--", "sh", "-c",
+               "hostname; id -u; echo to-stderr >&2; exit 4")
+    assert r.returncode == 4, r.stderr + console_tail(api, "dura")
+    assert r.stdout == "dura\n0\n" and "to-stderr" in r.stderr, r
+    r = in_ns(e2e, [BANGER, "vm", "exec", "dura", "--", "sha256sum"],
+              input="banger\n")
+    want = hashlib.sha256(b"banger\n").hexdigest()
+    assert r.returncode == 0 and r.stdout.split()[0] == want, r
+    t0 = time.time()
+    r = banger(e2e, "vm", "exec", "-n", "--timeout", "2", "dura", "--",
+               "sleep", "300.5")
+    assert r.returncode == 124 and time.time() - t0 < 30, r
+    r = banger(e2e, "vm", "exec", "-n", "dura", "--", "pgrep", "-f",
+               "sleep 300.5")
+    assert r.returncode == 1, "the timed-out command still runs: %r" % r
 
 
 def test_power_button_stops_the_debian_image(e2e):

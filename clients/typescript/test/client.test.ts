@@ -273,6 +273,30 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
     assert.equal(after.data?.warm, null);
   });
 
+  test("exec streams a command's output and exit as NDJSON", async () => {
+    const { data, response } = await banger.POST("/v1/vms/{name}/exec", {
+      params: { path: { name } },
+      body: { argv: ["sh", "-c", "echo hi; echo oops >&2; exit 3"], timeout_s: 30 },
+      parseAs: "text",
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "application/x-ndjson");
+    const events = (data as unknown as string)
+      .split("\n")
+      .filter((l) => l !== "")
+      .map((l) => JSON.parse(l) as Schemas["ExecEvent"]);
+    const text = (t: string) =>
+      events
+        .filter((e) => e.type === t)
+        .map((e) => Buffer.from(e.data ?? "", "base64").toString())
+        .join("");
+    assert.equal(text("stdout"), "hi\n");
+    assert.equal(text("stderr"), "oops\n");
+    const last = events[events.length - 1];
+    assert.equal(last.type, "exit");
+    assert.equal(last.exit_code, 3);
+  });
+
   test("a missing snapshot is 404 snapshot_not_found", async () => {
     const { error, response } = await banger.DELETE("/v1/vms/{name}/snapshots/{snap}", {
       params: { path: { name, snap: "nope" } },
