@@ -42,19 +42,25 @@ sleep_ms(int ms)
 }
 
 void
+realtime_in_ms(long long ms, struct timespec *ts)
+{
+	if (ms < 0)
+		ms = 0;
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+void
 cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mu, long long ms)
 {
 	struct timespec ts;
 
-	if (ms < 0)
-		ms = 0;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	realtime_in_ms(ms, &ts);
 	pthread_cond_timedwait(cond, mu, &ts);
 }
 

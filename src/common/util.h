@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "err.h"
@@ -31,6 +32,8 @@ long long time_mono_ms(void);
 void sleep_ms(int ms);
 /* pthread_cond_timedwait on cond for at most ms milliseconds. */
 void cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *mu, long long ms);
+/* CLOCK_REALTIME ms from now, for pthread's timed waits. */
+void realtime_in_ms(long long ms, struct timespec *ts);
 
 /* n random bytes as 2n lowercase hex chars plus NUL into out. */
 int random_hex(char *out, size_t nbytes, struct bn_err *err);

@@ -88,13 +88,8 @@ core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
 	struct exec_stream *s;
 	char *target;
 
-	if (core_vm_get(c, name, &vm, err) < 0)
+	if (vm_get_running(c, name, &vm, err) < 0)
 		return -1;
-	if (vm.state != VM_RUNNING) {
-		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not running", name,
-		    vm_state_name(vm.state));
-		return bn_err_hint(err, "start it first: banger vm start %s", name);
-	}
 	if (req->argc == 0)
 		return bn_fail(err, BN_EINVAL, 0, "argv is empty");
 	if (req->stdin_len > EXEC_STDIN_MAX)

@@ -210,6 +210,9 @@ struct life_req {
 	char note[256];             /* set on the operation as it starts */
 };
 json_t *life_op(struct core *c, struct op *op, void *arg, struct bn_err *err);
+/* The VM, or BN_ESTATE (with a hint) unless it is running (vm.c). */
+int vm_get_running(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err);
 /* A create's checks, choices and record, without its operation (vm.c). */
 int vm_create_prepare(struct core *c, const struct vm_create_req *req,
     struct life_req **ret, struct bn_err *err);

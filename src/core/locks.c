@@ -74,13 +74,7 @@ vm_lock_within(struct core *c, const char *name, long ms)
 	struct vm_lock *l = lock_ref(c, name);
 	struct timespec until;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	realtime_in_ms(ms, &until);
 	if (pthread_mutex_timedlock(&l->mu, &until) == 0)
 		return true;
 	lock_unref(c, l);

@@ -48,6 +48,21 @@ core_vm_get(struct core *c, const char *name, struct vm *ret, struct bn_err *err
 	return store_vm_get(c->store, name, ret, err);
 }
 
+/* What needs a guest (ssh, exec): the VM, or BN_ESTATE unless it runs. */
+int
+vm_get_running(struct core *c, const char *name, struct vm *ret,
+    struct bn_err *err)
+{
+	if (core_vm_get(c, name, ret, err) < 0)
+		return -1;
+	if (ret->state != VM_RUNNING) {
+		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not running", name,
+		    vm_state_name(ret->state));
+		return bn_err_hint(err, "start it first: banger vm start %s", name);
+	}
+	return 0;
+}
+
 int
 core_vm_list(struct core *c, struct vm **ret, int *ret_n, struct bn_err *err)
 {
@@ -448,13 +463,8 @@ core_vm_ssh(struct core *c, const char *name, struct vm_ssh *ret,
 	struct vm vm;
 	char dir[PATH_MAX], real[PATH_MAX];
 
-	if (core_vm_get(c, name, &vm, err) < 0)
+	if (vm_get_running(c, name, &vm, err) < 0)
 		return -1;
-	if (vm.state != VM_RUNNING) {
-		bn_fail(err, BN_ESTATE, 0, "vm '%s' is %s, not running", name,
-		    vm_state_name(vm.state));
-		return bn_err_hint(err, "start it first: banger vm start %s", name);
-	}
 	if (vm.ip[0] == '\0') {
 		bn_fail(err, BN_ESTATE, 0, "vm '%s' has no network address", name);
 		return bn_err_hint(err, "bangerd runs VMs without a network when "
