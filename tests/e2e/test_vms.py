@@ -302,7 +302,7 @@ def test_exec_in_the_debian_image(e2e):
         op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
                       params={"wait": BOOT_S + 60}).json()
         assert op["state"] == "succeeded", op
-    r = banger(e2e, "vm", "exec", "-n", "dura", "--", "sh", "-c",
+    r = banger(e2e, "vm", "exec", "--no-stdin", "dura", "--", "sh", "-c",
                "hostname; id -u; echo to-stderr >&2; exit 4")
     assert r.returncode == 4, r.stderr + console_tail(api, "dura")
     assert r.stdout == "dura\n0\n" and "to-stderr" in r.stderr, r
@@ -311,10 +311,10 @@ def test_exec_in_the_debian_image(e2e):
     want = hashlib.sha256(b"banger\n").hexdigest()
     assert r.returncode == 0 and r.stdout.split()[0] == want, r
     t0 = time.time()
-    r = banger(e2e, "vm", "exec", "-n", "--timeout", "2", "dura", "--",
+    r = banger(e2e, "vm", "exec", "--no-stdin", "--timeout", "2", "dura", "--",
                "sleep", "300.5")
     assert r.returncode == 124 and time.time() - t0 < 30, r
-    r = banger(e2e, "vm", "exec", "-n", "dura", "--", "pgrep", "-f",
+    r = banger(e2e, "vm", "exec", "--no-stdin", "dura", "--", "pgrep", "-f",
                "sleep 300.5")
     assert r.returncode == 1, "the timed-out command still runs: %r" % r
 
