@@ -5,12 +5,13 @@
 #include "agent.h"
 
 const struct agent_route agent_routes[] = {
-	{ "GET", "/healthz", "health", health_route, 0 },
-	{ "POST", "/poweroff", "power", power_route, 0 },
-	{ "POST", "/clock", "clock", clock_route, 0 },
-	{ "POST", "/identity", "identity", identity_route, 0 },
-	{ "POST", "/exec", "exec", exec_route, 0 },
-	{ "POST", "/echo", "echo", echo_route, 1 },
+	{ "GET", "/healthz", "health", health_route, 0, 0 },
+	{ "POST", "/poweroff", "power", power_route, 0, 0 },
+	{ "POST", "/clock", "clock", clock_route, 0, 0 },
+	{ "POST", "/identity", "identity", identity_route, 0, 0 },
+	{ "POST", "/exec", "exec", exec_route, 0, 0 },
+	{ "POST", "/echo", "echo", echo_route, 1, 0 },
+	{ "POST", "/sink", "echo", sink_route, 1, 1 },
 };
 
 const size_t agent_nroutes = sizeof(agent_routes) / sizeof(agent_routes[0]);

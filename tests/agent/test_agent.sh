@@ -249,6 +249,47 @@ sleep 0.5
 code=$(curl -sS --unix-socket "$echo_sock" -o /dev/null -w '%{http_code}' http://agent/healthz)
 check "a client gone mid-stream leaves the agent serving" test "$code" = 200
 
+# --- streamed request bodies: POST /sink (a stream_body test route) ---
+up() { # up SOCKET OUTFILE METHOD TARGET [upload.py ARGS...]
+	"$py" "$root/tests/agent/upload.py" "$1" "${@:3}" >"$2"
+}
+fnv() { # the 64-bit FNV-1a of a file, as /sink reports it
+	"$py" -c 'import sys
+h = 0xcbf29ce484222325
+for b in open(sys.argv[1], "rb").read():
+    h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
+print("%016x" % h)' "$1"
+}
+head -c 300000 /dev/urandom >"$tmp/sink.bin"
+up "$echo_sock" "$tmp/s1.json" POST /sink --file "$tmp/sink.bin"
+check "a streamed body with a Content-Length above 64 KiB is read whole" test \
+	"$(jget "$tmp/s1.json" status) $(jget "$tmp/s1.json" body.bytes) $(jget "$tmp/s1.json" body.fnv1a)" = \
+	"200 300000 $(fnv "$tmp/sink.bin")"
+up "$echo_sock" "$tmp/s2.json" POST /sink --file "$tmp/sink.bin" --chunked 7001
+check "a chunked body (an extension, a trailer) is read whole" test \
+	"$(jget "$tmp/s2.json" status) $(jget "$tmp/s2.json" body.bytes) $(jget "$tmp/s2.json" body.fnv1a)" = \
+	"200 300000 $(fnv "$tmp/sink.bin")"
+up "$echo_sock" "$tmp/s3.json" POST /sink --file "$tmp/sink.bin" --expect-continue
+check "Expect: 100-continue gets 100 Continue before the body" test "$(jget "$tmp/s3.json" body.bytes)" = 300000
+check "a chunked body split across writes" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n3\\r\\nabc\\r\\nA;x=1\\r\\n0123456789\\r\\n0\\r\\n\\r\\n'" \
+	"HTTP/1.1 200 "
+up "$echo_sock" "$tmp/s4.json" POST /sink --data "" --chunked 5
+check "an empty chunked body" test "$(jget "$tmp/s4.json" body.bytes)" = 0
+for bad in 'x\\r\\nabc\\r\\n0\\r\\n\\r\\n' '3\\r\\nabcd\\r\\n0\\r\\n\\r\\n' \
+	'1000000000000000\\r\\n' '3\\r\\nab' '3\\r\\nabc\\r\\n'; do
+	check "a bad chunked body ($bad) is 400" reply_starts "$echo_sock" \
+		"b'POST /sink HTTP/1.1\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n$bad'" "HTTP/1.1 400 "
+done
+check "a Transfer-Encoding other than chunked is 501" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nTransfer-Encoding: gzip\\r\\n\\r\\n'" "HTTP/1.1 501 "
+check "Content-Length with Transfer-Encoding is 400" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n'" "HTTP/1.1 400 "
+check "a streamed body above 64 GiB is 413" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nContent-Length: 68719476737\\r\\n\\r\\n'" "HTTP/1.1 413 "
+check "a streamed body cut short is 400" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nContent-Length: 10\\r\\n\\r\\nabc'" "HTTP/1.1 400 "
+
 # --- a degraded agent: work disk not mounted ---
 mkdir -p "$tmp/wd"
 start_agent deg "$tmp/wd"
