@@ -1,7 +1,10 @@
 /* agent.h - shared declarations of banger-vsock-agent (the guest health agent).
  *
- * The agent is a small static binary: no libraries beyond libc, no NSS calls,
- * so it links with `gcc -static` (glibc) and `musl-gcc -static` alike.
+ * The agent is a small static binary: libc, and libarchive for the tar
+ * streams of files.c (linked statically with what it needs; only its format
+ * code is used, not its disk code and its user-name lookups), and no NSS
+ * calls, so that it runs in any guest.  A musl build (`musl-gcc -static`)
+ * needs a libarchive built for musl.
  */
 #ifndef BANGER_AGENT_H
 #define BANGER_AGENT_H
@@ -10,12 +13,14 @@
 #include <sys/types.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.5.0"
+#define AGENT_VERSION "0.6.0"
 /* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
  * /healthz, and POST /poweroff.  3: "capabilities" in /healthz, request
  * bodies (Content-Length), streamed (chunked) replies.  4: POST /exec
- * (capability "exec"). */
-#define AGENT_PROTOCOL 4
+ * (capability "exec").  5: GET and PUT /files (capability "files"), and
+ * request bodies of any size, chunked ones too, on the routes that
+ * stream them. */
+#define AGENT_PROTOCOL 5
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -56,6 +61,7 @@ struct agent_config {
 	const char *clock_file;     /* not in a guest: POST /clock writes here */
 	const char *identity_file;  /* not in a guest: POST /identity too */
 	int allow_exec;             /* not in a guest: POST /exec runs anyway */
+	int allow_files;            /* not in a guest: /files serves anyway */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -179,7 +185,7 @@ int agent_query_decode(const char *s, size_t n, char *out);
  * says which; every later read fails the same way). */
 ssize_t agent_body_read(struct agent_request *rq, void *buf, size_t cap);
 /* Read and drop the rest of a streamed body: 0 at its end, -1 when more
- * than max bytes are left or it fails. */
+ * than max bytes are left (errno EFBIG) or it fails. */
 int agent_body_skip(struct agent_request *rq, unsigned long long max);
 const char *agent_body_error(const struct agent_request *rq);
 /* (http.c) A reader over fd for a body of content_length bytes, or a
@@ -214,6 +220,8 @@ void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
 void clock_route(struct agent_request *rq);    /* clock.c: POST /clock */
 void identity_route(struct agent_request *rq); /* identity.c */
 void exec_route(struct agent_request *rq);     /* exec.c: POST /exec */
+void files_get_route(struct agent_request *rq); /* files.c: GET /files */
+void files_put_route(struct agent_request *rq); /* files.c: PUT /files */
 void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
 void sink_route(struct agent_request *rq);     /* echo.c: POST /sink (test) */
 

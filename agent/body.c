@@ -216,8 +216,10 @@ agent_body_skip(struct agent_request *rq, unsigned long long max)
 	ssize_t n;
 
 	while ((n = agent_body_read(rq, junk, sizeof(junk))) > 0)
-		if ((seen += (unsigned long long)n) > max)
+		if ((seen += (unsigned long long)n) > max) {
+			errno = EFBIG;
 			return -1;
+		}
 	return n == 0 ? 0 : -1;
 }
 

@@ -310,29 +310,41 @@ status_text(int status)
 	}
 }
 
-/* The route for the request, or an error reply sent and NULL. */
+/* The route for the request, or an error reply sent and NULL.  A path
+ * may have a row per method; HEAD is served by the GET row. */
 static const struct agent_route *
 route_of(int fd, const struct uhttp_request *u, const struct agent_config *cfg,
     int *head_only)
 {
 	const struct agent_route *rt = NULL;
+	char allow[64] = "";
+	int found = 0;
 
-	for (size_t i = 0; i < agent_nroutes; i++)
-		if (agent_route_served(&agent_routes[i], cfg) &&
-		    strlen(agent_routes[i].path) == u->path_len &&
-		    strncmp(u->path, agent_routes[i].path, u->path_len) == 0)
-			rt = &agent_routes[i];
-	if (rt == NULL) {
+	*head_only = 0;
+	for (size_t i = 0; i < agent_nroutes; i++) {
+		const struct agent_route *r = &agent_routes[i];
+		if (!agent_route_served(r, cfg) || strlen(r->path) != u->path_len ||
+		    strncmp(u->path, r->path, u->path_len) != 0)
+			continue;
+		found = 1;
+		int head = strcmp(u->method, "HEAD") == 0 &&
+		    strcmp(r->method, "GET") == 0;
+		if (strcmp(u->method, r->method) == 0 || head) {
+			rt = r;
+			*head_only = head;
+		}
+		size_t n = strlen(allow);
+		snprintf(allow + n, sizeof(allow) - n, "%s%s%s", n ? ", " : "",
+		    r->method, strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+	}
+	if (!found) {
 		send_error(fd, 404, "not found", NULL);
 		return NULL;
 	}
-	*head_only = strcmp(u->method, "HEAD") == 0 &&
-	    strcmp(rt->method, "GET") == 0;
-	if (strcmp(u->method, rt->method) != 0 && !*head_only) {
-		char allow[64];
-		snprintf(allow, sizeof(allow), "Allow: %s%s\r\n", rt->method,
-		    strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
-		send_error(fd, 405, "method not allowed", allow);
+	if (rt == NULL) {
+		char hdr[96];
+		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+		send_error(fd, 405, "method not allowed", hdr);
 		return NULL;
 	}
 	return rt;
