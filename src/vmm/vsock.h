@@ -70,6 +70,7 @@ enum vsock_agent_cap {
 	VSOCK_CAP_CLOCK = 1 << 2,    /* POST /clock */
 	VSOCK_CAP_IDENTITY = 1 << 3, /* POST /identity (clones) */
 	VSOCK_CAP_EXEC = 1 << 4,     /* POST /exec (protocol 4) */
+	VSOCK_CAP_FILES = 1 << 5,    /* GET and PUT /files (protocol 5) */
 };
 
 struct vsock_health {

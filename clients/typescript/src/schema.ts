@@ -1126,7 +1126,7 @@ export interface components {
             /** @description The agent's protocol version (its `/healthz` `protocol`, 1 when it names none); null unless it answered over HTTP. */
             agent_protocol: number | null;
             /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3 and later), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
-            capabilities: ("health" | "power" | "clock" | "identity" | "exec")[] | null;
+            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files")[] | null;
             /** @description The agent's `/healthz` document as received; null unless it answered over HTTP. */
             agent: components["schemas"]["AgentHealth"] | null;
         };
@@ -1135,9 +1135,9 @@ export interface components {
             /** @description `ok` when the agent considers the guest healthy; anything else means degraded. */
             status: string;
             agent_version?: string;
-            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies; 4 adds `POST /exec` (capability `exec`). */
+            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies; 4 adds `POST /exec` (capability `exec`); 5 adds `GET` and `PUT /files` (capability `files`: tar streams) and request bodies of any size, chunked ones too. */
             protocol?: number;
-            /** @description Protocol 3 and later: the agent's route families (`health`, `power`, `clock`, `identity`, `exec`, ...), each once. */
+            /** @description Protocol 3 and later: the agent's route families (`health`, `power`, `clock`, `identity`, `exec`, `files`, ...), each once. */
             capabilities?: string[];
             /** @description Whether every readiness check passes (protocol 2). bangerd keeps a booting VM `starting` until it does; agents without the field count as ready. */
             ready?: boolean;
@@ -2199,24 +2199,26 @@ export interface operations {
                      *       "protocol": "http",
                      *       "checked_at": "2026-11-25T21:43:02Z",
                      *       "latency_ms": 3,
-                     *       "agent_protocol": 4,
+                     *       "agent_protocol": 5,
                      *       "capabilities": [
                      *         "health",
                      *         "power",
                      *         "clock",
                      *         "identity",
-                     *         "exec"
+                     *         "exec",
+                     *         "files"
                      *       ],
                      *       "agent": {
                      *         "status": "ok",
-                     *         "agent_version": "0.5.0",
-                     *         "protocol": 4,
+                     *         "agent_version": "0.6.0",
+                     *         "protocol": 5,
                      *         "capabilities": [
                      *           "health",
                      *           "power",
                      *           "clock",
                      *           "identity",
-                     *           "exec"
+                     *           "exec",
+                     *           "files"
                      *         ],
                      *         "hostname": "web",
                      *         "boot_id": "0b6f0c1e-3f7a-4c55-9d1a-2e8c5a7b9f10",
