@@ -79,6 +79,8 @@ enum MHD_Result h_snap_delete(struct api_req *r);
 enum MHD_Result h_vm_restore(struct api_req *r);
 /* exec.c */
 enum MHD_Result h_vm_exec(struct api_req *r);
+/* files.c */
+enum MHD_Result h_vm_files_get(struct api_req *r);
 
 /* Route matching, exposed for unit tests: returns the route for method and
  * path, or NULL with *ret_path_matched telling 405 from 404.  The path

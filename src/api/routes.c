@@ -696,6 +696,7 @@ static const struct api_route routes[] = {
 	{ "DELETE", "/v1/vms/{name}/snapshots/{snap}", h_snap_delete },
 	{ "POST", "/v1/vms/{name}/restore", h_vm_restore },
 	{ "POST", "/v1/vms/{name}/exec", h_vm_exec },
+	{ "GET", "/v1/vms/{name}/files", h_vm_files_get },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console },
 	{ "GET", "/v1/vms/{name}/ssh", h_vm_ssh },

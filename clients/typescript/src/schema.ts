@@ -356,6 +356,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{name}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Copy a file or a directory out of a running VM (a tar stream)
+         * @description A POSIX tar (pax headers where names are long) of `path` in the guest, made by the guest agent over vsock and streamed as it is made, so a large tree needs no large buffer: a file is one entry named by its base name; a directory is all below it, with entries under its base name (as `tar -C dirname -c basename`). Modes, mtimes and numeric owners are kept; symlinks are entries of their own and never followed; fifos, sockets and devices are left out. The agent resolves `path` in the guest. A transfer that breaks ends without tar's end-of-archive blocks, so the reader sees a truncated archive. `404 guest_path_not_found` when `path` is not there, `403 forbidden` when the agent may not read it, `409 unsupported_by_vmm` when the image's agent predates file copy. With curl: `curl --unix-socket SOCK -o out.tar 'http://b/v1/vms/web/files?path=/root/project'`.
+         */
+        get: operations["getVMFiles"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms/{name}/resume": {
         parameters: {
             query?: never;
@@ -1206,7 +1229,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "guest_path_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
@@ -2147,6 +2170,45 @@ export interface operations {
             409: components["responses"]["VMConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getVMFiles: {
+        parameters: {
+            query: {
+                /** @description Absolute path in the guest. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tar stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-tar": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            /** @description `vm_not_found` or `guest_path_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            409: components["responses"]["VMConflict"];
             500: components["responses"]["InternalError"];
         };
     };

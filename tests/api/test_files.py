@@ -1,0 +1,88 @@
+"""GET /v1/vms/{name}/files against the Firecracker test double, whose
+agent is the real banger-vsock-agent (on the host, allowed with
+--allow-files): a tar of a file or a tree streamed as it is made, the
+refusals, and an agent without file copy."""
+import io
+import os
+import shutil
+import tarfile
+import tempfile
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+OLD_AGENT = os.path.join(ROOT, "tests", "fakes", "old_agent.py")
+
+
+@pytest.fixture(scope="module")
+def vm(daemon):
+    api = daemon.client
+    api.create_vm("filer", vcpus=1, memory_mib=128)
+    yield "filer"
+    api.delete_vm("filer")
+
+
+@pytest.fixture
+def tree():
+    d = tempfile.mkdtemp(prefix="bgfiles")
+    os.makedirs(os.path.join(d, "proj", "src"))
+    with open(os.path.join(d, "proj", "src", "main.c"), "w") as f:
+        f.write("int main(void) { return 0; }\n")
+    with open(os.path.join(d, "proj", "big.bin"), "wb") as f:
+        f.write(os.urandom(3 << 20))
+    os.chmod(os.path.join(d, "proj", "big.bin"), 0o640)
+    os.utime(os.path.join(d, "proj", "big.bin"), (1700000000, 1700000000))
+    os.symlink("src/main.c", os.path.join(d, "proj", "link"))
+    yield d
+    shutil.rmtree(d)
+
+
+def get_tar(api, vm, path):
+    r = api.get("/v1/vms/%s/files" % vm, params={"path": path}, stream=True)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/x-tar"
+    return tarfile.open(fileobj=io.BytesIO(r.content))
+
+
+def test_a_tree_comes_out_as_tar(daemon, vm, tree):
+    t = get_tar(daemon.client, vm, os.path.join(tree, "proj"))
+    names = sorted(m.name for m in t.getmembers())
+    assert names == ["proj", "proj/big.bin", "proj/link", "proj/src",
+                     "proj/src/main.c"], names
+    big = t.getmember("proj/big.bin")
+    with open(os.path.join(tree, "proj", "big.bin"), "rb") as f:
+        assert t.extractfile(big).read() == f.read()
+    assert big.mode & 0o777 == 0o640 and big.mtime == 1700000000, big
+    link = t.getmember("proj/link")
+    assert link.issym() and link.linkname == "src/main.c", link
+    # One file: one entry named by its base name.
+    t = get_tar(daemon.client, vm, os.path.join(tree, "proj", "src",
+                                                "main.c"))
+    assert [m.name for m in t.getmembers()] == ["main.c"]
+
+
+def test_refusals(daemon, vm, tree):
+    api = daemon.client
+    r = api.get("/v1/vms/%s/files" % vm, params={"path": tree + "/nope"})
+    assert r.status_code == 404 and \
+        r.json()["code"] == "guest_path_not_found", r.text
+    r = api.get("/v1/vms/%s/files" % vm, params={"path": "relative/x"})
+    assert r.status_code == 400, r.text
+    r = api.get("/v1/vms/%s/files" % vm)
+    assert r.status_code == 400, r.text
+    r = api.get("/v1/vms/ghost/files", params={"path": "/etc"})
+    assert r.status_code == 404 and r.json()["code"] == "vm_not_found"
+    api.create_vm("resting", vcpus=1, memory_mib=128)
+    api.action("resting", "stop")
+    r = api.get("/v1/vms/resting/files", params={"path": "/etc"})
+    assert r.status_code == 409 and r.json()["code"] == "invalid_state"
+    api.delete_vm("resting")
+
+
+def test_an_agent_without_file_copy_is_refused(fresh_daemon):
+    fresh_daemon.env["BANGER_FAKE_AGENT"] = OLD_AGENT
+    d = fresh_daemon.start()
+    d.client.create_vm("oldie", vcpus=1, memory_mib=128)
+    r = d.client.get("/v1/vms/oldie/files", params={"path": "/etc"})
+    assert r.status_code == 409 and \
+        r.json()["code"] == "unsupported_by_vmm", r.text
