@@ -60,3 +60,48 @@ h_vm_files_get(struct api_req *r)
 	MHD_destroy_response(resp);
 	return ret;
 }
+
+/* PUT /v1/vms/{name}/files?path=DIR: the body, a tar, goes to the agent
+ * as it arrives and is extracted into DIR in the guest (the agent refuses
+ * entries that would land outside it).  The reply is the agent's
+ * summary, or its refusal. */
+static int
+put_begin(struct api_req *r, void **state, struct bn_err *err)
+{
+	struct file_stream *s;
+
+	if (name_check("vm", r->param, err) < 0 ||
+	    core_vm_files_put_begin(r->core, r->param, query(r, "path"), &s,
+	    err) < 0)
+		return -1;
+	*state = s;
+	return 0;
+}
+
+static void
+put_piece(void *state, const char *data, size_t len)
+{
+	core_files_put(state, data, len);
+}
+
+static enum MHD_Result
+put_end(struct api_req *r, void *state)
+{
+	struct bn_err err;
+	json_t *j = core_files_put_end(state, &err);
+
+	core_files_close(state);
+	if (j == NULL)
+		return api_reply_error(r->conn, &err);
+	return api_reply_json(r->conn, 200, j);
+}
+
+static void
+put_abort(void *state)
+{
+	core_files_close(state);
+}
+
+const struct api_upload files_put_upload = {
+	put_begin, put_piece, put_end, put_abort,
+};

@@ -122,6 +122,14 @@ int core_vm_files_get(struct core *c, const char *name, const char *path,
 ssize_t core_files_read(struct file_stream *s, void *buf, size_t len,
     int watch_fd);
 void core_files_close(struct file_stream *s);
+/* A tar into directory PATH in VM name, sent as it comes: begin, put each
+ * piece, then end (the agent's summary {"files", "dirs", "links",
+ * "bytes"}, or NULL with err: the agent's refusal of an entry is 400
+ * invalid_request); close either way. */
+int core_vm_files_put_begin(struct core *c, const char *name,
+    const char *path, struct file_stream **ret, struct bn_err *err);
+void core_files_put(struct file_stream *s, const void *data, size_t len);
+json_t *core_files_put_end(struct file_stream *s, struct bn_err *err);
 /* Start req in VM name (an event vm.exec records it): 0 and *ret. */
 int core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
     struct exec_stream **ret, struct bn_err *err);

@@ -86,3 +86,87 @@ def test_an_agent_without_file_copy_is_refused(fresh_daemon):
     r = d.client.get("/v1/vms/oldie/files", params={"path": "/etc"})
     assert r.status_code == 409 and \
         r.json()["code"] == "unsupported_by_vmm", r.text
+
+
+def make_tar(entries):
+    """entries: (name, kind, payload): kind file|dir|symlink|hardlink."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, kind, payload in entries:
+            ti = tarfile.TarInfo(name)
+            ti.mtime = 1700000000
+            if kind == "dir":
+                ti.type = tarfile.DIRTYPE
+                ti.mode = 0o755
+                t.addfile(ti)
+            elif kind == "symlink":
+                ti.type = tarfile.SYMTYPE
+                ti.linkname = payload
+                t.addfile(ti)
+            elif kind == "hardlink":
+                ti.type = tarfile.LNKTYPE
+                ti.linkname = payload
+                t.addfile(ti)
+            else:
+                ti.size = len(payload)
+                ti.mode = 0o640
+                t.addfile(ti, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+def put_tar(api, vm, path, data, chunked=False):
+    body = (data[i:i + 65536] for i in range(0, len(data), 65536)) \
+        if chunked else data
+    return api.request("PUT", "/v1/vms/%s/files" % vm, data=body,
+                       params={"path": path},
+                       headers={"Content-Type": "application/x-tar"})
+
+
+def test_a_tar_goes_in(daemon, vm, tree):
+    api = daemon.client
+    dst = os.path.join(tree, "in")
+    os.mkdir(dst)
+    big = os.urandom(2 << 20)
+    data = make_tar([("pkg", "dir", None), ("pkg/a.txt", "file", b"alpha\n"),
+                     ("pkg/big.bin", "file", big),
+                     ("pkg/link", "symlink", "a.txt")])
+    for chunked in (False, True):
+        r = put_tar(api, vm, dst, data, chunked)
+        assert r.status_code == 200, r.text
+        s = r.json()
+        assert s["files"] == 2 and s["dirs"] == 1, s
+        with open(os.path.join(dst, "pkg", "big.bin"), "rb") as f:
+            assert f.read() == big
+        assert os.readlink(os.path.join(dst, "pkg", "link")) == "a.txt"
+        st = os.stat(os.path.join(dst, "pkg", "a.txt"))
+        assert st.st_mode & 0o777 == 0o640 and st.st_mtime == 1700000000
+
+
+@pytest.mark.parametrize("entries", [
+    [("../evil", "file", b"x")],
+    [("/tmp/bg-abs-evil", "file", b"x")],
+    [("out", "symlink", "/tmp"), ("out/bg-through-evil", "file", b"x")],
+    [("pw", "hardlink", "/etc/passwd")],
+], ids=["dotdot", "absolute", "through-symlink", "hardlink-out"])
+def test_hostile_archives_are_refused(daemon, vm, tree, entries):
+    api = daemon.client
+    dst = os.path.join(tree, "in")
+    os.mkdir(dst)
+    r = put_tar(api, vm, dst, make_tar(entries))
+    assert r.status_code == 400 and r.json()["code"] == "invalid_request", \
+        r.text
+    for p in (os.path.join(tree, "evil"), "/tmp/bg-abs-evil",
+              "/tmp/bg-through-evil"):
+        assert not os.path.exists(p), p
+
+
+def test_put_refusals(daemon, vm, tree):
+    api = daemon.client
+    data = make_tar([("a", "file", b"a")])
+    r = put_tar(api, vm, os.path.join(tree, "missing"), data)
+    assert r.status_code == 404 and \
+        r.json()["code"] == "guest_path_not_found", r.text
+    r = put_tar(api, vm, "rel", data)
+    assert r.status_code == 400, r.text
+    r = put_tar(api, "ghost", "/tmp", data)
+    assert r.status_code == 404 and r.json()["code"] == "vm_not_found", r.text

@@ -371,7 +371,11 @@ export interface paths {
          * @description A POSIX tar (pax headers where names are long) of `path` in the guest, made by the guest agent over vsock and streamed as it is made, so a large tree needs no large buffer: a file is one entry named by its base name; a directory is all below it, with entries under its base name (as `tar -C dirname -c basename`). Modes, mtimes and numeric owners are kept; symlinks are entries of their own and never followed; fifos, sockets and devices are left out. The agent resolves `path` in the guest. A transfer that breaks ends without tar's end-of-archive blocks, so the reader sees a truncated archive. `404 guest_path_not_found` when `path` is not there, `403 forbidden` when the agent may not read it, `409 unsupported_by_vmm` when the image's agent predates file copy. With curl: `curl --unix-socket SOCK -o out.tar 'http://b/v1/vms/web/files?path=/root/project'`.
          */
         get: operations["getVMFiles"];
-        put?: never;
+        /**
+         * Copy files into a running VM (a tar stream)
+         * @description The body is a tar (Content-Length or chunked, any size: it is passed to the guest agent as it arrives and extracted there as it comes), unpacked into the existing directory `path` in the guest. Modes (without set-id bits) and mtimes are restored, symlinks are made as links; files belong to the user the agent writes as (root). The agent walks every entry's path from `path` without following symlinks and refuses, with `400 invalid_request` naming the entry, absolute names, `..`, a symlink on the way (one already there or one the archive made), hard links that point outside or at nothing, device nodes, fifos and sockets. Entries before a refused one stay written. `404 guest_path_not_found` when `path` is not a directory there. The reply counts what was written.
+         */
+        put: operations["putVMFiles"];
         post?: never;
         delete?: never;
         options?: never;
@@ -2195,6 +2199,55 @@ export interface operations {
                 };
                 content: {
                     "application/x-tar": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            /** @description `vm_not_found` or `guest_path_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    putVMFiles: {
+        parameters: {
+            query: {
+                /** @description Absolute path of an existing directory in the guest. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-tar": string;
+            };
+        };
+        responses: {
+            /** @description What was written. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        files: number;
+                        dirs: number;
+                        /** @description Symlinks and hard links. */
+                        links: number;
+                        bytes: number;
+                    };
                 };
             };
             400: components["responses"]["BadRequest"];
