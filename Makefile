@@ -22,7 +22,7 @@ endif
 NL_CFLAGS  := $(shell pkg-config --cflags libnl-3.0 libnl-route-3.0 2>/dev/null)
 DAEMON_LIBS = -lmicrohttpd -ljansson -lsqlite3 -lnl-route-3 -lnl-3 -lnftables -lldns -lnettle \
               -lsystemd -pthread
-CLI_LIBS    = -lcurl -ljansson -lncursesw -lnettle -pthread
+CLI_LIBS    = -lcurl -ljansson -lncursesw -lnettle -larchive -pthread
 
 COMMON_SRC = $(wildcard src/common/*.c)
 # Daemon code except main(): also linked into the unit tests.

@@ -6,6 +6,7 @@ import io
 import os
 import shutil
 import tarfile
+import subprocess
 import tempfile
 
 import pytest
@@ -170,3 +171,81 @@ def test_put_refusals(daemon, vm, tree):
     assert r.status_code == 400, r.text
     r = put_tar(api, "ghost", "/tmp", data)
     assert r.status_code == 404 and r.json()["code"] == "vm_not_found", r.text
+
+
+def banger(daemon, *args):
+    return subprocess.run([daemon.banger] + list(args), env=daemon.env,
+                          stdin=subprocess.DEVNULL, capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_banger_vm_cp_both_ways(daemon, vm, tree):
+    out = os.path.join(tree, "out")
+    os.mkdir(out)
+    r = banger(daemon, "vm", "cp", "%s:%s" % (vm, os.path.join(tree, "proj")),
+               out)
+    assert r.returncode == 0, r
+    assert r.stdout.startswith("copied 2 files, 2 directories, 1 links"), \
+        r.stdout
+    with open(os.path.join(out, "proj", "big.bin"), "rb") as a, \
+            open(os.path.join(tree, "proj", "big.bin"), "rb") as b:
+        assert a.read() == b.read()
+    assert os.readlink(os.path.join(out, "proj", "link")) == "src/main.c"
+    assert os.stat(os.path.join(out, "proj", "big.bin")).st_mtime == \
+        1700000000
+    into = os.path.join(tree, "into")
+    os.mkdir(into)
+    r = banger(daemon, "vm", "cp", os.path.join(tree, "proj"),
+               "%s:%s" % (vm, into))
+    assert r.returncode == 0, r
+    with open(os.path.join(into, "proj", "src", "main.c")) as f:
+        assert f.read().startswith("int main")
+    r = banger(daemon, "vm", "cp", "%s:%s/nope" % (vm, tree), out)
+    assert r.returncode == 3, r
+    r = banger(daemon, "vm", "cp", out, out)
+    assert r.returncode == 2, r
+
+
+def serve_tar_once(sock_path, data):
+    """A stand-in for bangerd on sock_path answering one request with
+    data as a tar stream (what a hostile guest could make bangerd pass
+    on)."""
+    import socket
+    import threading
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(sock_path)
+    srv.listen(1)
+
+    def run():
+        c, _ = srv.accept()
+        c.recv(65536)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                  % len(data) + data)
+        c.close()
+        srv.close()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+@pytest.mark.parametrize("entries", [
+    [("../evil", "file", b"x")],
+    [("/tmp/bg-cli-abs-evil", "file", b"x")],
+    [("out", "symlink", "/tmp"), ("out/bg-cli-through", "file", b"x")],
+    [("pw", "hardlink", "/etc/passwd")],
+], ids=["dotdot", "absolute", "through-symlink", "hardlink"])
+def test_banger_vm_cp_unpacks_nothing_outside_dst(daemon, tree, entries):
+    sock = os.path.join(tree, "fake.sock")
+    t = serve_tar_once(sock, make_tar(entries))
+    out = os.path.join(tree, "out")
+    os.mkdir(out)
+    r = subprocess.run([daemon.banger, "--socket", sock, "--no-autostart",
+                        "vm", "cp", "filer:/x", out], capture_output=True,
+                       text=True, timeout=60, stdin=subprocess.DEVNULL)
+    t.join(10)
+    assert r.returncode != 0, r
+    for p in (os.path.join(tree, "evil"), "/tmp/bg-cli-abs-evil",
+              "/tmp/bg-cli-through"):
+        assert not os.path.exists(p), p
+    assert os.stat("/etc/passwd").st_nlink == 1
