@@ -8,9 +8,13 @@ if [ "$(id -u)" -ne 0 ]; then
 	SUDO="sudo"
 fi
 
+# libarchive-dev and the -dev packages after it: the static libraries the
+# agent links with (libarchive-dev itself does not pull them in).
 PKGS="build-essential pkg-config
 libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev libsqlite3-dev
 libnl-3-dev libnl-route-3-dev libnftables-dev libldns-dev libsystemd-dev nettle-dev
+libarchive-dev libacl1-dev libbz2-dev liblz4-dev liblzma-dev libzstd-dev zlib1g-dev
+libxml2-dev libicu-dev
 e2fsprogs util-linux procps iproute2 nftables dnsutils curl file jq
 python3 python3-pytest python3-requests python3-requests-unixsocket
 python3-jsonschema python3-yaml

@@ -1,7 +1,10 @@
 /* agent.h - shared declarations of banger-vsock-agent (the guest health agent).
  *
- * The agent is a small static binary: no libraries beyond libc, no NSS calls,
- * so it links with `gcc -static` (glibc) and `musl-gcc -static` alike.
+ * The agent is a small static binary: libc, and libarchive for the tar
+ * streams of files.c (linked statically with what it needs; only its format
+ * code is used, not its disk code and its user-name lookups), and no NSS
+ * calls, so that it runs in any guest.  A musl build (`musl-gcc -static`)
+ * needs a libarchive built for musl.
  */
 #ifndef BANGER_AGENT_H
 #define BANGER_AGENT_H
@@ -10,12 +13,14 @@
 #include <sys/types.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.5.0"
+#define AGENT_VERSION "0.6.0"
 /* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
  * /healthz, and POST /poweroff.  3: "capabilities" in /healthz, request
  * bodies (Content-Length), streamed (chunked) replies.  4: POST /exec
- * (capability "exec"). */
-#define AGENT_PROTOCOL 4
+ * (capability "exec").  5: GET and PUT /files (capability "files"), and
+ * request bodies of any size, chunked ones too, on the routes that
+ * stream them. */
+#define AGENT_PROTOCOL 5
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -36,7 +41,11 @@ enum {
 #define AGENT_MAX_HEAD 8192        /* request line + headers */
 #define AGENT_IO_TIMEOUT_MS 5000   /* whole request head, and the reply */
 #define AGENT_MAX_CONNS 64         /* concurrent connections */
-#define AGENT_MAX_BODY (64 * 1024) /* a request body (Content-Length) */
+#define AGENT_MAX_BODY (64 * 1024) /* a request body read whole */
+/* A body the route reads as it comes (stream_body): Content-Length or
+ * chunked, and how long one read of it may wait. */
+#define AGENT_MAX_STREAM_BODY (64ULL << 30)
+#define AGENT_BODY_IDLE_MS 30000
 
 struct agent_config {
 	const char *layout_state;
@@ -52,6 +61,7 @@ struct agent_config {
 	const char *clock_file;     /* not in a guest: POST /clock writes here */
 	const char *identity_file;  /* not in a guest: POST /identity too */
 	int allow_exec;             /* not in a guest: POST /exec runs anyway */
+	int allow_files;            /* not in a guest: /files serves anyway */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -124,6 +134,8 @@ int agent_user_lookup(const char *name, struct agent_user *ret);
 
 /* ---- http.c: the server core ---- */
 
+struct agent_body;
+
 /* One request as a handler sees it. */
 struct agent_request {
 	int fd;
@@ -131,6 +143,8 @@ struct agent_request {
 	const char *query;          /* after '?', or NULL */
 	const char *body;           /* Content-Length bytes, NUL-terminated */
 	size_t body_len;
+	struct agent_body *stream;  /* stream_body routes: body and body_len
+	                             * are unset, agent_body_read reads it */
 	int head_only;              /* HEAD of a GET route: no body sent */
 	int http10;                 /* an HTTP/1.0 client: no chunks */
 	int streaming;              /* agent_stream_begin sent the head */
@@ -165,6 +179,21 @@ int agent_query_next(const char **pos, const char **ret_key,
  * form) into out, which has room for n + 1 bytes; NUL-terminated.  The
  * decoded length, or -1 for a bad escape or an encoded NUL (%00). */
 int agent_query_decode(const char *s, size_t n, char *out);
+/* Read up to cap bytes of a streamed request body: how many, 0 at its
+ * end, -1 when it is cut short, malformed (chunk framing), larger than
+ * AGENT_MAX_STREAM_BODY or idle for AGENT_BODY_IDLE_MS (agent_body_error
+ * says which; every later read fails the same way). */
+ssize_t agent_body_read(struct agent_request *rq, void *buf, size_t cap);
+/* Read and drop the rest of a streamed body: 0 at its end, -1 when more
+ * than max bytes are left (errno EFBIG) or it fails. */
+int agent_body_skip(struct agent_request *rq, unsigned long long max);
+const char *agent_body_error(const struct agent_request *rq);
+/* (http.c) A reader over fd for a body of content_length bytes, or a
+ * chunked one, whose first npre bytes were read with the head (at most
+ * AGENT_MAX_HEAD).  NULL when out of memory. */
+struct agent_body *agent_body_new(int fd, const char *pre, size_t npre,
+    int chunked, long long content_length);
+void agent_body_free(struct agent_body *b);
 /* Serve one accepted connection to its end. */
 void serve_connection(int fd, const struct agent_config *cfg);
 
@@ -176,6 +205,8 @@ struct agent_route {
 	const char *capability;     /* listed in /healthz "capabilities" */
 	void (*fn)(struct agent_request *rq);
 	int test_only;              /* served only with --test-routes */
+	int stream_body;            /* the handler reads the body itself
+	                             * (agent_body_read), of any size */
 };
 extern const struct agent_route agent_routes[];
 extern const size_t agent_nroutes;
@@ -189,7 +220,10 @@ void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
 void clock_route(struct agent_request *rq);    /* clock.c: POST /clock */
 void identity_route(struct agent_request *rq); /* identity.c */
 void exec_route(struct agent_request *rq);     /* exec.c: POST /exec */
+void files_get_route(struct agent_request *rq); /* files.c: GET /files */
+void files_put_route(struct agent_request *rq); /* files.c: PUT /files */
 void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
+void sink_route(struct agent_request *rq);     /* echo.c: POST /sink (test) */
 
 /* ---- log.c: logging, clock ---- */
 long long agent_now_ms(void);

@@ -5,7 +5,8 @@
  * an HTTP "GET /healthz" gets the JSON document built in health.c (with the
  * readiness checks bangerd waits for), "POST /poweroff" shuts the guest
  * down through its init system (power.c), "POST /exec" runs a command and
- * streams its output (exec.c).  In a guest it also acts on the
+ * streams its output (exec.c), "GET /files" and "PUT /files" copy files
+ * as tar streams (files.c).  In a guest it also acts on the
  * power key, so the ACPI power button stops images that have no handler.
  *
  * One detached thread per connection (at most AGENT_MAX_CONNS at a time);
@@ -99,6 +100,9 @@ usage(FILE *out)
 	    "  --allow-exec          not in a guest: serve POST /exec anyway "
 	    "(the\n"
 	    "                        commands run on this host)\n"
+	    "  --allow-files         not in a guest: serve GET and PUT /files "
+	    "anyway\n"
+	    "                        (they read and write this host's files)\n"
 	    "  --test-routes         also serve POST /echo (tests of the "
 	    "transport)\n"
 	    "  --input-dir DIR       where the evdev devices are (default %s)\n"
@@ -290,6 +294,10 @@ main(int argc, char **argv)
 		}
 		if (strcmp(name, "--allow-exec") == 0) {
 			cfg.allow_exec = 1;
+			continue;
+		}
+		if (strcmp(name, "--allow-files") == 0) {
+			cfg.allow_files = 1;
 			continue;
 		}
 		if (strcmp(name, "--power-key") == 0 ||

@@ -1,13 +1,17 @@
-/* echo.c - POST /echo, the transport's own test route (served only with
- * --test-routes): the request body comes back as a stream of ?chunk=N
- * byte pieces with ?delay_ms=M between them, so a test sees a body read
- * within its limit, a chunked reply, and other connections served while
- * a stream is slow. */
+/* echo.c - the transport's own test routes (served only with
+ * --test-routes).  POST /echo: the request body comes back as a stream of
+ * ?chunk=N byte pieces with ?delay_ms=M between them, so a test sees a
+ * body read within its limit, a chunked reply, and other connections
+ * served while a stream is slow.  POST /sink: a body of any size read as
+ * it comes (a stream_body route), answered with its size and its 64-bit
+ * FNV-1a hash, {"bytes": N, "fnv1a": "16 hex digits"}, or 400 with why
+ * the body could not be read. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "agent.h"
 
+#include <stdio.h>
 #include <time.h>
 
 /* The decimal value of key in the query, within [lo, hi]: 1 and *ret set,
@@ -60,4 +64,26 @@ echo_route(struct agent_request *rq)
 			return;
 	}
 	agent_stream_end(rq);
+}
+
+void
+sink_route(struct agent_request *rq)
+{
+	unsigned long long bytes = 0, h = 0xcbf29ce484222325ULL;
+	unsigned char buf[32 * 1024];
+	ssize_t n;
+	char out[96];
+
+	while ((n = agent_body_read(rq, buf, sizeof(buf))) > 0) {
+		bytes += (unsigned long long)n;
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ buf[i]) * 0x100000001b3ULL;
+	}
+	if (n < 0) {
+		agent_reply_error(rq, 400, agent_body_error(rq));
+		return;
+	}
+	int len = snprintf(out, sizeof(out), "{\"bytes\":%llu,\"fnv1a\":"
+	    "\"%016llx\"}", bytes, h);
+	agent_reply(rq, 200, out, (size_t)len);
 }

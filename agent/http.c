@@ -2,11 +2,14 @@
  * banger-vsock-agent.c), the legacy PING line or one HTTP/1.1 request.
  *
  * The head (at most AGENT_MAX_HEAD bytes) is parsed by the parser shared
- * with bangerd (src/common/uhttp_msg.c); a Content-Length body of at most
- * AGENT_MAX_BODY bytes is read before the handler runs (413 above it,
- * 501 for chunked request bodies).  The route table is routes.c; handlers
+ * with bangerd (src/common/uhttp_msg.c).  For most routes a Content-Length
+ * body of at most AGENT_MAX_BODY bytes is read whole before the handler
+ * runs (413 above it, 501 for chunked request bodies); a stream_body route
+ * reads its body itself as it comes (body.c: Content-Length or chunked, up
+ * to AGENT_MAX_STREAM_BODY).  The route table is routes.c; handlers
  * answer once through agent_reply (a Content-Length) or stream through
- * agent_stream_* (chunked); either way "Connection: close".  After the reply a short, bounded drain keeps unread input from
+ * agent_stream_* (chunked); either way "Connection: close".  After the
+ * reply a short, bounded drain keeps unread input from
  * turning the close into a reset that destroys the reply in flight; then
  * the handler's after-reply action runs (a power-off). */
 #include "agent.h"
@@ -307,36 +310,86 @@ status_text(int status)
 	}
 }
 
-/* The route for the request, or an error reply sent and NULL. */
+/* The route for the request, or an error reply sent and NULL.  A path
+ * may have a row per method; HEAD is served by the GET row. */
 static const struct agent_route *
 route_of(int fd, const struct uhttp_request *u, const struct agent_config *cfg,
     int *head_only)
 {
 	const struct agent_route *rt = NULL;
+	char allow[64] = "";
+	int found = 0;
 
-	for (size_t i = 0; i < agent_nroutes; i++)
-		if (agent_route_served(&agent_routes[i], cfg) &&
-		    strlen(agent_routes[i].path) == u->path_len &&
-		    strncmp(u->path, agent_routes[i].path, u->path_len) == 0)
-			rt = &agent_routes[i];
-	if (rt == NULL) {
+	*head_only = 0;
+	for (size_t i = 0; i < agent_nroutes; i++) {
+		const struct agent_route *r = &agent_routes[i];
+		if (!agent_route_served(r, cfg) || strlen(r->path) != u->path_len ||
+		    strncmp(u->path, r->path, u->path_len) != 0)
+			continue;
+		found = 1;
+		int head = strcmp(u->method, "HEAD") == 0 &&
+		    strcmp(r->method, "GET") == 0;
+		if (strcmp(u->method, r->method) == 0 || head) {
+			rt = r;
+			*head_only = head;
+		}
+		size_t n = strlen(allow);
+		snprintf(allow + n, sizeof(allow) - n, "%s%s%s", n ? ", " : "",
+		    r->method, strcmp(r->method, "GET") == 0 ? ", HEAD" : "");
+	}
+	if (!found) {
 		send_error(fd, 404, "not found", NULL);
 		return NULL;
 	}
-	*head_only = strcmp(u->method, "HEAD") == 0 &&
-	    strcmp(rt->method, "GET") == 0;
-	if (strcmp(u->method, rt->method) != 0 && !*head_only) {
-		char allow[64];
-		snprintf(allow, sizeof(allow), "Allow: %s%s\r\n", rt->method,
-		    strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
-		send_error(fd, 405, "method not allowed", allow);
+	if (rt == NULL) {
+		char hdr[96];
+		snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+		send_error(fd, 405, "method not allowed", hdr);
 		return NULL;
 	}
 	return rt;
 }
 
+static void
+fill_request(struct agent_request *rq, int fd, const struct uhttp_request *u,
+    const struct agent_config *cfg, int head_only)
+{
+	rq->fd = fd;
+	rq->method = u->method;
+	rq->query = u->query;
+	rq->head_only = head_only;
+	rq->http10 = u->http10;
+	rq->cfg = cfg;
+}
+
+/* Run a stream_body route: its body (pre holds its first npre bytes) is
+ * read by the handler as it comes. */
+static void
+stream_request(int fd, const struct uhttp_request *u, const char *pre,
+    size_t npre, const struct agent_config *cfg, int head_only,
+    const struct agent_route *rt, struct agent_request *rq)
+{
+	/* The client waits for this before it sends the body (curl does,
+	 * for a second, with large uploads). */
+	if (u->expect_continue && (u->chunked || u->content_length > 0) &&
+	    uhttp_write(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25,
+	    agent_now_ms() + AGENT_IO_TIMEOUT_MS) != 0)
+		return;
+	rq->stream = agent_body_new(fd, pre, npre, u->chunked,
+	    u->content_length);
+	if (rq->stream == NULL) {
+		send_error(fd, 500, "out of memory", NULL);
+		return;
+	}
+	fill_request(rq, fd, u, cfg, head_only);
+	rt->fn(rq);
+	agent_body_free(rq->stream);
+	rq->stream = NULL;
+}
+
 /* Answer the request whose head is buf[0..end) (NUL at end); have bytes
- * already read past it.  Reads the body, runs the route. */
+ * already read past it.  Reads the body (or leaves it to a stream_body
+ * route), runs the route. */
 static void
 handle_http(int fd, char *buf, size_t end, size_t have,
     const struct agent_config *cfg, long long deadline,
@@ -352,19 +405,34 @@ handle_http(int fd, char *buf, size_t end, size_t have,
 		send_error(fd, 400, "bad request", NULL);
 		return;
 	}
-	if ((st = uhttp_parse_request(buf, AGENT_MAX_BODY, &u)) != 0) {
+	if ((st = uhttp_parse_request(buf, AGENT_MAX_STREAM_BODY, &u)) != 0) {
 		agent_log("rejected a request: %d %s", st, status_text(st));
 		send_error(fd, st, status_text(st), NULL);
-		return;
-	}
-	if (u.chunked) {
-		send_error(fd, 501, "chunked request bodies are not supported",
-		    NULL);
 		return;
 	}
 	const struct agent_route *rt = route_of(fd, &u, cfg, &head_only);
 	if (rt == NULL)
 		return;
+	if (u.te_other) {
+		send_error(fd, 501, "only chunked is supported as a "
+		    "Transfer-Encoding", NULL);
+		return;
+	}
+	if (rt->stream_body) {
+		buf[end] = saved;
+		stream_request(fd, &u, buf + end, have - end, cfg, head_only,
+		    rt, rq);
+		return;
+	}
+	if (u.chunked) {
+		send_error(fd, 501, "chunked request bodies are not supported "
+		    "here", NULL);
+		return;
+	}
+	if (u.content_length > AGENT_MAX_BODY) {
+		send_error(fd, 413, status_text(413), NULL);
+		return;
+	}
 	size_t blen = u.content_length > 0 ? (size_t)u.content_length : 0;
 	char *body = calloc(1, blen + 1);
 	if (body == NULL) {
@@ -386,14 +454,9 @@ handle_http(int fd, char *buf, size_t end, size_t have,
 		}
 		got += (size_t)n;
 	}
-	rq->fd = fd;
-	rq->method = u.method;
-	rq->query = u.query;
+	fill_request(rq, fd, &u, cfg, head_only);
 	rq->body = body;
 	rq->body_len = blen;
-	rq->head_only = head_only;
-	rq->http10 = u.http10;
-	rq->cfg = cfg;
 	rt->fn(rq);
 	free(body);
 	rq->body = NULL;

@@ -34,10 +34,22 @@ struct api_req {
 
 typedef enum MHD_Result (*api_handler)(struct api_req *r);
 
+/* A route whose body is passed on as it arrives instead of being read
+ * whole (PUT .../files): begin with the request's head (0, or -1 with
+ * err: the body is then read and dropped, and err is the reply), each
+ * piece, then end, which replies; abort when the client left first. */
+struct api_upload {
+	int (*begin)(struct api_req *r, void **state, struct bn_err *err);
+	void (*piece)(void *state, const char *data, size_t len);
+	enum MHD_Result (*end)(struct api_req *r, void *state);
+	void (*abort)(void *state);
+};
+
 struct api_route {
 	const char *method;
 	const char *pattern;     /* "/v1/vms/{name}/start" */
 	api_handler fn;
+	const struct api_upload *upload;   /* NULL: the body is read whole */
 };
 
 const struct api_route *api_routes(int *ret_n);
@@ -79,6 +91,9 @@ enum MHD_Result h_snap_delete(struct api_req *r);
 enum MHD_Result h_vm_restore(struct api_req *r);
 /* exec.c */
 enum MHD_Result h_vm_exec(struct api_req *r);
+/* files.c */
+enum MHD_Result h_vm_files_get(struct api_req *r);
+extern const struct api_upload files_put_upload;
 
 /* Route matching, exposed for unit tests: returns the route for method and
  * path, or NULL with *ret_path_matched telling 405 from 404.  The path

@@ -23,6 +23,13 @@ struct req_ctx {
 	char *body;
 	size_t len, cap;
 	bool too_big;
+	/* a route with an api_upload: its state, or the error its begin
+	 * gave (replied once the body has been read) */
+	const struct api_route *upload;
+	struct api_req req;
+	void *state;
+	bool failed, replied;
+	struct bn_err err;
 };
 
 /* Root, our own uid, and members of group "banger" may talk to us. */
@@ -183,6 +190,35 @@ dispatch(struct api_server *s, struct MHD_Connection *conn, const char *url,
 	return route->fn(&r);
 }
 
+/* The first call of a request to a route with an api_upload: start it
+ * (a refusal is kept and replied once the body has been read). */
+static bool
+upload_begin(struct api_server *s, struct MHD_Connection *conn,
+    const char *url, const char *method, struct req_ctx *rc)
+{
+	bool path_matched;
+	char allow[128], param[sizeof(rc->req.param_buf)];
+	const struct api_route *route = api_route_match(method, url, param,
+	    sizeof(param), &path_matched, allow, sizeof(allow));
+
+	if (route == NULL || route->upload == NULL)
+		return false;
+	rc->upload = route;
+	rc->req = (struct api_req){ .conn = conn, .core = s->core,
+		.method = method, .path = url };
+	memcpy(rc->req.param_buf, param, sizeof(param));
+	rc->req.param = rc->req.param_buf;
+	if (!peer_allowed(s, conn)) {
+		bn_fail(&rc->err, BN_EFORBIDDEN, 0, "permission denied: only root, "
+		    "the daemon's user and members of group 'banger' may use this "
+		    "socket");
+		rc->failed = true;
+	} else if (route->upload->begin(&rc->req, &rc->state, &rc->err) < 0) {
+		rc->failed = true;
+	}
+	return true;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *conn, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -197,11 +233,28 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		 * the connection, so only set up (keep-alive stays fast). */
 		rc = xcalloc(1, sizeof(*rc));
 		*req_cls = rc;
+		if (upload_begin(s, conn, url, method, rc))
+			return MHD_YES;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 		    MHD_HTTP_HEADER_CONTENT_LENGTH);
 		if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY)
 			rc->too_big = true;
 		return MHD_YES;
+	}
+	if (rc->upload != NULL) {
+		if (*upload_data_size > 0) {
+			if (!rc->failed)
+				rc->upload->upload->piece(rc->state, upload_data,
+				    *upload_data_size);
+			*upload_data_size = 0;
+			return MHD_YES;
+		}
+		rc->replied = true;
+		if (rc->failed)
+			return api_reply_error(conn, &rc->err);
+		enum MHD_Result ret = rc->upload->upload->end(&rc->req, rc->state);
+		rc->state = NULL;
+		return ret;
 	}
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
@@ -249,6 +302,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
 	(void)toe;
 	if (rc == NULL)
 		return;
+	if (rc->upload != NULL && rc->state != NULL)
+		rc->upload->upload->abort(rc->state);
 	free(rc->body);
 	free(rc);
 	*req_cls = NULL;

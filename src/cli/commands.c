@@ -244,6 +244,16 @@ const struct command cli_commands[] = {
 	  "device (bangerd says why).\n"
 	  "\nFlags (create and restore):\n",
 	  .run = cmd_vm_snapshot },
+	{ .group = "vm", .name = "cp", .args = "SRC DST", .nargs = ARGS_SOME,
+	  .summary = "copy files into or out of a running VM through its agent",
+	  .intro =
+	  "One side is NAME:/path in the VM, the other a local path.  Out of\n"
+	  "the VM, DST is a local directory and the copy lands in\n"
+	  "DST/basename(path); into it, NAME:/dir is an existing directory.\n"
+	  "Directories go whole; modes, mtimes and symlinks are kept; other\n"
+	  "special files stay behind.  Nothing the guest sends is written\n"
+	  "outside DST.\n",
+	  .run = cmd_vm_cp },
 	{ .group = "vm", .name = "clone", .args = "VM@SNAPSHOT NAME",
 	  .nargs = ARGS_SOME, .summary = "a new VM from a snapshot, with its "
 	  "own identity", .flags = vm_clone_flags,

@@ -19,6 +19,7 @@ static const struct bn_code_info code_table[] = {
 	{ BN_EIMG_NOTFOUND, 404, "image_not_found" },
 	{ BN_EOP_NOTFOUND, 404, "operation_not_found" },
 	{ BN_ESNAP_NOTFOUND, 404, "snapshot_not_found" },
+	{ BN_EGUEST_PATH, 404, "guest_path_not_found" },
 	{ BN_EMETHOD, 405, "method_not_allowed" },
 	{ BN_EVM_EXISTS, 409, "vm_exists" },
 	{ BN_EVM_RUNNING, 409, "vm_running" },

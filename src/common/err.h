@@ -25,6 +25,7 @@ enum bn_code {
 	BN_EIMG_NOTFOUND,   /* image_not_found 404 */
 	BN_EOP_NOTFOUND,    /* operation_not_found 404 */
 	BN_ESNAP_NOTFOUND,  /* snapshot_not_found 404 */
+	BN_EGUEST_PATH,     /* guest_path_not_found 404: no such file in the VM */
 	BN_EMETHOD,         /* method_not_allowed 405 */
 	BN_EVM_EXISTS,      /* vm_exists 409 */
 	BN_EVM_RUNNING,     /* vm_running 409 */

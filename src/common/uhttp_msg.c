@@ -163,6 +163,22 @@ line_cut(char *s)
 	return nl + 1;
 }
 
+/* Whether a header's value (after the colon) is word, ignoring case and
+ * the whitespace around it. */
+static bool
+value_is(const char *v, const char *word)
+{
+	size_t n = strlen(word);
+
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (strncasecmp(v, word, n) != 0)
+		return false;
+	for (v += n; *v == ' ' || *v == '\t'; v++)
+		;
+	return *v == '\0';
+}
+
 static int
 parse_request_line(char *line, struct uhttp_request *r)
 {
@@ -241,8 +257,20 @@ uhttp_parse_request(char *head, size_t max_body, struct uhttp_request *r)
 			if (!is_tchar((unsigned char)*p))
 				return 400;
 		if ((size_t)(colon - hl) == 17 &&
-		    strncasecmp(hl, "transfer-encoding", 17) == 0)
-			r->chunked = true;
+		    strncasecmp(hl, "transfer-encoding", 17) == 0) {
+			if (value_is(colon + 1, "chunked"))
+				r->chunked = true;
+			else
+				r->te_other = true;
+		}
+		if ((size_t)(colon - hl) == 6 &&
+		    strncasecmp(hl, "expect", 6) == 0 &&
+		    value_is(colon + 1, "100-continue"))
+			r->expect_continue = true;
 	}
+	/* RFC 9112 6.1: a message with both may be an attempt at request
+	 * smuggling; the server may reject it. */
+	if ((r->chunked || r->te_other) && r->content_length >= 0)
+		return 400;
 	return 0;
 }

@@ -33,13 +33,15 @@ struct uhttp_request {
 	size_t path_len;           /* without the query */
 	const char *query;         /* after '?', NUL-terminated, or NULL */
 	long long content_length;  /* -1 when absent */
-	bool chunked;              /* Transfer-Encoding present */
+	bool chunked;              /* Transfer-Encoding: chunked */
+	bool te_other;             /* another Transfer-Encoding (unsupported) */
+	bool expect_continue;      /* Expect: 100-continue */
 	bool http10;               /* HTTP/1.0: no chunked replies to it */
 };
 /* Parse the NUL-terminated head (request line and header lines, up to and
  * with the blank line) in place.  0, or the HTTP status that rejects it:
- * 400 (malformed, or a bad Content-Length), 413 (a body above max_body),
- * 505 (not HTTP/1.x). */
+ * 400 (malformed, a bad Content-Length, or one with a Transfer-Encoding),
+ * 413 (a body above max_body), 505 (not HTTP/1.x). */
 int uhttp_parse_request(char *head, size_t max_body, struct uhttp_request *ret);
 
 #endif

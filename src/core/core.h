@@ -4,6 +4,7 @@
 #define BANGER_CORE_H
 
 #include <jansson.h>
+#include <sys/types.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -111,6 +112,24 @@ struct exec_frame {
 	bool timed_out;
 };
 struct exec_stream;
+/* A tar of PATH (a file or a directory) in VM name, read as the agent
+ * sends it (core/files.c): 0 and *ret; BN_EGUEST_PATH when PATH is not
+ * there. */
+struct file_stream;
+int core_vm_files_get(struct core *c, const char *name, const char *path,
+    struct file_stream **ret, struct bn_err *err);
+/* > 0 bytes, 0 the end, -1 broken, -2 watch_fd (>= 0) hung up. */
+ssize_t core_files_read(struct file_stream *s, void *buf, size_t len,
+    int watch_fd);
+void core_files_close(struct file_stream *s);
+/* A tar into directory PATH in VM name, sent as it comes: begin, put each
+ * piece, then end (the agent's summary {"files", "dirs", "links",
+ * "bytes"}, or NULL with err: the agent's refusal of an entry is 400
+ * invalid_request); close either way. */
+int core_vm_files_put_begin(struct core *c, const char *name,
+    const char *path, struct file_stream **ret, struct bn_err *err);
+void core_files_put(struct file_stream *s, const void *data, size_t len);
+json_t *core_files_put_end(struct file_stream *s, struct bn_err *err);
 /* Start req in VM name (an event vm.exec records it): 0 and *ret. */
 int core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
     struct exec_stream **ret, struct bn_err *err);

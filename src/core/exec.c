@@ -29,8 +29,8 @@ struct exec_stream {
 
 /* " KEY=VALUE" appended, VALUE percent-encoded (RFC 3986 unreserved
  * kept); the first with '?', the rest with '&'. */
-static void
-query_add(FILE *f, bool *first, const char *key, const char *value)
+void
+agent_query_add(FILE *f, bool *first, const char *key, const char *value)
 {
 	fprintf(f, "%c%s=", *first ? '?' : '&', key);
 	*first = false;
@@ -58,15 +58,15 @@ exec_target(const struct exec_req *req, struct bn_err *err)
 	}
 	fputs("/exec", f);
 	for (size_t i = 0; i < req->argc; i++)
-		query_add(f, &first, "arg", req->argv[i]);
+		agent_query_add(f, &first, "arg", req->argv[i]);
 	for (size_t i = 0; i < req->nenv; i++)
-		query_add(f, &first, "env", req->env[i]);
+		agent_query_add(f, &first, "env", req->env[i]);
 	if (req->cwd != NULL)
-		query_add(f, &first, "cwd", req->cwd);
+		agent_query_add(f, &first, "cwd", req->cwd);
 	if (req->user != NULL)
-		query_add(f, &first, "user", req->user);
+		agent_query_add(f, &first, "user", req->user);
 	snprintf(n, sizeof(n), "%d", req->timeout_s);
-	query_add(f, &first, "timeout_s", n);
+	agent_query_add(f, &first, "timeout_s", n);
 	fclose(f);
 	if (len > EXEC_ARGS_MAX) {
 		bn_fail(err, BN_EINVAL, 0, "argv, env, cwd and user take %zu "

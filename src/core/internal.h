@@ -4,6 +4,7 @@
 
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -210,6 +211,9 @@ struct life_req {
 	char note[256];             /* set on the operation as it starts */
 };
 json_t *life_op(struct core *c, struct op *op, void *arg, struct bn_err *err);
+/* A query pair for a request to the agent, percent-encoded (exec.c). */
+void agent_query_add(FILE *f, bool *first, const char *key,
+    const char *value);
 /* The VM, or BN_ESTATE (with a hint) unless it is running (vm.c). */
 int vm_get_running(struct core *c, const char *name, struct vm *ret,
     struct bn_err *err);

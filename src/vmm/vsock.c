@@ -362,6 +362,7 @@ static const struct {
 	{ "clock", VSOCK_CAP_CLOCK },
 	{ "identity", VSOCK_CAP_IDENTITY },
 	{ "exec", VSOCK_CAP_EXEC },
+	{ "files", VSOCK_CAP_FILES },
 };
 
 json_t *
@@ -376,8 +377,8 @@ vsock_caps_json(unsigned caps)
 }
 
 /* The agent's protocol and capabilities from its /healthz document: the
- * list when it sends one (protocol 3 and later: exec came with 4, always
- * in the list), else what its protocol implies. */
+ * list when it sends one (protocol 3 and later: exec came with 4 and
+ * files with 5, always in the list), else what its protocol implies. */
 static void
 read_capabilities(json_t *doc, struct vsock_health *h)
 {

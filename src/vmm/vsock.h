@@ -70,6 +70,7 @@ enum vsock_agent_cap {
 	VSOCK_CAP_CLOCK = 1 << 2,    /* POST /clock */
 	VSOCK_CAP_IDENTITY = 1 << 3, /* POST /identity (clones) */
 	VSOCK_CAP_EXEC = 1 << 4,     /* POST /exec (protocol 4) */
+	VSOCK_CAP_FILES = 1 << 5,    /* GET and PUT /files (protocol 5) */
 };
 
 struct vsock_health {
@@ -172,6 +173,17 @@ ssize_t vsock_stream_read(struct vsock_stream *s, void *buf, size_t len,
 ssize_t vsock_stream_wait_read(int fd, void *buf, size_t len,
     long long deadline, int watch_fd);
 void vsock_stream_close(struct vsock_stream *s);
+/* A request whose body is sent as it comes (HTTP/1.1, chunked):
+ * vsock_agent_begin sends the head, vsock_stream_send each piece (-1 when
+ * the agent stopped reading), vsock_stream_finish the end, then reads the
+ * reply's head (its body with vsock_stream_read). */
+int vsock_agent_begin(const char *uds_path, unsigned port, const char *method,
+    const char *target, int timeout_ms, struct vsock_stream *ret,
+    struct bn_err *err);
+int vsock_stream_send(struct vsock_stream *s, const void *data, size_t len,
+    int timeout_ms);
+int vsock_stream_finish(struct vsock_stream *s, int timeout_ms,
+    struct bn_err *err);
 
 /* Free ret->agent and reset *h. */
 void vsock_health_clear(struct vsock_health *h);

@@ -86,20 +86,28 @@ vsock_stream_wait_read(int fd, void *buf, size_t len, long long deadline,
 	}
 }
 
-int
-vsock_agent_open(const char *uds_path, unsigned port, const char *method,
-    const char *target, const void *body, size_t blen, int timeout_ms,
+/* Dial and send the request head (HTTP/1.0 with a Content-Length, or
+ * HTTP/1.1 with a chunked body when blen < 0). */
+static int
+send_head(const char *uds_path, unsigned port, const char *method,
+    const char *target, long long blen, long long deadline,
     struct vsock_stream *ret, struct bn_err *err)
 {
-	long long deadline = time_mono_ms() + timeout_ms;
 	char *head;
 	int fd;
 
 	memset(ret, 0, sizeof(*ret));
 	ret->fd = -1;
-	head = xasprintf("%s %s HTTP/1.0\r\nHost: banger-agent\r\n"
-	    "User-Agent: bangerd\r\nContent-Type: application/octet-stream\r\n"
-	    "Content-Length: %zu\r\n\r\n", method, target, blen);
+	if (blen < 0)
+		head = xasprintf("%s %s HTTP/1.1\r\nHost: banger-agent\r\n"
+		    "User-Agent: bangerd\r\nConnection: close\r\n"
+		    "Content-Type: application/octet-stream\r\n"
+		    "Transfer-Encoding: chunked\r\n\r\n", method, target);
+	else
+		head = xasprintf("%s %s HTTP/1.0\r\nHost: banger-agent\r\n"
+		    "User-Agent: bangerd\r\nContent-Type: "
+		    "application/octet-stream\r\nContent-Length: %lld\r\n\r\n",
+		    method, target, blen);
 	if (vsock_dial(uds_path, port, deadline, &fd, err) < 0) {
 		free(head);
 		return -1;
@@ -107,7 +115,25 @@ vsock_agent_open(const char *uds_path, unsigned port, const char *method,
 	ret->fd = fd;
 	int wrc = uhttp_write(fd, head, strlen(head), deadline);
 	free(head);
-	if (wrc < 0 || (blen > 0 && uhttp_write(fd, body, blen, deadline) < 0)) {
+	if (wrc < 0) {
+		vsock_stream_close(ret);
+		return bn_fail(err, BN_EVMM, 0, "vsock %s port %u: the agent "
+		    "closed before the %s request", uds_path, port, method);
+	}
+	return 0;
+}
+
+int
+vsock_agent_open(const char *uds_path, unsigned port, const char *method,
+    const char *target, const void *body, size_t blen, int timeout_ms,
+    struct vsock_stream *ret, struct bn_err *err)
+{
+	long long deadline = time_mono_ms() + timeout_ms;
+
+	if (send_head(uds_path, port, method, target, (long long)blen, deadline,
+	    ret, err) < 0)
+		return -1;
+	if (blen > 0 && uhttp_write(ret->fd, body, blen, deadline) < 0) {
 		vsock_stream_close(ret);
 		return bn_fail(err, BN_EVMM, 0, "vsock %s port %u: the agent "
 		    "closed before the %s request", uds_path, port, method);
@@ -117,6 +143,41 @@ vsock_agent_open(const char *uds_path, unsigned port, const char *method,
 		return -1;
 	}
 	return 0;
+}
+
+int
+vsock_agent_begin(const char *uds_path, unsigned port, const char *method,
+    const char *target, int timeout_ms, struct vsock_stream *ret,
+    struct bn_err *err)
+{
+	return send_head(uds_path, port, method, target, -1,
+	    time_mono_ms() + timeout_ms, ret, err);
+}
+
+int
+vsock_stream_send(struct vsock_stream *s, const void *data, size_t len,
+    int timeout_ms)
+{
+	char size[24];
+	long long deadline = time_mono_ms() + timeout_ms;
+	int n = snprintf(size, sizeof(size), "%zx\r\n", len);
+
+	if (uhttp_write(s->fd, size, (size_t)n, deadline) < 0 ||
+	    (len > 0 && uhttp_write(s->fd, data, len, deadline) < 0) ||
+	    uhttp_write(s->fd, "\r\n", 2, deadline) < 0)
+		return -1;
+	return 0;
+}
+
+int
+vsock_stream_finish(struct vsock_stream *s, int timeout_ms, struct bn_err *err)
+{
+	long long deadline = time_mono_ms() + timeout_ms;
+
+	/* The last chunk may not go out (the agent refused and closed): its
+	 * reply may be waiting all the same. */
+	uhttp_write(s->fd, "0\r\n\r\n", 5, deadline);
+	return read_head(s, deadline, err);
 }
 
 ssize_t

@@ -94,7 +94,7 @@ start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 
 # --- binary ---
 check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
-check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.5.0'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.6.0'"
 check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
 rc=0
 "$agent" --bogus >/dev/null 2>&1 || rc=$?
@@ -123,10 +123,10 @@ check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
 len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
-check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.5.0
-check "protocol 4" test "$(jget "$tmp/h.json" protocol)" = 4
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.6.0
+check "protocol 5" test "$(jget "$tmp/h.json" protocol)" = 5
 check "capabilities from the route table" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -210,7 +210,7 @@ check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -X POST -d x http://agent/echo)
 check "no /echo without --test-routes" test "$code" = 404
 check "no echo capability without --test-routes" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files"]'
 start_agent echo / --test-routes
 echo_sock=$sock
 head -c 50000 /dev/urandom >"$tmp/in.bin"
@@ -248,6 +248,47 @@ timeout 0.5 curl -sS --unix-socket "$echo_sock" -d 0123456789 -o /dev/null \
 sleep 0.5
 code=$(curl -sS --unix-socket "$echo_sock" -o /dev/null -w '%{http_code}' http://agent/healthz)
 check "a client gone mid-stream leaves the agent serving" test "$code" = 200
+
+# --- streamed request bodies: POST /sink (a stream_body test route) ---
+up() { # up SOCKET OUTFILE METHOD TARGET [upload.py ARGS...]
+	"$py" "$root/tests/agent/upload.py" "$1" "${@:3}" >"$2"
+}
+fnv() { # the 64-bit FNV-1a of a file, as /sink reports it
+	"$py" -c 'import sys
+h = 0xcbf29ce484222325
+for b in open(sys.argv[1], "rb").read():
+    h = ((h ^ b) * 0x100000001b3) & (2**64 - 1)
+print("%016x" % h)' "$1"
+}
+head -c 300000 /dev/urandom >"$tmp/sink.bin"
+up "$echo_sock" "$tmp/s1.json" POST /sink --file "$tmp/sink.bin"
+check "a streamed body with a Content-Length above 64 KiB is read whole" test \
+	"$(jget "$tmp/s1.json" status) $(jget "$tmp/s1.json" body.bytes) $(jget "$tmp/s1.json" body.fnv1a)" = \
+	"200 300000 $(fnv "$tmp/sink.bin")"
+up "$echo_sock" "$tmp/s2.json" POST /sink --file "$tmp/sink.bin" --chunked 7001
+check "a chunked body (an extension, a trailer) is read whole" test \
+	"$(jget "$tmp/s2.json" status) $(jget "$tmp/s2.json" body.bytes) $(jget "$tmp/s2.json" body.fnv1a)" = \
+	"200 300000 $(fnv "$tmp/sink.bin")"
+up "$echo_sock" "$tmp/s3.json" POST /sink --file "$tmp/sink.bin" --expect-continue
+check "Expect: 100-continue gets 100 Continue before the body" test "$(jget "$tmp/s3.json" body.bytes)" = 300000
+check "a chunked body split across writes" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n3\\r\\nabc\\r\\nA;x=1\\r\\n0123456789\\r\\n0\\r\\n\\r\\n'" \
+	"HTTP/1.1 200 "
+up "$echo_sock" "$tmp/s4.json" POST /sink --data "" --chunked 5
+check "an empty chunked body" test "$(jget "$tmp/s4.json" body.bytes)" = 0
+for bad in 'x\\r\\nabc\\r\\n0\\r\\n\\r\\n' '3\\r\\nabcd\\r\\n0\\r\\n\\r\\n' \
+	'1000000000000000\\r\\n' '3\\r\\nab' '3\\r\\nabc\\r\\n'; do
+	check "a bad chunked body ($bad) is 400" reply_starts "$echo_sock" \
+		"b'POST /sink HTTP/1.1\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n$bad'" "HTTP/1.1 400 "
+done
+check "a Transfer-Encoding other than chunked is 501" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nTransfer-Encoding: gzip\\r\\n\\r\\n'" "HTTP/1.1 501 "
+check "Content-Length with Transfer-Encoding is 400" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n'" "HTTP/1.1 400 "
+check "a streamed body above 64 GiB is 413" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nContent-Length: 68719476737\\r\\n\\r\\n'" "HTTP/1.1 413 "
+check "a streamed body cut short is 400" reply_starts "$echo_sock" \
+	"b'POST /sink HTTP/1.1\\r\\nContent-Length: 10\\r\\n\\r\\nabc'" "HTTP/1.1 400 "
 
 # --- a degraded agent: work disk not mounted ---
 mkdir -p "$tmp/wd"
@@ -435,8 +476,8 @@ t1=$(date +%s%N)
 check "/healthz answers while an exec runs" test $(((t1 - t0) / 1000000)) -lt 1000
 check "the exec was still running" kill -0 "$slow"
 wait "$slow"
-check "/healthz lists exec, protocol 4" test \
-	"$(jget "$tmp/xh.json" capabilities) $(jget "$tmp/xh.json" protocol)" = '["health", "power", "clock", "identity", "exec"] 4'
+check "/healthz lists exec and files, protocol 5" test \
+	"$(jget "$tmp/xh.json" capabilities) $(jget "$tmp/xh.json" protocol)" = '["health", "power", "clock", "identity", "exec", "files"] 5'
 exe "$ex" "$tmp/x12.json" -- head -c 5000000 /dev/zero
 check "exec: 5 MB of output arrives whole, over many frames" "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not (d["stdout_bytes"] == 5000000 and len(d["frames"]) > 2 and d["frames"][-1] == 3 and d["trailing_bytes"] == 0))' "$tmp/x12.json"
 for q in '' 'arg=true&bogus=1' 'arg=true&cwd=tmp' 'arg=true&timeout_s=abc' \

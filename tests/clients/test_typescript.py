@@ -65,6 +65,7 @@ def test_typescript_client_vm_lifecycle(daemon, compiled):
                  "restore and clone",
                  "a warm image starts creates of its shape from its snapshot",
                  "exec streams a command's output and exit as NDJSON",
+                 "files come out of a VM as a tar stream",
                  "a missing snapshot is 404 snapshot_not_found"):
         assert re.search(r"^\s*ok \d+ - .*%s" % re.escape(name), out, re.M), \
             "%r did not pass:\n%s" % (name, out)

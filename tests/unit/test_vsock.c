@@ -436,11 +436,11 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	fail_unless(strcmp(json_string_value(json_object_get(doc, "status")),
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
-	    "agent_version")), "0.5.0") == 0, "agent_version");
-	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 4,
-	    "protocol 4");
-	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 5,
-	    "capabilities: health, power, clock, identity, exec");
+	    "agent_version")), "0.6.0") == 0, "agent_version");
+	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 5,
+	    "protocol 5");
+	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 6,
+	    "capabilities: health, power, clock, identity, exec, files");
 	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
 	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),
@@ -507,9 +507,10 @@ test_http_ok(void)
 	fail_unless(f.connections == 1, "one connection, got %d",
 	    f.connections);
 	fail_unless(lat >= 0 && lat < 3000, "latency %d", lat);
-	fail_unless(proto == 4, "agent protocol %d", proto);
+	fail_unless(proto == 5, "agent protocol %d", proto);
 	fail_unless(caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
-	    VSOCK_CAP_CLOCK | VSOCK_CAP_IDENTITY | VSOCK_CAP_EXEC),
+	    VSOCK_CAP_CLOCK | VSOCK_CAP_IDENTITY | VSOCK_CAP_EXEC |
+	    VSOCK_CAP_FILES),
 	    "capabilities 0x%x", caps);
 	return 0;
 }
@@ -852,7 +853,7 @@ test_agent_capabilities(void)
 	fail_unless(proto == 2 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER),
 	    "protocol 2: health and power (%d, 0x%x)", proto, caps);
 	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":3,"
-	    "\"capabilities\":[\"health\",\"files\",7,\"clock\"]}", &proto, &caps);
+	    "\"capabilities\":[\"health\",\"forward\",7,\"clock\"]}", &proto, &caps);
 	fail_unless(proto == 3 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_CLOCK),
 	    "protocol 3: its list, unknown names ignored (%d, 0x%x)", proto,
 	    caps);
@@ -861,12 +862,17 @@ test_agent_capabilities(void)
 	fail_unless(proto == 4 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
 	    VSOCK_CAP_EXEC), "protocol 4: exec is a known name (%d, 0x%x)",
 	    proto, caps);
+	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":5,"
+	    "\"capabilities\":[\"health\",\"exec\",\"files\"]}", &proto, &caps);
+	fail_unless(proto == 5 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_EXEC |
+	    VSOCK_CAP_FILES), "protocol 5: files is a known name (%d, 0x%x)",
+	    proto, caps);
 	json_t *names = vsock_caps_json(VSOCK_CAP_POWER | VSOCK_CAP_CLOCK |
-	    VSOCK_CAP_EXEC);
+	    VSOCK_CAP_EXEC | VSOCK_CAP_FILES);
 	char *s = json_dumps(names, JSON_COMPACT);
 	json_decref(names);
 	int same = s != NULL &&
-	    strcmp(s, "[\"power\",\"clock\",\"exec\"]") == 0;
+	    strcmp(s, "[\"power\",\"clock\",\"exec\",\"files\"]") == 0;
 	free(s);
 	fail_unless(same, "vsock_caps_json names the bits");
 	return 0;

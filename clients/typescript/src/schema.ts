@@ -356,6 +356,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{name}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Copy a file or a directory out of a running VM (a tar stream)
+         * @description A POSIX tar (pax headers where names are long) of `path` in the guest, made by the guest agent over vsock and streamed as it is made, so a large tree needs no large buffer: a file is one entry named by its base name; a directory is all below it, with entries under its base name (as `tar -C dirname -c basename`). Modes, mtimes and numeric owners are kept; symlinks are entries of their own and never followed; fifos, sockets and devices are left out. The agent resolves `path` in the guest. A transfer that breaks ends without tar's end-of-archive blocks, so the reader sees a truncated archive. `404 guest_path_not_found` when `path` is not there, `403 forbidden` when the agent may not read it, `409 unsupported_by_vmm` when the image's agent predates file copy. With curl: `curl --unix-socket SOCK -o out.tar 'http://b/v1/vms/web/files?path=/root/project'`.
+         */
+        get: operations["getVMFiles"];
+        /**
+         * Copy files into a running VM (a tar stream)
+         * @description The body is a tar (Content-Length or chunked, any size: it is passed to the guest agent as it arrives and extracted there as it comes), unpacked into the existing directory `path` in the guest. Modes (without set-id bits) and mtimes are restored, symlinks are made as links; files belong to the user the agent writes as (root). The agent walks every entry's path from `path` without following symlinks and refuses, with `400 invalid_request` naming the entry, absolute names, `..`, a symlink on the way (one already there or one the archive made), hard links that point outside or at nothing, device nodes, fifos and sockets. Entries before a refused one stay written. `404 guest_path_not_found` when `path` is not a directory there. The reply counts what was written.
+         */
+        put: operations["putVMFiles"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms/{name}/resume": {
         parameters: {
             query?: never;
@@ -1126,7 +1153,7 @@ export interface components {
             /** @description The agent's protocol version (its `/healthz` `protocol`, 1 when it names none); null unless it answered over HTTP. */
             agent_protocol: number | null;
             /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3 and later), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
-            capabilities: ("health" | "power" | "clock" | "identity" | "exec")[] | null;
+            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files")[] | null;
             /** @description The agent's `/healthz` document as received; null unless it answered over HTTP. */
             agent: components["schemas"]["AgentHealth"] | null;
         };
@@ -1135,9 +1162,9 @@ export interface components {
             /** @description `ok` when the agent considers the guest healthy; anything else means degraded. */
             status: string;
             agent_version?: string;
-            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies; 4 adds `POST /exec` (capability `exec`). */
+            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies; 4 adds `POST /exec` (capability `exec`); 5 adds `GET` and `PUT /files` (capability `files`: tar streams) and request bodies of any size, chunked ones too. */
             protocol?: number;
-            /** @description Protocol 3 and later: the agent's route families (`health`, `power`, `clock`, `identity`, `exec`, ...), each once. */
+            /** @description Protocol 3 and later: the agent's route families (`health`, `power`, `clock`, `identity`, `exec`, `files`, ...), each once. */
             capabilities?: string[];
             /** @description Whether every readiness check passes (protocol 2). bangerd keeps a booting VM `starting` until it does; agents without the field count as ready. */
             ready?: boolean;
@@ -1206,7 +1233,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "guest_path_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
@@ -2150,6 +2177,94 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getVMFiles: {
+        parameters: {
+            query: {
+                /** @description Absolute path in the guest. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The tar stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-tar": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            /** @description `vm_not_found` or `guest_path_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    putVMFiles: {
+        parameters: {
+            query: {
+                /** @description Absolute path of an existing directory in the guest. */
+                path: string;
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/x-tar": string;
+            };
+        };
+        responses: {
+            /** @description What was written. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        files: number;
+                        dirs: number;
+                        /** @description Symlinks and hard links. */
+                        links: number;
+                        bytes: number;
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            /** @description `vm_not_found` or `guest_path_not_found`. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     resumeVM: {
         parameters: {
             query?: never;
@@ -2199,24 +2314,26 @@ export interface operations {
                      *       "protocol": "http",
                      *       "checked_at": "2026-11-25T21:43:02Z",
                      *       "latency_ms": 3,
-                     *       "agent_protocol": 4,
+                     *       "agent_protocol": 5,
                      *       "capabilities": [
                      *         "health",
                      *         "power",
                      *         "clock",
                      *         "identity",
-                     *         "exec"
+                     *         "exec",
+                     *         "files"
                      *       ],
                      *       "agent": {
                      *         "status": "ok",
-                     *         "agent_version": "0.5.0",
-                     *         "protocol": 4,
+                     *         "agent_version": "0.6.0",
+                     *         "protocol": 5,
                      *         "capabilities": [
                      *           "health",
                      *           "power",
                      *           "clock",
                      *           "identity",
-                     *           "exec"
+                     *           "exec",
+                     *           "files"
                      *         ],
                      *         "hostname": "web",
                      *         "boot_id": "0b6f0c1e-3f7a-4c55-9d1a-2e8c5a7b9f10",

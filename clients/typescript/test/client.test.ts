@@ -297,6 +297,23 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
     assert.equal(last.exit_code, 3);
   });
 
+  test("files come out of a VM as a tar stream", async () => {
+    const { data, response } = await banger.GET("/v1/vms/{name}/files", {
+      params: { path: { name }, query: { path: "/etc/hostname" } },
+      parseAs: "arrayBuffer",
+    });
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "application/x-tar");
+    const tar = Buffer.from(data as unknown as ArrayBuffer);
+    assert.equal(tar.subarray(0, 8).toString(), "hostname");
+    assert.equal(tar.subarray(257, 262).toString(), "ustar");
+    const missing = await banger.GET("/v1/vms/{name}/files", {
+      params: { path: { name }, query: { path: "/no/such/file" } },
+    });
+    assert.equal(missing.response.status, 404);
+    assert.equal(missing.error?.code, "guest_path_not_found");
+  });
+
   test("a missing snapshot is 404 snapshot_not_found", async () => {
     const { error, response } = await banger.DELETE("/v1/vms/{name}/snapshots/{snap}", {
       params: { path: { name, snap: "nope" } },

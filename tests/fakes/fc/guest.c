@@ -183,7 +183,7 @@ guest_spawn_agent(void)
 	char self[PATH_MAX], pid[32], port[16];
 	const char *ready = getenv("BANGER_FAKE_READY");
 	const char *ssh_port = getenv("BANGER_FAKE_SSH_PORT");
-	char *argv[20];
+	char *argv[24];
 	int ac = 0;
 	pid_t child;
 
@@ -205,7 +205,8 @@ guest_spawn_agent(void)
 	write_layout(layout);
 	/* POST /clock writes the time bangerd sets there: the host's own
 	 * clock is never the double's to change.  POST /exec does run its
-	 * commands here, on the host (--allow-exec), as the guest's would. */
+	 * commands here, on the host (--allow-exec), as the guest's would; GET
+	 * and PUT /files read and write the host's files (--allow-files). */
 	snprintf(clock, sizeof(clock), "%s.clock", fc.agent_sock);
 	snprintf(ident, sizeof(ident), "%s.identity", fc.agent_sock);
 	/* The host has no sshd of the guest's: readiness checks what the test
@@ -233,6 +234,7 @@ guest_spawn_agent(void)
 	argv[ac++] = "--identity-file";
 	argv[ac++] = ident;
 	argv[ac++] = "--allow-exec";
+	argv[ac++] = "--allow-files";
 	argv[ac++] = "--ready";
 	argv[ac++] = (char *)(ready && *ready ? ready : "workdisk");
 	if (ssh_port && *ssh_port) {
