@@ -106,6 +106,10 @@ int op_start(struct core *c, const char *kind, const char *target, op_fn fn,
 void op_stage(struct core *c, struct op *op, const char *stage, int progress);
 /* A line for whoever reads the operation (why a create booted cold). */
 void op_note(struct core *c, struct op *op, const char *note);
+/* Whether an operation on VM vm ("vm.*", target vm) is queued or running;
+ * its id in op_id.  Set before op_start returns, unlike the VM's lock,
+ * which the operation's thread takes a moment later. */
+bool op_active_on(struct core *c, const char *vm, char op_id[24]);
 /* Cancellation is cooperative: operation bodies call op_cancelled() at
  * their safe points (between steps, in waits) and stop there, undoing
  * what they made, with op_fail_cancelled().  A child process registered

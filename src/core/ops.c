@@ -73,6 +73,23 @@ op_note(struct core *c, struct op *op, const char *note)
 	op_emit(c, "operation.updated", &snap);
 }
 
+bool
+op_active_on(struct core *c, const char *vm, char op_id[24])
+{
+	bool found = false;
+
+	pthread_mutex_lock(&c->ops_mu);
+	for (struct op *o = c->ops; o && !found; o = o->next)
+		if (!core_op_finished(&o->row) &&
+		    strncmp(o->row.kind, "vm.", 3) == 0 &&
+		    strcmp(o->row.target, vm) == 0) {
+			snprintf(op_id, 24, "%s", o->row.id);
+			found = true;
+		}
+	pthread_mutex_unlock(&c->ops_mu);
+	return found;
+}
+
 static void
 ops_prune_locked(struct core *c)
 {

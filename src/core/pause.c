@@ -14,6 +14,22 @@
  * that an operation holds. */
 #define PAUSE_LOCK_MS 3000
 
+/* An operation on the VM (queued or running) refuses at once; otherwise
+ * wait out the monitor or a health probe. */
+static int
+vm_lock_for_pause(struct core *c, const char *name, struct bn_err *err)
+{
+	char op_id[24];
+
+	if (op_active_on(c, name, op_id))
+		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with operation "
+		    "%s", name, op_id);
+	if (!vm_lock_within(c, name, PAUSE_LOCK_MS))
+		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
+		    "operation", name);
+	return 0;
+}
+
 /* A user's pause: the VMM holds the guest's vCPUs; memory and devices
  * stay as they are until a resume (or a stop, which resumes first). */
 int
@@ -26,9 +42,8 @@ core_vm_pause(struct core *c, const char *name, struct vm *ret,
 
 	if (name_check("vm", name, err) < 0)
 		return -1;
-	if (!vm_lock_within(c, name, PAUSE_LOCK_MS))
-		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
-		    "operation", name);
+	if (vm_lock_for_pause(c, name, err) < 0)
+		return -1;
 	if (store_vm_get(c->store, name, &vm, err) < 0)
 		goto out;
 	if (vm.state != VM_RUNNING) {
@@ -67,9 +82,8 @@ core_vm_resume(struct core *c, const char *name, struct vm *ret,
 	struct vmm_params p;
 	int rc = -1;
 
-	if (!vm_lock_within(c, name, PAUSE_LOCK_MS))
-		return bn_fail(err, BN_ESTATE, 0, "vm '%s' is busy with another "
-		    "operation", name);
+	if (vm_lock_for_pause(c, name, err) < 0)
+		return -1;
 	if (store_vm_get(c->store, name, &vm, err) < 0)
 		goto out;
 	if (vm.state != VM_PAUSED) {
