@@ -30,7 +30,8 @@ LIB_SRC    = $(COMMON_SRC) $(wildcard src/store/*.c src/vmm/*.c src/net/*.c \
              src/guest/*.c src/core/*.c src/api/*.c)
 DAEMON_SRC = $(wildcard src/daemon/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c src/common/util.c \
-             src/common/wire.c src/common/b64.c
+             src/common/wire.c src/common/b64.c src/common/relay.c \
+             src/common/portspec.c
 AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 # Unit tests of the CLI's own code (linked with it, not with the daemon's).
@@ -305,10 +306,13 @@ $(BUILD)/bench_nat: tests/bench/bench_nat.c $(BUILD)/libbangerd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
 ## bench: control-plane throughput and latency (GET /v1/vms, 100 VMs,
-##        8 clients), bangerd's memory, and the NAT rebuild with 100 VMs
+##        8 clients), bangerd's memory, the NAT rebuild with 100 VMs, and
+##        port forwarding against a direct connection (throughput, latency)
 bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 	$(PYTHON) tests/bench/bench.py control
 	$(BUILD)/bench_nat
+	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) \
+	    BANGER_FAKE_FC=$(CURDIR)/$(FAKE_FC) $(PYTHON) tests/bench/bench_ports.py
 
 ## stress-boot: N real boots per image (default 20) through bangerd in the
 ##              cycles users run (create, start after stop, restart,
