@@ -8,8 +8,11 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "common/portspec.h"
+
 #define VM_NAME_MAX 64
 #define VM_ID_LEN 16
+#define VM_PORTS_MAX 16
 
 enum vm_state {
 	VM_CREATING, VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_ERROR,
@@ -42,6 +45,9 @@ struct vm {
 	char stop_method[16];
 	int stop_ms;
 	char paused_reason[32];  /* with VM_PAUSED: host_disk_full */
+	/* Host ports bangerd forwards to the guest while it runs. */
+	struct vm_port ports[VM_PORTS_MAX];
+	int nports;
 };
 
 enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };
