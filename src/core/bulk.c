@@ -47,7 +47,7 @@ bulk_one_main(void *arg)
 		vmj = rc == 0 ? vm_to_json(&vm) : NULL;
 	} else if (o->b->act == VM_ACT_SET) {
 		struct vm_patch p = { VM_SIZE_UNSET, VM_SIZE_UNSET, VM_SIZE_UNSET,
-			o->b->nat };
+			o->b->nat, false, NULL, 0 };
 		struct vm vm;
 		vmj = core_vm_patch(o->c, name, &p, &vm, &err) == 0 ?
 		    vm_to_json(&vm) : NULL;

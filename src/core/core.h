@@ -26,6 +26,21 @@ const struct bundle *core_bundle(struct core *c);
 uint64_t core_generation(struct core *c);
 long long core_uptime_s(struct core *c);
 
+/* ---- ports: a connection to a guest's TCP port (forward.c) ---- */
+
+/* A raw byte stream to TCP port `port` on the guest's loopback, made by
+ * its agent over vsock.  BN_EGUEST_PORT when nothing listens there. */
+struct guest_conn;
+int core_vm_connect(struct core *c, const char *name, int port,
+    struct guest_conn **ret, struct bn_err *err);
+/* Relay between client_fd (its first npre bytes already read into pre)
+ * and the guest port until both sides are done, or the VM stops. */
+int core_guest_conn_relay(struct guest_conn *g, int client_fd,
+    const void *pre, size_t npre);
+void core_guest_conn_close(struct guest_conn *g);
+/* End every forward and relay (bangerd stops). */
+void core_forwards_stop(struct core *c);
+
 /* ---- VMs ---- */
 
 /* A size the request did not give: the default (create) or unchanged
@@ -41,11 +56,19 @@ struct vm_create_req {
 	/* "vm@snapshot": a clone of that snapshot instead of a boot of the
 	 * image (its image, vcpus, memory and disk are the snapshot's). */
 	const char *from;
+	/* Host ports forwarded to the guest while it runs. */
+	const struct vm_port *ports;
+	int nports;
 };
 
 struct vm_patch {
 	long long vcpus, memory_mib, disk_gib;  /* VM_SIZE_UNSET = unchanged */
 	int nat;                               /* -1 = unchanged */
+	/* With set_ports, the VM's forwarded ports become these (applied at
+	 * once while it runs). */
+	bool set_ports;
+	const struct vm_port *ports;
+	int nports;
 };
 
 /* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off; PAUSE and

@@ -77,6 +77,13 @@ struct core {
 	struct dns_server *dns;
 	int64_t host_mem_mib;
 
+	/* forwarded host ports (core/forward.c) */
+	pthread_mutex_t fwd_mu;
+	pthread_cond_t fwd_cond;
+	struct fwd_listener *fwds;
+	struct fwd_conn *fwd_conns;
+	int nfwd_conns;
+
 	/* spare rootfs copies (core/spares.c) */
 	pthread_mutex_t spare_mu;
 	pthread_cond_t spare_cond;
@@ -86,6 +93,22 @@ struct core {
 	int spare_nwanted;
 	char spare_wanted[SPARE_WANTED_MAX][PATH_MAX];  /* most recent first */
 };
+
+/* ---- forward.c: the host ports of running VMs ---- */
+
+/* Listen on vm's ports (vm->ports) and on nothing else for vm: new ones
+ * are bound first, so that a port in use (BN_EPORT_TAKEN) changes
+ * nothing; dropped ones stop, and a kept one takes its new guest port. */
+int fwd_apply(struct core *c, const struct vm *vm, struct bn_err *err);
+/* Stop listening for vm (every VM with NULL) and end its relays. */
+void fwd_close(struct core *c, const char *vm);
+bool fwd_listening(struct core *c, const char *vm, const struct vm_port *p);
+/* Ports for VM name: at most VM_PORTS_MAX, valid, none twice
+ * (BN_EINVAL), none another VM forwards (BN_EPORT_TAKEN). */
+int vm_ports_check(struct core *c, const char *name,
+    const struct vm_port *ports, int n, struct bn_err *err);
+/* At bangerd's stop: fwd_close(NULL) and wait for the relays' threads. */
+void fwd_shutdown(struct core *c);
 
 /* Per-VM serialization: actions on one VM run one at a time. */
 void vm_lock(struct core *c, const char *name);

@@ -162,6 +162,30 @@ nat_run(struct life *l, struct bn_err *err)
 	return 0;
 }
 
+/* A VM's forwarded host ports are bound before it boots, so that a port
+ * taken on the host fails the start at once; connections before the
+ * agent answers are reset. */
+bool
+has_ports(const struct life *l)
+{
+	return l->vm.nports > 0;
+}
+
+int
+ports_run(struct life *l, struct bn_err *err)
+{
+	if (fwd_apply(l->c, &l->vm, err) < 0)
+		return bn_err_prefix(err, "ports");
+	return 0;
+}
+
+void
+ports_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	fwd_close(l->c, l->vm.name);
+}
+
 /* ---- stop ---- */
 
 bool

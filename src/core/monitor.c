@@ -88,6 +88,9 @@ core_reconcile(struct core *c)
 			}
 			log_info("reconcile: adopted vm '%s' (pid %d)", vm->name,
 			    (int)vm->pid);
+			if (vm->nports > 0 && fwd_apply(c, vm, &err) < 0)
+				log_warnx("reconcile: vm '%s': %s", vm->name,
+				    err.msg);
 			continue;
 		}
 		if (vm->state == VM_STOPPED && vm->pid == 0)

@@ -36,18 +36,31 @@ vm_last_stop_json(const struct vm *vm)
 	    "method", vm->stop_method, "duration_ms", vm->stop_ms, "summary", sum);
 }
 
+static json_t *
+vm_ports_json(const struct vm *vm)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < vm->nports; i++)
+		json_array_append_new(a, json_pack("{s:i, s:i, s:s}", "host",
+		    vm->ports[i].host, "guest", vm->ports[i].guest, "address",
+		    vm->ports[i].addr));
+	return a;
+}
+
 json_t *
 vm_to_json(const struct vm *vm)
 {
 	char dns[VM_NAME_MAX + 4];
 
 	snprintf(dns, sizeof(dns), "%s.vm", vm->name);
-	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b}, "
+	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b, s:o}, "
 	    "s:{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o, "
 	    "s:o, s:o}}",
 	    "name", vm->name, "id", vm->id,
 	    "spec", "image", vm->image, "vcpus", vm->vcpus, "memory_mib",
 	    vm->memory_mib, "disk_gib", vm->disk_gib, "nat", vm->nat,
+	    "ports", vm_ports_json(vm),
 	    "status", "state", vm_state_name(vm->state),
 	    "ip", json_str_or_null(vm->ip),
 	    "dns_name", vm->ip[0] ? json_string(dns) : json_null(),

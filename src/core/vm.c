@@ -172,7 +172,8 @@ vm_create_prepare(struct core *c, const struct vm_create_req *req,
 		return bn_fail(err, BN_EINVAL, 0, "a create needs a name");
 	if (name_check("vm", req->name, err) < 0 ||
 	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, req->from == NULL,
-	    err) < 0)
+	    err) < 0 ||
+	    vm_ports_check(c, req->name, req->ports, req->nports, err) < 0)
 		return -1;
 	struct life_req *lr = xcalloc(1, sizeof(*lr));
 	struct image_view *ivp = &lr->iv;
@@ -234,6 +235,10 @@ checked:
 	vmp->memory_mib = (int)memory_mib;
 	vmp->disk_gib = (int)disk_gib;
 	vmp->nat = req->nat;
+	vmp->nports = req->nports;
+	if (req->nports > 0)
+		memcpy(vmp->ports, req->ports, sizeof(*req->ports) *
+		    (size_t)req->nports);
 	vmp->state = VM_CREATING;
 	snprintf(vmp->health, sizeof(vmp->health), "unknown");
 	time_rfc3339(vmp->created_at);
@@ -319,14 +324,16 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *req,
 	    disk_gib = req->disk_gib;
 
 	if (name_check("vm", name, err) < 0 ||
-	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, false, err) < 0)
+	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, false, err) < 0 ||
+	    (req->set_ports && vm_ports_check(c, name, req->ports, req->nports,
+	    err) < 0))
 		return -1;
 	/* 0 = unchanged from here on. */
 	const struct vm_patch pv = {
 		vcpus == VM_SIZE_UNSET ? 0 : vcpus,
 		memory_mib == VM_SIZE_UNSET ? 0 : memory_mib,
 		disk_gib == VM_SIZE_UNSET ? 0 : disk_gib,
-		req->nat,
+		req->nat, req->set_ports, req->ports, req->nports,
 	};
 	const struct vm_patch *p = &pv;
 	vm_lock(c, name);
@@ -365,6 +372,16 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *req,
 		vm.memory_mib = (int)p->memory_mib;
 	if (p->nat >= 0)
 		vm.nat = p->nat != 0;
+	if (p->set_ports) {
+		vm.nports = p->nports;
+		if (p->nports > 0)
+			memcpy(vm.ports, p->ports, sizeof(*p->ports) *
+			    (size_t)p->nports);
+		/* A port in use fails the patch before anything changed. */
+		if ((vm.state == VM_RUNNING || vm.state == VM_PAUSED) &&
+		    fwd_apply(c, &vm, err) < 0)
+			goto out;
+	}
 	time_rfc3339(vm.updated_at);
 	if (store_vm_update(c->store, &vm, err) < 0)
 		goto out;
