@@ -142,7 +142,67 @@ static const struct json_field create_fields[] = {
 	{ WIRE_DISK_GIB, JF_INT, false, false },
 	{ WIRE_NAT, JF_BOOL, false, false },
 	{ WIRE_FROM, JF_STRING, false, false },
+	{ WIRE_PORTS, JF_ARRAY, false, false },
 };
+
+/* "ports": [{"host": 8080, "guest": 80, "address": "127.0.0.1"}], into
+ * ret (room for VM_PORTS_MAX); core checks them against each other and
+ * other VMs.  *ret_n -1 when absent. */
+static int
+ports_field(json_t *j, struct vm_port *ret, int *ret_n, struct bn_err *err)
+{
+	json_t *a = json_object_get(j, WIRE_PORTS), *o;
+	size_t i;
+
+	*ret_n = -1;
+	if (a == NULL)
+		return 0;
+	if (json_array_size(a) > VM_PORTS_MAX) {
+		bn_fail(err, BN_EINVAL, 0, "%zu forwarded ports; at most %d",
+		    json_array_size(a), VM_PORTS_MAX);
+		return bn_err_detail(err, "field", "ports");
+	}
+	json_array_foreach(a, i, o) {
+		struct vm_port *p = &ret[i];
+		long long host, guest;
+		if (!json_is_object(o)) {
+			bn_fail(err, BN_EFIELD, 0, "ports[%zu] must be an object "
+			    "{\"host\", \"guest\", \"address\"}", i);
+			return bn_err_detail(err, "field", "ports");
+		}
+		const char *k;
+		json_t *v;
+		json_object_foreach(o, k, v)
+			if (strcmp(k, "host") != 0 && strcmp(k, "guest") != 0 &&
+			    strcmp(k, "address") != 0) {
+				bn_fail(err, BN_EUNKNOWN_FIELD, 0, "ports[%zu]: "
+				    "unknown field '%s'", i, k);
+				return bn_err_detail(err, "field", "ports");
+			}
+		if (json_get_int(o, "host", 1, 65535, -1, &host, err) < 0 ||
+		    json_get_int(o, "guest", 1, 65535, -1, &guest, err) < 0)
+			return bn_err_prefix(err, "ports[%zu]", i);
+		if (host < 0 || guest < 0) {
+			bn_fail(err, BN_EINVAL, 0, "ports[%zu] needs \"host\" and "
+			    "\"guest\" (1 to 65535)", i);
+			return bn_err_detail(err, "field", "ports");
+		}
+		json_t *addr = json_object_get(o, "address");
+		const char *as = json_is_null(addr) || addr == NULL ?
+		    PORT_DEFAULT_ADDR : json_string_value(addr);
+		if (as == NULL || strlen(as) >= sizeof(p->addr) ||
+		    !port_addr_ok(as)) {
+			bn_fail(err, BN_EINVAL, 0, "ports[%zu]: address must be a "
+			    "numeric IPv4 or IPv6 address", i);
+			return bn_err_detail(err, "field", "ports");
+		}
+		snprintf(p->addr, sizeof(p->addr), "%s", as);
+		p->host = (int)host;
+		p->guest = (int)guest;
+	}
+	*ret_n = (int)json_array_size(a);
+	return 0;
+}
 
 /* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
  * range is core's to check. */
@@ -174,6 +234,12 @@ h_vm_create(struct api_req *r)
 	req.image = json_get_str(j, WIRE_IMAGE);
 	req.from = json_get_str(j, WIRE_FROM);
 	req.nat = json_is_true(json_object_get(j, WIRE_NAT));
+	struct vm_port ports[VM_PORTS_MAX];
+	if (ports_field(j, ports, &req.nports, &err) < 0)
+		goto fail;
+	req.ports = ports;
+	if (req.nports < 0)
+		req.nports = 0;
 	int rc = core_vm_create(r->core, &req, op_id, &err);
 	json_decref(j);
 	if (rc < 0)
@@ -200,12 +266,13 @@ static const struct json_field patch_fields[] = {
 	{ WIRE_MEMORY_MIB, JF_INT, false, false },
 	{ WIRE_DISK_GIB, JF_INT, false, false },
 	{ WIRE_NAT, JF_BOOL, false, false },
+	{ WIRE_PORTS, JF_ARRAY, false, false },
 };
 
 static enum MHD_Result
 h_vm_patch(struct api_req *r)
 {
-	struct vm_patch p = { 0, 0, 0, -1 };
+	struct vm_patch p = { 0, 0, 0, -1, false, NULL, 0 };
 	struct bn_err err;
 	struct vm vm;
 	json_t *j = NULL, *nat;
@@ -222,6 +289,15 @@ h_vm_patch(struct api_req *r)
 	nat = json_object_get(j, WIRE_NAT);
 	if (json_is_boolean(nat))
 		p.nat = json_is_true(nat);
+	struct vm_port ports[VM_PORTS_MAX];
+	int nports;
+	if (ports_field(j, ports, &nports, &err) < 0) {
+		json_decref(j);
+		return api_reply_error(r->conn, &err);
+	}
+	p.set_ports = nports >= 0;
+	p.ports = ports;
+	p.nports = nports < 0 ? 0 : nports;
 	json_decref(j);
 	if (core_vm_patch(r->core, r->param, &p, &vm, &err) < 0)
 		return api_reply_error(r->conn, &err);
@@ -698,6 +774,7 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/vms/{name}/exec", h_vm_exec, NULL },
 	{ "GET", "/v1/vms/{name}/files", h_vm_files_get, NULL },
 	{ "PUT", "/v1/vms/{name}/files", NULL, &files_put_upload },
+	{ "POST", "/v1/vms/{name}/connect", h_vm_connect, NULL },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health, NULL },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console, NULL },
 	{ "GET", "/v1/vms/{name}/ssh", h_vm_ssh, NULL },

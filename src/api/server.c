@@ -30,7 +30,30 @@ struct req_ctx {
 	void *state;
 	bool failed, replied;
 	struct bn_err err;
+	/* api_req_on_end */
+	void (*end_fn)(void *);
+	void *end_arg;
 };
+
+void
+api_req_on_end(struct api_req *r, void (*fn)(void *), void *arg)
+{
+	struct req_ctx *rc = r->ctx;
+
+	rc->end_fn = fn;
+	rc->end_arg = arg;
+}
+
+void *
+api_ctx_take(void *con_cls)
+{
+	struct req_ctx *rc = con_cls;
+	void *arg = rc != NULL ? rc->end_arg : NULL;
+
+	if (rc != NULL)
+		rc->end_fn = NULL;
+	return arg;
+}
 
 /* Root, our own uid, and members of group "banger" may talk to us. */
 static bool
@@ -143,7 +166,8 @@ dispatch(struct api_server *s, struct MHD_Connection *conn, const char *url,
     const char *method, struct req_ctx *rc)
 {
 	struct bn_err err = { 0 };
-	struct api_req r = { .conn = conn, .core = s->core, .method = method,
+	struct api_req r = { .conn = conn, .core = s->core, .ctx = rc,
+		.method = method,
 		.path = url, .body = rc->body, .len = rc->len };
 	char allow[128];
 	bool path_matched;
@@ -304,6 +328,8 @@ completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
 		return;
 	if (rc->upload != NULL && rc->state != NULL)
 		rc->upload->upload->abort(rc->state);
+	if (rc->end_fn != NULL)
+		rc->end_fn(rc->end_arg);
 	free(rc->body);
 	free(rc);
 	*req_cls = NULL;
@@ -328,7 +354,8 @@ api_server_start(struct core *c, int listen_fd, struct api_server **ret,
 	s->core = c;
 	s->have_group = banger_group(&s->banger_gid);
 	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+	    MHD_ALLOW_UPGRADE,
 	    0, NULL, NULL, access_cb, s,
 	    MHD_OPTION_LISTEN_SOCKET, listen_fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
@@ -350,6 +377,9 @@ api_server_stop(struct api_server *s)
 {
 	if (s == NULL)
 		return;
+	/* Upgraded connections (connect.c) relay in their threads until
+	 * ended; MHD waits for them. */
+	core_forwards_stop(s->core);
 	MHD_stop_daemon(s->mhd);
 	free(s);
 }

@@ -383,6 +383,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/vms/{name}/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A raw TCP stream to a port on the VM's loopback
+         * @description An HTTP upgrade, as Docker's attach does it: the request carries `Connection: Upgrade` and `Upgrade: tcp` and no body. bangerd has the VM's guest agent connect, over vsock, to TCP `port` on the guest's own loopback (127.0.0.1, then ::1), so a service bound to localhost is reachable and NAT is not needed. Only when that connection is made does the reply come: `101 Switching Protocols` with `Upgrade: tcp`, after which the API connection carries the service's bytes both ways (bytes sent right after the request head are passed on) until either side closes; a half-close is passed on. A VM that stops ends it. Refusals come before any upgrade, as JSON errors: `502 guest_port_unreachable` when nothing accepts on the port, `409 invalid_state` when the VM is not running, `409 unsupported_by_vmm` when its agent predates forwarding, `400 invalid_request` without the upgrade headers or a port. `banger vm port-forward` makes one of these per local connection. With curl (7.83 or later can print the stream): `curl --unix-socket SOCK -N -H 'Connection: Upgrade' -H 'Upgrade: tcp' -X POST 'http://b/v1/vms/web/connect?port=80'`.
+         */
+        post: operations["connectVMPort"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/vms/{name}/resume": {
         parameters: {
             query?: never;
@@ -815,7 +838,23 @@ export interface components {
             disk_gib: number;
             /** @description Whether the VM has outbound NAT to the host's network. */
             nat: boolean;
+            ports: components["schemas"]["Ports"];
         };
+        /** @description A host port that bangerd forwards to a port on the guest's own loopback while the VM runs (listening on `address`; each connection is carried over vsock by the guest agent, so NAT is not needed). A host port is one VM's: another VM's forward of the same port and address (or of the wildcard of its family) is `409 port_in_use`, and so is a port another program holds when the VM starts (the start fails, nothing half made) or when a running VM is patched. */
+        PortForward: {
+            /** @description TCP port to listen on, on the host. */
+            host: number;
+            /** @description TCP port in the guest. */
+            guest: number;
+            /**
+             * @description Numeric IPv4 or IPv6 address of the host to listen on (`0.0.0.0` or `::` for all of that family).
+             * @default 127.0.0.1
+             * @example 127.0.0.1
+             */
+            address?: string;
+        };
+        /** @description Forwarded ports, at most 16, no host port twice. */
+        Ports: components["schemas"]["PortForward"][];
         /** @description Observed state of a VM. */
         VMStatus: {
             /**
@@ -926,6 +965,7 @@ export interface components {
              * @default false
              */
             nat?: boolean;
+            ports?: components["schemas"]["Ports"];
             /** @description `VM@SNAPSHOT`: make the VM a clone of that snapshot (a `vm.clone` operation) instead of booting an image. The clone has the snapshot's image, vcpus and memory and the source's disk size (giving other values, or `image`, is `400 invalid_request`), and its own copies of both disks, TAP, lease, MAC, `NAME.vm` and vsock socket. Right after the restore, before the operation succeeds, the agent gives the guest its own identity: hostname, MAC and address (the snapshot's kernel `ip=` is stale), machine-id, new SSH host keys, a kernel RNG reseeded from the host, and the clock. Stages: `check`, `clone_disks`, `network`, `spawn_vmm`, `load`, `wait_health`, `reidentify`. A snapshot whose manifest does not match this host is `snapshot_unusable` (in the operation); an image whose agent cannot re-identify a guest fails with `unsupported_by_vmm`. Firecracker only. */
             from?: string;
         };
@@ -936,6 +976,8 @@ export interface components {
             memory_mib?: number;
             disk_gib?: number;
             nat?: boolean;
+            /** @description The VM's forwards become exactly these (`[]`: none). On a running or paused VM they apply at once: new host ports are bound first, so a port in use (`409 port_in_use`) changes nothing; dropped ones stop listening and their open connections end. */
+            ports?: components["schemas"]["Ports"];
         };
         /** @description Optional body of `POST /v1/vms/{name}/stop`. */
         StopRequest: {
@@ -1233,7 +1275,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "guest_path_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "guest_path_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "port_in_use" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "guest_port_unreachable" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
@@ -1262,7 +1304,8 @@ export interface components {
                  *         "vcpus": 2,
                  *         "memory_mib": 1024,
                  *         "disk_gib": 8,
-                 *         "nat": false
+                 *         "nat": false,
+                 *         "ports": []
                  *       },
                  *       "status": {
                  *         "state": "running",
@@ -2263,6 +2306,45 @@ export interface operations {
             };
             409: components["responses"]["VMConflict"];
             500: components["responses"]["InternalError"];
+        };
+    };
+    connectVMPort: {
+        parameters: {
+            query: {
+                /** @description TCP port in the guest. */
+                port: number;
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching protocols: from here the connection is the guest port's byte stream. */
+            101: {
+                headers: {
+                    Upgrade?: "tcp";
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+            /** @description `guest_port_unreachable` (nothing accepts on the port in the guest), or `vmm_error` (no agent answered). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
         };
     };
     resumeVM: {
