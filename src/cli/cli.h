@@ -498,6 +498,7 @@ int cmd_image_delete(struct cli *cli, const struct args *a);
 int cmd_image_warm(struct cli *cli, const struct args *a);
 int cmd_vm_exec(struct cli *cli, const struct args *a);
 int cmd_vm_cp(struct cli *cli, const struct args *a);
+int cmd_vm_port_forward(struct cli *cli, const struct args *a);
 int cmd_operation_list(struct cli *cli, const struct args *a);
 int cmd_operation_show(struct cli *cli, const struct args *a);
 int cmd_operation_wait(struct cli *cli, const struct args *a);

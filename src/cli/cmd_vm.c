@@ -5,6 +5,39 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/portspec.h"
+
+/* --port SPEC... (and --no-ports) as the API's "ports"; 0, or the
+ * usage error's exit status. */
+static int
+ports_body(const struct args *a, json_t *body)
+{
+	const char *const *v;
+	int n = args_list(a, "--port", &v);
+	json_t *arr;
+	char buf[128];
+
+	if (n == 0 && !args_flag(a, "--no-ports"))
+		return 0;
+	if (n > 0 && args_flag(a, "--no-ports"))
+		return usage_error(a->cmd, "--port and --no-ports go one at a "
+		    "time");
+	arr = json_array();
+	for (int i = 0; i < n; i++) {
+		struct vm_port p;
+		const char *why;
+		if (port_parse(v[i], strlen(v[i]), &p, &why) < 0) {
+			json_decref(arr);
+			return usage_error(a->cmd, "--port %s: %s",
+			    out_clean(v[i], buf, sizeof(buf)), why);
+		}
+		json_array_append_new(arr, json_pack("{s:i, s:i, s:s}", "host",
+		    p.host, "guest", p.guest, "address", p.addr));
+	}
+	json_object_set_new(body, WIRE_PORTS, arr);
+	return 0;
+}
+
 /* The spec fields given as flags (vm create, vm set): only those, as
  * bangerd owns the defaults. */
 static void
@@ -37,6 +70,10 @@ cmd_vm_create(struct cli *cli, const struct args *a)
 	if (image != NULL)
 		json_object_set_new(body, WIRE_IMAGE, json_string(image));
 	spec_body(a, body);
+	if ((rc = ports_body(a, body)) != 0) {
+		json_decref(body);
+		return rc;
+	}
 
 	label = xasprintf("creating vm '%s'", out_clean(name, buf, sizeof(buf)));
 	oo.label = label;
@@ -100,6 +137,29 @@ cmd_vm_list(struct cli *cli, const struct args *a)
 	return out_list(cli, &ls);
 }
 
+/* "127.0.0.1:8080->80, [::1]:9000->90", or "none". */
+static const char *
+ports_text(json_t *spec, char *buf, size_t len)
+{
+	json_t *arr = jobj(spec, WIRE_PORTS), *p;
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, p) {
+		const char *addr = jstr(p, "address");
+		bool v6 = addr != NULL && strchr(addr, ':') != NULL;
+		char a[64];
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
+		    "%s%s%s%s:%lld->%lld", i ? ", " : "", v6 ? "[" : "",
+		    out_clean(addr ? addr : "?", a, sizeof(a)), v6 ? "]" : "",
+		    (long long)json_integer_value(jobj(p, "host")),
+		    (long long)json_integer_value(jobj(p, "guest")));
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "none");
+	return buf;
+}
+
 static void
 print_vm(json_t *vm)
 {
@@ -119,6 +179,7 @@ print_vm(json_t *vm)
 	for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++)
 		out_kv(status_keys[i], jtext(jobj(st, status_keys[i]), buf,
 		    sizeof(buf)));
+	out_kv("ports", ports_text(spec, buf, sizeof(buf)));
 	if (json_is_string(jobj(st, "paused_reason")))
 		out_kv("paused_reason", jtext(jobj(st, "paused_reason"), buf,
 		    sizeof(buf)));
@@ -152,16 +213,19 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	bool sized = args_int(a, "--vcpus", &v) || args_int(a, "--memory", &v) ||
 	    args_int(a, "--disk", &v);
 	int nat = args_pair(a, "--nat"), n = a->n, rc;
+	const char *const *pv;
+	bool ported = args_list(a, "--port", &pv) > 0 ||
+	    args_flag(a, "--no-ports");
 	const char *name;
 	struct reply r = { 0 };
 	json_t *body;
 	char *path;
 
-	if (!sized && nat < 0)
+	if (!sized && nat < 0 && !ported)
 		return usage_error(cmd, "nothing to change: give --vcpus, --memory, "
-		    "--disk, --nat or --no-nat");
+		    "--disk, --nat, --no-nat, --port or --no-ports");
 	if (n > 1) {
-		if (sized || nat < 0)
+		if (sized || nat < 0 || ported)
 			return usage_error(cmd, "several VMs at once take only --nat "
 			    "or --no-nat");
 		json_t *list = json_array(), *extra = json_object();
@@ -180,6 +244,10 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	name = a->v[0];
 	body = json_object();
 	spec_body(a, body);
+	if ((rc = ports_body(a, body)) != 0) {
+		json_decref(body);
+		return rc;
+	}
 	path = api_path("/v1/vms/", name, NULL);
 	rc = out_call(cli, "PATCH", path, body, &r);
 	if (rc == CLI_EXIT_OK && cli_chatty(cli)) {
@@ -192,6 +260,11 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 		    jtext(jobj(spec, WIRE_MEMORY_MIB), b[1], sizeof(b[1])),
 		    jtext(jobj(spec, WIRE_DISK_GIB), b[2], sizeof(b[2])),
 		    jtext(jobj(spec, WIRE_NAT), b[3], sizeof(b[3])));
+		if (ported) {
+			char pbuf[2048];
+			printf("ports: %s\n", ports_text(spec, pbuf,
+			    sizeof(pbuf)));
+		}
 	}
 	reply_free(&r);
 	json_decref(body);

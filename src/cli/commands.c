@@ -47,6 +47,9 @@ static const struct flag vm_create_flags[] = {
 	F_INT("--memory", "MIB", "memory in MiB (default 1024)"),
 	F_INT("--disk", "GIB", "work disk size in GiB (default 8)"),
 	F_PAIR("--nat", "--no-nat", "give the VM outbound NAT (default off)"),
+	F_LIST("--port", "[ADDR:]HOST:GUEST", "forward host port HOST (on "
+	    "127.0.0.1 unless ADDR)\nto the guest's GUEST while it runs "
+	    "(repeatable)"),
 	NO_WAIT_FLAG,
 	F_SWITCH("--cancel", "Ctrl-C cancels the create (the VM is removed) "
 	    "instead\nof only stopping the wait"),
@@ -116,6 +119,9 @@ static const struct flag vm_set_flags[] = {
 	F_INT("--memory", "MIB", "memory in MiB"),
 	F_INT("--disk", "GIB", "work disk size in GiB"),
 	F_PAIR("--nat", "--no-nat", "turn outbound NAT on or off"),
+	F_LIST("--port", "[ADDR:]HOST:GUEST", "the VM's forwarded ports become "
+	    "these\n(repeatable; applied at once while it runs)"),
+	F_SWITCH("--no-ports", "forward no ports"),
 	F_END
 };
 
@@ -298,6 +304,18 @@ const struct command cli_commands[] = {
 	  "(128+N when signal N ended it).  Ctrl-C ends it.\n"
 	  "Flags:\n",
 	  .rest = "-- COMMAND [ARGS...]", .run = cmd_vm_exec },
+	{ .group = "vm", .name = "port-forward",
+	  .args = "NAME [ADDR:]HOST_PORT:GUEST_PORT...", .nargs = ARGS_SOME,
+	  .summary = "forward local ports to a running VM while this runs",
+	  .intro =
+	  "Listens on HOST_PORT (on 127.0.0.1 unless ADDR is given; IPv6 in\n"
+	  "brackets) and carries each connection to GUEST_PORT on the guest's\n"
+	  "own loopback through its agent over vsock: a service bound to\n"
+	  "localhost in the VM is reachable, and NAT is not needed.  A\n"
+	  "connection nothing in the guest accepts is reset, and why printed.\n"
+	  "Runs until Ctrl-C.  For forwards bangerd keeps while the VM runs,\n"
+	  "use 'banger vm create --port' or 'banger vm set --port'.\n",
+	  .run = cmd_vm_port_forward },
 	{ .group = "vm", .name = "health", .args = "NAME", .nargs = ARGS_ONE,
 	  .summary = "ask the VM's guest agent how it is",
 	  .run = cmd_vm_health },
