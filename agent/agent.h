@@ -40,7 +40,14 @@ enum {
 /* Limits of one connection. */
 #define AGENT_MAX_HEAD 8192        /* request line + headers */
 #define AGENT_IO_TIMEOUT_MS 5000   /* whole request head, and the reply */
-#define AGENT_MAX_CONNS 64         /* concurrent connections */
+/* Concurrent connections.  A forwarded port holds its connection for as
+ * long as it is open (a dev server's websocket: hours), so there is room
+ * for many; each is a thread whose stack is small (THREAD_STACK in
+ * banger-vsock-agent.c: 256 of them reserve 64 MiB of address space, and
+ * only the pages touched take memory) and whose big buffers are on the
+ * heap.  Two descriptors per forward: 512 and a few, below the usual
+ * limit of 1024 open files. */
+#define AGENT_MAX_CONNS 256
 #define AGENT_MAX_BODY (64 * 1024) /* a request body read whole */
 /* A body the route reads as it comes (stream_body): Content-Length or
  * chunked, and how long one read of it may wait. */

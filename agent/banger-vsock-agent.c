@@ -60,6 +60,9 @@ struct sockaddr_vm {
 #define AF_VSOCK 40
 #endif
 
+/* A connection's thread: small, since there may be AGENT_MAX_CONNS of
+ * them (agent.h says why so many); handlers keep large buffers on the
+ * heap. */
 #define THREAD_STACK (256 * 1024)
 
 static atomic_int active_conns;
