@@ -155,6 +155,13 @@ struct agent_request {
 	int head_only;              /* HEAD of a GET route: no body sent */
 	int http10;                 /* an HTTP/1.0 client: no chunks */
 	int streaming;              /* agent_stream_begin sent the head */
+	const char *upgrade;        /* the Upgrade header's value, or NULL */
+	int connection_upgrade;     /* Connection lists "upgrade" */
+	/* What the client sent past the head (and the body) before the
+	 * handler ran: the first bytes of an upgraded connection.  Unset on
+	 * stream_body routes, whose body reader has them. */
+	const char *extra;
+	size_t extra_len;
 	const struct agent_config *cfg;
 	/* Run once the reply has left and the connection is closed. */
 	void (*after)(const struct agent_config *cfg, int arg);
