@@ -19,8 +19,9 @@
  * bodies (Content-Length), streamed (chunked) replies.  4: POST /exec
  * (capability "exec").  5: GET and PUT /files (capability "files"), and
  * request bodies of any size, chunked ones too, on the routes that
- * stream them. */
-#define AGENT_PROTOCOL 5
+ * stream them.  6: POST /forward (capability "forward": the connection
+ * upgraded to a byte pipe to a TCP port of the guest's loopback). */
+#define AGENT_PROTOCOL 6
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -69,6 +70,7 @@ struct agent_config {
 	const char *identity_file;  /* not in a guest: POST /identity too */
 	int allow_exec;             /* not in a guest: POST /exec runs anyway */
 	int allow_files;            /* not in a guest: /files serves anyway */
+	int allow_forward;          /* not in a guest: POST /forward too */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -236,6 +238,7 @@ void identity_route(struct agent_request *rq); /* identity.c */
 void exec_route(struct agent_request *rq);     /* exec.c: POST /exec */
 void files_get_route(struct agent_request *rq); /* files.c: GET /files */
 void files_put_route(struct agent_request *rq); /* files.c: PUT /files */
+void forward_route(struct agent_request *rq);  /* forward.c: POST /forward */
 void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
 void sink_route(struct agent_request *rq);     /* echo.c: POST /sink (test) */
 
