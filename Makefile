@@ -168,6 +168,7 @@ test-unit: $(UNIT_BIN) $(CLI_UNIT_BIN) $(AGENT)
 	@set -e; for t in $(UNIT_BIN) $(CLI_UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_files.sh
+	BANGER_AGENT=$(AGENT) bash tests/agent/test_forward.sh
 	$(PYTHON) tests/unit/layers.py
 
 ## check-layers: what may include and call what (ARCHITECTURE.md), and

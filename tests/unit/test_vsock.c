@@ -437,10 +437,11 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
 	    "agent_version")), "0.6.0") == 0, "agent_version");
-	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 5,
-	    "protocol 5");
-	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 6,
-	    "capabilities: health, power, clock, identity, exec, files");
+	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 6,
+	    "protocol 6");
+	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 7,
+	    "capabilities: health, power, clock, identity, exec, files, "
+	    "forward");
 	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
 	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),
@@ -507,7 +508,7 @@ test_http_ok(void)
 	fail_unless(f.connections == 1, "one connection, got %d",
 	    f.connections);
 	fail_unless(lat >= 0 && lat < 3000, "latency %d", lat);
-	fail_unless(proto == 5, "agent protocol %d", proto);
+	fail_unless(proto == 6, "agent protocol %d", proto);
 	fail_unless(caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
 	    VSOCK_CAP_CLOCK | VSOCK_CAP_IDENTITY | VSOCK_CAP_EXEC |
 	    VSOCK_CAP_FILES),
