@@ -7,19 +7,20 @@
 
 #include "common/portspec.h"
 
-/* --port SPEC... (and --no-ports) as the API's "ports"; 0, or the
- * usage error's exit status. */
+/* --port SPEC... (and, with vm set, --no-ports) as the API's "ports";
+ * 0, or the usage error's exit status. */
 static int
-ports_body(const struct args *a, json_t *body)
+ports_body(const struct args *a, bool set, json_t *body)
 {
 	const char *const *v;
 	int n = args_list(a, "--port", &v);
+	bool none = set && args_flag(a, "--no-ports");
 	json_t *arr;
 	char buf[128];
 
-	if (n == 0 && !args_flag(a, "--no-ports"))
+	if (n == 0 && !none)
 		return 0;
-	if (n > 0 && args_flag(a, "--no-ports"))
+	if (n > 0 && none)
 		return usage_error(a->cmd, "--port and --no-ports go one at a "
 		    "time");
 	arr = json_array();
@@ -70,7 +71,7 @@ cmd_vm_create(struct cli *cli, const struct args *a)
 	if (image != NULL)
 		json_object_set_new(body, WIRE_IMAGE, json_string(image));
 	spec_body(a, body);
-	if ((rc = ports_body(a, body)) != 0) {
+	if ((rc = ports_body(a, false, body)) != 0) {
 		json_decref(body);
 		return rc;
 	}
@@ -244,7 +245,7 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	name = a->v[0];
 	body = json_object();
 	spec_body(a, body);
-	if ((rc = ports_body(a, body)) != 0) {
+	if ((rc = ports_body(a, true, body)) != 0) {
 		json_decref(body);
 		return rc;
 	}

@@ -231,8 +231,10 @@ cmd_vm_port_forward(struct cli *cli, const struct args *a)
 	char *path = api_path("/v1/vms/", name, NULL);
 	rc = api_call(cli, "GET", path, NULL, &r);
 	free(path);
-	if (rc != CLI_EXIT_OK)
+	if (rc != CLI_EXIT_OK) {
+		reply_free(&r);
 		return rc;
+	}
 	const char *state = jstr(jobj(r.json, WIRE_STATUS), WIRE_STATE);
 	if (state == NULL || strcmp(state, "running") != 0) {
 		fprintf(stderr, "banger: vm '%s' is %s, not running\n", cname,

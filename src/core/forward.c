@@ -26,7 +26,6 @@
 #include "common/util.h"
 
 #define FWD_BACKLOG 64
-#define FWD_DIAL_MS 5000    /* vsock dial and the agent's answer */
 
 struct fwd_listener {
 	struct core *c;
@@ -36,12 +35,6 @@ struct fwd_listener {
 	int fd;
 	pthread_t thread;
 	struct fwd_listener *next;
-};
-
-struct fwd_conn {
-	char vm[VM_NAME_MAX];
-	int host_fd, guest_fd;
-	struct fwd_conn *next;
 };
 
 struct fwd_job {
@@ -103,8 +96,18 @@ fwd_bind(const struct vm_port *p, int *ret_fd, struct bn_err *err)
 	return 0;
 }
 
-static void
-conn_unlist(struct core *c, struct fwd_conn *fc)
+void
+fwd_conn_list(struct core *c, struct fwd_conn *fc)
+{
+	pthread_mutex_lock(&c->fwd_mu);
+	fc->next = c->fwd_conns;
+	c->fwd_conns = fc;
+	c->nfwd_conns++;
+	pthread_mutex_unlock(&c->fwd_mu);
+}
+
+void
+fwd_conn_unlist(struct core *c, struct fwd_conn *fc)
 {
 	pthread_mutex_lock(&c->fwd_mu);
 	for (struct fwd_conn **pp = &c->fwd_conns; *pp; pp = &(*pp)->next)
@@ -160,7 +163,7 @@ conn_main(void *arg)
 	}
 	/* Unlisted before the descriptors close: conns_end must never shut
 	 * down a number that has been reused. */
-	conn_unlist(j->c, fc);
+	fwd_conn_unlist(j->c, fc);
 	if (vs.fd >= 0)
 		vsock_stream_close(&vs);
 	if (relayed)
@@ -189,16 +192,14 @@ conn_start(struct fwd_listener *l, int fd)
 	pthread_mutex_lock(&c->fwd_mu);
 	memcpy(j->uds, l->uds, sizeof(j->uds));
 	j->guest_port = l->port.guest;
-	fc->next = c->fwd_conns;
-	c->fwd_conns = fc;
-	c->nfwd_conns++;
 	pthread_mutex_unlock(&c->fwd_mu);
+	fwd_conn_list(c, fc);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
 	if (pthread_create(&th, &attr, conn_main, j) != 0) {
 		log_warnx("vm '%s': forward: cannot start a thread", l->vm);
-		conn_unlist(c, fc);
+		fwd_conn_unlist(c, fc);
 		close_reset(fd);
 		free(fc);
 		free(j);
@@ -438,121 +439,15 @@ vm_ports_check(struct core *c, const char *name, const struct vm_port *ports,
 				    "forwarded to vm '%s'", ports[i].addr,
 				    ports[i].host, vms[v].name);
 				bn_err_detail(err, "vm", vms[v].name);
+				bn_err_hint(err, "pick another host port, or drop it "
+				    "from that vm (banger vm set %s --no-ports)",
+				    vms[v].name);
 				free(vms);
-				return bn_err_hint(err, "pick another host port, or "
-				    "drop it from that vm (banger vm set %s "
-				    "--no-ports)", vms[v].name);
+				return -1;
 			}
 	}
 	free(vms);
 	return 0;
-}
-
-/* ---- one connection for an API client (POST /v1/vms/{name}/connect) ---- */
-
-struct guest_conn {
-	struct core *c;
-	char vm[VM_NAME_MAX];
-	struct vsock_stream vs;
-};
-
-/* The agent's refusal of a forward as our error. */
-static int
-forward_refusal(struct vsock_stream *vs, const char *name, int port,
-    struct bn_err *err)
-{
-	char msg[512];
-	ssize_t n = vsock_stream_read(vs, msg, sizeof(msg) - 1,
-	    time_mono_ms() + 1000, -1);
-	json_t *j;
-	const char *why;
-
-	msg[n > 0 ? n : 0] = '\0';
-	j = json_loads(msg, 0, NULL);
-	why = json_string_value(json_object_get(j, "error"));
-	if (vs->status == 404) {
-		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot "
-		    "forward ports (an image from before port forwarding)", name);
-		bn_err_hint(err, "rebuild the image");
-	} else {
-		bn_fail(err, vs->status == 502 ? BN_EGUEST_PORT :
-		    vs->status == 403 ? BN_EFORBIDDEN : vs->status == 400 ?
-		    BN_EINVAL : BN_EVMM, 0, "vm '%s': guest port %d: %s", name,
-		    port, why != NULL ? why : msg);
-		if (vs->status == 502)
-			bn_err_hint(err, "is a service listening on port %d in the "
-			    "guest?", port);
-	}
-	json_decref(j);
-	return -1;
-}
-
-int
-core_vm_connect(struct core *c, const char *name, int port,
-    struct guest_conn **ret, struct bn_err *err)
-{
-	struct vm vm;
-	struct vmm_params p;
-	struct guest_conn *g;
-	char target[32];
-
-	if (port < 1 || port > 65535) {
-		bn_fail(err, BN_EINVAL, 0, "port must be a number from 1 to 65535");
-		return bn_err_detail(err, "field", "port");
-	}
-	if (vm_get_running(c, name, &vm, err) < 0 ||
-	    vm_ctl_params(c, &vm, &p, err) < 0)
-		return -1;
-	g = xcalloc(1, sizeof(*g));
-	g->c = c;
-	snprintf(g->vm, sizeof(g->vm), "%s", name);
-	snprintf(target, sizeof(target), "/forward?port=%d", port);
-	if (vsock_agent_upgrade(p.vsock_uds, agent_port(c), target, FWD_DIAL_MS,
-	    &g->vs, err) < 0) {
-		free(g);
-		return -1;
-	}
-	if (g->vs.status != 101) {
-		forward_refusal(&g->vs, name, port, err);
-		core_guest_conn_close(g);
-		return -1;
-	}
-	*ret = g;
-	return 0;
-}
-
-int
-core_guest_conn_relay(struct guest_conn *g, int client_fd, const void *pre,
-    size_t npre)
-{
-	struct fwd_conn *fc = xcalloc(1, sizeof(*fc));
-	struct core *c = g->c;
-
-	/* Listed like a forward's relay: the VM's stop, or bangerd's, ends
-	 * it. */
-	snprintf(fc->vm, sizeof(fc->vm), "%s", g->vm);
-	fc->host_fd = client_fd;
-	fc->guest_fd = g->vs.fd;
-	pthread_mutex_lock(&c->fwd_mu);
-	fc->next = c->fwd_conns;
-	c->fwd_conns = fc;
-	c->nfwd_conns++;
-	pthread_mutex_unlock(&c->fwd_mu);
-	struct relay_end client = { client_fd, pre, npre, 0 };
-	struct relay_end guest = { g->vs.fd, g->vs.pending, g->vs.npending, 0 };
-	int rc = relay_run(&client, &guest);
-	conn_unlist(c, fc);
-	free(fc);
-	return rc;
-}
-
-void
-core_guest_conn_close(struct guest_conn *g)
-{
-	if (g == NULL)
-		return;
-	vsock_stream_close(&g->vs);
-	free(g);
 }
 
 void

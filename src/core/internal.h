@@ -100,6 +100,17 @@ struct core {
  * are bound first, so that a port in use (BN_EPORT_TAKEN) changes
  * nothing; dropped ones stop, and a kept one takes its new guest port. */
 int fwd_apply(struct core *c, const struct vm *vm, struct bn_err *err);
+#define FWD_DIAL_MS 5000    /* vsock dial and the agent's answer */
+
+/* A relay listed so that fwd_close() can end it (shut down both fds). */
+struct fwd_conn {
+	char vm[VM_NAME_MAX];
+	int host_fd, guest_fd;
+	struct fwd_conn *next;
+};
+void fwd_conn_list(struct core *c, struct fwd_conn *fc);
+/* Unlisted before its fds close (a reused number is never shut down). */
+void fwd_conn_unlist(struct core *c, struct fwd_conn *fc);
 /* Stop listening for vm (every VM with NULL) and end its relays. */
 void fwd_close(struct core *c, const char *vm);
 bool fwd_listening(struct core *c, const char *vm, const struct vm_port *p);

@@ -254,6 +254,8 @@ halt_undo(struct life *l, const struct bn_err *why)
 	vmm_by_name(vm->vmm)->kill(&l->p, 0);
 	vm->pid = 0;
 	core_net_vm_down(l->c, vm);
+	/* Its host ports close with it. */
+	fwd_close(l->c, vm->name);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state(l->c, vm, VM_STOPPED);
@@ -325,6 +327,8 @@ halt_end_run(struct life *l, struct bn_err *err)
 		log_warnx("vm '%s': %s", vm->name, err->msg);
 	vm->pid = 0;
 	core_net_vm_down(l->c, vm);
+	/* Its host ports close with it. */
+	fwd_close(l->c, vm->name);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state_ev(l->c, vm, VM_STOPPED, json_pack("{s:o}", "stop", stop));

@@ -289,6 +289,7 @@ discard_run(struct life *l, struct bn_err *err)
 	vm->pid = 0;
 	vm->paused_reason[0] = '\0';
 	core_net_vm_down(l->c, vm);
+	fwd_close(l->c, vm->name);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state_ev(l->c, vm, VM_STOPPED, json_pack("{s:s}", "reason",

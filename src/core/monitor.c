@@ -189,6 +189,7 @@ core_monitor_main(void *arg)
 					vmm_by_name(vm.vmm)->kill(&p, 0);
 				vm.pid = 0;
 				core_net_vm_down(c, &vm);
+				fwd_close(c, vm.name);
 				snprintf(vm.health, sizeof(vm.health), "unknown");
 				snprintf(vm.last_error, sizeof(vm.last_error),
 				    "the VMM exited (guest shut down or crashed)");

@@ -49,10 +49,6 @@ vm_set_state_ev(struct core *c, struct vm *vm, enum vm_state st, json_t *extra)
 
 	vm->state = st;
 	time_rfc3339(vm->updated_at);
-	/* However a VM stops (a user, its guest, its VMM dying), its host
-	 * ports close with it. */
-	if (st == VM_STOPPED || st == VM_ERROR)
-		fwd_close(c, vm->name);
 	if (store_vm_update(c->store, vm, &err) < 0)
 		log_warnx("vm '%s': %s", vm->name, err.msg);
 	if (prev != st) {

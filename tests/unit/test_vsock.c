@@ -511,7 +511,7 @@ test_http_ok(void)
 	fail_unless(proto == 6, "agent protocol %d", proto);
 	fail_unless(caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
 	    VSOCK_CAP_CLOCK | VSOCK_CAP_IDENTITY | VSOCK_CAP_EXEC |
-	    VSOCK_CAP_FILES),
+	    VSOCK_CAP_FILES | VSOCK_CAP_FORWARD),
 	    "capabilities 0x%x", caps);
 	return 0;
 }
@@ -854,7 +854,7 @@ test_agent_capabilities(void)
 	fail_unless(proto == 2 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER),
 	    "protocol 2: health and power (%d, 0x%x)", proto, caps);
 	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":3,"
-	    "\"capabilities\":[\"health\",\"forward\",7,\"clock\"]}", &proto, &caps);
+	    "\"capabilities\":[\"health\",\"warp\",7,\"clock\"]}", &proto, &caps);
 	fail_unless(proto == 3 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_CLOCK),
 	    "protocol 3: its list, unknown names ignored (%d, 0x%x)", proto,
 	    caps);
@@ -868,6 +868,11 @@ test_agent_capabilities(void)
 	fail_unless(proto == 5 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_EXEC |
 	    VSOCK_CAP_FILES), "protocol 5: files is a known name (%d, 0x%x)",
 	    proto, caps);
+	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":6,"
+	    "\"capabilities\":[\"health\",\"forward\"]}", &proto, &caps);
+	fail_unless(proto == 6 && caps == (VSOCK_CAP_HEALTH |
+	    VSOCK_CAP_FORWARD), "protocol 6: forward is a known name (%d, "
+	    "0x%x)", proto, caps);
 	json_t *names = vsock_caps_json(VSOCK_CAP_POWER | VSOCK_CAP_CLOCK |
 	    VSOCK_CAP_EXEC | VSOCK_CAP_FILES);
 	char *s = json_dumps(names, JSON_COMPACT);
