@@ -1195,7 +1195,7 @@ export interface components {
             /** @description The agent's protocol version (its `/healthz` `protocol`, 1 when it names none); null unless it answered over HTTP. */
             agent_protocol: number | null;
             /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3 and later), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
-            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files")[] | null;
+            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files" | "forward")[] | null;
             /** @description The agent's `/healthz` document as received; null unless it answered over HTTP. */
             agent: components["schemas"]["AgentHealth"] | null;
         };
@@ -2396,19 +2396,20 @@ export interface operations {
                      *       "protocol": "http",
                      *       "checked_at": "2026-11-25T21:43:02Z",
                      *       "latency_ms": 3,
-                     *       "agent_protocol": 5,
+                     *       "agent_protocol": 6,
                      *       "capabilities": [
                      *         "health",
                      *         "power",
                      *         "clock",
                      *         "identity",
                      *         "exec",
-                     *         "files"
+                     *         "files",
+                     *         "forward"
                      *       ],
                      *       "agent": {
                      *         "status": "ok",
                      *         "agent_version": "0.6.0",
-                     *         "protocol": 5,
+                     *         "protocol": 6,
                      *         "capabilities": [
                      *           "health",
                      *           "power",
