@@ -92,8 +92,17 @@ enum MHD_Result reply_op(struct api_req *r, const char *op_id,
     bool waited_param, long wait_s);
 
 /* POST /v1/vms/{name}/connect?port=N, upgraded to a raw TCP stream
- * (connect.c). */
+ * (ports.c). */
 enum MHD_Result h_vm_connect(struct api_req *r);
+/* "ports": [{"host", "guest", "address"}] of a create or patch body into
+ * ret (room for VM_PORTS_MAX); *ret_n -1 when absent.  Core checks them
+ * against each other and other VMs. */
+int ports_field(json_t *j, struct vm_port *ret, int *ret_n,
+    struct bn_err *err);
+
+/* GET /v1/metrics and GET /v1/vms/{name}/usage (metrics.c). */
+enum MHD_Result h_metrics(struct api_req *r);
+enum MHD_Result h_vm_usage(struct api_req *r);
 
 /* The snapshot routes' handlers (snapshots.c). */
 enum MHD_Result h_snap_create(struct api_req *r);

@@ -145,65 +145,6 @@ static const struct json_field create_fields[] = {
 	{ WIRE_PORTS, JF_ARRAY, false, false },
 };
 
-/* "ports": [{"host": 8080, "guest": 80, "address": "127.0.0.1"}], into
- * ret (room for VM_PORTS_MAX); core checks them against each other and
- * other VMs.  *ret_n -1 when absent. */
-static int
-ports_field(json_t *j, struct vm_port *ret, int *ret_n, struct bn_err *err)
-{
-	json_t *a = json_object_get(j, WIRE_PORTS), *o;
-	size_t i;
-
-	*ret_n = -1;
-	if (a == NULL)
-		return 0;
-	if (json_array_size(a) > VM_PORTS_MAX) {
-		bn_fail(err, BN_EINVAL, 0, "%zu forwarded ports; at most %d",
-		    json_array_size(a), VM_PORTS_MAX);
-		return bn_err_detail(err, "field", "ports");
-	}
-	json_array_foreach(a, i, o) {
-		struct vm_port *p = &ret[i];
-		long long host, guest;
-		if (!json_is_object(o)) {
-			bn_fail(err, BN_EFIELD, 0, "ports[%zu] must be an object "
-			    "{\"host\", \"guest\", \"address\"}", i);
-			return bn_err_detail(err, "field", "ports");
-		}
-		const char *k;
-		json_t *v;
-		json_object_foreach(o, k, v)
-			if (strcmp(k, "host") != 0 && strcmp(k, "guest") != 0 &&
-			    strcmp(k, "address") != 0) {
-				bn_fail(err, BN_EUNKNOWN_FIELD, 0, "ports[%zu]: "
-				    "unknown field '%s'", i, k);
-				return bn_err_detail(err, "field", "ports");
-			}
-		if (json_get_int(o, "host", 1, 65535, -1, &host, err) < 0 ||
-		    json_get_int(o, "guest", 1, 65535, -1, &guest, err) < 0)
-			return bn_err_prefix(err, "ports[%zu]", i);
-		if (host < 0 || guest < 0) {
-			bn_fail(err, BN_EINVAL, 0, "ports[%zu] needs \"host\" and "
-			    "\"guest\" (1 to 65535)", i);
-			return bn_err_detail(err, "field", "ports");
-		}
-		json_t *addr = json_object_get(o, "address");
-		const char *as = json_is_null(addr) || addr == NULL ?
-		    PORT_DEFAULT_ADDR : json_string_value(addr);
-		if (as == NULL || strlen(as) >= sizeof(p->addr) ||
-		    !port_addr_ok(as)) {
-			bn_fail(err, BN_EINVAL, 0, "ports[%zu]: address must be a "
-			    "numeric IPv4 or IPv6 address", i);
-			return bn_err_detail(err, "field", "ports");
-		}
-		snprintf(p->addr, sizeof(p->addr), "%s", as);
-		p->host = (int)host;
-		p->guest = (int)guest;
-	}
-	*ret_n = (int)json_array_size(a);
-	return 0;
-}
-
 /* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
  * range is core's to check. */
 static int
@@ -755,6 +696,7 @@ static const struct api_route routes[] = {
 	{ "GET", "/v1/healthz", h_healthz, NULL },
 	{ "GET", "/v1/doctor", h_doctor, NULL },
 	{ "GET", "/v1/host", h_host, NULL },
+	{ "GET", "/v1/metrics", h_metrics, NULL },
 	{ "GET", "/v1/vms", h_vm_list, NULL },
 	{ "POST", "/v1/vms", h_vm_create, NULL },
 	{ "POST", "/v1/vms/actions", h_vm_bulk, NULL },
@@ -776,6 +718,7 @@ static const struct api_route routes[] = {
 	{ "PUT", "/v1/vms/{name}/files", NULL, &files_put_upload },
 	{ "POST", "/v1/vms/{name}/connect", h_vm_connect, NULL },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health, NULL },
+	{ "GET", "/v1/vms/{name}/usage", h_vm_usage, NULL },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console, NULL },
 	{ "GET", "/v1/vms/{name}/ssh", h_vm_ssh, NULL },
 	{ "GET", "/v1/images", h_image_list, NULL },

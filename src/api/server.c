@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -33,7 +34,20 @@ struct req_ctx {
 	/* api_req_on_end */
 	void (*end_fn)(void *);
 	void *end_arg;
+	/* for the metrics: when the request began, its method and route */
+	long long t0_us;
+	char method[8];
+	const char *route;     /* the matched route's pattern (static) */
 };
+
+static long long
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 void
 api_req_on_end(struct api_req *r, void (*fn)(void *), void *arg)
@@ -211,6 +225,7 @@ dispatch(struct api_server *s, struct MHD_Connection *conn, const char *url,
 		return api_reply_error(conn, &err);
 	}
 	r.param = r.param_buf;
+	rc->route = route->pattern;
 	return route->fn(&r);
 }
 
@@ -228,6 +243,7 @@ upload_begin(struct api_server *s, struct MHD_Connection *conn,
 	if (route == NULL || route->upload == NULL)
 		return false;
 	rc->upload = route;
+	rc->route = route->pattern;
 	rc->req = (struct api_req){ .conn = conn, .core = s->core,
 		.method = method, .path = url };
 	memcpy(rc->req.param_buf, param, sizeof(param));
@@ -257,6 +273,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		 * the connection, so only set up (keep-alive stays fast). */
 		rc = xcalloc(1, sizeof(*rc));
 		*req_cls = rc;
+		rc->t0_us = now_us();
+		snprintf(rc->method, sizeof(rc->method), "%s", method);
 		if (upload_begin(s, conn, url, method, rc))
 			return MHD_YES;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -319,13 +337,15 @@ static void
 completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct api_server *s = cls;
 	struct req_ctx *rc = *req_cls;
 
-	(void)cls;
 	(void)conn;
 	(void)toe;
 	if (rc == NULL)
 		return;
+	core_metrics_api(s->core, rc->method, rc->route != NULL ? rc->route :
+	    "unmatched", now_us() - rc->t0_us);
 	if (rc->upload != NULL && rc->state != NULL)
 		rc->upload->upload->abort(rc->state);
 	if (rc->end_fn != NULL)

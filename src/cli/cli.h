@@ -141,6 +141,7 @@ void autostart_log_path(const char *socket_path, char *buf, size_t len);
 /* ---- API helpers (api.c) ---- */
 
 #define API_TEXT 0x100u  /* body is text/plain: don't parse JSON */
+#define API_QUIET 0x200u /* an HTTP error is the caller's: not printed */
 
 #define API_TIMEOUT_S 120L
 

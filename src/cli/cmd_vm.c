@@ -200,10 +200,51 @@ print_vm(json_t *vm)
 	}
 }
 
+/* Bytes as "12.3 MiB". */
+static const char *
+mib_text(json_t *v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.1f MiB", (double)json_integer_value(v) / 1048576);
+	return buf;
+}
+
+/* A running VM's usage (GET .../usage) after its spec and status. */
+static void
+print_usage(struct cli *cli, const char *name)
+{
+	struct reply r = { 0 };
+	char *path = api_path("/v1/vms/", name, "/usage");
+	char buf[128], a[48], b[48];
+
+	if (api_call_ex(cli, "GET", path, NULL, API_QUIET, API_TIMEOUT_S,
+	    &r) == CLI_EXIT_OK && json_is_true(jobj(r.json, "running"))) {
+		json_t *disk = jobj(r.json, "disk"), *net = jobj(r.json, "network");
+		snprintf(buf, sizeof(buf), "%.2f s",
+		    json_number_value(jobj(r.json, "cpu_seconds")));
+		out_kv("cpu", buf);
+		out_kv("memory_used", mib_text(jobj(r.json, "memory_bytes"), a,
+		    sizeof(a)));
+		snprintf(buf, sizeof(buf), "read %s, written %s",
+		    mib_text(jobj(disk, "read_bytes"), a, sizeof(a)),
+		    mib_text(jobj(disk, "write_bytes"), b, sizeof(b)));
+		out_kv("disk_io", buf);
+		snprintf(buf, sizeof(buf), "in %s, out %s",
+		    mib_text(jobj(net, "to_guest_bytes"), a, sizeof(a)),
+		    mib_text(jobj(net, "from_guest_bytes"), b, sizeof(b)));
+		out_kv("network", buf);
+	}
+	reply_free(&r);
+	free(path);
+}
+
 int
 cmd_vm_show(struct cli *cli, const struct args *a)
 {
-	return out_show(cli, "/v1/vms/", a->v[0], NULL, print_vm);
+	int rc = out_show(cli, "/v1/vms/", a->v[0], NULL, print_vm);
+
+	if (rc == CLI_EXIT_OK && !cli->json)
+		print_usage(cli, a->v[0]);
+	return rc;
 }
 
 int

@@ -376,10 +376,12 @@ const struct command cli_commands[] = {
 
 	/* ---- the rest ---- */
 	{ .name = "host",
-	  .summary = "the host's disk: free, committed by VMs, reserve",
+	  .summary = "the host's capacity and what VMs take of it",
 	  .intro =
-	  "VM disks are sparse, so VMs may claim more than is free; creates\n"
-	  "and starts keep disk_reserve_mib free.\n",
+	  "The disk: free, what VMs may still claim (VM disks are sparse, so\n"
+	  "they may claim more than is free; creates and starts keep\n"
+	  "disk_reserve_mib free), the reserve.  CPUs and memory: the host's,\n"
+	  "and the vCPUs and memory of running and of all VMs.\n",
 	  .run = cmd_host },
 	{ .name = "doctor", .summary = "check what this host needs to run VMs",
 	  .intro = "Prints one line per check; exits 1 when a check fails.\n",

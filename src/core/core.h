@@ -227,6 +227,15 @@ json_t *core_doctor(struct core *c);
 /* GET /v1/host: free, committed and reserved bytes of the state dir's
  * file system, and what each VM may still claim. */
 json_t *core_host_json(struct core *c, struct bn_err *err);
+/* GET /v1/vms/{name}/usage: what the VM's processes use now (usage.c). */
+json_t *core_vm_usage_json(struct core *c, const char *name,
+    struct bn_err *err);
+/* GET /v1/metrics: the Prometheus text (malloc'd), NULL when out of
+ * memory (metrics.c). */
+char *core_metrics_text(struct core *c, size_t *ret_len);
+/* One API request done: its method, route pattern and time taken. */
+void core_metrics_api(struct core *c, const char *method, const char *route,
+    long long us);
 /* Pause a running VM (paused_reason "user"). */
 int core_vm_pause(struct core *c, const char *name, struct vm *ret,
     struct bn_err *err);

@@ -77,6 +77,8 @@ struct core {
 	struct dns_server *dns;
 	int64_t host_mem_mib;
 
+	struct metrics *metrics;   /* core/metrics.c */
+
 	/* forwarded host ports (core/forward.c) */
 	pthread_mutex_t fwd_mu;
 	pthread_cond_t fwd_cond;
@@ -93,6 +95,24 @@ struct core {
 	int spare_nwanted;
 	char spare_wanted[SPARE_WANTED_MAX][PATH_MAX];  /* most recent first */
 };
+
+/* ---- usage.c: what a running VM uses ---- */
+
+struct vm_usage {
+	bool running;              /* its VMM is alive (else all zero) */
+	int processes;             /* counted: the VMM, below it, helpers */
+	double cpu_seconds;        /* user + system */
+	long long memory_bytes;    /* resident */
+	long long disk_read_bytes, disk_write_bytes;
+	long long net_to_guest_bytes, net_from_guest_bytes;
+	long long net_to_guest_packets, net_from_guest_packets;
+};
+void vm_usage_read(struct core *c, const struct vm *vm, struct vm_usage *u);
+
+/* ---- metrics.c ---- */
+void metrics_init(struct core *c);
+void metrics_free(struct core *c);
+void metrics_op_done(struct core *c, const char *kind, bool ok, long long ms);
 
 /* ---- forward.c: the host ports of running VMs ---- */
 

@@ -89,6 +89,10 @@ struct vmm_driver {
 	 * snapshot with p's TAP and vsock socket, and let the guest run. */
 	int (*restore)(const struct vmm_params *p, pid_t pid, const char *state,
 	    const char *mem, struct bn_err *err);
+	/* The VM's processes besides the VMM and its children (QEMU's vsock
+	 * helper, which bangerd starts): at most max into out, how many.
+	 * NULL: none. */
+	int (*helpers)(const struct vmm_params *p, pid_t *out, int max);
 };
 
 extern const struct vmm_driver vmm_firecracker;

@@ -72,10 +72,30 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The host's disk as VMs see it
-         * @description VM disks are sparse copies, so the host can promise more than it has. Reports the free space of the state directory's file system, what the VMs' disks may still claim (`committed`: their length minus what they hold), and `disk_reserve_mib`, which creates, starts and restarts keep free (`507 host_disk_full` otherwise). A QEMU VM whose write still finds the disk full is paused by QEMU (state `paused`, `paused_reason: host_disk_full`) until `POST /v1/vms/{name}/resume`; Firecracker cannot pause on a full disk, so for its VMs the reserve is the only guard.
+         * The host's capacity and what VMs take of it
+         * @description `capacity` (CPUs, memory, the state directory's disk, `max_vms`) and `allocated` (vCPUs and memory of the VMs that run, and of all VMs) let a scheduler above bangerd place VMs. VM disks are sparse copies, so the host can promise more than it has. Reports the free space of the state directory's file system, what the VMs' disks may still claim (`committed`: their length minus what they hold), and `disk_reserve_mib`, which creates, starts and restarts keep free (`507 host_disk_full` otherwise). A QEMU VM whose write still finds the disk full is paused by QEMU (state `paused`, `paused_reason: host_disk_full`) until `POST /v1/vms/{name}/resume`; Firecracker cannot pause on a full disk, so for its VMs the reserve is the only guard.
          */
         get: operations["getHost"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * bangerd and its VMs in the Prometheus text format
+         * @description The Prometheus text exposition format (version 0.0.4), for a scraper or `curl --unix-socket`. Read at scrape time: `banger_vms` by state; for each running VM (label `vm`) its vCPUs and guest memory, and what its processes (the VMM, what runs below it, QEMU's vsock helper) use: `banger_vm_cpu_seconds_total`, `banger_vm_memory_bytes` (resident), `banger_vm_disk_read_bytes_total` and `banger_vm_disk_written_bytes_total` (storage I/O they caused), `banger_vm_network_to_guest_bytes_total` and `banger_vm_network_from_guest_bytes_total` (its TAP); `banger_host_disk_free_bytes` and `banger_host_disk_committed_bytes`. Counted since bangerd started: `banger_operations_total` by `kind` and `result`, `banger_operation_duration_seconds` (histogram by `kind`), and `banger_api_request_duration_seconds` (histogram by `method` and `route`, the route's pattern such as `/v1/vms/{name}`; a stream counts for its whole life). Also `banger_build_info` and `banger_uptime_seconds`.
+         */
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -376,6 +396,29 @@ export interface paths {
          * @description The body is a tar (Content-Length or chunked, any size: it is passed to the guest agent as it arrives and extracted there as it comes), unpacked into the existing directory `path` in the guest. Modes (without set-id bits) and mtimes are restored, symlinks are made as links; files belong to the user the agent writes as (root). The agent walks every entry's path from `path` without following symlinks and refuses, with `400 invalid_request` naming the entry, absolute names, `..`, a symlink on the way (one already there or one the archive made), hard links that point outside or at nothing, device nodes, fifos and sockets. Entries before a refused one stay written. `404 guest_path_not_found` when `path` is not a directory there. The reply counts what was written.
          */
         put: operations["putVMFiles"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vms/{name}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What a VM uses now, as the host sees it
+         * @description Read afresh from the host on each call (nothing is sampled in the background): the VM's processes are its VMM, every process below it and QEMU's vsock helper. CPU seconds (user and system) and storage I/O are theirs summed since they started; memory is their resident set; network counters are the VM's TAP, from the guest's side (`to_guest` is what the host sent it). A VM that does not run has `running: false` and zeros. `banger vm show` prints it.
+         */
+        get: operations["getVMUsage"];
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -750,6 +793,31 @@ export interface components {
             daemon: components["schemas"]["DaemonInfo"];
         };
         Host: {
+            /** @description What the host has, for a scheduler placing VMs. */
+            capacity: {
+                /** @description Online CPUs. */
+                vcpus: number;
+                /** @description The host's memory (MemTotal). */
+                memory_mib: number;
+                /** @description Size of the state directory's file system. */
+                disk_bytes: number;
+                /** @description The config's limit on VMs. */
+                max_vms: number;
+            };
+            /** @description What VMs ask of the host: `running` counts VMs that hold their vCPUs and memory (running, paused, starting, stopping); `defined` all VMs, with their disks' sizes. */
+            allocated: {
+                running: {
+                    vms: number;
+                    vcpus: number;
+                    memory_mib: number;
+                };
+                defined: {
+                    vms: number;
+                    vcpus: number;
+                    memory_mib: number;
+                    disk_gib: number;
+                };
+            };
             state_dir: string;
             /** @description Free for bangerd on the state directory's file system. */
             free_bytes: number;
@@ -763,6 +831,30 @@ export interface components {
                 name: components["schemas"]["Name"];
                 committed_bytes: number;
             }[];
+        };
+        VMUsage: {
+            name: components["schemas"]["Name"];
+            /** @enum {string} */
+            state: "creating" | "stopped" | "starting" | "running" | "stopping" | "error" | "paused";
+            /** Format: date-time */
+            sampled_at: string;
+            /** @description Whether the VM's VMM process is alive. */
+            running: boolean;
+            /** @description How many processes were counted. */
+            processes: number;
+            cpu_seconds: number;
+            /** @description Resident memory of the VM's processes. */
+            memory_bytes: number;
+            disk: {
+                read_bytes: number;
+                write_bytes: number;
+            };
+            network: {
+                to_guest_bytes: number;
+                from_guest_bytes: number;
+                to_guest_packets: number;
+                from_guest_packets: number;
+            };
         };
         /** @description Which bangerd answered: useful when several checkouts or an installed copy are around (`banger version` and `banger doctor` print it; doctor warns when the CLI's checkout uses another runtime bundle). */
         DaemonInfo: {
@@ -1738,6 +1830,36 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP banger_vms VMs by state.
+                     *     # TYPE banger_vms gauge
+                     *     banger_vms{state="running"} 1
+                     *     # HELP banger_vm_cpu_seconds_total CPU time of a VM's processes (VMM and helpers).
+                     *     # TYPE banger_vm_cpu_seconds_total counter
+                     *     banger_vm_cpu_seconds_total{vm="web"} 12.340
+                     */
+                    "text/plain": string;
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
     listVMs: {
         parameters: {
             query?: never;
@@ -2305,6 +2427,33 @@ export interface operations {
                 };
             };
             409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getVMUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VMUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
             500: components["responses"]["InternalError"];
         };
     };

@@ -352,6 +352,19 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
     });
   });
 
+  test("usage, host capacity and metrics", async () => {
+    const usage = await banger.GET("/v1/vms/{name}/usage", { params: { path: { name } } });
+    assert.equal(usage.response.status, 200);
+    assert.equal(usage.data?.running, true);
+    assert.ok((usage.data?.memory_bytes ?? 0) > 0);
+    const host = await banger.GET("/v1/host");
+    assert.ok((host.data?.capacity.vcpus ?? 0) >= 1);
+    assert.ok((host.data?.allocated.running.vms ?? 0) >= 1);
+    const metrics = await banger.GET("/v1/metrics", { parseAs: "text" });
+    assert.equal(metrics.response.status, 200);
+    assert.match(metrics.data as unknown as string, new RegExp(`^banger_vm_vcpus\\{vm="${name}"\\} \\d+$`, "m"));
+  });
+
   test("a missing snapshot is 404 snapshot_not_found", async () => {
     const { error, response } = await banger.DELETE("/v1/vms/{name}/snapshots/{snap}", {
       params: { path: { name, snap: "nope" } },
