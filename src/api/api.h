@@ -99,6 +99,10 @@ enum MHD_Result h_vm_connect(struct api_req *r);
  * against each other and other VMs. */
 int ports_field(json_t *j, struct vm_port *ret, int *ret_n,
     struct bn_err *err);
+/* "limits": {...} of a create or patch body (limits.c); *present says
+ * whether the body had it (null or {} clears them). */
+int limits_field(json_t *j, struct vm_limits *ret, bool *present,
+    struct bn_err *err);
 
 /* GET /v1/metrics and GET /v1/vms/{name}/usage (metrics.c). */
 enum MHD_Result h_metrics(struct api_req *r);

@@ -143,6 +143,7 @@ static const struct json_field create_fields[] = {
 	{ WIRE_NAT, JF_BOOL, false, false },
 	{ WIRE_FROM, JF_STRING, false, false },
 	{ WIRE_PORTS, JF_ARRAY, false, false },
+	{ WIRE_LIMITS, JF_OBJECT, false, true },
 };
 
 /* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
@@ -181,6 +182,9 @@ h_vm_create(struct api_req *r)
 	req.ports = ports;
 	if (req.nports < 0)
 		req.nports = 0;
+	bool has_limits;
+	if (limits_field(j, &req.limits, &has_limits, &err) < 0)
+		goto fail;
 	int rc = core_vm_create(r->core, &req, op_id, &err);
 	json_decref(j);
 	if (rc < 0)
@@ -208,12 +212,13 @@ static const struct json_field patch_fields[] = {
 	{ WIRE_DISK_GIB, JF_INT, false, false },
 	{ WIRE_NAT, JF_BOOL, false, false },
 	{ WIRE_PORTS, JF_ARRAY, false, false },
+	{ WIRE_LIMITS, JF_OBJECT, false, true },
 };
 
 static enum MHD_Result
 h_vm_patch(struct api_req *r)
 {
-	struct vm_patch p = { 0, 0, 0, -1, false, NULL, 0 };
+	struct vm_patch p = { .nat = -1 };
 	struct bn_err err;
 	struct vm vm;
 	json_t *j = NULL, *nat;
@@ -239,6 +244,10 @@ h_vm_patch(struct api_req *r)
 	p.set_ports = nports >= 0;
 	p.ports = ports;
 	p.nports = nports < 0 ? 0 : nports;
+	if (limits_field(j, &p.limits, &p.set_limits, &err) < 0) {
+		json_decref(j);
+		return api_reply_error(r->conn, &err);
+	}
 	json_decref(j);
 	if (core_vm_patch(r->core, r->param, &p, &vm, &err) < 0)
 		return api_reply_error(r->conn, &err);

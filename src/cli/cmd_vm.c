@@ -39,6 +39,65 @@ ports_body(const struct args *a, bool set, json_t *body)
 	return 0;
 }
 
+/* --limit KEY=VALUE... (and, with vm set, --no-limits) as the API's
+ * "limits"; bangerd checks the keys and values.  0, or the usage error's
+ * exit status. */
+static int
+limits_body(const struct args *a, bool set, json_t *body)
+{
+	const char *const *v;
+	int n = args_list(a, "--limit", &v);
+	bool none = set && args_flag(a, "--no-limits");
+	char buf[128];
+
+	if (n == 0 && !none)
+		return 0;
+	if (n > 0 && none)
+		return usage_error(a->cmd, "--limit and --no-limits go one at a "
+		    "time");
+	json_t *o = json_object();
+	for (int i = 0; i < n; i++) {
+		const char *eq = strchr(v[i], '=');
+		char *end = NULL;
+		double d = eq != NULL ? strtod(eq + 1, &end) : 0;
+		if (eq == NULL || eq == v[i] || end == eq + 1 || *end != '\0') {
+			json_decref(o);
+			return usage_error(a->cmd, "--limit %s: expected KEY=NUMBER",
+			    out_clean(v[i], buf, sizeof(buf)));
+		}
+		char key[32];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - v[i]), v[i]);
+		json_object_set_new(o, key, strcmp(key, "cpus") == 0 ?
+		    json_real(d) : json_integer((json_int_t)d));
+	}
+	json_object_set_new(body, WIRE_LIMITS, o);
+	return 0;
+}
+
+/* "cpus 1.5, memory_max_mib 2048", or "none". */
+static const char *
+limits_text(json_t *spec, char *buf, size_t len)
+{
+	json_t *o = jobj(spec, WIRE_LIMITS), *v;
+	const char *k;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	json_object_foreach(o, k, v) {
+		char c[40];
+		if (json_is_real(v))
+			snprintf(c, sizeof(c), "%g", json_real_value(v));
+		else
+			snprintf(c, sizeof(c), "%lld",
+			    (long long)json_integer_value(v));
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
+		    "%s%s %s", off ? ", " : "", k, c);
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "none");
+	return buf;
+}
+
 /* The spec fields given as flags (vm create, vm set): only those, as
  * bangerd owns the defaults. */
 static void
@@ -71,7 +130,8 @@ cmd_vm_create(struct cli *cli, const struct args *a)
 	if (image != NULL)
 		json_object_set_new(body, WIRE_IMAGE, json_string(image));
 	spec_body(a, body);
-	if ((rc = ports_body(a, false, body)) != 0) {
+	if ((rc = ports_body(a, false, body)) != 0 ||
+	    (rc = limits_body(a, false, body)) != 0) {
 		json_decref(body);
 		return rc;
 	}
@@ -181,6 +241,7 @@ print_vm(json_t *vm)
 		out_kv(status_keys[i], jtext(jobj(st, status_keys[i]), buf,
 		    sizeof(buf)));
 	out_kv("ports", ports_text(spec, buf, sizeof(buf)));
+	out_kv("limits", limits_text(spec, buf, sizeof(buf)));
 	if (json_is_string(jobj(st, "paused_reason")))
 		out_kv("paused_reason", jtext(jobj(st, "paused_reason"), buf,
 		    sizeof(buf)));
@@ -258,16 +319,19 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	const char *const *pv;
 	bool ported = args_list(a, "--port", &pv) > 0 ||
 	    args_flag(a, "--no-ports");
+	bool limited = args_list(a, "--limit", &pv) > 0 ||
+	    args_flag(a, "--no-limits");
 	const char *name;
 	struct reply r = { 0 };
 	json_t *body;
 	char *path;
 
-	if (!sized && nat < 0 && !ported)
+	if (!sized && nat < 0 && !ported && !limited)
 		return usage_error(cmd, "nothing to change: give --vcpus, --memory, "
-		    "--disk, --nat, --no-nat, --port or --no-ports");
+		    "--disk, --nat, --no-nat, --port, --no-ports, --limit or "
+		    "--no-limits");
 	if (n > 1) {
-		if (sized || nat < 0 || ported)
+		if (sized || nat < 0 || ported || limited)
 			return usage_error(cmd, "several VMs at once take only --nat "
 			    "or --no-nat");
 		json_t *list = json_array(), *extra = json_object();
@@ -286,7 +350,8 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	name = a->v[0];
 	body = json_object();
 	spec_body(a, body);
-	if ((rc = ports_body(a, true, body)) != 0) {
+	if ((rc = ports_body(a, true, body)) != 0 ||
+	    (rc = limits_body(a, true, body)) != 0) {
 		json_decref(body);
 		return rc;
 	}
@@ -306,6 +371,11 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 			char pbuf[2048];
 			printf("ports: %s\n", ports_text(spec, pbuf,
 			    sizeof(pbuf)));
+		}
+		if (limited) {
+			char lbuf[256];
+			printf("limits: %s\n", limits_text(spec, lbuf,
+			    sizeof(lbuf)));
 		}
 	}
 	reply_free(&r);

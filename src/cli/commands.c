@@ -50,6 +50,8 @@ static const struct flag vm_create_flags[] = {
 	F_LIST("--port", "[ADDR:]HOST:GUEST", "forward host port HOST (on "
 	    "127.0.0.1 unless ADDR)\nto the guest's GUEST while it runs "
 	    "(repeatable)"),
+	F_LIST("--limit", "KEY=VALUE", "cpus, memory_max_mib, disk_bytes_per_s,"
+	    "\ndisk_ops_per_s or net_bytes_per_s (repeatable)"),
 	NO_WAIT_FLAG,
 	F_SWITCH("--cancel", "Ctrl-C cancels the create (the VM is removed) "
 	    "instead\nof only stopping the wait"),
@@ -122,6 +124,10 @@ static const struct flag vm_set_flags[] = {
 	F_LIST("--port", "[ADDR:]HOST:GUEST", "the VM's forwarded ports become "
 	    "these\n(repeatable; applied at once while it runs)"),
 	F_SWITCH("--no-ports", "forward no ports"),
+	F_LIST("--limit", "KEY=VALUE", "the VM's limits become these "
+	    "(repeatable; while\nstopped): cpus, memory_max_mib, "
+	    "disk_bytes_per_s,\ndisk_ops_per_s, net_bytes_per_s"),
+	F_SWITCH("--no-limits", "no limits"),
 	F_END
 };
 

@@ -102,6 +102,7 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 	p->cmdline = cmdline;
 	p->vcpus = vm->vcpus;
 	p->memory_mib = vm->memory_mib;
+	p->limits = &vm->limits;
 	p->cid = vm->cid;
 	p->api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 	return 0;

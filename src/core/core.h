@@ -59,6 +59,7 @@ struct vm_create_req {
 	/* Host ports forwarded to the guest while it runs. */
 	const struct vm_port *ports;
 	int nports;
+	struct vm_limits limits;            /* zeros: none */
 };
 
 struct vm_patch {
@@ -69,6 +70,9 @@ struct vm_patch {
 	bool set_ports;
 	const struct vm_port *ports;
 	int nports;
+	/* With set_limits, the VM's limits become these (while stopped). */
+	bool set_limits;
+	struct vm_limits limits;
 };
 
 /* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off; PAUSE and

@@ -109,6 +109,21 @@ struct vm_usage {
 };
 void vm_usage_read(struct core *c, const struct vm *vm, struct vm_usage *u);
 
+/* ---- cgroup.c: a VM's processes in a cgroup, its limits ---- */
+
+/* limits against the VM's vcpus and memory (BN_EINVAL). */
+int vm_limits_check(struct core *c, const struct vm *vm, struct bn_err *err);
+/* Move pids into the VM's cgroup with its cpu and memory limits; without
+ * cgroup v2 nothing, unless the VM has such limits (BN_EUNSUPPORTED). */
+int cg_place(struct core *c, const struct vm *vm, const pid_t *pids, int n,
+    struct bn_err *err);
+/* Remove the VM's cgroup (its processes gone). */
+void cg_remove(struct core *c, const struct vm *vm);
+/* Its path in buf; whether it exists. */
+bool cg_path(struct core *c, const struct vm *vm, char *buf, size_t len);
+/* Whether VM limits can be kept here, and a line saying so. */
+bool cg_doctor(struct core *c, char *msg, size_t len);
+
 /* ---- metrics.c ---- */
 void metrics_init(struct core *c);
 void metrics_free(struct core *c);

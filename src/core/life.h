@@ -59,6 +59,7 @@ void boot_failed(struct life *l, const struct bn_err *why);
 int network_run(struct life *l, struct bn_err *err);
 void network_undo(struct life *l, const struct bn_err *why);
 int spawn_run(struct life *l, struct bn_err *err);
+int cgroup_run(struct life *l, struct bn_err *err);
 void spawn_undo(struct life *l, const struct bn_err *why);
 int configure_run(struct life *l, struct bn_err *err);
 int instance_start_run(struct life *l, struct bn_err *err);

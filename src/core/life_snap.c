@@ -290,6 +290,7 @@ discard_run(struct life *l, struct bn_err *err)
 	vm->paused_reason[0] = '\0';
 	core_net_vm_down(l->c, vm);
 	fwd_close(l->c, vm->name);
+	cg_remove(l->c, vm);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state_ev(l->c, vm, VM_STOPPED, json_pack("{s:s}", "reason",

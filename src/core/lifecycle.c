@@ -162,6 +162,7 @@ remove_run(struct life *l, struct bn_err *err)
 	{ "ports", NULL, 0, false, has_ports, ports_run, ports_undo }, \
 	{ "network", "network", (base), false, NULL, network_run, network_undo }, \
 	{ "spawn_vmm", "spawn_vmm", (base) + 5, false, NULL, spawn_run, spawn_undo }, \
+	{ "cgroup", NULL, 0, false, NULL, cgroup_run, NULL }, \
 	{ "configure", "configure", (base) + 10, false, NULL, configure_run, NULL }, \
 	{ "instance_start", "instance_start", (base) + 20, false, NULL, \
 	    instance_start_run, NULL }, \
@@ -230,6 +231,7 @@ static const struct step restore_steps[] = {
 	{ "ports", NULL, 0, false, has_ports, ports_run, ports_undo },
 	{ "network", "network", 40, false, NULL, network_run, network_undo },
 	{ "spawn_vmm", "spawn_vmm", 45, false, NULL, spawn_run, spawn_undo },
+	{ "cgroup", NULL, 0, false, NULL, cgroup_run, NULL },
 	{ "load", "load", 50, false, NULL, load_run, NULL },
 	{ "wait_health", "wait_health", 70, false, NULL, wait_health_run, NULL },
 	{ "clock", NULL, 0, false, NULL, clock_run, NULL },
@@ -250,6 +252,7 @@ static const struct step clone_steps[] = {
 	{ "ports", NULL, 0, false, has_ports, ports_run, ports_undo },
 	{ "network", "network", 40, false, NULL, network_run, network_undo },
 	{ "spawn_vmm", "spawn_vmm", 45, false, NULL, spawn_run, spawn_undo },
+	{ "cgroup", NULL, 0, false, NULL, cgroup_run, NULL },
 	{ "load", "load", 50, false, NULL, load_run, NULL },
 	{ "wait_health", "wait_health", 70, false, NULL, wait_health_run, NULL },
 	{ "reidentify", "reidentify", 85, false, NULL, reidentify_run, NULL },

@@ -190,6 +190,7 @@ core_monitor_main(void *arg)
 				vm.pid = 0;
 				core_net_vm_down(c, &vm);
 				fwd_close(c, vm.name);
+				cg_remove(c, &vm);
 				snprintf(vm.health, sizeof(vm.health), "unknown");
 				snprintf(vm.last_error, sizeof(vm.last_error),
 				    "the VMM exited (guest shut down or crashed)");

@@ -74,7 +74,8 @@ def test_vm_lifecycle(api, daemon):
     assert vm["status"]["vmm"] == "firecracker"
     assert vm["status"]["pid"] > 0
     assert vm["spec"] == {"image": "default", "vcpus": 1, "memory_mib": 256,
-                          "disk_gib": 8, "nat": False, "ports": []}
+                          "disk_gib": 8, "nat": False, "ports": [],
+                          "limits": {}}
     vmdir = vm_files(daemon, vm["id"])
     # Disks: the rootfs copy is sparse, the work disk grown to 8 GiB.
     st = os.stat(os.path.join(vmdir, "rootfs.ext4"))

@@ -405,6 +405,42 @@ def test_port_forward_to_the_debian_image(e2e):
                    "-f", pattern)
 
 
+def cgroup_v2_memory():
+    try:
+        with open("/sys/fs/cgroup/cgroup.controllers") as f:
+            return "memory" in f.read().split()
+    except OSError:
+        return False
+
+
+def test_memory_limit_is_enforced(e2e):
+    """limits.memory_max_mib holds the VM's processes: a guest that fills
+    its memory takes its VMM past the limit, the kernel ends it, and
+    bangerd shows the VM stopped."""
+    if not cgroup_v2_memory():
+        pytest.skip("no cgroup v2 with the memory controller at "
+                    "/sys/fs/cgroup (this host's hierarchy is hybrid): a "
+                    "memory limit cannot be kept here")
+    api = e2e.client
+    op = api.post("/v1/vms", {"name": "capped", "vcpus": 1, "memory_mib": 512,
+                              "limits": {"memory_max_mib": 576}},
+                  params={"wait": BOOT_S + 60}).json()
+    assert op["state"] == "succeeded", op
+    vm = op["result"]
+    cg = "/sys/fs/cgroup/banger.slice/vm-" + vm["id"]
+    with open(cg + "/memory.max") as f:
+        assert f.read().strip() == str(576 << 20)
+    with open(cg + "/cgroup.procs") as f:
+        assert str(vm["status"]["pid"]) in f.read().split()
+    # tail keeps a line in memory until its end: 500 MiB of zeros are one.
+    banger(e2e, "vm", "exec", "--no-stdin", "--timeout", "120", "capped",
+           "--", "sh", "-c", "head -c 500M /dev/zero | tail >/dev/null",
+           timeout=300)
+    wait_until("the capped VM to be stopped", lambda: api.get(
+        "/v1/vms/capped").json()["status"]["state"] == "stopped", 120)
+    api.delete("/v1/vms/capped", params={"wait": 60, "force": "true"})
+
+
 def test_power_button_stops_the_debian_image(e2e):
     """The fallback for hosts and steps without the agent's route: QEMU's
     ACPI power button, which the image's agent acts on."""

@@ -39,7 +39,7 @@ test_migrate_and_vms(void)
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
 	fail_unless(store_schema_version(s) == (int)store_nmigrations &&
-	    store_nmigrations == 8, "version %d", store_schema_version(s));
+	    store_nmigrations == 9, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");

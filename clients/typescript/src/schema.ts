@@ -931,6 +931,23 @@ export interface components {
             /** @description Whether the VM has outbound NAT to the host's network. */
             nat: boolean;
             ports: components["schemas"]["Ports"];
+            limits: components["schemas"]["Limits"];
+        };
+        /** @description What the VM may take of the host; an absent (or 0) field is no limit. `cpus` and `memory_max_mib` hold the VM's processes (VMM, helpers) in their cgroup, `banger.slice/vm-ID` under the cgroup v2 hierarchy (`cgroup_root`, default /sys/fs/cgroup): `cpu.max` and `memory.max` (and `memory.swap.max` 0). A host without cgroup v2 and those controllers does not start such a VM (`409 unsupported_by_vmm`, the operation says why; `banger doctor` checks it). The rates are the VMM's own: Firecracker's rate limiters on each drive and on the network interface (each direction); QEMU's block throttling on each drive, and QEMU has no network rate limit (`unsupported_by_vmm`). Limits change while the VM is stopped. */
+        Limits: {
+            /**
+             * @description CPU time in CPUs (0.5 is half of one), at most the VM's vCPUs.
+             * @example 1.5
+             */
+            cpus?: number;
+            /** @description All of the VM's processes' memory: the guest's and the VMM's own, so at least `memory_mib` + 64. */
+            memory_max_mib?: number;
+            /** @description Per disk, at least 4096. */
+            disk_bytes_per_s?: number;
+            /** @description Per disk. */
+            disk_ops_per_s?: number;
+            /** @description Per direction, at least 4096 (Firecracker only). */
+            net_bytes_per_s?: number;
         };
         /** @description A host port that bangerd forwards to a port on the guest's own loopback while the VM runs (listening on `address`; each connection is carried over vsock by the guest agent, so NAT is not needed). A host port is one VM's: another VM's forward of the same port and address (or of the wildcard of its family) is `409 port_in_use`, and so is a port another program holds when the VM starts (the start fails, nothing half made) or when a running VM is patched. */
         PortForward: {
@@ -1058,6 +1075,7 @@ export interface components {
              */
             nat?: boolean;
             ports?: components["schemas"]["Ports"];
+            limits?: components["schemas"]["Limits"];
             /** @description `VM@SNAPSHOT`: make the VM a clone of that snapshot (a `vm.clone` operation) instead of booting an image. The clone has the snapshot's image, vcpus and memory and the source's disk size (giving other values, or `image`, is `400 invalid_request`), and its own copies of both disks, TAP, lease, MAC, `NAME.vm` and vsock socket. Right after the restore, before the operation succeeds, the agent gives the guest its own identity: hostname, MAC and address (the snapshot's kernel `ip=` is stale), machine-id, new SSH host keys, a kernel RNG reseeded from the host, and the clock. Stages: `check`, `clone_disks`, `network`, `spawn_vmm`, `load`, `wait_health`, `reidentify`. A snapshot whose manifest does not match this host is `snapshot_unusable` (in the operation); an image whose agent cannot re-identify a guest fails with `unsupported_by_vmm`. Firecracker only. */
             from?: string;
         };
@@ -1070,6 +1088,8 @@ export interface components {
             nat?: boolean;
             /** @description The VM's forwards become exactly these (`[]`: none). On a running or paused VM they apply at once: new host ports are bound first, so a port in use (`409 port_in_use`) changes nothing; dropped ones stop listening and their open connections end. */
             ports?: components["schemas"]["Ports"];
+            /** @description The VM's limits become these (null or {}: none); the VM must be stopped. */
+            limits?: components["schemas"]["Limits"] | null;
         };
         /** @description Optional body of `POST /v1/vms/{name}/stop`. */
         StopRequest: {
@@ -1397,7 +1417,8 @@ export interface components {
                  *         "memory_mib": 1024,
                  *         "disk_gib": 8,
                  *         "nat": false,
-                 *         "ports": []
+                 *         "ports": [],
+                 *         "limits": {}
                  *       },
                  *       "status": {
                  *         "state": "running",

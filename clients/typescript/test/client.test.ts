@@ -114,7 +114,7 @@ describe("VM lifecycle through bangerd", { skip: socketPath ? false : "BANGER_SO
   test("list contains the VM with the requested spec", async () => {
     const vm = await findVM();
     assert.ok(vm, `${name} missing from GET /v1/vms`);
-    assert.deepEqual(vm.spec, { image: "default", ...spec, ports: [] });
+    assert.deepEqual(vm.spec, { image: "default", ...spec, ports: [], limits: {} });
     assert.equal(vm.status.state, "running");
     assert.equal(vm.status.vmm, "firecracker");
   });
