@@ -9,9 +9,7 @@
  * reason printed.  Ctrl-C ends it. */
 #include "cli.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -157,43 +155,6 @@ out:
 	return NULL;
 }
 
-static int
-listen_on(const struct vm_port *p, int *ret_fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int one = 1, fd;
-	bool v6 = strchr(p->addr, ':') != NULL;
-
-	memset(&ss, 0, sizeof(ss));
-	if (v6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)p->host);
-		inet_pton(AF_INET6, p->addr, &s6->sin6_addr);
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)p->host);
-		inet_pton(AF_INET, p->addr, &s4->sin_addr);
-		sl = sizeof(*s4);
-	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return -1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (v6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 64) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	*ret_fd = fd;
-	return 0;
-}
-
 static void
 on_sigint(int sig)
 {
@@ -245,7 +206,7 @@ cmd_vm_port_forward(struct cli *cli, const struct args *a)
 	}
 	reply_free(&r);
 	for (int i = 0; i < n; i++) {
-		if (listen_on(&ports[i], &pfd[i].fd) < 0) {
+		if ((pfd[i].fd = port_listen(&ports[i], 64)) < 0) {
 			int e = errno;
 			fprintf(stderr, "banger: cannot listen on %s:%d: %s\n",
 			    ports[i].addr, ports[i].host, strerror(e));

@@ -2,9 +2,12 @@
 #include "common/portspec.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool
 port_addr_ok(const char *s)
@@ -117,4 +120,49 @@ port_clash(const struct vm_port *a, const struct vm_port *b)
 	inet_pton(fa, a->addr, x);
 	inet_pton(fb, b->addr, y);
 	return memcmp(x, y, fa == AF_INET ? 4 : 16) == 0;
+}
+
+int
+port_sockaddr(const struct vm_port *p, struct sockaddr_storage *ret,
+    socklen_t *ret_len)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (strchr(p->addr, ':') != NULL) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ret;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)p->host);
+		*ret_len = sizeof(*s6);
+		return inet_pton(AF_INET6, p->addr, &s6->sin6_addr) == 1 ? 0 : -1;
+	}
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ret;
+	s4->sin_family = AF_INET;
+	s4->sin_port = htons((uint16_t)p->host);
+	*ret_len = sizeof(*s4);
+	return inet_pton(AF_INET, p->addr, &s4->sin_addr) == 1 ? 0 : -1;
+}
+
+int
+port_listen(const struct vm_port *p, int backlog)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1, fd;
+
+	if (port_sockaddr(p, &ss, &sl) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
+	    listen(fd, backlog) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
 }

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/json.h"
 #include "common/relay.h"
 #include "common/util.h"
 
@@ -23,29 +22,20 @@ static int
 forward_refusal(struct vsock_stream *vs, const char *name, int port,
     struct bn_err *err)
 {
-	char msg[512];
-	ssize_t n = vsock_stream_read(vs, msg, sizeof(msg) - 1,
-	    time_mono_ms() + 1000, -1);
-	json_t *j;
-	const char *why;
+	char why[512];
 
-	msg[n > 0 ? n : 0] = '\0';
-	j = json_loads(msg, 0, NULL);
-	why = json_string_value(json_object_get(j, "error"));
 	if (vs->status == 404) {
 		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot "
 		    "forward ports (an image from before port forwarding)", name);
-		bn_err_hint(err, "rebuild the image");
-	} else {
-		bn_fail(err, vs->status == 502 ? BN_EGUEST_PORT :
-		    vs->status == 403 ? BN_EFORBIDDEN : vs->status == 400 ?
-		    BN_EINVAL : BN_EVMM, 0, "vm '%s': guest port %d: %s", name,
-		    port, why != NULL ? why : msg);
-		if (vs->status == 502)
-			bn_err_hint(err, "is a service listening on port %d in the "
-			    "guest?", port);
+		return bn_err_hint(err, "rebuild the image");
 	}
-	json_decref(j);
+	vsock_stream_why(vs, why, sizeof(why));
+	bn_fail(err, vs->status == 502 ? BN_EGUEST_PORT : vs->status == 403 ?
+	    BN_EFORBIDDEN : vs->status == 400 ? BN_EINVAL : BN_EVMM, 0,
+	    "vm '%s': guest port %d: %s", name, port, why);
+	if (vs->status == 502)
+		bn_err_hint(err, "is a service listening on port %d in the "
+		    "guest?", port);
 	return -1;
 }
 

@@ -122,9 +122,7 @@ core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
 	}
 	if (s->vs.status != 200) {
 		char msg[256];
-		ssize_t n = vsock_stream_read(&s->vs, msg, sizeof(msg) - 1,
-		    time_mono_ms() + 1000, -1);
-		msg[n > 0 ? n : 0] = '\0';
+		vsock_stream_why(&s->vs, msg, sizeof(msg));
 		bn_fail(err, s->vs.status == 400 ? BN_EINVAL : BN_EVMM, 0,
 		    "vm '%s': the agent refused the command (%d): %s", name,
 		    s->vs.status, msg);

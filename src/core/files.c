@@ -24,21 +24,13 @@ static int
 agent_refusal(struct vsock_stream *vs, const char *name, const char *path,
     struct bn_err *err)
 {
-	char msg[512];
-	ssize_t n = vsock_stream_read(vs, msg, sizeof(msg) - 1,
-	    time_mono_ms() + 1000, -1);
-	json_t *j;
-	const char *why;
+	char why[512];
 
-	msg[n > 0 ? n : 0] = '\0';
-	j = json_loads(msg, 0, NULL);
-	why = json_string_value(json_object_get(j, "error"));
+	vsock_stream_why(vs, why, sizeof(why));
 	enum bn_code code = vs->status == 404 ? BN_EGUEST_PATH :
 	    vs->status == 403 ? BN_EFORBIDDEN : vs->status == 400 ? BN_EINVAL :
 	    BN_EVMM;
-	bn_fail(err, code, 0, "vm '%s': %s: %s", name, path, why ? why : msg);
-	json_decref(j);
-	return -1;
+	return bn_fail(err, code, 0, "vm '%s': %s: %s", name, path, why);
 }
 
 /* The VM running with an agent that copies files, and the agent's

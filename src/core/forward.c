@@ -12,9 +12,7 @@
  * fwd_mu, as a live PATCH may change the guest port. */
 #include "core/internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,37 +47,11 @@ struct fwd_job {
 static int
 fwd_bind(const struct vm_port *p, int *ret_fd, struct bn_err *err)
 {
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int one = 1, fd;
-	bool v6 = strchr(p->addr, ':') != NULL;
+	int fd = port_listen(p, FWD_BACKLOG);
 
-	memset(&ss, 0, sizeof(ss));
-	if (v6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)p->host);
-		if (inet_pton(AF_INET6, p->addr, &s6->sin6_addr) != 1)
-			return bn_fail(err, BN_EINVAL, 0, "bad address %s", p->addr);
-		sl = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)p->host);
-		if (inet_pton(AF_INET, p->addr, &s4->sin_addr) != 1)
-			return bn_fail(err, BN_EINVAL, 0, "bad address %s", p->addr);
-		sl = sizeof(*s4);
-	}
-	if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-		return bn_fail(err, BN_ESYS, errno, "socket");
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (v6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&ss, sl) < 0 ||
-	    listen(fd, FWD_BACKLOG) < 0) {
+	if (fd < 0) {
 		int e = errno;
 		char spec[96];
-		close(fd);
 		port_format(p, spec, sizeof(spec));
 		if (e == EADDRINUSE) {
 			bn_fail(err, BN_EPORT_TAKEN, 0, "host port %s:%d is in use on "

@@ -174,6 +174,9 @@ ssize_t vsock_stream_read(struct vsock_stream *s, void *buf, size_t len,
 ssize_t vsock_stream_wait_read(int fd, void *buf, size_t len,
     long long deadline, int watch_fd);
 void vsock_stream_close(struct vsock_stream *s);
+/* After a refusal (a status other than the one asked for): the agent's
+ * reason, its JSON "error" or the body as it came, into buf. */
+void vsock_stream_why(struct vsock_stream *s, char *buf, size_t len);
 /* A request whose body is sent as it comes (HTTP/1.1, chunked):
  * vsock_agent_begin sends the head, vsock_stream_send each piece (-1 when
  * the agent stopped reading), vsock_stream_finish the end, then reads the

@@ -4,6 +4,7 @@
  * the body in pieces while the command behind it runs. */
 #include "vmm/vsock.h"
 
+#include "common/json.h"
 #include "common/uhttp_msg.h"
 #include "common/util.h"
 
@@ -226,4 +227,20 @@ vsock_stream_close(struct vsock_stream *s)
 	free(s->pending);
 	s->pending = NULL;
 	s->npending = s->off = 0;
+}
+
+void
+vsock_stream_why(struct vsock_stream *s, char *buf, size_t len)
+{
+	char msg[512];
+	ssize_t n = vsock_stream_read(s, msg, sizeof(msg) - 1,
+	    time_mono_ms() + 1000, -1);
+	json_t *j;
+	const char *why;
+
+	msg[n > 0 ? n : 0] = '\0';
+	j = json_loads(msg, 0, NULL);
+	why = json_string_value(json_object_get(j, "error"));
+	snprintf(buf, len, "%s", why != NULL ? why : msg);
+	json_decref(j);
 }
