@@ -3,6 +3,8 @@
 CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
+# A comma where make would read one as an argument separator.
+comma    := ,
 SAN      ?=
 # make install: $(DESTDIR)$(PREFIX)/bin, lib/banger, lib/systemd/system, share
 PREFIX   ?= /usr/local
@@ -326,7 +328,7 @@ stress-boot: build
 	$(MAKE) runtime-bundle
 	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) BUILD=$(CURDIR)/$(BUILD) \
 	    $(PYTHON) tests/stress/stress_boot.py -n $(or $(N),20) \
-	    --images $(or $(IMAGES),tiny,debian) --load $(or $(LOAD),none) \
+	    --images $(or $(IMAGES),tiny$(comma)debian) --load $(or $(LOAD),none) \
 	    --vcpus $(or $(VCPUS),1) --parallel $(or $(PARALLEL),1) \
 	    $(if $(filter 1,$(STORM)),--storm)
 
