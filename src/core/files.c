@@ -40,7 +40,6 @@ files_start(struct core *c, const char *name, const char *path,
     struct vmm_params *p, char **ret_target, struct bn_err *err)
 {
 	struct vm vm;
-	struct vsock_health h;
 	size_t len = 0;
 	bool first = true;
 
@@ -51,10 +50,7 @@ files_start(struct core *c, const char *name, const char *path,
 	if (vm_get_running(c, name, &vm, err) < 0 ||
 	    vm_ctl_params(c, &vm, p, err) < 0)
 		return -1;
-	vsock_probe_health(p->vsock_uds, agent_port(c), 2000, &h);
-	unsigned caps = h.agent_caps;
-	vsock_health_clear(&h);
-	if (!(caps & VSOCK_CAP_FILES)) {
+	if (!(agent_caps(c, p->vsock_uds, NULL) & VSOCK_CAP_FILES)) {
 		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot copy "
 		    "files (an image from before file copy, or no agent answered)",
 		    name);

@@ -240,6 +240,9 @@ int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
     const struct vmm_choice *ch, struct vmm_params *p, char *cmdline,
     size_t cmdsz, struct bn_err *err);
 unsigned agent_port(struct core *c);
+/* Ask the agent behind uds what it can do: its VSOCK_CAP_* bits (0 when
+ * nothing answered; *ret_reached, when given, says whether it did). */
+unsigned agent_caps(struct core *c, const char *uds, bool *ret_reached);
 /* May bangerd connect to the VM's vsock yet (vmm.h vsock_ready)? */
 bool vsock_may_dial(const struct vm *vm, const struct vmm_params *p);
 /* Wait until the guest agent says the VM is ready, the VMM dies, the op
