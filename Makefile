@@ -3,6 +3,8 @@
 CC       ?= cc
 PYTHON   ?= /usr/bin/python3
 BUILD    ?= build
+# A comma where make would read one as an argument separator.
+comma    := ,
 SAN      ?=
 # make install: $(DESTDIR)$(PREFIX)/bin, lib/banger, lib/systemd/system, share
 PREFIX   ?= /usr/local
@@ -30,7 +32,8 @@ LIB_SRC    = $(COMMON_SRC) $(wildcard src/store/*.c src/vmm/*.c src/net/*.c \
              src/guest/*.c src/core/*.c src/api/*.c)
 DAEMON_SRC = $(wildcard src/daemon/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c src/common/util.c \
-             src/common/wire.c src/common/b64.c
+             src/common/wire.c src/common/b64.c src/common/relay.c \
+             src/common/portspec.c
 AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 # Unit tests of the CLI's own code (linked with it, not with the daemon's).
@@ -167,6 +170,7 @@ test-unit: $(UNIT_BIN) $(CLI_UNIT_BIN) $(AGENT)
 	@set -e; for t in $(UNIT_BIN) $(CLI_UNIT_BIN); do echo "# $$t"; BANGER_AGENT=$(AGENT) $$t; done
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_files.sh
+	BANGER_AGENT=$(AGENT) bash tests/agent/test_forward.sh
 	$(PYTHON) tests/unit/layers.py
 
 ## check-layers: what may include and call what (ARCHITECTURE.md), and
@@ -305,10 +309,13 @@ $(BUILD)/bench_nat: tests/bench/bench_nat.c $(BUILD)/libbangerd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
 ## bench: control-plane throughput and latency (GET /v1/vms, 100 VMs,
-##        8 clients), bangerd's memory, and the NAT rebuild with 100 VMs
+##        8 clients), bangerd's memory, the NAT rebuild with 100 VMs, and
+##        port forwarding against a direct connection (throughput, latency)
 bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 	$(PYTHON) tests/bench/bench.py control
 	$(BUILD)/bench_nat
+	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) \
+	    BANGER_FAKE_FC=$(CURDIR)/$(FAKE_FC) $(PYTHON) tests/bench/bench_ports.py
 
 ## stress-boot: N real boots per image (default 20) through bangerd in the
 ##              cycles users run (create, start after stop, restart,
@@ -321,7 +328,7 @@ stress-boot: build
 	$(MAKE) runtime-bundle
 	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) BUILD=$(CURDIR)/$(BUILD) \
 	    $(PYTHON) tests/stress/stress_boot.py -n $(or $(N),20) \
-	    --images $(or $(IMAGES),tiny,debian) --load $(or $(LOAD),none) \
+	    --images $(or $(IMAGES),tiny$(comma)debian) --load $(or $(LOAD),none) \
 	    --vcpus $(or $(VCPUS),1) --parallel $(or $(PARALLEL),1) \
 	    $(if $(filter 1,$(STORM)),--storm)
 

@@ -19,8 +19,9 @@
  * bodies (Content-Length), streamed (chunked) replies.  4: POST /exec
  * (capability "exec").  5: GET and PUT /files (capability "files"), and
  * request bodies of any size, chunked ones too, on the routes that
- * stream them. */
-#define AGENT_PROTOCOL 5
+ * stream them.  6: POST /forward (capability "forward": the connection
+ * upgraded to a byte pipe to a TCP port of the guest's loopback). */
+#define AGENT_PROTOCOL 6
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -40,7 +41,14 @@ enum {
 /* Limits of one connection. */
 #define AGENT_MAX_HEAD 8192        /* request line + headers */
 #define AGENT_IO_TIMEOUT_MS 5000   /* whole request head, and the reply */
-#define AGENT_MAX_CONNS 64         /* concurrent connections */
+/* Concurrent connections.  A forwarded port holds its connection for as
+ * long as it is open (a dev server's websocket: hours), so there is room
+ * for many; each is a thread whose stack is small (THREAD_STACK in
+ * banger-vsock-agent.c: 256 of them reserve 64 MiB of address space, and
+ * only the pages touched take memory) and whose big buffers are on the
+ * heap.  Two descriptors per forward: 512 and a few, below the usual
+ * limit of 1024 open files. */
+#define AGENT_MAX_CONNS 256
 #define AGENT_MAX_BODY (64 * 1024) /* a request body read whole */
 /* A body the route reads as it comes (stream_body): Content-Length or
  * chunked, and how long one read of it may wait. */
@@ -62,6 +70,7 @@ struct agent_config {
 	const char *identity_file;  /* not in a guest: POST /identity too */
 	int allow_exec;             /* not in a guest: POST /exec runs anyway */
 	int allow_files;            /* not in a guest: /files serves anyway */
+	int allow_forward;          /* not in a guest: POST /forward too */
 };
 
 /* Parse a comma-separated list of check names ("sshd,workdisk,network",
@@ -148,6 +157,13 @@ struct agent_request {
 	int head_only;              /* HEAD of a GET route: no body sent */
 	int http10;                 /* an HTTP/1.0 client: no chunks */
 	int streaming;              /* agent_stream_begin sent the head */
+	const char *upgrade;        /* the Upgrade header's value, or NULL */
+	int connection_upgrade;     /* Connection lists "upgrade" */
+	/* What the client sent past the head (and the body) before the
+	 * handler ran: the first bytes of an upgraded connection.  Unset on
+	 * stream_body routes, whose body reader has them. */
+	const char *extra;
+	size_t extra_len;
 	const struct agent_config *cfg;
 	/* Run once the reply has left and the connection is closed. */
 	void (*after)(const struct agent_config *cfg, int arg);
@@ -222,6 +238,7 @@ void identity_route(struct agent_request *rq); /* identity.c */
 void exec_route(struct agent_request *rq);     /* exec.c: POST /exec */
 void files_get_route(struct agent_request *rq); /* files.c: GET /files */
 void files_put_route(struct agent_request *rq); /* files.c: PUT /files */
+void forward_route(struct agent_request *rq);  /* forward.c: POST /forward */
 void echo_route(struct agent_request *rq);     /* echo.c: POST /echo (test) */
 void sink_route(struct agent_request *rq);     /* echo.c: POST /sink (test) */
 

@@ -6,8 +6,10 @@
  * readiness checks bangerd waits for), "POST /poweroff" shuts the guest
  * down through its init system (power.c), "POST /exec" runs a command and
  * streams its output (exec.c), "GET /files" and "PUT /files" copy files
- * as tar streams (files.c).  In a guest it also acts on the
- * power key, so the ACPI power button stops images that have no handler.
+ * as tar streams (files.c), "POST /forward" turns the connection into a
+ * pipe to a TCP port of the guest (forward.c).  In a guest it also acts
+ * on the power key, so the ACPI power button stops images that have no
+ * handler.
  *
  * One detached thread per connection (at most AGENT_MAX_CONNS at a time);
  * each connection has its own I/O deadline, so a stuck client cannot block
@@ -60,6 +62,9 @@ struct sockaddr_vm {
 #define AF_VSOCK 40
 #endif
 
+/* A connection's thread: small, since there may be AGENT_MAX_CONNS of
+ * them (agent.h says why so many); handlers keep large buffers on the
+ * heap. */
 #define THREAD_STACK (256 * 1024)
 
 static atomic_int active_conns;
@@ -103,6 +108,9 @@ usage(FILE *out)
 	    "  --allow-files         not in a guest: serve GET and PUT /files "
 	    "anyway\n"
 	    "                        (they read and write this host's files)\n"
+	    "  --allow-forward       not in a guest: serve POST /forward "
+	    "anyway\n"
+	    "                        (it connects to this host's loopback)\n"
 	    "  --test-routes         also serve POST /echo (tests of the "
 	    "transport)\n"
 	    "  --input-dir DIR       where the evdev devices are (default %s)\n"
@@ -298,6 +306,10 @@ main(int argc, char **argv)
 		}
 		if (strcmp(name, "--allow-files") == 0) {
 			cfg.allow_files = 1;
+			continue;
+		}
+		if (strcmp(name, "--allow-forward") == 0) {
+			cfg.allow_forward = 1;
 			continue;
 		}
 		if (strcmp(name, "--power-key") == 0 ||

@@ -8,7 +8,9 @@
  * reads its body itself as it comes (body.c: Content-Length or chunked, up
  * to AGENT_MAX_STREAM_BODY).  The route table is routes.c; handlers
  * answer once through agent_reply (a Content-Length) or stream through
- * agent_stream_* (chunked); either way "Connection: close".  After the
+ * agent_stream_* (chunked); either way "Connection: close"; or, once,
+ * take the connection over after a 101 (forward.c: the Upgrade headers
+ * and the bytes read past the head are in the request).  After the
  * reply a short, bounded drain keeps unread input from
  * turning the close into a reset that destroys the reply in flight; then
  * the handler's after-reply action runs (a power-off). */
@@ -59,6 +61,8 @@ reason_phrase(int status)
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
 	case 505: return "HTTP Version Not Supported";
 	default: return "Error";
 	}
@@ -359,6 +363,8 @@ fill_request(struct agent_request *rq, int fd, const struct uhttp_request *u,
 	rq->query = u->query;
 	rq->head_only = head_only;
 	rq->http10 = u->http10;
+	rq->upgrade = u->upgrade;
+	rq->connection_upgrade = u->connection_upgrade;
 	rq->cfg = cfg;
 }
 
@@ -441,6 +447,7 @@ handle_http(int fd, char *buf, size_t end, size_t have,
 	}
 	buf[end] = saved;
 	size_t got = have - end < blen ? have - end : blen;
+	size_t inbuf = got;
 	memcpy(body, buf + end, got);
 	while (got < blen) {
 		ssize_t n = uhttp_read(fd, body + got, blen - got, deadline);
@@ -457,6 +464,8 @@ handle_http(int fd, char *buf, size_t end, size_t have,
 	fill_request(rq, fd, &u, cfg, head_only);
 	rq->body = body;
 	rq->body_len = blen;
+	rq->extra = buf + end + inbuf;
+	rq->extra_len = have - end - inbuf;
 	rt->fn(rq);
 	free(body);
 	rq->body = NULL;

@@ -1,7 +1,7 @@
 /* routes.c - every route the agent serves, and the capability each one
  * belongs to (listed in /healthz, so bangerd knows what an agent can do).
  * HEAD is implied by GET.  A new capability gets its own file (health.c,
- * power.c, exec.c, files.c; later forward) and its rows here. */
+ * power.c, exec.c, files.c, forward.c) and its rows here. */
 #include "agent.h"
 
 const struct agent_route agent_routes[] = {
@@ -12,6 +12,7 @@ const struct agent_route agent_routes[] = {
 	{ "POST", "/exec", "exec", exec_route, 0, 0 },
 	{ "GET", "/files", "files", files_get_route, 0, 0 },
 	{ "PUT", "/files", "files", files_put_route, 0, 1 },
+	{ "POST", "/forward", "forward", forward_route, 0, 0 },
 	{ "POST", "/echo", "echo", echo_route, 1, 0 },
 	{ "POST", "/sink", "echo", sink_route, 1, 1 },
 };

@@ -30,7 +30,15 @@ struct api_req {
 	 * pattern has several ("web/s1" for /v1/vms/{name}/snapshots/{snap}) */
 	const char *param;
 	char param_buf[256];
+	void *ctx;          /* server.c's state of the request */
 };
+
+/* Run fn(arg) when the request ends, unless api_ctx_take() took it back
+ * first (a handler's state that an upgrade handler may never get). */
+void api_req_on_end(struct api_req *r, void (*fn)(void *), void *arg);
+/* From an upgrade handler (its con_cls): the arg of api_req_on_end, now
+ * the caller's to free; NULL when none. */
+void *api_ctx_take(void *con_cls);
 
 typedef enum MHD_Result (*api_handler)(struct api_req *r);
 
@@ -82,6 +90,23 @@ int wait_param(struct api_req *r, bool *ret_given, long *ret_wait,
  * the reply until it ends (200) or the wait runs out (202). */
 enum MHD_Result reply_op(struct api_req *r, const char *op_id,
     bool waited_param, long wait_s);
+
+/* POST /v1/vms/{name}/connect?port=N, upgraded to a raw TCP stream
+ * (ports.c). */
+enum MHD_Result h_vm_connect(struct api_req *r);
+/* "ports": [{"host", "guest", "address"}] of a create or patch body into
+ * ret (room for VM_PORTS_MAX); *ret_n -1 when absent.  Core checks them
+ * against each other and other VMs. */
+int ports_field(json_t *j, struct vm_port *ret, int *ret_n,
+    struct bn_err *err);
+/* "limits": {...} of a create or patch body (limits.c); *present says
+ * whether the body had it (null or {} clears them). */
+int limits_field(json_t *j, struct vm_limits *ret, bool *present,
+    struct bn_err *err);
+
+/* GET /v1/metrics and GET /v1/vms/{name}/usage (metrics.c). */
+enum MHD_Result h_metrics(struct api_req *r);
+enum MHD_Result h_vm_usage(struct api_req *r);
 
 /* The snapshot routes' handlers (snapshots.c). */
 enum MHD_Result h_snap_create(struct api_req *r);

@@ -142,6 +142,8 @@ static const struct json_field create_fields[] = {
 	{ WIRE_DISK_GIB, JF_INT, false, false },
 	{ WIRE_NAT, JF_BOOL, false, false },
 	{ WIRE_FROM, JF_STRING, false, false },
+	{ WIRE_PORTS, JF_ARRAY, false, false },
+	{ WIRE_LIMITS, JF_OBJECT, false, true },
 };
 
 /* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
@@ -174,6 +176,15 @@ h_vm_create(struct api_req *r)
 	req.image = json_get_str(j, WIRE_IMAGE);
 	req.from = json_get_str(j, WIRE_FROM);
 	req.nat = json_is_true(json_object_get(j, WIRE_NAT));
+	struct vm_port ports[VM_PORTS_MAX];
+	if (ports_field(j, ports, &req.nports, &err) < 0)
+		goto fail;
+	req.ports = ports;
+	if (req.nports < 0)
+		req.nports = 0;
+	bool has_limits;
+	if (limits_field(j, &req.limits, &has_limits, &err) < 0)
+		goto fail;
 	int rc = core_vm_create(r->core, &req, op_id, &err);
 	json_decref(j);
 	if (rc < 0)
@@ -200,12 +211,14 @@ static const struct json_field patch_fields[] = {
 	{ WIRE_MEMORY_MIB, JF_INT, false, false },
 	{ WIRE_DISK_GIB, JF_INT, false, false },
 	{ WIRE_NAT, JF_BOOL, false, false },
+	{ WIRE_PORTS, JF_ARRAY, false, false },
+	{ WIRE_LIMITS, JF_OBJECT, false, true },
 };
 
 static enum MHD_Result
 h_vm_patch(struct api_req *r)
 {
-	struct vm_patch p = { 0, 0, 0, -1 };
+	struct vm_patch p = { .nat = -1 };
 	struct bn_err err;
 	struct vm vm;
 	json_t *j = NULL, *nat;
@@ -222,6 +235,19 @@ h_vm_patch(struct api_req *r)
 	nat = json_object_get(j, WIRE_NAT);
 	if (json_is_boolean(nat))
 		p.nat = json_is_true(nat);
+	struct vm_port ports[VM_PORTS_MAX];
+	int nports;
+	if (ports_field(j, ports, &nports, &err) < 0) {
+		json_decref(j);
+		return api_reply_error(r->conn, &err);
+	}
+	p.set_ports = nports >= 0;
+	p.ports = ports;
+	p.nports = nports < 0 ? 0 : nports;
+	if (limits_field(j, &p.limits, &p.set_limits, &err) < 0) {
+		json_decref(j);
+		return api_reply_error(r->conn, &err);
+	}
 	json_decref(j);
 	if (core_vm_patch(r->core, r->param, &p, &vm, &err) < 0)
 		return api_reply_error(r->conn, &err);
@@ -679,6 +705,7 @@ static const struct api_route routes[] = {
 	{ "GET", "/v1/healthz", h_healthz, NULL },
 	{ "GET", "/v1/doctor", h_doctor, NULL },
 	{ "GET", "/v1/host", h_host, NULL },
+	{ "GET", "/v1/metrics", h_metrics, NULL },
 	{ "GET", "/v1/vms", h_vm_list, NULL },
 	{ "POST", "/v1/vms", h_vm_create, NULL },
 	{ "POST", "/v1/vms/actions", h_vm_bulk, NULL },
@@ -698,7 +725,9 @@ static const struct api_route routes[] = {
 	{ "POST", "/v1/vms/{name}/exec", h_vm_exec, NULL },
 	{ "GET", "/v1/vms/{name}/files", h_vm_files_get, NULL },
 	{ "PUT", "/v1/vms/{name}/files", NULL, &files_put_upload },
+	{ "POST", "/v1/vms/{name}/connect", h_vm_connect, NULL },
 	{ "GET", "/v1/vms/{name}/health", h_vm_health, NULL },
+	{ "GET", "/v1/vms/{name}/usage", h_vm_usage, NULL },
 	{ "GET", "/v1/vms/{name}/console", h_vm_console, NULL },
 	{ "GET", "/v1/vms/{name}/ssh", h_vm_ssh, NULL },
 	{ "GET", "/v1/images", h_image_list, NULL },

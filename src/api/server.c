@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -30,7 +31,43 @@ struct req_ctx {
 	void *state;
 	bool failed, replied;
 	struct bn_err err;
+	/* api_req_on_end */
+	void (*end_fn)(void *);
+	void *end_arg;
+	/* for the metrics: when the request began, its method and route */
+	long long t0_us;
+	char method[8];
+	const char *route;     /* the matched route's pattern (static) */
 };
+
+static long long
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+api_req_on_end(struct api_req *r, void (*fn)(void *), void *arg)
+{
+	struct req_ctx *rc = r->ctx;
+
+	rc->end_fn = fn;
+	rc->end_arg = arg;
+}
+
+void *
+api_ctx_take(void *con_cls)
+{
+	struct req_ctx *rc = con_cls;
+	void *arg = rc != NULL ? rc->end_arg : NULL;
+
+	if (rc != NULL)
+		rc->end_fn = NULL;
+	return arg;
+}
 
 /* Root, our own uid, and members of group "banger" may talk to us. */
 static bool
@@ -143,7 +180,8 @@ dispatch(struct api_server *s, struct MHD_Connection *conn, const char *url,
     const char *method, struct req_ctx *rc)
 {
 	struct bn_err err = { 0 };
-	struct api_req r = { .conn = conn, .core = s->core, .method = method,
+	struct api_req r = { .conn = conn, .core = s->core, .ctx = rc,
+		.method = method,
 		.path = url, .body = rc->body, .len = rc->len };
 	char allow[128];
 	bool path_matched;
@@ -187,6 +225,7 @@ dispatch(struct api_server *s, struct MHD_Connection *conn, const char *url,
 		return api_reply_error(conn, &err);
 	}
 	r.param = r.param_buf;
+	rc->route = route->pattern;
 	return route->fn(&r);
 }
 
@@ -204,6 +243,7 @@ upload_begin(struct api_server *s, struct MHD_Connection *conn,
 	if (route == NULL || route->upload == NULL)
 		return false;
 	rc->upload = route;
+	rc->route = route->pattern;
 	rc->req = (struct api_req){ .conn = conn, .core = s->core,
 		.method = method, .path = url };
 	memcpy(rc->req.param_buf, param, sizeof(param));
@@ -233,6 +273,8 @@ access_cb(void *cls, struct MHD_Connection *conn, const char *url,
 		 * the connection, so only set up (keep-alive stays fast). */
 		rc = xcalloc(1, sizeof(*rc));
 		*req_cls = rc;
+		rc->t0_us = now_us();
+		snprintf(rc->method, sizeof(rc->method), "%s", method);
 		if (upload_begin(s, conn, url, method, rc))
 			return MHD_YES;
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -295,15 +337,19 @@ static void
 completed_cb(void *cls, struct MHD_Connection *conn, void **req_cls,
     enum MHD_RequestTerminationCode toe)
 {
+	struct api_server *s = cls;
 	struct req_ctx *rc = *req_cls;
 
-	(void)cls;
 	(void)conn;
 	(void)toe;
 	if (rc == NULL)
 		return;
+	core_metrics_api(s->core, rc->method, rc->route != NULL ? rc->route :
+	    "unmatched", now_us() - rc->t0_us);
 	if (rc->upload != NULL && rc->state != NULL)
 		rc->upload->upload->abort(rc->state);
+	if (rc->end_fn != NULL)
+		rc->end_fn(rc->end_arg);
 	free(rc->body);
 	free(rc);
 	*req_cls = NULL;
@@ -328,7 +374,8 @@ api_server_start(struct core *c, int listen_fd, struct api_server **ret,
 	s->core = c;
 	s->have_group = banger_group(&s->banger_gid);
 	s->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD |
-	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG,
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+	    MHD_ALLOW_UPGRADE,
 	    0, NULL, NULL, access_cb, s,
 	    MHD_OPTION_LISTEN_SOCKET, listen_fd,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, s,
@@ -350,6 +397,9 @@ api_server_stop(struct api_server *s)
 {
 	if (s == NULL)
 		return;
+	/* Upgraded connections (connect.c) relay in their threads until
+	 * ended; MHD waits for them. */
+	core_forwards_stop(s->core);
 	MHD_stop_daemon(s->mhd);
 	free(s);
 }

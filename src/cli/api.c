@@ -99,6 +99,8 @@ api_call_ex(struct cli *cli, const char *method, const char *path,
 	 * catches SIGINT gets it. */
 	if (rc != CLI_EXIT_OK)
 		return rc;
+	if ((r->status < 200 || r->status > 299) && (flags & API_QUIET))
+		return api_exit_status(NULL, r->status);
 	if (r->status < 200 || r->status > 299)
 		return report_http_error(cli, r);
 	if (!(flags & API_TEXT) && r->len > 0) {

@@ -141,6 +141,7 @@ void autostart_log_path(const char *socket_path, char *buf, size_t len);
 /* ---- API helpers (api.c) ---- */
 
 #define API_TEXT 0x100u  /* body is text/plain: don't parse JSON */
+#define API_QUIET 0x200u /* an HTTP error is the caller's: not printed */
 
 #define API_TIMEOUT_S 120L
 
@@ -498,6 +499,7 @@ int cmd_image_delete(struct cli *cli, const struct args *a);
 int cmd_image_warm(struct cli *cli, const struct args *a);
 int cmd_vm_exec(struct cli *cli, const struct args *a);
 int cmd_vm_cp(struct cli *cli, const struct args *a);
+int cmd_vm_port_forward(struct cli *cli, const struct args *a);
 int cmd_operation_list(struct cli *cli, const struct args *a);
 int cmd_operation_show(struct cli *cli, const struct args *a);
 int cmd_operation_wait(struct cli *cli, const struct args *a);

@@ -185,7 +185,7 @@ cmd_version(struct cli *cli, const struct args *a)
 }
 
 /* GET /v1/host: the state dir's disk, what VMs may still claim, the
- * reserve. */
+ * reserve; the host's CPUs and memory and what VMs take of them. */
 int
 cmd_host(struct cli *cli, const struct args *a)
 {
@@ -209,6 +209,25 @@ cmd_host(struct cli *cli, const struct args *a)
 		    "overcommitted")) ? ": more than is free above the reserve" : "");
 		printf("reserve    %lld MiB\n",
 		    (long long)json_integer_value(jobj(r.json, "reserve_bytes")) / mib);
+		json_t *cap = jobj(r.json, "capacity");
+		json_t *run = jobj(jobj(r.json, "allocated"), "running");
+		json_t *all = jobj(jobj(r.json, "allocated"), "defined");
+		if (json_is_object(cap) && json_is_object(run) &&
+		    json_is_object(all)) {
+			printf("capacity   %lld vCPUs, %lld MiB memory\n",
+			    (long long)json_integer_value(jobj(cap, "vcpus")),
+			    (long long)json_integer_value(jobj(cap, "memory_mib")));
+			printf("running    %lld VMs: %lld vCPUs, %lld MiB memory\n",
+			    (long long)json_integer_value(jobj(run, "vms")),
+			    (long long)json_integer_value(jobj(run, "vcpus")),
+			    (long long)json_integer_value(jobj(run, "memory_mib")));
+			printf("defined    %lld VMs: %lld vCPUs, %lld MiB memory, "
+			    "%lld GiB disk\n",
+			    (long long)json_integer_value(jobj(all, "vms")),
+			    (long long)json_integer_value(jobj(all, "vcpus")),
+			    (long long)json_integer_value(jobj(all, "memory_mib")),
+			    (long long)json_integer_value(jobj(all, "disk_gib")));
+		}
 	}
 	reply_free(&r);
 	return rc;

@@ -5,6 +5,99 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/portspec.h"
+
+/* --port SPEC... (and, with vm set, --no-ports) as the API's "ports";
+ * 0, or the usage error's exit status. */
+static int
+ports_body(const struct args *a, bool set, json_t *body)
+{
+	const char *const *v;
+	int n = args_list(a, "--port", &v);
+	bool none = set && args_flag(a, "--no-ports");
+	json_t *arr;
+	char buf[128];
+
+	if (n == 0 && !none)
+		return 0;
+	if (n > 0 && none)
+		return usage_error(a->cmd, "--port and --no-ports go one at a "
+		    "time");
+	arr = json_array();
+	for (int i = 0; i < n; i++) {
+		struct vm_port p;
+		const char *why;
+		if (port_parse(v[i], strlen(v[i]), &p, &why) < 0) {
+			json_decref(arr);
+			return usage_error(a->cmd, "--port %s: %s",
+			    out_clean(v[i], buf, sizeof(buf)), why);
+		}
+		json_array_append_new(arr, json_pack("{s:i, s:i, s:s}", "host",
+		    p.host, "guest", p.guest, "address", p.addr));
+	}
+	json_object_set_new(body, WIRE_PORTS, arr);
+	return 0;
+}
+
+/* --limit KEY=VALUE... (and, with vm set, --no-limits) as the API's
+ * "limits"; bangerd checks the keys and values.  0, or the usage error's
+ * exit status. */
+static int
+limits_body(const struct args *a, bool set, json_t *body)
+{
+	const char *const *v;
+	int n = args_list(a, "--limit", &v);
+	bool none = set && args_flag(a, "--no-limits");
+	char buf[128];
+
+	if (n == 0 && !none)
+		return 0;
+	if (n > 0 && none)
+		return usage_error(a->cmd, "--limit and --no-limits go one at a "
+		    "time");
+	json_t *o = json_object();
+	for (int i = 0; i < n; i++) {
+		const char *eq = strchr(v[i], '=');
+		char *end = NULL;
+		double d = eq != NULL ? strtod(eq + 1, &end) : 0;
+		if (eq == NULL || eq == v[i] || end == eq + 1 || *end != '\0') {
+			json_decref(o);
+			return usage_error(a->cmd, "--limit %s: expected KEY=NUMBER",
+			    out_clean(v[i], buf, sizeof(buf)));
+		}
+		char key[32];
+		snprintf(key, sizeof(key), "%.*s", (int)(eq - v[i]), v[i]);
+		json_object_set_new(o, key, strcmp(key, "cpus") == 0 ?
+		    json_real(d) : json_integer((json_int_t)d));
+	}
+	json_object_set_new(body, WIRE_LIMITS, o);
+	return 0;
+}
+
+/* "cpus 1.5, memory_max_mib 2048", or "none". */
+static const char *
+limits_text(json_t *spec, char *buf, size_t len)
+{
+	json_t *o = jobj(spec, WIRE_LIMITS), *v;
+	const char *k;
+	size_t off = 0;
+
+	buf[0] = '\0';
+	json_object_foreach(o, k, v) {
+		char c[40];
+		if (json_is_real(v))
+			snprintf(c, sizeof(c), "%g", json_real_value(v));
+		else
+			snprintf(c, sizeof(c), "%lld",
+			    (long long)json_integer_value(v));
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
+		    "%s%s %s", off ? ", " : "", k, c);
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "none");
+	return buf;
+}
+
 /* The spec fields given as flags (vm create, vm set): only those, as
  * bangerd owns the defaults. */
 static void
@@ -37,6 +130,11 @@ cmd_vm_create(struct cli *cli, const struct args *a)
 	if (image != NULL)
 		json_object_set_new(body, WIRE_IMAGE, json_string(image));
 	spec_body(a, body);
+	if ((rc = ports_body(a, false, body)) != 0 ||
+	    (rc = limits_body(a, false, body)) != 0) {
+		json_decref(body);
+		return rc;
+	}
 
 	label = xasprintf("creating vm '%s'", out_clean(name, buf, sizeof(buf)));
 	oo.label = label;
@@ -100,6 +198,29 @@ cmd_vm_list(struct cli *cli, const struct args *a)
 	return out_list(cli, &ls);
 }
 
+/* "127.0.0.1:8080->80, [::1]:9000->90", or "none". */
+static const char *
+ports_text(json_t *spec, char *buf, size_t len)
+{
+	json_t *arr = jobj(spec, WIRE_PORTS), *p;
+	size_t i, off = 0;
+
+	buf[0] = '\0';
+	json_array_foreach(arr, i, p) {
+		const char *addr = jstr(p, "address");
+		bool v6 = addr != NULL && strchr(addr, ':') != NULL;
+		char a[64];
+		off += (size_t)snprintf(buf + off, off < len ? len - off : 0,
+		    "%s%s%s%s:%lld->%lld", i ? ", " : "", v6 ? "[" : "",
+		    out_clean(addr ? addr : "?", a, sizeof(a)), v6 ? "]" : "",
+		    (long long)json_integer_value(jobj(p, "host")),
+		    (long long)json_integer_value(jobj(p, "guest")));
+	}
+	if (buf[0] == '\0')
+		snprintf(buf, len, "none");
+	return buf;
+}
+
 static void
 print_vm(json_t *vm)
 {
@@ -119,6 +240,8 @@ print_vm(json_t *vm)
 	for (size_t i = 0; i < sizeof(status_keys) / sizeof(status_keys[0]); i++)
 		out_kv(status_keys[i], jtext(jobj(st, status_keys[i]), buf,
 		    sizeof(buf)));
+	out_kv("ports", ports_text(spec, buf, sizeof(buf)));
+	out_kv("limits", limits_text(spec, buf, sizeof(buf)));
 	if (json_is_string(jobj(st, "paused_reason")))
 		out_kv("paused_reason", jtext(jobj(st, "paused_reason"), buf,
 		    sizeof(buf)));
@@ -138,10 +261,51 @@ print_vm(json_t *vm)
 	}
 }
 
+/* Bytes as "12.3 MiB". */
+static const char *
+mib_text(json_t *v, char *buf, size_t len)
+{
+	snprintf(buf, len, "%.1f MiB", (double)json_integer_value(v) / 1048576);
+	return buf;
+}
+
+/* A running VM's usage (GET .../usage) after its spec and status. */
+static void
+print_usage(struct cli *cli, const char *name)
+{
+	struct reply r = { 0 };
+	char *path = api_path("/v1/vms/", name, "/usage");
+	char buf[128], a[48], b[48];
+
+	if (api_call_ex(cli, "GET", path, NULL, API_QUIET, API_TIMEOUT_S,
+	    &r) == CLI_EXIT_OK && json_is_true(jobj(r.json, "running"))) {
+		json_t *disk = jobj(r.json, "disk"), *net = jobj(r.json, "network");
+		snprintf(buf, sizeof(buf), "%.2f s",
+		    json_number_value(jobj(r.json, "cpu_seconds")));
+		out_kv("cpu", buf);
+		out_kv("memory_used", mib_text(jobj(r.json, "memory_bytes"), a,
+		    sizeof(a)));
+		snprintf(buf, sizeof(buf), "read %s, written %s",
+		    mib_text(jobj(disk, "read_bytes"), a, sizeof(a)),
+		    mib_text(jobj(disk, "write_bytes"), b, sizeof(b)));
+		out_kv("disk_io", buf);
+		snprintf(buf, sizeof(buf), "in %s, out %s",
+		    mib_text(jobj(net, "to_guest_bytes"), a, sizeof(a)),
+		    mib_text(jobj(net, "from_guest_bytes"), b, sizeof(b)));
+		out_kv("network", buf);
+	}
+	reply_free(&r);
+	free(path);
+}
+
 int
 cmd_vm_show(struct cli *cli, const struct args *a)
 {
-	return out_show(cli, "/v1/vms/", a->v[0], NULL, print_vm);
+	int rc = out_show(cli, "/v1/vms/", a->v[0], NULL, print_vm);
+
+	if (rc == CLI_EXIT_OK && !cli->json)
+		print_usage(cli, a->v[0]);
+	return rc;
 }
 
 int
@@ -152,16 +316,22 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	bool sized = args_int(a, "--vcpus", &v) || args_int(a, "--memory", &v) ||
 	    args_int(a, "--disk", &v);
 	int nat = args_pair(a, "--nat"), n = a->n, rc;
+	const char *const *pv;
+	bool ported = args_list(a, "--port", &pv) > 0 ||
+	    args_flag(a, "--no-ports");
+	bool limited = args_list(a, "--limit", &pv) > 0 ||
+	    args_flag(a, "--no-limits");
 	const char *name;
 	struct reply r = { 0 };
 	json_t *body;
 	char *path;
 
-	if (!sized && nat < 0)
+	if (!sized && nat < 0 && !ported && !limited)
 		return usage_error(cmd, "nothing to change: give --vcpus, --memory, "
-		    "--disk, --nat or --no-nat");
+		    "--disk, --nat, --no-nat, --port, --no-ports, --limit or "
+		    "--no-limits");
 	if (n > 1) {
-		if (sized || nat < 0)
+		if (sized || nat < 0 || ported || limited)
 			return usage_error(cmd, "several VMs at once take only --nat "
 			    "or --no-nat");
 		json_t *list = json_array(), *extra = json_object();
@@ -180,6 +350,11 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	name = a->v[0];
 	body = json_object();
 	spec_body(a, body);
+	if ((rc = ports_body(a, true, body)) != 0 ||
+	    (rc = limits_body(a, true, body)) != 0) {
+		json_decref(body);
+		return rc;
+	}
 	path = api_path("/v1/vms/", name, NULL);
 	rc = out_call(cli, "PATCH", path, body, &r);
 	if (rc == CLI_EXIT_OK && cli_chatty(cli)) {
@@ -192,6 +367,16 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 		    jtext(jobj(spec, WIRE_MEMORY_MIB), b[1], sizeof(b[1])),
 		    jtext(jobj(spec, WIRE_DISK_GIB), b[2], sizeof(b[2])),
 		    jtext(jobj(spec, WIRE_NAT), b[3], sizeof(b[3])));
+		if (ported) {
+			char pbuf[2048];
+			printf("ports: %s\n", ports_text(spec, pbuf,
+			    sizeof(pbuf)));
+		}
+		if (limited) {
+			char lbuf[256];
+			printf("limits: %s\n", limits_text(spec, lbuf,
+			    sizeof(lbuf)));
+		}
 	}
 	reply_free(&r);
 	json_decref(body);

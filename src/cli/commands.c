@@ -47,6 +47,11 @@ static const struct flag vm_create_flags[] = {
 	F_INT("--memory", "MIB", "memory in MiB (default 1024)"),
 	F_INT("--disk", "GIB", "work disk size in GiB (default 8)"),
 	F_PAIR("--nat", "--no-nat", "give the VM outbound NAT (default off)"),
+	F_LIST("--port", "[ADDR:]HOST:GUEST", "forward host port HOST (on "
+	    "127.0.0.1 unless ADDR)\nto the guest's GUEST while it runs "
+	    "(repeatable)"),
+	F_LIST("--limit", "KEY=VALUE", "cpus, memory_max_mib, disk_bytes_per_s,"
+	    "\ndisk_ops_per_s or net_bytes_per_s (repeatable)"),
 	NO_WAIT_FLAG,
 	F_SWITCH("--cancel", "Ctrl-C cancels the create (the VM is removed) "
 	    "instead\nof only stopping the wait"),
@@ -116,6 +121,13 @@ static const struct flag vm_set_flags[] = {
 	F_INT("--memory", "MIB", "memory in MiB"),
 	F_INT("--disk", "GIB", "work disk size in GiB"),
 	F_PAIR("--nat", "--no-nat", "turn outbound NAT on or off"),
+	F_LIST("--port", "[ADDR:]HOST:GUEST", "the VM's forwarded ports become "
+	    "these\n(repeatable; applied at once while it runs)"),
+	F_SWITCH("--no-ports", "forward no ports"),
+	F_LIST("--limit", "KEY=VALUE", "the VM's limits become these "
+	    "(repeatable; while\nstopped): cpus, memory_max_mib, "
+	    "disk_bytes_per_s,\ndisk_ops_per_s, net_bytes_per_s"),
+	F_SWITCH("--no-limits", "no limits"),
 	F_END
 };
 
@@ -298,6 +310,18 @@ const struct command cli_commands[] = {
 	  "(128+N when signal N ended it).  Ctrl-C ends it.\n"
 	  "Flags:\n",
 	  .rest = "-- COMMAND [ARGS...]", .run = cmd_vm_exec },
+	{ .group = "vm", .name = "port-forward",
+	  .args = "NAME [ADDR:]HOST_PORT:GUEST_PORT...", .nargs = ARGS_SOME,
+	  .summary = "forward local ports to a running VM while this runs",
+	  .intro =
+	  "Listens on HOST_PORT (on 127.0.0.1 unless ADDR is given; IPv6 in\n"
+	  "brackets) and carries each connection to GUEST_PORT on the guest's\n"
+	  "own loopback through its agent over vsock: a service bound to\n"
+	  "localhost in the VM is reachable, and NAT is not needed.  A\n"
+	  "connection nothing in the guest accepts is reset, and why printed.\n"
+	  "Runs until Ctrl-C.  For forwards bangerd keeps while the VM runs,\n"
+	  "use 'banger vm create --port' or 'banger vm set --port'.\n",
+	  .run = cmd_vm_port_forward },
 	{ .group = "vm", .name = "health", .args = "NAME", .nargs = ARGS_ONE,
 	  .summary = "ask the VM's guest agent how it is",
 	  .run = cmd_vm_health },
@@ -358,10 +382,12 @@ const struct command cli_commands[] = {
 
 	/* ---- the rest ---- */
 	{ .name = "host",
-	  .summary = "the host's disk: free, committed by VMs, reserve",
+	  .summary = "the host's capacity and what VMs take of it",
 	  .intro =
-	  "VM disks are sparse, so VMs may claim more than is free; creates\n"
-	  "and starts keep disk_reserve_mib free.\n",
+	  "The disk: free, what VMs may still claim (VM disks are sparse, so\n"
+	  "they may claim more than is free; creates and starts keep\n"
+	  "disk_reserve_mib free), the reserve.  CPUs and memory: the host's,\n"
+	  "and the vCPUs and memory of running and of all VMs.\n",
 	  .run = cmd_host },
 	{ .name = "doctor", .summary = "check what this host needs to run VMs",
 	  .intro = "Prints one line per check; exits 1 when a check fails.\n",

@@ -29,7 +29,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/util.h"
+
 #define TICK_MS           1000   /* redraw at least this often (uptimes) */
+#define USAGE_MS          2000   /* running VMs' usage is asked this often */
 
 static volatile sig_atomic_t tui_stop;
 static int tui_wake_fd = -1;
@@ -352,6 +355,30 @@ drain(int fd)
 		;
 }
 
+/* Every USAGE_MS, ask for the usage of each VM that runs (CPU%, MEM). */
+static void
+usage_tick(struct tui *t)
+{
+	long long now = time_mono_ms();
+
+	if (now - t->usage_at_ms < USAGE_MS)
+		return;
+	t->usage_at_ms = now;
+	tui_lock(t);
+	size_t n = t->m.nvms;
+	char (*names)[64] = xcalloc(n > 0 ? n : 1, sizeof(*names));
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t->m.vms[i].state, "running") == 0 ||
+		    strcmp(t->m.vms[i].state, "paused") == 0)
+			snprintf(names[k++], sizeof(names[0]), "%s",
+			    t->m.vms[i].name);
+	tui_unlock(t);
+	for (size_t i = 0; i < k; i++)
+		tui_enqueue(t, JOB_USAGE, names[i], NULL, false);
+	free(names);
+}
+
 static void
 ui_loop(struct tui *t)
 {
@@ -362,6 +389,7 @@ ui_loop(struct tui *t)
 		};
 		int ch;
 
+		usage_tick(t);
 		tui_draw(t);
 		/* SIGWINCH interrupts poll (EINTR); getch then says
 		 * KEY_RESIZE. */

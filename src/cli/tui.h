@@ -28,6 +28,13 @@ struct tui_vm {
 	int op_progress;
 	bool op_active;
 	char op_done[40];     /* id of the last operation seen finished */
+	/* What it uses (GET .../usage while it runs): CPU% between the last
+	 * two samples, resident memory. */
+	bool usage_known;
+	double cpu_s;         /* cpu_seconds of the last sample */
+	long long cpu_at_ms;  /* when it was taken (monotonic) */
+	double cpu_pct;       /* < 0 until two samples */
+	long long mem_bytes;
 };
 
 struct tui_model {
@@ -53,6 +60,10 @@ void tui_model_release(struct tui_model *m);
 void tui_model_set_vms(struct tui_model *m, json_t *vms);
 /* Insert or update one VM object (borrowed). */
 void tui_model_put_vm(struct tui_model *m, json_t *vm);
+/* A VM's usage (GET /v1/vms/{name}/usage) sampled at at_ms (monotonic):
+ * CPU% is the CPU seconds between two samples over the time between. */
+void tui_model_set_usage(struct tui_model *m, const char *name, json_t *u,
+    long long at_ms);
 /* Remove a VM; the selection moves to its neighbour.  False if absent. */
 bool tui_model_remove_vm(struct tui_model *m, const char *name);
 struct tui_vm *tui_model_find(struct tui_model *m, const char *name);
@@ -90,7 +101,7 @@ void tui_format_uptime(long long seconds, char *buf, size_t len);
 /* Column widths of the VM table, for a terminal 'width' wide: the name
  * column fits the longest name (8..32); OPERATION gets the rest. */
 struct tui_cols {
-	int name, state, ip, health, uptime, nat, image, op;
+	int name, state, ip, health, uptime, nat, image, cpu, mem, op;
 };
 void tui_vm_cols(const struct tui_model *m, int width, struct tui_cols *c);
 /* The header or one VM's row, exactly 'width' printable ASCII characters

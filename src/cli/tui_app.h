@@ -27,7 +27,8 @@ enum job_kind {
 	JOB_DOCTOR,
 	JOB_ACTION,   /* POST /v1/vms/{name}/{start,stop,restart,pause,resume} */
 	JOB_NAT,      /* PATCH /v1/vms/{name} {"nat": ...} */
-	JOB_DELETE    /* DELETE /v1/vms/{name}?force=true */
+	JOB_DELETE,   /* DELETE /v1/vms/{name}?force=true */
+	JOB_USAGE     /* GET /v1/vms/{name}/usage */
 };
 
 struct tui {
@@ -47,6 +48,7 @@ struct tui {
 	int scroll;                /* first line of the images/doctor list */
 	int scroll_max;            /* as of the last draw */
 	bool redraw;               /* the last draw was off: draw again */
+	long long usage_at_ms;     /* when running VMs' usage was last asked */
 	char confirm[64];          /* VM waiting for a y/n to delete */
 	bool color;
 };

@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/util.h"
+
 #define GET_TIMEOUT_S     10L
 #define ACTION_TIMEOUT_S  30L
 
@@ -49,7 +51,7 @@ tui_enqueue(struct tui *t, enum job_kind kind, const char *name,
 	tui_lock(t);
 	/* Reads already waiting need not be queued twice. */
 	if (kind == JOB_LIST_VMS || kind == JOB_GET_VM ||
-	    kind == JOB_LIST_IMAGES || kind == JOB_DOCTOR) {
+	    kind == JOB_LIST_IMAGES || kind == JOB_DOCTOR || kind == JOB_USAGE) {
 		for (struct job *q = t->head; q != NULL; q = q->next) {
 			if (job_same(q, j)) {
 				tui_unlock(t);
@@ -146,6 +148,10 @@ job_apply(struct tui *t, const struct job *j, long status, json_t *body)
 			    reply_message(body, status, msg, sizeof(msg)));
 		}
 		return;
+	case JOB_USAGE:
+		if (ok)
+			tui_model_set_usage(m, j->name, body, time_mono_ms());
+		return;
 	case JOB_NAT:
 		if (ok) {
 			json_t *spec = jobj(body, WIRE_SPEC);
@@ -183,6 +189,9 @@ job_run(struct tui *t, struct cli *c, const struct job *j)
 		break;
 	case JOB_DOCTOR:
 		path = xstrdup("/v1/doctor");
+		break;
+	case JOB_USAGE:
+		path = api_path("/v1/vms/", j->name, "/usage");
 		break;
 	case JOB_ACTION:
 		method = "POST";

@@ -181,6 +181,27 @@ tui_model_put_vm(struct tui_model *m, json_t *vm)
 }
 
 void
+tui_model_set_usage(struct tui_model *m, const char *name, json_t *u,
+    long long at_ms)
+{
+	struct tui_vm *v = tui_model_find(m, name);
+	double cpu = json_number_value(jobj(u, "cpu_seconds"));
+
+	if (v == NULL)
+		return;
+	if (!json_is_true(jobj(u, "running"))) {
+		v->usage_known = false;
+		return;
+	}
+	v->cpu_pct = v->usage_known && at_ms > v->cpu_at_ms && cpu >= v->cpu_s ?
+	    (cpu - v->cpu_s) * 100000.0 / (double)(at_ms - v->cpu_at_ms) : -1;
+	v->cpu_s = cpu;
+	v->cpu_at_ms = at_ms;
+	v->mem_bytes = json_integer_value(jobj(u, "memory_bytes"));
+	v->usage_known = true;
+}
+
+void
 tui_model_set_vms(struct tui_model *m, json_t *vms)
 {
 	struct tui_vm *old = m->vms;
@@ -212,6 +233,11 @@ tui_model_set_vms(struct tui_model *m, json_t *vms)
 			memcpy(v->op_done, old[k].op_done, sizeof(v->op_done));
 			v->op_progress = old[k].op_progress;
 			v->op_active = old[k].op_active;
+			v->usage_known = old[k].usage_known;
+			v->cpu_s = old[k].cpu_s;
+			v->cpu_at_ms = old[k].cpu_at_ms;
+			v->cpu_pct = old[k].cpu_pct;
+			v->mem_bytes = old[k].mem_bytes;
 			break;
 		}
 	}
@@ -409,9 +435,11 @@ tui_vm_cols(const struct tui_model *m, int width, struct tui_cols *c)
 	c->uptime = 8;
 	c->nat = 3;
 	c->image = 12;
+	c->cpu = 5;
+	c->mem = 7;
 	/* One space before each column (the first is the selection mark). */
 	used = 1 + c->name + 1 + c->state + 1 + c->ip + 1 + c->health + 1 +
-	    c->uptime + 1 + c->nat + 1 + c->image + 1;
+	    c->uptime + 1 + c->nat + 1 + c->image + 1 + c->cpu + 1 + c->mem + 1;
 	c->op = width - used;
 	if (c->op < 9)
 		c->op = 9;
@@ -453,6 +481,8 @@ tui_vm_header(const struct tui_cols *c, char *buf, int width)
 	p = cell(buf, p, width, "UPTIME", c->uptime);
 	p = cell(buf, p, width, "NAT", c->nat);
 	p = cell(buf, p, width, "IMAGE", c->image);
+	p = cell(buf, p, width, "CPU%", c->cpu);
+	p = cell(buf, p, width, "MEM", c->mem);
 	p = cell(buf, p, width, "OPERATION", c->op);
 	row_finish(buf, p, width);
 }
@@ -483,6 +513,24 @@ tui_vm_row(const struct tui_vm *vm, const struct tui_cols *c, long long now,
 	p = cell(buf, p, width, up, c->uptime);
 	p = cell(buf, p, width, vm->nat ? "on" : "off", c->nat);
 	p = cell(buf, p, width, vm->image[0] ? vm->image : "-", c->image);
+	bool up_now = vm->usage_known && (strcmp(vm->state, "running") == 0 ||
+	    strcmp(vm->state, "paused") == 0);
+	char cpu[16], mem[16];
+	if (up_now && vm->cpu_pct >= 0)
+		snprintf(cpu, sizeof(cpu), "%.0f", vm->cpu_pct);
+	else
+		snprintf(cpu, sizeof(cpu), "-");
+	if (!up_now)
+		snprintf(mem, sizeof(mem), "-");
+	else if (vm->mem_bytes >= 10LL << 30)
+		snprintf(mem, sizeof(mem), "%lldG", vm->mem_bytes >> 30);
+	else if (vm->mem_bytes >= 1LL << 30)
+		snprintf(mem, sizeof(mem), "%.1fG", (double)vm->mem_bytes /
+		    (1 << 30));
+	else
+		snprintf(mem, sizeof(mem), "%lldM", vm->mem_bytes >> 20);
+	p = cell(buf, p, width, cpu, c->cpu);
+	p = cell(buf, p, width, mem, c->mem);
 	p = cell(buf, p, width, op, c->op);
 	row_finish(buf, p, width);
 }

@@ -38,12 +38,14 @@ enum bn_code {
 	BN_ESNAP_EXISTS,    /* snapshot_exists 409 */
 	BN_ESNAP_UNUSABLE,  /* snapshot_unusable 409: bad checksum, other host */
 	BN_EUNSUPPORTED,    /* unsupported_by_vmm 409: this VM's VMM cannot */
+	BN_EPORT_TAKEN,     /* port_in_use 409: a host port already taken */
 	BN_ETOOBIG,         /* payload_too_large 413 */
 	BN_EMEDIA,          /* unsupported_media_type 415 */
 	BN_ELIMIT,          /* limit_reached 429 */
 	BN_EINTERNAL,       /* internal 500 */
 	BN_ESYS,            /* system 500 */
 	BN_EVMM,            /* vmm_error 502 */
+	BN_EGUEST_PORT,     /* guest_port_unreachable 502: nothing listens */
 	BN_EVMM_MISSING,    /* vmm_unavailable 503 */
 	BN_ETIMEOUT,        /* timeout 504 */
 	BN_ENOT_READY,      /* not_ready 504: a guest readiness check never passed */

@@ -6,14 +6,29 @@
 #define BANGER_MODEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
+
+#include "common/portspec.h"
 
 #define VM_NAME_MAX 64
 #define VM_ID_LEN 16
+#define VM_PORTS_MAX 16
 
 enum vm_state {
 	VM_CREATING, VM_STOPPED, VM_STARTING, VM_RUNNING, VM_STOPPING, VM_ERROR,
 	VM_PAUSED,   /* the VMM holds the vCPUs (QEMU on a full host disk) */
+};
+
+/* Limits on what a VM takes of the host (spec "limits"); 0 is none.
+ * cpus and memory_max_mib hold the VM's processes in a cgroup (v2); the
+ * rates limit each disk and each direction of the network in the VMM. */
+struct vm_limits {
+	double cpus;                 /* CPU time, in CPUs (cpu.max) */
+	int memory_max_mib;          /* guest memory and VMM (memory.max) */
+	long long disk_bytes_per_s;  /* per disk */
+	long long disk_ops_per_s;    /* per disk */
+	long long net_bytes_per_s;   /* per direction */
 };
 
 struct vm {
@@ -42,7 +57,17 @@ struct vm {
 	char stop_method[16];
 	int stop_ms;
 	char paused_reason[32];  /* with VM_PAUSED: host_disk_full */
+	/* Host ports bangerd forwards to the guest while it runs. */
+	struct vm_port ports[VM_PORTS_MAX];
+	int nports;
+	struct vm_limits limits;
 };
+
+/* The store's text for limits ("cpus=1.5,memory_max_mib=2048"; "" for
+ * none) and back (unknown keys are skipped). */
+void vm_limits_format(const struct vm_limits *l, char *buf, size_t len);
+void vm_limits_parse(const char *s, struct vm_limits *ret);
+bool vm_limits_any(const struct vm_limits *l);
 
 enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };
 

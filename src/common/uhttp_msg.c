@@ -179,6 +179,25 @@ value_is(const char *v, const char *word)
 	return *v == '\0';
 }
 
+bool
+uhttp_list_has(const char *list, const char *token)
+{
+	size_t n = strlen(token);
+
+	for (const char *p = list; *p; ) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		size_t len = strcspn(p, ",");
+		const char *next = p + len;
+		while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (len == n && strncasecmp(p, token, n) == 0)
+			return true;
+		p = next;
+	}
+	return false;
+}
+
 static int
 parse_request_line(char *line, struct uhttp_request *r)
 {
@@ -267,6 +286,19 @@ uhttp_parse_request(char *head, size_t max_body, struct uhttp_request *r)
 		    strncasecmp(hl, "expect", 6) == 0 &&
 		    value_is(colon + 1, "100-continue"))
 			r->expect_continue = true;
+		/* Several Connection lines make one list (RFC 9110 5.3). */
+		if ((size_t)(colon - hl) == 10 &&
+		    strncasecmp(hl, "connection", 10) == 0 &&
+		    uhttp_list_has(colon + 1, "upgrade"))
+			r->connection_upgrade = true;
+		/* So would several Upgrade lines, but one is kept: the rare
+		 * client that splits it is refused rather than half read. */
+		if ((size_t)(colon - hl) == 7 &&
+		    strncasecmp(hl, "upgrade", 7) == 0) {
+			if (r->upgrade != NULL)
+				return 400;
+			r->upgrade = colon + 1 + strspn(colon + 1, " \t");
+		}
 	}
 	/* RFC 9112 6.1: a message with both may be an attempt at request
 	 * smuggling; the server may reject it. */

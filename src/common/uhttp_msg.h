@@ -37,11 +37,17 @@ struct uhttp_request {
 	bool te_other;             /* another Transfer-Encoding (unsupported) */
 	bool expect_continue;      /* Expect: 100-continue */
 	bool http10;               /* HTTP/1.0: no chunked replies to it */
+	bool connection_upgrade;   /* Connection lists the token "upgrade" */
+	const char *upgrade;       /* the Upgrade header's value, or NULL */
 };
 /* Parse the NUL-terminated head (request line and header lines, up to and
  * with the blank line) in place.  0, or the HTTP status that rejects it:
- * 400 (malformed, a bad Content-Length, or one with a Transfer-Encoding),
- * 413 (a body above max_body), 505 (not HTTP/1.x). */
+ * 400 (malformed, a bad Content-Length, or one with a Transfer-Encoding,
+ * two Upgrade lines), 413 (a body above max_body), 505 (not HTTP/1.x). */
 int uhttp_parse_request(char *head, size_t max_body, struct uhttp_request *ret);
+/* Whether a header value that is a comma-separated list (RFC 9110 5.6.1:
+ * "keep-alive, Upgrade") holds token, ignoring case and the whitespace
+ * around the items. */
+bool uhttp_list_has(const char *list, const char *token);
 
 #endif

@@ -241,6 +241,35 @@ file_identity_hash(const char *path, const struct stat *st)
 	return h;
 }
 
+int
+file_read_small(const char *path, char *buf, size_t cap)
+{
+	size_t len = 0;
+	int fd;
+
+	if (cap == 0)
+		return -1;
+	buf[0] = '\0';
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	while (len < cap - 1) {
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			buf[0] = '\0';
+			return -1;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	buf[len] = '\0';
+	return 0;
+}
+
 ssize_t
 file_read_tail(const char *path, char *buf, size_t cap)
 {

@@ -54,6 +54,9 @@ int path_join(char *out, size_t outsz, struct bn_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 /* Read a whole small file (at most max bytes) into a NUL-terminated buffer. */
+/* The first cap-1 bytes of a file into buf, NUL-terminated (/proc and
+ * /sys files, whose sizes say nothing); 0, or -1 when it cannot be read. */
+int file_read_small(const char *path, char *buf, size_t cap);
 /* The last cap-1 bytes of a file into buf, NUL-terminated (logs, the
  * console); their count, or -1 when it cannot be read. */
 ssize_t file_read_tail(const char *path, char *buf, size_t cap);

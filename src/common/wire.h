@@ -43,6 +43,8 @@ void wire_socket_resolve(const char *flag, char *buf, size_t len);
 #define WIRE_MEMORY_MIB  "memory_mib"
 #define WIRE_DISK_GIB    "disk_gib"
 #define WIRE_NAT         "nat"
+#define WIRE_PORTS       "ports"    /* [{"host", "guest", "address"}] */
+#define WIRE_LIMITS      "limits"   /* {"cpus", "memory_max_mib", ...} */
 #define WIRE_TIMEOUT_S   "timeout_s"
 #define WIRE_ACTION      "action"
 #define WIRE_NAMES       "names"

@@ -102,6 +102,7 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 	p->cmdline = cmdline;
 	p->vcpus = vm->vcpus;
 	p->memory_mib = vm->memory_mib;
+	p->limits = &vm->limits;
 	p->cid = vm->cid;
 	p->api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 	return 0;
@@ -276,20 +277,30 @@ agent_poweroff(struct core *c, const struct vm *vm, const struct vmm_driver *drv
 	return 0;
 }
 
+unsigned
+agent_caps(struct core *c, const char *uds, bool *ret_reached)
+{
+	struct vsock_health h;
+
+	vsock_probe_health(uds, agent_port(c), 2000, &h);
+	unsigned caps = h.agent_caps;
+	if (ret_reached != NULL)
+		*ret_reached = h.status == VSOCK_HEALTH_OK ||
+		    h.status == VSOCK_HEALTH_DEGRADED;
+	vsock_health_clear(&h);
+	return caps;
+}
+
 int
 agent_set_clock(struct core *c, const struct vm *vm,
     const struct vmm_params *p, long long *ret_step_ms, struct bn_err *err)
 {
-	struct vsock_health h;
 	struct timespec now;
 	char body[64];
 	int status = 0;
 	json_t *doc = NULL;
 
-	vsock_probe_health(p->vsock_uds, agent_port(c), 2000, &h);
-	unsigned caps = h.agent_caps;
-	vsock_health_clear(&h);
-	if (!(caps & VSOCK_CAP_CLOCK))
+	if (!(agent_caps(c, p->vsock_uds, NULL) & VSOCK_CAP_CLOCK))
 		return bn_fail(err, BN_EVMM, 0, "vm '%s': its agent "
 		    "cannot set the clock (an image from before the clock "
 		    "route, or no agent answered)", vm->name);

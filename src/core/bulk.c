@@ -46,8 +46,9 @@ bulk_one_main(void *arg)
 		    core_vm_resume(o->c, name, &vm, &err);
 		vmj = rc == 0 ? vm_to_json(&vm) : NULL;
 	} else if (o->b->act == VM_ACT_SET) {
-		struct vm_patch p = { VM_SIZE_UNSET, VM_SIZE_UNSET, VM_SIZE_UNSET,
-			o->b->nat };
+		struct vm_patch p = { .vcpus = VM_SIZE_UNSET,
+			.memory_mib = VM_SIZE_UNSET, .disk_gib = VM_SIZE_UNSET,
+			.nat = o->b->nat };
 		struct vm vm;
 		vmj = core_vm_patch(o->c, name, &p, &vm, &err) == 0 ?
 		    vm_to_json(&vm) : NULL;

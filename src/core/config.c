@@ -51,6 +51,7 @@ static const struct cfg_entry config_table[] = {
 	{ "warm_default_image", NULL, CFG_ENUM, CSTR(warm_default_image), 0, 0,
 	    "off|on" },
 	{ "dns_port", NULL, CFG_INT, CINT(dns_port), 0, 65535, NULL },
+	{ "cgroup_root", NULL, CFG_STR, CSTR(cgroup_root), 0, 0, NULL },
 };
 
 static bool
@@ -153,6 +154,7 @@ config_defaults(struct config *cfg)
 	cfg->rootfs_spares = 1;
 	snprintf(cfg->warm_default_image, sizeof(cfg->warm_default_image), "off");
 	cfg->dns_port = 53;
+	snprintf(cfg->cgroup_root, sizeof(cfg->cgroup_root), "/sys/fs/cgroup");
 }
 
 void

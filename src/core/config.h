@@ -61,6 +61,9 @@ struct config {
 	 * snapshot, core/warm.c) in the background */
 	char warm_default_image[4];
 	int dns_port;              /* 0: no .vm DNS responder */
+	/* Where the cgroup v2 hierarchy is mounted: VMs' processes go to
+	 * banger.slice/vm-ID below it (limits, accounting). */
+	char cgroup_root[PATH_MAX];
 	struct legacy_keys legacy;
 };
 

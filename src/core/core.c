@@ -43,6 +43,9 @@ core_open(const struct config *cfg, const struct bundle *bundle,
 	pthread_cond_init(&c->ops_cond, NULL);
 	pthread_mutex_init(&c->ev_mu, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
+	metrics_init(c);
+	pthread_mutex_init(&c->fwd_mu, NULL);
+	pthread_cond_init(&c->fwd_cond, NULL);
 	if (mkdir_p(cfg->state_dir, 0700, err) < 0 ||
 	    path_join(path, sizeof(path), err, "%s/vms", cfg->state_dir) < 0 ||
 	    mkdir_p(path, 0700, err) < 0 ||
@@ -83,6 +86,7 @@ core_close(struct core *c)
 		return;
 	core_quiesce(c);
 	pthread_join(c->monitor, NULL);
+	fwd_shutdown(c);
 	spares_stop(c);
 	core_net_stop(c);
 	/* Let operations reach their end; VMM processes are detached and keep
@@ -114,6 +118,7 @@ core_close(struct core *c)
 	for (int i = 0; i < EVENT_RING; i++)
 		free(c->ring[i].frame);
 	store_close(c->store);
+	metrics_free(c);
 	free(c);
 }
 

@@ -26,6 +26,21 @@ const struct bundle *core_bundle(struct core *c);
 uint64_t core_generation(struct core *c);
 long long core_uptime_s(struct core *c);
 
+/* ---- ports: a connection to a guest's TCP port (forward.c) ---- */
+
+/* A raw byte stream to TCP port `port` on the guest's loopback, made by
+ * its agent over vsock.  BN_EGUEST_PORT when nothing listens there. */
+struct guest_conn;
+int core_vm_connect(struct core *c, const char *name, int port,
+    struct guest_conn **ret, struct bn_err *err);
+/* Relay between client_fd (its first npre bytes already read into pre)
+ * and the guest port until both sides are done, or the VM stops. */
+int core_guest_conn_relay(struct guest_conn *g, int client_fd,
+    const void *pre, size_t npre);
+void core_guest_conn_close(struct guest_conn *g);
+/* End every forward and relay (bangerd stops). */
+void core_forwards_stop(struct core *c);
+
 /* ---- VMs ---- */
 
 /* A size the request did not give: the default (create) or unchanged
@@ -41,11 +56,23 @@ struct vm_create_req {
 	/* "vm@snapshot": a clone of that snapshot instead of a boot of the
 	 * image (its image, vcpus, memory and disk are the snapshot's). */
 	const char *from;
+	/* Host ports forwarded to the guest while it runs. */
+	const struct vm_port *ports;
+	int nports;
+	struct vm_limits limits;            /* zeros: none */
 };
 
 struct vm_patch {
 	long long vcpus, memory_mib, disk_gib;  /* VM_SIZE_UNSET = unchanged */
 	int nat;                               /* -1 = unchanged */
+	/* With set_ports, the VM's forwarded ports become these (applied at
+	 * once while it runs). */
+	bool set_ports;
+	const struct vm_port *ports;
+	int nports;
+	/* With set_limits, the VM's limits become these (while stopped). */
+	bool set_limits;
+	struct vm_limits limits;
 };
 
 /* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off; PAUSE and
@@ -204,6 +231,15 @@ json_t *core_doctor(struct core *c);
 /* GET /v1/host: free, committed and reserved bytes of the state dir's
  * file system, and what each VM may still claim. */
 json_t *core_host_json(struct core *c, struct bn_err *err);
+/* GET /v1/vms/{name}/usage: what the VM's processes use now (usage.c). */
+json_t *core_vm_usage_json(struct core *c, const char *name,
+    struct bn_err *err);
+/* GET /v1/metrics: the Prometheus text (malloc'd), NULL when out of
+ * memory (metrics.c). */
+char *core_metrics_text(struct core *c, size_t *ret_len);
+/* One API request done: its method, route pattern and time taken. */
+void core_metrics_api(struct core *c, const char *method, const char *route,
+    long long us);
 /* Pause a running VM (paused_reason "user"). */
 int core_vm_pause(struct core *c, const char *name, struct vm *ret,
     struct bn_err *err);

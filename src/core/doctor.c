@@ -435,6 +435,10 @@ core_doctor(struct core *c)
 	check_vmm(checks, picked ? ch : NULL, &perr);
 	free(ch);
 	check_network(c, checks);
+	bool cg = cg_doctor(c, msg, sizeof(msg));
+	add(checks, "cgroups", "vm_limits", cg ? CHK_OK : CHK_WARN, msg, cg ? NULL :
+	    "boot with the unified cgroup hierarchy (systemd's default) or set "
+	    "cgroup_root in config.json");
 	if (c->bundle.found)
 		snprintf(msg, sizeof(msg), "%s/bundle.json", c->bundle.dir);
 	else

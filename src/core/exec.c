@@ -84,7 +84,6 @@ core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
 {
 	struct vm vm;
 	struct vmm_params p;
-	struct vsock_health h;
 	struct exec_stream *s;
 	char *target;
 
@@ -97,11 +96,8 @@ core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
 		    req->stdin_len, EXEC_STDIN_MAX);
 	if (vm_ctl_params(c, &vm, &p, err) < 0)
 		return -1;
-	vsock_probe_health(p.vsock_uds, agent_port(c), 2000, &h);
-	unsigned caps = h.agent_caps;
-	bool reached = h.status == VSOCK_HEALTH_OK ||
-	    h.status == VSOCK_HEALTH_DEGRADED;
-	vsock_health_clear(&h);
+	bool reached;
+	unsigned caps = agent_caps(c, p.vsock_uds, &reached);
 	if (!reached)
 		return bn_fail(err, BN_EVMM, 0, "vm '%s': its agent does not "
 		    "answer", name);
@@ -122,9 +118,7 @@ core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
 	}
 	if (s->vs.status != 200) {
 		char msg[256];
-		ssize_t n = vsock_stream_read(&s->vs, msg, sizeof(msg) - 1,
-		    time_mono_ms() + 1000, -1);
-		msg[n > 0 ? n : 0] = '\0';
+		vsock_stream_why(&s->vs, msg, sizeof(msg));
 		bn_fail(err, s->vs.status == 400 ? BN_EINVAL : BN_EVMM, 0,
 		    "vm '%s': the agent refused the command (%d): %s", name,
 		    s->vs.status, msg);

@@ -24,21 +24,13 @@ static int
 agent_refusal(struct vsock_stream *vs, const char *name, const char *path,
     struct bn_err *err)
 {
-	char msg[512];
-	ssize_t n = vsock_stream_read(vs, msg, sizeof(msg) - 1,
-	    time_mono_ms() + 1000, -1);
-	json_t *j;
-	const char *why;
+	char why[512];
 
-	msg[n > 0 ? n : 0] = '\0';
-	j = json_loads(msg, 0, NULL);
-	why = json_string_value(json_object_get(j, "error"));
+	vsock_stream_why(vs, why, sizeof(why));
 	enum bn_code code = vs->status == 404 ? BN_EGUEST_PATH :
 	    vs->status == 403 ? BN_EFORBIDDEN : vs->status == 400 ? BN_EINVAL :
 	    BN_EVMM;
-	bn_fail(err, code, 0, "vm '%s': %s: %s", name, path, why ? why : msg);
-	json_decref(j);
-	return -1;
+	return bn_fail(err, code, 0, "vm '%s': %s: %s", name, path, why);
 }
 
 /* The VM running with an agent that copies files, and the agent's
@@ -48,7 +40,6 @@ files_start(struct core *c, const char *name, const char *path,
     struct vmm_params *p, char **ret_target, struct bn_err *err)
 {
 	struct vm vm;
-	struct vsock_health h;
 	size_t len = 0;
 	bool first = true;
 
@@ -59,10 +50,7 @@ files_start(struct core *c, const char *name, const char *path,
 	if (vm_get_running(c, name, &vm, err) < 0 ||
 	    vm_ctl_params(c, &vm, p, err) < 0)
 		return -1;
-	vsock_probe_health(p->vsock_uds, agent_port(c), 2000, &h);
-	unsigned caps = h.agent_caps;
-	vsock_health_clear(&h);
-	if (!(caps & VSOCK_CAP_FILES)) {
+	if (!(agent_caps(c, p->vsock_uds, NULL) & VSOCK_CAP_FILES)) {
 		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot copy "
 		    "files (an image from before file copy, or no agent answered)",
 		    name);

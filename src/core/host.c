@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "common/util.h"
 
@@ -112,20 +113,62 @@ core_image_allocated(const struct image_view *iv)
 	    file_allocated(iv->img.work_seed) : 0);
 }
 
+/* What VMs ask of the host: those that run (or are paused, holding
+ * their memory) and all that exist. */
+static json_t *
+allocated_json(struct core *c, struct bn_err *err)
+{
+	struct vm *vms = NULL;
+	int n = 0;
+	long long run[3] = { 0 }, all[4] = { 0 };  /* vms, vcpus, mib, gib */
+
+	if (store_vm_list(c->store, &vms, &n, err) < 0)
+		return NULL;
+	for (int i = 0; i < n; i++) {
+		const struct vm *v = &vms[i];
+		all[0]++;
+		all[1] += v->vcpus;
+		all[2] += v->memory_mib;
+		all[3] += v->disk_gib;
+		if (v->state == VM_RUNNING || v->state == VM_PAUSED ||
+		    v->state == VM_STARTING || v->state == VM_STOPPING) {
+			run[0]++;
+			run[1] += v->vcpus;
+			run[2] += v->memory_mib;
+		}
+	}
+	free(vms);
+	return json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I}}",
+	    "running", "vms", (json_int_t)run[0], "vcpus", (json_int_t)run[1],
+	    "memory_mib", (json_int_t)run[2],
+	    "defined", "vms", (json_int_t)all[0], "vcpus", (json_int_t)all[1],
+	    "memory_mib", (json_int_t)all[2], "disk_gib", (json_int_t)all[3]);
+}
+
 json_t *
 core_host_json(struct core *c, struct bn_err *err)
 {
 	struct host_capacity hc;
-	json_t *per_vm = json_array();
+	struct statvfs vfs;
+	json_t *per_vm = json_array(), *alloc;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (core_host_capacity(c, &hc, per_vm, err) < 0) {
+	if (core_host_capacity(c, &hc, per_vm, err) < 0 ||
+	    (alloc = allocated_json(c, err)) == NULL) {
 		json_decref(per_vm);
 		return NULL;
 	}
-	return json_pack("{s:s, s:I, s:I, s:I, s:b, s:o}",
+	long long disk = statvfs(c->cfg.state_dir, &vfs) == 0 ?
+	    (long long)vfs.f_blocks * (long long)vfs.f_frsize : 0;
+	return json_pack("{s:s, s:I, s:I, s:I, s:b, s:o, "
+	    "s:{s:i, s:I, s:I, s:i}, s:o}",
 	    "state_dir", c->cfg.state_dir, "free_bytes", (json_int_t)hc.free,
 	    "committed_bytes", (json_int_t)hc.committed,
 	    "reserve_bytes", (json_int_t)hc.reserve,
 	    "overcommitted", hc.committed > hc.free - hc.reserve,
-	    "vms", per_vm);
+	    "vms", per_vm,
+	    "capacity", "vcpus", (int)(cpus > 0 ? cpus : 1),
+	    "memory_mib", (json_int_t)c->host_mem_mib,
+	    "disk_bytes", (json_int_t)disk, "max_vms", c->cfg.max_vms,
+	    "allocated", alloc);
 }

@@ -77,6 +77,15 @@ struct core {
 	struct dns_server *dns;
 	int64_t host_mem_mib;
 
+	struct metrics *metrics;   /* core/metrics.c */
+
+	/* forwarded host ports (core/forward.c) */
+	pthread_mutex_t fwd_mu;
+	pthread_cond_t fwd_cond;
+	struct fwd_listener *fwds;
+	struct fwd_conn *fwd_conns;
+	int nfwd_conns;
+
 	/* spare rootfs copies (core/spares.c) */
 	pthread_mutex_t spare_mu;
 	pthread_cond_t spare_cond;
@@ -86,6 +95,66 @@ struct core {
 	int spare_nwanted;
 	char spare_wanted[SPARE_WANTED_MAX][PATH_MAX];  /* most recent first */
 };
+
+/* ---- usage.c: what a running VM uses ---- */
+
+struct vm_usage {
+	bool running;              /* its VMM is alive (else all zero) */
+	int processes;             /* counted: the VMM, below it, helpers */
+	double cpu_seconds;        /* user + system */
+	long long memory_bytes;    /* resident */
+	long long disk_read_bytes, disk_write_bytes;
+	long long net_to_guest_bytes, net_from_guest_bytes;
+	long long net_to_guest_packets, net_from_guest_packets;
+};
+void vm_usage_read(struct core *c, const struct vm *vm, struct vm_usage *u);
+
+/* ---- cgroup.c: a VM's processes in a cgroup, its limits ---- */
+
+/* limits against the VM's vcpus and memory (BN_EINVAL). */
+int vm_limits_check(struct core *c, const struct vm *vm, struct bn_err *err);
+/* Move pids into the VM's cgroup with its cpu and memory limits; without
+ * cgroup v2 nothing, unless the VM has such limits (BN_EUNSUPPORTED). */
+int cg_place(struct core *c, const struct vm *vm, const pid_t *pids, int n,
+    struct bn_err *err);
+/* Remove the VM's cgroup (its processes gone). */
+void cg_remove(struct core *c, const struct vm *vm);
+/* Its path in buf; whether it exists. */
+bool cg_path(struct core *c, const struct vm *vm, char *buf, size_t len);
+/* Whether VM limits can be kept here, and a line saying so. */
+bool cg_doctor(struct core *c, char *msg, size_t len);
+
+/* ---- metrics.c ---- */
+void metrics_init(struct core *c);
+void metrics_free(struct core *c);
+void metrics_op_done(struct core *c, const char *kind, bool ok, long long ms);
+
+/* ---- forward.c: the host ports of running VMs ---- */
+
+/* Listen on vm's ports (vm->ports) and on nothing else for vm: new ones
+ * are bound first, so that a port in use (BN_EPORT_TAKEN) changes
+ * nothing; dropped ones stop, and a kept one takes its new guest port. */
+int fwd_apply(struct core *c, const struct vm *vm, struct bn_err *err);
+#define FWD_DIAL_MS 5000    /* vsock dial and the agent's answer */
+
+/* A relay listed so that fwd_close() can end it (shut down both fds). */
+struct fwd_conn {
+	char vm[VM_NAME_MAX];
+	int host_fd, guest_fd;
+	struct fwd_conn *next;
+};
+void fwd_conn_list(struct core *c, struct fwd_conn *fc);
+/* Unlisted before its fds close (a reused number is never shut down). */
+void fwd_conn_unlist(struct core *c, struct fwd_conn *fc);
+/* Stop listening for vm (every VM with NULL) and end its relays. */
+void fwd_close(struct core *c, const char *vm);
+bool fwd_listening(struct core *c, const char *vm, const struct vm_port *p);
+/* Ports for VM name: at most VM_PORTS_MAX, valid, none twice
+ * (BN_EINVAL), none another VM forwards (BN_EPORT_TAKEN). */
+int vm_ports_check(struct core *c, const char *name,
+    const struct vm_port *ports, int n, struct bn_err *err);
+/* At bangerd's stop: fwd_close(NULL) and wait for the relays' threads. */
+void fwd_shutdown(struct core *c);
 
 /* Per-VM serialization: actions on one VM run one at a time. */
 void vm_lock(struct core *c, const char *name);
@@ -171,6 +240,9 @@ int vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
     const struct vmm_choice *ch, struct vmm_params *p, char *cmdline,
     size_t cmdsz, struct bn_err *err);
 unsigned agent_port(struct core *c);
+/* Ask the agent behind uds what it can do: its VSOCK_CAP_* bits (0 when
+ * nothing answered; *ret_reached, when given, says whether it did). */
+unsigned agent_caps(struct core *c, const char *uds, bool *ret_reached);
 /* May bangerd connect to the VM's vsock yet (vmm.h vsock_ready)? */
 bool vsock_may_dial(const struct vm *vm, const struct vmm_params *p);
 /* Wait until the guest agent says the VM is ready, the VMM dies, the op

@@ -33,6 +33,7 @@ boot_failed(struct life *l, const struct bn_err *why)
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state(l->c, vm, VM_STOPPED);
+	cg_remove(l->c, vm);
 }
 
 int
@@ -77,6 +78,19 @@ spawn_run(struct life *l, struct bn_err *err)
 	vm->pid = l->pid;
 	vm_set_state(l->c, vm, l->booting);
 	return 0;
+}
+
+/* The VMM (and helpers) into the VM's cgroup, before the guest boots. */
+int
+cgroup_run(struct life *l, struct bn_err *err)
+{
+	const struct vmm_driver *drv = l->req->choice.drv;
+	pid_t pids[8] = { l->pid };
+	int n = 1;
+
+	if (drv->helpers != NULL)
+		n += drv->helpers(&l->p, pids + 1, 7);
+	return cg_place(l->c, &l->vm, pids, n, err);
 }
 
 void
@@ -162,6 +176,30 @@ nat_run(struct life *l, struct bn_err *err)
 	return 0;
 }
 
+/* A VM's forwarded host ports are bound before it boots, so that a port
+ * taken on the host fails the start at once; connections before the
+ * agent answers are reset. */
+bool
+has_ports(const struct life *l)
+{
+	return l->vm.nports > 0;
+}
+
+int
+ports_run(struct life *l, struct bn_err *err)
+{
+	if (fwd_apply(l->c, &l->vm, err) < 0)
+		return bn_err_prefix(err, "ports");
+	return 0;
+}
+
+void
+ports_undo(struct life *l, const struct bn_err *why)
+{
+	(void)why;
+	fwd_close(l->c, l->vm.name);
+}
+
 /* ---- stop ---- */
 
 bool
@@ -230,6 +268,9 @@ halt_undo(struct life *l, const struct bn_err *why)
 	vmm_by_name(vm->vmm)->kill(&l->p, 0);
 	vm->pid = 0;
 	core_net_vm_down(l->c, vm);
+	/* Its host ports close with it, its cgroup goes. */
+	fwd_close(l->c, vm->name);
+	cg_remove(l->c, vm);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state(l->c, vm, VM_STOPPED);
@@ -301,6 +342,9 @@ halt_end_run(struct life *l, struct bn_err *err)
 		log_warnx("vm '%s': %s", vm->name, err->msg);
 	vm->pid = 0;
 	core_net_vm_down(l->c, vm);
+	/* Its host ports close with it, its cgroup goes. */
+	fwd_close(l->c, vm->name);
+	cg_remove(l->c, vm);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state_ev(l->c, vm, VM_STOPPED, json_pack("{s:o}", "stop", stop));

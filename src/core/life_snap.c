@@ -289,6 +289,8 @@ discard_run(struct life *l, struct bn_err *err)
 	vm->pid = 0;
 	vm->paused_reason[0] = '\0';
 	core_net_vm_down(l->c, vm);
+	fwd_close(l->c, vm->name);
+	cg_remove(l->c, vm);
 	snprintf(vm->health, sizeof(vm->health), "unknown");
 	time_rfc3339(vm->stopped_at);
 	vm_set_state_ev(l->c, vm, VM_STOPPED, json_pack("{s:s}", "reason",
@@ -487,16 +489,12 @@ clone_disks_undo(struct life *l, const struct bn_err *why)
 int
 reidentify_run(struct life *l, struct bn_err *err)
 {
-	struct vsock_health h;
 	char machine_id[33], seed[129], body[512];
 	struct in_addr mask;
 	int status = 0, prefix = 0;
 	json_t *doc = NULL;
 
-	vsock_probe_health(l->p.vsock_uds, agent_port(l->c), 2000, &h);
-	unsigned caps = h.agent_caps;
-	vsock_health_clear(&h);
-	if (!(caps & VSOCK_CAP_IDENTITY)) {
+	if (!(agent_caps(l->c, l->p.vsock_uds, NULL) & VSOCK_CAP_IDENTITY)) {
 		bn_fail(err, BN_EUNSUPPORTED, 0, "the agent of image '%s' cannot "
 		    "give a clone its own identity (it predates POST /identity)",
 		    l->vm.image);

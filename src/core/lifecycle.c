@@ -159,8 +159,10 @@ remove_run(struct life *l, struct bn_err *err)
 
 #define BOOT_STEPS(base) \
 	{ "boot", NULL, 0, false, NULL, boot_begin_run, boot_failed }, \
+	{ "ports", NULL, 0, false, has_ports, ports_run, ports_undo }, \
 	{ "network", "network", (base), false, NULL, network_run, network_undo }, \
 	{ "spawn_vmm", "spawn_vmm", (base) + 5, false, NULL, spawn_run, spawn_undo }, \
+	{ "cgroup", NULL, 0, false, NULL, cgroup_run, NULL }, \
 	{ "configure", "configure", (base) + 10, false, NULL, configure_run, NULL }, \
 	{ "instance_start", "instance_start", (base) + 20, false, NULL, \
 	    instance_start_run, NULL }, \
@@ -226,8 +228,10 @@ static const struct step restore_steps[] = {
 	{ "restore_disks", "restore_disks", 20, false, NULL, restore_disks_run,
 	    restore_disks_undo },
 	{ "boot", NULL, 0, false, NULL, boot_begin_run, boot_failed },
+	{ "ports", NULL, 0, false, has_ports, ports_run, ports_undo },
 	{ "network", "network", 40, false, NULL, network_run, network_undo },
 	{ "spawn_vmm", "spawn_vmm", 45, false, NULL, spawn_run, spawn_undo },
+	{ "cgroup", NULL, 0, false, NULL, cgroup_run, NULL },
 	{ "load", "load", 50, false, NULL, load_run, NULL },
 	{ "wait_health", "wait_health", 70, false, NULL, wait_health_run, NULL },
 	{ "clock", NULL, 0, false, NULL, clock_run, NULL },
@@ -245,8 +249,10 @@ static const struct step clone_steps[] = {
 	{ "clone_disks", "clone_disks", 15, false, NULL, clone_disks_run,
 	    clone_disks_undo },
 	{ "boot", NULL, 0, false, NULL, boot_begin_run, boot_failed },
+	{ "ports", NULL, 0, false, has_ports, ports_run, ports_undo },
 	{ "network", "network", 40, false, NULL, network_run, network_undo },
 	{ "spawn_vmm", "spawn_vmm", 45, false, NULL, spawn_run, spawn_undo },
+	{ "cgroup", NULL, 0, false, NULL, cgroup_run, NULL },
 	{ "load", "load", 50, false, NULL, load_run, NULL },
 	{ "wait_health", "wait_health", 70, false, NULL, wait_health_run, NULL },
 	{ "reidentify", "reidentify", 85, false, NULL, reidentify_run, NULL },

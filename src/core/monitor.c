@@ -88,6 +88,9 @@ core_reconcile(struct core *c)
 			}
 			log_info("reconcile: adopted vm '%s' (pid %d)", vm->name,
 			    (int)vm->pid);
+			if (vm->nports > 0 && fwd_apply(c, vm, &err) < 0)
+				log_warnx("reconcile: vm '%s': %s", vm->name,
+				    err.msg);
 			continue;
 		}
 		if (vm->state == VM_STOPPED && vm->pid == 0)
@@ -186,6 +189,8 @@ core_monitor_main(void *arg)
 					vmm_by_name(vm.vmm)->kill(&p, 0);
 				vm.pid = 0;
 				core_net_vm_down(c, &vm);
+				fwd_close(c, vm.name);
+				cg_remove(c, &vm);
 				snprintf(vm.health, sizeof(vm.health), "unknown");
 				snprintf(vm.last_error, sizeof(vm.last_error),
 				    "the VMM exited (guest shut down or crashed)");

@@ -119,8 +119,10 @@ op_thread_main(void *arg)
 	struct op_row snap;
 
 	result = t->fn(c, op, t->arg, &err);
+	long long took = time_mono_ms() - op->started_ms;
 	log_debug("operation %s: %s after %lld ms", op->row.id,
-	    result ? "done" : "failed", time_mono_ms() - op->started_ms);
+	    result ? "done" : "failed", took);
+	metrics_op_done(c, op->row.kind, result != NULL, took);
 	pthread_mutex_lock(&c->ops_mu);
 	time_rfc3339(op->row.finished_at);
 	if (result != NULL) {

@@ -36,18 +36,53 @@ vm_last_stop_json(const struct vm *vm)
 	    "method", vm->stop_method, "duration_ms", vm->stop_ms, "summary", sum);
 }
 
+static json_t *
+vm_ports_json(const struct vm *vm)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < vm->nports; i++)
+		json_array_append_new(a, json_pack("{s:i, s:i, s:s}", "host",
+		    vm->ports[i].host, "guest", vm->ports[i].guest, "address",
+		    vm->ports[i].addr));
+	return a;
+}
+
+static json_t *
+vm_limits_json(const struct vm_limits *l)
+{
+	json_t *j = json_object();
+
+	if (l->cpus > 0)
+		json_object_set_new(j, "cpus", json_real(l->cpus));
+	if (l->memory_max_mib > 0)
+		json_object_set_new(j, "memory_max_mib",
+		    json_integer(l->memory_max_mib));
+	if (l->disk_bytes_per_s > 0)
+		json_object_set_new(j, "disk_bytes_per_s",
+		    json_integer(l->disk_bytes_per_s));
+	if (l->disk_ops_per_s > 0)
+		json_object_set_new(j, "disk_ops_per_s",
+		    json_integer(l->disk_ops_per_s));
+	if (l->net_bytes_per_s > 0)
+		json_object_set_new(j, "net_bytes_per_s",
+		    json_integer(l->net_bytes_per_s));
+	return j;
+}
+
 json_t *
 vm_to_json(const struct vm *vm)
 {
 	char dns[VM_NAME_MAX + 4];
 
 	snprintf(dns, sizeof(dns), "%s.vm", vm->name);
-	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b}, "
+	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b, s:o, s:o}, "
 	    "s:{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o, "
 	    "s:o, s:o}}",
 	    "name", vm->name, "id", vm->id,
 	    "spec", "image", vm->image, "vcpus", vm->vcpus, "memory_mib",
 	    vm->memory_mib, "disk_gib", vm->disk_gib, "nat", vm->nat,
+	    "ports", vm_ports_json(vm), "limits", vm_limits_json(&vm->limits),
 	    "status", "state", vm_state_name(vm->state),
 	    "ip", json_str_or_null(vm->ip),
 	    "dns_name", vm->ip[0] ? json_string(dns) : json_null(),

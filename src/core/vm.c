@@ -172,7 +172,8 @@ vm_create_prepare(struct core *c, const struct vm_create_req *req,
 		return bn_fail(err, BN_EINVAL, 0, "a create needs a name");
 	if (name_check("vm", req->name, err) < 0 ||
 	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, req->from == NULL,
-	    err) < 0)
+	    err) < 0 ||
+	    vm_ports_check(c, req->name, req->ports, req->nports, err) < 0)
 		return -1;
 	struct life_req *lr = xcalloc(1, sizeof(*lr));
 	struct image_view *ivp = &lr->iv;
@@ -234,6 +235,13 @@ checked:
 	vmp->memory_mib = (int)memory_mib;
 	vmp->disk_gib = (int)disk_gib;
 	vmp->nat = req->nat;
+	vmp->limits = req->limits;
+	if (vm_limits_check(c, vmp, err) < 0)
+		goto fail;
+	vmp->nports = req->nports;
+	if (req->nports > 0)
+		memcpy(vmp->ports, req->ports, sizeof(*req->ports) *
+		    (size_t)req->nports);
 	vmp->state = VM_CREATING;
 	snprintf(vmp->health, sizeof(vmp->health), "unknown");
 	time_rfc3339(vmp->created_at);
@@ -319,27 +327,37 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *req,
 	    disk_gib = req->disk_gib;
 
 	if (name_check("vm", name, err) < 0 ||
-	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, false, err) < 0)
+	    vm_sizes(c, &vcpus, &memory_mib, &disk_gib, false, err) < 0 ||
+	    (req->set_ports && vm_ports_check(c, name, req->ports, req->nports,
+	    err) < 0))
 		return -1;
 	/* 0 = unchanged from here on. */
-	const struct vm_patch pv = {
-		vcpus == VM_SIZE_UNSET ? 0 : vcpus,
-		memory_mib == VM_SIZE_UNSET ? 0 : memory_mib,
-		disk_gib == VM_SIZE_UNSET ? 0 : disk_gib,
-		req->nat,
-	};
+	struct vm_patch pv = *req;
+	pv.vcpus = vcpus == VM_SIZE_UNSET ? 0 : vcpus;
+	pv.memory_mib = memory_mib == VM_SIZE_UNSET ? 0 : memory_mib;
+	pv.disk_gib = disk_gib == VM_SIZE_UNSET ? 0 : disk_gib;
 	const struct vm_patch *p = &pv;
 	vm_lock(c, name);
 	if (store_vm_get(c->store, name, &vm, err) < 0)
 		goto out;
-	bool sizing = p->vcpus || p->memory_mib || p->disk_gib;
+	bool sizing = p->vcpus || p->memory_mib || p->disk_gib || p->set_limits;
 	if (sizing && vm.state != VM_STOPPED) {
-		bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is %s; vcpus, memory and "
-		    "disk change only while it is stopped", name,
+		bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is %s; vcpus, memory, "
+		    "disk and limits change only while it is stopped", name,
 		    vm_state_name(vm.state));
 		bn_err_hint(err, "banger vm stop %s", name);
 		goto out;
 	}
+	/* The new sizes against the limits, before anything changes. */
+	struct vm want = vm;
+	if (p->vcpus)
+		want.vcpus = (int)p->vcpus;
+	if (p->memory_mib)
+		want.memory_mib = (int)p->memory_mib;
+	if (p->set_limits)
+		want.limits = p->limits;
+	if (vm_limits_check(c, &want, err) < 0)
+		goto out;
 	if (p->disk_gib && p->disk_gib < vm.disk_gib) {
 		bn_fail(err, BN_EINVAL, 0, "disk_gib can only grow (now %d)",
 		    vm.disk_gib);
@@ -365,6 +383,18 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *req,
 		vm.memory_mib = (int)p->memory_mib;
 	if (p->nat >= 0)
 		vm.nat = p->nat != 0;
+	if (p->set_limits)
+		vm.limits = p->limits;
+	if (p->set_ports) {
+		vm.nports = p->nports;
+		if (p->nports > 0)
+			memcpy(vm.ports, p->ports, sizeof(*p->ports) *
+			    (size_t)p->nports);
+		/* A port in use fails the patch before anything changed. */
+		if ((vm.state == VM_RUNNING || vm.state == VM_PAUSED) &&
+		    fwd_apply(c, &vm, err) < 0)
+			goto out;
+	}
 	time_rfc3339(vm.updated_at);
 	if (store_vm_update(c->store, &vm, err) < 0)
 		goto out;

@@ -98,6 +98,11 @@ const char *const store_migrations[] = {
 	"  bytes INTEGER NOT NULL DEFAULT 0,"
 	"  image_id TEXT NOT NULL,"
 	"  created_at TEXT NOT NULL);",
+	/* 8: the host ports forwarded to each VM, "[ADDR:]HOST:GUEST" joined
+	 * by commas (portspec.h). */
+	"ALTER TABLE vms ADD COLUMN ports TEXT NOT NULL DEFAULT '';",
+	/* 9: each VM's limits, "key=value" joined by commas (model.c). */
+	"ALTER TABLE vms ADD COLUMN limits TEXT NOT NULL DEFAULT '';",
 };
 
 const size_t store_nmigrations = sizeof(store_migrations) /

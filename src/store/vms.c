@@ -9,10 +9,40 @@
 #define VM_COLS "id, name, image, vcpus, memory_mib, disk_gib, nat, state, vmm, " \
 	"pid, cid, health, last_error, created_at, started_at, stopped_at, " \
 	"updated_at, tap, accel, accel_reason, stop_result, stop_method, stop_ms, " \
-	"paused_reason"
+	"paused_reason, ports, limits"
 /* Read-only: the lease is stored in its own table. */
 #define VM_SELECT "SELECT " VM_COLS ", coalesce((SELECT ip FROM leases WHERE " \
 	"leases.vm_id = vms.id), '') FROM vms"
+
+/* The ports column: port_format()s joined by commas.  An entry that does
+ * not parse (never written by us) is skipped. */
+static void
+ports_encode(const struct vm *vm, char *buf, size_t len)
+{
+	size_t off = 0;
+
+	buf[0] = '\0';
+	for (int i = 0; i < vm->nports && off < len; i++) {
+		char one[96];
+		port_format(&vm->ports[i], one, sizeof(one));
+		off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+		    one);
+	}
+}
+
+static void
+ports_decode(const char *s, struct vm *vm)
+{
+	const char *why;
+
+	vm->nports = 0;
+	while (s != NULL && *s != '\0' && vm->nports < VM_PORTS_MAX) {
+		size_t n = strcspn(s, ",");
+		if (port_parse(s, n, &vm->ports[vm->nports], &why) == 0)
+			vm->nports++;
+		s += n + (s[n] == ',');
+	}
+}
 
 static void
 vm_from_row(sqlite3_stmt *st, struct vm *vm)
@@ -46,12 +76,16 @@ vm_from_row(sqlite3_stmt *st, struct vm *vm)
 	col_text(st, 21, vm->stop_method, sizeof(vm->stop_method));
 	vm->stop_ms = sqlite3_column_int(st, 22);
 	col_text(st, 23, vm->paused_reason, sizeof(vm->paused_reason));
-	col_text(st, 24, vm->ip, sizeof(vm->ip));
+	ports_decode((const char *)sqlite3_column_text(st, 24), vm);
+	vm_limits_parse((const char *)sqlite3_column_text(st, 25), &vm->limits);
+	col_text(st, 26, vm->ip, sizeof(vm->ip));
 }
 
 static void
 vm_bind(sqlite3_stmt *st, const struct vm *vm)
 {
+	char ports[VM_PORTS_MAX * 96], limits[256];
+
 	sqlite3_bind_text(st, 1, vm->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, vm->name, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, vm->image, -1, SQLITE_STATIC);
@@ -76,6 +110,10 @@ vm_bind(sqlite3_stmt *st, const struct vm *vm)
 	sqlite3_bind_text(st, 22, vm->stop_method, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 23, vm->stop_ms);
 	sqlite3_bind_text(st, 24, vm->paused_reason, -1, SQLITE_STATIC);
+	ports_encode(vm, ports, sizeof(ports));
+	sqlite3_bind_text(st, 25, ports, -1, SQLITE_TRANSIENT);
+	vm_limits_format(&vm->limits, limits, sizeof(limits));
+	sqlite3_bind_text(st, 26, limits, -1, SQLITE_TRANSIENT);
 }
 
 static int
@@ -94,7 +132,7 @@ store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err)
 	bool taken;
 
 	if (stmt_prepare(s, "INSERT INTO vms (" VM_COLS ") VALUES "
-	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
+	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
 	    "prepare insert vm", err) < 0)
 		return -1;
 	vm_bind(st, vm);
@@ -139,7 +177,7 @@ store_vm_update(struct store *s, const struct vm *vm, struct bn_err *err)
 	    "pid=?10, cid=?11, health=?12, last_error=?13, created_at=?14, "
 	    "started_at=?15, stopped_at=?16, updated_at=?17, tap=?18, accel=?19, "
 	    "accel_reason=?20, stop_result=?21, stop_method=?22, stop_ms=?23, "
-	    "paused_reason=?24 WHERE id=?1", &st, "prepare update vm", err) < 0)
+	    "paused_reason=?24, ports=?25, limits=?26 WHERE id=?1", &st, "prepare update vm", err) < 0)
 		return -1;
 	vm_bind(st, vm);
 	if ((n = stmt_done(s, st, "update vm", NULL, err)) <= 0)

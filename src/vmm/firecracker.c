@@ -159,6 +159,38 @@ fc_logger(const struct vmm_params *p, struct bn_err *err)
 	    "show_log_origin", 0), err);
 }
 
+
+/* A token bucket per second (Firecracker's RateLimiter): bytes and/or
+ * operations, each refilled every 1000 ms; 0 leaves one out. */
+static json_t *
+rate_limiter(long long bytes, long long ops)
+{
+	json_t *rl = json_object();
+
+	if (bytes > 0)
+		json_object_set_new(rl, "bandwidth", json_pack("{s:I, s:i}",
+		    "size", (json_int_t)bytes, "refill_time", 1000));
+	if (ops > 0)
+		json_object_set_new(rl, "ops", json_pack("{s:I, s:i}", "size",
+		    (json_int_t)ops, "refill_time", 1000));
+	return rl;
+}
+
+static json_t *
+drive_body(const struct vmm_params *p, const char *id, const char *path,
+    int root)
+{
+	json_t *d = json_pack("{s:s, s:s, s:b, s:b}", "drive_id", id,
+	    "path_on_host", vm_file(p, path), "is_root_device", root,
+	    "is_read_only", 0);
+	const struct vm_limits *l = p->limits;
+
+	if (l != NULL && (l->disk_bytes_per_s > 0 || l->disk_ops_per_s > 0))
+		json_object_set_new(d, "rate_limiter",
+		    rate_limiter(l->disk_bytes_per_s, l->disk_ops_per_s));
+	return d;
+}
+
 static int
 fc_configure(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 {
@@ -177,20 +209,24 @@ fc_configure(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 		json_object_set_new(boot, "initrd_path", json_string(p->initrd));
 	if (fc_put(p, "/boot-source", boot, err) < 0)
 		return -1;
-	if (fc_put(p, "/drives/rootfs", json_pack("{s:s, s:s, s:b, s:b}",
-	    "drive_id", "rootfs", "path_on_host", vm_file(p, p->rootfs),
-	    "is_root_device", 1,
-	    "is_read_only", 0), err) < 0)
+	if (fc_put(p, "/drives/rootfs", drive_body(p, "rootfs", p->rootfs, 1),
+	    err) < 0 ||
+	    fc_put(p, "/drives/work", drive_body(p, "work", p->workdisk, 0),
+	    err) < 0)
 		return -1;
-	if (fc_put(p, "/drives/work", json_pack("{s:s, s:s, s:b, s:b}",
-	    "drive_id", "work", "path_on_host", vm_file(p, p->workdisk),
-	    "is_root_device", 0,
-	    "is_read_only", 0), err) < 0)
-		return -1;
-	if (p->tap != NULL && fc_put(p, "/network-interfaces/eth0",
-	    json_pack("{s:s, s:s, s:s}", "iface_id", "eth0", "host_dev_name", p->tap,
-	    "guest_mac", p->mac), err) < 0)
-		return -1;
+	if (p->tap != NULL) {
+		json_t *net = json_pack("{s:s, s:s, s:s}", "iface_id", "eth0",
+		    "host_dev_name", p->tap, "guest_mac", p->mac);
+		long long bps = p->limits != NULL ? p->limits->net_bytes_per_s : 0;
+		if (bps > 0) {
+			json_object_set_new(net, "rx_rate_limiter",
+			    rate_limiter(bps, 0));
+			json_object_set_new(net, "tx_rate_limiter",
+			    rate_limiter(bps, 0));
+		}
+		if (fc_put(p, "/network-interfaces/eth0", net, err) < 0)
+			return -1;
+	}
 	/* Firecracker binds uds_path while handling this call. */
 	unlink(p->vsock_uds);
 	return fc_put(p, "/vsock", json_pack("{s:i, s:s}", "guest_cid", (int)p->cid,

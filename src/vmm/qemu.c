@@ -167,6 +167,20 @@ qemu_cleanup(const struct vmm_params *p, bool hard)
 	qemu_unlink_sockets(p, &f);
 }
 
+static int
+qemu_helpers(const struct vmm_params *p, pid_t *out, int max)
+{
+	struct qemu_files f;
+	struct bn_err ignored;
+	pid_t pid;
+
+	if (max < 1 || qemu_files(p->vmdir, &f, &ignored) < 0 ||
+	    (pid = helper_pid_read(&f)) <= 0)
+		return 0;
+	out[0] = pid;
+	return 1;
+}
+
 /* ---------- may bangerd connect to the guest's vsock yet? ---------- */
 
 /* vhost-device-vsock 0.3.0 loses its vsock for good when a host connection
@@ -715,4 +729,5 @@ const struct vmm_driver vmm_qemu = {
 	.vsock_ready = qemu_vsock_ready,
 	.version = qemu_version,
 	.snapshot_blocked = qemu_snapshot_blocked,
+	.helpers = qemu_helpers,
 };

@@ -74,6 +74,21 @@ qemu_build_argv(const struct vmm_params *p, const struct qemu_opts *o,
 		return bn_fail(err, BN_EINVAL, 0, "qemu: incomplete vm parameters");
 	if (qemu_files(p->vmdir, &f, err) < 0)
 		return -1;
+	const struct vm_limits *l = p->limits;
+	if (l != NULL && l->net_bytes_per_s > 0) {
+		bn_fail(err, BN_EUNSUPPORTED, 0, "QEMU cannot limit a VM's network "
+		    "rate (limits.net_bytes_per_s)");
+		return bn_err_hint(err, "drop limits.net_bytes_per_s, or run the "
+		    "VM on Firecracker");
+	}
+	/* Disk rates: QEMU's block throttling, per drive. */
+	char thr[96] = "";
+	if (l != NULL && l->disk_bytes_per_s > 0)
+		snprintf(thr, sizeof(thr), ",throttling.bps-total=%lld",
+		    l->disk_bytes_per_s);
+	if (l != NULL && l->disk_ops_per_s > 0)
+		snprintf(thr + strlen(thr), sizeof(thr) - strlen(thr),
+		    ",throttling.iops-total=%lld", l->disk_ops_per_s);
 
 	av_addf(a, "%s", p->binary);
 	if (p->vm_id != NULL && *p->vm_id) {
@@ -127,14 +142,16 @@ qemu_build_argv(const struct vmm_params *p, const struct qemu_opts *o,
 	 * errors are reported to the guest. */
 	av_addf(a, "-drive");
 	av_addf(a, "id=rootfs,file=%s,format=raw,if=none,cache=%s,aio=threads,"
-	    "werror=enospc,rerror=report",
-	    av_esc(a, e1, sizeof(e1), p->rootfs), o->direct_root ? "none" : "writeback");
+	    "werror=enospc,rerror=report%s",
+	    av_esc(a, e1, sizeof(e1), p->rootfs), o->direct_root ? "none" :
+	    "writeback", thr);
 	av_addf(a, "-device");
 	av_addf(a, "virtio-blk-device,drive=rootfs");
 	av_addf(a, "-drive");
 	av_addf(a, "id=work,file=%s,format=raw,if=none,cache=%s,aio=threads,"
-	    "werror=enospc,rerror=report",
-	    av_esc(a, e1, sizeof(e1), p->workdisk), o->direct_work ? "none" : "writeback");
+	    "werror=enospc,rerror=report%s",
+	    av_esc(a, e1, sizeof(e1), p->workdisk), o->direct_work ? "none" :
+	    "writeback", thr);
 	av_addf(a, "-device");
 	av_addf(a, "virtio-blk-device,drive=work");
 

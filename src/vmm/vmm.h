@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "common/model.h"
 
 struct vmm_params {
 	const char *vm_id;          /* 16 hex chars, also the VMM's --id */
@@ -31,6 +32,9 @@ struct vmm_params {
 	const char *tap;            /* NULL until networking provides one */
 	const char *mac;
 	int api_timeout_ms;
+	/* The VM's limits (its disk and network rates are the VMM's to
+	 * keep); NULL: none. */
+	const struct vm_limits *limits;
 	/* QEMU driver only. */
 	const char *vsock_helper;   /* vhost-device-vsock executable (resolved) */
 	bool kvm;                   /* -accel kvm -cpu host; else TCG, -cpu max */
@@ -89,6 +93,10 @@ struct vmm_driver {
 	 * snapshot with p's TAP and vsock socket, and let the guest run. */
 	int (*restore)(const struct vmm_params *p, pid_t pid, const char *state,
 	    const char *mem, struct bn_err *err);
+	/* The VM's processes besides the VMM and its children (QEMU's vsock
+	 * helper, which bangerd starts): at most max into out, how many.
+	 * NULL: none. */
+	int (*helpers)(const struct vmm_params *p, pid_t *out, int max);
 };
 
 extern const struct vmm_driver vmm_firecracker;

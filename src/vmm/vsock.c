@@ -363,6 +363,7 @@ static const struct {
 	{ "identity", VSOCK_CAP_IDENTITY },
 	{ "exec", VSOCK_CAP_EXEC },
 	{ "files", VSOCK_CAP_FILES },
+	{ "forward", VSOCK_CAP_FORWARD },
 };
 
 json_t *

@@ -71,6 +71,7 @@ enum vsock_agent_cap {
 	VSOCK_CAP_IDENTITY = 1 << 3, /* POST /identity (clones) */
 	VSOCK_CAP_EXEC = 1 << 4,     /* POST /exec (protocol 4) */
 	VSOCK_CAP_FILES = 1 << 5,    /* GET and PUT /files (protocol 5) */
+	VSOCK_CAP_FORWARD = 1 << 6,  /* POST /forward (protocol 6) */
 };
 
 struct vsock_health {
@@ -173,6 +174,9 @@ ssize_t vsock_stream_read(struct vsock_stream *s, void *buf, size_t len,
 ssize_t vsock_stream_wait_read(int fd, void *buf, size_t len,
     long long deadline, int watch_fd);
 void vsock_stream_close(struct vsock_stream *s);
+/* After a refusal (a status other than the one asked for): the agent's
+ * reason, its JSON "error" or the body as it came, into buf. */
+void vsock_stream_why(struct vsock_stream *s, char *buf, size_t len);
 /* A request whose body is sent as it comes (HTTP/1.1, chunked):
  * vsock_agent_begin sends the head, vsock_stream_send each piece (-1 when
  * the agent stopped reading), vsock_stream_finish the end, then reads the
@@ -183,6 +187,15 @@ int vsock_agent_begin(const char *uds_path, unsigned port, const char *method,
 int vsock_stream_send(struct vsock_stream *s, const void *data, size_t len,
     int timeout_ms);
 int vsock_stream_finish(struct vsock_stream *s, int timeout_ms,
+    struct bn_err *err);
+
+/* POST target asking for "Upgrade: tcp" (the agent's /forward): 0 with
+ * *ret open and its status set once the reply's head arrived within
+ * timeout_ms.  With status 101 the stream is a raw byte pipe from here
+ * (ret->pending holds what came after the head); otherwise the body says
+ * why. */
+int vsock_agent_upgrade(const char *uds_path, unsigned port,
+    const char *target, int timeout_ms, struct vsock_stream *ret,
     struct bn_err *err);
 
 /* Free ret->agent and reset *h. */

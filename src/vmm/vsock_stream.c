@@ -4,6 +4,7 @@
  * the body in pieces while the command behind it runs. */
 #include "vmm/vsock.h"
 
+#include "common/json.h"
 #include "common/uhttp_msg.h"
 #include "common/util.h"
 
@@ -86,8 +87,12 @@ vsock_stream_wait_read(int fd, void *buf, size_t len, long long deadline,
 	}
 }
 
-/* Dial and send the request head (HTTP/1.0 with a Content-Length, or
- * HTTP/1.1 with a chunked body when blen < 0). */
+#define BODY_CHUNKED (-1)
+#define BODY_UPGRADE (-2)
+
+/* Dial and send the request head: HTTP/1.0 with a Content-Length, or
+ * HTTP/1.1 with a chunked body (BODY_CHUNKED) or asking to turn the
+ * connection into a raw TCP stream (BODY_UPGRADE). */
 static int
 send_head(const char *uds_path, unsigned port, const char *method,
     const char *target, long long blen, long long deadline,
@@ -98,7 +103,11 @@ send_head(const char *uds_path, unsigned port, const char *method,
 
 	memset(ret, 0, sizeof(*ret));
 	ret->fd = -1;
-	if (blen < 0)
+	if (blen == BODY_UPGRADE)
+		head = xasprintf("%s %s HTTP/1.1\r\nHost: banger-agent\r\n"
+		    "User-Agent: bangerd\r\nConnection: Upgrade\r\n"
+		    "Upgrade: tcp\r\nContent-Length: 0\r\n\r\n", method, target);
+	else if (blen == BODY_CHUNKED)
 		head = xasprintf("%s %s HTTP/1.1\r\nHost: banger-agent\r\n"
 		    "User-Agent: bangerd\r\nConnection: close\r\n"
 		    "Content-Type: application/octet-stream\r\n"
@@ -150,8 +159,24 @@ vsock_agent_begin(const char *uds_path, unsigned port, const char *method,
     const char *target, int timeout_ms, struct vsock_stream *ret,
     struct bn_err *err)
 {
-	return send_head(uds_path, port, method, target, -1,
+	return send_head(uds_path, port, method, target, BODY_CHUNKED,
 	    time_mono_ms() + timeout_ms, ret, err);
+}
+
+int
+vsock_agent_upgrade(const char *uds_path, unsigned port, const char *target,
+    int timeout_ms, struct vsock_stream *ret, struct bn_err *err)
+{
+	long long deadline = time_mono_ms() + timeout_ms;
+
+	if (send_head(uds_path, port, "POST", target, BODY_UPGRADE, deadline,
+	    ret, err) < 0)
+		return -1;
+	if (read_head(ret, deadline, err) < 0) {
+		vsock_stream_close(ret);
+		return -1;
+	}
+	return 0;
 }
 
 int
@@ -202,4 +227,20 @@ vsock_stream_close(struct vsock_stream *s)
 	free(s->pending);
 	s->pending = NULL;
 	s->npending = s->off = 0;
+}
+
+void
+vsock_stream_why(struct vsock_stream *s, char *buf, size_t len)
+{
+	char msg[512];
+	ssize_t n = vsock_stream_read(s, msg, sizeof(msg) - 1,
+	    time_mono_ms() + 1000, -1);
+	json_t *j;
+	const char *why;
+
+	msg[n > 0 ? n : 0] = '\0';
+	j = json_loads(msg, 0, NULL);
+	why = json_string_value(json_object_get(j, "error"));
+	snprintf(buf, len, "%s", why != NULL ? why : msg);
+	json_decref(j);
 }

@@ -124,9 +124,9 @@ len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
 check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.6.0
-check "protocol 5" test "$(jget "$tmp/h.json" protocol)" = 5
+check "protocol 6" test "$(jget "$tmp/h.json" protocol)" = 6
 check "capabilities from the route table" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files", "forward"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -210,7 +210,7 @@ check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -X POST -d x http://agent/echo)
 check "no /echo without --test-routes" test "$code" = 404
 check "no echo capability without --test-routes" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files", "forward"]'
 start_agent echo / --test-routes
 echo_sock=$sock
 head -c 50000 /dev/urandom >"$tmp/in.bin"
@@ -476,8 +476,8 @@ t1=$(date +%s%N)
 check "/healthz answers while an exec runs" test $(((t1 - t0) / 1000000)) -lt 1000
 check "the exec was still running" kill -0 "$slow"
 wait "$slow"
-check "/healthz lists exec and files, protocol 5" test \
-	"$(jget "$tmp/xh.json" capabilities) $(jget "$tmp/xh.json" protocol)" = '["health", "power", "clock", "identity", "exec", "files"] 5'
+check "/healthz lists exec, files and forward, protocol 6" test \
+	"$(jget "$tmp/xh.json" capabilities) $(jget "$tmp/xh.json" protocol)" = '["health", "power", "clock", "identity", "exec", "files", "forward"] 6'
 exe "$ex" "$tmp/x12.json" -- head -c 5000000 /dev/zero
 check "exec: 5 MB of output arrives whole, over many frames" "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not (d["stdout_bytes"] == 5000000 and len(d["frames"]) > 2 and d["frames"][-1] == 3 and d["trailing_bytes"] == 0))' "$tmp/x12.json"
 for q in '' 'arg=true&bogus=1' 'arg=true&cwd=tmp' 'arg=true&timeout_s=abc' \

@@ -74,7 +74,8 @@ def test_vm_lifecycle(api, daemon):
     assert vm["status"]["vmm"] == "firecracker"
     assert vm["status"]["pid"] > 0
     assert vm["spec"] == {"image": "default", "vcpus": 1, "memory_mib": 256,
-                          "disk_gib": 8, "nat": False}
+                          "disk_gib": 8, "nat": False, "ports": [],
+                          "limits": {}}
     vmdir = vm_files(daemon, vm["id"])
     # Disks: the rootfs copy is sparse, the work disk grown to 8 GiB.
     st = os.stat(os.path.join(vmdir, "rootfs.ext4"))
@@ -97,8 +98,9 @@ def test_vm_lifecycle(api, daemon):
     assert h["status"] == "ok" and h["protocol"] == "http", h
     assert h["agent"]["agent_version"]
     # What bangerd may ask of the agent, from its own list.
-    assert h["agent_protocol"] == 5, h
-    assert h["capabilities"] == ["health", "power", "clock", "identity", "exec", "files"], h
+    assert h["agent_protocol"] == 6, h
+    assert h["capabilities"] == ["health", "power", "clock", "identity", "exec",
+                                 "files", "forward"], h
 
     r = api.get("/v1/vms/life/console", validate=True)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")

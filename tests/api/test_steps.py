@@ -29,6 +29,9 @@ SETUP = {"vm.create": None, "vm.start": "stopped", "vm.stop": "running",
          "vm.clone": "snapshot", "vm.create_warm": "warm"}
 SNAP = "s0"
 CLONE = "fpc"
+# Each VM forwards a host port while it runs (the "ports" step).
+PORTS = {NAME: [{"host": 18090, "guest": 1}],
+         CLONE: [{"host": 18091, "guest": 1}]}
 # Written at the end of the work disk file after SNAP was taken: a restore
 # takes it away, a failed restore must leave it.
 MARK = b"written-after-the-snapshot"
@@ -81,6 +84,8 @@ def host_view(d):
     warmdir = os.path.join(d.state, "warm")
     links = json.loads(ns(d, "ip", "-j", "link", "show").stdout)
     nft = ns(d, "nft", "list", "table", "inet", "banger")
+    listening = {int(line.split()[3].rsplit(":", 1)[1]) for line in
+                 ns(d, "ss", "-Hltn").stdout.splitlines() if line.strip()}
     db = sqlite3.connect("file:%s?mode=ro" % os.path.join(d.state, "banger.db"),
                          uri=True)
     try:
@@ -104,6 +109,7 @@ def host_view(d):
         "procs": set(d.vmm_pids()),
         "taps": {l["ifname"] for l in links if l["ifname"].startswith("bt-")},
         "nft": nft.stdout if nft.returncode == 0 else "",
+        "listening": listening,
         "leases": leases,
         "snaps": snaps,
         "snapdirs": snapdirs,
@@ -134,13 +140,22 @@ def assert_consistent(d, case):
             assert "bt-" + vm["id"][:12] in v["taps"], why
             if vm["spec"]["nat"]:
                 assert st["ip"] in v["nft"], "NAT rule missing: " + why
+            for p in vm["spec"]["ports"]:
+                assert p["host"] in v["listening"], "no forward: " + why
         elif st["state"] == "stopped":
             assert not pid, why
             assert "bt-" + vm["id"][:12] not in v["taps"], why
             assert not st.get("ip") or st["ip"] not in v["nft"], why
+            for p in vm["spec"]["ports"]:
+                assert p["host"] not in v["listening"], \
+                    "a stopped VM's forward: " + why
             for sock in ("fc.sock", "vsock.sock"):
                 assert not os.path.exists(os.path.join(
                     d.state, "vms", vm["id"], sock)), why
+    ours = {p["host"] for ports in PORTS.values() for p in ports}
+    kept = {p["host"] for vm in v["vms"].values()
+            if vm["status"]["state"] == "running" for p in vm["spec"]["ports"]}
+    assert v["listening"] & ours == kept, "a forward no VM owns: " + why
     # The double runs the guest agent as its child.
     owned = {p for p in v["procs"] if p in live or ppid(p) in live}
     assert v["procs"] == owned, "a VMM process no VM owns: " + why
@@ -160,7 +175,7 @@ def prepare(d, kind):
                           params={"wait": 60}).json()
             assert op["state"] == "succeeded", op
     elif want is not None:
-        vm = api.create_vm(NAME, vcpus=1, nat=True)
+        vm = api.create_vm(NAME, vcpus=1, nat=True, ports=PORTS[NAME])
         assert vm["state"] == "succeeded", vm
         if want == "stopped":
             api.action(NAME, "stop")
@@ -186,8 +201,8 @@ def marked(d):
 def run(d, kind):
     api = d.client
     if kind == "vm.create":
-        r = api.post("/v1/vms", {"name": NAME, "vcpus": 1, "nat": True},
-                     params={"wait": 60})
+        r = api.post("/v1/vms", {"name": NAME, "vcpus": 1, "nat": True,
+                                 "ports": PORTS[NAME]}, params={"wait": 60})
     elif kind == "vm.delete":
         r = api.delete("/v1/vms/" + NAME, params={"wait": 60,
                                                   "force": "true"})
@@ -199,11 +214,12 @@ def run(d, kind):
                      params={"wait": 60})
     elif kind == "vm.clone":
         r = api.post("/v1/vms", {"name": CLONE, "from": NAME + "@" + SNAP,
-                                 "nat": True}, params={"wait": 60})
+                                 "nat": True, "ports": PORTS[CLONE]},
+                     params={"wait": 60})
     elif kind == "vm.create_warm":
         # The default image's shape: a copy of its warm snapshot.
-        r = api.post("/v1/vms", {"name": CLONE, "nat": True},
-                     params={"wait": 60})
+        r = api.post("/v1/vms", {"name": CLONE, "nat": True,
+                                 "ports": PORTS[CLONE]}, params={"wait": 60})
     else:
         r = api.post("/v1/vms/%s/%s" % (NAME, kind[3:]), params={"wait": 60})
     assert r.status_code == 200, r.text

@@ -97,7 +97,7 @@ def test_bash_script_passes_shellcheck(daemon, tmp_path):
                             "start", "stop",
                             "restart", "delete", "snapshot", "cp", "clone",
                             "set",
-                            "ssh", "exec",
+                            "ssh", "exec", "port-forward",
                             "health", "console"]),
     (["banger", "vm", "st"], ["start", "stop"]),
     (["banger", "image", ""], ["register", "build", "list", "show",

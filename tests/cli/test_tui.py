@@ -190,6 +190,11 @@ def test_tui(tui_daemon):
         assert cells[1] == ip and cells[2] == "ok" and cells[4] == "off" \
             and cells[5] == "default", cells
         assert re.match(r"^\d+[smhd]", cells[3]), cells
+        # CPU% and MEM from the VM's usage, sampled every 2 s.
+        s = tui.wait(lambda s: len(rows(s)[a][1]) > 7 and
+                     re.match(r"^\d+$", rows(s)[a][1][6]) and
+                     re.match(r"^\d+M$", rows(s)[a][1][7]),
+                     "CPU% and MEM of vm a")
 
         # Changes made from outside show up live.
         api.create_vm(b, vcpus=1)

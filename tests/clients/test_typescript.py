@@ -14,6 +14,9 @@ import subprocess
 import pytest
 
 from bangerlib import ROOT
+from netns import EchoServer
+
+ECHO_PORT = 7301
 
 SDK = os.path.join(ROOT, "clients", "typescript")
 SUITE = os.path.join(SDK, "dist", "test", "client.test.js")
@@ -47,9 +50,16 @@ def compiled():
 def test_typescript_client_vm_lifecycle(daemon, compiled):
     env = dict(os.environ)
     env["BANGER_SOCKET"] = daemon.socket
-    r = subprocess.run([compiled, "--test", "--test-reporter=tap", SUITE],
-                       cwd=SDK, env=env, capture_output=True, text=True,
-                       timeout=300)
+    # A guest service for connect: in bangerd's network namespace, where
+    # the double's agent connects.
+    echo = EchoServer(daemon.proc.pid if daemon.netns else None, ECHO_PORT)
+    env["BANGER_TEST_ECHO_PORT"] = str(ECHO_PORT)
+    try:
+        r = subprocess.run([compiled, "--test", "--test-reporter=tap", SUITE],
+                           cwd=SDK, env=env, capture_output=True, text=True,
+                           timeout=300)
+    finally:
+        echo.close()
     out = r.stdout + r.stderr
     assert r.returncode == 0, "node --test failed:\n" + out
     counts = _tap_counts(out)
@@ -66,6 +76,8 @@ def test_typescript_client_vm_lifecycle(daemon, compiled):
                  "a warm image starts creates of its shape from its snapshot",
                  "exec streams a command's output and exit as NDJSON",
                  "files come out of a VM as a tar stream",
+                 "ports in the spec, and connect streams to a guest port",
+                 "usage, host capacity and metrics",
                  "a missing snapshot is 404 snapshot_not_found"):
         assert re.search(r"^\s*ok \d+ - .*%s" % re.escape(name), out, re.M), \
             "%r did not pass:\n%s" % (name, out)

@@ -355,6 +355,92 @@ def test_copy_100_mib_in_and_out_of_the_debian_image(e2e, tmp_path):
            "/root/load")
 
 
+def test_port_forward_to_the_debian_image(e2e):
+    """A service bound to the guest's loopback, NAT off, reached from the
+    host through a forward in the VM's spec (added while it runs) and
+    through banger vm port-forward: the agent carries it over vsock."""
+    api = e2e.client
+    vm = api.get("/v1/vms/dura")
+    if vm.status_code == 404:
+        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
+                      params={"wait": BOOT_S + 60}).json()
+        assert op["state"] == "succeeded", op
+    assert api.get("/v1/vms/dura").json()["spec"]["nat"] is False
+    # A one-line HTTP server on 127.0.0.1:8000 in the guest, in a session
+    # of its own so that it outlives the exec.
+    serve = ("while :; do printf 'HTTP/1.0 200 OK\\r\\nContent-Length: 13"
+             "\\r\\n\\r\\nhello banger\\n' | nc -N -l 127.0.0.1 8000; "
+             "done")
+    r = banger(e2e, "vm", "exec", "--no-stdin", "dura", "--", "sh", "-c",
+               "setsid -f sh -c \"%s\" </dev/null >/dev/null 2>&1" % serve)
+    assert r.returncode == 0, r.stderr + console_tail(api, "dura")
+    curl = ["curl", "-sS", "--max-time", "20", "--retry", "10",
+            "--retry-all-errors", "--retry-delay", "1"]
+    r = api.patch("/v1/vms/dura", {"ports": [{"host": 18000, "guest": 8000}]})
+    assert r.status_code == 200, r.text
+    try:
+        r = in_ns(e2e, curl + ["http://127.0.0.1:18000/"])
+        assert r.stdout == "hello banger\n", (r, e2e.read_log()[-3000:])
+        # The guest's address is not listening: only the loopback is.
+        ip = api.get("/v1/vms/dura").json()["status"]["ip"]
+        r = in_ns(e2e, ["curl", "-sS", "--max-time", "5",
+                        "http://%s:8000/" % ip])
+        assert r.returncode != 0, r
+        pf = subprocess.Popen(
+            ["nsenter", "--net=/run/netns/" + e2e.ns, BANGER, "vm",
+             "port-forward", "dura", "18001:8000"], env=e2e.env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert pf.stdout.readline().startswith("forwarding"), \
+                pf.stderr.read()
+            r = in_ns(e2e, curl + ["http://127.0.0.1:18001/"])
+            assert r.stdout == "hello banger\n", r
+        finally:
+            pf.terminate()
+            pf.communicate(timeout=10)
+    finally:
+        api.patch("/v1/vms/dura", {"ports": []})
+        for pattern in ("while :", "nc -N -l"):
+            banger(e2e, "vm", "exec", "--no-stdin", "dura", "--", "pkill",
+                   "-f", pattern)
+
+
+def cgroup_v2_memory():
+    try:
+        with open("/sys/fs/cgroup/cgroup.controllers") as f:
+            return "memory" in f.read().split()
+    except OSError:
+        return False
+
+
+def test_memory_limit_is_enforced(e2e):
+    """limits.memory_max_mib holds the VM's processes: a guest that fills
+    its memory takes its VMM past the limit, the kernel ends it, and
+    bangerd shows the VM stopped."""
+    if not cgroup_v2_memory():
+        pytest.skip("no cgroup v2 with the memory controller at "
+                    "/sys/fs/cgroup (this host's hierarchy is hybrid): a "
+                    "memory limit cannot be kept here")
+    api = e2e.client
+    op = api.post("/v1/vms", {"name": "capped", "vcpus": 1, "memory_mib": 512,
+                              "limits": {"memory_max_mib": 576}},
+                  params={"wait": BOOT_S + 60}).json()
+    assert op["state"] == "succeeded", op
+    vm = op["result"]
+    cg = "/sys/fs/cgroup/banger.slice/vm-" + vm["id"]
+    with open(cg + "/memory.max") as f:
+        assert f.read().strip() == str(576 << 20)
+    with open(cg + "/cgroup.procs") as f:
+        assert str(vm["status"]["pid"]) in f.read().split()
+    # tail keeps a line in memory until its end: 500 MiB of zeros are one.
+    banger(e2e, "vm", "exec", "--no-stdin", "--timeout", "120", "capped",
+           "--", "sh", "-c", "head -c 500M /dev/zero | tail >/dev/null",
+           timeout=300)
+    wait_until("the capped VM to be stopped", lambda: api.get(
+        "/v1/vms/capped").json()["status"]["state"] == "stopped", 120)
+    api.delete("/v1/vms/capped", params={"wait": 60, "force": "true"})
+
+
 def test_power_button_stops_the_debian_image(e2e):
     """The fallback for hosts and steps without the agent's route: QEMU's
     ACPI power button, which the image's agent acts on."""

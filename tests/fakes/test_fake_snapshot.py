@@ -444,8 +444,12 @@ def test_load_after_logger_metrics_and_serial(spawn):
     assert "'load snapshot' VMM action took" in (g.dir / "fc.log").read_text()
     g.ok("PATCH", "/vm", {"state": "Resumed"})
     sid = json.loads(state.read_bytes().split(b"\n")[2])["snapshot_id"]
-    assert wait_until(lambda: f"guest resumed from snapshot {sid}" in
-                      (g.dir / "console.log").read_text())
+    # The double's guest writes (and so makes) the file after the resume,
+    # in its own thread: missing is "not yet".
+    console = g.dir / "console.log"
+    assert wait_until(lambda: console.exists() and
+                      f"guest resumed from snapshot {sid}" in
+                      console.read_text())
     assert "Linux version" not in (g.dir / "console.log").read_text()
 
 

@@ -131,6 +131,12 @@ class Daemon:
                 raise RuntimeError("bangerd exited: " + self.read_log())
             try:
                 if self.client.get("/v1/healthz", validate=False).status_code == 200:
+                    if self.netns and not self.netns_path:
+                        # A loopback like any host's (forwarded ports
+                        # listen on it).
+                        subprocess.run(["nsenter", "-t", str(self.proc.pid),
+                                        "-n", "ip", "link", "set", "lo", "up"],
+                                       check=True)
                     return self
             except Exception:
                 pass

@@ -39,7 +39,7 @@ test_migrate_and_vms(void)
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
 	fail_unless(store_schema_version(s) == (int)store_nmigrations &&
-	    store_nmigrations == 7, "version %d", store_schema_version(s));
+	    store_nmigrations == 9, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");
@@ -65,6 +65,18 @@ test_migrate_and_vms(void)
 	    strcmp(got.stop_result, "forced") == 0 &&
 	    strcmp(got.stop_method, "kill") == 0 && got.stop_ms == 10042,
 	    "last stop persisted");
+	/* Forwarded ports, IPv6 ones too, come back as they went in. */
+	fail_unless(got.nports == 0, "no ports yet");
+	got.nports = 2;
+	got.ports[0] = (struct vm_port){ "127.0.0.1", 8080, 80 };
+	got.ports[1] = (struct vm_port){ "::1", 2222, 22 };
+	fail_unless(store_vm_update(s, &got, &err) == 0, "%s", err.msg);
+	fail_unless(store_vm_get(s, "web", &got, &err) == 0 && got.nports == 2 &&
+	    strcmp(got.ports[0].addr, "127.0.0.1") == 0 &&
+	    got.ports[0].host == 8080 && got.ports[0].guest == 80 &&
+	    strcmp(got.ports[1].addr, "::1") == 0 &&
+	    got.ports[1].host == 2222 && got.ports[1].guest == 22,
+	    "ports persisted (%d)", got.nports);
 	fail_unless(store_vm_free_cid(s, &cid, &err) == 0 && cid == 4, "cid %u", cid);
 	struct vm b = mkvm("api", 5);
 	fail_unless(store_vm_insert(s, &b, &err) == 0, "%s", err.msg);

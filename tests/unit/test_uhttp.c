@@ -162,6 +162,41 @@ test_no_socket(void)
 	return 0;
 }
 
+/* The request parser's Upgrade and Connection (the agent's POST
+ * /forward), and the list matcher behind them. */
+static int
+test_upgrade_headers(void)
+{
+	struct uhttp_request u;
+	char head[256];
+
+	fail_unless(uhttp_list_has("keep-alive, Upgrade", "upgrade"),
+	    "a list, another case");
+	fail_unless(uhttp_list_has(" tcp ", "tcp"), "whitespace around");
+	fail_unless(uhttp_list_has("h2c,tcp", "tcp"), "no space after a comma");
+	fail_unless(!uhttp_list_has("tcpx, xtcp, ", "tcp"), "whole items only");
+	fail_unless(!uhttp_list_has("", "tcp"), "an empty list");
+
+	snprintf(head, sizeof(head), "POST /forward?port=1 HTTP/1.1\r\n"
+	    "Connection: keep-alive\r\nconnection: UPGRADE\r\n"
+	    "Upgrade:  tcp \r\n\r\n");
+	fail_unless(uhttp_parse_request(head, 0, &u) == 0, "parsed");
+	fail_unless(u.connection_upgrade, "two Connection lines are one list");
+	fail_unless(u.upgrade != NULL && uhttp_list_has(u.upgrade, "tcp"),
+	    "Upgrade: %s", u.upgrade ? u.upgrade : "(none)");
+
+	snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nConnection: close\r\n"
+	    "\r\n");
+	fail_unless(uhttp_parse_request(head, 0, &u) == 0 &&
+	    !u.connection_upgrade && u.upgrade == NULL, "neither");
+
+	snprintf(head, sizeof(head), "GET / HTTP/1.1\r\nUpgrade: tcp\r\n"
+	    "Upgrade: h2c\r\n\r\n");
+	fail_unless(uhttp_parse_request(head, 0, &u) == 400,
+	    "two Upgrade lines are refused");
+	return 0;
+}
+
 int
 main(void)
 {
@@ -170,5 +205,6 @@ main(void)
 	RUN_TEST(test_error_body);
 	RUN_TEST(test_not_http_and_timeout);
 	RUN_TEST(test_no_socket);
+	RUN_TEST(test_upgrade_headers);
 	return tap_end();
 }

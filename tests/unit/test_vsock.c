@@ -437,10 +437,11 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
 	    "agent_version")), "0.6.0") == 0, "agent_version");
-	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 5,
-	    "protocol 5");
-	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 6,
-	    "capabilities: health, power, clock, identity, exec, files");
+	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 6,
+	    "protocol 6");
+	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 7,
+	    "capabilities: health, power, clock, identity, exec, files, "
+	    "forward");
 	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
 	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),
@@ -507,10 +508,10 @@ test_http_ok(void)
 	fail_unless(f.connections == 1, "one connection, got %d",
 	    f.connections);
 	fail_unless(lat >= 0 && lat < 3000, "latency %d", lat);
-	fail_unless(proto == 5, "agent protocol %d", proto);
+	fail_unless(proto == 6, "agent protocol %d", proto);
 	fail_unless(caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
 	    VSOCK_CAP_CLOCK | VSOCK_CAP_IDENTITY | VSOCK_CAP_EXEC |
-	    VSOCK_CAP_FILES),
+	    VSOCK_CAP_FILES | VSOCK_CAP_FORWARD),
 	    "capabilities 0x%x", caps);
 	return 0;
 }
@@ -853,7 +854,7 @@ test_agent_capabilities(void)
 	fail_unless(proto == 2 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER),
 	    "protocol 2: health and power (%d, 0x%x)", proto, caps);
 	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":3,"
-	    "\"capabilities\":[\"health\",\"forward\",7,\"clock\"]}", &proto, &caps);
+	    "\"capabilities\":[\"health\",\"warp\",7,\"clock\"]}", &proto, &caps);
 	fail_unless(proto == 3 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_CLOCK),
 	    "protocol 3: its list, unknown names ignored (%d, 0x%x)", proto,
 	    caps);
@@ -867,6 +868,11 @@ test_agent_capabilities(void)
 	fail_unless(proto == 5 && caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_EXEC |
 	    VSOCK_CAP_FILES), "protocol 5: files is a known name (%d, 0x%x)",
 	    proto, caps);
+	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":6,"
+	    "\"capabilities\":[\"health\",\"forward\"]}", &proto, &caps);
+	fail_unless(proto == 6 && caps == (VSOCK_CAP_HEALTH |
+	    VSOCK_CAP_FORWARD), "protocol 6: forward is a known name (%d, "
+	    "0x%x)", proto, caps);
 	json_t *names = vsock_caps_json(VSOCK_CAP_POWER | VSOCK_CAP_CLOCK |
 	    VSOCK_CAP_EXEC | VSOCK_CAP_FILES);
 	char *s = json_dumps(names, JSON_COMPACT);

@@ -2,6 +2,8 @@
 // talks HTTP over the daemon's Unix socket. The request and response types
 // come from schema.ts, which openapi-typescript generates from openapi.yaml
 // (`make sdk`); do not edit that file by hand.
+import { request as httpRequest } from "node:http";
+import type { Duplex } from "node:stream";
 import createClient, { type Client, type ClientOptions } from "openapi-fetch";
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from "undici";
 import type { components, paths } from "./schema.js";
@@ -19,7 +21,55 @@ export type BangerClient = Client<paths> & {
   readonly socketPath: string;
   /** Close the idle connections so the process can exit. */
   close(): Promise<void>;
+  /**
+   * A raw TCP stream to `port` on the VM's own loopback, carried by its
+   * guest agent over vsock (`POST /v1/vms/{name}/connect` upgraded to
+   * `tcp`). Rejects with a {@link ConnectError} when bangerd refuses.
+   */
+  connect(name: string, port: number): Promise<Duplex>;
 };
+
+/** bangerd's refusal of a connect: its HTTP status and error body. */
+export class ConnectError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: ApiError | undefined,
+  ) {
+    super(body?.message ?? `bangerd answered HTTP ${status}`);
+    this.name = "ConnectError";
+  }
+}
+
+function connectVia(socketPath: string, name: string, port: number): Promise<Duplex> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({
+      socketPath,
+      method: "POST",
+      path: `/v1/vms/${encodeURIComponent(name)}/connect?port=${port}`,
+      headers: { Connection: "Upgrade", Upgrade: "tcp", "Content-Length": "0" },
+    });
+    req.on("upgrade", (_res, socket, head) => {
+      // Bytes the service sent with the 101 come first.
+      if (head.length > 0) socket.unshift(head);
+      resolve(socket);
+    });
+    req.on("response", (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => {
+        let body: ApiError | undefined;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString()) as ApiError;
+        } catch {
+          body = undefined;
+        }
+        reject(new ConnectError(res.statusCode ?? 0, body));
+      });
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 export interface BangerClientOptions
   extends Omit<ClientOptions, "baseUrl" | "fetch" | "Request"> {
@@ -83,5 +133,6 @@ export function createBangerClient(opts: BangerClientOptions = {}): BangerClient
   return Object.assign(client, {
     socketPath,
     close: () => agent.close(),
+    connect: (name: string, port: number) => connectVia(socketPath, name, port),
   });
 }

@@ -72,10 +72,30 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The host's disk as VMs see it
-         * @description VM disks are sparse copies, so the host can promise more than it has. Reports the free space of the state directory's file system, what the VMs' disks may still claim (`committed`: their length minus what they hold), and `disk_reserve_mib`, which creates, starts and restarts keep free (`507 host_disk_full` otherwise). A QEMU VM whose write still finds the disk full is paused by QEMU (state `paused`, `paused_reason: host_disk_full`) until `POST /v1/vms/{name}/resume`; Firecracker cannot pause on a full disk, so for its VMs the reserve is the only guard.
+         * The host's capacity and what VMs take of it
+         * @description `capacity` (CPUs, memory, the state directory's disk, `max_vms`) and `allocated` (vCPUs and memory of the VMs that run, and of all VMs) let a scheduler above bangerd place VMs. VM disks are sparse copies, so the host can promise more than it has. Reports the free space of the state directory's file system, what the VMs' disks may still claim (`committed`: their length minus what they hold), and `disk_reserve_mib`, which creates, starts and restarts keep free (`507 host_disk_full` otherwise). A QEMU VM whose write still finds the disk full is paused by QEMU (state `paused`, `paused_reason: host_disk_full`) until `POST /v1/vms/{name}/resume`; Firecracker cannot pause on a full disk, so for its VMs the reserve is the only guard.
          */
         get: operations["getHost"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * bangerd and its VMs in the Prometheus text format
+         * @description The Prometheus text exposition format (version 0.0.4), for a scraper or `curl --unix-socket`. Read at scrape time: `banger_vms` by state; for each running VM (label `vm`) its vCPUs and guest memory, and what its processes (the VMM, what runs below it, QEMU's vsock helper) use: `banger_vm_cpu_seconds_total`, `banger_vm_memory_bytes` (resident), `banger_vm_disk_read_bytes_total` and `banger_vm_disk_written_bytes_total` (storage I/O they caused), `banger_vm_network_to_guest_bytes_total` and `banger_vm_network_from_guest_bytes_total` (its TAP); `banger_host_disk_free_bytes` and `banger_host_disk_committed_bytes`. Counted since bangerd started: `banger_operations_total` by `kind` and `result`, `banger_operation_duration_seconds` (histogram by `kind`), and `banger_api_request_duration_seconds` (histogram by `method` and `route`, the route's pattern such as `/v1/vms/{name}`; a stream counts for its whole life). Also `banger_build_info` and `banger_uptime_seconds`.
+         */
+        get: operations["getMetrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -377,6 +397,52 @@ export interface paths {
          */
         put: operations["putVMFiles"];
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vms/{name}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        /**
+         * What a VM uses now, as the host sees it
+         * @description Read afresh from the host on each call (nothing is sampled in the background): the VM's processes are its VMM, every process below it and QEMU's vsock helper. CPU seconds (user and system) and storage I/O are theirs summed since they started; memory is their resident set; network counters are the VM's TAP, from the guest's side (`to_guest` is what the host sent it). A VM that does not run has `running: false` and zeros. `banger vm show` prints it.
+         */
+        get: operations["getVMUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/vms/{name}/connect": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A raw TCP stream to a port on the VM's loopback
+         * @description An HTTP upgrade, as Docker's attach does it: the request carries `Connection: Upgrade` and `Upgrade: tcp` and no body. bangerd has the VM's guest agent connect, over vsock, to TCP `port` on the guest's own loopback (127.0.0.1, then ::1), so a service bound to localhost is reachable and NAT is not needed. Only when that connection is made does the reply come: `101 Switching Protocols` with `Upgrade: tcp`, after which the API connection carries the service's bytes both ways (bytes sent right after the request head are passed on) until either side closes; a half-close is passed on. A VM that stops ends it. Refusals come before any upgrade, as JSON errors: `502 guest_port_unreachable` when nothing accepts on the port, `409 invalid_state` when the VM is not running, `409 unsupported_by_vmm` when its agent predates forwarding, `400 invalid_request` without the upgrade headers or a port. `banger vm port-forward` makes one of these per local connection. With curl (7.83 or later can print the stream): `curl --unix-socket SOCK -N -H 'Connection: Upgrade' -H 'Upgrade: tcp' -X POST 'http://b/v1/vms/web/connect?port=80'`.
+         */
+        post: operations["connectVMPort"];
         delete?: never;
         options?: never;
         head?: never;
@@ -727,6 +793,31 @@ export interface components {
             daemon: components["schemas"]["DaemonInfo"];
         };
         Host: {
+            /** @description What the host has, for a scheduler placing VMs. */
+            capacity: {
+                /** @description Online CPUs. */
+                vcpus: number;
+                /** @description The host's memory (MemTotal). */
+                memory_mib: number;
+                /** @description Size of the state directory's file system. */
+                disk_bytes: number;
+                /** @description The config's limit on VMs. */
+                max_vms: number;
+            };
+            /** @description What VMs ask of the host: `running` counts VMs that hold their vCPUs and memory (running, paused, starting, stopping); `defined` all VMs, with their disks' sizes. */
+            allocated: {
+                running: {
+                    vms: number;
+                    vcpus: number;
+                    memory_mib: number;
+                };
+                defined: {
+                    vms: number;
+                    vcpus: number;
+                    memory_mib: number;
+                    disk_gib: number;
+                };
+            };
             state_dir: string;
             /** @description Free for bangerd on the state directory's file system. */
             free_bytes: number;
@@ -740,6 +831,30 @@ export interface components {
                 name: components["schemas"]["Name"];
                 committed_bytes: number;
             }[];
+        };
+        VMUsage: {
+            name: components["schemas"]["Name"];
+            /** @enum {string} */
+            state: "creating" | "stopped" | "starting" | "running" | "stopping" | "error" | "paused";
+            /** Format: date-time */
+            sampled_at: string;
+            /** @description Whether the VM's VMM process is alive. */
+            running: boolean;
+            /** @description How many processes were counted. */
+            processes: number;
+            cpu_seconds: number;
+            /** @description Resident memory of the VM's processes. */
+            memory_bytes: number;
+            disk: {
+                read_bytes: number;
+                write_bytes: number;
+            };
+            network: {
+                to_guest_bytes: number;
+                from_guest_bytes: number;
+                to_guest_packets: number;
+                from_guest_packets: number;
+            };
         };
         /** @description Which bangerd answered: useful when several checkouts or an installed copy are around (`banger version` and `banger doctor` print it; doctor warns when the CLI's checkout uses another runtime bundle). */
         DaemonInfo: {
@@ -815,7 +930,40 @@ export interface components {
             disk_gib: number;
             /** @description Whether the VM has outbound NAT to the host's network. */
             nat: boolean;
+            ports: components["schemas"]["Ports"];
+            limits: components["schemas"]["Limits"];
         };
+        /** @description What the VM may take of the host; an absent (or 0) field is no limit. `cpus` and `memory_max_mib` hold the VM's processes (VMM, helpers) in their cgroup, `banger.slice/vm-ID` under the cgroup v2 hierarchy (`cgroup_root`, default /sys/fs/cgroup): `cpu.max` and `memory.max` (and `memory.swap.max` 0). A host without cgroup v2 and those controllers does not start such a VM (`409 unsupported_by_vmm`, the operation says why; `banger doctor` checks it). The rates are the VMM's own: Firecracker's rate limiters on each drive and on the network interface (each direction); QEMU's block throttling on each drive, and QEMU has no network rate limit (`unsupported_by_vmm`). Limits change while the VM is stopped. */
+        Limits: {
+            /**
+             * @description CPU time in CPUs (0.5 is half of one), at most the VM's vCPUs.
+             * @example 1.5
+             */
+            cpus?: number;
+            /** @description All of the VM's processes' memory: the guest's and the VMM's own, so at least `memory_mib` + 64. */
+            memory_max_mib?: number;
+            /** @description Per disk, at least 4096. */
+            disk_bytes_per_s?: number;
+            /** @description Per disk. */
+            disk_ops_per_s?: number;
+            /** @description Per direction, at least 4096 (Firecracker only). */
+            net_bytes_per_s?: number;
+        };
+        /** @description A host port that bangerd forwards to a port on the guest's own loopback while the VM runs (listening on `address`; each connection is carried over vsock by the guest agent, so NAT is not needed). A host port is one VM's: another VM's forward of the same port and address (or of the wildcard of its family) is `409 port_in_use`, and so is a port another program holds when the VM starts (the start fails, nothing half made) or when a running VM is patched. */
+        PortForward: {
+            /** @description TCP port to listen on, on the host. */
+            host: number;
+            /** @description TCP port in the guest. */
+            guest: number;
+            /**
+             * @description Numeric IPv4 or IPv6 address of the host to listen on (`0.0.0.0` or `::` for all of that family).
+             * @default 127.0.0.1
+             * @example 127.0.0.1
+             */
+            address?: string;
+        };
+        /** @description Forwarded ports, at most 16, no host port twice. */
+        Ports: components["schemas"]["PortForward"][];
         /** @description Observed state of a VM. */
         VMStatus: {
             /**
@@ -926,6 +1074,8 @@ export interface components {
              * @default false
              */
             nat?: boolean;
+            ports?: components["schemas"]["Ports"];
+            limits?: components["schemas"]["Limits"];
             /** @description `VM@SNAPSHOT`: make the VM a clone of that snapshot (a `vm.clone` operation) instead of booting an image. The clone has the snapshot's image, vcpus and memory and the source's disk size (giving other values, or `image`, is `400 invalid_request`), and its own copies of both disks, TAP, lease, MAC, `NAME.vm` and vsock socket. Right after the restore, before the operation succeeds, the agent gives the guest its own identity: hostname, MAC and address (the snapshot's kernel `ip=` is stale), machine-id, new SSH host keys, a kernel RNG reseeded from the host, and the clock. Stages: `check`, `clone_disks`, `network`, `spawn_vmm`, `load`, `wait_health`, `reidentify`. A snapshot whose manifest does not match this host is `snapshot_unusable` (in the operation); an image whose agent cannot re-identify a guest fails with `unsupported_by_vmm`. Firecracker only. */
             from?: string;
         };
@@ -936,6 +1086,10 @@ export interface components {
             memory_mib?: number;
             disk_gib?: number;
             nat?: boolean;
+            /** @description The VM's forwards become exactly these (`[]`: none). On a running or paused VM they apply at once: new host ports are bound first, so a port in use (`409 port_in_use`) changes nothing; dropped ones stop listening and their open connections end. */
+            ports?: components["schemas"]["Ports"];
+            /** @description The VM's limits become these (null or {}: none); the VM must be stopped. */
+            limits?: components["schemas"]["Limits"] | null;
         };
         /** @description Optional body of `POST /v1/vms/{name}/stop`. */
         StopRequest: {
@@ -1153,7 +1307,7 @@ export interface components {
             /** @description The agent's protocol version (its `/healthz` `protocol`, 1 when it names none); null unless it answered over HTTP. */
             agent_protocol: number | null;
             /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3 and later), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
-            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files")[] | null;
+            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files" | "forward")[] | null;
             /** @description The agent's `/healthz` document as received; null unless it answered over HTTP. */
             agent: components["schemas"]["AgentHealth"] | null;
         };
@@ -1233,7 +1387,7 @@ export interface components {
              * @description Stable machine-readable error code.
              * @enum {string}
              */
-            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "guest_path_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
+            code: "invalid_json" | "invalid_request" | "unknown_field" | "invalid_name" | "invalid_path" | "invalid_field" | "invalid_image" | "forbidden" | "route_not_found" | "vm_not_found" | "image_not_found" | "operation_not_found" | "snapshot_not_found" | "guest_path_not_found" | "method_not_allowed" | "vm_exists" | "vm_running" | "invalid_state" | "image_in_use" | "image_default" | "image_unavailable" | "image_exists" | "snapshot_exists" | "snapshot_unusable" | "unsupported_by_vmm" | "port_in_use" | "cancelled" | "payload_too_large" | "unsupported_media_type" | "limit_reached" | "internal" | "system" | "vmm_error" | "guest_port_unreachable" | "vmm_unavailable" | "timeout" | "not_ready" | "boot_stalled" | "host_disk_full";
             /** @description Human-readable description of this occurrence. */
             message: string;
             /** @description HTTP status that goes with `code`. */
@@ -1262,7 +1416,9 @@ export interface components {
                  *         "vcpus": 2,
                  *         "memory_mib": 1024,
                  *         "disk_gib": 8,
-                 *         "nat": false
+                 *         "nat": false,
+                 *         "ports": [],
+                 *         "limits": {}
                  *       },
                  *       "status": {
                  *         "state": "running",
@@ -1689,6 +1845,36 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Host"];
+                };
+            };
+            403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP banger_vms VMs by state.
+                     *     # TYPE banger_vms gauge
+                     *     banger_vms{state="running"} 1
+                     *     # HELP banger_vm_cpu_seconds_total CPU time of a VM's processes (VMM and helpers).
+                     *     # TYPE banger_vm_cpu_seconds_total counter
+                     *     banger_vm_cpu_seconds_total{vm="web"} 12.340
+                     */
+                    "text/plain": string;
                 };
             };
             403: components["responses"]["Forbidden"];
@@ -2265,6 +2451,72 @@ export interface operations {
             500: components["responses"]["InternalError"];
         };
     };
+    getVMUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The usage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VMUsage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            500: components["responses"]["InternalError"];
+        };
+    };
+    connectVMPort: {
+        parameters: {
+            query: {
+                /** @description TCP port in the guest. */
+                port: number;
+            };
+            header?: never;
+            path: {
+                /** @description VM name, a DNS label. A name that is not a DNS label gives `400 invalid_name`. */
+                name: components["parameters"]["VMName"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching protocols: from here the connection is the guest port's byte stream. */
+            101: {
+                headers: {
+                    Upgrade?: "tcp";
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["VMNotFound"];
+            409: components["responses"]["VMConflict"];
+            500: components["responses"]["InternalError"];
+            /** @description `guest_port_unreachable` (nothing accepts on the port in the guest), or `vmm_error` (no agent answered). */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     resumeVM: {
         parameters: {
             query?: never;
@@ -2314,19 +2566,20 @@ export interface operations {
                      *       "protocol": "http",
                      *       "checked_at": "2026-11-25T21:43:02Z",
                      *       "latency_ms": 3,
-                     *       "agent_protocol": 5,
+                     *       "agent_protocol": 6,
                      *       "capabilities": [
                      *         "health",
                      *         "power",
                      *         "clock",
                      *         "identity",
                      *         "exec",
-                     *         "files"
+                     *         "files",
+                     *         "forward"
                      *       ],
                      *       "agent": {
                      *         "status": "ok",
                      *         "agent_version": "0.6.0",
-                     *         "protocol": 5,
+                     *         "protocol": 6,
                      *         "capabilities": [
                      *           "health",
                      *           "power",

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import { after, before, describe, test } from "node:test";
 
 import {
+  ConnectError,
   createBangerClient,
   defaultSocketPath,
   type BangerClient,
@@ -113,7 +114,7 @@ describe("VM lifecycle through bangerd", { skip: socketPath ? false : "BANGER_SO
   test("list contains the VM with the requested spec", async () => {
     const vm = await findVM();
     assert.ok(vm, `${name} missing from GET /v1/vms`);
-    assert.deepEqual(vm.spec, { image: "default", ...spec });
+    assert.deepEqual(vm.spec, { image: "default", ...spec, ports: [], limits: {} });
     assert.equal(vm.status.state, "running");
     assert.equal(vm.status.vmm, "firecracker");
   });
@@ -312,6 +313,56 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
     });
     assert.equal(missing.response.status, 404);
     assert.equal(missing.error?.code, "guest_path_not_found");
+  });
+
+  test("ports in the spec, and connect streams to a guest port", async () => {
+    const echoPort = Number(process.env.BANGER_TEST_ECHO_PORT ?? "0");
+    assert.ok(echoPort > 0, "BANGER_TEST_ECHO_PORT is not set");
+    const patched = await banger.PATCH("/v1/vms/{name}", {
+      params: { path: { name } },
+      body: { ports: [{ host: 18555, guest: echoPort }] },
+    });
+    assert.equal(patched.response.status, 200);
+    assert.deepEqual(patched.data?.spec.ports, [
+      { host: 18555, guest: echoPort, address: "127.0.0.1" },
+    ]);
+    const cleared = await banger.PATCH("/v1/vms/{name}", {
+      params: { path: { name } },
+      body: { ports: [] },
+    });
+    assert.deepEqual(cleared.data?.spec.ports, []);
+
+    const sock = await banger.connect(name, echoPort);
+    const got = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      sock.on("data", (c: Buffer) => {
+        text += c.toString();
+        if (text.length >= 11) resolve(text);
+      });
+      sock.on("error", reject);
+      sock.write("hello guest");
+    });
+    sock.destroy();
+    assert.equal(got, "hello guest");
+    await assert.rejects(banger.connect(name, echoPort + 1), (e: unknown) => {
+      assert.ok(e instanceof ConnectError);
+      assert.equal(e.status, 502);
+      assert.equal(e.body?.code, "guest_port_unreachable");
+      return true;
+    });
+  });
+
+  test("usage, host capacity and metrics", async () => {
+    const usage = await banger.GET("/v1/vms/{name}/usage", { params: { path: { name } } });
+    assert.equal(usage.response.status, 200);
+    assert.equal(usage.data?.running, true);
+    assert.ok((usage.data?.memory_bytes ?? 0) > 0);
+    const host = await banger.GET("/v1/host");
+    assert.ok((host.data?.capacity.vcpus ?? 0) >= 1);
+    assert.ok((host.data?.allocated.running.vms ?? 0) >= 1);
+    const metrics = await banger.GET("/v1/metrics", { parseAs: "text" });
+    assert.equal(metrics.response.status, 200);
+    assert.match(metrics.data as unknown as string, new RegExp(`^banger_vm_vcpus\\{vm="${name}"\\} \\d+$`, "m"));
   });
 
   test("a missing snapshot is 404 snapshot_not_found", async () => {

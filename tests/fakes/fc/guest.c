@@ -206,7 +206,8 @@ guest_spawn_agent(void)
 	/* POST /clock writes the time bangerd sets there: the host's own
 	 * clock is never the double's to change.  POST /exec does run its
 	 * commands here, on the host (--allow-exec), as the guest's would; GET
-	 * and PUT /files read and write the host's files (--allow-files). */
+	 * and PUT /files read and write the host's files (--allow-files), and
+	 * POST /forward connects to ports here (--allow-forward). */
 	snprintf(clock, sizeof(clock), "%s.clock", fc.agent_sock);
 	snprintf(ident, sizeof(ident), "%s.identity", fc.agent_sock);
 	/* The host has no sshd of the guest's: readiness checks what the test
@@ -235,6 +236,7 @@ guest_spawn_agent(void)
 	argv[ac++] = ident;
 	argv[ac++] = "--allow-exec";
 	argv[ac++] = "--allow-files";
+	argv[ac++] = "--allow-forward";
 	argv[ac++] = "--ready";
 	argv[ac++] = (char *)(ready && *ready ? ready : "workdisk");
 	if (ssh_port && *ssh_port) {

@@ -280,6 +280,26 @@ test_rows(void)
 	fail_unless(strstr(buf, " stopped ") && strstr(buf, " -  "),
 	    "no ip, no uptime: [%s]", buf);
 
+	fail_unless(strstr(buf, "CPU%") == NULL, "a row, not the header");
+	tui_vm_header(&c, buf, 120);
+	fail_unless(strstr(buf, " IMAGE ") && strstr(buf, " CPU% ") &&
+	    strstr(buf, " MEM "), "usage columns: [%s]", buf);
+	/* CPU% from two usage samples: 0.5 s of CPU over 2 s is 25%. */
+	json_t *u1 = json_pack("{s:b, s:f, s:I}", "running", 1, "cpu_seconds",
+	    10.0, "memory_bytes", (json_int_t)(300LL << 20));
+	json_t *u2 = json_pack("{s:b, s:f, s:I}", "running", 1, "cpu_seconds",
+	    10.5, "memory_bytes", (json_int_t)(3LL << 30));
+	tui_model_set_usage(&m, "web", u1, 1000);
+	tui_vm_row(tui_model_find(&m, "web"), &c, now, buf, 120);
+	fail_unless(strstr(buf, " -     300M ") != NULL, "one sample: [%s]", buf);
+	tui_model_set_usage(&m, "web", u2, 3000);
+	tui_vm_row(tui_model_find(&m, "web"), &c, now, buf, 120);
+	fail_unless(strstr(buf, " 25    3.0G ") != NULL, "two: [%s]", buf);
+	json_decref(u1);
+	json_decref(u2);
+	tui_vm_row(tui_model_find(&m, "api"), &c, now, buf, 120);
+	fail_unless(strstr(buf, " -     -  ") != NULL, "stopped: [%s]", buf);
+
 	/* Narrow terminals cut; control characters never reach the screen. */
 	v = tui_model_find(&m, "web");
 	snprintf(v->op_stage, sizeof(v->op_stage), "evil\033[2J");
