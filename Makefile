@@ -309,13 +309,16 @@ $(BUILD)/bench_nat: tests/bench/bench_nat.c $(BUILD)/libbangerd.a
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbangerd.a $(DAEMON_LIBS)
 
 ## bench: control-plane throughput and latency (GET /v1/vms, 100 VMs,
-##        8 clients), bangerd's memory, the NAT rebuild with 100 VMs, and
+##        8 clients), bangerd's memory, the NAT rebuild with 100 VMs,
 ##        port forwarding against a direct connection (throughput, latency)
+##        and banger vm cp against a local tar pipe
 bench: build $(BUILD)/loadgen $(BUILD)/bench_nat
 	$(PYTHON) tests/bench/bench.py control
 	$(BUILD)/bench_nat
 	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) \
 	    BANGER_FAKE_FC=$(CURDIR)/$(FAKE_FC) $(PYTHON) tests/bench/bench_ports.py
+	BANGERD=$(CURDIR)/$(BANGERD) BANGER=$(CURDIR)/$(BANGER) \
+	    BANGER_FAKE_FC=$(CURDIR)/$(FAKE_FC) $(PYTHON) tests/bench/bench_cp.py
 
 ## stress-boot: N real boots per image (default 20) through bangerd in the
 ##              cycles users run (create, start after stop, restart,
