@@ -183,20 +183,29 @@ struct xfer {
 };
 
 static size_t
+keep_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct xfer *x = userdata;
+	size_t n = size * nmemb;
+
+	if (x->len + n > 1 << 20)
+		return 0;
+	x->body = xrealloc(x->body, x->len + n + 1);
+	memcpy(x->body + x->len, data, n);
+	x->len += n;
+	x->body[x->len] = '\0';
+	return n;
+}
+
+static size_t
 to_pipe(char *data, size_t size, size_t nmemb, void *userdata)
 {
 	struct xfer *x = userdata;
 	size_t n = size * nmemb;
 
-	if (x->status != 200) {
-		if (x->len + n > 1 << 20)
-			return 0;
-		x->body = xrealloc(x->body, x->len + n + 1);
-		memcpy(x->body + x->len, data, n);
-		x->len += n;
-		x->body[x->len] = '\0';
-		return n;
-	}
+	/* A refusal's body is JSON to keep, not tar for the pipe. */
+	if (x->status != 200)
+		return keep_body(data, size, nmemb, userdata);
 	for (size_t off = 0; off < n;) {
 		ssize_t w = write(x->fd, data + off, n - off);
 		if (w < 0 && errno == EINTR)
@@ -218,21 +227,6 @@ from_pipe(char *buf, size_t size, size_t nmemb, void *userdata)
 		n = read(x->fd, buf, size * nmemb);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? CURL_READFUNC_ABORT : (size_t)n;
-}
-
-static size_t
-keep_body(char *data, size_t size, size_t nmemb, void *userdata)
-{
-	struct xfer *x = userdata;
-	size_t n = size * nmemb;
-
-	if (x->len + n > 1 << 20)
-		return 0;
-	x->body = xrealloc(x->body, x->len + n + 1);
-	memcpy(x->body + x->len, data, n);
-	x->len += n;
-	x->body[x->len] = '\0';
-	return n;
 }
 
 static size_t

@@ -51,13 +51,6 @@ op_state_parse(const char *s, enum op_state *ret)
 	return -1;
 }
 
-bool
-vm_limits_any(const struct vm_limits *l)
-{
-	return l->cpus > 0 || l->memory_max_mib > 0 || l->disk_bytes_per_s > 0 ||
-	    l->disk_ops_per_s > 0 || l->net_bytes_per_s > 0;
-}
-
 void
 vm_limits_format(const struct vm_limits *l, char *buf, size_t len)
 {

@@ -67,7 +67,6 @@ struct vm {
  * none) and back (unknown keys are skipped). */
 void vm_limits_format(const struct vm_limits *l, char *buf, size_t len);
 void vm_limits_parse(const char *s, struct vm_limits *ret);
-bool vm_limits_any(const struct vm_limits *l);
 
 enum image_source { IMAGE_BUNDLE, IMAGE_REGISTERED, IMAGE_BUILT };
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 bool
@@ -122,7 +123,8 @@ port_clash(const struct vm_port *a, const struct vm_port *b)
 	return memcmp(x, y, fa == AF_INET ? 4 : 16) == 0;
 }
 
-int
+/* The host side of p as a socket address; -1 for a bad address. */
+static int
 port_sockaddr(const struct vm_port *p, struct sockaddr_storage *ret,
     socklen_t *ret_len)
 {

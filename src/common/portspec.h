@@ -7,7 +7,6 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <sys/socket.h>
 
 #define PORT_ADDR_MAX 46          /* INET6_ADDRSTRLEN */
 #define PORT_DEFAULT_ADDR "127.0.0.1"
@@ -26,9 +25,6 @@ int port_parse(const char *s, size_t n, struct vm_port *ret,
     const char **why);
 /* "ADDR:HOST:GUEST" ("[ADDR]:..." for IPv6) into buf. */
 void port_format(const struct vm_port *p, char *buf, size_t len);
-/* The host side of p as a socket address; -1 for a bad address. */
-int port_sockaddr(const struct vm_port *p, struct sockaddr_storage *ret,
-    socklen_t *ret_len);
 /* A listening TCP socket on the host side of p (SO_REUSEADDR, IPv6 only
  * for an IPv6 address), close-on-exec; -1 with errno. */
 int port_listen(const struct vm_port *p, int backlog);

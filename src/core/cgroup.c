@@ -200,15 +200,6 @@ cg_remove(struct core *c, const struct vm *vm)
 }
 
 bool
-cg_path(struct core *c, const struct vm *vm, char *buf, size_t len)
-{
-	struct stat st;
-
-	vm_cgroup_dir(c, vm, buf, len);
-	return stat(buf, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool
 cg_doctor(struct core *c, char *msg, size_t len)
 {
 	char have[256];

@@ -14,7 +14,7 @@
 
 struct file_stream {
 	struct vsock_stream vs;
-	char name[VM_NAME_MAX];     /* put: for the errors */
+	char name[VM_NAME_MAX];     /* for the errors */
 	char path[PATH_MAX];
 	bool broken;                /* put: the agent stopped reading */
 };
@@ -65,23 +65,44 @@ files_start(struct core *c, const char *name, const char *path,
 	return 0;
 }
 
-int
-core_vm_files_get(struct core *c, const char *name, const char *path,
+/* The agent's stream for a get (its reply head read) or a put (its
+ * head sent, the body to come). */
+static int
+files_open(struct core *c, const char *name, const char *path, bool put,
     struct file_stream **ret, struct bn_err *err)
 {
 	struct vmm_params p;
 	char *target;
+	int rc;
 
 	if (files_start(c, name, path, &p, &target, err) < 0)
 		return -1;
 	struct file_stream *s = xcalloc(1, sizeof(*s));
-	int rc = vsock_agent_open(p.vsock_uds, agent_port(c), "GET", target,
-	    NULL, 0, 5000, &s->vs, err);
+	if (put)
+		rc = vsock_agent_begin(p.vsock_uds, agent_port(c), "PUT", target,
+		    5000, &s->vs, err);
+	else
+		rc = vsock_agent_open(p.vsock_uds, agent_port(c), "GET", target,
+		    NULL, 0, 5000, &s->vs, err);
 	free(target);
 	if (rc < 0) {
 		free(s);
 		return -1;
 	}
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	*ret = s;
+	return 0;
+}
+
+int
+core_vm_files_get(struct core *c, const char *name, const char *path,
+    struct file_stream **ret, struct bn_err *err)
+{
+	struct file_stream *s;
+
+	if (files_open(c, name, path, false, &s, err) < 0)
+		return -1;
 	if (s->vs.status != 200) {
 		agent_refusal(&s->vs, name, path, err);
 		core_files_close(s);
@@ -96,23 +117,9 @@ int
 core_vm_files_put_begin(struct core *c, const char *name, const char *path,
     struct file_stream **ret, struct bn_err *err)
 {
-	struct vmm_params p;
-	char *target;
-
-	if (files_start(c, name, path, &p, &target, err) < 0)
+	if (files_open(c, name, path, true, ret, err) < 0)
 		return -1;
-	struct file_stream *s = xcalloc(1, sizeof(*s));
-	int rc = vsock_agent_begin(p.vsock_uds, agent_port(c), "PUT", target,
-	    5000, &s->vs, err);
-	free(target);
-	if (rc < 0) {
-		free(s);
-		return -1;
-	}
-	snprintf(s->name, sizeof(s->name), "%s", name);
-	snprintf(s->path, sizeof(s->path), "%s", path);
 	log_info("vm '%s': copying into %s", name, path);
-	*ret = s;
 	return 0;
 }
 

@@ -344,15 +344,6 @@ fwd_close(struct core *c, const char *vm)
 	conns_end(c, vm);
 }
 
-bool
-fwd_listening(struct core *c, const char *vm, const struct vm_port *p)
-{
-	pthread_mutex_lock(&c->fwd_mu);
-	bool on = fwd_find(c, vm, p) != NULL;
-	pthread_mutex_unlock(&c->fwd_mu);
-	return on;
-}
-
 void
 fwd_shutdown(struct core *c)
 {

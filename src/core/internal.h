@@ -107,7 +107,13 @@ struct vm_usage {
 	long long net_to_guest_bytes, net_from_guest_bytes;
 	long long net_to_guest_packets, net_from_guest_packets;
 };
-void vm_usage_read(struct core *c, const struct vm *vm, struct vm_usage *u);
+/* Every process's parent; one table serves many vm_usage_read calls. */
+struct proc_table;
+struct proc_table *proc_table_read(void);
+void proc_table_free(struct proc_table *t);
+/* vm's usage now; procs NULL: read the process table for it alone. */
+void vm_usage_read(struct core *c, const struct vm *vm,
+    const struct proc_table *procs, struct vm_usage *u);
 
 /* ---- cgroup.c: a VM's processes in a cgroup, its limits ---- */
 
@@ -119,8 +125,6 @@ int cg_place(struct core *c, const struct vm *vm, const pid_t *pids, int n,
     struct bn_err *err);
 /* Remove the VM's cgroup (its processes gone). */
 void cg_remove(struct core *c, const struct vm *vm);
-/* Its path in buf; whether it exists. */
-bool cg_path(struct core *c, const struct vm *vm, char *buf, size_t len);
 /* Whether VM limits can be kept here, and a line saying so. */
 bool cg_doctor(struct core *c, char *msg, size_t len);
 
@@ -148,7 +152,6 @@ void fwd_conn_list(struct core *c, struct fwd_conn *fc);
 void fwd_conn_unlist(struct core *c, struct fwd_conn *fc);
 /* Stop listening for vm (every VM with NULL) and end its relays. */
 void fwd_close(struct core *c, const char *vm);
-bool fwd_listening(struct core *c, const char *vm, const struct vm_port *p);
 /* Ports for VM name: at most VM_PORTS_MAX, valid, none twice
  * (BN_EINVAL), none another VM forwards (BN_EPORT_TAKEN). */
 int vm_ports_check(struct core *c, const char *name,

@@ -214,8 +214,10 @@ vms_now(FILE *f, struct core *c)
 		  "Bytes the guest sent on its TAP." },
 	};
 	struct vm_usage *u = xcalloc((size_t)(n > 0 ? n : 1), sizeof(*u));
+	struct proc_table *procs = proc_table_read();
 	for (int i = 0; i < n; i++)
-		vm_usage_read(c, &vms[i], &u[i]);
+		vm_usage_read(c, &vms[i], procs, &u[i]);
+	proc_table_free(procs);
 	for (size_t k = 0; k < sizeof(per_vm) / sizeof(per_vm[0]); k++) {
 		head(f, per_vm[k].name, per_vm[k].type, per_vm[k].help);
 		for (int i = 0; i < n; i++) {

@@ -40,40 +40,62 @@ stat_ppid(pid_t pid)
 	return (pid_t)ppid;
 }
 
-/* root and every process below it, into out (at most max). */
-static int
-proc_tree(pid_t root, pid_t *out, int max)
+/* Every process's parent, read once for all the VMs a caller asks
+ * about (GET /v1/metrics walks /proc one time, not once per VM). */
+struct proc_table {
+	struct { pid_t pid, ppid; } *v;
+	size_t n;
+};
+
+struct proc_table *
+proc_table_read(void)
 {
-	struct { pid_t pid, ppid; } *all = NULL;
-	size_t nall = 0, cap = 0;
+	struct proc_table *t = xcalloc(1, sizeof(*t));
+	size_t cap = 0;
 	DIR *d = opendir("/proc");
 	struct dirent *de;
-	int n = 0;
 
-	out[n++] = root;
 	if (d == NULL)
-		return n;
+		return t;
 	while ((de = readdir(d)) != NULL) {
 		if (!isdigit((unsigned char)de->d_name[0]))
 			continue;
 		pid_t pid = (pid_t)atoi(de->d_name), ppid = stat_ppid(pid);
 		if (ppid <= 0)
 			continue;
-		if (nall == cap) {
+		if (t->n == cap) {
 			cap = cap ? cap * 2 : 256;
-			all = xrealloc(all, cap * sizeof(*all));
+			t->v = xrealloc(t->v, cap * sizeof(*t->v));
 		}
-		all[nall].pid = pid;
-		all[nall].ppid = ppid;
-		nall++;
+		t->v[t->n].pid = pid;
+		t->v[t->n].ppid = ppid;
+		t->n++;
 	}
 	closedir(d);
+	return t;
+}
+
+void
+proc_table_free(struct proc_table *t)
+{
+	if (t == NULL)
+		return;
+	free(t->v);
+	free(t);
+}
+
+/* root and every process below it, into out (at most max). */
+static int
+proc_tree(const struct proc_table *t, pid_t root, pid_t *out, int max)
+{
+	int n = 0;
+
+	out[n++] = root;
 	/* Breadth first: out[i]'s children are appended after it. */
 	for (int i = 0; i < n; i++)
-		for (size_t k = 0; k < nall && n < max; k++)
-			if (all[k].ppid == out[i])
-				out[n++] = all[k].pid;
-	free(all);
+		for (size_t k = 0; k < t->n && n < max; k++)
+			if (t->v[k].ppid == out[i])
+				out[n++] = t->v[k].pid;
 	return n;
 }
 
@@ -122,7 +144,8 @@ tap_counter(const char *tap, const char *name)
 }
 
 void
-vm_usage_read(struct core *c, const struct vm *vm, struct vm_usage *u)
+vm_usage_read(struct core *c, const struct vm *vm,
+    const struct proc_table *procs, struct vm_usage *u)
 {
 	pid_t pids[USAGE_PROCS_MAX];
 	struct vmm_params p;
@@ -132,7 +155,10 @@ vm_usage_read(struct core *c, const struct vm *vm, struct vm_usage *u)
 	if (vm->pid <= 0 || !proc_alive(vm->pid))
 		return;
 	u->running = true;
-	n = proc_tree(vm->pid, pids, USAGE_PROCS_MAX);
+	struct proc_table *own = procs == NULL ? proc_table_read() : NULL;
+	n = proc_tree(procs != NULL ? procs : own, vm->pid, pids,
+	    USAGE_PROCS_MAX);
+	proc_table_free(own);
 	const struct vmm_driver *drv = vmm_by_name(vm->vmm);
 	if (drv->helpers != NULL && vm_ctl_params(c, vm, &p, NULL) == 0)
 		n += drv->helpers(&p, pids + n, USAGE_PROCS_MAX - n);
@@ -156,7 +182,7 @@ core_vm_usage_json(struct core *c, const char *name, struct bn_err *err)
 
 	if (core_vm_get(c, name, &vm, err) < 0)
 		return NULL;
-	vm_usage_read(c, &vm, &u);
+	vm_usage_read(c, &vm, NULL, &u);
 	time_rfc3339(now);
 	return json_pack("{s:s, s:s, s:s, s:b, s:i, s:f, s:I, "
 	    "s:{s:I, s:I}, s:{s:I, s:I, s:I, s:I}}",

@@ -350,3 +350,23 @@ def test_cli_create_set_and_show_ports(daemon, echo):
     r = daemon.run_banger("vm", "set", "fcs", "other", "--port", "1:2")
     assert r.returncode == 2, r.stderr
     daemon.client.delete_vm("fcs")
+
+
+def test_forwards_come_back_with_bangerd(fresh_daemon):
+    """A VM bangerd adopts at its start gets its forwards listening again."""
+    d = fresh_daemon.start()
+    api = d.client
+    vm = api.create_vm("fr", vcpus=1, ports=[{"host": HOST, "guest": GUEST}])
+    vmm = vm["result"]["status"]["pid"]
+    assert d.stop(signal.SIGTERM) == 0
+    d.start()
+    assert api.get("/v1/vms/fr").json()["status"]["state"] == "running"
+    # The guest's service where the VM's agent is (the first bangerd's
+    # namespace, which the VMM keeps); the forward in the new one.
+    srv = EchoServer(vmm if d.netns else None, GUEST)
+    try:
+        assert wait_for(lambda: not refused(ns_pid(d), HOST))
+        assert echo_through(ns_pid(d), HOST, b"adopted") == b"adopted"
+    finally:
+        srv.close()
+    api.delete_vm("fr")
