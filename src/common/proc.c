@@ -63,6 +63,15 @@ int
 proc_spawn_detached_in(char *const argv[], const char *cwd,
     const char *out_path, pid_t *ret_pid, struct bn_err *err)
 {
+	return proc_spawn_detached_prep(argv, cwd, out_path, NULL, NULL,
+	    ret_pid, err);
+}
+
+int
+proc_spawn_detached_prep(char *const argv[], const char *cwd,
+    const char *out_path, int (*prep)(void *), void *arg, pid_t *ret_pid,
+    struct bn_err *err)
+{
 	char exe[PATH_MAX];
 	int pfd[2];
 
@@ -104,6 +113,11 @@ proc_spawn_detached_in(char *const argv[], const char *cwd,
 		}
 		child_reset_signals();
 		child_redirect(out_path);
+		if (prep != NULL && (msg.err = prep(arg)) != 0) {
+			msg.pid = -2;
+			(void)!write(pfd[1], &msg, sizeof(msg));
+			_exit(127);
+		}
 		if (cwd != NULL && chdir(cwd) < 0) {
 			msg.pid = -1;
 			msg.err = errno;
@@ -130,6 +144,11 @@ proc_spawn_detached_in(char *const argv[], const char *cwd,
 			break;
 		if (msg.pid > 0)
 			gc = msg.pid;
+		if (msg.err != 0 && msg.pid == -2) {
+			rc = bn_fail(err, BN_ESYS, msg.err, "prepare the process "
+			    "of %s", argv[0]);
+			break;
+		}
 		if (msg.err != 0) {
 			rc = bn_fail(err, msg.err == ENOENT || msg.err == EACCES ?
 			    BN_EVMM_MISSING : BN_ESYS, msg.err, "exec %s", argv[0]);

@@ -16,6 +16,12 @@ int proc_spawn_detached(char *const argv[], const char *out_path,
 /* The same, in directory cwd (NULL: bangerd's own). */
 int proc_spawn_detached_in(char *const argv[], const char *cwd,
     const char *out_path, pid_t *ret_pid, struct bn_err *err);
+/* The same, with prep(arg) run in the new process just before its exec
+ * (after the redirection): it returns 0, or an errno that fails the spawn
+ * ("prepare the process of ...") with nothing left running. */
+int proc_spawn_detached_prep(char *const argv[], const char *cwd,
+    const char *out_path, int (*prep)(void *), void *arg, pid_t *ret_pid,
+    struct bn_err *err);
 
 /* Run argv to completion (stdout/stderr to /dev/null unless capture is
  * given, which receives up to capsz-1 bytes of stderr+stdout).  Fails with
