@@ -33,7 +33,7 @@ LIB_SRC    = $(COMMON_SRC) $(wildcard src/store/*.c src/vmm/*.c src/net/*.c \
 DAEMON_SRC = $(wildcard src/daemon/*.c)
 CLI_SRC    = $(wildcard src/cli/*.c) src/common/err.c src/common/util.c \
              src/common/wire.c src/common/b64.c src/common/relay.c \
-             src/common/portspec.c
+             src/common/portspec.c src/common/mountspec.c
 AGENT_SRC  = $(wildcard agent/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 # Unit tests of the CLI's own code (linked with it, not with the daemon's).

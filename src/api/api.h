@@ -99,6 +99,11 @@ enum MHD_Result h_vm_connect(struct api_req *r);
  * against each other and other VMs. */
 int ports_field(json_t *j, struct vm_port *ret, int *ret_n,
     struct bn_err *err);
+/* "mounts": [{"host", "guest", "readonly"}] of a create or patch body
+ * into ret (room for VM_MOUNTS_MAX), their syntax checked (mounts.c);
+ * *ret_n -1 when absent. */
+int mounts_field(json_t *j, struct vm_mount *ret, int *ret_n,
+    struct bn_err *err);
 /* "limits": {...} of a create or patch body (limits.c); *present says
  * whether the body had it (null or {} clears them). */
 int limits_field(json_t *j, struct vm_limits *ret, bool *present,

@@ -144,6 +144,7 @@ static const struct json_field create_fields[] = {
 	{ WIRE_FROM, JF_STRING, false, false },
 	{ WIRE_PORTS, JF_ARRAY, false, false },
 	{ WIRE_LIMITS, JF_OBJECT, false, true },
+	{ WIRE_MOUNTS, JF_ARRAY, false, false },
 };
 
 /* An integer field as sent, or VM_SIZE_UNSET when absent or null; its
@@ -185,6 +186,12 @@ h_vm_create(struct api_req *r)
 	bool has_limits;
 	if (limits_field(j, &req.limits, &has_limits, &err) < 0)
 		goto fail;
+	struct vm_mount mounts[VM_MOUNTS_MAX];
+	if (mounts_field(j, mounts, &req.nmounts, &err) < 0)
+		goto fail;
+	req.mounts = mounts;
+	if (req.nmounts < 0)
+		req.nmounts = 0;
 	int rc = core_vm_create(r->core, &req, op_id, &err);
 	json_decref(j);
 	if (rc < 0)
@@ -213,6 +220,7 @@ static const struct json_field patch_fields[] = {
 	{ WIRE_NAT, JF_BOOL, false, false },
 	{ WIRE_PORTS, JF_ARRAY, false, false },
 	{ WIRE_LIMITS, JF_OBJECT, false, true },
+	{ WIRE_MOUNTS, JF_ARRAY, false, false },
 };
 
 static enum MHD_Result
@@ -248,6 +256,15 @@ h_vm_patch(struct api_req *r)
 		json_decref(j);
 		return api_reply_error(r->conn, &err);
 	}
+	struct vm_mount mounts[VM_MOUNTS_MAX];
+	int nmounts;
+	if (mounts_field(j, mounts, &nmounts, &err) < 0) {
+		json_decref(j);
+		return api_reply_error(r->conn, &err);
+	}
+	p.set_mounts = nmounts >= 0;
+	p.mounts = mounts;
+	p.nmounts = nmounts < 0 ? 0 : nmounts;
 	json_decref(j);
 	if (core_vm_patch(r->core, r->param, &p, &vm, &err) < 0)
 		return api_reply_error(r->conn, &err);

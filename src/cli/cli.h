@@ -500,6 +500,11 @@ int cmd_image_warm(struct cli *cli, const struct args *a);
 int cmd_vm_exec(struct cli *cli, const struct args *a);
 int cmd_vm_cp(struct cli *cli, const struct args *a);
 int cmd_vm_port_forward(struct cli *cli, const struct args *a);
+/* --mount HOST:GUEST[:ro]... (and, with set, --no-mounts) as the API's
+ * "mounts" in body: 0, or the usage error's exit status (cmd_vm_mounts.c). */
+int mounts_body(const struct args *a, bool set, json_t *body);
+/* "/host -> /guest (ro), ..." or "none", from a VM's spec. */
+const char *mounts_text(json_t *spec, char *buf, size_t len);
 int cmd_operation_list(struct cli *cli, const struct args *a);
 int cmd_operation_show(struct cli *cli, const struct args *a);
 int cmd_operation_wait(struct cli *cli, const struct args *a);

@@ -131,7 +131,8 @@ cmd_vm_create(struct cli *cli, const struct args *a)
 		json_object_set_new(body, WIRE_IMAGE, json_string(image));
 	spec_body(a, body);
 	if ((rc = ports_body(a, false, body)) != 0 ||
-	    (rc = limits_body(a, false, body)) != 0) {
+	    (rc = limits_body(a, false, body)) != 0 ||
+	    (rc = mounts_body(a, false, body)) != 0) {
 		json_decref(body);
 		return rc;
 	}
@@ -242,6 +243,8 @@ print_vm(json_t *vm)
 		    sizeof(buf)));
 	out_kv("ports", ports_text(spec, buf, sizeof(buf)));
 	out_kv("limits", limits_text(spec, buf, sizeof(buf)));
+	char mbuf[8192];
+	out_kv("mounts", mounts_text(spec, mbuf, sizeof(mbuf)));
 	if (json_is_string(jobj(st, "paused_reason")))
 		out_kv("paused_reason", jtext(jobj(st, "paused_reason"), buf,
 		    sizeof(buf)));
@@ -321,17 +324,19 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	    args_flag(a, "--no-ports");
 	bool limited = args_list(a, "--limit", &pv) > 0 ||
 	    args_flag(a, "--no-limits");
+	bool mounted = args_list(a, "--mount", &pv) > 0 ||
+	    args_flag(a, "--no-mounts");
 	const char *name;
 	struct reply r = { 0 };
 	json_t *body;
 	char *path;
 
-	if (!sized && nat < 0 && !ported && !limited)
+	if (!sized && nat < 0 && !ported && !limited && !mounted)
 		return usage_error(cmd, "nothing to change: give --vcpus, --memory, "
-		    "--disk, --nat, --no-nat, --port, --no-ports, --limit or "
-		    "--no-limits");
+		    "--disk, --nat, --no-nat, --port, --no-ports, --limit, "
+		    "--no-limits, --mount or --no-mounts");
 	if (n > 1) {
-		if (sized || nat < 0 || ported || limited)
+		if (sized || nat < 0 || ported || limited || mounted)
 			return usage_error(cmd, "several VMs at once take only --nat "
 			    "or --no-nat");
 		json_t *list = json_array(), *extra = json_object();
@@ -351,7 +356,8 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 	body = json_object();
 	spec_body(a, body);
 	if ((rc = ports_body(a, true, body)) != 0 ||
-	    (rc = limits_body(a, true, body)) != 0) {
+	    (rc = limits_body(a, true, body)) != 0 ||
+	    (rc = mounts_body(a, true, body)) != 0) {
 		json_decref(body);
 		return rc;
 	}
@@ -376,6 +382,11 @@ cmd_vm_set(struct cli *cli, const struct args *a)
 			char lbuf[256];
 			printf("limits: %s\n", limits_text(spec, lbuf,
 			    sizeof(lbuf)));
+		}
+		if (mounted) {
+			char mbuf[8192];
+			printf("mounts: %s\n", mounts_text(spec, mbuf,
+			    sizeof(mbuf)));
 		}
 	}
 	reply_free(&r);

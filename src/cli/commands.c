@@ -52,6 +52,9 @@ static const struct flag vm_create_flags[] = {
 	    "(repeatable)"),
 	F_LIST("--limit", "KEY=VALUE", "cpus, memory_max_mib, disk_bytes_per_s,"
 	    "\ndisk_ops_per_s or net_bytes_per_s (repeatable)"),
+	F_LIST("--mount", "HOST:GUEST[:ro]", "share host directory HOST at "
+	    "GUEST in the guest\n(virtio-fs, QEMU only; :ro read-only; "
+	    "repeatable)"),
 	NO_WAIT_FLAG,
 	F_SWITCH("--cancel", "Ctrl-C cancels the create (the VM is removed) "
 	    "instead\nof only stopping the wait"),
@@ -128,6 +131,9 @@ static const struct flag vm_set_flags[] = {
 	    "(repeatable; while\nstopped): cpus, memory_max_mib, "
 	    "disk_bytes_per_s,\ndisk_ops_per_s, net_bytes_per_s"),
 	F_SWITCH("--no-limits", "no limits"),
+	F_LIST("--mount", "HOST:GUEST[:ro]", "the VM's shared folders become "
+	    "these\n(repeatable; while stopped; QEMU only)"),
+	F_SWITCH("--no-mounts", "share no folders"),
 	F_END
 };
 

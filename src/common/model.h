@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/mountspec.h"
 #include "common/portspec.h"
 
 #define VM_NAME_MAX 64
@@ -61,6 +62,9 @@ struct vm {
 	struct vm_port ports[VM_PORTS_MAX];
 	int nports;
 	struct vm_limits limits;
+	/* Host directories the guest mounts (virtio-fs; QEMU only). */
+	struct vm_mount mounts[VM_MOUNTS_MAX];
+	int nmounts;
 };
 
 /* The store's text for limits ("cpus=1.5,memory_max_mib=2048"; "" for

@@ -45,6 +45,7 @@ void wire_socket_resolve(const char *flag, char *buf, size_t len);
 #define WIRE_NAT         "nat"
 #define WIRE_PORTS       "ports"    /* [{"host", "guest", "address"}] */
 #define WIRE_LIMITS      "limits"   /* {"cpus", "memory_max_mib", ...} */
+#define WIRE_MOUNTS      "mounts"   /* [{"host", "guest", "readonly"}] */
 #define WIRE_TIMEOUT_S   "timeout_s"
 #define WIRE_ACTION      "action"
 #define WIRE_NAMES       "names"

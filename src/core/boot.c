@@ -74,6 +74,8 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 		.hostname = vm->name,
 		.agent_port = agent_port(c),
 		.vmm_adds_root = drv == &vmm_firecracker,
+		.mounts = vm->mounts,
+		.nmounts = vm->nmounts,
 	};
 	if (net != NULL && net->ip[0]) {
 		gc.ip = net->ip;
@@ -103,6 +105,9 @@ vm_params(struct core *c, const struct vm *vm, const struct vm_net *net,
 	p->vcpus = vm->vcpus;
 	p->memory_mib = vm->memory_mib;
 	p->limits = &vm->limits;
+	p->mounts = vm->mounts;
+	p->nmounts = vm->nmounts;
+	p->virtiofsd = ch->virtiofsd;
 	p->cid = vm->cid;
 	p->api_timeout_ms = c->cfg.vmm_api_timeout_ms;
 	return 0;

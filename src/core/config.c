@@ -262,6 +262,7 @@ static const struct {
 	{ "firecracker", NULL, BSTR(firecracker), "firecracker" },
 	{ "qemu", NULL, BSTR(qemu), "qemu-system-x86_64" },
 	{ "vhost_user_vsock", NULL, BSTR(vhost_user_vsock), "vhost-device-vsock" },
+	{ "virtiofsd", NULL, BSTR(virtiofsd), "tools/virtiofsd" },
 	{ "kernel", NULL, BSTR(kernel), "vmlinux" },
 	{ "initrd", NULL, BSTR(initrd), "initrd.img" },
 	{ "rootfs", NULL, BSTR(rootfs), "rootfs-docker.ext4" },

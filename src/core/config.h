@@ -74,6 +74,7 @@ struct bundle {
 	char firecracker[PATH_MAX];
 	char qemu[PATH_MAX];
 	char vhost_user_vsock[PATH_MAX];
+	char virtiofsd[PATH_MAX];  /* QEMU's shared folders; optional */
 	char kernel[PATH_MAX];
 	char initrd[PATH_MAX];
 	char rootfs[PATH_MAX];

@@ -60,6 +60,9 @@ struct vm_create_req {
 	const struct vm_port *ports;
 	int nports;
 	struct vm_limits limits;            /* zeros: none */
+	/* Host directories the guest mounts (QEMU only). */
+	const struct vm_mount *mounts;
+	int nmounts;
 };
 
 struct vm_patch {
@@ -73,6 +76,11 @@ struct vm_patch {
 	/* With set_limits, the VM's limits become these (while stopped). */
 	bool set_limits;
 	struct vm_limits limits;
+	/* With set_mounts, the VM's shared folders become these (while
+	 * stopped). */
+	bool set_mounts;
+	const struct vm_mount *mounts;
+	int nmounts;
 };
 
 /* VM_ACT_SET (bulk only) applies a patch, e.g. nat on or off; PAUSE and

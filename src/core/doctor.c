@@ -282,6 +282,32 @@ check_qemu(struct core *c, json_t *checks, enum chk bad)
 	add(checks, "vsock_helper", "vms", CHK_OK, msg, NULL);
 }
 
+/* Shared folders: which virtiofsd QEMU VMs would get; on Firecracker,
+ * that it has none (a VM with mounts is refused). */
+static void
+check_shares(struct core *c, json_t *checks, const struct vmm_choice *ch)
+{
+	char bin[PATH_MAX], msg[PATH_MAX + 200];
+	static const char *hint = "apt-get install qemu-system-x86 (bookworm's "
+	    "ships /usr/lib/qemu/virtiofsd) or virtiofsd (trixie and later), "
+	    "or set \"virtiofsd\" in bundle.json";
+
+	if (ch != NULL && ch->drv == &vmm_firecracker) {
+		add(checks, "shared_folders", "vms", CHK_WARN, "firecracker has no "
+		    "virtio-fs: a VM with mounts is refused (unsupported_by_vmm)",
+		    "copy files with 'banger vm cp', or use QEMU (\"vmm\": "
+		    "\"qemu\" in bundle.json)");
+		return;
+	}
+	if (!vmm_find_virtiofsd(c->bundle.virtiofsd, bin, sizeof(bin))) {
+		add(checks, "shared_folders", "vms", CHK_WARN, "no virtiofsd: QEMU "
+		    "VMs with mounts will not start", hint);
+		return;
+	}
+	snprintf(msg, sizeof(msg), "virtiofsd %s", bin);
+	add(checks, "shared_folders", "vms", CHK_OK, msg, NULL);
+}
+
 /* What VMs boot with now: driver, accelerator and why. */
 static void
 check_vmm(json_t *checks, const struct vmm_choice *ch, const struct bn_err *perr)
@@ -433,6 +459,7 @@ core_doctor(struct core *c)
 	check_firecracker(c, checks, picked && on_qemu ? CHK_WARN : CHK_FAIL);
 	check_qemu(c, checks, picked && !on_qemu ? CHK_WARN : CHK_FAIL);
 	check_vmm(checks, picked ? ch : NULL, &perr);
+	check_shares(c, checks, picked ? ch : NULL);
 	free(ch);
 	check_network(c, checks);
 	bool cg = cg_doctor(c, msg, sizeof(msg));

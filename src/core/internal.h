@@ -128,6 +128,17 @@ void cg_remove(struct core *c, const struct vm *vm);
 /* Whether VM limits can be kept here, and a line saying so. */
 bool cg_doctor(struct core *c, char *msg, size_t len);
 
+/* ---- shares.c: shared folders where they touch the host ---- */
+
+/* Each host directory exists, is a directory, is not / and neither holds
+ * nor is inside the state directory; each becomes its real path
+ * (BN_EINVAL naming mounts[i]). */
+int vm_mounts_host_check(struct core *c, struct vm_mount *m, int n,
+    struct bn_err *err);
+/* n shared folders on drv: BN_EUNSUPPORTED unless it has virtio-fs. */
+int vm_mounts_supported(const struct vmm_driver *drv, const char *name,
+    int n, struct bn_err *err);
+
 /* ---- metrics.c ---- */
 void metrics_init(struct core *c);
 void metrics_free(struct core *c);
@@ -215,6 +226,7 @@ vmm_pick(struct core *c, struct vmm_choice *ret, struct bn_err *err)
 		.firecracker = c->bundle.firecracker,
 		.qemu = c->bundle.qemu,
 		.vsock_helper = c->bundle.vhost_user_vsock,
+		.virtiofsd = c->bundle.virtiofsd,
 		.bundle_dir = c->bundle.dir,
 	};
 	return vmm_select(&w, ret, err);
@@ -232,6 +244,7 @@ vmm_pick_kind(struct core *c, const char *kind, struct vmm_choice *ret,
 		.firecracker = c->bundle.firecracker,
 		.qemu = c->bundle.qemu,
 		.vsock_helper = c->bundle.vhost_user_vsock,
+		.virtiofsd = c->bundle.virtiofsd,
 		.bundle_dir = c->bundle.dir,
 	};
 	return vmm_select(&w, ret, err);

@@ -19,7 +19,7 @@ struct life {
 	char dir[PATH_MAX];
 	struct vm_net net;
 	struct vmm_params p;
-	char cmdline[1024];
+	char cmdline[2048];
 	pid_t pid;
 	enum vm_state booting;      /* VM_CREATING or VM_STARTING */
 	bool halting;               /* the stop steps have a VM to stop */

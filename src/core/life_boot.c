@@ -55,6 +55,11 @@ spawn_run(struct life *l, struct bn_err *err)
 	const struct vmm_choice *ch = &l->req->choice;
 	struct vm *vm = &l->vm;
 
+	/* The shared folders again, where they touch the host: one may
+	 * have gone, or become a link elsewhere, since the spec was set. */
+	if (vm_mounts_supported(ch->drv, vm->name, vm->nmounts, err) < 0 ||
+	    vm_mounts_host_check(l->c, vm->mounts, vm->nmounts, err) < 0)
+		return -1;
 	if (vm_params(l->c, vm, &l->net, ch, &l->p, l->cmdline,
 	    sizeof(l->cmdline), err) < 0)
 		return -1;
@@ -85,11 +90,11 @@ int
 cgroup_run(struct life *l, struct bn_err *err)
 {
 	const struct vmm_driver *drv = l->req->choice.drv;
-	pid_t pids[8] = { l->pid };
+	pid_t pids[2 + VM_MOUNTS_MAX] = { l->pid };
 	int n = 1;
 
 	if (drv->helpers != NULL)
-		n += drv->helpers(&l->p, pids + 1, 7);
+		n += drv->helpers(&l->p, pids + 1, 1 + VM_MOUNTS_MAX);
 	return cg_place(l->c, &l->vm, pids, n, err);
 }
 

@@ -49,6 +49,18 @@ vm_ports_json(const struct vm *vm)
 }
 
 static json_t *
+vm_mounts_json(const struct vm *vm)
+{
+	json_t *a = json_array();
+
+	for (int i = 0; i < vm->nmounts; i++)
+		json_array_append_new(a, json_pack("{s:s, s:s, s:b}", "host",
+		    vm->mounts[i].host, "guest", vm->mounts[i].guest, "readonly",
+		    vm->mounts[i].readonly));
+	return a;
+}
+
+static json_t *
 vm_limits_json(const struct vm_limits *l)
 {
 	json_t *j = json_object();
@@ -76,13 +88,14 @@ vm_to_json(const struct vm *vm)
 	char dns[VM_NAME_MAX + 4];
 
 	snprintf(dns, sizeof(dns), "%s.vm", vm->name);
-	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b, s:o, s:o}, "
+	return json_pack("{s:s, s:s, s:{s:s, s:i, s:i, s:i, s:b, s:o, s:o, s:o}, "
 	    "s:{s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:o, s:o, s:s, s:o, "
 	    "s:o, s:o}}",
 	    "name", vm->name, "id", vm->id,
 	    "spec", "image", vm->image, "vcpus", vm->vcpus, "memory_mib",
 	    vm->memory_mib, "disk_gib", vm->disk_gib, "nat", vm->nat,
 	    "ports", vm_ports_json(vm), "limits", vm_limits_json(&vm->limits),
+	    "mounts", vm_mounts_json(vm),
 	    "status", "state", vm_state_name(vm->state),
 	    "ip", json_str_or_null(vm->ip),
 	    "dns_name", vm->ip[0] ? json_string(dns) : json_null(),

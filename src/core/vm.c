@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "common/wire.h"
 #include "guest/guest.h"
 
 int
@@ -238,6 +239,20 @@ checked:
 	vmp->limits = req->limits;
 	if (vm_limits_check(c, vmp, err) < 0)
 		goto fail;
+	if (req->nmounts > 0 && req->from != NULL) {
+		bn_fail(err, BN_EINVAL, 0, "a clone has its snapshot's devices: "
+		    "it cannot add shared folders");
+		bn_err_detail(err, "field", WIRE_MOUNTS);
+		goto fail;
+	}
+	vmp->nmounts = req->nmounts;
+	if (req->nmounts > 0)
+		memcpy(vmp->mounts, req->mounts, sizeof(*req->mounts) *
+		    (size_t)req->nmounts);
+	if (vm_mounts_host_check(c, vmp->mounts, vmp->nmounts, err) < 0 ||
+	    vm_mounts_supported(lr->choice.drv, req->name, vmp->nmounts,
+	    err) < 0)
+		goto fail;
 	vmp->nports = req->nports;
 	if (req->nports > 0)
 		memcpy(vmp->ports, req->ports, sizeof(*req->ports) *
@@ -340,11 +355,12 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *req,
 	vm_lock(c, name);
 	if (store_vm_get(c->store, name, &vm, err) < 0)
 		goto out;
-	bool sizing = p->vcpus || p->memory_mib || p->disk_gib || p->set_limits;
+	bool sizing = p->vcpus || p->memory_mib || p->disk_gib ||
+	    p->set_limits || p->set_mounts;
 	if (sizing && vm.state != VM_STOPPED) {
 		bn_fail(err, BN_EVM_RUNNING, 0, "vm '%s' is %s; vcpus, memory, "
-		    "disk and limits change only while it is stopped", name,
-		    vm_state_name(vm.state));
+		    "disk, limits and mounts change only while it is stopped",
+		    name, vm_state_name(vm.state));
 		bn_err_hint(err, "banger vm stop %s", name);
 		goto out;
 	}
@@ -358,6 +374,20 @@ core_vm_patch(struct core *c, const char *name, const struct vm_patch *req,
 		want.limits = p->limits;
 	if (vm_limits_check(c, &want, err) < 0)
 		goto out;
+	if (p->set_mounts) {
+		struct vmm_choice ch;
+		want.nmounts = p->nmounts;
+		if (p->nmounts > 0)
+			memcpy(want.mounts, p->mounts, sizeof(*p->mounts) *
+			    (size_t)p->nmounts);
+		/* Shared on the VMM the VM would start with now. */
+		if (vm_mounts_host_check(c, want.mounts, want.nmounts, err) < 0 ||
+		    (want.nmounts > 0 && (vmm_pick(c, &ch, err) < 0 ||
+		    vm_mounts_supported(ch.drv, name, want.nmounts, err) < 0)))
+			goto out;
+		memcpy(vm.mounts, want.mounts, sizeof(vm.mounts));
+		vm.nmounts = want.nmounts;
+	}
 	if (p->disk_gib && p->disk_gib < vm.disk_gib) {
 		bn_fail(err, BN_EINVAL, 0, "disk_gib can only grow (now %d)",
 		    vm.disk_gib);

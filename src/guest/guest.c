@@ -74,7 +74,19 @@ guest_cmdline(const struct guest_config *gc, char *out, size_t outsz,
 				return -1;
 		}
 	}
-	return append(out, outsz, &len, err,
+	if (append(out, outsz, &len, err,
 	    " banger.hostname=%s banger.agent_port=%u banger.workdev=/dev/vdb",
-	    gc->hostname, gc->agent_port);
+	    gc->hostname, gc->agent_port) < 0)
+		return -1;
+	for (int i = 0; i < gc->nmounts; i++) {
+		const char *why = mount_guest_why(gc->mounts[i].guest);
+		if (why != NULL || i >= VM_MOUNTS_MAX)
+			return bn_fail(err, BN_EINVAL, 0, "mounts[%d]: %s", i,
+			    why != NULL ? why : "too many shared folders");
+		if (append(out, outsz, &len, err, " banger.mount=" MOUNT_TAG_FMT
+		    ":%s%s", i, gc->mounts[i].guest, gc->mounts[i].readonly ?
+		    ":ro" : "") < 0)
+			return -1;
+	}
+	return 0;
 }

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "common/mountspec.h"
 
 struct guest_config {
 	const char *hostname;     /* VM name, a DNS label */
@@ -19,6 +20,10 @@ struct guest_config {
 	const char *dns2;         /* second resolver (needs dns), may be NULL */
 	/* Firecracker appends root=/dev/vda rw itself for the root drive. */
 	bool vmm_adds_root;
+	/* Shared folders: one banger.mount=TAG:PATH[:ro] each, TAG the
+	 * virtio-fs tag of its index (MOUNT_TAG_FMT). */
+	const struct vm_mount *mounts;
+	int nmounts;
 };
 
 /* Build the kernel command line into out.  Validates every value (no

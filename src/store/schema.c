@@ -103,6 +103,8 @@ const char *const store_migrations[] = {
 	"ALTER TABLE vms ADD COLUMN ports TEXT NOT NULL DEFAULT '';",
 	/* 9: each VM's limits, "key=value" joined by commas (model.c). */
 	"ALTER TABLE vms ADD COLUMN limits TEXT NOT NULL DEFAULT '';",
+	/* 10: each VM's shared folders, a JSON array (mountspec.h). */
+	"ALTER TABLE vms ADD COLUMN mounts TEXT NOT NULL DEFAULT '';",
 };
 
 const size_t store_nmigrations = sizeof(store_migrations) /

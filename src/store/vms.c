@@ -2,6 +2,7 @@
 #include "store/store_int.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/util.h"
@@ -9,7 +10,7 @@
 #define VM_COLS "id, name, image, vcpus, memory_mib, disk_gib, nat, state, vmm, " \
 	"pid, cid, health, last_error, created_at, started_at, stopped_at, " \
 	"updated_at, tap, accel, accel_reason, stop_result, stop_method, stop_ms, " \
-	"paused_reason, ports, limits"
+	"paused_reason, ports, limits, mounts"
 /* Read-only: the lease is stored in its own table. */
 #define VM_SELECT "SELECT " VM_COLS ", coalesce((SELECT ip FROM leases WHERE " \
 	"leases.vm_id = vms.id), '') FROM vms"
@@ -78,7 +79,9 @@ vm_from_row(sqlite3_stmt *st, struct vm *vm)
 	col_text(st, 23, vm->paused_reason, sizeof(vm->paused_reason));
 	ports_decode((const char *)sqlite3_column_text(st, 24), vm);
 	vm_limits_parse((const char *)sqlite3_column_text(st, 25), &vm->limits);
-	col_text(st, 26, vm->ip, sizeof(vm->ip));
+	vm->nmounts = mounts_decode((const char *)sqlite3_column_text(st, 26),
+	    vm->mounts, VM_MOUNTS_MAX);
+	col_text(st, 27, vm->ip, sizeof(vm->ip));
 }
 
 static void
@@ -114,6 +117,8 @@ vm_bind(sqlite3_stmt *st, const struct vm *vm)
 	sqlite3_bind_text(st, 25, ports, -1, SQLITE_TRANSIENT);
 	vm_limits_format(&vm->limits, limits, sizeof(limits));
 	sqlite3_bind_text(st, 26, limits, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 27, mounts_encode(vm->mounts, vm->nmounts), -1,
+	    free);
 }
 
 static int
@@ -132,7 +137,7 @@ store_vm_insert(struct store *s, const struct vm *vm, struct bn_err *err)
 	bool taken;
 
 	if (stmt_prepare(s, "INSERT INTO vms (" VM_COLS ") VALUES "
-	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
+	    "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", &st,
 	    "prepare insert vm", err) < 0)
 		return -1;
 	vm_bind(st, vm);
@@ -177,7 +182,7 @@ store_vm_update(struct store *s, const struct vm *vm, struct bn_err *err)
 	    "pid=?10, cid=?11, health=?12, last_error=?13, created_at=?14, "
 	    "started_at=?15, stopped_at=?16, updated_at=?17, tap=?18, accel=?19, "
 	    "accel_reason=?20, stop_result=?21, stop_method=?22, stop_ms=?23, "
-	    "paused_reason=?24, ports=?25, limits=?26 WHERE id=?1", &st, "prepare update vm", err) < 0)
+	    "paused_reason=?24, ports=?25, limits=?26, mounts=?27 WHERE id=?1", &st, "prepare update vm", err) < 0)
 		return -1;
 	vm_bind(st, vm);
 	if ((n = stmt_done(s, st, "update vm", NULL, err)) <= 0)

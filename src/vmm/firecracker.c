@@ -92,6 +92,9 @@ fc_spawn(const struct vmm_params *p, pid_t *ret_pid, struct bn_err *err)
 		"--id", (char *)p->vm_id, NULL
 	};
 
+	if (p->nmounts > 0)
+		return bn_fail(err, BN_EUNSUPPORTED, 0, "firecracker has no "
+		    "virtio-fs: it cannot share folders (mounts)");
 	fc_unlink_sockets(p);
 	/* In the VM's directory: the disks are named relative to it (see
 	 * vm_file), so a snapshot loads the disks of whichever VM's

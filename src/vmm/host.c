@@ -133,3 +133,22 @@ vmm_find_exe(const char *bundled, const char *name, char *out, size_t outsz)
 	return proc_find_exe(bundled, out, outsz, &ignored) == 0 ||
 	    proc_find_exe(name, out, outsz, &ignored) == 0;
 }
+
+bool
+vmm_find_virtiofsd(const char *bundled, char *out, size_t outsz)
+{
+	/* The Rust one of Debian trixie and later, then the C one that
+	 * bookworm's qemu-system-common ships. */
+	static const char *const places[] = { "/usr/libexec/virtiofsd",
+		"/usr/lib/qemu/virtiofsd" };
+	struct bn_err ignored;
+
+	if (vmm_find_exe(bundled != NULL && *bundled ? bundled : "virtiofsd",
+	    "virtiofsd", out, outsz))
+		return true;
+	for (size_t i = 0; i < sizeof(places) / sizeof(*places); i++)
+		if (proc_find_exe(places[i], out, outsz, &ignored) == 0)
+			return true;
+	out[0] = '\0';
+	return false;
+}

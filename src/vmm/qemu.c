@@ -50,36 +50,6 @@ qmp_status(struct qmp_conn *q, char *out, size_t outsz, struct bn_err *err)
 
 /* ---------- the helper (vhost-device-vsock) ---------- */
 
-/* Is there a listening Unix socket bound to path?  /proc/net/unix shows
- * listeners with __SO_ACCEPTCON (0x10000) in Flags and state 01.  Probing
- * by connecting would not do: vhost-device-vsock takes any connection as
- * its one frontend and re-creates the socket after it closes. */
-static bool
-unix_listening(const char *path)
-{
-	char line[512];
-	FILE *f = fopen("/proc/net/unix", "re");
-	bool found = false;
-
-	if (f == NULL) {
-		struct stat st;
-		return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
-	}
-	while (!found && fgets(line, sizeof(line), f) != NULL) {
-		unsigned long flags;
-		unsigned st;
-		int off = 0;
-
-		if (sscanf(line, "%*s %*s %*s %lx %*x %x %*u %n", &flags, &st,
-		    &off) != 2 || off == 0)
-			continue;
-		char *name = line + off;
-		name[strcspn(name, "\n")] = '\0';
-		found = (flags & 0x10000) && st == 1 && strcmp(name, path) == 0;
-	}
-	fclose(f);
-	return found;
-}
 
 static pid_t
 helper_pid_read(const struct qemu_files *f)
@@ -164,6 +134,7 @@ qemu_cleanup(const struct vmm_params *p, bool hard)
 	if (qemu_files(p->vmdir, &f, &ignored) < 0)
 		return;
 	helper_stop(&f, hard);
+	qemu_fs_stop(p, hard);
 	qemu_unlink_sockets(p, &f);
 }
 
@@ -173,12 +144,12 @@ qemu_helpers(const struct vmm_params *p, pid_t *out, int max)
 	struct qemu_files f;
 	struct bn_err ignored;
 	pid_t pid;
+	int n = 0;
 
-	if (max < 1 || qemu_files(p->vmdir, &f, &ignored) < 0 ||
-	    (pid = helper_pid_read(&f)) <= 0)
-		return 0;
-	out[0] = pid;
-	return 1;
+	if (max >= 1 && qemu_files(p->vmdir, &f, &ignored) == 0 &&
+	    (pid = helper_pid_read(&f)) > 0)
+		out[n++] = pid;
+	return n + qemu_fs_pids(p, out + n, max - n);
 }
 
 /* ---------- may bangerd connect to the guest's vsock yet? ---------- */
@@ -364,7 +335,7 @@ helper_start(const struct vmm_params *p, const struct qemu_files *f,
 	}
 	/* It binds and listens within milliseconds of exec. */
 	deadline = time_mono_ms() + (p->api_timeout_ms > 0 ? p->api_timeout_ms : 3000);
-	while (!unix_listening(f->vhu)) {
+	while (!qemu_unix_listening(f->vhu)) {
 		if (!proc_alive(pid)) {
 			helper_stop(f, true);
 			return fail_with_log(p, err, BN_EVMM, "vhost-device-vsock "
@@ -406,6 +377,11 @@ qemu_spawn(const struct vmm_params *p, pid_t *ret_pid, struct bn_err *err)
 	}
 	log_mark(p);
 	if (helper_start(p, &f, err) < 0) {
+		free(a);
+		return -1;
+	}
+	if (qemu_fs_start(p, err) < 0) {
+		helper_stop(&f, true);
 		free(a);
 		return -1;
 	}
@@ -717,6 +693,7 @@ qemu_snapshot_blocked(const struct vmm_params *p, char *why, size_t whysz,
 
 const struct vmm_driver vmm_qemu = {
 	.name = "qemu",
+	.shares = true,
 	.paused = qemu_paused,
 	.pause = qemu_pause,
 	.resume = qemu_resume,

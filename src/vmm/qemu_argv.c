@@ -172,6 +172,19 @@ qemu_build_argv(const struct vmm_params *p, const struct qemu_opts *o,
 	av_addf(a, "-device");
 	av_addf(a, "vhost-user-vsock-device,chardev=vhu");
 
+	/* Shared folders: virtiofsd (virtiofs.c) behind each socket. */
+	for (int i = 0; i < p->nmounts; i++) {
+		char sock[108];
+		if (qemu_fs_sock(p->vmdir, i, sock, sizeof(sock), err) < 0)
+			return bn_err_prefix(err, "qemu");
+		av_addf(a, "-chardev");
+		av_addf(a, "socket,id=fs%d,path=%s", i, av_esc(a, e1,
+		    sizeof(e1), sock));
+		av_addf(a, "-device");
+		av_addf(a, "vhost-user-fs-device,chardev=fs%d,tag=" MOUNT_TAG_FMT,
+		    i, i);
+	}
+
 	av_addf(a, "-chardev");
 	av_addf(a, "file,id=ser0,path=%s,append=on",
 	    av_esc(a, e1, sizeof(e1), p->console_log));

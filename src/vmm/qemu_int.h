@@ -19,4 +19,19 @@ struct qemu_files {
 /* Fill f from vmdir; fails when a path would not fit in a socket address. */
 int qemu_files(const char *vmdir, struct qemu_files *f, struct bn_err *err);
 
+/* ---- shared folders (virtiofs.c) ---- */
+
+/* Start one virtiofsd per mount of p (none: nothing), each listening on
+ * its socket before this returns; on failure none is left. */
+int qemu_fs_start(const struct vmm_params *p, struct bn_err *err);
+/* Stop this VM's virtiofsds and remove their files. */
+void qemu_fs_stop(const struct vmm_params *p, bool hard);
+/* Their pids, at most max into out; how many. */
+int qemu_fs_pids(const struct vmm_params *p, pid_t *out, int max);
+/* Mount i's vhost-user socket, which QEMU connects to. */
+int qemu_fs_sock(const char *vmdir, int i, char *out, size_t outsz,
+    struct bn_err *err);
+/* Is there a listening Unix socket bound to path (/proc/net/unix)? */
+bool qemu_unix_listening(const char *path);
+
 #endif

@@ -55,6 +55,7 @@ vmm_select(const struct vmm_wants *w, struct vmm_choice *ch, struct bn_err *err)
 		    "%s/tools and set \"vhost_user_vsock\": \"tools/vhost-device-vsock\" "
 		    "in bundle.json", w->bundle_dir);
 	}
+	vmm_find_virtiofsd(w->virtiofsd, ch->virtiofsd, sizeof(ch->virtiofsd));
 	ch->drv = &vmm_qemu;
 	ch->kvm = kvm == KVM_OK;
 	snprintf(ch->accel, sizeof(ch->accel), "%s", ch->kvm ? "kvm" : "tcg");

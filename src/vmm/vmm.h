@@ -35,8 +35,12 @@ struct vmm_params {
 	/* The VM's limits (its disk and network rates are the VMM's to
 	 * keep); NULL: none. */
 	const struct vm_limits *limits;
+	/* Host directories shared with the guest (drivers with .shares). */
+	const struct vm_mount *mounts;
+	int nmounts;
 	/* QEMU driver only. */
 	const char *vsock_helper;   /* vhost-device-vsock executable (resolved) */
+	const char *virtiofsd;      /* virtiofsd executable, "" when none */
 	bool kvm;                   /* -accel kvm -cpu host; else TCG, -cpu max */
 };
 
@@ -50,6 +54,8 @@ enum vmm_stop_how {
 
 struct vmm_driver {
 	const char *name;
+	/* Can it share host folders with the guest (virtio-fs)? */
+	bool shares;
 	/* Start the VMM process (detached, own session). */
 	int (*spawn)(const struct vmm_params *p, pid_t *ret_pid, struct bn_err *err);
 	/* Wait until its control API answers, then send the VM configuration. */
@@ -128,6 +134,7 @@ struct vmm_wants {
 	const char *firecracker;
 	const char *qemu;
 	const char *vsock_helper;
+	const char *virtiofsd;      /* "" or NULL: look in the usual places */
 	const char *bundle_dir;     /* for hints */
 };
 
@@ -137,6 +144,7 @@ struct vmm_choice {
 	const struct vmm_driver *drv;
 	char binary[PATH_MAX];
 	char helper[PATH_MAX];      /* QEMU: vhost-device-vsock */
+	char virtiofsd[PATH_MAX];   /* QEMU: virtiofsd, "" when none found */
 	bool kvm;                   /* QEMU: -accel kvm; else tcg */
 	char accel[8];              /* "kvm" | "tcg" */
 	char accel_reason[256];
@@ -151,6 +159,10 @@ int vmm_kvm_state(char *why, size_t whysz);
 /* bundled (a path, or a name looked up in PATH), else name in PATH. */
 bool vmm_find_exe(const char *bundled, const char *name, char *out,
     size_t outsz);
+/* virtiofsd: bundled (as above), else in PATH, /usr/libexec (Rust, newer
+ * Debian) or /usr/lib/qemu (C, bookworm's QEMU); out "" and false when
+ * none is found. */
+bool vmm_find_virtiofsd(const char *bundled, char *out, size_t outsz);
 /* Can a disk at path be opened with O_DIRECT (cache=none)?  tmpfs cannot. */
 bool vmm_host_direct_io(const char *path);
 /* The host's TSC rate in kHz (0 when it is not invariant) and whether it
@@ -170,7 +182,7 @@ struct qemu_opts {
 	bool tsc_reliable;          /* TCG: add tsc=reliable */
 };
 
-#define QEMU_ARGV_MAX 72
+#define QEMU_ARGV_MAX 112
 
 struct qemu_argv {
 	char *argv[QEMU_ARGV_MAX + 1];  /* NULL-terminated, points into buf */

@@ -143,6 +143,81 @@ test_guest_cmdline(void)
 	return 0;
 }
 
+/* Shared folders: the syntax shared by bangerd and the CLI, the store's
+ * text, and the kernel command line words. */
+static int
+test_mountspec(void)
+{
+	const char *good_guest[] = { "/mnt/src", "/root/proj", "/srv/a-b/c.d_e",
+		"/opt", "/usr/local/src", "/home/me" };
+	const char *bad_guest[] = { "", "mnt", "/", "/mnt/", "/mnt//a", "/mnt/./a",
+		"/mnt/../etc", "/mnt/a b", "/mnt/a:b", "/etc", "/usr", "/root",
+		"/tmp", "/proc/x", "/sys", "/dev/shm", "/run/user",
+		"/usr/local/lib/banger/x", "/mnt/caf\xc3\xa9" };
+	struct vm_mount m, two[2];
+	const char *why;
+	char buf[256], cmd[2048];
+	int at;
+
+	for (size_t i = 0; i < sizeof(good_guest) / sizeof(*good_guest); i++)
+		fail_unless(mount_guest_why(good_guest[i]) == NULL, "%s: %s",
+		    good_guest[i], mount_guest_why(good_guest[i]));
+	for (size_t i = 0; i < sizeof(bad_guest) / sizeof(*bad_guest); i++)
+		fail_unless(mount_guest_why(bad_guest[i]) != NULL, "%s accepted",
+		    bad_guest[i]);
+	memset(buf, 'a', 140);
+	buf[0] = '/';
+	buf[140] = '\0';
+	fail_unless(mount_guest_why(buf) != NULL, "long guest path accepted");
+	fail_unless(mount_host_why("rel/dir") && mount_host_why("/a\nb") &&
+	    !mount_host_why("/srv/a,b:c"), "host syntax");
+
+	fail_unless(mount_parse("/srv/x:/mnt/x", &m, &why) == 0 && !m.readonly &&
+	    strcmp(m.host, "/srv/x") == 0 && strcmp(m.guest, "/mnt/x") == 0,
+	    "plain");
+	fail_unless(mount_parse("/srv/a:b:/mnt/x:ro", &m, &why) == 0 &&
+	    m.readonly && strcmp(m.host, "/srv/a:b") == 0, "colon in host");
+	fail_unless(mount_parse("/srv/x:/mnt/x:rw", &m, &why) == 0 && !m.readonly,
+	    "rw");
+	fail_unless(mount_parse("/srv/x", &m, &why) < 0 &&
+	    mount_parse(":/mnt/x", &m, &why) < 0 &&
+	    mount_parse("/srv/x:/etc", &m, &why) < 0 &&
+	    mount_parse("/srv/x:ro", &m, &why) < 0 &&
+	    mount_parse("x:/mnt/x", &m, &why) < 0, "bad specs accepted");
+
+	fail_unless(mount_parse("/a:/mnt/a", &two[0], &why) == 0 &&
+	    mount_parse("/b:/mnt/a/b", &two[1], &why) == 0, "parse two");
+	fail_unless(mounts_check(two, 2, &at, buf, sizeof(buf), &why) < 0 &&
+	    at == 1 && strstr(why, "overlap"), "nested guest paths accepted");
+	snprintf(two[1].guest, sizeof(two[1].guest), "/mnt/ab");
+	fail_unless(mounts_check(two, 2, &at, buf, sizeof(buf), &why) == 0,
+	    "/mnt/ab is not inside /mnt/a: %s", why);
+
+	char *text = mounts_encode(two, 2);
+	struct vm_mount back[VM_MOUNTS_MAX];
+	fail_unless(mounts_decode(text, back, VM_MOUNTS_MAX) == 2 &&
+	    strcmp(back[1].guest, "/mnt/ab") == 0, "round trip %s", text);
+	free(text);
+	fail_unless(mounts_decode("", back, 8) == 0 &&
+	    mounts_decode("not json", back, 8) == 0 &&
+	    mounts_decode("[{\"host\": \"/a\", \"guest\": \"/etc\"}]", back,
+	    8) == 0, "bad store text");
+
+	two[0].readonly = true;
+	struct guest_config gc = { .hostname = "web", .agent_port = 1024,
+		.mounts = two, .nmounts = 2 };
+	struct bn_err err;
+	fail_unless(guest_cmdline(&gc, cmd, sizeof(cmd), &err) == 0, "%s",
+	    err.msg);
+	fail_unless(strstr(cmd, " banger.mount=banger0:/mnt/a:ro") &&
+	    strstr(cmd, " banger.mount=banger1:/mnt/ab") &&
+	    !strstr(cmd, "/mnt/ab:ro"), "%s", cmd);
+	snprintf(two[1].guest, sizeof(two[1].guest), "/mnt/x init=/bin/sh");
+	fail_unless(guest_cmdline(&gc, cmd, sizeof(cmd), &err) < 0,
+	    "injection through a guest path");
+	return 0;
+}
+
 static int
 test_config_parse(void)
 {
@@ -205,6 +280,7 @@ main(void)
 	RUN_TEST(test_error_map);
 	RUN_TEST(test_names_and_paths);
 	RUN_TEST(test_guest_cmdline);
+	RUN_TEST(test_mountspec);
 	RUN_TEST(test_config_parse);
 	RUN_TEST(test_bundle_parse);
 	return tap_end();

@@ -42,6 +42,7 @@
 #include "common/err.h"
 #include "common/proc.h"
 #include "common/util.h"
+#include "vmm/qemu_int.h"
 #include "vmm/vmm.h"
 #include "vmm/vsock.h"
 
@@ -245,6 +246,122 @@ test_argv_escape_and_limits(void)
 	p.kernel = NULL;
 	fail_unless(qemu_build_argv(&p, &o, &a, &err) < 0 && err.code == BN_EINVAL,
 	    "missing kernel accepted");
+	return 0;
+}
+
+/* Shared folders: a vhost-user-fs device per mount, tagged by index. */
+static int
+test_argv_mounts(void)
+{
+	struct vmm_params p;
+	struct qemu_opts o = { 0 };
+	struct qemu_argv a;
+	struct bn_err err;
+	struct vm_mount m[2] = {
+		{ .host = "/srv/a", .guest = "/mnt/a", .readonly = true },
+		{ .host = "/srv/b", .guest = "/root/b" },
+	};
+	int devices = 0, fs = 0;
+
+	base_params(&p, "/tmp/vm,1");
+	p.mounts = m;
+	p.nmounts = 2;
+	fail_unless(qemu_build_argv(&p, &o, &a, &err) == 0, "%s", err.msg);
+	for (int i = 0; i < a.argc; i++) {
+		if (strcmp(a.argv[i], "vhost-user-fs-device,chardev=fs0,tag=banger0")
+		    == 0 || strcmp(a.argv[i],
+		    "vhost-user-fs-device,chardev=fs1,tag=banger1") == 0)
+			devices++;
+		if (strcmp(a.argv[i], "socket,id=fs0,path=/tmp/vm,,1/fs0.sock") == 0 ||
+		    strcmp(a.argv[i], "socket,id=fs1,path=/tmp/vm,,1/fs1.sock") == 0)
+			fs++;
+	}
+	fail_unless(devices == 2 && fs == 2, "devices %d, sockets %d", devices,
+	    fs);
+	/* Eight mounts still fit the argv. */
+	struct vm_mount eight[VM_MOUNTS_MAX];
+	for (int i = 0; i < VM_MOUNTS_MAX; i++)
+		eight[i] = m[0];
+	p.mounts = eight;
+	p.nmounts = VM_MOUNTS_MAX;
+	fail_unless(qemu_build_argv(&p, &o, &a, &err) == 0, "%s", err.msg);
+	return 0;
+}
+
+/* Does /proc/PID/mountinfo have a line with both words? */
+static bool
+mountinfo_has(const char *pid, const char *a, const char *b)
+{
+	char path[64], line[4096];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%s/mountinfo", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return false;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		found = strstr(line, a) != NULL && (b == NULL ||
+		    strstr(line, b) != NULL);
+	fclose(f);
+	return found;
+}
+
+/* The real virtiofsd (bookworm's QEMU ships one): it listens on fs<N>.sock
+ * with the share bound in a mount namespace of its own, read-only when
+ * asked and never visible on the host; a stop leaves nothing; a share
+ * that vanished fails the start with nothing left running. */
+static int
+test_virtiofsd(void)
+{
+	char bin[PATH_MAX], vmdir[PATH_MAX], share[PATH_MAX], sock[PATH_MAX];
+	char pidfile[PATH_MAX], pidtxt[32], dir[PATH_MAX];
+	struct vmm_params p;
+	struct bn_err err;
+	struct vm_mount m = { .guest = "/mnt/s", .readonly = true };
+	pid_t pids[4];
+
+	if (geteuid() != 0)
+		skip_test("virtiofsd needs root (mount namespaces)");
+	if (!vmm_find_virtiofsd(NULL, bin, sizeof(bin)))
+		skip_test("no virtiofsd (apt-get install qemu-system-x86)");
+	snprintf(vmdir, sizeof(vmdir), "%s/fsvm", tmpdir);
+	snprintf(share, sizeof(share), "%s/share", tmpdir);
+	fail_unless(mkdir(vmdir, 0700) == 0 && mkdir(share, 0755) == 0, "mkdir");
+	snprintf(m.host, sizeof(m.host), "%s", share);
+	base_params(&p, vmdir);
+	p.mounts = &m;
+	p.nmounts = 1;
+	p.virtiofsd = bin;
+	fail_unless(qemu_fs_start(&p, &err) == 0, "%s (%s)", err.msg, err.hint);
+	snprintf(sock, sizeof(sock), "%s/fs0.sock", vmdir);
+	snprintf(pidfile, sizeof(pidfile), "%s/fs0.pid", vmdir);
+	snprintf(dir, sizeof(dir), "%s/fs0.dir", vmdir);
+	fail_unless(qemu_unix_listening(sock), "not listening on %s", sock);
+	fail_unless(qemu_fs_pids(&p, pids, 4) == 1 && proc_alive(pids[0]),
+	    "pids");
+	snprintf(pidtxt, sizeof(pidtxt), "%d", (int)pids[0]);
+	/* The bind is in virtiofsd's namespace only, read-only.  (Until a
+	 * frontend connects: then the C virtiofsd pivots into it.) */
+	fail_unless(!mountinfo_has("self", dir, NULL), "bind leaked to the host");
+	fail_unless(mountinfo_has(pidtxt, share, NULL), "no bind of the share");
+	fail_unless(mountinfo_has(pidtxt, dir, " ro,"), "share not read-only "
+	    "in virtiofsd's namespace");
+	qemu_fs_stop(&p, false);
+	fail_unless(!proc_alive(pids[0]) || proc_wait_gone(pids[0], 2000),
+	    "virtiofsd still runs");
+	fail_unless(!exists(sock) && !exists(pidfile) && !exists(dir),
+	    "files left");
+
+	/* A share gone between the check and the start. */
+	fail_unless(rmdir(share) == 0, "rmdir");
+	fail_unless(qemu_fs_start(&p, &err) < 0, "started without its share");
+	fail_unless(strstr(err.msg, "prepare") != NULL, "%s", err.msg);
+	fail_unless(qemu_fs_pids(&p, pids, 4) == 0 && !exists(dir) &&
+	    !exists(pidfile), "left behind");
+	/* No virtiofsd at all. */
+	p.virtiofsd = "";
+	fail_unless(qemu_fs_start(&p, &err) < 0 && err.code == BN_EVMM_MISSING,
+	    "code %d", err.code);
 	return 0;
 }
 
@@ -1190,6 +1307,8 @@ main(void)
 	RUN_TEST(test_argv_tcg);
 	RUN_TEST(test_argv_kvm_no_net);
 	RUN_TEST(test_argv_escape_and_limits);
+	RUN_TEST(test_argv_mounts);
+	RUN_TEST(test_virtiofsd);
 	RUN_TEST(test_qmp_handshake);
 	RUN_TEST(test_qmp_execute_skips_events);
 	RUN_TEST(test_qmp_errors);

@@ -39,7 +39,7 @@ test_migrate_and_vms(void)
 
 	fail_unless(store_open(":memory:", &s, &err) == 0, "%s", err.msg);
 	fail_unless(store_schema_version(s) == (int)store_nmigrations &&
-	    store_nmigrations == 9, "version %d", store_schema_version(s));
+	    store_nmigrations == 10, "version %d", store_schema_version(s));
 	uint64_t g0 = store_generation(s);
 	fail_unless(store_vm_insert(s, &vm, &err) == 0, "%s", err.msg);
 	fail_unless(store_generation(s) > g0, "generation bumps");
@@ -77,6 +77,22 @@ test_migrate_and_vms(void)
 	    strcmp(got.ports[1].addr, "::1") == 0 &&
 	    got.ports[1].host == 2222 && got.ports[1].guest == 22,
 	    "ports persisted (%d)", got.nports);
+	/* Shared folders too, a host path with a comma and a quote in it. */
+	fail_unless(got.nmounts == 0, "no mounts yet");
+	got.nmounts = 2;
+	snprintf(got.mounts[0].host, sizeof(got.mounts[0].host), "/srv/a,\"b");
+	snprintf(got.mounts[0].guest, sizeof(got.mounts[0].guest), "/mnt/a");
+	got.mounts[0].readonly = true;
+	snprintf(got.mounts[1].host, sizeof(got.mounts[1].host), "/home/u/p");
+	snprintf(got.mounts[1].guest, sizeof(got.mounts[1].guest), "/root/p");
+	fail_unless(store_vm_update(s, &got, &err) == 0, "%s", err.msg);
+	memset(&got, 0, sizeof(got));
+	fail_unless(store_vm_get(s, "web", &got, &err) == 0 && got.nmounts == 2 &&
+	    strcmp(got.mounts[0].host, "/srv/a,\"b") == 0 &&
+	    strcmp(got.mounts[0].guest, "/mnt/a") == 0 && got.mounts[0].readonly &&
+	    strcmp(got.mounts[1].host, "/home/u/p") == 0 &&
+	    strcmp(got.mounts[1].guest, "/root/p") == 0 && !got.mounts[1].readonly,
+	    "mounts persisted (%d)", got.nmounts);
 	fail_unless(store_vm_free_cid(s, &cid, &err) == 0 && cid == 4, "cid %u", cid);
 	struct vm b = mkvm("api", 5);
 	fail_unless(store_vm_insert(s, &b, &err) == 0, "%s", err.msg);

@@ -932,7 +932,28 @@ export interface components {
             nat: boolean;
             ports: components["schemas"]["Ports"];
             limits: components["schemas"]["Limits"];
+            mounts: components["schemas"]["Mounts"];
         };
+        /** @description A host directory the guest mounts at `guest` (virtio-fs). On QEMU bangerd starts one virtiofsd per mount (Debian bookworm's QEMU ships one at /usr/lib/qemu/virtiofsd; newer suites package the Rust virtiofsd), in a mount namespace of its own where the directory is bind-mounted (read-only for `readonly`, so the guest cannot write it even by remounting); file systems mounted below the directory on the host are not shared. The guest mounts it during boot, after its work disk, before sshd and the agent; a mount that fails makes the VM's health `degraded`, saying why. Firecracker has no virtio-fs: a create or patch with mounts is `409 unsupported_by_vmm` (copy files with `vm cp` instead). `host` must exist and be a directory, not `/`, and neither hold nor be inside bangerd's state directory (`400 invalid_request`); it is stored as its real path and checked again at every start. */
+        Mount: {
+            /**
+             * @description Absolute path of a directory on the host.
+             * @example /home/me/src/app
+             */
+            host: string;
+            /**
+             * @description Absolute path in the guest, created if missing: letters, digits and `. _ -` only, no `.` or `..` component, not a system directory (`/etc`, `/usr`, `/root`, `/tmp`, ...) nor inside `/dev`, `/proc`, `/run` or `/sys`; it may be under `/root` (the work disk). No two mounts at or inside each other.
+             * @example /mnt/src
+             */
+            guest: string;
+            /**
+             * @description The guest can read the folder but not change it.
+             * @default false
+             */
+            readonly?: boolean;
+        };
+        /** @description Shared folders, at most 8 (QEMU only). */
+        Mounts: components["schemas"]["Mount"][];
         /** @description What the VM may take of the host; an absent (or 0) field is no limit. `cpus` and `memory_max_mib` hold the VM's processes (VMM, helpers) in their cgroup, `banger.slice/vm-ID` under the cgroup v2 hierarchy (`cgroup_root`, default /sys/fs/cgroup): `cpu.max` and `memory.max` (and `memory.swap.max` 0). A host without cgroup v2 and those controllers does not start such a VM (`409 unsupported_by_vmm`, the operation says why; `banger doctor` checks it). The rates are the VMM's own: Firecracker's rate limiters on each drive and on the network interface (each direction); QEMU's block throttling on each drive, and QEMU has no network rate limit (`unsupported_by_vmm`). Limits change while the VM is stopped. */
         Limits: {
             /**
@@ -1076,6 +1097,7 @@ export interface components {
             nat?: boolean;
             ports?: components["schemas"]["Ports"];
             limits?: components["schemas"]["Limits"];
+            mounts?: components["schemas"]["Mounts"];
             /** @description `VM@SNAPSHOT`: make the VM a clone of that snapshot (a `vm.clone` operation) instead of booting an image. The clone has the snapshot's image, vcpus and memory and the source's disk size (giving other values, or `image`, is `400 invalid_request`), and its own copies of both disks, TAP, lease, MAC, `NAME.vm` and vsock socket. Right after the restore, before the operation succeeds, the agent gives the guest its own identity: hostname, MAC and address (the snapshot's kernel `ip=` is stale), machine-id, new SSH host keys, a kernel RNG reseeded from the host, and the clock. Stages: `check`, `clone_disks`, `network`, `spawn_vmm`, `load`, `wait_health`, `reidentify`. A snapshot whose manifest does not match this host is `snapshot_unusable` (in the operation); an image whose agent cannot re-identify a guest fails with `unsupported_by_vmm`. Firecracker only. */
             from?: string;
         };
@@ -1090,6 +1112,8 @@ export interface components {
             ports?: components["schemas"]["Ports"];
             /** @description The VM's limits become these (null or {}: none); the VM must be stopped. */
             limits?: components["schemas"]["Limits"] | null;
+            /** @description The VM's shared folders become exactly these (`[]`: none); the VM must be stopped, and they are checked as at create (`409 unsupported_by_vmm` when the VM would start on Firecracker). */
+            mounts?: components["schemas"]["Mounts"];
         };
         /** @description Optional body of `POST /v1/vms/{name}/stop`. */
         StopRequest: {
@@ -1418,7 +1442,8 @@ export interface components {
                  *         "disk_gib": 8,
                  *         "nat": false,
                  *         "ports": [],
-                 *         "limits": {}
+                 *         "limits": {},
+                 *         "mounts": []
                  *       },
                  *       "status": {
                  *         "state": "running",
