@@ -75,7 +75,7 @@ def test_vm_lifecycle(api, daemon):
     assert vm["status"]["pid"] > 0
     assert vm["spec"] == {"image": "default", "vcpus": 1, "memory_mib": 256,
                           "disk_gib": 8, "nat": False, "ports": [],
-                          "limits": {}}
+                          "limits": {}, "mounts": []}
     vmdir = vm_files(daemon, vm["id"])
     # Disks: the rootfs copy is sparse, the work disk grown to 8 GiB.
     st = os.stat(os.path.join(vmdir, "rootfs.ext4"))

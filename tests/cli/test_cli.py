@@ -158,13 +158,13 @@ def test_vm_lifecycle(daemon, image):
         assert list(f) == ["name", "id", "state", "image", "vcpus",
                            "memory_mib", "disk_gib", "nat", "ip", "dns_name",
                            "vmm", "pid", "health", "created_at", "started_at",
-                           "last_error", "ports", "limits", "cpu",
+                           "last_error", "ports", "limits", "mounts", "cpu",
                            "memory_used", "disk_io", "network"]
         assert f["name"] == name and f["state"] == "running"
         assert f["image"] == image and f["vcpus"] == "1"
         assert f["memory_mib"] == "128" and f["disk_gib"] == "1"
         assert f["nat"] == "no" and f["ports"] == "none" and \
-            f["limits"] == "none"
+            f["limits"] == "none" and f["mounts"] == "none"
 
         r = ok(run(daemon, "vm", "stop", name, "--timeout", "5"))
         assert r.stdout == "vm '%s' stopped\n" % name

@@ -405,6 +405,59 @@ def test_port_forward_to_the_debian_image(e2e):
                    "-f", pattern)
 
 
+def test_shared_folders_in_the_debian_image(e2e, tmp_path):
+    """virtio-fs through virtiofsd: a read-write folder and a read-only
+    one (under /root, on the work disk), mounted by the guest at boot.
+    The host's file is read in the guest, the guest's write shows on the
+    host, the read-only one refuses writes (also to root), the binds stay
+    out of the host's mount table, and the virtiofsds go with the VM."""
+    api = e2e.client
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    (rw / "from-host").write_text("hello from the host\n")
+    (ro / "keep").write_text("read only\n")
+    op = api.post("/v1/vms", {"name": "share", "vcpus": 1, "mounts": [
+        {"host": str(rw), "guest": "/mnt/rw"},
+        {"host": str(ro), "guest": "/root/ro", "readonly": True}]},
+        params={"wait": BOOT_S + 60}).json()
+    assert op["state"] == "succeeded", (op, console_tail(api, "share"))
+    vm = api.get("/v1/vms/share").json()
+    vmdir = os.path.join(e2e.state, "vms", vm["id"])
+    try:
+        assert vm["status"]["health"] == "ok", vm
+        assert [m["guest"] for m in vm["spec"]["mounts"]] == ["/mnt/rw",
+                                                             "/root/ro"]
+        r = banger(e2e, "vm", "exec", "--no-stdin", "share", "--", "cat",
+                   "/mnt/rw/from-host", "/root/ro/keep")
+        assert r.returncode == 0 and r.stdout == \
+            "hello from the host\nread only\n", (r, console_tail(api, "share"))
+        r = banger(e2e, "vm", "exec", "--no-stdin", "share", "--", "sh", "-c",
+                   "echo from the guest > /mnt/rw/from-guest")
+        assert r.returncode == 0, r
+        assert (rw / "from-guest").read_text() == "from the guest\n"
+        r = banger(e2e, "vm", "exec", "--no-stdin", "share", "--", "sh", "-c",
+                   "touch /root/ro/x || mount -o remount,rw /root/ro && "
+                   "touch /root/ro/y")
+        assert r.returncode != 0 and "Read-only" in r.stderr, r
+        assert sorted(os.listdir(ro)) == ["keep"]
+        with open("/proc/self/mountinfo") as f:
+            assert vmdir not in f.read(), "a share's bind shows on the host"
+        assert os.path.exists(os.path.join(vmdir, "fs1.pid"))
+        r = banger(e2e, "vm", "show", "share")
+        assert "/root/ro (ro)" in r.stdout, r.stdout
+        r = api.patch("/v1/vms/share", {"mounts": []})
+        assert r.status_code == 409 and r.json()["code"] == "vm_running", \
+            r.text
+        api.action("share", "stop")
+        for f in ("fs0.pid", "fs0.sock", "fs1.dir"):
+            assert not os.path.exists(os.path.join(vmdir, f)), f
+        r = subprocess.run(["pgrep", "-f", vmdir + "/fs"], capture_output=True)
+        assert r.returncode == 1, "a virtiofsd outlived its VM: " + r.stdout.decode()
+    finally:
+        api.delete_vm("share")
+
+
 def cgroup_v2_memory():
     try:
         with open("/sys/fs/cgroup/cgroup.controllers") as f:
