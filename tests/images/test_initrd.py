@@ -259,8 +259,12 @@ def test_initrd_lists_init_busybox_and_modules(initrd, kernel_dir):
     assert all(n.startswith(prefix) for n in kos)
     assert REQUIRED_MODULES <= {modname(n) for n in kos}
 
-    # The load list names exactly the .ko files, each after its dependencies.
-    order = entries["lib/banger/modules"].data.decode().split()
+    # The load lists (every VM's, then the shared folders') name exactly
+    # the .ko files, each once and after its dependencies.
+    main = entries["lib/banger/modules"].data.decode().split()
+    shares = entries["lib/banger/modules.shares"].data.decode().split()
+    order = main + shares
+    assert len(set(order)) == len(order), order
     assert {prefix + p for p in order} == kos
     deps = modules_dep(kernel_dir)
     for i, mod in enumerate(order):
@@ -278,6 +282,25 @@ def test_initrd_lists_init_busybox_and_modules(initrd, kernel_dir):
         size, len(kos), TIMES.get("make-initrd", 0)))
     if "make-kernel" in TIMES:
         print("make-kernel: %.2f s" % TIMES["make-kernel"])
+
+
+def test_initrd_shares_list_is_fuse_and_virtiofs(initrd, kernel_dir):
+    """modules.shares holds fuse and virtiofs only: virtiofs's other
+    dependencies (virtio, virtio_ring) are in the main list already."""
+    config = open(os.path.join(kernel_dir, "config")).read()
+    assert "CONFIG_FUSE_FS=m" in config and "CONFIG_VIRTIO_FS=m" in config
+    entries = {e.name: e for e in read_cpio(initrd)}
+    shares = entries["lib/banger/modules.shares"].data.decode().split()
+    assert [modname(p) for p in shares] == ["fuse", "virtiofs"]
+    main = [modname(p) for p in
+            entries["lib/banger/modules"].data.decode().split()]
+    deps = modules_dep(kernel_dir)
+    virtiofs = [d for d in deps[shares[1]] if d not in shares]
+    assert virtiofs and all(modname(d) in main for d in virtiofs), virtiofs
+    info = dict(line.split("=", 1) for line in
+                entries["lib/banger/info"].data.decode().splitlines())
+    assert info["shares_modules"] == "fuse virtiofs"
+    assert "fuse" not in info["modules"].split()
 
 
 def test_initrd_is_readable_by_gnu_cpio(initrd):
@@ -420,6 +443,44 @@ def test_parses_root_options(busybox, initrd_tree, tmp_path):
                                 "1")
         v = parse(sh, initrd_tree, tmp_path, "root=/dev/vdb banger.rootwait=x")
         assert (v["root"], v["wait"]) == ("/dev/vdb", "10")
+
+
+def load(shell, initrd_tree, tmp_path, cmdline):
+    """The module names load_modules insmods for CMDLINE (insmod a shell
+    function that records its argument), and what it logged."""
+    f = tmp_path / "cmdline"
+    f.write_text(cmdline + "\n")
+    log = tmp_path / "insmod.log"
+    log.write_text("")
+    lib = os.path.join(initrd_tree, "lib", "banger")
+    script = ('. "$BANGER_LIB/initlib.sh"; '
+              'insmod() { echo "$1" >>"$LOG"; }; '
+              'cmdline_parse; load_modules')
+    env = {"BANGER_LIB": lib, "BANGER_CMDLINE": str(f), "LOG": str(log),
+           "PATH": os.path.dirname(shell[0]) + ":/usr/bin:/bin"}
+    r = run(shell + ["-c", script], env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return [modname(p) for p in log.read_text().split()], r.stdout
+
+
+def test_shares_modules_load_only_with_a_mount_word(busybox, initrd_tree,
+                                                     tmp_path):
+    lib = os.path.join(initrd_tree, "lib", "banger")
+    main = [modname(p) for p in open(os.path.join(lib, "modules")).read().split()]
+    for sh in shells(busybox):
+        mods, out = load(sh, initrd_tree, tmp_path, CONTRACT)
+        assert mods == main, (sh, mods)
+        assert "banger-initrd: loaded %d modules\n" % len(main) in out, out
+        mods, out = load(sh, initrd_tree, tmp_path,
+                         CONTRACT + " banger.mount=banger0:/mnt/src:ro "
+                         "banger.mount=banger1:/root/proj")
+        assert mods == main + ["fuse", "virtiofs"], (sh, mods)
+        assert ("banger-initrd: loaded %d modules (2 shared folders)\n"
+                % (len(main) + 2)) in out, out
+        # A word that only looks like it does not count.
+        mods, _ = load(sh, initrd_tree, tmp_path,
+                       CONTRACT + " xbanger.mount=banger0:/mnt/src")
+        assert mods == main, (sh, mods)
 
 
 # ---- booting it -------------------------------------------------------
