@@ -10,7 +10,8 @@ import pytest
 from debimage import ROOTFS, TEST_PUBKEY
 
 MINE = ["make-rootfs.sh", "customize.sh", "interactive.sh"]
-POSIX = ["files/repair-root", "files/guest-setup", "files/mount-work"]
+POSIX = ["files/repair-root", "files/guest-setup", "files/mount-work",
+         "files/mount-shares"]
 GUEST_SETUP = os.path.join(ROOTFS, "files", "guest-setup")
 
 
