@@ -7,7 +7,9 @@ with that reason.  The .debs are cached in BANGER_CACHE (default
 /var/cache/banger as root, as make-bundle.sh does), so only the first run
 downloads.  The boot tests need qemu-system-x86_64 (skipped without it, or
 with BANGER_SKIP_BOOT=1) and boot under TCG on a q35 machine with virtio-pci
-devices (BANGER_BOOT_MACHINE=microvm uses virtio-mmio instead).
+devices (BANGER_BOOT_MACHINE=microvm uses virtio-mmio instead).  The
+shared-folder boot also needs virtiofsd (QEMU's, /usr/lib/qemu/virtiofsd on
+bookworm, or the standalone one) and root.
 """
 import collections
 import gzip
@@ -592,3 +594,132 @@ def test_missing_root_device_reboots_instead_of_hanging(
             "within 1s") in log
     assert "banger-initrd: rebooting" in log
     assert "GUEST: " not in log
+
+
+# ---- booting it with shared folders -------------------------------------
+
+SHARES_INIT = """#!/bin/busybox sh
+B=/bin/busybox
+/usr/local/lib/banger/mount-shares
+echo "GUEST: rc=$?"
+echo "GUEST: state=$($B tr '\\n' ';' </run/banger/shares-state)"
+echo "GUEST: modules=$($B cut -d' ' -f1 /proc/modules | $B sort | $B tr '\\n' ' ')"
+echo "GUEST: mounts=$($B grep virtiofs /proc/mounts | $B cut -d' ' -f1-4 | $B tr '\\n' ';')"
+echo "GUEST: ro-read=$($B cat /mnt/src/hello.txt)"
+if echo x 2>/dev/null >/mnt/src/new; then r=allowed; else r=refused; fi
+echo "GUEST: ro-write=$r"
+echo from-guest >/root/proj/note.txt && echo "GUEST: rw-write=ok"
+$B sync
+echo "GUEST: done"
+$B reboot -f
+"""
+
+MOUNT_SHARES = os.path.join(ROOT, "rootfs", "files", "mount-shares")
+
+
+def virtiofsd_path():
+    for p in ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"):
+        if os.access(p, os.X_OK):
+            return p
+    return shutil.which("virtiofsd")
+
+
+@pytest.fixture(scope="session")
+def shares_rootfs(busybox, tmp_path_factory):
+    if os.environ.get("BANGER_SKIP_BOOT") == "1":
+        pytest.skip("BANGER_SKIP_BOOT=1")
+    for tool in ("qemu-system-x86_64", "mkfs.ext4"):
+        if not shutil.which(tool):
+            pytest.skip(tool + " is not installed")
+    if virtiofsd_path() is None:
+        pytest.skip("virtiofsd is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("virtiofsd needs root")
+    d = tmp_path_factory.mktemp("shares-guest")
+    tree = d / "tree"
+    for sub in ("bin", "sbin", "dev", "proc", "sys", "run", "root",
+                "usr/local/lib/banger"):
+        (tree / sub).mkdir(parents=True)
+    shutil.copy(busybox, tree / "bin" / "busybox")
+    for applet in ("sh", "mkdir", "mount", "sed"):
+        os.symlink("busybox", tree / "bin" / applet)
+    shutil.copy(MOUNT_SHARES, tree / "usr/local/lib/banger/mount-shares")
+    (tree / "sbin" / "init").write_text(SHARES_INIT)
+    os.chmod(tree / "sbin" / "init", 0o755)
+    img = str(d / "rootfs.ext4")
+    r = run(["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(tree), img,
+             "32M"])
+    assert r.returncode == 0, r.stderr
+    return img
+
+
+def test_boots_and_mounts_shared_folders(kernel_dir, initrd, shares_rootfs,
+                                         tmp_path):
+    """The whole guest side on a real kernel: the initrd loads fuse and
+    virtiofs for the banger.mount= words, mount-shares (busybox sh and
+    mount) mounts one share read-only and one read-write under /root, and
+    the state file says so."""
+    src, proj = tmp_path / "src", tmp_path / "proj"
+    src.mkdir()
+    proj.mkdir()
+    (src / "hello.txt").write_text("hello from the host\n")
+    daemons = []
+    chardevs = []
+    try:
+        for i, d in enumerate((src, proj)):
+            sock = str(tmp_path / ("vfs%d.sock" % i))
+            daemons.append(subprocess.Popen(
+                [virtiofsd_path(), "--socket-path=" + sock, "-o",
+                 "source=" + str(d), "-o", "cache=none", "-o",
+                 "sandbox=chroot"], stdout=subprocess.DEVNULL,
+                stderr=open(str(tmp_path / ("vfs%d.log" % i)), "w")))
+            for _ in range(100):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            assert os.path.exists(sock), open(
+                str(tmp_path / ("vfs%d.log" % i))).read()
+            chardevs.append(sock)
+        append = ("console=ttyS0 reboot=k panic=1 root=/dev/vda rw "
+                  "banger.mount=banger0:/mnt/src:ro "
+                  "banger.mount=banger1:/root/proj")
+        serial = str(tmp_path / "serial.log")
+        cmd = qemu_cmd(os.path.join(kernel_dir, "vmlinux"), initrd,
+                       shares_rootfs, append, serial)
+        m = cmd.index("-M") + 1
+        microvm = cmd[m] == "microvm"
+        cmd[m] += ",memory-backend=mem"
+        cmd += ["-object", "memory-backend-memfd,id=mem,size=512M,share=on"]
+        if microvm:
+            # microvm's virtio-mmio is legacy (virtio 0.9) by default, and
+            # virtiofsd (libvhost-user) refuses legacy devices: it exits
+            # at the first request and the guest's read hangs.
+            cmd += ["-global", "virtio-mmio.force-legacy=false"]
+        for i, sock in enumerate(chardevs):
+            cmd += ["-chardev", "socket,id=vfs%d,path=%s" % (i, sock),
+                    "-device", "%s,chardev=vfs%d,tag=banger%d" % (
+                        "vhost-user-fs-device" if microvm else
+                        "vhost-user-fs-pci", i, i)]
+        r = run(cmd, timeout=240)
+        with open(serial, errors="replace") as f:
+            log = f.read()
+    finally:
+        for p in daemons:
+            p.kill()
+            p.wait()
+    assert r.returncode == 0, r.stderr + log[-3000:]
+    assert "GUEST: done" in log, log[-3000:]
+    lines = dict(line.split("=", 1) for line in log.splitlines()
+                 if line.startswith("GUEST: ") and "=" in line)
+    assert "banger-initrd: loaded " in log and "(2 shared folders)" in log
+    assert {"fuse", "virtiofs"} <= set(lines["GUEST: modules"].split())
+    assert lines["GUEST: rc"] == "0", log[-3000:]
+    assert lines["GUEST: state"] == "ok banger0 /mnt/src;ok banger1 /root/proj;"
+    mounts = lines["GUEST: mounts"].split(";")
+    assert mounts[0].startswith("banger0 /mnt/src virtiofs ro"), mounts
+    assert mounts[1].startswith("banger1 /root/proj virtiofs rw"), mounts
+    assert lines["GUEST: ro-read"] == "hello from the host"
+    assert lines["GUEST: ro-write"] == "refused"
+    assert lines["GUEST: rw-write"] == "ok"
+    assert (proj / "note.txt").read_text() == "from-guest\n"
+    assert not (src / "new").exists()
