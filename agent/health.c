@@ -1,6 +1,8 @@
 /* health.c - gathers the guest facts served at GET /healthz.
  *
- * Everything comes from /proc, uname() and statvfs(); no NSS, no libraries.
+ * Everything comes from /proc, uname(), statvfs() and the state files the
+ * boot steps leave in /run/banger (layout-state, shares-state); no NSS, no
+ * libraries.
  * A fact that cannot be read is reported as JSON null rather than failing
  * the whole document.
  */
@@ -232,6 +234,62 @@ read_layout(const char *path)
 		if (strlen(known[i]) == n && strncmp(s, known[i], n) == 0)
 			return known[i];
 	return "unknown";
+}
+
+/* The shared folders' state, from mount-shares at boot: one line per
+ * share, "ok TAG PATH" or "failed TAG PATH REASON". */
+struct shares {
+	unsigned mounted, failed;
+	char detail[200];   /* the first failure: "TAG on PATH: REASON" */
+};
+
+/* The file sits next to the layout state (/run/banger/shares-state), so
+ * --layout-state moves both (tests).  No file: no shares were asked for
+ * (mount-shares writes one whenever the command line names a share). */
+static void
+read_shares(const char *layout_state, struct shares *sh)
+{
+	char path[PATH_MAX];
+	char buf[4096];
+	const char *ls = layout_state ? layout_state : AGENT_DEFAULT_LAYOUT_STATE;
+	const char *slash = strrchr(ls, '/');
+
+	memset(sh, 0, sizeof(*sh));
+	if (slash == NULL)
+		snprintf(path, sizeof(path), "shares-state");
+	else
+		snprintf(path, sizeof(path), "%.*s/shares-state",
+		    (int)(slash - ls), ls);
+	if (read_small_file(path, buf, sizeof(buf)) < 0)
+		return;
+	char *save = NULL;
+	for (char *line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		char *s = trim(line);
+		if (*s == '\0')
+			continue;
+		if (strncmp(s, "ok ", 3) == 0) {
+			sh->mounted++;
+			continue;
+		}
+		if (sh->failed++ > 0)
+			continue;
+		if (strncmp(s, "failed ", 7) != 0) {
+			snprintf(sh->detail, sizeof(sh->detail),
+			    "unexpected line in %s: %.60s", path, s);
+			continue;
+		}
+		/* TAG and PATH have no spaces; the reason is the rest. */
+		char *tag = trim(s + 7);
+		char *p = tag + strcspn(tag, " \t");
+		char *where = *p ? trim(p + 1) : p;
+		*p = '\0';
+		p = where + strcspn(where, " \t");
+		char *why = *p ? trim(p + 1) : p;
+		*p = '\0';
+		snprintf(sh->detail, sizeof(sh->detail), "%s on %s: %s", tag,
+		    where, *why ? why : "failed");
+	}
 }
 
 /* ---- readiness ---- */
@@ -483,8 +541,12 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 	struct readiness rd;
 	check_readiness(cfg, mounted, &rd);
 
+	/* A share that did not mount is final, not "starting": degraded. */
+	struct shares sh;
+	read_shares(cfg->layout_state, &sh);
+
 	sb_puts(sb, "{\"status\":");
-	sb_json_str(sb, mounted ? "ok" : "degraded");
+	sb_json_str(sb, mounted && sh.failed == 0 ? "ok" : "degraded");
 	sb_puts(sb, ",\"agent_version\":\"" AGENT_VERSION "\"");
 	sb_printf(sb, ",\"protocol\":%d", AGENT_PROTOCOL);
 	/* What this agent can do, from its route table, each once. */
@@ -540,6 +602,9 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 	put_fs(sb, have_path ? canon : NULL);
 	sb_puts(sb, ",\"layout\":");
 	sb_json_str(sb, read_layout(cfg->layout_state));
+	sb_printf(sb, "},\"shares\":{\"ok\":%s,\"mounted\":%u,\"failed\":%u,"
+	    "\"detail\":", sh.failed ? "false" : "true", sh.mounted, sh.failed);
+	sb_json_str(sb, sh.failed ? sh.detail : NULL);
 	sb_puts(sb, "}}");
 }
 

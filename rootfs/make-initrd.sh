@@ -12,7 +12,10 @@
 #                            module loading, network, root mount; tests
 #                            source it with BANGER_CMDLINE=<fake file>
 #   /lib/banger/modules      the .ko files to insmod, in dependency order
-#   /lib/banger/info         kernel release, busybox version, module list
+#   /lib/banger/modules.shares  the same for shared folders (virtio-fs):
+#                            loaded only when the command line has a
+#                            banger.mount= word, after the main list
+#   /lib/banger/info         kernel release, busybox version, module lists
 #   /bin/busybox             from Debian's busybox-static (apt-get download,
 #                            cached), plus symlinks for the applets /init uses
 #   /lib/modules/<release>/… the virtio, vsock and ext4 modules the kernel
@@ -25,10 +28,15 @@
 # are taken when the kernel has them.  For each, the kernel config decides:
 # =y is built in (nothing to add), =m adds the module and its dependencies,
 # unset fails for a required one.  On bookworm's cloud kernel all the virtio
-# and vsock drivers are modules and ext4 is built in.
+# and vsock drivers are modules and ext4 is built in.  fuse and virtiofs
+# (shared folders) are optional and go to modules.shares, with those of
+# their dependencies the main list does not already load (virtiofs needs
+# virtio and virtio_ring, which it does): a VM without shares loads
+# nothing more.  The rootfs images carry no modules of their own.
 #
 # What /init does, with a `banger-initrd: ...` line per step on the console:
-# mount proc, sys, devtmpfs and a tmpfs /run; insmod the modules in order;
+# mount proc, sys, devtmpfs and a tmpfs /run; insmod the modules in order
+# (and modules.shares when a banger.mount= word asks for a shared folder);
 # apply `ip=<client>:<server>:<gw>:<mask>:<host>:<dev>:<autoconf>[:<dns0>[:<dns1>]]`
 # (the kernel has no IP_PNP) with busybox ip: lo and the device up, the
 # address, the default route, the hostname; /run/banger/net.env and
@@ -186,7 +194,8 @@ while IFS= read -r line; do
 done <"$moddir/modules.dep"
 
 order=()
-# Depth first: a module's dependencies are emitted before it.
+# Depth first: a module's dependencies are emitted before it, each module
+# once across both lists (emitted[] is shared).
 visit() {
 	local p=$1 d
 	[ -z "${emitted[$p]:-}" ] || return 0
@@ -199,6 +208,35 @@ visit() {
 
 config_value() {
 	sed -n "/^CONFIG_$1=/{s///;p;q}" "$kdir/config"
+}
+
+# want NAME CONFIG_SYMBOL required|optional ...: add the modules to order[]
+# (and built-in ones to builtin[]).
+want() {
+	local w name sym need val p
+	for w in "$@"; do
+		read -r name sym need <<<"$w"
+		if [ "$sym" = "-" ]; then
+			val=m
+		else
+			val=$(config_value "$sym")
+		fi
+		case "$val" in
+		y) builtin+=("$name") ;;
+		m)
+			p=${path_of[$name]:-}
+			if [ -z "$p" ]; then
+				[ "$need" = optional ] && continue
+				die "module $name is not in $moddir/modules.dep"
+			fi
+			visit "$p"
+			;;
+		*)
+			[ "$need" = optional ] && continue
+			die "CONFIG_$sym is not set in $kdir/config: kernel $release has no $name"
+			;;
+		esac
+	done
 }
 
 # NAME CONFIG_SYMBOL required|optional
@@ -225,30 +263,15 @@ for m in "${extra_modules[@]}"; do
 done
 
 builtin=()
-for w in "${wanted[@]}"; do
-	read -r name sym need <<<"$w"
-	if [ "$sym" = "-" ]; then
-		val=m
-	else
-		val=$(config_value "$sym")
-	fi
-	case "$val" in
-	y) builtin+=("$name") ;;
-	m)
-		p=${path_of[$name]:-}
-		if [ -z "$p" ]; then
-			[ "$need" = optional ] && continue
-			die "module $name is not in $moddir/modules.dep"
-		fi
-		visit "$p"
-		;;
-	*)
-		[ "$need" = optional ] && continue
-		die "CONFIG_$sym is not set in $kdir/config: kernel $release has no $name"
-		;;
-	esac
-done
-say "kernel $release: built in: ${builtin[*]:-none}; modules: ${#order[@]}"
+want "${wanted[@]}"
+main_order=("${order[@]}")
+# Shared folders (virtio-fs): their own list, after the main one.
+order=()
+want "fuse FUSE_FS optional" "virtiofs VIRTIO_FS optional"
+shares_order=("${order[@]}")
+order=("${main_order[@]}" "${shares_order[@]}")
+say "kernel $release: built in: ${builtin[*]:-none}; modules: ${#main_order[@]}" \
+	"(+${#shares_order[@]} for shared folders)"
 
 # ---- the tree ----
 
@@ -270,17 +293,28 @@ for p in "${order[@]}"; do
 	*) die "$p: unknown module format" ;;
 	esac
 done
-for p in "${order[@]}"; do
-	p=${p%.xz}
-	p=${p%.zst}
-	p=${p%.gz}
-	echo "$p"
-done >"$root/lib/banger/modules"
+# list PATH...: the module paths as the initrd holds them (decompressed).
+list() {
+	local p
+	for p in "$@"; do
+		p=${p%.xz}
+		p=${p%.zst}
+		p=${p%.gz}
+		echo "$p"
+	done
+}
+list "${main_order[@]}" >"$root/lib/banger/modules"
+list "${shares_order[@]}" >"$root/lib/banger/modules.shares"
+# names FILE: the module names of a list, on one line.
+names() {
+	sed 's,.*/,,; s,\.ko$,,' "$1" | tr '\n' ' ' | sed 's/ $//'
+}
 {
 	echo "kernel_release=$release"
 	echo "busybox=$bb_version"
 	echo "builtin=${builtin[*]:-}"
-	echo "modules=$(sed 's,.*/,,; s,\.ko$,,' "$root/lib/banger/modules" | tr '\n' ' ' | sed 's/ $//')"
+	echo "modules=$(names "$root/lib/banger/modules")"
+	echo "shares_modules=$(names "$root/lib/banger/modules.shares")"
 } >"$root/lib/banger/info"
 echo "$release" >"$root/lib/banger/kernel.release"
 
@@ -297,10 +331,12 @@ chmod 0755 "$root/init"
 
 cat >"$root/lib/banger/initlib.sh" <<'EOF'
 # banger initrd library (POSIX sh, busybox ash).  /init calls initrd_main;
-# tests source this file and call cmdline_parse and parse_ip on a fake
-# command line (BANGER_CMDLINE).
+# tests source this file and call cmdline_parse, parse_ip and load_modules
+# on a fake command line (BANGER_CMDLINE), with BANGER_LIB naming an
+# unpacked lib/banger and a stand-in insmod on PATH.
 
 BANGER_CMDLINE=${BANGER_CMDLINE:-/proc/cmdline}
+BANGER_LIB=${BANGER_LIB:-/lib/banger}
 
 log() {
 	echo "banger-initrd: $*"
@@ -316,6 +352,7 @@ cmdline_parse() {
 	CMD_IP=
 	CMD_INIT=/sbin/init
 	CMD_SHELL=0
+	CMD_SHARES=0
 	set -f
 	# shellcheck disable=SC2013 # words, not lines
 	for _w in $(cat "${1:-$BANGER_CMDLINE}"); do
@@ -328,6 +365,7 @@ cmdline_parse() {
 		init=*) CMD_INIT=${_w#init=} ;;
 		banger.rootwait=*) CMD_ROOTWAIT=${_w#banger.rootwait=} ;;
 		banger.initrd.shell) CMD_SHELL=1 ;;
+		banger.mount=*) CMD_SHARES=$((CMD_SHARES + 1)) ;;
 		esac
 	done
 	set +f
@@ -459,12 +497,8 @@ fail() {
 	exit 1
 }
 
-load_modules() {
-	_kver=$(cat /lib/banger/kernel.release)
-	if [ "$_kver" != "$(uname -r)" ]; then
-		log "warning: modules are for $_kver, the kernel is $(uname -r)"
-	fi
-	_n=0
+# load_list FILE: insmod each module FILE names; counts them in _n.
+load_list() {
 	while IFS= read -r _m; do
 		[ -n "$_m" ] || continue
 		if _err=$(insmod "/lib/modules/$_kver/$_m" 2>&1); then
@@ -475,8 +509,24 @@ load_modules() {
 			*) log "warning: insmod ${_m##*/}: $_err" ;;
 			esac
 		fi
-	done </lib/banger/modules
-	log "loaded $_n modules"
+	done <"$1"
+}
+
+# load_modules: the modules every VM needs, then the shared-folder ones
+# (fuse, virtiofs) only when cmdline_parse counted a banger.mount= word.
+load_modules() {
+	_kver=$(cat "$BANGER_LIB/kernel.release")
+	if [ "$_kver" != "$(uname -r)" ]; then
+		log "warning: modules are for $_kver, the kernel is $(uname -r)"
+	fi
+	_n=0
+	load_list "$BANGER_LIB/modules"
+	if [ "${CMD_SHARES:-0}" -gt 0 ] && [ -f "$BANGER_LIB/modules.shares" ]; then
+		load_list "$BANGER_LIB/modules.shares"
+		log "loaded $_n modules ($CMD_SHARES shared folders)"
+	else
+		log "loaded $_n modules"
+	fi
 }
 
 # apply_ip: configure IP_DEV from the parse_ip variables.

@@ -52,9 +52,10 @@
 #     makes Ed25519 and ECDSA ones at its first start, never RSA), fstab
 #     without the work disk, a runit core service that runs
 #     rootfs/files/guest-setup (hostname, DNS), rootfs/files/mount-work
-#     (checks the work disk and mounts it on /root) and
-#     rootfs/files/repair-root (the work-disk repair step) before any
-#     service, root's dotfiles.
+#     (checks the work disk and mounts it on /root),
+#     rootfs/files/repair-root (the work-disk repair step) and, when the
+#     command line names shared folders, rootfs/files/mount-shares
+#     (virtio-fs) before any service, root's dotfiles.
 #  8. make_images: mkfs.ext4 -d (no loop mounts) into temporary names in
 #     --out, renamed into place once both are complete. A failure leaves
 #     the previous images untouched and no temporary files behind.
@@ -74,7 +75,8 @@ set -euo pipefail
 SELF_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VOID_DIR=$SELF_DIR/void
 # Guest files shared with the Debian image: repair-root (the work-disk
-# repair step) and guest-setup (hostname and DNS from the kernel cmdline).
+# repair step), guest-setup (hostname and DNS from the kernel cmdline),
+# mount-work (the work disk) and mount-shares (shared folders).
 FILES_DIR=$SELF_DIR/files
 
 # Plain assignments only (see the file); shellcheck is not told to follow it.
@@ -365,14 +367,14 @@ check_pubkey() {
 # configure_root ROOT AGENT PUBKEY FILES_DIR: everything after the install
 # that needs no network. ROOT needs etc/passwd (root line), etc/sv/sshd,
 # etc/sv/agetty-ttyS0 and, for the dotfiles, etc/skel. FILES_DIR holds
-# repair-root, guest-setup and mount-work.
+# repair-root, guest-setup, mount-work and mount-shares.
 configure_root() {
 	local root=$1 agent=$2 pubkey=$3 gfiles=$4
 	local sv=$root/etc/sv rsv=$root/etc/runit/runsvdir/default s f
 	check_pubkey "$pubkey"
 	if [[ $PLAN == 0 ]]; then
 		[[ -f $agent ]] || die "no agent binary at $agent"
-		for f in repair-root guest-setup mount-work; do
+		for f in repair-root guest-setup mount-work mount-shares; do
 			[[ -f $gfiles/$f ]] || die "no $f in $gfiles"
 		done
 		[[ -f $root/etc/passwd ]] || die "$root/etc/passwd is missing"
@@ -415,13 +417,15 @@ configure_root() {
 	step "fstab: / on /dev/vda; the work disk is not in it (mount-work mounts it)"
 	run install -D -m 0644 "$VOID_DIR/fstab" "$root/etc/fstab"
 
-	step "boot steps as a runit core service, before any service starts: guest-setup, mount-work, repair-root"
+	step "boot steps as a runit core service, before any service starts: guest-setup, mount-work, repair-root, mount-shares"
 	run install -D -m 0755 "$gfiles/guest-setup" "$root/usr/local/lib/banger/guest-setup"
 	run install -D -m 0755 "$gfiles/mount-work" "$root/usr/local/lib/banger/mount-work"
 	run install -D -m 0755 "$gfiles/repair-root" "$root/usr/local/lib/banger/repair-root"
+	run install -D -m 0755 "$gfiles/mount-shares" "$root/usr/local/lib/banger/mount-shares"
 	run install -D -m 0644 "$VOID_DIR/core-services/50-banger.sh" \
 		"$root/etc/runit/core-services/50-banger.sh"
 	note "(repair-root's word ok|repaired|conflicts goes to /run/banger/layout-state for the agent)"
+	note "(mount-shares runs only with banger.mount= on the command line; results in /run/banger/shares-state)"
 
 	step "root's dotfiles in /root (they become the work seed)"
 	run install -d -m 0700 "$root/root"
@@ -537,7 +541,7 @@ main() {
 		note "out:      $out/rootfs-void.ext4, $out/work-seed-void.ext4"
 		note "agent:    $agent"
 		note "pubkey:   $pubkey"
-		for f in repair-root guest-setup mount-work; do
+		for f in repair-root guest-setup mount-work mount-shares; do
 			note "$(printf '%-9s' "$f:") $FILES_DIR/$f$([[ -f $FILES_DIR/$f ]] || printf ' (not present yet)')"
 		done
 		note "mirror:   $mirror (packages: $repo, XBPS_ARCH=$VOID_ARCH)"
@@ -546,7 +550,7 @@ main() {
 		work=$out/.rootfs-void.XXXXXX
 	else
 		[[ $(id -u) == 0 ]] || die "run as root: the packages' INSTALL scripts must run chrooted (or use --plan)"
-		for f in repair-root guest-setup mount-work; do
+		for f in repair-root guest-setup mount-work mount-shares; do
 			[[ -f $FILES_DIR/$f ]] || die "$FILES_DIR/$f is missing"
 		done
 		need_tools curl sha256sum tar xz unshare mount usermod ssh-keygen base64 \

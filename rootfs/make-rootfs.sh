@@ -480,9 +480,10 @@ inst 0755 "$agent" /usr/local/bin/banger-vsock-agent
 inst 0755 "$files/repair-root" /usr/local/lib/banger/repair-root
 inst 0755 "$files/guest-setup" /usr/local/lib/banger/guest-setup
 inst 0755 "$files/mount-work" /usr/local/lib/banger/mount-work
+inst 0755 "$files/mount-shares" /usr/local/lib/banger/mount-shares
 
 # Units, enabled offline: what `systemctl enable` would link.
-units=(banger-hostkeys banger-workdisk banger-vsock-agent banger-guest)
+units=(banger-hostkeys banger-workdisk banger-shares banger-vsock-agent banger-guest)
 for u in "${units[@]}"; do
 	inst 0644 "$files/$u.service" "$UNIT_DIR/$u.service"
 done
@@ -496,6 +497,7 @@ enable() { # enable UNIT TARGET-DIR...
 }
 enable banger-hostkeys multi-user.target.wants ssh.service.requires
 enable banger-workdisk local-fs.target.wants
+enable banger-shares local-fs.target.wants
 enable banger-vsock-agent multi-user.target.wants
 enable banger-guest sysinit.target.wants
 [[ -L $tree/etc/systemd/system/multi-user.target.wants/ssh.service ]] ||

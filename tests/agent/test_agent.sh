@@ -153,6 +153,42 @@ check "layout garbage -> unknown" layout_is 'okay\n' unknown
 check "layout empty -> unknown" layout_is '' unknown
 check "layout missing -> unknown" layout_is '<missing>' unknown
 
+# Shared folders: mount-shares's state file sits next to the layout state
+# (here $tmp/shares-state, read by every agent of this test: removed after).
+check "no shares state: shares ok" test \
+	"$(jget "$tmp/h.json" shares)" = '{"ok": true, "mounted": 0, "failed": 0, "detail": null}'
+shares_are() { # shares_are FILE-CONTENT|<missing> STATUS SHARES-JSON
+	if [[ $1 == "<missing>" ]]; then
+		rm -f "$tmp/shares-state"
+	else
+		printf '%b' "$1" >"$tmp/shares-state"
+	fi
+	curl -sS --unix-socket "$good" http://agent/healthz >"$tmp/s.json"
+	[[ $(jget "$tmp/s.json" status) == "$2" && $(jget "$tmp/s.json" shares) == "$3" ]]
+}
+check "shares all ok -> status ok" shares_are \
+	'ok banger0 /mnt/src\nok banger1 /root/proj\n' ok \
+	'{"ok": true, "mounted": 2, "failed": 0, "detail": null}'
+check "shares empty file -> ok" shares_are '' ok \
+	'{"ok": true, "mounted": 0, "failed": 0, "detail": null}'
+check "a failed share -> degraded, first failure as detail" shares_are \
+	'ok banger0 /mnt/src\nfailed banger1 /root/proj mount exited 32: mount: wrong fs type\nfailed banger2 /etc the guest path is a system directory of the guest\n' \
+	degraded \
+	'{"ok": false, "mounted": 1, "failed": 2, "detail": "banger1 on /root/proj: mount exited 32: mount: wrong fs type"}'
+check "readiness is not changed by a failed share" \
+	test "$(jget "$tmp/s.json" ready) $(jget "$tmp/s.json" not_ready)" = \
+	"$(jget "$tmp/h.json" ready) $(jget "$tmp/h.json" not_ready)"
+check "a failed share with empty fields" shares_are "failed - - bad tag ''\n" degraded \
+	'{"ok": false, "mounted": 0, "failed": 1, "detail": "- on -: bad tag '"''"'"}'
+check "an unexpected line -> degraded" shares_are 'ok banger0 /a\nmounting banger1\n' degraded \
+	"{\"ok\": false, \"mounted\": 1, \"failed\": 1, \"detail\": \"unexpected line in $tmp/shares-state: mounting banger1\"}"
+printf 'failed banger0 /a say "no"\t\\ done\n' >"$tmp/shares-state"
+curl -sS --unix-socket "$good" http://agent/healthz >"$tmp/s.json"
+check "a failure's reason is passed on whole, JSON-escaped" \
+	test "$(jget "$tmp/s.json" shares.detail)" = $'banger0 on /a: say "no"\t\\ done'
+check "shares state removed -> ok again" shares_are '<missing>' ok \
+	'{"ok": true, "mounted": 0, "failed": 0, "detail": null}'
+
 code=$(curl -sS --unix-socket "$good" -o "$tmp/b" -w '%{http_code}' http://agent/)
 check "GET / is 404" test "$code" = 404
 check "404 body" test "$(cat "$tmp/b")" = '{"error":"not found"}'

@@ -211,6 +211,7 @@ def test_per_vm_identity(rootfs):
 ENABLED = {
     "multi-user.target.wants/banger-vsock-agent.service": UNIT_DIR + "/banger-vsock-agent.service",
     "local-fs.target.wants/banger-workdisk.service": UNIT_DIR + "/banger-workdisk.service",
+    "local-fs.target.wants/banger-shares.service": UNIT_DIR + "/banger-shares.service",
     "multi-user.target.wants/banger-hostkeys.service": UNIT_DIR + "/banger-hostkeys.service",
     "ssh.service.requires/banger-hostkeys.service": UNIT_DIR + "/banger-hostkeys.service",
     "sysinit.target.wants/banger-guest.service": UNIT_DIR + "/banger-guest.service",
@@ -227,7 +228,8 @@ def test_units_enabled(rootfs, link):
 
 
 def test_unit_files_match_the_repo(rootfs):
-    for name in ("banger-vsock-agent", "banger-workdisk", "banger-hostkeys", "banger-guest"):
+    for name in ("banger-vsock-agent", "banger-workdisk", "banger-shares", "banger-hostkeys",
+                 "banger-guest"):
         assert rootfs.read("%s/%s.service" % (UNIT_DIR, name)) == \
             repo_file("files", name + ".service")
 
@@ -333,6 +335,21 @@ def test_workdisk_unit(rootfs):
         "/usr/local/lib/banger/repair-root --state /run/banger/layout-state /root"]
 
 
+def test_shares_unit(rootfs):
+    s = unit_settings(rootfs.text(UNIT_DIR + "/banger-shares.service"))
+    assert s["Type"] == ["oneshot"]
+    assert s["ConditionKernelCommandLine"] == ["banger.mount"]
+    assert s["DefaultDependencies"] == ["no"]
+    assert set(s["After"][0].split()) == {"systemd-journald.socket",
+                                          "systemd-remount-fs.service",
+                                          "banger-workdisk.service"}
+    assert set(s["Before"][0].split()) == {"local-fs.target", "ssh.service",
+                                           "banger-vsock-agent.service"}
+    assert s["ExecStart"] == ["/usr/local/lib/banger/mount-shares"]
+    # What it orders itself after is in the image.
+    assert rootfs.stat("/usr/lib/systemd/system/systemd-remount-fs.service") is not None
+
+
 def test_guest_unit(rootfs):
     s = unit_settings(rootfs.text(UNIT_DIR + "/banger-guest.service"))
     assert s["ExecStart"] == ["/usr/local/lib/banger/guest-setup"]
@@ -354,7 +371,7 @@ def test_agent_installed(rootfs):
         assert dump(rootfs, "/usr/local/bin/banger-vsock-agent") == f.read()
 
 
-@pytest.mark.parametrize("name", ["repair-root", "guest-setup", "mount-work"])
+@pytest.mark.parametrize("name", ["repair-root", "guest-setup", "mount-work", "mount-shares"])
 def test_boot_helpers_installed(rootfs, name):
     path = "/usr/local/lib/banger/" + name
     st = rootfs.stat(path)

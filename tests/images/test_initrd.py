@@ -7,7 +7,9 @@ with that reason.  The .debs are cached in BANGER_CACHE (default
 /var/cache/banger as root, as make-bundle.sh does), so only the first run
 downloads.  The boot tests need qemu-system-x86_64 (skipped without it, or
 with BANGER_SKIP_BOOT=1) and boot under TCG on a q35 machine with virtio-pci
-devices (BANGER_BOOT_MACHINE=microvm uses virtio-mmio instead).
+devices (BANGER_BOOT_MACHINE=microvm uses virtio-mmio instead).  The
+shared-folder boot also needs virtiofsd (QEMU's, /usr/lib/qemu/virtiofsd on
+bookworm, or the standalone one) and root.
 """
 import collections
 import gzip
@@ -259,8 +261,12 @@ def test_initrd_lists_init_busybox_and_modules(initrd, kernel_dir):
     assert all(n.startswith(prefix) for n in kos)
     assert REQUIRED_MODULES <= {modname(n) for n in kos}
 
-    # The load list names exactly the .ko files, each after its dependencies.
-    order = entries["lib/banger/modules"].data.decode().split()
+    # The load lists (every VM's, then the shared folders') name exactly
+    # the .ko files, each once and after its dependencies.
+    main = entries["lib/banger/modules"].data.decode().split()
+    shares = entries["lib/banger/modules.shares"].data.decode().split()
+    order = main + shares
+    assert len(set(order)) == len(order), order
     assert {prefix + p for p in order} == kos
     deps = modules_dep(kernel_dir)
     for i, mod in enumerate(order):
@@ -278,6 +284,25 @@ def test_initrd_lists_init_busybox_and_modules(initrd, kernel_dir):
         size, len(kos), TIMES.get("make-initrd", 0)))
     if "make-kernel" in TIMES:
         print("make-kernel: %.2f s" % TIMES["make-kernel"])
+
+
+def test_initrd_shares_list_is_fuse_and_virtiofs(initrd, kernel_dir):
+    """modules.shares holds fuse and virtiofs only: virtiofs's other
+    dependencies (virtio, virtio_ring) are in the main list already."""
+    config = open(os.path.join(kernel_dir, "config")).read()
+    assert "CONFIG_FUSE_FS=m" in config and "CONFIG_VIRTIO_FS=m" in config
+    entries = {e.name: e for e in read_cpio(initrd)}
+    shares = entries["lib/banger/modules.shares"].data.decode().split()
+    assert [modname(p) for p in shares] == ["fuse", "virtiofs"]
+    main = [modname(p) for p in
+            entries["lib/banger/modules"].data.decode().split()]
+    deps = modules_dep(kernel_dir)
+    virtiofs = [d for d in deps[shares[1]] if d not in shares]
+    assert virtiofs and all(modname(d) in main for d in virtiofs), virtiofs
+    info = dict(line.split("=", 1) for line in
+                entries["lib/banger/info"].data.decode().splitlines())
+    assert info["shares_modules"] == "fuse virtiofs"
+    assert "fuse" not in info["modules"].split()
 
 
 def test_initrd_is_readable_by_gnu_cpio(initrd):
@@ -422,6 +447,44 @@ def test_parses_root_options(busybox, initrd_tree, tmp_path):
         assert (v["root"], v["wait"]) == ("/dev/vdb", "10")
 
 
+def load(shell, initrd_tree, tmp_path, cmdline):
+    """The module names load_modules insmods for CMDLINE (insmod a shell
+    function that records its argument), and what it logged."""
+    f = tmp_path / "cmdline"
+    f.write_text(cmdline + "\n")
+    log = tmp_path / "insmod.log"
+    log.write_text("")
+    lib = os.path.join(initrd_tree, "lib", "banger")
+    script = ('. "$BANGER_LIB/initlib.sh"; '
+              'insmod() { echo "$1" >>"$LOG"; }; '
+              'cmdline_parse; load_modules')
+    env = {"BANGER_LIB": lib, "BANGER_CMDLINE": str(f), "LOG": str(log),
+           "PATH": os.path.dirname(shell[0]) + ":/usr/bin:/bin"}
+    r = run(shell + ["-c", script], env=env, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return [modname(p) for p in log.read_text().split()], r.stdout
+
+
+def test_shares_modules_load_only_with_a_mount_word(busybox, initrd_tree,
+                                                     tmp_path):
+    lib = os.path.join(initrd_tree, "lib", "banger")
+    main = [modname(p) for p in open(os.path.join(lib, "modules")).read().split()]
+    for sh in shells(busybox):
+        mods, out = load(sh, initrd_tree, tmp_path, CONTRACT)
+        assert mods == main, (sh, mods)
+        assert "banger-initrd: loaded %d modules\n" % len(main) in out, out
+        mods, out = load(sh, initrd_tree, tmp_path,
+                         CONTRACT + " banger.mount=banger0:/mnt/src:ro "
+                         "banger.mount=banger1:/root/proj")
+        assert mods == main + ["fuse", "virtiofs"], (sh, mods)
+        assert ("banger-initrd: loaded %d modules (2 shared folders)\n"
+                % (len(main) + 2)) in out, out
+        # A word that only looks like it does not count.
+        mods, _ = load(sh, initrd_tree, tmp_path,
+                       CONTRACT + " xbanger.mount=banger0:/mnt/src")
+        assert mods == main, (sh, mods)
+
+
 # ---- booting it -------------------------------------------------------
 
 GUEST_INIT = """#!/bin/busybox sh
@@ -531,3 +594,132 @@ def test_missing_root_device_reboots_instead_of_hanging(
             "within 1s") in log
     assert "banger-initrd: rebooting" in log
     assert "GUEST: " not in log
+
+
+# ---- booting it with shared folders -------------------------------------
+
+SHARES_INIT = """#!/bin/busybox sh
+B=/bin/busybox
+/usr/local/lib/banger/mount-shares
+echo "GUEST: rc=$?"
+echo "GUEST: state=$($B tr '\\n' ';' </run/banger/shares-state)"
+echo "GUEST: modules=$($B cut -d' ' -f1 /proc/modules | $B sort | $B tr '\\n' ' ')"
+echo "GUEST: mounts=$($B grep virtiofs /proc/mounts | $B cut -d' ' -f1-4 | $B tr '\\n' ';')"
+echo "GUEST: ro-read=$($B cat /mnt/src/hello.txt)"
+if echo x 2>/dev/null >/mnt/src/new; then r=allowed; else r=refused; fi
+echo "GUEST: ro-write=$r"
+echo from-guest >/root/proj/note.txt && echo "GUEST: rw-write=ok"
+$B sync
+echo "GUEST: done"
+$B reboot -f
+"""
+
+MOUNT_SHARES = os.path.join(ROOT, "rootfs", "files", "mount-shares")
+
+
+def virtiofsd_path():
+    for p in ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd"):
+        if os.access(p, os.X_OK):
+            return p
+    return shutil.which("virtiofsd")
+
+
+@pytest.fixture(scope="session")
+def shares_rootfs(busybox, tmp_path_factory):
+    if os.environ.get("BANGER_SKIP_BOOT") == "1":
+        pytest.skip("BANGER_SKIP_BOOT=1")
+    for tool in ("qemu-system-x86_64", "mkfs.ext4"):
+        if not shutil.which(tool):
+            pytest.skip(tool + " is not installed")
+    if virtiofsd_path() is None:
+        pytest.skip("virtiofsd is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("virtiofsd needs root")
+    d = tmp_path_factory.mktemp("shares-guest")
+    tree = d / "tree"
+    for sub in ("bin", "sbin", "dev", "proc", "sys", "run", "root",
+                "usr/local/lib/banger"):
+        (tree / sub).mkdir(parents=True)
+    shutil.copy(busybox, tree / "bin" / "busybox")
+    for applet in ("sh", "mkdir", "mount", "sed"):
+        os.symlink("busybox", tree / "bin" / applet)
+    shutil.copy(MOUNT_SHARES, tree / "usr/local/lib/banger/mount-shares")
+    (tree / "sbin" / "init").write_text(SHARES_INIT)
+    os.chmod(tree / "sbin" / "init", 0o755)
+    img = str(d / "rootfs.ext4")
+    r = run(["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(tree), img,
+             "32M"])
+    assert r.returncode == 0, r.stderr
+    return img
+
+
+def test_boots_and_mounts_shared_folders(kernel_dir, initrd, shares_rootfs,
+                                         tmp_path):
+    """The whole guest side on a real kernel: the initrd loads fuse and
+    virtiofs for the banger.mount= words, mount-shares (busybox sh and
+    mount) mounts one share read-only and one read-write under /root, and
+    the state file says so."""
+    src, proj = tmp_path / "src", tmp_path / "proj"
+    src.mkdir()
+    proj.mkdir()
+    (src / "hello.txt").write_text("hello from the host\n")
+    daemons = []
+    chardevs = []
+    try:
+        for i, d in enumerate((src, proj)):
+            sock = str(tmp_path / ("vfs%d.sock" % i))
+            daemons.append(subprocess.Popen(
+                [virtiofsd_path(), "--socket-path=" + sock, "-o",
+                 "source=" + str(d), "-o", "cache=none", "-o",
+                 "sandbox=chroot"], stdout=subprocess.DEVNULL,
+                stderr=open(str(tmp_path / ("vfs%d.log" % i)), "w")))
+            for _ in range(100):
+                if os.path.exists(sock):
+                    break
+                time.sleep(0.05)
+            assert os.path.exists(sock), open(
+                str(tmp_path / ("vfs%d.log" % i))).read()
+            chardevs.append(sock)
+        append = ("console=ttyS0 reboot=k panic=1 root=/dev/vda rw "
+                  "banger.mount=banger0:/mnt/src:ro "
+                  "banger.mount=banger1:/root/proj")
+        serial = str(tmp_path / "serial.log")
+        cmd = qemu_cmd(os.path.join(kernel_dir, "vmlinux"), initrd,
+                       shares_rootfs, append, serial)
+        m = cmd.index("-M") + 1
+        microvm = cmd[m] == "microvm"
+        cmd[m] += ",memory-backend=mem"
+        cmd += ["-object", "memory-backend-memfd,id=mem,size=512M,share=on"]
+        if microvm:
+            # microvm's virtio-mmio is legacy (virtio 0.9) by default, and
+            # virtiofsd (libvhost-user) refuses legacy devices: it exits
+            # at the first request and the guest's read hangs.
+            cmd += ["-global", "virtio-mmio.force-legacy=false"]
+        for i, sock in enumerate(chardevs):
+            cmd += ["-chardev", "socket,id=vfs%d,path=%s" % (i, sock),
+                    "-device", "%s,chardev=vfs%d,tag=banger%d" % (
+                        "vhost-user-fs-device" if microvm else
+                        "vhost-user-fs-pci", i, i)]
+        r = run(cmd, timeout=240)
+        with open(serial, errors="replace") as f:
+            log = f.read()
+    finally:
+        for p in daemons:
+            p.kill()
+            p.wait()
+    assert r.returncode == 0, r.stderr + log[-3000:]
+    assert "GUEST: done" in log, log[-3000:]
+    lines = dict(line.split("=", 1) for line in log.splitlines()
+                 if line.startswith("GUEST: ") and "=" in line)
+    assert "banger-initrd: loaded " in log and "(2 shared folders)" in log
+    assert {"fuse", "virtiofs"} <= set(lines["GUEST: modules"].split())
+    assert lines["GUEST: rc"] == "0", log[-3000:]
+    assert lines["GUEST: state"] == "ok banger0 /mnt/src;ok banger1 /root/proj;"
+    mounts = lines["GUEST: mounts"].split(";")
+    assert mounts[0].startswith("banger0 /mnt/src virtiofs ro"), mounts
+    assert mounts[1].startswith("banger1 /root/proj virtiofs rw"), mounts
+    assert lines["GUEST: ro-read"] == "hello from the host"
+    assert lines["GUEST: ro-write"] == "refused"
+    assert lines["GUEST: rw-write"] == "ok"
+    assert (proj / "note.txt").read_text() == "from-guest\n"
+    assert not (src / "new").exists()

@@ -10,7 +10,8 @@ import pytest
 from debimage import ROOTFS, TEST_PUBKEY
 
 MINE = ["make-rootfs.sh", "customize.sh", "interactive.sh"]
-POSIX = ["files/repair-root", "files/guest-setup", "files/mount-work"]
+POSIX = ["files/repair-root", "files/guest-setup", "files/mount-work",
+         "files/mount-shares"]
 GUEST_SETUP = os.path.join(ROOTFS, "files", "guest-setup")
 
 
@@ -365,3 +366,44 @@ def test_hostkeys_command_makes_fast_keys_once(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (etc / "ssh_host_ed25519_key").read_bytes() == before["ssh_host_ed25519_key"]
     assert (etc / "ssh_host_ecdsa_key").exists()
+
+
+# -------------------------------------------------------- banger-shares unit
+
+def unit_file(name):
+    """{key: [values]} of a unit file in rootfs/files (comments dropped)."""
+    out = {}
+    with open(script("files/" + name)) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith(("#", ";", "[")):
+                continue
+            k, _, v = line.partition("=")
+            out.setdefault(k.strip(), []).extend(v.split() or [""])
+    return out
+
+
+def test_shares_unit_runs_only_for_a_vm_with_shares():
+    s = unit_file("banger-shares.service")
+    # systemd matches the bare word against banger.mount=... words too.
+    assert s["ConditionKernelCommandLine"] == ["banger.mount"]
+    assert s["ExecStart"] == ["/usr/local/lib/banger/mount-shares"]
+    assert s["Type"] == ["oneshot"] and s["RemainAfterExit"] == ["yes"]
+    assert s["StandardOutput"] == ["journal+console"]
+    assert s["WantedBy"] == ["local-fs.target"]
+
+
+def test_shares_unit_order():
+    """After the work disk (shares may be under /root) and a writable /
+    (mount points are made); before sshd and the agent; early, as the
+    work disk is, with no ordering loop back to either."""
+    s = unit_file("banger-shares.service")
+    assert s["DefaultDependencies"] == ["no"]
+    assert {"banger-workdisk.service", "systemd-remount-fs.service"} <= set(s["After"])
+    assert {"ssh.service", "banger-vsock-agent.service", "local-fs.target"} <= set(s["Before"])
+    for other in ("banger-workdisk.service", "banger-vsock-agent.service"):
+        o = unit_file(other)
+        assert "banger-shares.service" not in o.get("Before", []), other
+    assert "banger-shares.service" not in unit_file("ssh-early.conf").get("Before", [])
+    work = unit_file("banger-workdisk.service")
+    assert set(work["Before"]) >= {"ssh.service", "banger-vsock-agent.service"}

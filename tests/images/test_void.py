@@ -141,6 +141,7 @@ def gfiles(tmp_path):
     write(d / "repair-root", "#!/bin/sh\necho ok\n", 0o755)
     write(d / "guest-setup", "#!/bin/sh\nexit 0\n", 0o755)
     write(d / "mount-work", "#!/bin/sh\nexit 0\n", 0o755)
+    write(d / "mount-shares", "#!/bin/sh\nexit 0\n", 0o755)
     return d
 
 
@@ -242,6 +243,7 @@ def test_plan_prints_every_step_and_exits_0(tmp_path):
         "/usr/local/lib/banger/repair-root",
         "/usr/local/lib/banger/guest-setup",
         "/usr/local/lib/banger/mount-work",
+        "/usr/local/lib/banger/mount-shares",
         "/etc/runit/core-services/50-banger.sh",
         # images
         "$ mkfs.ext4 -q -F -L rootfs ",
@@ -468,6 +470,7 @@ def test_configure_root_on_a_fixture_tree(fixture_root, agent, pubkey, gfiles, s
                      ("usr/local/lib/banger/repair-root", gfiles / "repair-root"),
                      ("usr/local/lib/banger/guest-setup", gfiles / "guest-setup"),
                      ("usr/local/lib/banger/mount-work", gfiles / "mount-work"),
+                     ("usr/local/lib/banger/mount-shares", gfiles / "mount-shares"),
                      ("etc/sv/banger-sshd/run", VOID / "sv/banger-sshd/run")]:
         p = root / rel
         assert p.read_bytes() == Path(src).read_bytes(), rel
@@ -607,7 +610,7 @@ def test_make_images_writes_two_ext4_images(tmp_path, fixture_root, agent, pubke
     assert debugfs(rootfs, "cat /etc/ssh/sshd_config") == (VOID / "sshd_config").read_text()
     assert not re.search(r"^/dev/vdb", debugfs(rootfs, "cat /etc/fstab"), re.M)
     assert ls_names(rootfs, "/usr/local/lib/banger") == {"repair-root", "guest-setup",
-                                                         "mount-work"}
+                                                         "mount-work", "mount-shares"}
     assert not {n for n in ls_names(rootfs, "/etc/ssh") if n.startswith("ssh_host_")}
     st = debugfs(rootfs, "stat /usr/local/bin/banger-vsock-agent")
     assert re.search(r"User:\s+0\s+Group:\s+0", st) and "Mode:  0755" in st
@@ -659,7 +662,8 @@ def private_ns(script, env=None):
 
 
 def hook_ns(tmp_path, repair_text, extra="", cmdline="console=ttyS0 banger.hostname=web7\n",
-            repair_path=None, mount_text='#!/bin/sh\necho "mount-work" >>/run/order\n'):
+            repair_path=None, mount_text='#!/bin/sh\necho "mount-work" >>/run/order\n',
+            shares_text='#!/bin/sh\necho "mount-shares $*" >>/run/order\n'):
     """Source the core-service hook with dash the way runit's stage 1 does,
     with stand-ins at /usr/local/lib/banger; print what it left in /run."""
     cmd = write(tmp_path / "cmdline", cmdline)
@@ -670,6 +674,7 @@ def hook_ns(tmp_path, repair_text, extra="", cmdline="console=ttyS0 banger.hostn
     write(libdir / "guest-setup",
           '#!/bin/sh\necho "guest-setup $(cat /proc/cmdline)" >>/run/order\n', 0o755)
     mount_path = write(libdir / "mount-work", mount_text, 0o755)
+    shares_path = write(libdir / "mount-shares", shares_text, 0o755)
     return private_ns(f"""
         mount -t tmpfs tmpfs /run
         mount -t tmpfs tmpfs /usr/local
@@ -677,6 +682,7 @@ def hook_ns(tmp_path, repair_text, extra="", cmdline="console=ttyS0 banger.hostn
         cp {libdir}/guest-setup /usr/local/lib/banger/guest-setup
         cp {mount_path} /usr/local/lib/banger/mount-work
         cp {repair_path} /usr/local/lib/banger/repair-root
+        cp {shares_path} /usr/local/lib/banger/mount-shares
         mount --bind {cmd} /proc/cmdline
         {extra}
         dash -c '. {VOID}/core-services/50-banger.sh; echo "still here"'
@@ -745,6 +751,63 @@ def test_core_service_hook_with_the_real_repair_step(tmp_path):
     assert "state=ok\n" in r.stdout          # the second boot: already repaired
 
 
+SHARES = ("console=ttyS0 banger.mount=banger0:/mnt/src:ro "
+          "banger.mount=banger1:/root/proj banger.hostname=web7\n")
+
+
+@needs_root
+def test_core_service_hook_runs_mount_shares_only_with_shares(tmp_path):
+    r = hook_ns(tmp_path, '#!/bin/sh\necho "repair $*" >>/run/order\necho ok\n')
+    assert r.returncode == 0, r.stderr
+    assert "mount-shares" not in r.stdout
+    assert "shared folder" not in r.stdout
+
+
+@needs_root
+def test_core_service_hook_mounts_shares_after_the_work_disk(tmp_path):
+    """With banger.mount= words: mount-shares last, after mount-work and
+    repair-root (a share may be under /root), and stage 1 goes on."""
+    r = hook_ns(tmp_path, '#!/bin/sh\necho "repair $*" >>/run/order\necho ok\n',
+                cmdline=SHARES)
+    assert r.returncode == 0, r.stderr
+    assert "still here" in r.stdout
+    order = r.stdout.split("order=")[1].split("\n")[0].split(";")
+    assert order[1:] == ["mount-work", "repair /root", "mount-shares ", ""]
+    assert "=> banger: shared folders mounted" in r.stdout
+
+
+@needs_root
+def test_core_service_hook_says_when_a_share_failed(tmp_path):
+    r = hook_ns(tmp_path, "#!/bin/sh\necho ok\n", cmdline=SHARES,
+                shares_text="#!/bin/sh\necho 'mount-shares: cannot mount' >&2\nexit 1\n")
+    assert r.returncode == 0, r.stderr
+    assert "still here" in r.stdout
+    assert "=> banger: a shared folder did not mount, see /run/banger/boot.log" in r.stdout
+    assert "log=mount-shares: cannot mount;mount-shares exited 1;\n" in r.stdout
+
+
+@needs_root
+def test_core_service_hook_with_the_real_mount_shares(tmp_path):
+    """rootfs/files/mount-shares itself, in the namespace, with the real
+    mount(8): there is no virtio-fs device here, so each mount fails and
+    the state file says why; a bad path is refused without a mount."""
+    real = (REPO / "rootfs/files/mount-shares").read_text()
+    r = hook_ns(tmp_path, "#!/bin/sh\necho ok\n",
+                cmdline="console=ttyS0 banger.mount=banger0:/mnt/src:ro "
+                        "banger.mount=banger1:/etc\n",
+                shares_text=real,
+                extra="mount -t tmpfs tmpfs /mnt; "
+                      'trap \'echo "shares=$(cat /run/banger/shares-state | tr "\\n" ";")"; '
+                      'echo "made=$(ls /mnt)"\' EXIT')
+    assert r.returncode == 0, r.stderr
+    assert "=> banger: a shared folder did not mount" in r.stdout
+    shares = r.stdout.split("shares=")[1].split("\n")[0].split(";")
+    assert shares[0].startswith("failed banger0 /mnt/src mount exited "), shares
+    assert shares[1] == ("failed banger1 /etc the guest path is a system "
+                         "directory of the guest"), shares
+    assert "made=src\n" in r.stdout
+
+
 @needs_root
 @pytest.mark.parametrize("cmdline,port", [("console=ttyS0 banger.agent_port=2048", "2048"),
                                           ("console=ttyS0", "1024")])
@@ -807,7 +870,7 @@ def test_full_build_with_a_stand_in_xbps(tmp_path, agent, pubkey, gfiles):
     shutil.copy(SCRIPT, copy / SCRIPT.name)
     shutil.copytree(VOID, copy / "void")
     (copy / "files").mkdir()
-    for name in ("repair-root", "guest-setup", "mount-work"):
+    for name in ("repair-root", "guest-setup", "mount-work", "mount-shares"):
         real = REPO / "rootfs/files" / name
         shutil.copy(real if real.exists() else gfiles / name, copy / "files" / name)
     env_file = copy / "void/versions.env"

@@ -484,7 +484,7 @@ export interface paths {
         };
         /**
          * Probe the guest agent
-         * @description Probes the guest agent over vsock right now and reports the result. An unhealthy or unreachable guest is described in the body with `200` (`status` and `reason`), including a VM that is not running (`status: unreachable`, `reason: vm_not_running`). A guest that only answers the legacy `PING` gets `status: ok`, `reason: legacy_ping`, `protocol: ping` and `agent: null`. An agent that reports a status other than `ok` gives `status: degraded`, `reason: agent_degraded`. An agent whose readiness checks (sshd listening, /root mounted, the network up) do not all pass gives `reason: not_ready` with the failing check in `detail`: `status: starting` while the VM boots, `degraded` once it runs.
+         * @description Probes the guest agent over vsock right now and reports the result. An unhealthy or unreachable guest is described in the body with `200` (`status` and `reason`), including a VM that is not running (`status: unreachable`, `reason: vm_not_running`). A guest that only answers the legacy `PING` gets `status: ok`, `reason: legacy_ping`, `protocol: ping` and `agent: null`. An agent that reports a status other than `ok` (the work disk is not mounted, or a shared folder did not mount: `agent.shares.detail` says which and why) gives `status: degraded`, `reason: agent_degraded`. An agent whose readiness checks (sshd listening, /root mounted, the network up) do not all pass gives `reason: not_ready` with the failing check in `detail`: `status: starting` while the VM boots, `degraded` once it runs.
          */
         get: operations["getVMHealth"];
         put?: never;
@@ -1385,6 +1385,17 @@ export interface components {
                  * @enum {string}
                  */
                 layout?: "ok" | "repaired" | "conflicts" | "unknown";
+            } & {
+                [key: string]: unknown;
+            };
+            /** @description The VM's shared folders (virtio-fs), as the guest's boot step left them in `/run/banger/shares-state`. A share that failed makes `status` degraded; readiness is not affected. All zero and `ok` for a VM without shares. Newer agents only. */
+            shares?: {
+                /** @description No share failed. */
+                ok?: boolean;
+                mounted?: number;
+                failed?: number;
+                /** @description The first share that failed and why, as `TAG on PATH: REASON` (for example `banger1 on /root/proj: mount exited 32: ...`); null when none did. */
+                detail?: string | null;
             } & {
                 [key: string]: unknown;
             };
@@ -2636,6 +2647,12 @@ export interface operations {
                      *           "free_bytes": 8000000000,
                      *           "total_bytes": 8589934592,
                      *           "layout": "ok"
+                     *         },
+                     *         "shares": {
+                     *           "ok": true,
+                     *           "mounted": 1,
+                     *           "failed": 0,
+                     *           "detail": null
                      *         }
                      *       }
                      *     }

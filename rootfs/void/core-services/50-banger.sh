@@ -14,6 +14,11 @@
 #    layout. Its result word (ok, repaired or conflicts) goes to
 #    /run/banger/layout-state, which the agent reports in /healthz. Anything
 #    else is logged and leaves the state file out: the agent says "unknown".
+# 4. mount-shares, only when the command line has a banger.mount= word: the
+#    shared folders (virtio-fs), as banger-shares.service on Debian. After
+#    steps 2 and 3, since a share may be under /root. It records each share
+#    in /run/banger/shares-state, which the agent reports in /healthz (a
+#    failed one makes the VM degraded).
 # It runs in a subshell: it is sourced, so it must not exit or leak variables.
 (
 	lib=/usr/local/lib/banger
@@ -40,4 +45,17 @@
 		echo "mount-work exited $?" >>"$log"
 		echo "=> banger: the work disk is not mounted on /root, see $log"
 	fi
+
+	cmdline=
+	read -r cmdline </proc/cmdline || [ -n "$cmdline" ] || true
+	case " $cmdline " in
+	*" banger.mount="*)
+		if "$lib/mount-shares" 2>>"$log"; then
+			echo "=> banger: shared folders mounted"
+		else
+			echo "mount-shares exited $?" >>"$log"
+			echo "=> banger: a shared folder did not mount, see $log"
+		fi
+		;;
+	esac
 )
