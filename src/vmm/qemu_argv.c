@@ -172,7 +172,16 @@ qemu_build_argv(const struct vmm_params *p, const struct qemu_opts *o,
 	av_addf(a, "-device");
 	av_addf(a, "vhost-user-vsock-device,chardev=vhu");
 
-	/* Shared folders: virtiofsd (virtiofs.c) behind each socket. */
+	/* Shared folders: virtiofsd (virtiofs.c) behind each socket.  The
+	 * C virtiofsd of bookworm (libvhost-user) refuses legacy virtio
+	 * devices, and microvm's virtio-mmio ones are legacy unless told:
+	 * without this the guest mounts the share and its first read hangs
+	 * as virtiofsd exits.  (Only for VMs with shares: the other devices
+	 * are proven on the legacy transport.) */
+	if (p->nmounts > 0) {
+		av_addf(a, "-global");
+		av_addf(a, "virtio-mmio.force-legacy=false");
+	}
 	for (int i = 0; i < p->nmounts; i++) {
 		char sock[108];
 		if (qemu_fs_sock(p->vmdir, i, sock, sizeof(sock), err) < 0)

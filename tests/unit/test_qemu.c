@@ -278,6 +278,9 @@ test_argv_mounts(void)
 	}
 	fail_unless(devices == 2 && fs == 2, "devices %d, sockets %d", devices,
 	    fs);
+	const char *g = arg_after(&a, "-global", 0);
+	fail_unless(g != NULL && strcmp(g, "virtio-mmio.force-legacy=false") == 0,
+	    "modern virtio-mmio for virtiofsd: %s", g ? g : "(none)");
 	/* Eight mounts still fit the argv. */
 	struct vm_mount eight[VM_MOUNTS_MAX];
 	for (int i = 0; i < VM_MOUNTS_MAX; i++)
