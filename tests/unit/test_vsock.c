@@ -436,7 +436,7 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	fail_unless(strcmp(json_string_value(json_object_get(doc, "status")),
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
-	    "agent_version")), "0.6.0") == 0, "agent_version");
+	    "agent_version")), "0.7.0") == 0, "agent_version");
 	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 6,
 	    "protocol 6");
 	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 7,
