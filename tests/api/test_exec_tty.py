@@ -4,18 +4,14 @@ banger-vsock-agent (on the host, allowed to exec by --allow-exec): the 101
 and the frames both ways (output, resize, exit), the refusals as JSON
 errors, the audit event, a client that leaves, and banger vm exec -t, on a
 pseudo-terminal of its own and with piped input."""
-import fcntl
 import json
 import os
-import pty
 import re
-import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import termios
 import time
 
 import pytest
@@ -23,6 +19,8 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OLD_AGENT = os.path.join(ROOT, "tests", "fakes", "old_agent.py")
 sys.path.insert(0, os.path.join(ROOT, "tests", "agent"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "cli"))
+from ptyrun import run_pty_typing  # noqa: E402
 from tty_client import Session, read_head  # noqa: E402
 
 
@@ -175,41 +173,10 @@ def test_tty_exec_is_in_the_event_stream(daemon, vm):
 
 
 def run_on_pty(daemon, argv, rows, cols, actions, timeout=30):
-    """argv on a new pseudo-terminal of rows x cols; actions are (regex,
-    bytes) pairs: once the output matches regex, bytes are typed.  The
-    output and the exit status."""
-    pid, fd = pty.fork()
-    if pid == 0:
-        try:
-            fcntl.ioctl(0, termios.TIOCSWINSZ,
-                        struct.pack("HHHH", rows, cols, 0, 0))
-            os.execve(argv[0], argv, daemon.env)
-        finally:
-            os._exit(127)
-    out = b""
-    todo = list(actions)
-    deadline = time.time() + timeout
-    try:
-        while time.time() < deadline:
-            while todo and re.search(todo[0][0], out.decode(errors="replace")):
-                os.write(fd, todo.pop(0)[1])
-            ready, _, _ = select.select([fd], [], [], 0.2)
-            if not ready:
-                continue
-            try:
-                data = os.read(fd, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            out += data
-        else:
-            os.kill(pid, signal.SIGKILL)
-            raise AssertionError("did not end: %r" % out)
-    finally:
-        os.close(fd)
-    _, st = os.waitpid(pid, 0)
-    return out.decode(errors="replace"), os.waitstatus_to_exitcode(st)
+    """argv on a pseudo-terminal of rows x cols, typing actions' bytes
+    once the output matches their regex: (output, exit status)."""
+    st, out = run_pty_typing(argv, daemon.env, actions, rows, cols, timeout)
+    return out, st
 
 
 def test_cli_exec_it_on_a_terminal(daemon, vm, tmp_path):
