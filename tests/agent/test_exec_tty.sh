@@ -126,7 +126,7 @@ check "tty=1: the first size is rows x cols" jtrue "$tmp/t1.json" '"33 111\r\n" 
 check "tty=1: TERM is xterm-256color by default" jtrue "$tmp/t1.json" '"TERM=xterm-256color\r\n" in d["output"]'
 check "tty=1: the exit code passes through" \
 	jtrue "$tmp/t1.json" 'd["exit"] == {"exit_code": "3", "signal": "0", "timed_out": "0"}'
-tty_run "$tmp/t1b.json" --query 'arg=sh&arg=-c&arg=stty+size%3B+echo+$TERM&env=TERM%3Dvt100&tty=1'
+tty_run "$tmp/t1b.json" --query 'arg=sh&arg=-c&arg=stty+size%3B+echo+%24TERM&env=TERM%3Dvt100&tty=1'
 check "tty=1: 24x80 by default, and TERM from env" \
 	jtrue "$tmp/t1b.json" 'd["output"] == "24 80\r\nvt100\r\n"'
 
