@@ -171,6 +171,7 @@ test-unit: $(UNIT_BIN) $(CLI_UNIT_BIN) $(AGENT)
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_agent.sh
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_files.sh
 	BANGER_AGENT=$(AGENT) bash tests/agent/test_forward.sh
+	BANGER_AGENT=$(AGENT) bash tests/agent/test_exec_tty.sh
 	$(PYTHON) tests/unit/layers.py
 
 ## check-layers: what may include and call what (ARCHITECTURE.md), and

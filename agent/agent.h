@@ -13,15 +13,18 @@
 #include <sys/types.h>
 
 #define AGENT_NAME "banger-vsock-agent"
-#define AGENT_VERSION "0.6.0"
+#define AGENT_VERSION "0.7.0"
 /* 1: GET /healthz.  2: readiness ("ready", "not_ready", "checks") in
  * /healthz, and POST /poweroff.  3: "capabilities" in /healthz, request
  * bodies (Content-Length), streamed (chunked) replies.  4: POST /exec
  * (capability "exec").  5: GET and PUT /files (capability "files"), and
  * request bodies of any size, chunked ones too, on the routes that
  * stream them.  6: POST /forward (capability "forward": the connection
- * upgraded to a byte pipe to a TCP port of the guest's loopback). */
-#define AGENT_PROTOCOL 6
+ * upgraded to a byte pipe to a TCP port of the guest's loopback).
+ * 7: POST /exec?tty=1 (capability "exec_tty": a command on a
+ * pseudo-terminal over the connection upgraded, with resize and
+ * signals). */
+#define AGENT_PROTOCOL 7
 
 #define AGENT_DEFAULT_PORT 1024u
 #define AGENT_DEFAULT_LAYOUT_STATE "/run/banger/layout-state"
@@ -226,6 +229,10 @@ struct agent_route {
 };
 extern const struct agent_route agent_routes[];
 extern const size_t agent_nroutes;
+/* Capabilities that are options of a route rather than routes of their
+ * own (exec_tty is POST /exec?tty=1): listed after the routes'. */
+extern const char *const agent_option_caps[];
+extern const size_t agent_noption_caps;
 /* Whether this agent serves the route (test routes need --test-routes). */
 int agent_route_served(const struct agent_route *rt,
     const struct agent_config *cfg);
@@ -236,6 +243,7 @@ void power_route(struct agent_request *rq);    /* power.c: POST /poweroff */
 void clock_route(struct agent_request *rq);    /* clock.c: POST /clock */
 void identity_route(struct agent_request *rq); /* identity.c */
 void exec_route(struct agent_request *rq);     /* exec.c: POST /exec */
+                                               /* (exec_tty.c: tty=1) */
 void files_get_route(struct agent_request *rq); /* files.c: GET /files */
 void files_put_route(struct agent_request *rq); /* files.c: PUT /files */
 void forward_route(struct agent_request *rq);  /* forward.c: POST /forward */

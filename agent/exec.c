@@ -1,5 +1,5 @@
 /* exec.c - POST /exec: run one non-interactive command for bangerd and
- * stream its output back.
+ * stream its output back (with tty=1 an interactive one: exec_tty.c).
  *
  *   POST /exec?arg=A0&arg=A1&env=K%3DV&cwd=/dir&user=NAME&timeout_s=N
  *
@@ -7,8 +7,9 @@
  * (at least one; argv[0] is looked up in PATH as execvp does), `env`
  * repeated (K=V added to, or replacing, PATH, HOME, USER, LOGNAME, SHELL
  * and TERM=dumb), `cwd` (absolute; default the user's home, else /),
- * `user` (default root) and `timeout_s` (0..86400, 0 none).  The request
- * body is the command's stdin, closed after it.
+ * `user` (default root) and `timeout_s` (0..86400, 0 none); `tty=1`,
+ * `rows` and `cols` ask for a terminal session instead (exec_tty.c).  The
+ * request body is the command's stdin, closed after it.
  *
  * The reply is 200, application/vnd.banger.exec-stream: frames in the
  * layout of Docker's multiplexed attach streams, each written as output
@@ -63,6 +64,7 @@
 #define EXEC_MAX_ARGS 4096
 #define EXEC_MAX_BYTES (1024 * 1024)    /* argv and environment together */
 #define EXEC_MAX_TIMEOUT_S 86400
+#define EXEC_MAX_WINSIZE 9999           /* rows, cols */
 #define EXEC_TERM_GRACE_MS 2000
 #define EXEC_DRAIN_MS 1000              /* the pipes, after the exit */
 #define EXEC_TICK_MS 50                 /* without a pidfd */
@@ -158,7 +160,7 @@ parse_query(const char *query, struct exec_spec *sp, char *msg, size_t msgsz)
 	const char *pos = query, *key, *val;
 	size_t klen, vlen, bytes = 0;
 	int status = 400;
-	char *timeout = NULL;
+	char *timeout = NULL, *tty = NULL, *rows = NULL, *cols = NULL;
 
 	if (strv_push(&sp->args, NULL) < 0)   /* the spare room */
 		goto oom;
@@ -175,10 +177,16 @@ parse_query(const char *query, struct exec_spec *sp, char *msg, size_t msgsz)
 			one = &sp->user_name;
 		else if (klen == 9 && strncmp(key, "timeout_s", 9) == 0)
 			one = &timeout;
+		else if (klen == 3 && strncmp(key, "tty", 3) == 0)
+			one = &tty;
+		else if (klen == 4 && strncmp(key, "rows", 4) == 0)
+			one = &rows;
+		else if (klen == 4 && strncmp(key, "cols", 4) == 0)
+			one = &cols;
 		if (one == NULL && many == NULL) {
 			snprintf(msg, msgsz, "unknown query key '%.*s' (arg, env, "
-			    "cwd, user, timeout_s)", (int)(klen > 32 ? 32 : klen),
-			    key);
+			    "cwd, user, timeout_s, tty, rows, cols)",
+			    (int)(klen > 32 ? 32 : klen), key);
 			goto fail;
 		}
 		if (val == NULL) {
@@ -235,6 +243,25 @@ parse_query(const char *query, struct exec_spec *sp, char *msg, size_t msgsz)
 		    "none)", EXEC_MAX_TIMEOUT_S);
 		goto fail;
 	}
+	if (tty != NULL && strcmp(tty, "0") != 0 && strcmp(tty, "1") != 0) {
+		snprintf(msg, msgsz, "tty must be 0 or 1");
+		goto fail;
+	}
+	sp->tty = tty != NULL && tty[0] == '1';
+	if ((rows != NULL || cols != NULL) && !sp->tty) {
+		snprintf(msg, msgsz, "rows and cols are for tty=1");
+		goto fail;
+	}
+	sp->rows = 24;
+	sp->cols = 80;
+	if ((rows != NULL && (sp->rows = (unsigned)parse_count(rows,
+	    EXEC_MAX_WINSIZE)) - 1 >= EXEC_MAX_WINSIZE) ||
+	    (cols != NULL && (sp->cols = (unsigned)parse_count(cols,
+	    EXEC_MAX_WINSIZE)) - 1 >= EXEC_MAX_WINSIZE)) {
+		snprintf(msg, msgsz, "rows and cols must be 1..%d",
+		    EXEC_MAX_WINSIZE);
+		goto fail;
+	}
 	const char *uname = sp->user_name ? sp->user_name : "root";
 	if (agent_user_lookup(uname, &sp->user) < 0) {
 		if (errno == ENOENT)
@@ -252,7 +279,7 @@ parse_query(const char *query, struct exec_spec *sp, char *msg, size_t msgsz)
 	    env_setf(&sp->env, "USER", sp->user.name) < 0 ||
 	    env_setf(&sp->env, "LOGNAME", sp->user.name) < 0 ||
 	    env_setf(&sp->env, "SHELL", sp->user.shell) < 0 ||
-	    env_setf(&sp->env, "TERM", "dumb") < 0)
+	    env_setf(&sp->env, "TERM", sp->tty ? "xterm-256color" : "dumb") < 0)
 		goto oom;
 	for (size_t i = 0; i < given.n; i++) {
 		char *kv = given.v[i];
@@ -263,15 +290,18 @@ parse_query(const char *query, struct exec_spec *sp, char *msg, size_t msgsz)
 	for (size_t i = 0; i < sp->env.n; i++)
 		if (strncmp(sp->env.v[i], "PATH=", 5) == 0)
 			sp->path = sp->env.v[i] + 5;
-	strv_free(&given, 0);
-	free(timeout);
-	return 0;
+	status = 0;
+	goto out;
 oom:
 	snprintf(msg, msgsz, "out of memory");
 	status = 500;
 fail:
+out:
 	strv_free(&given, 0);
 	free(timeout);
+	free(tty);
+	free(rows);
+	free(cols);
 	return status;
 }
 
@@ -358,16 +388,6 @@ feed_stdin(struct exec_run *r)
 		exec_close_fd(&r->c.in_w);   /* all of it, or nobody reads (EPIPE) */
 }
 
-static int
-child_exited(pid_t pid)
-{
-	siginfo_t si;
-
-	memset(&si, 0, sizeof(si));
-	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-	    si.si_pid == pid;
-}
-
 enum exec_end { END_DONE, END_GONE, END_HELD };
 
 /* Stream the command's output until it is done; how it ended.  Sets
@@ -383,7 +403,7 @@ supervise(struct exec_run *r, long timeout_s, int *timed_out)
 	*timed_out = 0;
 	for (;;) {
 		now = agent_now_ms();
-		if (!exited && child_exited(r->c.pid)) {
+		if (!exited && exec_child_exited(r->c.pid)) {
 			exited = 1;
 			drain_until = now + EXEC_DRAIN_MS;
 			exec_close_fd(&r->c.pidfd);
@@ -466,14 +486,8 @@ run(struct agent_request *rq, struct exec_spec *sp)
 	if (agent_stream_begin(rq, 200, EXEC_CONTENT_TYPE) < 0)
 		end = END_GONE;
 	else if (fail.step >= 0) {
-		static const char *const what[] = { "setsid", "setgroups",
-			"setgid", "setuid", "chdir", "exec" };
-		const char *obj = fail.step == STEP_CHDIR ?
-		    (sp->cwd ? sp->cwd : sp->user.home) :
-		    fail.step == STEP_EXEC ? sp->args.v[1] : sp->user.name;
-		snprintf(text, sizeof(text), AGENT_NAME ": %s %s: %s\n",
-		    fail.step <= STEP_EXEC ? what[fail.step] : "start", obj,
-		    strerror(fail.err));
+		exec_fail_text(sp, &fail, text, sizeof(text) - 1);
+		strcat(text, "\n");
 		if (send_text_frame(&r, FRAME_STDERR, text) < 0)
 			end = END_GONE;
 	} else {
@@ -513,13 +527,19 @@ exec_route(struct agent_request *rq)
 	struct exec_spec sp;
 	char msg[192];
 
+	const char *why;
+
 	memset(&sp, 0, sizeof(sp));
 	int status = parse_query(rq->query, &sp, msg, sizeof(msg));
 	if (status != 0) {
 		agent_reply_error(rq, status, msg);
+	} else if (sp.tty && (why = exec_tty_not_upgrade(rq)) != NULL) {
+		agent_reply_error(rq, 400, why);
 	} else if (!rq->cfg->in_guest && !rq->cfg->allow_exec) {
 		agent_reply_error(rq, 403, "not in a guest: a command would run "
 		    "on the host (start the agent with --allow-exec to allow it)");
+	} else if (sp.tty) {
+		exec_tty_run(rq, &sp);
 	} else {
 		run(rq, &sp);
 	}

@@ -1,5 +1,5 @@
 /* exec_spawn.c - POST /exec's child: the fork, and what the child does
- * on its own before the exec (exec.c is the rest).
+ * on its own before the exec (exec.c and exec_tty.c are the rest).
  *
  * The agent has threads, so between fork and exec the child calls only
  * async-signal-safe functions: everything it needs (the user, the
@@ -17,9 +17,15 @@
 #include <grp.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 static void __attribute__((noreturn))
@@ -148,6 +154,10 @@ child_main(struct exec_spec *sp, const int fds[4])
 
 	if (setsid() < 0)
 		child_fail(STEP_SETSID, errno);
+	/* The slave (0, 1 and 2 with a tty) becomes the new session's
+	 * controlling terminal, so that ^C, job control and a hang-up work. */
+	if (sp->tty && ioctl(0, TIOCSCTTY, 0) < 0)
+		child_fail(STEP_CTTY, errno);
 	if (sp->user.uid != geteuid() || sp->user.gid != getegid()) {
 		if (setgroups((size_t)sp->user.ngroups, sp->user.groups) < 0)
 			child_fail(STEP_SETGROUPS, errno);
@@ -191,6 +201,40 @@ open_pidfd(pid_t pid)
 #endif
 }
 
+/* A pseudo-terminal for sp: the master (non-blocking) and the slave,
+ * both close-on-exec, the slave the user's and sized as asked.  The
+ * guest mounts devpts at /dev/pts (systemd and Void's runit both do). */
+static int
+open_pty(const struct exec_spec *sp, int *ret_master, int *ret_slave)
+{
+	struct winsize ws = { .ws_row = (unsigned short)sp->rows,
+		.ws_col = (unsigned short)sp->cols };
+	char name[64];
+	int m, sl, e;
+
+	m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (m < 0)
+		return -1;
+	if (grantpt(m) < 0 || unlockpt(m) < 0 ||
+	    ptsname_r(m, name, sizeof(name)) != 0 ||
+	    (sl = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+		e = errno;
+		close(m);
+		errno = e;
+		return -1;
+	}
+	/* As sshd does: the user's, so that mesg, write and a tty check of
+	 * its owner behave; failing that, the open fd still works. */
+	if (fchown(sl, sp->user.uid, (gid_t)-1) < 0 || fchmod(sl, 0620) < 0)
+		agent_log("exec: %s for uid %u: %s", name,
+		    (unsigned)sp->user.uid, strerror(errno));
+	ioctl(m, TIOCSWINSZ, &ws);
+	fcntl(m, F_SETFL, fcntl(m, F_GETFL) | O_NONBLOCK);
+	*ret_master = m;
+	*ret_slave = sl;
+	return 0;
+}
+
 int
 exec_spawn(struct exec_spec *sp, struct exec_child *r, struct child_fail *fail)
 {
@@ -199,8 +243,18 @@ exec_spawn(struct exec_spec *sp, struct exec_child *r, struct child_fail *fail)
 	int e;
 
 	fail->step = -1;
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
-	    pipe2(err, O_CLOEXEC) < 0 || pipe2(st, O_CLOEXEC) < 0)
+	r->pty = -1;
+	if (sp->tty) {
+		/* The slave stands in for all three pipes' far ends. */
+		if (open_pty(sp, &r->pty, &in[0]) < 0)
+			goto fail;
+		if ((out[1] = dup(in[0])) < 0 || (err[1] = dup(in[0])) < 0)
+			goto fail;
+	} else if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 ||
+	    pipe2(err, O_CLOEXEC) < 0) {
+		goto fail;
+	}
+	if (pipe2(st, O_CLOEXEC) < 0)
 		goto fail;
 	r->pid = fork();
 	if (r->pid < 0)
@@ -216,9 +270,11 @@ exec_spawn(struct exec_spec *sp, struct exec_child *r, struct child_fail *fail)
 	r->in_w = in[1];
 	r->out_r = out[0];
 	r->err_r = err[0];
-	set_nonblock(r->in_w);
-	set_nonblock(r->out_r);
-	set_nonblock(r->err_r);
+	if (!sp->tty) {
+		set_nonblock(r->in_w);
+		set_nonblock(r->out_r);
+		set_nonblock(r->err_r);
+	}
 	r->pidfd = open_pidfd(r->pid);
 	/* EOF when the exec closed it; a report when it failed. */
 	size_t got = 0;
@@ -242,6 +298,33 @@ fail:
 		exec_close_fd(&err[i]);
 		exec_close_fd(&st[i]);
 	}
+	exec_close_fd(&r->pty);
 	errno = e;
 	return -1;
+}
+
+void
+exec_fail_text(const struct exec_spec *sp, const struct child_fail *fail,
+    char *buf, size_t len)
+{
+	static const char *const what[] = { "setsid", "setgroups", "setgid",
+		"setuid", "chdir", "exec", "TIOCSCTTY for" };
+	const char *obj = fail->step == STEP_CHDIR ?
+	    (sp->cwd ? sp->cwd : sp->user.home) :
+	    fail->step == STEP_EXEC || fail->step == STEP_CTTY ?
+	    sp->args.v[1] : sp->user.name;
+
+	snprintf(buf, len, AGENT_NAME ": %s %s: %s", fail->step >= 0 &&
+	    fail->step <= STEP_CTTY ? what[fail->step] : "start", obj,
+	    strerror(fail->err));
+}
+
+int
+exec_child_exited(pid_t pid)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == pid;
 }

@@ -566,6 +566,11 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 		first = 0;
 		sb_json_str(sb, agent_routes[i].capability);
 	}
+	for (size_t i = 0; i < agent_noption_caps; i++) {
+		sb_puts(sb, first ? "" : ",");
+		first = 0;
+		sb_json_str(sb, agent_option_caps[i]);
+	}
 	sb_puts(sb, "]");
 	put_readiness(sb, &rd);
 	sb_puts(sb, ",\"hostname\":");

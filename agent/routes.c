@@ -1,7 +1,8 @@
 /* routes.c - every route the agent serves, and the capability each one
  * belongs to (listed in /healthz, so bangerd knows what an agent can do).
  * HEAD is implied by GET.  A new capability gets its own file (health.c,
- * power.c, exec.c, files.c, forward.c) and its rows here. */
+ * power.c, exec.c, files.c, forward.c) and its rows here; one that is an
+ * option of a route goes in agent_option_caps. */
 #include "agent.h"
 
 const struct agent_route agent_routes[] = {
@@ -18,3 +19,8 @@ const struct agent_route agent_routes[] = {
 };
 
 const size_t agent_nroutes = sizeof(agent_routes) / sizeof(agent_routes[0]);
+
+const char *const agent_option_caps[] = { "exec_tty" };
+
+const size_t agent_noption_caps = sizeof(agent_option_caps) /
+    sizeof(agent_option_caps[0]);

@@ -90,6 +90,12 @@ int wait_param(struct api_req *r, bool *ret_given, long *ret_wait,
  * the reply until it ends (200) or the wait runs out (202). */
 enum MHD_Result reply_op(struct api_req *r, const char *op_id,
     bool waited_param, long wait_s);
+/* Whether the request asks for "Connection: Upgrade", "Upgrade: tcp" (as
+ * Docker's attach does). */
+bool upgrade_tcp(struct api_req *r);
+/* 101, then g relayed to the client as it is until both sides are done
+ * (g is the reply's now, closed at its end or the request's). */
+enum MHD_Result reply_tunnel(struct api_req *r, struct guest_conn *g);
 
 /* POST /v1/vms/{name}/connect?port=N, upgraded to a raw TCP stream
  * (ports.c). */

@@ -8,7 +8,13 @@
  *   {"type": "error", "code": C, "message": M}   (last, the stream broke)
  *
  * A client that goes away ends the stream: the agent then kills the
- * command's process group. */
+ * command's process group.
+ *
+ * With "tty": true (and "rows", "cols") the request is an upgrade
+ * ("Connection: Upgrade", "Upgrade: tcp", as for connect): the command
+ * runs on a pseudo-terminal, and after the 101 the connection carries
+ * the agent's frames both ways as they are (agent/exec_tty.c, and
+ * openapi.yaml's description of the route). */
 #include "api/api.h"
 
 #include <stdio.h>
@@ -114,6 +120,9 @@ static const struct json_field exec_fields[] = {
 	{ WIRE_USER, JF_STRING, false, true },
 	{ WIRE_STDIN, JF_STRING, false, true },
 	{ WIRE_TIMEOUT_S, JF_INT, false, true },
+	{ WIRE_TTY, JF_BOOL, false, true },
+	{ WIRE_ROWS, JF_INT, false, true },
+	{ WIRE_COLS, JF_INT, false, true },
 };
 
 static int
@@ -170,6 +179,41 @@ exec_parse(json_t *j, struct exec_req *req, const char ***argv,
 	    b64_decode(b64, stdin_buf, &req->stdin_len) < 0)
 		return field_fail(err, WIRE_STDIN, "must be base64");
 	req->stdin_data = *stdin_buf;
+	req->tty = json_is_true(json_object_get(j, WIRE_TTY));
+	long long rows, cols;
+	if (json_get_int(j, WIRE_ROWS, 1, 9999, 0, &rows, err) < 0 ||
+	    json_get_int(j, WIRE_COLS, 1, 9999, 0, &cols, err) < 0)
+		return -1;
+	if ((rows || cols) && !req->tty)
+		return field_fail(err, rows ? WIRE_ROWS : WIRE_COLS, "is for "
+		    "a terminal session (\"tty\": true)");
+	if (req->tty && b64 != NULL)
+		return field_fail(err, WIRE_STDIN, "is not for a terminal "
+		    "session: its input goes in frames after the 101");
+	req->rows = (int)rows;
+	req->cols = (int)cols;
+	return 0;
+}
+
+/* Whether the request's shape fits its body: an upgrade for a terminal
+ * session, and only for one. */
+static int
+exec_shape(struct api_req *r, const struct exec_req *req, struct bn_err *err)
+{
+	bool up = upgrade_tcp(r);
+
+	if (req->tty && !up) {
+		bn_fail(err, BN_EINVAL, 0, "a terminal session (\"tty\": true) "
+		    "upgrades the connection: send 'Connection: Upgrade' and "
+		    "'Upgrade: tcp'");
+		bn_err_hint(err, "banger vm exec -t does this for you");
+		return bn_err_detail(err, "field", WIRE_TTY);
+	}
+	if (!req->tty && up) {
+		bn_fail(err, BN_EINVAL, 0, "only a terminal session (\"tty\": "
+		    "true) upgrades the connection");
+		return bn_err_detail(err, "field", WIRE_TTY);
+	}
 	return 0;
 }
 
@@ -178,6 +222,7 @@ h_vm_exec(struct api_req *r)
 {
 	struct exec_req req = { 0 };
 	struct exec_stream *s = NULL;
+	struct guest_conn *g = NULL;
 	struct bn_err err;
 	const char **argv = NULL, **env = NULL;
 	void *stdin_buf = NULL;
@@ -196,8 +241,9 @@ h_vm_exec(struct api_req *r)
 	if (name_check("vm", r->param, &err) == 0 &&
 	    body_object(r, false, exec_fields, ARRAY_SIZE(exec_fields), &j,
 	    &err) == 0 && exec_parse(j, &req, &argv, &env, &stdin_buf,
-	    &err) == 0)
-		rc = core_vm_exec(r->core, r->param, &req, &s, &err);
+	    &err) == 0 && exec_shape(r, &req, &err) == 0)
+		rc = req.tty ? core_vm_exec_tty(r->core, r->param, &req, &g,
+		    &err) : core_vm_exec(r->core, r->param, &req, &s, &err);
 	for (size_t i = 0; env != NULL && env[i] != NULL; i++)
 		free((char *)env[i]);
 	free(env);
@@ -206,6 +252,8 @@ h_vm_exec(struct api_req *r)
 	json_decref(j);
 	if (rc < 0)
 		return api_reply_error(r->conn, &err);
+	if (g != NULL)
+		return reply_tunnel(r, g);
 
 	struct exec_reply *x = xcalloc(1, sizeof(*x));
 	x->s = s;

@@ -12,7 +12,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 
 #include "common/json.h"
@@ -80,47 +79,6 @@ ports_field(json_t *j, struct vm_port *ret, int *ret_n, struct bn_err *err)
 	return 0;
 }
 
-/* Whether a comma-separated header value lists token (any case). */
-static bool
-header_lists(const char *value, const char *token)
-{
-	size_t tl = strlen(token);
-
-	while (value != NULL && *value != '\0') {
-		value += strspn(value, " \t,");
-		size_t n = strcspn(value, ",");
-		size_t e = n;
-		while (e > 0 && (value[e - 1] == ' ' || value[e - 1] == '\t'))
-			e--;
-		if (e == tl && strncasecmp(value, token, tl) == 0)
-			return true;
-		value += n;
-	}
-	return false;
-}
-
-static void
-conn_free(void *arg)
-{
-	core_guest_conn_close(arg);
-}
-
-static void
-tunnel_run(void *cls, struct MHD_Connection *connection, void *con_cls,
-    const char *extra_in, size_t extra_in_size, MHD_socket sock,
-    struct MHD_UpgradeResponseHandle *urh)
-{
-	struct guest_conn *g = api_ctx_take(con_cls);
-
-	(void)cls;
-	(void)connection;
-	if (g != NULL) {
-		core_guest_conn_relay(g, sock, extra_in, extra_in_size);
-		core_guest_conn_close(g);
-	}
-	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-}
-
 enum MHD_Result
 h_vm_connect(struct api_req *r)
 {
@@ -130,11 +88,7 @@ h_vm_connect(struct api_req *r)
 
 	if (name_check("vm", r->param, &err) < 0)
 		return api_reply_error(r->conn, &err);
-	const char *up = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_UPGRADE);
-	const char *co = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
-	    MHD_HTTP_HEADER_CONNECTION);
-	if (!header_lists(up, "tcp") || !header_lists(co, "upgrade")) {
+	if (!upgrade_tcp(r)) {
 		bn_fail(&err, BN_EINVAL, 0, "connect upgrades the connection: "
 		    "send 'Connection: Upgrade' and 'Upgrade: tcp'");
 		bn_err_hint(&err, "banger vm port-forward does this for you");
@@ -149,18 +103,5 @@ h_vm_connect(struct api_req *r)
 	    core_vm_connect(r->core, r->param, (int)port, &g, &err) < 0)
 		return api_reply_error(r->conn, &err);
 	log_debug("vm '%s': connect to guest port %ld", r->param, port);
-	struct MHD_Response *resp = MHD_create_response_for_upgrade(tunnel_run,
-	    NULL);
-	if (resp == NULL) {
-		core_guest_conn_close(g);
-		return MHD_NO;
-	}
-	/* Until tunnel_run takes it: a client gone before the 101 left. */
-	api_req_on_end(r, conn_free, g);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "tcp");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
-	enum MHD_Result ret = MHD_queue_response(r->conn,
-	    MHD_HTTP_SWITCHING_PROTOCOLS, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return reply_tunnel(r, g);
 }

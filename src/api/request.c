@@ -1,10 +1,12 @@
 /* request.c - what every handler reads from a request (query
- * parameters, the JSON body, ?wait) and the reply for an operation. */
+ * parameters, the JSON body, ?wait, an upgrade) and the replies for an
+ * operation and for an upgraded stream to a guest. */
 #include "api/api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/json.h"
 
@@ -100,4 +102,77 @@ wait_param(struct api_req *r, bool *ret_given, long *ret_wait, struct bn_err *er
 {
 	*ret_given = query(r, "wait") != NULL;
 	return query_int(r, "wait", 0, 3600, 0, ret_wait, err);
+}
+
+/* Whether a comma-separated header value lists token (any case). */
+static bool
+header_lists(const char *value, const char *token)
+{
+	size_t tl = strlen(token);
+
+	while (value != NULL && *value != '\0') {
+		value += strspn(value, " \t,");
+		size_t n = strcspn(value, ",");
+		size_t e = n;
+		while (e > 0 && (value[e - 1] == ' ' || value[e - 1] == '\t'))
+			e--;
+		if (e == tl && strncasecmp(value, token, tl) == 0)
+			return true;
+		value += n;
+	}
+	return false;
+}
+
+bool
+upgrade_tcp(struct api_req *r)
+{
+	const char *up = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_UPGRADE);
+	const char *co = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
+	    MHD_HTTP_HEADER_CONNECTION);
+
+	return header_lists(up, "tcp") && header_lists(co, "upgrade");
+}
+
+static void
+conn_free(void *arg)
+{
+	core_guest_conn_close(arg);
+}
+
+/* After the 101: the relay, in the connection's own thread (allowed in
+ * thread-per-connection mode), until both sides are done. */
+static void
+tunnel_run(void *cls, struct MHD_Connection *connection, void *con_cls,
+    const char *extra_in, size_t extra_in_size, MHD_socket sock,
+    struct MHD_UpgradeResponseHandle *urh)
+{
+	struct guest_conn *g = api_ctx_take(con_cls);
+
+	(void)cls;
+	(void)connection;
+	if (g != NULL) {
+		core_guest_conn_relay(g, sock, extra_in, extra_in_size);
+		core_guest_conn_close(g);
+	}
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+enum MHD_Result
+reply_tunnel(struct api_req *r, struct guest_conn *g)
+{
+	struct MHD_Response *resp = MHD_create_response_for_upgrade(tunnel_run,
+	    NULL);
+	if (resp == NULL) {
+		core_guest_conn_close(g);
+		return MHD_NO;
+	}
+	/* Until tunnel_run takes it: a client gone before the 101 left. */
+	api_req_on_end(r, conn_free, g);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_UPGRADE, "tcp");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+	enum MHD_Result ret = MHD_queue_response(r->conn,
+	    MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }

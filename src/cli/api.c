@@ -1,11 +1,14 @@
 /* api.c - JSON requests to bangerd and the one mapping from API errors to
  * what the user sees: "banger: <message>", "hint: <hint>" and an exit
- * status per error class (see 'banger help').
+ * status per error class (see 'banger help'); and the requests that
+ * upgrade their connection to a byte stream (connect, exec -t).
  */
 #include "cli.h"
 
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "common/err.h"
 
@@ -156,4 +159,119 @@ api_path(const char *prefix, const char *name, const char *suffix)
 	path = xasprintf("%s%s%s", prefix, esc, suffix ? suffix : "");
 	free(esc);
 	return path;
+}
+
+#define UPGRADE_HEAD_MAX 8192
+
+/* Read from fd until the head's end; the status, the head's length in
+ * *ret_head, and all that was read in buf (*ret_len). */
+static int
+upgrade_head(int fd, char *buf, size_t cap, size_t *ret_len, size_t *ret_head)
+{
+	size_t len = 0;
+	char *end = NULL;
+
+	while (end == NULL) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		if (len == cap || poll(&pf, 1, API_UPGRADE_WAIT_MS) <= 0)
+			return -1;
+		ssize_t n = recv(fd, buf + len, cap - len, 0);
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+		end = memmem(buf, len, "\r\n\r\n", 4);
+	}
+	if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0)
+		return -1;
+	*ret_len = len;
+	*ret_head = (size_t)(end + 4 - buf);
+	return atoi(buf + 9);
+}
+
+/* A refusal's JSON body after the head (Content-Length), within 5 s. */
+static json_t *
+upgrade_error(int fd, char *buf, size_t len, size_t head)
+{
+	const char *cl = strcasestr(buf, "\r\ncontent-length:");
+	size_t want = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
+
+	if (want > UPGRADE_HEAD_MAX - head)
+		want = UPGRADE_HEAD_MAX - head;
+	while (len - head < want) {
+		struct pollfd pf = { fd, POLLIN, 0 };
+		if (poll(&pf, 1, 5000) <= 0)
+			break;
+		ssize_t n = recv(fd, buf + len, head + want - len, 0);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	json_t *err = json_loadb(buf + head, len - head, 0, NULL);
+	if (!json_is_object(err)) {
+		json_decref(err);
+		return NULL;
+	}
+	return err;
+}
+
+int
+api_upgrade(struct cli *cli, const char *path, const char *body,
+    struct api_upgrade *u)
+{
+	char *url = xasprintf("http://localhost%s", path);
+	size_t blen = body != NULL ? strlen(body) : 0;
+	char *req = xasprintf("POST %s HTTP/1.1\r\nHost: localhost\r\n"
+	    "User-Agent: banger/%s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+	    "%sContent-Length: %zu\r\n\r\n%s", path, BANGER_VERSION,
+	    body != NULL ? "Content-Type: application/json\r\n" : "", blen,
+	    body != NULL ? body : "");
+	curl_socket_t sock = CURL_SOCKET_BAD;
+	size_t len = 0, head = 0, off = 0, rl = strlen(req);
+	int rc = -1;
+
+	memset(u, 0, sizeof(*u));
+	u->fd = -1;
+	u->buf = xmalloc(UPGRADE_HEAD_MAX);
+	if ((u->curl = curl_easy_init()) == NULL)
+		goto out;
+	client_curl_setup(u->curl, cli->socket_path);
+	curl_easy_setopt(u->curl, CURLOPT_URL, url);
+	curl_easy_setopt(u->curl, CURLOPT_CONNECT_ONLY, 1L);
+	if (curl_easy_perform(u->curl) != CURLE_OK ||
+	    curl_easy_getinfo(u->curl, CURLINFO_ACTIVESOCKET, &sock) !=
+	    CURLE_OK || sock == CURL_SOCKET_BAD)
+		goto out;
+	while (off < rl) {
+		ssize_t n = send(sock, req + off, rl - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			goto out;
+		off += (size_t)n;
+	}
+	if ((u->status = upgrade_head(sock, u->buf, UPGRADE_HEAD_MAX, &len,
+	    &head)) <= 0)
+		goto out;
+	if (u->status == 101) {
+		u->fd = sock;
+		u->pre = u->buf + head;
+		u->npre = len - head;
+	} else {
+		u->error = upgrade_error(sock, u->buf, len, head);
+	}
+	rc = 0;
+out:
+	free(req);
+	free(url);
+	return rc;
+}
+
+void
+api_upgrade_close(struct api_upgrade *u)
+{
+	/* The socket is curl's: it closes it. */
+	if (u->curl != NULL)
+		curl_easy_cleanup(u->curl);
+	json_decref(u->error);
+	free(u->buf);
+	memset(u, 0, sizeof(*u));
+	u->fd = -1;
 }

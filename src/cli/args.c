@@ -129,6 +129,8 @@ apply_flag(const struct command *cmd, struct args *a, int argc, char **argv,
 		f = &cmd->flags[i];
 		if (flag_match(arg, f->name, &inline_value))
 			break;
+		if (f->alias != NULL && strcmp(arg, f->alias) == 0)
+			break;
 		if (f->neg != NULL && flag_match(arg, f->neg, &inline_value)) {
 			neg = true;
 			break;
@@ -171,6 +173,57 @@ apply_flag(const struct command *cmd, struct args *a, int argc, char **argv,
 	return true;
 }
 
+/* "-it": one-letter switches together, each the command's (or a global
+ * one's: -q, -h).  0 when arg is not such a group; 1 when applied; 2 for
+ * -h; -1 after a usage error. */
+static int
+short_group(struct cli *cli, const struct command *cmd, struct args *a,
+    const char *arg, int *ret_exit)
+{
+	int idx[16], n = 0, g;
+
+	if (arg[0] != '-' || arg[1] == '-' || arg[1] == '\0' || arg[2] == '\0')
+		return 0;
+	for (const char *p = arg + 1; *p; p++) {
+		char one[3] = { '-', *p, '\0' };
+		int i, found = -1;
+		for (i = 0; cmd->flags != NULL && cmd->flags[i].name; i++)
+			if (cmd->flags[i].alias != NULL &&
+			    strcmp(cmd->flags[i].alias, one) == 0)
+				found = i;
+		for (g = 0; found < 0 && cli_global_flags[g].name; g++)
+			if (cli_global_flags[g].alias != NULL &&
+			    strcmp(cli_global_flags[g].alias, one) == 0)
+				found = 1000 + g;
+		if (found < 0) {
+			/* Not ours at all: the caller's "unknown flag". */
+			if (p == arg + 1)
+				return 0;
+			*ret_exit = usage_error(cmd, "unknown flag '%s' in '%s'",
+			    one, arg);
+			return -1;
+		}
+		if (n == (int)(sizeof(idx) / sizeof(idx[0]))) {
+			*ret_exit = usage_error(cmd, "too many flags in '%s'", arg);
+			return -1;
+		}
+		idx[n++] = found;
+	}
+	for (int k = 0; k < n; k++) {
+		if (idx[k] < 1000) {
+			a->val[idx[k]].set = true;
+			a->val[idx[k]].i = 1;
+			continue;
+		}
+		const struct global_flag *gf = &cli_global_flags[idx[k] - 1000];
+		if (gf->what == GLOBAL_HELP)
+			return 2;
+		if (gf->what == GLOBAL_QUIET)
+			cli->quiet = true;
+	}
+	return 1;
+}
+
 /* Collect flags and positional arguments; false after --help or a usage
  * error. */
 static bool
@@ -192,6 +245,14 @@ collect(struct cli *cli, const struct command *cmd, int argc, char **argv,
 		if (!only_positional && arg[0] == '-' && arg[1] != '\0') {
 			int g = args_global(cli, argc, argv, &i, why, sizeof(why));
 
+			if (g == 0) {
+				int sg = short_group(cli, cmd, a, arg, ret_exit);
+				if (sg < 0)
+					return false;
+				if (sg == 1)
+					continue;
+				g = sg;     /* 2 for -h, or 0 */
+			}
 			if (g == 2) {
 				usage_print(stdout, cmd);
 				*ret_exit = CLI_EXIT_OK;

@@ -161,6 +161,28 @@ int api_exit_status(const char *code, long status);
 /* "/v1/vms/" + escaped name + suffix; caller frees. */
 char *api_path(const char *prefix, const char *name, const char *suffix);
 
+/* A request that upgrades the connection ("Connection: Upgrade",
+ * "Upgrade: tcp"): curl connects (CONNECT_ONLY; curl 7.88 has no API for
+ * the upgrade itself), the HTTP is ours.  After a 101, fd is the byte
+ * stream and pre/npre what came right after the head; after a refusal,
+ * error its JSON body (or NULL) and status its HTTP status. */
+struct api_upgrade {
+	CURL *curl;
+	int fd;
+	int status;
+	const char *pre;
+	size_t npre;
+	json_t *error;
+	char *buf;
+};
+#define API_UPGRADE_WAIT_MS 30000   /* bangerd's answer (it dials the agent) */
+/* POST path with body (JSON, may be NULL) asking for the upgrade; 0 once
+ * bangerd answered (u->status says how), -1 when it could not be reached
+ * or answered no HTTP.  Prints nothing.  Thread-safe; close either way. */
+int api_upgrade(struct cli *cli, const char *path, const char *body,
+    struct api_upgrade *u);
+void api_upgrade_close(struct api_upgrade *u);
+
 /* ---- event stream (events.c) ----
  *
  * GET /v1/events is a server-sent event stream: frames of "id:",
@@ -375,6 +397,8 @@ struct flag {
 	const char *neg;    /* FLAG_PAIR: the flag that turns it off */
 	const char *label;  /* the help line's left column when not "name arg"
 	                     * (or "name, neg") */
+	const char *alias;  /* FLAG_SWITCH: its one-letter form, "-t"; such
+	                     * letters combine ("-it") */
 };
 
 /* How many positional arguments a command takes. */
@@ -498,6 +522,12 @@ int cmd_image_show(struct cli *cli, const struct args *a);
 int cmd_image_delete(struct cli *cli, const struct args *a);
 int cmd_image_warm(struct cli *cli, const struct args *a);
 int cmd_vm_exec(struct cli *cli, const struct args *a);
+/* banger vm exec -t (cmd_vm_exec_tty.c): body is the exec request, to
+ * which it adds "tty" and the terminal's size and TERM; input (standard
+ * input, unless send_input is false) goes to the command.  The exit
+ * status as vm exec's. */
+int exec_tty_session(struct cli *cli, const char *vm, json_t *body,
+    bool send_input);
 int cmd_vm_cp(struct cli *cli, const struct args *a);
 int cmd_vm_port_forward(struct cli *cli, const struct args *a);
 /* --mount HOST:GUEST[:ro]... (and, with set, --no-mounts) as the API's

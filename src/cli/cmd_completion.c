@@ -151,7 +151,8 @@ emit_specs(const struct command *table)
 		put_key(c);
 		fputs("')\n\t\t_banger_flags='", stdout);
 		for (const struct flag *f = c->flags; f && f->name; f++) {
-			printf("%s%s%s%s", sep, f->name, f->neg ? " " : "",
+			printf("%s%s%s%s%s%s", sep, f->alias ? f->alias : "",
+			    f->alias ? " " : "", f->name, f->neg ? " " : "",
 			    f->neg ? f->neg : "");
 			sep = " ";
 		}

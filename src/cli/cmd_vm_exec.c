@@ -122,8 +122,8 @@ on_exec_progress(void *userdata, curl_off_t a, curl_off_t b, curl_off_t c,
 	return cli_interrupted ? 1 : 0;
 }
 
-/* Standard input when it is not a terminal (a pipe or a file), at most
- * EXEC_STDIN_MAX bytes; -n leaves it alone. */
+/* Standard input when it is not a terminal (a pipe or a file), or with
+ * -i, at most EXEC_STDIN_MAX bytes; --no-stdin leaves it alone. */
 static int
 read_stdin(const struct args *a, char **ret, size_t *ret_len)
 {
@@ -132,7 +132,8 @@ read_stdin(const struct args *a, char **ret, size_t *ret_len)
 
 	*ret = NULL;
 	*ret_len = 0;
-	if (args_flag(a, "--no-stdin") || isatty(STDIN_FILENO)) {
+	if (args_flag(a, "--no-stdin") || (isatty(STDIN_FILENO) &&
+	    !args_flag(a, "--interactive"))) {
 		free(buf);
 		return 0;
 	}
@@ -211,6 +212,15 @@ cmd_vm_exec(struct cli *cli, const struct args *a)
 
 	if (a->nrest == 0)
 		return usage_error(a->cmd, "name the command after --");
+	if (args_flag(a, "--tty")) {
+		json_t *tb = exec_body(a, NULL, 0, &rc);
+		if (tb == NULL)
+			return rc;
+		rc = exec_tty_session(cli, a->v[0], tb,
+		    !args_flag(a, "--no-stdin"));
+		json_decref(tb);
+		return rc;
+	}
 	if ((rc = read_stdin(a, &in, &in_len)) != 0)
 		return rc;
 	json_t *body = exec_body(a, in, in_len, &rc);

@@ -2,9 +2,8 @@
  *
  * Listens here, as the user, for as long as the command runs.  Each
  * accepted connection gets a thread that asks bangerd for a stream to
- * the guest port (POST /v1/vms/NAME/connect?port=N with "Upgrade: tcp";
- * curl connects, the upgrade is ours to speak, as curl 7.88 has no API
- * for it) and relays bytes both ways.  A connection bangerd refuses
+ * the guest port (POST /v1/vms/NAME/connect?port=N with "Upgrade: tcp",
+ * api_upgrade) and relays bytes both ways.  A connection bangerd refuses
  * (nothing listens in the guest, the VM stopped) is reset, and the
  * reason printed.  Ctrl-C ends it. */
 #include "cli.h"
@@ -22,9 +21,6 @@
 #include "common/portspec.h"
 #include "common/relay.h"
 
-#define HEAD_MAX 8192
-#define TUNNEL_TIMEOUT_MS 30000   /* bangerd's answer (it dials the agent) */
-
 struct fwd_ctx {
 	struct cli *cli;
 	const char *vm;
@@ -39,118 +35,41 @@ struct fwd_conn {
 
 static pthread_mutex_t print_mu = PTHREAD_MUTEX_INITIALIZER;
 
-/* Read from fd until the head's end, within deadline; the status, the
- * head's length in *ret_head, and all read in buf (*ret_len). */
-static int
-read_head(int fd, char *buf, size_t cap, size_t *ret_len, size_t *ret_head)
-{
-	size_t len = 0;
-	char *end = NULL;
-
-	while (end == NULL) {
-		struct pollfd pf = { fd, POLLIN, 0 };
-		if (len == cap || poll(&pf, 1, TUNNEL_TIMEOUT_MS) <= 0)
-			return -1;
-		ssize_t n = recv(fd, buf + len, cap - len, 0);
-		if (n <= 0)
-			return -1;
-		len += (size_t)n;
-		end = memmem(buf, len, "\r\n\r\n", 4);
-	}
-	if (len < 12 || strncmp(buf, "HTTP/1.", 7) != 0)
-		return -1;
-	*ret_len = len;
-	*ret_head = (size_t)(end + 4 - buf);
-	return atoi(buf + 9);
-}
-
-/* bangerd's refusal: the JSON error after the head (Content-Length),
- * printed like any API error. */
-static void
-report_refusal(int fd, char *buf, size_t len, size_t head, int status)
-{
-	const char *cl = strcasestr(buf, "\r\ncontent-length:");
-	size_t want = cl != NULL ? strtoul(cl + 17, NULL, 10) : 0;
-
-	if (want > HEAD_MAX - head)
-		want = HEAD_MAX - head;
-	while (len - head < want) {
-		struct pollfd pf = { fd, POLLIN, 0 };
-		if (poll(&pf, 1, 5000) <= 0)
-			break;
-		ssize_t n = recv(fd, buf + len, head + want - len, 0);
-		if (n <= 0)
-			break;
-		len += (size_t)n;
-	}
-	json_t *err = json_loadb(buf + head, len - head, 0, NULL);
-	pthread_mutex_lock(&print_mu);
-	if (json_is_object(err))
-		api_report_error(err, status);
-	else
-		fprintf(stderr, "banger: bangerd answered HTTP %d\n", status);
-	pthread_mutex_unlock(&print_mu);
-	json_decref(err);
-}
-
 static void *
 conn_main(void *arg)
 {
 	struct fwd_conn *fc = arg;
 	const struct fwd_ctx *ctx = fc->ctx;
-	char *buf = xmalloc(HEAD_MAX);
-	char *url = xasprintf("http://localhost%s", ctx->path);
-	char *req = xasprintf("POST %s HTTP/1.1\r\nHost: localhost\r\n"
-	    "User-Agent: banger/%s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-	    "Content-Length: 0\r\n\r\n", ctx->path, BANGER_VERSION);
-	CURL *curl = curl_easy_init();
-	curl_socket_t sock = CURL_SOCKET_BAD;
-	size_t len = 0, head = 0;
+	struct api_upgrade u;
 	bool relayed = false;
 
-	if (curl == NULL)
-		goto out;
-	client_curl_setup(curl, ctx->cli->socket_path);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_CONNECT_ONLY, 1L);
-	if (curl_easy_perform(curl) != CURLE_OK ||
-	    curl_easy_getinfo(curl, CURLINFO_ACTIVESOCKET, &sock) != CURLE_OK ||
-	    sock == CURL_SOCKET_BAD) {
+	if (api_upgrade(ctx->cli, ctx->path, NULL, &u) < 0) {
 		pthread_mutex_lock(&print_mu);
 		fprintf(stderr, "banger: cannot reach bangerd at %s\n",
 		    ctx->cli->socket_path);
 		pthread_mutex_unlock(&print_mu);
-		goto out;
+	} else if (u.status != 101) {
+		/* bangerd's refusal, printed like any API error. */
+		pthread_mutex_lock(&print_mu);
+		if (u.error != NULL)
+			api_report_error(u.error, u.status);
+		else
+			fprintf(stderr, "banger: bangerd answered HTTP %d\n",
+			    u.status);
+		pthread_mutex_unlock(&print_mu);
+	} else {
+		struct relay_end local = { fc->fd, NULL, 0, 0 };
+		struct relay_end remote = { u.fd, u.pre, u.npre, 0 };
+		relay_run(&local, &remote);
+		relayed = true;
 	}
-	size_t off = 0, rl = strlen(req);
-	while (off < rl) {
-		ssize_t n = send(sock, req + off, rl - off, MSG_NOSIGNAL);
-		if (n <= 0)
-			goto out;
-		off += (size_t)n;
-	}
-	int status = read_head(sock, buf, HEAD_MAX, &len, &head);
-	if (status != 101) {
-		if (status > 0)
-			report_refusal(sock, buf, len, head, status);
-		goto out;
-	}
-	struct relay_end local = { fc->fd, NULL, 0, 0 };
-	struct relay_end remote = { sock, buf + head, len - head, 0 };
-	relay_run(&local, &remote);
-	relayed = true;
-out:
 	if (!relayed) {
 		/* A reset tells the local client it did not get through. */
 		struct linger lg = { 1, 0 };
 		setsockopt(fc->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
 	close(fc->fd);
-	if (curl != NULL)
-		curl_easy_cleanup(curl);
-	free(req);
-	free(url);
-	free(buf);
+	api_upgrade_close(&u);
 	free(fc);
 	return NULL;
 }

@@ -138,13 +138,19 @@ static const struct flag vm_set_flags[] = {
 };
 
 static const struct flag vm_exec_flags[] = {
+	F_SWITCH("--tty", "run it on a terminal, interactively: keys go to "
+	    "it as\ntyped (Ctrl-C too), the window's size follows", .alias =
+	    "-t"),
+	F_SWITCH("--interactive", "send standard input even when it is a "
+	    "terminal\n(always so with -t; -it is the usual spelling)",
+	    .alias = "-i"),
 	F_LIST("--env", "NAME=VALUE", "set a variable for the command "
 	    "(repeatable)"),
 	F_STRING("--cwd", "DIR", "run it in DIR (default: the user's home)"),
 	F_STRING("--user", "USER", "run it as USER (default: root)"),
 	F_INT("--timeout", "S", "kill it after S seconds (exit status 124)"),
 	F_SWITCH("--no-stdin", "do not send standard input (sent when it is "
-	    "not a\nterminal, at most 64 KiB)"),
+	    "not a\nterminal, at most 64 KiB without -t)"),
 	F_END
 };
 
@@ -313,7 +319,12 @@ const struct command cli_commands[] = {
 	  "Runs COMMAND with its arguments (no shell: use sh -c for one) in the\n"
 	  "VM by its guest agent over vsock, so it works without a network.\n"
 	  "Its output comes back as it is written; banger exits with its status\n"
-	  "(128+N when signal N ended it).  Ctrl-C ends it.\n"
+	  "(128+N when signal N ended it, 124 when --timeout did).  Ctrl-C ends\n"
+	  "it.  With -t (banger vm exec -it NAME -- bash) it runs on a terminal\n"
+	  "of its own in the VM: this terminal is put in raw mode while it runs,\n"
+	  "so keys, Ctrl-C included, go to the command, and TERM and the window's\n"
+	  "size go with it.  -t with input that is not a terminal sends it, then\n"
+	  "the terminal's end of input.\n"
 	  "Flags:\n",
 	  .rest = "-- COMMAND [ARGS...]", .run = cmd_vm_exec },
 	{ .group = "vm", .name = "port-forward",

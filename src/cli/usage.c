@@ -79,6 +79,8 @@ flag_label(const struct flag *f, char *buf, size_t len)
 		snprintf(buf, len, "%s", f->label);
 	else if (f->neg != NULL)
 		snprintf(buf, len, "%s, %s", f->name, f->neg);
+	else if (f->alias != NULL)
+		snprintf(buf, len, "%s, %s", f->alias, f->name);
 	else
 		snprintf(buf, len, "%s%s%s", f->name, f->arg ? " " : "",
 		    f->arg ? f->arg : "");
@@ -98,6 +100,8 @@ print_usage_line(FILE *f, const struct command *cmd)
 			continue;
 		if (fl->neg != NULL)
 			fprintf(f, " [%s|%s]", fl->name, fl->neg);
+		else if (fl->alias != NULL)
+			fprintf(f, " [%s|%s]", fl->alias, fl->name);
 		else
 			fprintf(f, " %s%s%s%s%s%s", fl->required ? "" : "[",
 			    fl->name, fl->arg ? " " : "", fl->arg ? fl->arg : "",

@@ -77,6 +77,9 @@ void wire_socket_resolve(const char *flag, char *buf, size_t len);
 #define WIRE_USER        "user"
 #define WIRE_STDIN       "stdin"    /* base64 */
 #define WIRE_TIMEOUT_S   "timeout_s"
+#define WIRE_TTY         "tty"      /* a terminal session, upgraded */
+#define WIRE_ROWS        "rows"
+#define WIRE_COLS        "cols"
 #define WIRE_WARM        "warm"     /* an image's warm snapshot */
 #define WIRE_ERROR       "error"
 #define WIRE_RESULT      "result"

@@ -11,12 +11,6 @@
 #include "common/relay.h"
 #include "common/util.h"
 
-struct guest_conn {
-	struct core *c;
-	char vm[VM_NAME_MAX];
-	struct vsock_stream vs;
-};
-
 /* The agent's refusal of a forward as our error. */
 static int
 forward_refusal(struct vsock_stream *vs, const char *name, int port,

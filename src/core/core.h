@@ -136,6 +136,8 @@ struct exec_req {
 	size_t stdin_len;
 	int timeout_s;              /* 0: none */
 	int peer_uid;               /* who asked (the event's audit trail) */
+	bool tty;                   /* core_vm_exec_tty: a terminal session */
+	int rows, cols;             /* its first size; 0: the agent's 24x80 */
 };
 enum exec_kind { EXEC_STDOUT = 1, EXEC_STDERR = 2, EXEC_EXIT = 3 };
 struct exec_frame {
@@ -168,6 +170,14 @@ json_t *core_files_put_end(struct file_stream *s, struct bn_err *err);
 /* Start req in VM name (an event vm.exec records it): 0 and *ret. */
 int core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
     struct exec_stream **ret, struct bn_err *err);
+/* Start req in VM name on a pseudo-terminal (the agent's POST
+ * /exec?tty=1), an event vm.exec with tty true recording it: 0 and *ret,
+ * the agent's upgraded stream, whose frames core_guest_conn_relay passes
+ * between it and the client as they are (the agent checks them).
+ * BN_EUNSUPPORTED when the VM's agent predates terminal sessions. */
+struct guest_conn;
+int core_vm_exec_tty(struct core *c, const char *name,
+    const struct exec_req *req, struct guest_conn **ret, struct bn_err *err);
 /* The next frame: 1 and *f (valid until the next call), 0 after the exit
  * frame, -1 the stream broke (err), -2 watch_fd (>= 0) hung up. */
 int core_exec_next(struct exec_stream *s, int watch_fd, struct exec_frame *f,

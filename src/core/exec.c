@@ -1,5 +1,7 @@
 /* exec.c - a command run in a VM by its guest agent (POST /exec), its
- * output read as it comes.
+ * output read as it comes; or, with tty, on a pseudo-terminal over the
+ * agent's upgraded connection, relayed as it is (POST /exec?tty=1, the
+ * frame types in agent/exec_tty.c and openapi.yaml).
  *
  * The request to the agent carries argv, env, cwd, user and timeout in
  * its query (percent-encoded, so at most EXEC_ARGS_MAX bytes: the agent
@@ -67,6 +69,13 @@ exec_target(const struct exec_req *req, struct bn_err *err)
 		agent_query_add(f, &first, "user", req->user);
 	snprintf(n, sizeof(n), "%d", req->timeout_s);
 	agent_query_add(f, &first, "timeout_s", n);
+	if (req->tty) {
+		agent_query_add(f, &first, "tty", "1");
+		snprintf(n, sizeof(n), "%d", req->rows > 0 ? req->rows : 24);
+		agent_query_add(f, &first, "rows", n);
+		snprintf(n, sizeof(n), "%d", req->cols > 0 ? req->cols : 80);
+		agent_query_add(f, &first, "cols", n);
+	}
 	fclose(f);
 	if (len > EXEC_ARGS_MAX) {
 		bn_fail(err, BN_EINVAL, 0, "argv, env, cwd and user take %zu "
@@ -78,35 +87,89 @@ exec_target(const struct exec_req *req, struct bn_err *err)
 	return buf;
 }
 
+/* The checks both kinds of exec share, then the agent's target: the VM
+ * runs and its agent can run the command (with req->tty: on a terminal). */
+static char *
+exec_prepare(struct core *c, const char *name, const struct exec_req *req,
+    struct vmm_params *p, struct bn_err *err)
+{
+	struct vm vm;
+	bool reached;
+
+	if (vm_get_running(c, name, &vm, err) < 0)
+		return NULL;
+	if (req->argc == 0) {
+		bn_fail(err, BN_EINVAL, 0, "argv is empty");
+		return NULL;
+	}
+	if (req->stdin_len > EXEC_STDIN_MAX) {
+		bn_fail(err, BN_EINVAL, 0, "stdin is %zu bytes; at most %d",
+		    req->stdin_len, EXEC_STDIN_MAX);
+		return NULL;
+	}
+	if (vm_ctl_params(c, &vm, p, err) < 0)
+		return NULL;
+	unsigned caps = agent_caps(c, p->vsock_uds, &reached);
+	if (!reached) {
+		bn_fail(err, BN_EVMM, 0, "vm '%s': its agent does not answer",
+		    name);
+		return NULL;
+	}
+	if (!(caps & VSOCK_CAP_EXEC)) {
+		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot run "
+		    "commands (an image from before exec)", name);
+		bn_err_hint(err, "rebuild the image, or use banger vm ssh");
+		return NULL;
+	}
+	if (req->tty && !(caps & VSOCK_CAP_EXEC_TTY)) {
+		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot run "
+		    "commands on a terminal (an image from before exec -t)", name);
+		bn_err_hint(err, "rebuild the image, run it without -t, or use "
+		    "banger vm ssh");
+		return NULL;
+	}
+	return exec_target(req, err);
+}
+
+/* The agent's refusal (a status other than the one asked for). */
+static int
+exec_refusal(struct vsock_stream *vs, const char *name, struct bn_err *err)
+{
+	char msg[256];
+
+	vsock_stream_why(vs, msg, sizeof(msg));
+	return bn_fail(err, vs->status == 400 ? BN_EINVAL : vs->status == 403 ?
+	    BN_EFORBIDDEN : BN_EVMM, 0, "vm '%s': the agent refused the "
+	    "command (%d): %s", name, vs->status, msg);
+}
+
+/* vm.exec, the audit trail: who ran what where, and how. */
+static void
+exec_event(struct core *c, const char *name, const struct exec_req *req)
+{
+	json_t *args = json_array();
+
+	for (size_t i = 0; i < req->argc; i++)
+		json_array_append_new(args, json_string(req->argv[i]));
+	log_info("vm '%s': exec%s %s (uid %d)", name, req->tty ? " -t" : "",
+	    req->argv[0], req->peer_uid);
+	core_emit(c, "vm.exec", name, NULL, json_pack("{s:o, s:s?, s:s?, s:i, "
+	    "s:b}", "argv", args, "user", req->user, "cwd", req->cwd,
+	    "peer_uid", req->peer_uid, "tty", req->tty));
+}
+
 int
 core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
     struct exec_stream **ret, struct bn_err *err)
 {
-	struct vm vm;
 	struct vmm_params p;
 	struct exec_stream *s;
 	char *target;
 
-	if (vm_get_running(c, name, &vm, err) < 0)
-		return -1;
-	if (req->argc == 0)
-		return bn_fail(err, BN_EINVAL, 0, "argv is empty");
-	if (req->stdin_len > EXEC_STDIN_MAX)
-		return bn_fail(err, BN_EINVAL, 0, "stdin is %zu bytes; at most %d",
-		    req->stdin_len, EXEC_STDIN_MAX);
-	if (vm_ctl_params(c, &vm, &p, err) < 0)
-		return -1;
-	bool reached;
-	unsigned caps = agent_caps(c, p.vsock_uds, &reached);
-	if (!reached)
-		return bn_fail(err, BN_EVMM, 0, "vm '%s': its agent does not "
-		    "answer", name);
-	if (!(caps & VSOCK_CAP_EXEC)) {
-		bn_fail(err, BN_EUNSUPPORTED, 0, "vm '%s': its agent cannot run "
-		    "commands (an image from before exec)", name);
-		return bn_err_hint(err, "rebuild the image, or use banger vm ssh");
-	}
-	if ((target = exec_target(req, err)) == NULL)
+	if (req->tty)
+		return bn_fail(err, BN_EINVAL, 0, "a terminal session is an "
+		    "upgraded connection");
+	if ((target = exec_prepare(c, name, req, &p, err)) == NULL)
 		return -1;
 	s = xcalloc(1, sizeof(*s));
 	int rc = vsock_agent_open(p.vsock_uds, agent_port(c), "POST",
@@ -117,22 +180,45 @@ core_vm_exec(struct core *c, const char *name, const struct exec_req *req,
 		return -1;
 	}
 	if (s->vs.status != 200) {
-		char msg[256];
-		vsock_stream_why(&s->vs, msg, sizeof(msg));
-		bn_fail(err, s->vs.status == 400 ? BN_EINVAL : BN_EVMM, 0,
-		    "vm '%s': the agent refused the command (%d): %s", name,
-		    s->vs.status, msg);
+		exec_refusal(&s->vs, name, err);
 		core_exec_close(s);
 		return -1;
 	}
-	json_t *args = json_array();
-	for (size_t i = 0; i < req->argc; i++)
-		json_array_append_new(args, json_string(req->argv[i]));
-	log_info("vm '%s': exec %s (uid %d)", name, req->argv[0], req->peer_uid);
-	core_emit(c, "vm.exec", name, NULL, json_pack("{s:o, s:s?, s:s?, s:i}",
-	    "argv", args, "user", req->user, "cwd", req->cwd, "peer_uid",
-	    req->peer_uid));
+	exec_event(c, name, req);
 	*ret = s;
+	return 0;
+}
+
+int
+core_vm_exec_tty(struct core *c, const char *name, const struct exec_req *req,
+    struct guest_conn **ret, struct bn_err *err)
+{
+	struct vmm_params p;
+	struct guest_conn *g;
+	char *target;
+
+	if (!req->tty || req->stdin_len > 0)
+		return bn_fail(err, BN_EINVAL, 0, "a terminal session takes its "
+		    "input in frames");
+	if ((target = exec_prepare(c, name, req, &p, err)) == NULL)
+		return -1;
+	g = xcalloc(1, sizeof(*g));
+	g->c = c;
+	snprintf(g->vm, sizeof(g->vm), "%s", name);
+	int rc = vsock_agent_upgrade(p.vsock_uds, agent_port(c), target,
+	    FWD_DIAL_MS, &g->vs, err);
+	free(target);
+	if (rc < 0) {
+		free(g);
+		return -1;
+	}
+	if (g->vs.status != 101) {
+		exec_refusal(&g->vs, name, err);
+		core_guest_conn_close(g);
+		return -1;
+	}
+	exec_event(c, name, req);
+	*ret = g;
 	return 0;
 }
 

@@ -161,6 +161,13 @@ struct fwd_conn {
 void fwd_conn_list(struct core *c, struct fwd_conn *fc);
 /* Unlisted before its fds close (a reused number is never shut down). */
 void fwd_conn_unlist(struct core *c, struct fwd_conn *fc);
+/* An upgraded stream to the VM's agent, relayed for an API client
+ * (connect.c relays and closes it; exec.c opens a terminal session). */
+struct guest_conn {
+	struct core *c;
+	char vm[VM_NAME_MAX];
+	struct vsock_stream vs;
+};
 /* Stop listening for vm (every VM with NULL) and end its relays. */
 void fwd_close(struct core *c, const char *vm);
 /* Ports for VM name: at most VM_PORTS_MAX, valid, none twice

@@ -364,6 +364,7 @@ static const struct {
 	{ "exec", VSOCK_CAP_EXEC },
 	{ "files", VSOCK_CAP_FILES },
 	{ "forward", VSOCK_CAP_FORWARD },
+	{ "exec_tty", VSOCK_CAP_EXEC_TTY },
 };
 
 json_t *

@@ -72,6 +72,7 @@ enum vsock_agent_cap {
 	VSOCK_CAP_EXEC = 1 << 4,     /* POST /exec (protocol 4) */
 	VSOCK_CAP_FILES = 1 << 5,    /* GET and PUT /files (protocol 5) */
 	VSOCK_CAP_FORWARD = 1 << 6,  /* POST /forward (protocol 6) */
+	VSOCK_CAP_EXEC_TTY = 1 << 7, /* POST /exec?tty=1 (protocol 7) */
 };
 
 struct vsock_health {

@@ -94,7 +94,7 @@ start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 
 # --- binary ---
 check "statically linked" bash -c "file -L '$agent' | grep -q 'statically linked'"
-check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.6.0'"
+check "--version" bash -c "'$agent' --version | grep -qx 'banger-vsock-agent 0.7.0'"
 check "--help mentions --listen" bash -c "'$agent' --help | grep -q -- '--listen'"
 rc=0
 "$agent" --bogus >/dev/null 2>&1 || rc=$?
@@ -123,10 +123,10 @@ check "Connection: close" grep -qi '^connection: close' "$tmp/h.hdr"
 len=$(tr -d '\r' <"$tmp/h.hdr" | awk -F': ' 'tolower($1)=="content-length"{print $2}')
 check "Content-Length matches body" test "$len" -eq "$(wc -c <"$tmp/h.json")"
 check "status ok" test "$(jget "$tmp/h.json" status)" = ok
-check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.6.0
-check "protocol 6" test "$(jget "$tmp/h.json" protocol)" = 6
+check "agent_version" test "$(jget "$tmp/h.json" agent_version)" = 0.7.0
+check "protocol 7" test "$(jget "$tmp/h.json" protocol)" = 7
 check "capabilities from the route table" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files", "forward"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files", "forward", "exec_tty"]'
 check "readiness has all three checks by default" test \
 	"$(jget "$tmp/h.json" checks | "$py" -c 'import json,sys; print(",".join(sorted(json.load(sys.stdin))))')" = network,sshd,workdisk
 check "hostname is uname -n" test "$(jget "$tmp/h.json" hostname)" = "$(uname -n)"
@@ -246,7 +246,7 @@ check "PING CRLF -> PONG" test "$(raw "$good" "b'PING\\r\\n'")" = PONG
 code=$(curl -sS --unix-socket "$good" -o /dev/null -w '%{http_code}' -X POST -d x http://agent/echo)
 check "no /echo without --test-routes" test "$code" = 404
 check "no echo capability without --test-routes" test \
-	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files", "forward"]'
+	"$(jget "$tmp/h.json" capabilities)" = '["health", "power", "clock", "identity", "exec", "files", "forward", "exec_tty"]'
 start_agent echo / --test-routes
 echo_sock=$sock
 head -c 50000 /dev/urandom >"$tmp/in.bin"
@@ -512,8 +512,8 @@ t1=$(date +%s%N)
 check "/healthz answers while an exec runs" test $(((t1 - t0) / 1000000)) -lt 1000
 check "the exec was still running" kill -0 "$slow"
 wait "$slow"
-check "/healthz lists exec, files and forward, protocol 6" test \
-	"$(jget "$tmp/xh.json" capabilities) $(jget "$tmp/xh.json" protocol)" = '["health", "power", "clock", "identity", "exec", "files", "forward"] 6'
+check "/healthz lists exec, files, forward and exec_tty, protocol 7" test \
+	"$(jget "$tmp/xh.json" capabilities) $(jget "$tmp/xh.json" protocol)" = '["health", "power", "clock", "identity", "exec", "files", "forward", "exec_tty"] 7'
 exe "$ex" "$tmp/x12.json" -- head -c 5000000 /dev/zero
 check "exec: 5 MB of output arrives whole, over many frames" "$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not (d["stdout_bytes"] == 5000000 and len(d["frames"]) > 2 and d["frames"][-1] == 3 and d["trailing_bytes"] == 0))' "$tmp/x12.json"
 for q in '' 'arg=true&bogus=1' 'arg=true&cwd=tmp' 'arg=true&timeout_s=abc' \

@@ -94,10 +94,10 @@ check "PUT /files without --allow-files is 403, nothing written" test \
 start_agent files --allow-files
 fpid=$apid
 curl -sS --unix-socket "$sock" -o "$tmp/h.json" http://agent/healthz
-check "/healthz lists files and forward, protocol 6" test \
+check "/healthz lists files and forward, protocol 7" test \
 	"$(jget "$tmp/h.json" capabilities) $(jget "$tmp/h.json" protocol)" = \
-	'["health", "power", "clock", "identity", "exec", "files", "forward"] 6'
-check "agent_version 0.6.0" test "$(jget "$tmp/h.json" agent_version)" = 0.6.0
+	'["health", "power", "clock", "identity", "exec", "files", "forward", "exec_tty"] 7'
+check "agent_version 0.7.0" test "$(jget "$tmp/h.json" agent_version)" = 0.7.0
 code=$(curl -sS --unix-socket "$sock" -o /dev/null -D "$tmp/m.hdr" -w '%{http_code}' \
 	-X POST "http://agent/files?path=/")
 check "POST /files is 405 and allows GET, HEAD, PUT" bash -c \

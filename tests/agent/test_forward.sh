@@ -119,9 +119,9 @@ sleep 0.2   # (the start's /healthz connection closed)
 base=$(nfds "$fpid")
 check "--help mentions --allow-forward" bash -c "'$agent' --help | grep -q -- '--allow-forward'"
 curl -sS --unix-socket "$sock" -o "$tmp/h.json" http://agent/healthz
-check "/healthz lists forward, protocol 6" test \
+check "/healthz lists forward, protocol 7" test \
 	"$(jget "$tmp/h.json" capabilities) $(jget "$tmp/h.json" protocol)" = \
-	'["health", "power", "clock", "identity", "exec", "files", "forward"] 6'
+	'["health", "power", "clock", "identity", "exec", "files", "forward", "exec_tty"] 7'
 
 # A forward idle for longer than AGENT_IO_TIMEOUT_MS (5 s) stays up; it
 # speaks once the many below are done ($tmp/idle.go).

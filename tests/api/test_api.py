@@ -98,9 +98,9 @@ def test_vm_lifecycle(api, daemon):
     assert h["status"] == "ok" and h["protocol"] == "http", h
     assert h["agent"]["agent_version"]
     # What bangerd may ask of the agent, from its own list.
-    assert h["agent_protocol"] == 6, h
+    assert h["agent_protocol"] == 7, h
     assert h["capabilities"] == ["health", "power", "clock", "identity", "exec",
-                                 "files", "forward"], h
+                                 "files", "forward", "exec_tty"], h
 
     r = api.get("/v1/vms/life/console", validate=True)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/plain")

@@ -522,6 +522,9 @@ def test_missing_image(daemon):
     ["image", "register", "--rootfs", "/x"],
     ["image", "show"],
     ["doctor", "--nat"],
+    ["vm", "exec", "x", "-itz", "--", "sh"],
+    ["vm", "exec", "x", "-t=1", "--", "sh"],
+    ["vm", "list", "-qt"],
 ])
 def test_usage_errors(daemon, args):
     # No request is made: an unreachable socket would give exit 5.
@@ -548,6 +551,21 @@ def test_help(daemon):
         "usage: banger vm stop")
     assert "vm console" in ok(run(daemon, "vm", "--help")).stdout
     assert ok(run(daemon, "--help")).stdout == ok(run(daemon, "help")).stdout
+
+
+def test_short_flags_combine(daemon):
+    # One-letter switches go together, the command's and the global ones.
+    r = ok(run(daemon, "vm", "exec", "-ith"))
+    assert r.stdout.startswith("usage: banger vm exec NAME [-t|--tty] "
+                               "[-i|--interactive]"), r.stdout
+    assert "  -t, --tty " in r.stdout
+    env = {"BANGER_SOCKET": "/nonexistent/banger.sock",
+           "BANGER_NO_AUTOSTART": "1"}
+    for flags in (["-it"], ["-ti"], ["-i", "-t"], ["-itq"], ["--tty"]):
+        r = run(daemon, "vm", "exec", "x", *flags, "--", "sh", env=env)
+        # Parsed: the request is made (and finds nobody).
+        fails(r, 5)
+        assert "cannot reach bangerd" in r.stderr, (flags, r.stderr)
 
 
 def test_unreachable(daemon, tmp_path):

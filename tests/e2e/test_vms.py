@@ -15,13 +15,18 @@ network); the host side of every check (ssh, dig, verify.sh) runs in it.
 """
 import hashlib
 import os
+import re
 import shutil
 import subprocess
+import sys
 import time
 
 import pytest
 
 from daemon import BANGER, netns_daemon
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "cli"))
+from ptyrun import run_pty_typing  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 RUNTIME = os.path.abspath(os.environ.get("BANGER_E2E_RUNTIME")
@@ -317,6 +322,30 @@ def test_exec_in_the_debian_image(e2e):
     r = banger(e2e, "vm", "exec", "--no-stdin", "dura", "--", "pgrep", "-f",
                "sleep 300.5")
     assert r.returncode == 1, "the timed-out command still runs: %r" % r
+
+
+def test_interactive_exec_in_the_debian_image(e2e):
+    """banger vm exec -it dura -- bash on a pseudo-terminal here: bash
+    gets a terminal of its own in the guest (/dev/pts), this terminal's
+    size, what is typed, and its exit status comes back.  Needs an image
+    whose agent has exec_tty (protocol 7)."""
+    api = e2e.client
+    vm = api.get("/v1/vms/dura")
+    if vm.status_code == 404:
+        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
+                      params={"wait": BOOT_S + 60}).json()
+        assert op["state"] == "succeeded", op
+    caps = api.get("/v1/vms/dura/health").json().get("capabilities") or []
+    assert "exec_tty" in caps, \
+        "the image's agent predates exec -t: rebuild it (make rootfs)"
+    st, out = run_pty_typing(
+        ["/usr/bin/nsenter", "--net=/run/netns/" + e2e.ns, BANGER, "vm",
+         "exec", "-it", "dura", "--", "bash"], e2e.env,
+        [(r"[#$] ", b"tty; stty size; exit 7\r")], rows=33, cols=101,
+        timeout=120)
+    assert st == 7, out + console_tail(api, "dura")
+    # bash's own escapes (bracketed paste, the title) come before.
+    assert re.search(r"/dev/pts/\d+\r\n33 101\r\n", out), out
 
 
 def test_copy_100_mib_in_and_out_of_the_debian_image(e2e, tmp_path):

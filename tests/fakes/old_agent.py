@@ -5,6 +5,10 @@ Stands in for banger-vsock-agent in images built before readiness and
 POST /poweroff existed: it answers GET /healthz with a protocol 1 document
 (no "ready" field) and 404 to every other request, like agent 0.1.0 did.
 Takes the agent's command line and uses only --listen unix:PATH.
+
+With OLD_AGENT_PROTOCOL=6 in its environment it is an agent from before
+terminal sessions instead: protocol 6, whose capabilities end at
+"forward" (no "exec_tty"); it still serves nothing but /healthz.
 """
 import json
 import os
@@ -26,9 +30,15 @@ def serve(conn):
         line = data.split(b"\r\n", 1)[0].decode("latin-1")
         method, target = (line.split(" ") + ["", ""])[:2]
         if method == "GET" and target.split("?")[0] == "/healthz":
-            status, body = "200 OK", json.dumps({
-                "status": "ok", "agent_version": "0.1.0", "protocol": 1,
-                "workdisk": {"mounted": True, "path": "/", "layout": "ok"}})
+            doc = {"status": "ok", "agent_version": "0.1.0", "protocol": 1,
+                   "workdisk": {"mounted": True, "path": "/",
+                                "layout": "ok"}}
+            if os.environ.get("OLD_AGENT_PROTOCOL") == "6":
+                doc.update({
+                    "agent_version": "0.6.0", "protocol": 6, "ready": True,
+                    "capabilities": ["health", "power", "clock", "identity",
+                                     "exec", "files", "forward"]})
+            status, body = "200 OK", json.dumps(doc)
         else:
             status, body = "404 Not Found", json.dumps({"error": "not found"})
         conn.sendall(("HTTP/1.1 %s\r\nContent-Type: application/json\r\n"

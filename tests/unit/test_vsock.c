@@ -436,12 +436,12 @@ check_agent_doc(json_t *doc, const char *want_status, int want_mounted,
 	fail_unless(strcmp(json_string_value(json_object_get(doc, "status")),
 	    want_status) == 0, "status %s", want_status);
 	fail_unless(strcmp(json_string_value(json_object_get(doc,
-	    "agent_version")), "0.6.0") == 0, "agent_version");
-	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 6,
-	    "protocol 6");
-	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 7,
+	    "agent_version")), "0.7.0") == 0, "agent_version");
+	fail_unless(json_integer_value(json_object_get(doc, "protocol")) == 7,
+	    "protocol 7");
+	fail_unless(json_array_size(json_object_get(doc, "capabilities")) == 8,
 	    "capabilities: health, power, clock, identity, exec, files, "
-	    "forward");
+	    "forward, exec_tty");
 	fail_unless(json_is_boolean(json_object_get(doc, "ready")), "ready");
 	fail_unless(json_is_object(json_object_get(doc, "checks")), "checks");
 	fail_unless(json_is_string(json_object_get(doc, "hostname")),
@@ -508,10 +508,10 @@ test_http_ok(void)
 	fail_unless(f.connections == 1, "one connection, got %d",
 	    f.connections);
 	fail_unless(lat >= 0 && lat < 3000, "latency %d", lat);
-	fail_unless(proto == 6, "agent protocol %d", proto);
+	fail_unless(proto == 7, "agent protocol %d", proto);
 	fail_unless(caps == (VSOCK_CAP_HEALTH | VSOCK_CAP_POWER |
 	    VSOCK_CAP_CLOCK | VSOCK_CAP_IDENTITY | VSOCK_CAP_EXEC |
-	    VSOCK_CAP_FILES | VSOCK_CAP_FORWARD),
+	    VSOCK_CAP_FILES | VSOCK_CAP_FORWARD | VSOCK_CAP_EXEC_TTY),
 	    "capabilities 0x%x", caps);
 	return 0;
 }
@@ -872,6 +872,11 @@ test_agent_capabilities(void)
 	    "\"capabilities\":[\"health\",\"forward\"]}", &proto, &caps);
 	fail_unless(proto == 6 && caps == (VSOCK_CAP_HEALTH |
 	    VSOCK_CAP_FORWARD), "protocol 6: forward is a known name (%d, "
+	    "0x%x)", proto, caps);
+	caps_of("HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"protocol\":7,"
+	    "\"capabilities\":[\"exec\",\"exec_tty\"]}", &proto, &caps);
+	fail_unless(proto == 7 && caps == (VSOCK_CAP_EXEC |
+	    VSOCK_CAP_EXEC_TTY), "protocol 7: exec_tty is a known name (%d, "
 	    "0x%x)", proto, caps);
 	json_t *names = vsock_caps_json(VSOCK_CAP_POWER | VSOCK_CAP_CLOCK |
 	    VSOCK_CAP_EXEC | VSOCK_CAP_FILES);

@@ -368,6 +368,8 @@ export interface paths {
          * @description Runs `argv` (no shell; use `["sh", "-c", "..."]` for one) in the VM through its guest agent over vsock, so it works with the VM's network or NAT off, on both VMMs. The agent runs it in a session and process group of its own as `user` (default root) in `cwd` (default the user's home) with a minimal environment (PATH, HOME, USER, LOGNAME, SHELL, TERM=dumb) plus `env`, feeds it `stdin` (base64, at most 64 KiB) and closes its stdin. `timeout_s` ends it: SIGTERM to its group, SIGKILL 2 s later. argv, env, cwd and user take at most 7168 bytes percent-encoded (`400 invalid_request` beyond: pass large input on stdin).
          *
          *     The reply is `200` with a stream of JSON objects, one per line (`application/x-ndjson`), written as the command produces output: `{"type": "stdout", "data": BASE64}`, `{"type": "stderr", "data": BASE64}`, and last `{"type": "exit", "exit_code": N, "signal": S, "timed_out": B}` (`exit_code` -1 when signal `S` ended it; a command that cannot be started exits 127 or 126 with the reason on stderr, as a shell would) or, when the stream broke, `{"type": "error", "code": C, "message": M}`. For the example request: `{"type":"stdout","data":"aGkK"}`, `{"type":"stderr","data":"b29wcwo="}`, `{"type":"exit","exit_code":3,"signal":0,"timed_out":false}`. A client that disconnects ends the command: its whole process group is killed. With curl: `curl --unix-socket SOCK -N -d '{"argv": ["uname", "-a"]}' http://b/v1/vms/web/exec | jq -r 'select(.type == "stdout") | .data | @base64d'`. Each exec is in the event stream as `vm.exec` (argv, user, cwd and the caller's uid). Refused with `409 invalid_state` unless the VM runs and `409 unsupported_by_vmm` when its image's agent predates exec.
+         *
+         *     **Interactive (a terminal).** With `"tty": true` the command runs on a pseudo-terminal in the guest (its stdin, stdout and stderr, and its controlling terminal), `rows` x `cols` (default 24x80), `TERM=xterm-256color` unless `env` sets it; this is `banger vm exec -it NAME -- bash`. The request is then an HTTP upgrade, as Docker's attach does it (and as `/connect` is): it carries `Connection: Upgrade` and `Upgrade: tcp` besides the JSON body (without them, `400 invalid_request`; with them but no `tty`, the same), and no `stdin`. Refusals come before any upgrade, as JSON errors (`409 unsupported_by_vmm` when the image's agent predates terminal sessions, the agent's `exec_tty` capability). Then `101 Switching Protocols`, and from the blank line on both directions carry frames: a type byte, three zero bytes, the payload's length (4 bytes, big-endian; at most 1 MiB) and the payload. From bangerd: type 1, the terminal's output (stdout and stderr are the same terminal); type 3, the exit, last: the text `exit_code=N\nsignal=S\ntimed_out=0|1\n` (as above), after which the connection closes. To bangerd: type 0, input, written to the terminal as it is (its line discipline echoes it, and a typed ^C is a SIGINT there); type 4, a resize: rows and cols as two big-endian 16-bit numbers (the foreground process gets SIGWINCH); type 5, a signal: one byte, the signal number, for the terminal's foreground process group (INT, QUIT, TERM, HUP, KILL and WINCH; others are ignored); type 6, the end of input, no payload (the terminal's EOF character, ^D). A frame of another type, of the wrong size or over 1 MiB ends the session. So does the client's closing of the connection (or its half-close): the session is hung up, SIGHUP to every process in it and SIGKILL 1 s later. The timeout sends SIGTERM to the whole session, SIGKILL 2 s later. A VM that stops ends it. The `vm.exec` event has `tty: true`. curl cannot speak the frames; a script can (the TypeScript client's `execTty()`), e.g. Python: send `POST /v1/vms/web/exec HTTP/1.1` with the two headers and `{"argv": ["bash"], "tty": true}`, read the head up to the blank line, then `sock.sendall(struct.pack(">B3xI", 0, 4) + b"ls\n")` and read frames back with `struct.unpack(">B3xI", head)`.
          */
         post: operations["execInVM"];
         delete?: never;
@@ -1191,6 +1193,12 @@ export interface components {
             stdin?: string;
             /** @description End the command after this many seconds; 0 or absent for never. */
             timeout_s?: number;
+            /** @description Run it on a pseudo-terminal, the request an upgrade (see the route); not with `stdin`. */
+            tty?: boolean;
+            /** @description With `tty`: the terminal's first height (default 24). */
+            rows?: number;
+            /** @description With `tty`: the terminal's first width (default 80). */
+            cols?: number;
         };
         /** @description One line of an exec's reply stream. */
         ExecEvent: {
@@ -1331,7 +1339,7 @@ export interface components {
             /** @description The agent's protocol version (its `/healthz` `protocol`, 1 when it names none); null unless it answered over HTTP. */
             agent_protocol: number | null;
             /** @description What bangerd may ask of this agent, as bangerd understands it: the agent's own list (protocol 3 and later), or what an older protocol implies (1: `health`; 2: also `power`).  Names bangerd has no use for are left out; features that need a capability the agent lacks are skipped or refused (e.g. the clock is not set after a resume).  Null unless the agent answered over HTTP. */
-            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files" | "forward")[] | null;
+            capabilities: ("health" | "power" | "clock" | "identity" | "exec" | "files" | "forward" | "exec_tty")[] | null;
             /** @description The agent's `/healthz` document as received; null unless it answered over HTTP. */
             agent: components["schemas"]["AgentHealth"] | null;
         };
@@ -1340,9 +1348,9 @@ export interface components {
             /** @description `ok` when the agent considers the guest healthy; anything else means degraded. */
             status: string;
             agent_version?: string;
-            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies; 4 adds `POST /exec` (capability `exec`); 5 adds `GET` and `PUT /files` (capability `files`: tar streams) and request bodies of any size, chunked ones too. */
+            /** @description Agent protocol version: 1 answers `/healthz`; 2 adds the readiness fields below and `POST /poweroff`; 3 adds `capabilities`, request bodies and streamed (chunked) replies; 4 adds `POST /exec` (capability `exec`); 5 adds `GET` and `PUT /files` (capability `files`: tar streams) and request bodies of any size, chunked ones too; 6 adds `POST /forward` (capability `forward`); 7 adds `POST /exec?tty=1` (capability `exec_tty`: a command on a pseudo-terminal over the upgraded connection). */
             protocol?: number;
-            /** @description Protocol 3 and later: the agent's route families (`health`, `power`, `clock`, `identity`, `exec`, `files`, ...), each once. */
+            /** @description Protocol 3 and later: the agent's route families (`health`, `power`, `clock`, `identity`, `exec`, `files`, ...), each once, then the options of a route (`exec_tty`). */
             capabilities?: string[];
             /** @description Whether every readiness check passes (protocol 2). bangerd keeps a booting VM `starting` until it does; agents without the field count as ready. */
             ready?: boolean;
@@ -1413,7 +1421,7 @@ export interface components {
             vm: string | null;
             /** @description Operation the event belongs to, if any. */
             operation: string | null;
-            /** @description Type-specific payload: the `VM` for `vm.created` and `vm.updated`, `{"state", "previous"}` for `vm.state` (with `stop` when a stop ends), `{"status", "reason"}` for `vm.health` (with `detail` for `not_ready`), `{"argv", "user", "cwd", "peer_uid"}` for `vm.exec` (who ran what), the `Image` for `image.registered` and `image.warmed`, `{"name"}` for `image.deleted`, `{"name", "why"}` for `image.cooled`, the `Operation` for `operation.*`. */
+            /** @description Type-specific payload: the `VM` for `vm.created` and `vm.updated`, `{"state", "previous"}` for `vm.state` (with `stop` when a stop ends), `{"status", "reason"}` for `vm.health` (with `detail` for `not_ready`), `{"argv", "user", "cwd", "peer_uid", "tty"}` for `vm.exec` (who ran what, and whether on a terminal), the `Image` for `image.registered` and `image.warmed`, `{"name"}` for `image.deleted`, `{"name", "why"}` for `image.cooled`, the `Operation` for `operation.*`. */
             data: Record<string, never>;
         };
         /** @description Body of every 4xx and 5xx reply, and of failed operations and bulk results. */
@@ -2364,23 +2372,18 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "argv": [
-                 *         "sh",
-                 *         "-c",
-                 *         "echo hi; echo oops >&2; exit 3"
-                 *       ],
-                 *       "env": {
-                 *         "GREETING": "hello"
-                 *       },
-                 *       "timeout_s": 60
-                 *     }
-                 */
                 "application/json": components["schemas"]["ExecRequest"];
             };
         };
         responses: {
+            /** @description `"tty": true`: switching protocols; from here the connection carries the terminal session's frames both ways (see above). */
+            101: {
+                headers: {
+                    Upgrade?: "tcp";
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
             /** @description The command's output and exit, one JSON object per line. */
             200: {
                 headers: {
@@ -2602,7 +2605,7 @@ export interface operations {
                      *       "protocol": "http",
                      *       "checked_at": "2026-11-25T21:43:02Z",
                      *       "latency_ms": 3,
-                     *       "agent_protocol": 6,
+                     *       "agent_protocol": 7,
                      *       "capabilities": [
                      *         "health",
                      *         "power",
@@ -2610,19 +2613,22 @@ export interface operations {
                      *         "identity",
                      *         "exec",
                      *         "files",
-                     *         "forward"
+                     *         "forward",
+                     *         "exec_tty"
                      *       ],
                      *       "agent": {
                      *         "status": "ok",
-                     *         "agent_version": "0.6.0",
-                     *         "protocol": 6,
+                     *         "agent_version": "0.7.0",
+                     *         "protocol": 7,
                      *         "capabilities": [
                      *           "health",
                      *           "power",
                      *           "clock",
                      *           "identity",
                      *           "exec",
-                     *           "files"
+                     *           "files",
+                     *           "forward",
+                     *           "exec_tty"
                      *         ],
                      *         "hostname": "web",
                      *         "boot_id": "0b6f0c1e-3f7a-4c55-9d1a-2e8c5a7b9f10",

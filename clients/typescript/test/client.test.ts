@@ -352,6 +352,58 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
     });
   });
 
+  test("execTty runs a command on a terminal: size, resize, input, signal, exit", async () => {
+    const tty = await banger.execTty(
+      name,
+      ["sh", "-c", "stty size; read x; stty size; echo got:$x; exit 3"],
+      { rows: 30, cols: 100, env: { TERM: "vt100" } },
+    );
+    let text = "";
+    const seen = (re: RegExp) =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (re.test(text)) {
+            tty.output.off("data", onData);
+            resolve();
+          }
+        };
+        const onData = (c: Buffer) => {
+          text += c.toString();
+          check();
+        };
+        tty.output.on("data", onData);
+        check();
+      });
+    const collect = (c: Buffer) => {
+      text += c.toString();
+    };
+    await seen(/30 100\r\n/);
+    tty.output.on("data", collect);
+    tty.resize(41, 120);
+    tty.write("typed\n");
+    const exit = await tty.exit;
+    assert.deepEqual(exit, { exitCode: 3, signal: 0, timedOut: false });
+    assert.match(text, /41 120\r\n/);
+    assert.match(text, /got:typed\r\n/);
+
+    const sleeper = await banger.execTty(name, ["sleep", "307"]);
+    setTimeout(() => sleeper.signal("SIGINT"), 200);
+    assert.deepEqual(await sleeper.exit, { exitCode: -1, signal: 2, timedOut: false });
+
+    const cat = await banger.execTty(name, ["cat"]);
+    cat.output.resume();
+    cat.write("line\n");
+    cat.end();
+    assert.equal((await cat.exit).exitCode, 0);
+
+    await assert.rejects(banger.execTty(name, ["true"], { rows: 0 }), (e: unknown) => {
+      assert.ok(e instanceof ConnectError);
+      assert.equal(e.status, 400);
+      assert.equal(e.body?.code, "invalid_request");
+      return true;
+    });
+  });
+
   test("usage, host capacity and metrics", async () => {
     const usage = await banger.GET("/v1/vms/{name}/usage", { params: { path: { name } } });
     assert.equal(usage.response.status, 200);
