@@ -447,10 +447,18 @@ judge_http(const struct uhttp_reply *r, struct vsock_health *h)
 		set_result(h, VSOCK_HEALTH_STARTING, "not_ready", "http");
 		snprintf(h->not_ready, sizeof(h->not_ready), "%s",
 		    why ? why : "the agent says it is not ready");
-	} else if (strcmp(st, "ok") == 0)
+	} else if (strcmp(st, "ok") == 0) {
 		set_result(h, VSOCK_HEALTH_OK, "ok", "http");
-	else
+	} else {
+		/* Say why where the agent does: a shared folder that did
+		 * not mount (protocol 7's "shares"). */
+		const char *sd = json_string_value(json_object_get(
+		    json_object_get(doc, "shares"), "detail"));
 		set_result(h, VSOCK_HEALTH_DEGRADED, "agent_degraded", "http");
+		if (sd != NULL)
+			snprintf(h->not_ready, sizeof(h->not_ready), "shared "
+			    "folder %s", sd);
+	}
 }
 
 /* Legacy fallback: "PING\n" -> "PONG". */

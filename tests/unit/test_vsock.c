@@ -787,6 +787,29 @@ canned_probe(const char *canned, const char *want_reason,
 	return 0;
 }
 
+/* A degraded agent's reason, where it gives one, is the health's detail. */
+static int
+test_degraded_detail(void)
+{
+	struct fake f;
+	struct vsock_health h;
+
+	fail_unless(fake_start(&f, "canned", FAKE_CANNED, 0, NULL,
+	    "HTTP/1.1 200 OK\r\n\r\n{\"status\":\"degraded\",\"shares\":"
+	    "{\"ok\":false,\"mounted\":1,\"failed\":1,\"detail\":"
+	    "\"banger1 on /mnt/b: mount: no such device\"}}") == 0, "fake");
+	vsock_probe_health(f.path, 1024, 1500, &h);
+	fake_stop(&f);
+	char detail[sizeof(h.not_ready)];
+	snprintf(detail, sizeof(detail), "%s", h.not_ready);
+	enum vsock_health_status st = h.status;
+	vsock_health_clear(&h);
+	fail_unless(st == VSOCK_HEALTH_DEGRADED, "status %d", st);
+	fail_unless(strcmp(detail, "shared folder banger1 on /mnt/b: mount: "
+	    "no such device") == 0, "detail '%s'", detail);
+	return 0;
+}
+
 static int
 test_bad_responses(void)
 {
@@ -1147,6 +1170,7 @@ main(void)
 	RUN_TEST(test_dial_retries_until_listener);
 	RUN_TEST(test_wait_healthy);
 	RUN_TEST(test_bad_responses);
+	RUN_TEST(test_degraded_detail);
 	RUN_TEST(test_agent_stuck_client);
 	RUN_TEST(test_agent_direct);
 	RUN_TEST(test_no_fd_leak);

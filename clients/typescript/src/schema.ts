@@ -1326,7 +1326,7 @@ export interface components {
              * @enum {string}
              */
             reason: "ok" | "vm_not_running" | "vsock_connect_failed" | "no_ack" | "timeout" | "bad_response" | "legacy_ping" | "agent_degraded" | "not_ready" | "vsock_not_started";
-            /** @description With `not_ready`: the first readiness check that fails, for example `sshd: nothing listens on port 22`; else null. */
+            /** @description With `not_ready`: the first readiness check that fails, for example `sshd: nothing listens on port 22`. With `agent_degraded`, why when the agent says: `shared folder TAG on PATH: REASON` for a shared folder that did not mount. Else null. */
             detail: string | null;
             /**
              * @description How the agent answered; null when it did not.
