@@ -28,9 +28,41 @@
 struct tar_job {
 	int fd;                 /* the pipe end libarchive uses */
 	const char *src;        /* in: the local path */
+	/* A copy to a new name: the tree's top entry (the first one's first
+	 * component; in, src) is named `to` instead, and what is under it
+	 * goes under `to`.  NULL: names as they are. */
+	const char *to;
+	char top[256];
 	char why[512];          /* what went wrong, "" when nothing */
 	long long files, dirs, links, bytes;
 };
+
+/* Rename e's top component to j->to (the first entry sets what the top
+ * is).  false when e is outside the top (a stream that is not one tree). */
+static bool
+rename_top(struct tar_job *j, struct archive_entry *e)
+{
+	const char *name = archive_entry_pathname(e);
+	size_t n;
+
+	if (j->to == NULL || name == NULL)
+		return true;
+	if (j->top[0] == '\0') {
+		n = strcspn(name, "/");
+		if (n == 0 || n >= sizeof(j->top))
+			return false;
+		memcpy(j->top, name, n);
+		j->top[n] = '\0';
+	}
+	n = strlen(j->top);
+	if (strncmp(name, j->top, n) != 0 || (name[n] != '\0' &&
+	    name[n] != '/'))
+		return false;
+	char *renamed = xasprintf("%s%s", j->to, name + n);
+	archive_entry_set_pathname(e, renamed);
+	free(renamed);
+	return true;
+}
 
 /* ---- out: unpack what arrives ---- */
 
@@ -59,6 +91,11 @@ unpack_main(void *arg)
 			snprintf(j->why, sizeof(j->why), "'%s': only files, "
 			    "directories and symlinks are copied",
 			    archive_entry_pathname(e));
+			goto out;
+		}
+		if (!rename_top(j, e)) {
+			snprintf(j->why, sizeof(j->why), "'%s': not in the tree "
+			    "copied", archive_entry_pathname(e));
 			goto out;
 		}
 		if (archive_write_header(out, e) != ARCHIVE_OK) {
@@ -146,6 +183,12 @@ pack_main(void *arg)
 		if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
 			archive_entry_free(e);
 			continue;   /* fifos, sockets, devices stay behind */
+		}
+		if (!rename_top(j, e)) {
+			snprintf(j->why, sizeof(j->why), "'%s': not under %s",
+			    archive_entry_pathname(e), j->src);
+			archive_entry_free(e);
+			goto out;
 		}
 		if (archive_write_header(out, e) != ARCHIVE_OK) {
 			snprintf(j->why, sizeof(j->why), "%s",
@@ -284,6 +327,95 @@ xfer_run(struct cli *cli, const char *method, const char *vm,
 	return cc == CURLE_OK || x->status != 0 ? 0 : -1;
 }
 
+/* ---- is the guest's DST a directory? ---- */
+
+struct probe {
+	long status;
+	char buf[4096];
+	size_t len;
+};
+
+static size_t
+probe_head(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct probe *pr = userdata;
+	size_t n = size * nmemb;
+
+	if (n > 9 && strncmp(data, "HTTP/", 5) == 0) {
+		const char *sp = memchr(data, ' ', n);
+		if (sp != NULL)
+			pr->status = strtol(sp + 1, NULL, 10);
+	}
+	return n;
+}
+
+/* Keep the first 4 KiB of the reply, then stop the transfer. */
+static size_t
+probe_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct probe *pr = userdata;
+	size_t n = size * nmemb, room = sizeof(pr->buf) - 1 - pr->len;
+
+	memcpy(pr->buf + pr->len, data, n < room ? n : room);
+	pr->len += n < room ? n : room;
+	pr->buf[pr->len] = '\0';
+	return pr->len == sizeof(pr->buf) - 1 ? 0 : n;
+}
+
+/* The type flag of the tar stream's first entry that is not a pax
+ * header (pax records come before the entry they describe); 0 when the
+ * first 4 KiB do not say. */
+static char
+first_type(const struct probe *pr)
+{
+	size_t off = 0;
+
+	while (off + 512 <= pr->len) {
+		char t = pr->buf[off + 156];
+		if (t != 'x' && t != 'g')
+			return t;
+		unsigned long long size = strtoull(pr->buf + off + 124, NULL, 8);
+		off += 512 + (size_t)((size + 511) / 512) * 512;
+	}
+	return 0;
+}
+
+/* Does path exist in the guest as a directory?  1 yes, 0 no (missing,
+ * or a file or a link), -1 cannot tell (the copy itself then says what
+ * is wrong).  A GET of the path, stopped after its first tar header. */
+static int
+guest_is_dir(struct cli *cli, const char *vm, const char *path)
+{
+	char *p = api_path("/v1/vms/", vm, "/files");
+	struct probe pr = { 0 };
+	CURL *curl = curl_easy_init();
+
+	if (curl == NULL) {
+		free(p);
+		return -1;
+	}
+	char *esc = curl_easy_escape(curl, path, 0);
+	char *url = xasprintf("http://localhost%s?path=%s", p, esc);
+	curl_free(esc);
+	free(p);
+	cli_socket_resolve(cli);
+	client_curl_setup(curl, cli->socket_path);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, probe_head);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &pr);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, probe_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &pr);
+	curl_easy_perform(curl);
+	curl_easy_cleanup(curl);
+	free(url);
+	if (pr.status == 404 && strstr(pr.buf, "guest_path_not_found"))
+		return 0;
+	if (pr.status != 200)
+		return -1;
+	char t = first_type(&pr);
+	return t == '5' ? 1 : t != 0 ? 0 : -1;
+}
+
 /* "NAME:/path" into its halves; false for a local path. */
 static bool
 vm_side(const char *arg, char *vm, size_t vmsz, const char **path)
@@ -342,14 +474,25 @@ cmd_vm_cp(struct cli *cli, const struct args *a)
 		return CLI_EXIT_ERROR;
 	}
 	if (out) {
-		/* NAME:/path DIR: DIR/basename(path) */
+		/* NAME:/path DIR: DIR/basename(path); NAME:/path NEW (NEW not
+		 * a directory, in one that is): the tree is named NEW. */
 		struct stat st;
-		if (stat(a->v[1], &st) < 0 || !S_ISDIR(st.st_mode) ||
-		    chdir(a->v[1]) < 0) {
+		const char *dst = a->v[1], *into = dst;
+		char *copy = xstrdup(dst), *copy2 = xstrdup(dst);
+		size_t dl = strlen(dst);
+		if ((stat(dst, &st) < 0 || !S_ISDIR(st.st_mode)) && dl > 0 &&
+		    dst[dl - 1] != '/') {
+			into = dirname(copy);
+			j.to = basename(copy2);
+		}
+		if (stat(into, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		    chdir(into) < 0) {
 			close(fds[0]);
 			close(fds[1]);
 			fprintf(stderr, "banger: %s: not a directory to copy into\n",
-			    a->v[1]);
+			    into);
+			free(copy);
+			free(copy2);
 			return CLI_EXIT_ERROR;
 		}
 		vm_side(a->v[0], vm, sizeof(vm), &gpath);
@@ -364,15 +507,27 @@ cmd_vm_cp(struct cli *cli, const struct args *a)
 			printf("copied %lld files, %lld directories, %lld links "
 			    "(%lld bytes) from %s:%s\n", j.files, j.dirs, j.links,
 			    j.bytes, vm, gpath);
+		free(copy);
+		free(copy2);
 	} else {
-		/* PATH NAME:/dir: the tree's root goes by its base name */
+		/* PATH NAME:/dir: the tree's root goes by its base name; PATH
+		 * NAME:/dir/NEW, NEW not a directory there: it is named NEW. */
 		char *copy = xstrdup(a->v[0]), *dir = dirname(copy);
 		char *copy2 = xstrdup(a->v[0]);
+		char *gcopy = xstrdup(gpath), *gcopy2 = xstrdup(gpath);
+		size_t gl = strlen(gpath);
 		j.src = basename(copy2);
+		if (gl > 1 && gpath[gl - 1] != '/' && gpath[0] == '/' &&
+		    guest_is_dir(cli, vm, gpath) == 0) {
+			j.to = basename(gcopy2);
+			gpath = dirname(gcopy);
+		}
 		if (chdir(dir) < 0) {
 			fprintf(stderr, "banger: %s: %s\n", dir, strerror(errno));
 			free(copy);
 			free(copy2);
+			free(gcopy);
+			free(gcopy2);
 			close(fds[0]);
 			close(fds[1]);
 			return CLI_EXIT_ERROR;
@@ -387,16 +542,20 @@ cmd_vm_cp(struct cli *cli, const struct args *a)
 		if (rc == CLI_EXIT_OK && cli_chatty(cli)) {
 			json_t *s = json_loads(x.body ? x.body : "", 0, NULL);
 			printf("copied %lld files, %lld directories, %lld links "
-			    "(%lld bytes) into %s:%s\n",
+			    "(%lld bytes) %s %s:%s%s%s\n",
 			    (long long)json_integer_value(jobj(s, "files")),
 			    (long long)json_integer_value(jobj(s, "dirs")),
 			    (long long)json_integer_value(jobj(s, "links")),
-			    (long long)json_integer_value(jobj(s, "bytes")), vm,
-			    gpath);
+			    (long long)json_integer_value(jobj(s, "bytes")),
+			    j.to != NULL ? "to" : "into", vm, gpath,
+			    j.to == NULL || strcmp(gpath, "/") == 0 ? "" : "/",
+			    j.to != NULL ? j.to : "");
 			json_decref(s);
 		}
 		free(copy);
 		free(copy2);
+		free(gcopy);
+		free(gcopy2);
 	}
 	free(x.body);
 	return rc;

@@ -271,9 +271,11 @@ const struct command cli_commands[] = {
 	{ .group = "vm", .name = "cp", .args = "SRC DST", .nargs = ARGS_SOME,
 	  .summary = "copy files into or out of a running VM through its agent",
 	  .intro =
-	  "One side is NAME:/path in the VM, the other a local path.  Out of\n"
-	  "the VM, DST is a local directory and the copy lands in\n"
-	  "DST/basename(path); into it, NAME:/dir is an existing directory.\n"
+	  "One side is NAME:/path in the VM, the other a local path.  As with\n"
+	  "cp: a DST that is a directory gets the copy as DST/basename(SRC);\n"
+	  "a DST that is not (a new name, or a file to replace) in a\n"
+	  "directory that is, is the copy's own name.  A DST ending in / must\n"
+	  "be a directory.\n"
 	  "Directories go whole; modes, mtimes and symlinks are kept; other\n"
 	  "special files stay behind.  Nothing the guest sends is written\n"
 	  "outside DST.\n",

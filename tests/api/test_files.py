@@ -206,6 +206,62 @@ def test_banger_vm_cp_both_ways(daemon, vm, tree):
     assert r.returncode == 2, r
 
 
+def test_banger_vm_cp_to_a_new_name(daemon, vm, tree):
+    """DST that is not a directory, in one that is, names the copy, as cp
+    and docker cp do: a file or a tree, both ways; an existing directory
+    (or a trailing /) is still copied into."""
+    proj, main = os.path.join(tree, "proj"), os.path.join(tree, "proj",
+                                                          "src", "main.c")
+    out = os.path.join(tree, "out")
+    os.mkdir(out)
+    # Out: a file and a tree, each to a new name.
+    r = banger(daemon, "vm", "cp", "%s:%s" % (vm, main),
+               os.path.join(out, "renamed.c"))
+    assert r.returncode == 0, r
+    assert sorted(os.listdir(out)) == ["renamed.c"]
+    with open(os.path.join(out, "renamed.c")) as f:
+        assert f.read().startswith("int main")
+    r = banger(daemon, "vm", "cp", "%s:%s" % (vm, proj),
+               os.path.join(out, "copy"))
+    assert r.returncode == 0, r
+    assert os.readlink(os.path.join(out, "copy", "link")) == "src/main.c"
+    assert os.path.isfile(os.path.join(out, "copy", "src", "main.c"))
+    # ... and over an existing file of that name.
+    r = banger(daemon, "vm", "cp", "%s:%s" % (vm, os.path.join(proj,
+                                                                "big.bin")),
+               os.path.join(out, "renamed.c"))
+    assert r.returncode == 0, r
+    assert os.path.getsize(os.path.join(out, "renamed.c")) == 3 << 20
+    r = banger(daemon, "vm", "cp", "%s:%s" % (vm, main),
+               os.path.join(out, "nodir", "x.c"))
+    assert r.returncode == 1 and "not a directory" in r.stderr, r
+    r = banger(daemon, "vm", "cp", "%s:%s" % (vm, main),
+               os.path.join(out, "new") + "/")
+    assert r.returncode == 1, r
+    # In: the guest's DST decides, as the agent sees it.
+    into = os.path.join(tree, "in")
+    os.mkdir(into)
+    r = banger(daemon, "vm", "cp", main, "%s:%s/other.c" % (vm, into))
+    assert r.returncode == 0 and "to %s:%s/other.c" % (vm, into) in \
+        r.stdout, r
+    assert sorted(os.listdir(into)) == ["other.c"]
+    r = banger(daemon, "vm", "cp", proj, "%s:%s/tree" % (vm, into))
+    assert r.returncode == 0, r
+    assert os.path.isfile(os.path.join(into, "tree", "src", "main.c"))
+    # An existing directory: into it, by the source's name.
+    r = banger(daemon, "vm", "cp", main, "%s:%s/tree" % (vm, into))
+    assert r.returncode == 0 and "into" in r.stdout, r
+    assert os.path.isfile(os.path.join(into, "tree", "main.c"))
+    # Over an existing file.
+    r = banger(daemon, "vm", "cp", os.path.join(proj, "big.bin"),
+               "%s:%s/other.c" % (vm, into))
+    assert r.returncode == 0, r
+    assert os.path.getsize(os.path.join(into, "other.c")) == 3 << 20
+    # A parent that does not exist is the agent's 404.
+    r = banger(daemon, "vm", "cp", main, "%s:%s/nodir/x.c" % (vm, into))
+    assert r.returncode == 3, r
+
+
 def serve_tar_once(sock_path, data):
     """A stand-in for bangerd on sock_path answering one request with
     data as a tar stream (what a hostile guest could make bangerd pass
