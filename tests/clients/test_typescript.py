@@ -77,6 +77,7 @@ def test_typescript_client_vm_lifecycle(daemon, compiled):
                  "exec streams a command's output and exit as NDJSON",
                  "files come out of a VM as a tar stream",
                  "ports in the spec, and connect streams to a guest port",
+                 "shared folders: typed in the spec, refused on Firecracker",
                  "execTty runs a command on a terminal",
                  "usage, host capacity and metrics",
                  "a missing snapshot is 404 snapshot_not_found"):

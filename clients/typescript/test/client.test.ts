@@ -114,7 +114,9 @@ describe("VM lifecycle through bangerd", { skip: socketPath ? false : "BANGER_SO
   test("list contains the VM with the requested spec", async () => {
     const vm = await findVM();
     assert.ok(vm, `${name} missing from GET /v1/vms`);
-    assert.deepEqual(vm.spec, { image: "default", ...spec, ports: [], limits: {} });
+    assert.deepEqual(vm.spec, {
+      image: "default", ...spec, ports: [], limits: {}, mounts: [],
+    });
     assert.equal(vm.status.state, "running");
     assert.equal(vm.status.vmm, "firecracker");
   });
@@ -350,6 +352,22 @@ describe("warm starts through bangerd", { skip: socketPath ? false : "BANGER_SOC
       assert.equal(e.body?.code, "guest_port_unreachable");
       return true;
     });
+  });
+
+  test("shared folders: typed in the spec, refused on Firecracker", async () => {
+    const mounts = [{ host: process.cwd(), guest: "/mnt/src", readonly: true }];
+    const made = await banger.POST("/v1/vms", {
+      body: { name: `${name}-mnt`, vcpus: 1, mounts },
+    });
+    assert.equal(made.response.status, 409);
+    assert.equal(made.error?.code, "unsupported_by_vmm");
+    assert.match(made.error?.hint ?? "", /vm cp/);
+    const bad = await banger.PATCH("/v1/vms/{name}", {
+      params: { path: { name } },
+      body: { mounts: [{ host: process.cwd(), guest: "/etc" }] },
+    });
+    assert.equal(bad.response.status, 400);
+    assert.equal(bad.error?.code, "invalid_request");
   });
 
   test("execTty runs a command on a terminal: size, resize, input, signal, exit", async () => {
