@@ -7,6 +7,8 @@
 
 #include "agent.h"
 
+#include <stdbool.h>
+
 #define EXEC_DEFAULT_PATH \
 	"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -61,6 +63,12 @@ void exec_fail_text(const struct exec_spec *sp, const struct child_fail *fail,
     char *buf, size_t len);
 /* Whether pid has exited (it stays unreaped: WNOWAIT). */
 int exec_child_exited(pid_t pid);
+/* How long a supervision loop may sleep in poll() at now: until the
+ * next of its deadlines (0: none; drain_until counts once the command
+ * exited), or tick_ms while it cannot watch the child (no pidfd); -1
+ * for no limit. */
+int exec_poll_timeout(long long now, long long term_at, long long kill_at,
+    bool exited, long long drain_until, int pidfd, int tick_ms);
 /* Close *fd unless it is -1, and make it -1. */
 void exec_close_fd(int *fd);
 

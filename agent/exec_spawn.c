@@ -328,3 +328,21 @@ exec_child_exited(pid_t pid)
 	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
 	    si.si_pid == pid;
 }
+
+int
+exec_poll_timeout(long long now, long long term_at, long long kill_at,
+    bool exited, long long drain_until, int pidfd, int tick_ms)
+{
+	long long wake = LLONG_MAX;
+
+	if (term_at > 0 && term_at < wake)
+		wake = term_at;
+	if (kill_at > 0 && kill_at < wake)
+		wake = kill_at;
+	if (exited && drain_until < wake)
+		wake = drain_until;
+	if (!exited && pidfd < 0 && now + tick_ms < wake)
+		wake = now + tick_ms;
+	return wake == LLONG_MAX ? -1 : wake - now > INT_MAX ? INT_MAX :
+	    wake < now ? 0 : (int)(wake - now);
+}

@@ -376,17 +376,8 @@ session(struct tty_run *r, long timeout_s, int *timed_out)
 			kill_at = 0;
 		}
 
-		long long wake = LLONG_MAX;
-		if (term_at > 0 && term_at < wake)
-			wake = term_at;
-		if (kill_at > 0 && kill_at < wake)
-			wake = kill_at;
-		if (exited && drain_until < wake)
-			wake = drain_until;
-		if (!exited && r->c.pidfd < 0 && now + TTY_TICK_MS < wake)
-			wake = now + TTY_TICK_MS;
-		int timeout_ms = wake == LLONG_MAX ? -1 :
-		    wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
+		int timeout_ms = exec_poll_timeout(now, term_at, kill_at,
+		    exited, drain_until, r->c.pidfd, TTY_TICK_MS);
 
 		short cev = POLLRDHUP, pev = 0;
 		if (r->in_off == r->in_len && !r->eof_due)

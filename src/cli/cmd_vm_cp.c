@@ -275,39 +275,50 @@ from_pipe(char *buf, size_t size, size_t nmemb, void *userdata)
 static size_t
 on_head(char *data, size_t size, size_t nmemb, void *userdata)
 {
-	struct xfer *x = userdata;
+	long *status = userdata;
 	size_t n = size * nmemb;
 
 	if (n > 9 && strncmp(data, "HTTP/", 5) == 0) {
 		const char *sp = memchr(data, ' ', n);
 		if (sp != NULL)
-			x->status = strtol(sp + 1, NULL, 10);
+			*status = strtol(sp + 1, NULL, 10);
 	}
 	return n;
+}
+
+/* A curl handle for VM vm's files route at guest path, on bangerd's
+ * socket; *url is the handle's (free it after the transfer).  NULL when
+ * curl cannot start. */
+static CURL *
+files_curl(struct cli *cli, const char *vm, const char *path, char **url)
+{
+	CURL *curl = curl_easy_init();
+
+	if (curl == NULL)
+		return NULL;
+	char *p = api_path("/v1/vms/", vm, "/files");
+	char *esc = curl_easy_escape(curl, path, 0);
+	*url = xasprintf("http://localhost%s?path=%s", p, esc);
+	curl_free(esc);
+	free(p);
+	cli_socket_resolve(cli);
+	client_curl_setup(curl, cli->socket_path);
+	curl_easy_setopt(curl, CURLOPT_URL, *url);
+	return curl;
 }
 
 static int
 xfer_run(struct cli *cli, const char *method, const char *vm,
     const char *path, struct xfer *x)
 {
-	char *p = api_path("/v1/vms/", vm, "/files");
-	char *esc, *url;
 	struct curl_slist *hdr = NULL;
-	CURL *curl = curl_easy_init();
+	char *url;
+	CURL *curl = files_curl(cli, vm, path, &url);
 
-	if (curl == NULL) {
-		free(p);
+	if (curl == NULL)
 		return -1;
-	}
-	esc = curl_easy_escape(curl, path, 0);
-	url = xasprintf("http://localhost%s?path=%s", p, esc);
-	curl_free(esc);
-	free(p);
-	cli_socket_resolve(cli);
-	client_curl_setup(curl, cli->socket_path);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
 	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_head);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &x->status);
 	if (strcmp(method, "PUT") == 0) {
 		hdr = curl_slist_append(hdr, "Content-Type: application/x-tar");
 		hdr = curl_slist_append(hdr, "Expect:");
@@ -334,20 +345,6 @@ struct probe {
 	char buf[4096];
 	size_t len;
 };
-
-static size_t
-probe_head(char *data, size_t size, size_t nmemb, void *userdata)
-{
-	struct probe *pr = userdata;
-	size_t n = size * nmemb;
-
-	if (n > 9 && strncmp(data, "HTTP/", 5) == 0) {
-		const char *sp = memchr(data, ' ', n);
-		if (sp != NULL)
-			pr->status = strtol(sp + 1, NULL, 10);
-	}
-	return n;
-}
 
 /* Keep the first 4 KiB of the reply, then stop the transfer. */
 static size_t
@@ -386,23 +383,14 @@ first_type(const struct probe *pr)
 static int
 guest_is_dir(struct cli *cli, const char *vm, const char *path)
 {
-	char *p = api_path("/v1/vms/", vm, "/files");
 	struct probe pr = { 0 };
-	CURL *curl = curl_easy_init();
+	char *url;
+	CURL *curl = files_curl(cli, vm, path, &url);
 
-	if (curl == NULL) {
-		free(p);
+	if (curl == NULL)
 		return -1;
-	}
-	char *esc = curl_easy_escape(curl, path, 0);
-	char *url = xasprintf("http://localhost%s?path=%s", p, esc);
-	curl_free(esc);
-	free(p);
-	cli_socket_resolve(cli);
-	client_curl_setup(curl, cli->socket_path);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, probe_head);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &pr);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_head);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &pr.status);
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, probe_body);
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &pr);
 	curl_easy_perform(curl);

@@ -50,23 +50,10 @@ qmp_status(struct qmp_conn *q, char *out, size_t outsz, struct bn_err *err)
 
 /* ---------- the helper (vhost-device-vsock) ---------- */
 
-
 static pid_t
 helper_pid_read(const struct qemu_files *f)
 {
-	char buf[32] = "";
-	int fd = open(f->helper_pid, O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	long v = strtol(buf, NULL, 10);
-	return v > 0 && v < (1L << 30) ? (pid_t)v : 0;
+	return qemu_pid_read(f->helper_pid);
 }
 
 static int

@@ -31,6 +31,8 @@ int qemu_fs_pids(const struct vmm_params *p, pid_t *out, int max);
 /* Mount i's vhost-user socket, which QEMU connects to. */
 int qemu_fs_sock(const char *vmdir, int i, char *out, size_t outsz,
     struct bn_err *err);
+/* The pid in a helper's pid file, 0 when there is none. */
+pid_t qemu_pid_read(const char *path);
 /* Is there a listening Unix socket bound to path (/proc/net/unix)? */
 bool qemu_unix_listening(const char *path);
 

@@ -98,8 +98,8 @@ qemu_unix_listening(const char *path)
 	return found;
 }
 
-static pid_t
-pid_read(const char *path)
+pid_t
+qemu_pid_read(const char *path)
 {
 	char buf[32] = "";
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -121,7 +121,7 @@ pid_read(const char *path)
 static pid_t
 fs_pid(const struct fs_files *f)
 {
-	pid_t pid = pid_read(f->pid);
+	pid_t pid = qemu_pid_read(f->pid);
 	const char *needle[] = { f->sock_arg };
 
 	return pid > 0 && proc_alive(pid) && proc_cmdline_has(pid, needle, 1) ?
