@@ -484,10 +484,13 @@ run_session(struct agent_request *rq, struct exec_spec *sp)
 	/* The leader is still unreaped here: the session id is still ours. */
 	if (end != TTY_DONE || timed_out)
 		kill_session(r.c.pid, SIGKILL);
-	exec_close_fd(&r.c.pty);
-	exec_close_fd(&r.c.pidfd);
+	/* Reaped before the master closes: closing it hangs up the session,
+	 * and a child that could not exec, on its way to _exit(127), would
+	 * die of that SIGHUP instead. */
 	while (waitpid(r.c.pid, &st, 0) < 0 && errno == EINTR)
 		;
+	exec_close_fd(&r.c.pty);
+	exec_close_fd(&r.c.pidfd);
 	if (end == TTY_GONE)
 		agent_log("exec tty %s: %s; its session was hung up",
 		    sp->args.v[1], r.why ? r.why : "the client left");
