@@ -119,11 +119,12 @@ void vm_usage_read(struct core *c, const struct vm *vm,
 
 /* limits against the VM's vcpus and memory (BN_EINVAL). */
 int vm_limits_check(struct core *c, const struct vm *vm, struct bn_err *err);
-/* Move pids into the VM's cgroup with its cpu and memory limits; without
- * cgroup v2 nothing, unless the VM has such limits (BN_EUNSUPPORTED). */
+/* Move pids into the VM's cgroup with its cpu and memory limits (cgroup
+ * v2, or a hybrid host's v1 memory and cpu hierarchies); without either
+ * nothing, unless the VM has such limits (BN_EUNSUPPORTED). */
 int cg_place(struct core *c, const struct vm *vm, const pid_t *pids, int n,
     struct bn_err *err);
-/* Remove the VM's cgroup (its processes gone). */
+/* Remove the VM's cgroups, in each hierarchy (its processes gone). */
 void cg_remove(struct core *c, const struct vm *vm);
 /* Whether VM limits can be kept here, and a line saying so. */
 bool cg_doctor(struct core *c, char *msg, size_t len);

@@ -2,10 +2,10 @@
 validation, Firecracker's rate limiters on the drives and the network
 interface (the double checks the bodies against Firecracker's swagger),
 and the cgroup each VM's processes go to.  This machine's cgroup v2 has
-no controllers (its hierarchy is hybrid), so the cgroup is checked on a
-stand-in directory laid out as cgroupfs (cgroup_root in config.json):
-what bangerd writes and where it moves the VMM, not the kernel's
-enforcement, which only a cgroup v2 host shows."""
+no controllers (its hierarchy is hybrid), so the cgroup is checked on
+stand-in directories laid out as cgroupfs, v2 and a hybrid host's v1
+(cgroup_root in config.json): what bangerd writes and where it moves the
+VMM, not the kernel's enforcement, which the e2e suite shows."""
 import json
 import os
 import shutil
@@ -145,9 +145,92 @@ def test_cgroup_per_vm(cgd):
     assert not os.path.exists(cg)
 
 
-def test_limits_without_cgroup_v2(fresh_daemon):
+def fake_cgroup_v1(root, cpu=True):
+    """A hybrid host's cgroup_root as a plain directory: v1 memory and cpu
+    hierarchies (cpu a link to cpu,cpuacct, as on many hosts), and
+    unified/, a v2 hierarchy without controllers; no cgroup.controllers
+    at the top."""
+    mem = os.path.join(root, "memory")
+    os.makedirs(mem)
+    for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
+                 "cgroup.procs"):
+        open(os.path.join(mem, name), "w").close()
+    if cpu:
+        both = os.path.join(root, "cpu,cpuacct")
+        os.makedirs(both)
+        for name in ("cpu.cfs_quota_us", "cpu.cfs_period_us", "cpu.shares",
+                     "cgroup.procs"):
+            open(os.path.join(both, name), "w").close()
+        os.symlink("cpu,cpuacct", os.path.join(root, "cpu"))
+        os.symlink("cpu,cpuacct", os.path.join(root, "cpuacct"))
+    os.makedirs(os.path.join(root, "unified"))
+    open(os.path.join(root, "unified", "cgroup.controllers"), "w").close()
+
+
+def test_cgroup_v1_per_vm(fresh_daemon):
+    root = tempfile.mkdtemp(prefix="bgcg1")
+    try:
+        fake_cgroup_v1(root)
+        d = fresh_daemon
+        d.reconfigure(config={"cgroup_root": root})
+        d.start()
+        api = d.client
+        doc = api.get("/v1/doctor").json()
+        chk = [c for c in doc["checks"] if c["name"] == "cgroups"]
+        assert chk and chk[0]["status"] == "ok", doc
+        assert "cgroup v1 (hybrid host)" in chk[0]["message"], chk
+        vm = api.create_vm("cg1", vcpus=2, memory_mib=256, limits={
+            "cpus": 1.5, "memory_max_mib": 400})["result"]
+        mem = os.path.join(root, "memory", "banger.slice", "vm-" + vm["id"])
+        cpu = os.path.join(root, "cpu,cpuacct", "banger.slice",
+                           "vm-" + vm["id"])
+
+        def read(where, name):
+            with open(os.path.join(where, name)) as f:
+                return f.read()
+        assert read(mem, "memory.limit_in_bytes") == str(400 << 20)
+        assert read(mem, "memory.memsw.limit_in_bytes") == str(400 << 20)
+        assert read(cpu, "cpu.cfs_period_us") == "100000"
+        assert read(cpu, "cpu.cfs_quota_us") == "150000"
+        pid = str(vm["status"]["pid"])
+        assert read(mem, "cgroup.procs") == pid
+        assert read(cpu, "cgroup.procs") == pid
+        # Nothing of v2's: the top is no v2 hierarchy.
+        assert not os.path.exists(os.path.join(root, "banger.slice"))
+        assert not os.path.exists(os.path.join(root, "unified",
+                                               "banger.slice"))
+        api.action("cg1", "stop")
+        assert not os.path.exists(mem) and not os.path.exists(cpu), \
+            "a stopped VM's cgroups go, in both hierarchies"
+        # A cpu limit alone: the memory cgroup too, unlimited.
+        api.patch("/v1/vms/cg1", {"limits": {"cpus": 0.25}})
+        api.action("cg1", "start")
+        assert read(mem, "memory.limit_in_bytes") == "-1"
+        assert read(mem, "memory.memsw.limit_in_bytes") == "-1"
+        assert read(cpu, "cpu.cfs_quota_us") == "25000"
+        api.action("cg1", "stop")
+        # No limits: where bangerd runs, as on a host without cgroups.
+        api.patch("/v1/vms/cg1", {"limits": None})
+        api.action("cg1", "start")
+        assert not os.path.exists(mem) and not os.path.exists(cpu)
+        api.delete_vm("cg1")
+        assert os.listdir(os.path.join(root, "memory", "banger.slice")) == []
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def half_v1(tmp):
+    """A hybrid layout with a v1 memory hierarchy and no cpu one."""
+    fake_cgroup_v1(tmp, cpu=False)
+    return tmp
+
+
+@pytest.mark.parametrize("layout", ["none", "memory-only"])
+def test_limits_without_cgroup_v2(fresh_daemon, tmp_path, layout):
     d = fresh_daemon
-    d.reconfigure(config={"cgroup_root": "/nonexistent/cgroup"})
+    root = "/nonexistent/cgroup" if layout == "none" else half_v1(
+        str(tmp_path / "cg"))
+    d.reconfigure(config={"cgroup_root": root})
     d.start()
     api = d.client
     r = api.post("/v1/vms", {"name": "nocg", "vcpus": 1, "limits": {
