@@ -18,17 +18,30 @@ struct dir {
 	size_t len;
 	bool eof;             /* `in` said EOF */
 	bool done;            /* and all of it went out; `out` shut for writes */
+	bool broke;           /* ended by an error, not an EOF */
 };
 
-/* Move what can be moved now; -1 on an error. */
-static int
+/* An error on one direction (its peer gone: EPIPE, ECONNRESET) ends that
+ * direction only, dropping what it still held.  The other one goes on:
+ * what the gone peer sent before it left (an exec's exit frame, say) is
+ * still delivered. */
+static void
+dir_broke(struct dir *d)
+{
+	d->len = 0;
+	d->eof = true;
+	d->broke = true;
+}
+
+/* Move what can be moved now. */
+static void
 dir_step(struct dir *d, short in_ev, short out_ev)
 {
 	if (d->len > 0 && (out_ev & (POLLOUT | POLLERR | POLLHUP))) {
 		ssize_t n = send(d->out->fd, d->data, d->len, MSG_NOSIGNAL |
 		    MSG_DONTWAIT);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return -1;
+			dir_broke(d);
 		if (n > 0) {
 			d->data += n;
 			d->len -= (size_t)n;
@@ -38,7 +51,7 @@ dir_step(struct dir *d, short in_ev, short out_ev)
 	    (in_ev & (POLLIN | POLLERR | POLLHUP))) {
 		ssize_t n = recv(d->in->fd, d->buf, RELAY_BUF, MSG_DONTWAIT);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
-			return -1;
+			dir_broke(d);
 		if (n == 0)
 			d->eof = true;
 		if (n > 0) {
@@ -47,20 +60,18 @@ dir_step(struct dir *d, short in_ev, short out_ev)
 		}
 	}
 	if (d->eof && d->len == 0 && !d->done) {
-		/* The other side may be gone already; that is its EOF. */
-		if (shutdown(d->out->fd, SHUT_WR) < 0 && errno != ENOTCONN)
-			return -1;
+		/* The other side may be gone already: nothing to tell it. */
+		shutdown(d->out->fd, SHUT_WR);
 		d->done = true;
 	}
-	return 0;
 }
 
 int
 relay_run(struct relay_end *a, struct relay_end *b)
 {
 	struct dir d[2] = {
-		{ a, b, NULL, a->pending, a->npending, false, false },
-		{ b, a, NULL, b->pending, b->npending, false, false },
+		{ a, b, NULL, a->pending, a->npending, false, false, false },
+		{ b, a, NULL, b->pending, b->npending, false, false, false },
 	};
 	int rc = 0;
 
@@ -96,12 +107,11 @@ relay_run(struct relay_end *a, struct relay_end *b)
 			rc = -1;
 			break;
 		}
-		if (dir_step(&d[0], pfd[0].revents, pfd[1].revents) < 0 ||
-		    dir_step(&d[1], pfd[1].revents, pfd[0].revents) < 0) {
-			rc = -1;
-			break;
-		}
+		dir_step(&d[0], pfd[0].revents, pfd[1].revents);
+		dir_step(&d[1], pfd[1].revents, pfd[0].revents);
 	}
+	if (d[0].broke || d[1].broke)
+		rc = -1;
 out:
 	free(d[0].buf);
 	free(d[1].buf);

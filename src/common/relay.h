@@ -20,10 +20,12 @@ struct relay_end {
 
 /* Copy between a and b until both directions have ended: when one end
  * reaches EOF, the other's write side is shut down (half-close) and the
- * other direction goes on.  An error on either end ends both.  No idle
- * timeout: a forwarded connection may stay quiet for hours.  The fds stay
- * open (the caller closes them).  0 when both directions ended with EOF,
- * -1 on an error (errno set). */
+ * other direction goes on.  An error (a peer gone) ends the direction it
+ * broke, dropping what that direction still held, and the other one goes
+ * on with what the peer sent before it left.  No idle timeout: a
+ * forwarded connection may stay quiet for hours.  The fds stay open (the
+ * caller closes them).  0 when both directions ended with EOF, -1 when
+ * one ended on an error or poll failed. */
 int relay_run(struct relay_end *a, struct relay_end *b);
 
 #endif
