@@ -91,6 +91,17 @@ def wait_until(what, fn, timeout):
     raise AssertionError("timed out waiting for " + what + ": " + repr(last))
 
 
+def dura(api):
+    """The VM several tests share, booted by the first that needs it."""
+    vm = api.get("/v1/vms/dura")
+    if vm.status_code == 404:
+        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
+                      params={"wait": BOOT_S + 60}).json()
+        assert op["state"] == "succeeded", (op, console_tail(api, "dura"))
+        vm = api.get("/v1/vms/dura")
+    return vm.json()
+
+
 def test_verify_with_nat(e2e):
     r = in_ns(e2e, ["./verify.sh", "--nat"], timeout=1200)
     out = r.stdout + r.stderr
@@ -234,13 +245,7 @@ def test_pause_and_resume_the_debian_image(e2e):
     """Pause holds QEMU's vCPUs (QMP status paused); resume lets the guest
     run on where it was: its shell works at once, its uptime went on."""
     api = e2e.client
-    vm = api.get("/v1/vms/dura")
-    if vm.status_code == 404:
-        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
-                      params={"wait": BOOT_S + 60}).json()
-        assert op["state"] == "succeeded", op
-        vm = api.get("/v1/vms/dura")
-    vm = vm.json()
+    vm = dura(api)
     sock = os.path.join(e2e.state, "vms", vm["id"], "qmp.sock")
     r = ssh_now(e2e, "dura", "cat /proc/uptime")
     assert r.returncode == 0, r.stderr
@@ -274,11 +279,7 @@ def test_qemu_says_why_it_cannot_snapshot(e2e):
     refused before anything is made, with QEMU's own reasons, and the VM
     runs on."""
     api = e2e.client
-    vm = api.get("/v1/vms/dura")
-    if vm.status_code == 404:
-        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
-                      params={"wait": BOOT_S + 60}).json()
-        assert op["state"] == "succeeded", op
+    dura(api)
     r = api.post("/v1/vms/dura/snapshots", {"name": "s"}, params={"wait": 60})
     op = r.json()
     assert op["state"] == "failed", op
@@ -302,11 +303,7 @@ def test_exec_in_the_debian_image(e2e):
     hostname and root, stdin, the exit status, and a timeout that ends
     the command inside the guest."""
     api = e2e.client
-    vm = api.get("/v1/vms/dura")
-    if vm.status_code == 404:
-        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
-                      params={"wait": BOOT_S + 60}).json()
-        assert op["state"] == "succeeded", op
+    dura(api)
     r = banger(e2e, "vm", "exec", "--no-stdin", "dura", "--", "sh", "-c",
                "hostname; id -u; echo to-stderr >&2; exit 4")
     assert r.returncode == 4, r.stderr + console_tail(api, "dura")
@@ -330,11 +327,7 @@ def test_interactive_exec_in_the_debian_image(e2e):
     size, what is typed, and its exit status comes back.  Needs an image
     whose agent has exec_tty (protocol 7)."""
     api = e2e.client
-    vm = api.get("/v1/vms/dura")
-    if vm.status_code == 404:
-        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
-                      params={"wait": BOOT_S + 60}).json()
-        assert op["state"] == "succeeded", op
+    dura(api)
     caps = api.get("/v1/vms/dura/health").json().get("capabilities") or []
     assert "exec_tty" in caps, \
         "the image's agent predates exec -t: rebuild it (make rootfs)"
@@ -352,11 +345,7 @@ def test_copy_100_mib_in_and_out_of_the_debian_image(e2e, tmp_path):
     """banger vm cp through the agent over vsock, both ways, a 100 MiB
     file and a small tree, checked by SHA-256 on each side."""
     api = e2e.client
-    vm = api.get("/v1/vms/dura")
-    if vm.status_code == 404:
-        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
-                      params={"wait": BOOT_S + 60}).json()
-        assert op["state"] == "succeeded", op
+    dura(api)
     src = tmp_path / "load"
     (src / "sub").mkdir(parents=True)
     blob = os.urandom(1 << 20) * 100
@@ -389,11 +378,7 @@ def test_port_forward_to_the_debian_image(e2e):
     host through a forward in the VM's spec (added while it runs) and
     through banger vm port-forward: the agent carries it over vsock."""
     api = e2e.client
-    vm = api.get("/v1/vms/dura")
-    if vm.status_code == 404:
-        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
-                      params={"wait": BOOT_S + 60}).json()
-        assert op["state"] == "succeeded", op
+    dura(api)
     assert api.get("/v1/vms/dura").json()["spec"]["nat"] is False
     # A one-line HTTP server on 127.0.0.1:8000 in the guest, in a session
     # of its own so that it outlives the exec.
@@ -578,13 +563,7 @@ def test_power_button_stops_the_debian_image(e2e):
     """The fallback for hosts and steps without the agent's route: QEMU's
     ACPI power button, which the image's agent acts on."""
     api = e2e.client
-    vm = api.get("/v1/vms/dura")
-    if vm.status_code == 404:
-        op = api.post("/v1/vms", {"name": "dura", "vcpus": 1},
-                      params={"wait": BOOT_S + 60}).json()
-        assert op["state"] == "succeeded", op
-        vm = api.get("/v1/vms/dura")
-    vm = vm.json()
+    vm = dura(api)
     assert vm["status"]["state"] == "running", vm
     sock = os.path.join(e2e.state, "vms", vm["id"], "qmp.sock")
     t0 = time.time()
