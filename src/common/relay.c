@@ -96,10 +96,12 @@ relay_run(struct relay_end *a, struct relay_end *b)
 			else if (!d[i].eof)
 				pfd[i].events |= POLLIN;
 		}
-		/* An end polled for nothing is left out: its HUP would wake
-		 * the poll again and again while the other end is slow. */
+		/* An end polled for nothing is left out once nothing more
+		 * goes into it: its HUP would wake the poll again and again
+		 * while the other end is slow.  While something may still go
+		 * into it, its HUP is watched for (below). */
 		for (int i = 0; i < 2; i++)
-			if (pfd[i].events == 0)
+			if (pfd[i].events == 0 && d[1 - i].done)
 				pfd[i].fd = -1;
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -107,6 +109,15 @@ relay_run(struct relay_end *a, struct relay_end *b)
 			rc = -1;
 			break;
 		}
+		/* An end hung up for good (its peer closed, or it was shut
+		 * down both ways, as bangerd does to a VM's vsock before a
+		 * pause) takes nothing more: the direction into it ends now,
+		 * not at the next byte the other end may never send.  What
+		 * it sent before still goes out. */
+		for (int i = 0; i < 2; i++)
+			if ((pfd[i].revents & POLLHUP) && !d[1 - i].done &&
+			    d[1 - i].len == 0)
+				d[1 - i].eof = true;
 		dir_step(&d[0], pfd[0].revents, pfd[1].revents);
 		dir_step(&d[1], pfd[1].revents, pfd[0].revents);
 	}

@@ -22,7 +22,10 @@ struct relay_end {
  * reaches EOF, the other's write side is shut down (half-close) and the
  * other direction goes on.  An error (a peer gone) ends the direction it
  * broke, dropping what that direction still held, and the other one goes
- * on with what the peer sent before it left.  No idle timeout: a
+ * on with what the peer sent before it left.  An end that hangs up for
+ * good (closed by its peer, or shut down both ways) ends the direction
+ * into it at once, even while the other end sends nothing.  No idle
+ * timeout: a
  * forwarded connection may stay quiet for hours.  The fds stay open (the
  * caller closes them).  0 when both directions ended with EOF, -1 when
  * one ended on an error or poll failed. */
