@@ -28,6 +28,7 @@
 #include "common/proc.h"
 #include "common/uhttp.h"
 #include "common/util.h"
+#include "vmm/vsock_quiet.h"
 
 /* Written to vmm.log before each spawn: error messages quote only what
  * QEMU and the helper printed after it. */
@@ -123,6 +124,8 @@ qemu_cleanup(const struct vmm_params *p, bool hard)
 	helper_stop(&f, hard);
 	qemu_fs_stop(p, hard);
 	qemu_unlink_sockets(p, &f);
+	/* A VM stopped while paused: its next boot dials freely. */
+	vsock_unquiesce(p->vsock_uds);
 }
 
 static int
@@ -137,98 +140,6 @@ qemu_helpers(const struct vmm_params *p, pid_t *out, int max)
 	    (pid = helper_pid_read(&f)) > 0)
 		out[n++] = pid;
 	return n + qemu_fs_pids(p, out + n, max - n);
-}
-
-/* ---------- may bangerd connect to the guest's vsock yet? ---------- */
-
-/* vhost-device-vsock 0.3.0 loses its vsock for good when a host connection
- * reaches vsock.sock after QEMU has sent the guest's memory table (the
- * guest's vsock driver starting) but before the TX ring is set up: the
- * event makes the backend process a ring that is not ready, the error
- * goes up to vhost-user-backend's vring worker, whose loop returns on any
- * error, and that thread ends without a word.  The helper and QEMU live
- * on; the kernel still queues connections on vsock.sock, but nothing
- * reads them, so every CONNECT after that waits in vain (no_ack) until
- * the VM stops.  Later upstream releases skip such events; 0.3.0 is what
- * Debian ships.  bangerd's boot probes were the only connections in that
- * window, so they now wait until both rings are up.
- *
- * What shows it from outside: the worker's epoll (vhost-user-backend)
- * watches its exit event under id 3 (the queue count) and the vsock
- * backend's own epoll under id 4 from the start; QEMU starting a ring
- * adds that ring's kick eventfd under its index, 0 (RX) and 1 (TX), and
- * the backend marks the ring ready just before.  /proc/PID/fdinfo of an
- * epoll lists each watched fd as "tfd: FD events: HEX data: HEX ...". */
-int
-qemu_helper_epoll_state(const char *fdinfo)
-{
-	unsigned long long ids = 0;
-	const char *line = fdinfo;
-
-	while (line != NULL && *line) {
-		const char *d;
-		if (strncmp(line, "tfd:", 4) == 0 &&
-		    (d = strstr(line, " data:")) != NULL) {
-			char *end;
-			unsigned long long v = strtoull(d + 6, &end, 16);
-			if (end != d + 6 && v < 64)
-				ids |= 1ULL << v;
-		}
-		line = strchr(line, '\n');
-		if (line != NULL)
-			line++;
-	}
-	if ((ids & 0x18) != 0x18)
-		return -1;      /* not the vring worker's epoll */
-	return (ids & 0x3) == 0x3 ? 1 : 0;
-}
-
-/* 1 when the helper's rings are up (or it is not ours to judge: no helper
- * running, an unknown layout), 0 while a connection could still kill its
- * vsock. */
-static int
-qemu_vsock_ready(const struct vmm_params *p)
-{
-	struct qemu_files f;
-	struct bn_err ignored;
-	char dirpath[64], path[128], link[64], buf[8192];
-	int state = -1;
-
-	if (qemu_files(p->vmdir, &f, &ignored) < 0)
-		return 1;
-	pid_t pid = helper_pid_read(&f);
-	const char *needle[] = { f.vhu_arg };
-	if (pid <= 0 || !proc_cmdline_has(pid, needle, 1))
-		return 1;
-	snprintf(dirpath, sizeof(dirpath), "/proc/%d/fd", (int)pid);
-	DIR *dir = opendir(dirpath);
-	if (dir == NULL)
-		return 1;
-	struct dirent *de;
-	while (state < 0 && (de = readdir(dir)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dirpath, de->d_name);
-		ssize_t n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (strcmp(link, "anon_inode:[eventpoll]") != 0)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", (int)pid,
-		    de->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		buf[n] = '\0';
-		state = qemu_helper_epoll_state(buf);
-	}
-	closedir(dir);
-	return state != 0;
 }
 
 /* ---------- vmm.log ---------- */
@@ -550,7 +461,13 @@ qemu_probe(const struct vmm_params *p, pid_t pid, struct bn_err *err)
 		return bn_err_prefix(err, "qemu");
 	rc = qmp_status(q, st, sizeof(st), err);
 	qmp_close(q);
-	return rc < 0 ? bn_err_prefix(err, "qemu") : 0;
+	if (rc < 0)
+		return bn_err_prefix(err, "qemu");
+	/* Adopted paused (bangerd restarted): its vsock stays still until
+	 * the resume, as after our own pause. */
+	if (strcmp(st, "paused") == 0 || strcmp(st, "io-error") == 0)
+		vsock_quiesce(p->vsock_uds, false, 0, NULL);
+	return 0;
 }
 
 /* QEMU stops the VM with status io-error when a drive with werror=enospc
@@ -577,6 +494,9 @@ qemu_paused(const struct vmm_params *p, char *reason, size_t reasonsz,
 		return 0;
 	}
 	snprintf(reason, reasonsz, "io_error");
+	/* Too late to end its connections (a close would be an event on a
+	 * stopped ring, qemu_vsock.c); new ones at least wait. */
+	vsock_quiesce(p->vsock_uds, false, 0, NULL);
 	if (qmp_execute(q, "query-block", NULL, &blocks, err) == 0) {
 		size_t i;
 		json_t *b;
@@ -616,16 +536,29 @@ qemu_run_state(const struct vmm_params *p, const char *cmd, struct bn_err *err)
 	return qemu_query(p, cmd, NULL, err);
 }
 
+/* How long a pause waits for the VM's vsock connections to end, and a
+ * resume for the helper's rings (qemu_vsock.c). */
+#define QUIESCE_MS 3000
+
 static int
 qemu_pause(const struct vmm_params *p, struct bn_err *err)
 {
-	return qemu_run_state(p, "stop", err);
+	if (qemu_vsock_quiesce(p, QUIESCE_MS, err) < 0)
+		return -1;
+	if (qemu_run_state(p, "stop", err) < 0) {
+		vsock_unquiesce(p->vsock_uds);
+		return -1;
+	}
+	return 0;
 }
 
 static int
 qemu_resume(const struct vmm_params *p, struct bn_err *err)
 {
-	return qemu_run_state(p, "cont", err);
+	if (qemu_run_state(p, "cont", err) < 0)
+		return -1;
+	qemu_vsock_wake(p, QUIESCE_MS);
+	return 0;
 }
 
 static int

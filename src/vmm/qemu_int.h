@@ -36,4 +36,18 @@ pid_t qemu_pid_read(const char *path);
 /* Is there a listening Unix socket bound to path (/proc/net/unix)? */
 bool qemu_unix_listening(const char *path);
 
+/* ---- the vsock helper's rings and connections (qemu_vsock.c) ---- */
+
+/* 1 when a host connection cannot break the VM's vsock now, 0 while the
+ * helper's rings are not set up. */
+int qemu_vsock_ready(const struct vmm_params *p);
+/* Host connections the helper still holds; -1 when that cannot be seen. */
+int qemu_vsock_held(const struct vmm_params *p);
+/* Before a pause: end and hold back host connections; fails (BN_ESTATE)
+ * with nothing changed when they do not end within wait_ms. */
+int qemu_vsock_quiesce(const struct vmm_params *p, int wait_ms,
+    struct bn_err *err);
+/* After a resume: wait up to wait_ms for the rings, then let dials go. */
+void qemu_vsock_wake(const struct vmm_params *p, int wait_ms);
+
 #endif

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include "vmm/vsock.h"
+#include "vmm/vsock_quiet.h"
 
 #include "common/uhttp.h"
 #include "common/util.h"
@@ -79,6 +80,7 @@ enum attempt_result {
 	ATTEMPT_TIMEOUT_ACK,    /* connected; no OK before the deadline */
 	ATTEMPT_FAIL_CONNECT,   /* hard connect error */
 	ATTEMPT_BAD_ACK,        /* the VMM answered something else than OK */
+	ATTEMPT_PAUSED,         /* the VM stayed paused (vsock_quiet.c) */
 };
 
 struct attempt {
@@ -115,11 +117,14 @@ static int
 dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
     struct attempt *at)
 {
+	struct bn_err err;
+
 	memset(at, 0, sizeof(*at));
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = vsock_conn_socket(sa->sun_path, deadline, &err);
 	if (fd < 0) {
-		at->res = ATTEMPT_FAIL_CONNECT;
-		at->sys_errno = errno;
+		at->res = err.code == BN_ESTATE ? ATTEMPT_PAUSED :
+		    ATTEMPT_FAIL_CONNECT;
+		at->sys_errno = err.sys_errno;
 		return -1;
 	}
 	if (uhttp_connect(fd, sa, deadline) < 0) {
@@ -135,7 +140,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 			at->res = ATTEMPT_FAIL_CONNECT;
 			break;
 		}
-		close(fd);
+		vsock_conn_close(fd);
 		return -1;
 	}
 
@@ -145,7 +150,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 	if (w < 0) {
 		at->res = w == -2 ? ATTEMPT_TIMEOUT_ACK : ATTEMPT_RETRY_ACK;
 		at->sys_errno = w == -2 ? ETIMEDOUT : errno;
-		close(fd);
+		vsock_conn_close(fd);
 		return -1;
 	}
 
@@ -175,7 +180,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 			if (n + 1 >= sizeof(line)) {
 				at->res = ATTEMPT_BAD_ACK;
 				sanitize(at->detail, sizeof(at->detail), line, n);
-				close(fd);
+				vsock_conn_close(fd);
 				return -1;
 			}
 			line[n++] = c;
@@ -189,7 +194,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 			at->res = ATTEMPT_RETRY_ACK;
 			at->sys_errno = r == 0 ? 0 : errno;
 		}
-		close(fd);
+		vsock_conn_close(fd);
 		return -1;
 	}
 	if (n > 0 && line[n - 1] == '\r')
@@ -197,7 +202,7 @@ dial_attempt(const struct sockaddr_un *sa, unsigned port, long long deadline,
 	if (!ack_is_ok(line, n)) {
 		at->res = ATTEMPT_BAD_ACK;
 		sanitize(at->detail, sizeof(at->detail), line, n);
-		close(fd);
+		vsock_conn_close(fd);
 		return -1;
 	}
 	at->res = ATTEMPT_OK;
@@ -244,6 +249,9 @@ dial_internal(const char *uds_path, unsigned port, long long deadline,
 		case ATTEMPT_FAIL_CONNECT:
 			return bn_fail(err, BN_ESYS, at.sys_errno,
 			    "vsock connect %s", uds_path);
+		case ATTEMPT_PAUSED:
+			return bn_fail(err, BN_ESTATE, 0, "vsock %s port %u: "
+			    "the VM is paused", uds_path, port);
 		case ATTEMPT_BAD_ACK:
 			return bn_fail(err, BN_EVMM, 0,
 			    "vsock %s port %u: unexpected reply to CONNECT: "
@@ -286,7 +294,7 @@ vsock_dial(const char *uds_path, unsigned port, long long deadline_ms,
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
 		int e = errno;
-		close(fd);
+		vsock_conn_close(fd);
 		return bn_fail(err, BN_ESYS, e, "vsock %s: fcntl", uds_path);
 	}
 	*ret_fd = fd;
@@ -314,6 +322,7 @@ attempt_how(const struct attempt *at)
 	case ATTEMPT_OK: return "ok";
 	case ATTEMPT_TIMEOUT_ACK: return "timeout";
 	case ATTEMPT_BAD_ACK: return "bad_ack";
+	case ATTEMPT_PAUSED: return "paused";
 	case ATTEMPT_RETRY_ACK:
 		return at->sys_errno == 0 ? "eof" : at->sys_errno == ECONNRESET ?
 		    "reset" : at->sys_errno == EPIPE ? "epipe" : "read_error";
@@ -478,7 +487,7 @@ probe_ping(const char *uds_path, unsigned port, long long deadline,
 	int w = uhttp_write(fd, "PING\n", 5, deadline);
 	if (w == -2) {
 		set_result(h, VSOCK_HEALTH_UNREACHABLE, "timeout", "");
-		close(fd);
+		vsock_conn_close(fd);
 		return;
 	}
 	char buf[64];
@@ -494,7 +503,7 @@ probe_ping(const char *uds_path, unsigned port, long long deadline,
 			break;
 		len += (size_t)n;
 	}
-	close(fd);
+	vsock_conn_close(fd);
 	if (len >= 4 && memcmp(buf, "PONG", 4) == 0)
 		set_result(h, VSOCK_HEALTH_OK, "legacy_ping", "ping");
 	else if (timed_out && len < 4 && memcmp(buf, "PONG", len) == 0)
@@ -559,7 +568,7 @@ vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
 		}
 		free(r.buf);
 	}
-	close(fd);
+	vsock_conn_close(fd);
 	if (fallback)
 		probe_ping(uds_path, port, deadline, ret);
 out:;
@@ -656,14 +665,14 @@ vsock_agent_call(const char *uds_path, unsigned port, const char *method,
 		return -1;
 	if (uhttp_write(fd, head, (size_t)n, deadline) < 0 ||
 	    (blen > 0 && uhttp_write(fd, body, blen, deadline) < 0)) {
-		close(fd);
+		vsock_conn_close(fd);
 		return bn_fail(err, BN_EVMM, 0, "vsock %s port %u: the agent "
 		    "closed before the %s %s request", uds_path, port, method,
 		    target);
 	}
 	struct uhttp_reply r = { .max = 64 * 1024 };
 	enum uhttp_outcome res = uhttp_read_reply(fd, deadline, &r);
-	close(fd);
+	vsock_conn_close(fd);
 	int status = res == UHTTP_DONE ? http_status(&r) : -1;
 	if (status >= 0 && ret_doc != NULL && r.body > 0) {
 		size_t have = r.len - r.body;

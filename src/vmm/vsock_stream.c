@@ -3,6 +3,7 @@
  * unframed and ends it by closing (agent/http.c), and the caller reads
  * the body in pieces while the command behind it runs. */
 #include "vmm/vsock.h"
+#include "vmm/vsock_quiet.h"
 
 #include "common/json.h"
 #include "common/uhttp_msg.h"
@@ -221,8 +222,7 @@ vsock_stream_read(struct vsock_stream *s, void *buf, size_t len,
 void
 vsock_stream_close(struct vsock_stream *s)
 {
-	if (s->fd >= 0)
-		close(s->fd);
+	vsock_conn_close(s->fd);
 	s->fd = -1;
 	free(s->pending);
 	s->pending = NULL;

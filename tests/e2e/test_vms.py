@@ -241,27 +241,78 @@ def test_durable_clean_stop_and_ready(e2e):
             assert bad not in ext4, "cycle %d: %s\n%s" % (cycle, bad, ext4)
 
 
+# Run in the daemon's namespace: one connection to a forwarded port that
+# stays open, reporting how it ends once told to look.
+HOLD_OPEN = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+print(s.recv(64).decode(errors="replace").strip(), flush=True)
+sys.stdin.readline()
+try:
+    print("data" if s.recv(64) else "eof", flush=True)
+except OSError:
+    print("reset", flush=True)
+"""
+# One connection made now, and what it first reads.
+CONNECT_ONCE = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+print(s.recv(64).decode(errors="replace").strip(), flush=True)
+"""
+
+
 def test_pause_and_resume_the_debian_image(e2e):
     """Pause holds QEMU's vCPUs (QMP status paused); resume lets the guest
-    run on where it was: its shell works at once, its uptime went on."""
+    run on where it was: its shell works at once, its uptime went on.
+    The guest's vsock comes through a pause with traffic on it: a
+    forwarded connection open at the pause is ended before QEMU stops,
+    and one made while paused waits and is answered after the resume
+    (either, reaching vhost-device-vsock while paused, used to leave the
+    guest's agent unreachable for good)."""
     api = e2e.client
     vm = dura(api)
     sock = os.path.join(e2e.state, "vms", vm["id"], "qmp.sock")
     r = ssh_now(e2e, "dura", "cat /proc/uptime")
     assert r.returncode == 0, r.stderr
     before = float(r.stdout.split()[0])
-    r = api.post("/v1/vms/dura/pause")
+    r = api.patch("/v1/vms/dura", {"ports": [{"host": 18022, "guest": 22}]})
     assert r.status_code == 200, r.text
-    assert r.json()["status"]["paused_reason"] == "user"
-    assert qmp(sock, "query-status")["return"]["status"] == "paused"
-    # Long enough that a guest clock left standing would be seen behind.
-    time.sleep(4)
-    t0 = time.time()
-    r = api.post("/v1/vms/dura/resume")
-    took = time.time() - t0
-    assert r.status_code == 200, r.text
+    py = ["nsenter", "--net=/run/netns/" + e2e.ns, "/usr/bin/python3", "-c"]
+    held = late = None
+    try:
+        held = subprocess.Popen(py + [HOLD_OPEN, "18022"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        assert held.stdout.readline().startswith("SSH-2.0"), \
+            held.stderr.read()
+        r = api.post("/v1/vms/dura/pause")
+        assert r.status_code == 200, r.text
+        assert r.json()["status"]["paused_reason"] == "user"
+        assert qmp(sock, "query-status")["return"]["status"] == "paused"
+        out, err = held.communicate("look\n", timeout=30)
+        assert out.strip() in ("eof", "reset"), (out, err)
+        late = subprocess.Popen(py + [CONNECT_ONCE, "18022"],
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        # Long enough that a guest clock left standing would be seen
+        # behind, and short of the 5 s a forward waits for a resume.
+        time.sleep(3)
+        assert late.poll() is None, late.communicate()
+        t0 = time.time()
+        r = api.post("/v1/vms/dura/resume")
+        took = time.time() - t0
+        assert r.status_code == 200, r.text
+        out, err = late.communicate(timeout=30)
+        assert out.startswith("SSH-2.0"), (out, err, e2e.read_log()[-3000:])
+    finally:
+        for p in (held, late):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.communicate()
+        api.patch("/v1/vms/dura", {"ports": []})
     st = r.json()["status"]
-    assert st["state"] == "running" and st["health"] == "ok", st
+    assert st["state"] == "running" and st["health"] == "ok", \
+        (st, console_tail(api, "dura"))
     print("resume -> healthy: %.2f s" % took)
     assert qmp(sock, "query-status")["return"]["status"] == "running"
     r = ssh_now(e2e, "dura", "cat /proc/uptime; date +%s.%N")

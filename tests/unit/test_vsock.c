@@ -29,6 +29,7 @@
 
 #include "common/err.h"
 #include "vmm/vsock.h"
+#include "vmm/vsock_quiet.h"
 
 static char tmpdir[64];
 
@@ -1127,6 +1128,113 @@ rm_tmp(void)
 		fprintf(stderr, "could not remove %s\n", tmpdir);
 }
 
+/* ---------- a paused VM's vsock stays still (vsock_quiet.c) ---------- */
+
+static void *
+quiet_reader(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[256];
+
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	vsock_conn_close(fd);
+	return NULL;
+}
+
+struct quiet_dial {
+	const char *path;
+	int fd, rc;
+	long long took;
+};
+
+static void *
+quiet_dialer(void *arg)
+{
+	struct quiet_dial *d = arg;
+	struct bn_err err;
+	long long t0 = vsock_now_ms();
+
+	d->rc = vsock_dial(d->path, 1024, vsock_now_ms() + 3000, &d->fd, &err);
+	d->took = vsock_now_ms() - t0;
+	return NULL;
+}
+
+/* A quiesce ends the open connections and waits for their owners; a dial
+ * while quiet waits and never reaches the socket; the end of the quiet
+ * lets a waiting dial go on; an owner that keeps its connection makes the
+ * quiesce fail and leaves nothing quiet. */
+static int
+test_quiet(void)
+{
+	struct fake f;
+	struct vsock_health h;
+	struct bn_err err;
+	struct quiet_dial d = { 0 };
+	pthread_t th;
+	int fd = -1;
+
+	if (agent_ok.pid <= 0)
+		fail_unless(0, "agent %s did not start", agent_binary());
+	fail_unless(fake_start(&f, "quiet", FAKE_RELAY, 0, agent_ok.sock,
+	    NULL) == 0, "fake");
+	d.path = f.path;
+	fail_unless(vsock_dial(f.path, 1024, vsock_now_ms() + 3000, &fd,
+	    &err) == 0, "dial: %s", err.msg);
+	fail_unless(vsock_conn_count(f.path) == 1, "one connection counted");
+	fail_unless(pthread_create(&th, NULL, quiet_reader, &fd) == 0, "thread");
+	fail_unless(vsock_quiesce(f.path, true, 2000, &err) == 0, "quiesce: %s",
+	    err.msg);
+	pthread_join(th, NULL);
+	fail_unless(vsock_conn_count(f.path) == 0 && vsock_is_quiet(f.path),
+	    "quiet with nothing open");
+
+	vsock_probe_health(f.path, 1024, 300, &h);
+	int st = h.status;
+	char how[16];
+	snprintf(how, sizeof(how), "%s", h.how);
+	vsock_health_clear(&h);
+	fail_unless(st == VSOCK_HEALTH_UNREACHABLE && strcmp(how, "paused") == 0,
+	    "a probe while quiet: %d %s", st, how);
+
+	fail_unless(pthread_create(&th, NULL, quiet_dialer, &d) == 0, "thread");
+	usleep(300 * 1000);
+	fail_unless(vsock_conn_count(f.path) == 0, "a dial went through quiet");
+	vsock_unquiesce(f.path);
+	pthread_join(th, NULL);
+	fail_unless(d.rc == 0 && d.took >= 250, "the waiting dial: rc %d after "
+	    "%lld ms", d.rc, d.took);
+	vsock_conn_close(d.fd);
+
+	/* Its owner never closes it: the quiesce gives up, all as before. */
+	fail_unless(vsock_dial(f.path, 1024, vsock_now_ms() + 3000, &fd,
+	    &err) == 0, "dial: %s", err.msg);
+	long long t0 = vsock_now_ms();
+	fail_unless(vsock_quiesce(f.path, true, 300, &err) < 0 &&
+	    err.code == BN_ESTATE, "quiesce with a connection kept open");
+	fail_unless(vsock_now_ms() - t0 >= 250, "gave up too soon");
+	fail_unless(!vsock_is_quiet(f.path), "left quiet after failing");
+	vsock_conn_close(fd);
+
+	/* Without end_open (the VMM paused by itself): open ones stay. */
+	fail_unless(vsock_dial(f.path, 1024, vsock_now_ms() + 3000, &fd,
+	    &err) == 0, "dial: %s", err.msg);
+	fail_unless(vsock_quiesce(f.path, false, 0, &err) == 0, "hold");
+	fail_unless(vsock_is_quiet(f.path) && vsock_conn_count(f.path) == 1,
+	    "hold only");
+	const char req[] = "GET /healthz HTTP/1.0\r\n\r\n";
+	char buf[256];
+	fail_unless(write(fd, req, sizeof(req) - 1) == sizeof(req) - 1 &&
+	    read_all(fd, buf, sizeof(buf), 3000) > 0 &&
+	    strncmp(buf, "HTTP/1.", 7) == 0, "the open one still works");
+	vsock_unquiesce(f.path);
+	vsock_conn_close(fd);
+	fake_stop(&f);
+	fail_unless(f.connections == 4, "connections reaching the socket: %d",
+	    f.connections);
+	return 0;
+}
+
 int
 main(void)
 {
@@ -1176,6 +1284,7 @@ main(void)
 	RUN_TEST(test_no_fd_leak);
 	RUN_TEST(test_not_ready);
 	RUN_TEST(test_poweroff);
+	RUN_TEST(test_quiet);
 
 	agent_stop(&agent_ok);
 	agent_stop(&agent_degraded);

@@ -266,7 +266,7 @@ export interface paths {
         put?: never;
         /**
          * Pause a running VM
-         * @description Holds the guest's vCPUs (Firecracker `PATCH /vm` `Paused`, QEMU `stop`) and answers with the VM, `paused` with `paused_reason: user`. Memory, disks and the network stay as they are; stop, restart and delete work from `paused` (the guest is resumed first so that it can shut down cleanly). A VM that is not running, or is busy with an operation, is `409 invalid_state`.
+         * @description Holds the guest's vCPUs (Firecracker `PATCH /vm` `Paused`, QEMU `stop`) and answers with the VM, `paused` with `paused_reason: user`. Memory, disks and the network stay as they are; stop, restart and delete work from `paused` (the guest is resumed first so that it can shut down cleanly). A VM that is not running, or is busy with an operation, is `409 invalid_state`. Under QEMU the pause first ends bangerd's open connections to the guest's vsock (forwards, `connect`, exec and file streams; its vsock backend would lose the guest's vsock to any of them moving while paused), and a new one waits for the resume; when they do not end within 3 s the pause is `409 invalid_state` and the VM runs on.
          */
         post: operations["pauseVM"];
         delete?: never;
