@@ -344,9 +344,10 @@ h_vm_ssh(struct api_req *r)
 	if (core_vm_ssh(r->core, r->param, &ssh, &err) < 0)
 		return api_reply_error(r->conn, &err);
 	return api_reply_json(r->conn, 200, json_pack("{s:s, s:s, s:s, s:s, s:i, "
-	    "s:s, s:s}", "name", r->param, "id", ssh.id, "user", ssh.user, "host",
-	    ssh.host, "port", ssh.port, "key_path", ssh.key_path,
-	    "known_hosts_path", ssh.known_hosts_path));
+	    "s:s, s:s, s:o}", "name", r->param, "id", ssh.id, "user", ssh.user,
+	    "host", ssh.host, "port", ssh.port, "key_path", ssh.key_path,
+	    "known_hosts_path", ssh.known_hosts_path, "host_keys",
+	    ssh.host_keys));
 }
 
 static enum MHD_Result

@@ -222,6 +222,44 @@ ssh_option(const char *key, const char *value)
 	return xasprintf("%s=%s", key, value);
 }
 
+/* The VM's host keys, when bangerd made them (host_keys in its answer),
+ * written as the whole of the VM's known hosts: ssh then checks the key
+ * it is shown against them instead of trusting the first one it sees.
+ * False when there are none or the file cannot be written (ssh then
+ * trusts on first use, as for a VM whose guest made its own keys). */
+static bool
+pin_host_keys(json_t *ssh, const char *kh, const char *host, long long port)
+{
+	json_t *keys = jobj(ssh, "host_keys"), *k;
+	char tmp[PATH_MAX + 8];
+	size_t i;
+	int n = 0;
+
+	if (!json_is_array(keys) || json_array_size(keys) == 0 ||
+	    snprintf(tmp, sizeof(tmp), "%s.tmp", kh) >= (int)sizeof(tmp))
+		return false;
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL)
+		return false;
+	json_array_foreach(keys, i, k) {
+		const char *key = json_string_value(k);
+		/* "TYPE BASE64", nothing that would make another line. */
+		if (key == NULL || strchr(key, ' ') == NULL ||
+		    strpbrk(key, "\n\r") != NULL)
+			continue;
+		if (port == 22)
+			fprintf(f, "%s %s\n", host, key);
+		else
+			fprintf(f, "[%s]:%lld %s\n", host, port, key);
+		n++;
+	}
+	if (fclose(f) != 0 || n == 0 || rename(tmp, kh) < 0) {
+		unlink(tmp);
+		return false;
+	}
+	return true;
+}
+
 int
 cmd_vm_ssh(struct cli *cli, const struct args *a)
 {
@@ -265,6 +303,8 @@ cmd_vm_ssh(struct cli *cli, const struct args *a)
 		goto out;
 	}
 	snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(jport));
+	bool pinned = pin_host_keys(r.json, kh, host,
+	    (long long)json_integer_value(jport));
 	dest = xasprintf("%s@%s", user, host);
 	khopt = ssh_option("UserKnownHostsFile", kh);
 
@@ -282,7 +322,8 @@ cmd_vm_ssh(struct cli *cli, const struct args *a)
 	args[na++] = "-o";
 	args[na++] = "GlobalKnownHostsFile=/dev/null";
 	args[na++] = "-o";
-	args[na++] = "StrictHostKeyChecking=accept-new";
+	args[na++] = pinned ? "StrictHostKeyChecking=yes" :
+	    "StrictHostKeyChecking=accept-new";
 	/* No "Permanently added ..." line on each VM's first login; errors
 	 * (a changed host key among them) still show. */
 	args[na++] = "-o";

@@ -112,6 +112,9 @@ struct vm_ssh {
 	char user[8];
 	char key_path[PATH_MAX];
 	char known_hosts_path[PATH_MAX];
+	/* The VM's host public keys when bangerd made them (a new
+	 * reference; an empty array otherwise). */
+	json_t *host_keys;
 };
 int core_vm_ssh(struct core *c, const char *name, struct vm_ssh *ret,
     struct bn_err *err);

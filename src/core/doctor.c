@@ -485,6 +485,17 @@ core_doctor(struct core *c)
 	    "run 'make runtime-bundle' to generate the bundle's SSH key");
 	check_file(checks, "agent", c->bundle.agent, true, CHK_WARN,
 	    "run 'make build' (the agent is built into runtime/)");
+	/* core/hostkeys.c */
+	if (access("/usr/bin/ssh-keygen", X_OK) == 0 &&
+	    access("/sbin/debugfs", X_OK) == 0)
+		add(checks, "host_keys", "ssh", CHK_OK, "new VMs' SSH host keys "
+		    "are made on the host (ssh-keygen, debugfs) and pinned by "
+		    "'banger vm ssh'", NULL);
+	else
+		add(checks, "host_keys", "ssh", CHK_WARN, "no /usr/bin/ssh-keygen "
+		    "or /sbin/debugfs: guests make their own SSH host keys on "
+		    "their first boot (slower) and 'banger vm ssh' trusts them "
+		    "on first use", "apt-get install openssh-client e2fsprogs");
 
 	if (access(c->cfg.state_dir, W_OK) == 0) {
 		snprintf(msg, sizeof(msg), "%s is writable", c->cfg.state_dir);

@@ -284,6 +284,17 @@ int agent_set_clock(struct core *c, const struct vm *vm,
     const struct vmm_params *p, long long *ret_step_ms, struct bn_err *err);
 /* The work disk at path for a VM of disk_gib from the image (disks.c). */
 struct image_view;
+/* ---- hostkeys.c: a new VM's SSH host keys, made on the host ---- */
+
+/* Make SSH host keys for vm and write them into its rootfs copy (an image
+ * with sshd only); the public halves stay in vmdir/hostkeys.  On failure
+ * nothing is kept (the guest then makes its own). */
+int vm_host_keys(const struct vm *vm, const char *vmdir, const char *rootfs,
+    struct bn_err *err);
+/* The VM's host public keys ("TYPE BASE64" strings) as a new JSON array,
+ * empty when bangerd did not make them; how many. */
+int vm_host_keys_read(const char *vmdir, json_t **ret);
+
 int make_workdisk(struct core *c, const struct image_view *iv,
     const char *path, int disk_gib, struct bn_err *err);
 /* Grow the ext4 file system in the image at path to the file's size. */

@@ -101,6 +101,22 @@ workdisk_run(struct life *l, struct bn_err *err)
 	return make_workdisk(l->c, &l->req->iv, work, l->vm.disk_gib, err);
 }
 
+/* The guest would make them itself, a second or more of its first boot
+ * under emulation (hostkeys.c); when bangerd cannot, it still does. */
+static int
+hostkeys_run(struct life *l, struct bn_err *err)
+{
+	char rootfs[PATH_MAX];
+	struct bn_err why;
+
+	if (path_join(rootfs, sizeof(rootfs), err, "%s/rootfs.ext4", l->dir) < 0)
+		return -1;
+	if (vm_host_keys(&l->vm, l->dir, rootfs, &why) < 0)
+		log_warnx("vm '%s': SSH host keys not made on the host (%s); the "
+		    "guest makes its own", l->vm.name, why.msg);
+	return 0;
+}
+
 /* ---- start, restart, delete ---- */
 
 static int
@@ -183,6 +199,7 @@ static const struct step create_steps[] = {
 	{ "prepare_disks", "prepare_disks", 5, false, NULL, disks_run, disks_undo },
 	{ "prepare_work_disk", "prepare_work_disk", 15, false, NULL, workdisk_run,
 	    NULL },
+	{ "host_keys", NULL, 0, false, NULL, hostkeys_run, NULL },
 	BOOT_STEPS(30),
 };
 

@@ -546,6 +546,7 @@ core_vm_ssh(struct core *c, const char *name, struct vm_ssh *ret,
 	if (path_join(ret->known_hosts_path, sizeof(ret->known_hosts_path), err,
 	    "%s/known_hosts", real) < 0)
 		return -1;
+	vm_host_keys_read(real, &ret->host_keys);
 	snprintf(ret->id, sizeof(ret->id), "%s", vm.id);
 	snprintf(ret->host, sizeof(ret->host), "%s", vm.ip);
 	snprintf(ret->user, sizeof(ret->user), "root");

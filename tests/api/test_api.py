@@ -42,6 +42,10 @@ def test_doctor_reports_checks(api):
             "legacy_keys"} <= names
     fc = [c for c in r.json()["checks"] if c["name"] == "vmm_firecracker"][0]
     assert fc["status"] == "ok", fc
+    # This host has ssh-keygen and debugfs (make deps): host keys are
+    # made for new VMs.
+    hk = [c for c in r.json()["checks"] if c["name"] == "host_keys"][0]
+    assert hk["status"] == "ok" and "pinned" in hk["message"], hk
 
 
 def test_unknown_route_and_method(api):

@@ -6,12 +6,13 @@ reminder only follows a session whose stdin is a terminal."""
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
 from ptyrun import run_pty
-from test_cli import (assert_error, create_args, fails, image, kv, ok,  # noqa: F401
-                      run, uniq, vm)
+from test_cli import (api_get, assert_error, create_args, fails, image, kv,  # noqa: F401
+                      ok, run, uniq, vm)
 
 FAKE_SSH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         "fake_ssh.py")
@@ -221,3 +222,45 @@ def test_known_hosts_of_our_own_when_the_vm_dir_is_not_writable(
         assert unrelated.exists()
     finally:
         subprocess.run(["chattr", "-i", vm_dir], check=True)
+
+
+def test_ssh_pins_the_host_keys_bangerd_made(daemon, key, fake_ssh):
+    """An image with sshd gets host keys made by bangerd and written into
+    the new VM's rootfs; banger vm ssh writes them as the VM's known hosts
+    and has ssh check them (StrictHostKeyChecking=yes)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "lib"))
+    from daemon import make_ext4
+    env, calls = fake_ssh
+    name, img = uniq("pin"), uniq("sshd")
+    d = os.path.join(daemon.dir, "img-" + img)
+    os.makedirs(d)
+    rootfs = make_ext4(os.path.join(d, "rootfs.ext4"), 32,
+                       {"etc/ssh/sshd_config": "Port 22\n"})
+    ok(run(daemon, "image", "register", "--name", img, "--rootfs", rootfs))
+    try:
+        ok(run(daemon, *create_args(name, img)))
+        st = vm_status(daemon, name)
+        keys = api_get(daemon, "/v1/vms/%s/ssh" % name)["host_keys"]
+        assert [k.split()[0] for k in keys] == ["ssh-ed25519",
+                                                "ecdsa-sha2-nistp256"]
+        # They are the VM's: in its rootfs, where its sshd reads them.
+        vmroot = os.path.join(daemon.state, "vms", st["id"], "rootfs.ext4")
+        r = subprocess.run(["/sbin/debugfs", "-R",
+                            "cat /etc/ssh/ssh_host_ed25519_key.pub", vmroot],
+                           capture_output=True, text=True)
+        assert r.stdout.startswith(keys[0] + " "), r
+        ok(run(daemon, "vm", "ssh", name, "--", "true", env=env))
+        (call,) = calls()
+        argv = call["argv"]
+        assert option(argv, "StrictHostKeyChecking") == ["yes"]
+        (known,) = option(argv, "UserKnownHostsFile")
+        with open(known) as f:
+            assert f.read() == "".join("%s %s\n" % (st["status"]["ip"], k)
+                                       for k in keys)
+        # Nothing private left on the host.
+        hk = os.path.join(daemon.state, "vms", st["id"], "hostkeys")
+        assert sorted(os.listdir(hk)) == ["ssh_host_ecdsa_key.pub",
+                                          "ssh_host_ed25519_key.pub"]
+    finally:
+        run(daemon, "vm", "delete", "--force", name)
+        run(daemon, "image", "delete", img)

@@ -179,6 +179,9 @@ def test_hostkeys_unit(rootfs):
     assert s["DefaultDependencies"] == ["no"]
     assert s["After"] == ["systemd-remount-fs.service"]
     assert rootfs.stat("/usr/bin/ssh-keygen")["type"] == "regular"
+    # Keys bangerd wrote before the first boot skip it without a process.
+    assert sorted(s["ConditionFileNotEmpty"]) == [
+        "|!/etc/ssh/ssh_host_ecdsa_key", "|!/etc/ssh/ssh_host_ed25519_key"]
 
 
 # ----------------------------------------------------------------- accounts

@@ -1067,6 +1067,8 @@ export interface components {
             key_path: string;
             /** @description Absolute path of this VM's known-hosts file (it may not exist yet). It is inside the VM's directory, so it goes when the VM is deleted. */
             known_hosts_path: string;
+            /** @description The VM's SSH host public keys (`TYPE BASE64`, as in a known-hosts line), when bangerd made them: for a new VM of an image with sshd, bangerd makes its host keys on the host and writes them into the VM's rootfs before its first boot. A client writes them as the VM's known hosts and has ssh check them (`banger vm ssh` does, with `StrictHostKeyChecking=yes`). Empty when the guest made its own (clones, restores, images without sshd): trust them on first use. */
+            host_keys: string[];
         };
         VMList: {
             /** @description VMs sorted by name. */
@@ -2733,7 +2735,10 @@ export interface operations {
                      *       "host": "172.30.0.2",
                      *       "port": 22,
                      *       "key_path": "/usr/lib/banger/runtime/id_ed25519",
-                     *       "known_hosts_path": "/var/lib/banger/vms/a1b2c3d4e5f60718/known_hosts"
+                     *       "known_hosts_path": "/var/lib/banger/vms/a1b2c3d4e5f60718/known_hosts",
+                     *       "host_keys": [
+                     *         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJSOoWlPTOH++z8GADIhNzFO7qWX5J4kvQpusepqJC/S"
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["SSHAccess"];
