@@ -148,6 +148,15 @@ def test_two_vms_dns_ssh_restart(e2e):
         return r if r.returncode == 0 else None
     r = wait_until("ssh into e2ea", ssh_uname, BOOT_S)
     assert r.stdout.split() == ["Linux", "e2ea"], r.stdout
+    # Host keys made by bangerd, each VM its own, and the ones its sshd
+    # shows: vm ssh checks them (StrictHostKeyChecking=yes), so the ssh
+    # above would have failed on any other.
+    keys = {n: api.get("/v1/vms/%s/ssh" % n).json()["host_keys"]
+            for n in vms}
+    assert len(keys["e2ea"]) == 2 and keys["e2ea"] != keys["e2eb"], keys
+    r = banger(e2e, "vm", "ssh", "e2ea", "--", "cat",
+               "/etc/ssh/ssh_host_ed25519_key.pub")
+    assert r.stdout.startswith(keys["e2ea"][0] + " "), (r, keys)
     # COMMAND goes to the remote shell, as with ssh.
     r = banger(e2e, "vm", "ssh", "e2eb", "--", "exit 7")
     assert r.returncode == 7, r.stdout + r.stderr
