@@ -188,6 +188,10 @@ int agent_stream_write(struct agent_request *rq, const void *buf, size_t len);
 int agent_stream_end(struct agent_request *rq);
 /* The value of key in a query string ("a=1&b=2"); its length, or -1. */
 int agent_query_value(const char *query, const char *key, const char **ret);
+/* The decimal value of key in the query, within [lo, hi]: 1 and *ret set,
+ * 0 when absent, -1 when malformed or out of range. */
+int agent_query_long(const char *query, const char *key, long lo, long hi,
+    long *ret);
 /* Walk a query string ("a=1&b&c=3") pair by pair: from *pos (the query
  * at first; NULL is an empty one), the next pair, still percent-encoded,
  * and *pos moved past it.  1 with the key and value (NULL and 0 when the

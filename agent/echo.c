@@ -14,37 +14,13 @@
 #include <stdio.h>
 #include <time.h>
 
-/* The decimal value of key in the query, within [lo, hi]: 1 and *ret set,
- * 0 when absent, -1 when malformed or out of range. */
-static int
-query_long(const char *query, const char *key, long lo, long hi, long *ret)
-{
-	const char *v;
-	int n = agent_query_value(query, key, &v);
-	long x = 0;
-
-	if (n < 0)
-		return 0;
-	if (n == 0 || n > 9)
-		return -1;
-	for (int i = 0; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -1;
-		x = x * 10 + (v[i] - '0');
-	}
-	if (x < lo || x > hi)
-		return -1;
-	*ret = x;
-	return 1;
-}
-
 void
 echo_route(struct agent_request *rq)
 {
 	long chunk = 1024, delay_ms = 0;
 
-	if (query_long(rq->query, "chunk", 1, AGENT_MAX_BODY, &chunk) < 0 ||
-	    query_long(rq->query, "delay_ms", 0, 1000, &delay_ms) < 0) {
+	if (agent_query_long(rq->query, "chunk", 1, AGENT_MAX_BODY, &chunk) < 0 ||
+	    agent_query_long(rq->query, "delay_ms", 0, 1000, &delay_ms) < 0) {
 		agent_reply_error(rq, 400, "chunk must be 1..65536 and delay_ms "
 		    "0..1000");
 		return;

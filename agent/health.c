@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef PATH_MAX
@@ -613,10 +614,46 @@ health_json(const struct agent_config *cfg, struct strbuf *sb)
 	sb_puts(sb, "}}");
 }
 
+/* Ready now (every readiness check the agent was started with passes)? */
+static int
+ready_now(const struct agent_config *cfg)
+{
+	char canon[PATH_MAX], dev[PATH_MAX];
+	struct readiness r;
+
+	int mounted = realpath(cfg->workdisk, canon) != NULL &&
+	    find_mount(canon, dev, sizeof(dev));
+	check_readiness(cfg, mounted, &r);
+	return r.failed == 0;
+}
+
+/* GET /healthz[?wait_ms=N]: with wait_ms (at most HEALTH_WAIT_MAX_MS), a
+ * guest that is not ready yet answers when it is, or when the time is
+ * up, rather than at once: the host learns the moment sshd listens
+ * without asking again and again (a probe costs a vsock connection and,
+ * under emulation, some of the boot's CPU).  The checks are cheap reads
+ * of /proc, made every HEALTH_WAIT_STEP_MS.  An agent from before this
+ * ignores the parameter and answers at once. */
+#define HEALTH_WAIT_MAX_MS 5000
+#define HEALTH_WAIT_STEP_MS 20
+
 void
 health_route(struct agent_request *rq)
 {
 	struct strbuf body;
+	long wait_ms = 0;
+
+	if (agent_query_long(rq->query, "wait_ms", 0, HEALTH_WAIT_MAX_MS,
+	    &wait_ms) < 0) {
+		agent_reply_error(rq, 400, "wait_ms must be a number of "
+		    "milliseconds from 0 to 5000");
+		return;
+	}
+	for (long waited = 0; waited < wait_ms && !ready_now(rq->cfg);
+	    waited += HEALTH_WAIT_STEP_MS) {
+		struct timespec ts = { 0, HEALTH_WAIT_STEP_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 	sb_init(&body);
 	health_json(rq->cfg, &body);
 	if (body.oom) {

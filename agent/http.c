@@ -224,6 +224,31 @@ agent_query_value(const char *query, const char *key, const char **ret)
 	return -1;
 }
 
+/* The decimal value of key in the query, within [lo, hi]: 1 and *ret set,
+ * 0 when absent, -1 when malformed or out of range. */
+int
+agent_query_long(const char *query, const char *key, long lo, long hi,
+    long *ret)
+{
+	const char *v;
+	int n = agent_query_value(query, key, &v);
+	long x = 0;
+
+	if (n < 0)
+		return 0;
+	if (n == 0 || n > 9)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	if (x < lo || x > hi)
+		return -1;
+	*ret = x;
+	return 1;
+}
+
 int
 agent_query_next(const char **pos, const char **ret_key, size_t *ret_klen,
     const char **ret_val, size_t *ret_vlen)

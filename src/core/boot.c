@@ -136,6 +136,11 @@ console_last_line(const char *path, char *out, size_t outsz)
 	out[j] = '\0';
 }
 
+/* How long an agent that is not ready yet may hold a boot probe (its
+ * /healthz?wait_ms=): short, since cancels and a dead VMM are noticed
+ * between probes. */
+#define AGENT_LONG_POLL_MS 1000
+
 /* May the boot wait connect to the guest's vsock yet?  Not while the
  * VMM's vsock backend could be broken by it (vmm.h vsock_ready). */
 bool
@@ -166,7 +171,7 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 	char said[sizeof(h->not_ready)] = "";
 	char seen[sizeof(h->reason) + sizeof(h->how)] = "";
 	int probes = 0;
-	bool gated = false;
+	bool gated = false, starting = false;
 
 	for (;;) {
 		/* One probe at a time, paced: each is a connection through the
@@ -179,10 +184,18 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 			log_debug("vm '%s': vsock up after %lld ms", vm->name,
 			    time_mono_ms() - start);
 		gated = !dial;
+		/* An agent that said "not ready" is asked to answer when it
+		 * is ready (within AGENT_LONG_POLL_MS) rather than again and
+		 * again: the boot is over the moment sshd listens, not up to
+		 * a probe interval later. */
+		int wait = starting && left > AGENT_LONG_POLL_MS + 2000 ?
+		    AGENT_LONG_POLL_MS : 0;
 		if (dial) {
-			vsock_probe_health(p->vsock_uds, agent_port(c), left > 2000 ?
-			    2000 : left > 100 ? (int)left : 100, h);
+			vsock_probe_health_wait(p->vsock_uds, agent_port(c), wait > 0 ?
+			    wait + 2000 : left > 2000 ? 2000 : left > 100 ? (int)left :
+			    100, wait, h);
 			probes++;
+			starting = h->status == VSOCK_HEALTH_STARTING;
 			if (h->status == VSOCK_HEALTH_OK ||
 			    h->status == VSOCK_HEALTH_DEGRADED)
 				return 0;
@@ -245,11 +258,14 @@ wait_agent(struct core *c, struct op *op, struct vm *vm, pid_t pid,
 		 * that is up at once (the test double), few connections for a
 		 * real boot; 50 ms between looks while the vsock has not
 		 * started. */
-		long long pause = probes < 6 ? 10LL << (probes - 1) : 0;
-		if (pause == 0 || pause > VSOCK_WAIT_INTERVAL_MS)
+		long long pause = probes >= 1 && probes < 6 ?
+		    10LL << (probes - 1) : VSOCK_WAIT_INTERVAL_MS;
+		if (pause > VSOCK_WAIT_INTERVAL_MS)
 			pause = VSOCK_WAIT_INTERVAL_MS;
 		if (!dial)
 			pause = 50;
+		if (starting && wait > 0)
+			pause = 0;   /* it has waited already */
 		sleep_ms((int)(now + pause < deadline ? pause : deadline - now));
 	}
 }

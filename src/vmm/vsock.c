@@ -512,17 +512,25 @@ probe_ping(const char *uds_path, unsigned port, long long deadline,
 		set_result(h, VSOCK_HEALTH_UNREACHABLE, "bad_response", "");
 }
 
-static const char http_request[] =
-    "GET /healthz HTTP/1.0\r\n"
-    "Host: banger-agent\r\n"
-    "User-Agent: bangerd\r\n"
-    "Accept: application/json\r\n"
-    "\r\n";
-
 int
 vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
     struct vsock_health *ret)
 {
+	return vsock_probe_health_wait(uds_path, port, timeout_ms, 0, ret);
+}
+
+int
+vsock_probe_health_wait(const char *uds_path, unsigned port, int timeout_ms,
+    int wait_ms, struct vsock_health *ret)
+{
+	char http_request[160], query[32] = "";
+
+	if (wait_ms > 0)
+		snprintf(query, sizeof(query), "?wait_ms=%d", wait_ms);
+	int reqlen = snprintf(http_request, sizeof(http_request),
+	    "GET /healthz%s HTTP/1.0\r\nHost: banger-agent\r\n"
+	    "User-Agent: bangerd\r\nAccept: application/json\r\n\r\n",
+	    query);
 	memset(ret, 0, sizeof(*ret));
 	long long start = time_mono_ms();
 	if (timeout_ms <= 0)
@@ -540,8 +548,7 @@ vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
 	}
 
 	int fallback = 0;
-	int w = uhttp_write(fd, http_request, sizeof(http_request) - 1,
-	    deadline);
+	int w = uhttp_write(fd, http_request, (size_t)reqlen, deadline);
 	if (w == -2) {
 		set_result(ret, VSOCK_HEALTH_UNREACHABLE, "timeout", "");
 	} else if (w == -1) {

@@ -122,6 +122,11 @@ json_t *vsock_caps_json(unsigned caps);
  *                      the field count as ready. */
 int vsock_probe_health(const char *uds_path, unsigned port, int timeout_ms,
     struct vsock_health *ret);
+/* The same, asking an agent that is not ready yet to answer when it is,
+ * or after wait_ms ("GET /healthz?wait_ms=N"; older agents answer at
+ * once).  timeout_ms must leave room for the wait. */
+int vsock_probe_health_wait(const char *uds_path, unsigned port,
+    int timeout_ms, int wait_ms, struct vsock_health *ret);
 
 /* Probe repeatedly until the agent is reachable and ready (status OK or
  * DEGRADED) or deadline_ms passes.  0 when reachable; -1 otherwise: with

@@ -346,13 +346,33 @@ check "not_ready names sshd and the port" test "$(jget "$tmp/r1.json" not_ready)
 check "sshd check failed" test "$(jget "$tmp/r1.json" checks.sshd.ok)" = false
 check "workdisk check passed" test "$(jget "$tmp/r1.json" checks.workdisk.ok)" = true
 check "status stays ok (readiness is separate)" test "$(jget "$tmp/r1.json" status)" = ok
+# ?wait_ms=N: not ready for the whole wait, the answer comes after it.
+t=$(curl -sS --unix-socket "$rdy" -o "$tmp/rw.json" -w '%{time_total}' \
+	'http://agent/healthz?wait_ms=400')
+check "wait_ms: still not ready after the wait" test "$(jget "$tmp/rw.json" ready)" = false
+check "wait_ms: answered after the wait ($t s)" "$py" -c 'import sys; sys.exit(not 0.38 <= float(sys.argv[1]) < 3)' "$t"
+for q in 'wait_ms=5001' 'wait_ms=-1' 'wait_ms=1x' 'wait_ms='; do
+	code=$(curl -sS --unix-socket "$rdy" -o /dev/null -w '%{http_code}' "http://agent/healthz?$q")
+	check "healthz?$q is 400" test "$code" = 400
+done
+# A wait ends the moment the guest is ready: sshd listening 0.3 s in.
+curl -sS --unix-socket "$rdy" -o "$tmp/rw2.json" -w '%{time_total}' \
+	'http://agent/healthz?wait_ms=5000' >"$tmp/rw2.time" &
+waiter=$!
+sleep 0.3
 "$py" -c 'import socket,sys,time; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("up", flush=True); time.sleep(30)' "$port" >"$tmp/listener.out" &
 listener=$!
 pids+=("$listener")
 for ((i = 0; i < 100; i++)); do [[ -s $tmp/listener.out ]] && break; sleep 0.05; done
+wait "$waiter"
+check "wait_ms: ready within the wait" test "$(jget "$tmp/rw2.json" ready)" = true
+check "wait_ms: answered once ready, not at the end ($(cat "$tmp/rw2.time") s)" \
+	"$py" -c 'import sys; sys.exit(not 0.25 <= float(open(sys.argv[1]).read()) < 4.5)' "$tmp/rw2.time"
 curl -sS --unix-socket "$rdy" http://agent/healthz >"$tmp/r2.json"
 check "ready once the port listens" test "$(jget "$tmp/r2.json" ready)" = true
 check "not_ready is null when ready" test "$(jget "$tmp/r2.json" not_ready)" = null
+t=$(curl -sS --unix-socket "$rdy" -o /dev/null -w '%{time_total}' 'http://agent/healthz?wait_ms=5000')
+check "wait_ms: a ready guest answers at once ($t s)" "$py" -c 'import sys; sys.exit(not float(sys.argv[1]) < 1)' "$t"
 kill "$listener"
 mkdir -p "$tmp/wd2"
 start_agent unready "$tmp/wd2" --ready workdisk

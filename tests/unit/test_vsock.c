@@ -235,6 +235,7 @@ struct fake {
 	unsigned last_port;
 	int late_ok_failed;   /* FAKE_SLOWACK: the OK write hit a closed peer */
 	int late_ok_sent;
+	char request_line[128];  /* FAKE_CANNED: the last request's first line */
 };
 
 static void
@@ -315,6 +316,9 @@ fake_handle(struct fake *f, int c)
 		for (int i = 0; i < 64; i++) {
 			if (read_line(c, head, sizeof(head), 1000) < 0)
 				break;
+			if (i == 0)
+				snprintf(f->request_line, sizeof(f->request_line),
+				    "%.*s", (int)strcspn(head, "\r"), head);
 			if (head[0] == '\0' || strcmp(head, "\r") == 0)
 				break;
 		}
@@ -940,6 +944,20 @@ test_not_ready(void)
 	    "starting") == 0, "name");
 	fail_unless(rc < 0 && err.code == BN_ENOT_READY, "code %d", err.code);
 	fail_unless(strstr(err.msg, "network: 10.0.0.2") != NULL, "%s", err.msg);
+	fail_unless(strcmp(f.request_line, "GET /healthz HTTP/1.0") == 0,
+	    "a plain probe asks: %s", f.request_line);
+
+	/* A probe that lets the agent wait until it is ready says so. */
+	fail_unless(fake_start(&f, "notready2", FAKE_CANNED, 0, NULL,
+	    "HTTP/1.1 200 OK\r\n\r\n{\"status\":\"ok\",\"ready\":false,"
+	    "\"not_ready\":\"sshd: nothing listens on port 22\"}") == 0, "fake");
+	vsock_probe_health_wait(f.path, 1024, 1500, 700, &h);
+	st = h.status;
+	vsock_health_clear(&h);
+	fake_stop(&f);
+	fail_unless(st == VSOCK_HEALTH_STARTING, "status %d", st);
+	fail_unless(strcmp(f.request_line, "GET /healthz?wait_ms=700 HTTP/1.0") ==
+	    0, "a waiting probe asks: %s", f.request_line);
 	return 0;
 }
 
