@@ -507,6 +507,13 @@ inst 0644 "$files/ssh-early.conf" /etc/systemd/system/ssh.service.d/banger.conf
 for u in systemd-udevd systemd-udev-trigger; do
 	inst 0644 "$files/udev-late.conf" "/etc/systemd/system/$u.service.d/banger.conf"
 done
+# Early boot's other work after sshd and the agent too (boot-late.conf says
+# which and why); /tmp is emptied by banger-guest instead (tmp.conf).
+for u in systemd-journal-flush systemd-sysctl systemd-random-seed \
+	systemd-tmpfiles-setup-dev systemd-tmpfiles-setup systemd-update-utmp; do
+	inst 0644 "$files/boot-late.conf" "/etc/systemd/system/$u.service.d/banger.conf"
+done
+inst 0644 "$files/tmp.conf" /etc/tmpfiles.d/tmp.conf
 # No background apt downloads in short-lived VMs.
 rm -f -- "$tree/etc/systemd/system/timers.target.wants/apt-daily.timer" \
 	"$tree/etc/systemd/system/timers.target.wants/apt-daily-upgrade.timer"

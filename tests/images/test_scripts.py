@@ -319,6 +319,39 @@ def test_guest_setup_nothing_on_the_cmdline(tmp_path):
     assert sorted(p.name for p in etc.iterdir()) == ["hosts"]
 
 
+def test_guest_setup_empties_tmp(tmp_path):
+    # As systemd-tmpfiles-setup would at boot, before sshd: everything in
+    # /tmp goes, dot files and trees included; a symlink is removed, not
+    # followed.
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    tmp = tmp_path / "g" / "tmp"
+    (tmp / "tree" / "deep").mkdir(parents=True)
+    (tmp / "tree" / "deep" / "f").write_text("x")
+    for name in ("a", ".hidden", "..dots", "-dash", "sp ace"):
+        (tmp / name).write_text("x")
+    (tmp / "link").symlink_to(outside)
+    r, etc = guest_setup(tmp_path, "console=ttyS0")
+    assert r.returncode == 0, r.stderr
+    assert tmp.is_dir() and list(tmp.iterdir()) == []
+    assert (outside / "keep").exists()
+    # Already empty (a first boot): nothing to do, no program started.
+    r, etc = guest_setup(tmp_path, "console=ttyS0")
+    assert r.returncode == 0 and list(tmp.iterdir()) == []
+
+
+def test_guest_setup_leaves_a_tmp_symlink(tmp_path):
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep").write_text("x")
+    (tmp_path / "g").mkdir()
+    (tmp_path / "g" / "tmp").symlink_to(target)
+    r, etc = guest_setup(tmp_path, "console=ttyS0")
+    assert r.returncode == 0, r.stderr
+    assert (target / "keep").exists()
+
+
 def test_guest_setup_usage():
     r = run(["sh", GUEST_SETUP, "--bogus"])
     assert r.returncode == 2
