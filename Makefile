@@ -265,7 +265,7 @@ lint-openapi:
 ## lint-shell: shellcheck every tracked shell script
 lint-shell:
 	@files=$$(git ls-files '*.sh' .ci/run); \
-	    if [ -n "$$files" ]; then shellcheck $$files; fi
+	    if [ -n "$$files" ]; then shellcheck -x $$files; fi
 
 ## run: the main job: install what is missing, build, assemble the runtime
 ##      bundle, boot VM "demo", show it healthy, SSH in (re-runnable)

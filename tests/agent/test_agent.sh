@@ -8,37 +8,9 @@
 # to the repository root).
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-agent=${BANGER_AGENT:-$root/runtime/banger-vsock-agent}
-py=/usr/bin/python3
-[[ -x $py ]] || py=python3
-
-tmp=$(mktemp -d /tmp/banger-agent-test.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-
-if [[ ! -x $agent ]]; then
-	echo "Bail out! agent binary $agent not found (build it or set BANGER_AGENT)"
-	exit 1
-fi
+test_name=agent
+# shellcheck source=tests/agent/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # Raw request over a Unix socket, then half-close; prints the whole reply.
 raw() { # raw SOCKET PAYLOAD(python bytes literal)
@@ -56,17 +28,6 @@ while True:
         break
     out += d
 sys.stdout.write(out.decode("utf-8", "replace"))
-EOF
-}
-
-# Value of a dotted path in a JSON file, JSON-encoded (strings unquoted).
-jget() { # jget FILE a.b.c
-	"$py" - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if isinstance(v, str) else json.dumps(v))
 EOF
 }
 
@@ -565,6 +526,4 @@ wait "${pids[0]}" && rc=0 || rc=$?
 check "SIGTERM exits 0" test "$rc" -eq 0
 check "socket unlinked on exit" test ! -e "$good"
 
-echo "1..$n"
-echo "# $((n - failed)) passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish

@@ -7,66 +7,14 @@
 # binary is $BANGER_AGENT, default runtime/banger-vsock-agent.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-agent=${BANGER_AGENT:-$root/runtime/banger-vsock-agent}
-py=/usr/bin/python3
-[[ -x $py ]] || py=python3
-
-tmp=$(mktemp -d /tmp/banger-tty-test.XXXXXX)
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-
-if [[ ! -x $agent ]]; then
-	echo "Bail out! agent binary $agent not found (build it or set BANGER_AGENT)"
-	exit 1
-fi
-
-jget() { # jget FILE a.b.c
-	"$py" - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if isinstance(v, str) else json.dumps(v))
-EOF
-}
+test_name=exec-tty
+# shellcheck source=tests/agent/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # jtrue FILE EXPR: a Python expression over d (the JSON in FILE) holds.
 jtrue() {
 	"$py" -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not eval(sys.argv[2]))' "$1" "$2" ||
 		{ echo "# $(head -c 600 "$1")"; return 1; }
-}
-
-start_agent() { # start_agent NAME [ARGS...] -> sets sock, apid
-	sock=$tmp/$1.sock
-	"$agent" --listen "unix:$sock" --ready none "${@:2}" 2>>"$tmp/agent.log" &
-	apid=$!
-	pids+=("$apid")
-	local i
-	for ((i = 0; i < 100; i++)); do
-		curl -s --max-time 1 --unix-socket "$sock" -o /dev/null \
-			http://agent/healthz && return 0
-		sleep 0.02
-	done
-	return 1
 }
 
 tty_run() { # tty_run OUTFILE ARGS...: tty_client.py on $sock
@@ -214,5 +162,4 @@ check "and the job is killed" gone_within '^sleep 300.42420207'
 check "the agent leaves no child behind (no zombies)" no_children "$tpid"
 check "/healthz still answers" curl -sf --unix-socket "$sock" -o /dev/null http://agent/healthz
 
-echo "1..$n"
-[[ $failed -eq 0 ]]
+finish

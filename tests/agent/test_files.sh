@@ -8,64 +8,11 @@
 # root and a user "nobody"; they are skipped otherwise.
 set -euo pipefail
 
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-agent=${BANGER_AGENT:-$root/runtime/banger-vsock-agent}
-py=/usr/bin/python3
-[[ -x $py ]] || py=python3
+test_name=files
+# shellcheck source=tests/agent/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 tu=$root/tests/agent/tar_util.py
-
-tmp=$(mktemp -d /tmp/banger-files-test.XXXXXX)
 chmod 755 "$tmp"
-pids=()
-cleanup() {
-	local p
-	for p in "${pids[@]}"; do
-		kill "$p" 2>/dev/null || true
-		wait "$p" 2>/dev/null || true
-	done
-	chmod -R u+rwx "$tmp" 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { # check DESCRIPTION COMMAND...
-	local desc=$1
-	shift
-	if "$@"; then ok "$desc"; else not_ok "$desc"; fi
-}
-
-if [[ ! -x $agent ]]; then
-	echo "Bail out! agent binary $agent not found (build it or set BANGER_AGENT)"
-	exit 1
-fi
-
-jget() { # jget FILE a.b.c
-	"$py" - "$1" "$2" <<'EOF'
-import json, sys
-v = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    v = v[int(k)] if isinstance(v, list) else v[k]
-print(v if isinstance(v, str) else json.dumps(v))
-EOF
-}
-
-start_agent() { # start_agent NAME [ARGS...] -> sets sock, apid
-	sock=$tmp/$1.sock
-	"$agent" --listen "unix:$sock" --ready none "${@:2}" 2>>"$tmp/agent.log" &
-	apid=$!
-	pids+=("$apid")
-	local i
-	for ((i = 0; i < 100; i++)); do
-		curl -s --max-time 1 --unix-socket "$sock" -o /dev/null \
-			http://agent/healthz && return 0
-		sleep 0.02
-	done
-	return 1
-}
 
 get() { # get OUTFILE QUERY -> the status
 	curl -sS --unix-socket "$sock" -o "$1" -w '%{http_code}' "http://agent/files?$2"
@@ -321,6 +268,4 @@ sleep 0.2
 check "no agent errors but the expected ones" bash -c \
 	"! grep -v 'GET /files: \\|PUT /files: src: Operation not permitted' '$tmp/agent.log'"
 
-echo "1..$n"
-echo "# $((n - failed)) passed, $failed failed"
-[[ $failed -eq 0 ]]
+finish
