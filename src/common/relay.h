@@ -25,10 +25,9 @@ struct relay_end {
  * on with what the peer sent before it left.  An end that hangs up for
  * good (closed by its peer, or shut down both ways) ends the direction
  * into it at once, even while the other end sends nothing.  No idle
- * timeout: a
- * forwarded connection may stay quiet for hours.  The fds stay open (the
- * caller closes them).  0 when both directions ended with EOF, -1 when
- * one ended on an error or poll failed. */
+ * timeout: a forwarded connection may stay quiet for hours.  The fds stay
+ * open (the caller closes them).  0 when both directions ended with EOF,
+ * -1 when one ended on an error or poll failed. */
 int relay_run(struct relay_end *a, struct relay_end *b);
 
 #endif

@@ -7,8 +7,8 @@
 # (/usr/bin/python3, else python3 on PATH) and tmp (a new directory,
 # /tmp/banger-NAME-test.XXXXXX, removed on exit with every pid in pids
 # killed first), and defines the TAP helpers: check, ok, not_ok and
-# finish (the plan and a summary line; false when a check failed), jget
-# and start_agent.
+# finish (the plan and a summary line; false when a check failed), jget,
+# agent_answers and start_agent.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 agent=${BANGER_AGENT:-$root/runtime/banger-vsock-agent}
@@ -59,13 +59,8 @@ print(v if isinstance(v, str) else json.dumps(v))
 PY
 }
 
-# An agent on $tmp/NAME.sock, without readiness checks unless ARGS ask for
-# them, once it answers.
-start_agent() { # start_agent NAME [ARGS...] -> sets sock, apid
-	sock=$tmp/$1.sock
-	"$agent" --listen "unix:$sock" --ready none "${@:2}" 2>>"$tmp/agent.log" &
-	apid=$!
-	pids+=("$apid")
+# Wait until the agent on $sock answers (2 s at most).
+agent_answers() {
 	local i
 	for ((i = 0; i < 100; i++)); do
 		curl -s --max-time 1 --unix-socket "$sock" -o /dev/null \
@@ -73,4 +68,14 @@ start_agent() { # start_agent NAME [ARGS...] -> sets sock, apid
 		sleep 0.02
 	done
 	return 1
+}
+
+# An agent on $tmp/NAME.sock, without readiness checks unless ARGS ask for
+# them, once it answers.
+start_agent() { # start_agent NAME [ARGS...] -> sets sock, apid
+	sock=$tmp/$1.sock
+	"$agent" --listen "unix:$sock" --ready none "${@:2}" 2>>"$tmp/agent.log" &
+	apid=$!
+	pids+=("$apid")
+	agent_answers
 }

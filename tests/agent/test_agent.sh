@@ -44,13 +44,7 @@ start_agent() { # start_agent NAME WORKDISK [ARGS...] -> sets sock
 	"$agent" --listen "unix:$sock" --workdisk "$2" --workdev /dev/test-vdb \
 		--layout-state "$tmp/$1.layout" "${@:3}" 2>>"$tmp/agent.log" &
 	pids+=($!)
-	local i
-	for ((i = 0; i < 100; i++)); do
-		curl -s --max-time 1 --unix-socket "$sock" -o /dev/null \
-			http://agent/healthz && return 0
-		sleep 0.02
-	done
-	return 1
+	agent_answers
 }
 
 # --- binary ---
